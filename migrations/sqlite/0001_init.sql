@@ -1,0 +1,95 @@
+-- voicepaas schema, SQLite. Instants are Unix milliseconds (INTEGER); JSON is TEXT.
+
+CREATE TABLE server_keys (
+    name  TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+
+CREATE TABLE accounts (
+    sid                  TEXT PRIMARY KEY,
+    name                 TEXT NOT NULL,
+    token_hash           TEXT NOT NULL,
+    enabled              BOOLEAN NOT NULL DEFAULT TRUE,
+    cps                  INTEGER NOT NULL DEFAULT 10,
+    max_concurrent_calls INTEGER NOT NULL DEFAULT 100,
+    max_queued_calls     INTEGER NOT NULL DEFAULT 10000,
+    answer_timeout       INTEGER NOT NULL DEFAULT 45,
+    queued_calls         INTEGER NOT NULL DEFAULT 0,
+    created_at           INTEGER NOT NULL
+);
+
+CREATE TABLE applications (
+    app_id              TEXT PRIMARY KEY,
+    account_sid         TEXT NOT NULL REFERENCES accounts (sid),
+    name                TEXT NOT NULL,
+    notify_url          TEXT,
+    status_url          TEXT,
+    cdr_url             TEXT,
+    cdr_feed_url        TEXT,
+    cdr_batch_size      INTEGER NOT NULL DEFAULT 100,
+    cdr_batch_window_ms INTEGER NOT NULL DEFAULT 1000,
+    allowed_caller_ids  TEXT NOT NULL DEFAULT '[]',
+    signing_secret      TEXT NOT NULL,
+    created_at          INTEGER NOT NULL,
+    updated_at          INTEGER NOT NULL
+);
+CREATE INDEX applications_by_account ON applications (account_sid);
+
+CREATE TABLE prompts (
+    app_id      TEXT NOT NULL REFERENCES applications (app_id),
+    name        TEXT NOT NULL,
+    audio       BLOB NOT NULL,
+    size_bytes  INTEGER NOT NULL,
+    sample_rate INTEGER NOT NULL,
+    duration_ms INTEGER NOT NULL,
+    created_at  INTEGER NOT NULL,
+    PRIMARY KEY (app_id, name)
+);
+
+CREATE TABLE requests (
+    id          TEXT PRIMARY KEY,
+    account_sid TEXT NOT NULL,
+    app_id      TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    from_number TEXT,
+    userdata    TEXT,
+    params      TEXT NOT NULL,
+    created_at  INTEGER NOT NULL
+);
+
+CREATE TABLE idempotency_keys (
+    account_sid  TEXT NOT NULL,
+    idem_key     TEXT NOT NULL,
+    request_hash TEXT NOT NULL,
+    response     TEXT NOT NULL,
+    created_at   INTEGER NOT NULL,
+    PRIMARY KEY (account_sid, idem_key)
+);
+
+CREATE TABLE conversations (
+    id          TEXT PRIMARY KEY,
+    request_id  TEXT NOT NULL,
+    account_sid TEXT NOT NULL,
+    app_id      TEXT NOT NULL,
+    state       TEXT NOT NULL,
+    bye_type    INTEGER,
+    created_at  INTEGER NOT NULL,
+    ended_at    INTEGER
+);
+
+CREATE TABLE calls (
+    id              TEXT PRIMARY KEY,
+    request_id      TEXT NOT NULL,
+    account_sid     TEXT NOT NULL,
+    app_id          TEXT NOT NULL,
+    kind            TEXT NOT NULL,
+    conversation_id TEXT,
+    leg_seq         INTEGER NOT NULL DEFAULT 0,
+    state           TEXT NOT NULL,
+    to_number       TEXT NOT NULL,
+    cause           TEXT,
+    created_at      INTEGER NOT NULL,
+    updated_at      INTEGER NOT NULL
+);
+CREATE INDEX calls_captcha_by_callee ON calls (account_sid, to_number, created_at) WHERE kind = 'captcha';
+CREATE INDEX calls_by_conversation ON calls (conversation_id) WHERE conversation_id IS NOT NULL;

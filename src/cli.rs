@@ -1,0 +1,261 @@
+//! Subcommands of the `voicepaas` binary: `serve`, `migrate`, `account …`, `app …`. The
+//! account and app commands work directly on the database named by `DATABASE_URL` and
+//! print JSON.
+
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use serde_json::{Map, Value, json};
+
+use crate::config::Settings;
+use crate::domain::Fields;
+use crate::domain::application::AppSettings;
+use crate::domain::limits::AccountPatch;
+use crate::startup::Application;
+use crate::store::Store;
+
+/// voicepaas: self-hostable cloud voice API (notices, captchas, click-to-call).
+#[derive(Debug, Parser)]
+#[command(version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the HTTP API (applies pending migrations first).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Manage accounts.
+    #[command(subcommand)]
+    Account(AccountCommand),
+    /// Manage applications.
+    #[command(subcommand)]
+    App(AppCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum AccountCommand {
+    /// Create an account; prints its AccountSid and auth token (shown only once).
+    Create {
+        /// A label for operators.
+        #[arg(long)]
+        name: String,
+    },
+    /// List accounts.
+    List,
+    /// Disable an account: its requests then fail authentication.
+    Disable {
+        /// The AccountSid.
+        sid: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AppCommand {
+    /// Create an application; prints its appId and signing secret.
+    Create {
+        /// Owner AccountSid.
+        #[arg(long)]
+        account: String,
+        /// A label.
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        settings: AppFlags,
+    },
+    /// List the applications of an account.
+    List {
+        /// Owner AccountSid.
+        #[arg(long)]
+        account: String,
+    },
+    /// Change an application's settings.
+    Update {
+        /// Owner AccountSid.
+        #[arg(long)]
+        account: String,
+        /// The appId.
+        #[arg(long)]
+        app: String,
+        /// A new label.
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        settings: AppFlags,
+    },
+}
+
+/// Application settings as flags; validated by the same rules as the operator API.
+#[derive(Debug, Args)]
+struct AppFlags {
+    /// Result callbacks of notices and captchas ("" clears).
+    #[arg(long)]
+    notify_url: Option<String>,
+    /// Click-to-call status callbacks ("" clears).
+    #[arg(long)]
+    status_url: Option<String>,
+    /// Click-to-call CDR callbacks ("" clears).
+    #[arg(long)]
+    cdr_url: Option<String>,
+    /// Batched CDR feed ("" clears).
+    #[arg(long)]
+    cdr_feed_url: Option<String>,
+    /// CDRs per feed batch (1-1000).
+    #[arg(long)]
+    cdr_batch_size: Option<i64>,
+    /// Longest wait for a partial feed batch, ms.
+    #[arg(long)]
+    cdr_batch_window_ms: Option<i64>,
+    /// A caller id the app may display (repeat for several; none = any).
+    #[arg(long = "allowed-caller-id")]
+    allowed_caller_ids: Vec<String>,
+}
+
+impl AppFlags {
+    fn parse(&self, name: Option<&str>, creating: bool) -> Result<AppSettings, String> {
+        let mut body = Map::new();
+        let mut set = |key: &str, value: Option<Value>| {
+            if let Some(v) = value {
+                body.insert(key.to_string(), v);
+            }
+        };
+        set("name", name.map(Value::from));
+        set("notifyUrl", self.notify_url.clone().map(Value::from));
+        set("statusUrl", self.status_url.clone().map(Value::from));
+        set("cdrUrl", self.cdr_url.clone().map(Value::from));
+        set("cdrFeedUrl", self.cdr_feed_url.clone().map(Value::from));
+        set("cdrBatchSize", self.cdr_batch_size.map(Value::from));
+        set(
+            "cdrBatchWindowMs",
+            self.cdr_batch_window_ms.map(Value::from),
+        );
+        set(
+            "allowedCallerIds",
+            (!self.allowed_caller_ids.is_empty())
+                .then(|| Value::from(self.allowed_caller_ids.clone())),
+        );
+        AppSettings::parse(Fields(&body), creating).map_err(|e| e.0)
+    }
+}
+
+/// Runs the parsed command line; the process exit code says how it went.
+pub fn main(cli: Cli) -> ExitCode {
+    let settings = match Settings::from_env() {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("voicepaas: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    crate::telemetry::init(&settings.log_filter);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("voicepaas: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command, settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("voicepaas: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print(value: &Value) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    );
+}
+
+async fn run(command: Command, settings: Settings) -> Result<(), String> {
+    if let Command::Serve = command {
+        let app = Application::build(settings.clone())
+            .await
+            .map_err(|e| e.to_string())?;
+        tracing::info!(port = app.port(), listen = %settings.listen, database = if settings.uses_postgres() { "postgres" } else { "sqlite" }, "voicepaas serving");
+        return app.run_until_stopped().await.map_err(|e| e.to_string());
+    }
+    let store = Store::open(settings.database_url.expose())
+        .await
+        .map_err(|e| e.to_string())?;
+    match command {
+        Command::Serve => unreachable!("handled above"),
+        Command::Migrate => println!("migrations applied ({})", store.backend()),
+        Command::Account(AccountCommand::Create { name }) => {
+            let (account, token) = store
+                .create_account(&name)
+                .await
+                .map_err(|e| e.to_string())?;
+            print(&json!({"accountSid": account.sid, "authToken": token}));
+        }
+        Command::Account(AccountCommand::List) => print(&json!(
+            store.list_accounts().await.map_err(|e| e.to_string())?
+        )),
+        Command::Account(AccountCommand::Disable { sid }) => {
+            let patch = AccountPatch {
+                enabled: Some(false),
+                ..AccountPatch::default()
+            };
+            let account = store
+                .update_account(&sid, &patch)
+                .await
+                .map_err(|e| e.to_string())?;
+            print(&json!(
+                account.ok_or_else(|| format!("account {sid} not found"))?
+            ));
+        }
+        Command::App(AppCommand::Create {
+            account,
+            name,
+            settings,
+        }) => {
+            let settings = settings.parse(Some(&name), true)?;
+            store
+                .find_account(&account)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("account {account} not found"))?;
+            let app = store
+                .create_app(&account, &settings)
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut shown = app.to_json();
+            shown["signingSecret"] = app.signing_secret.clone().into();
+            print(&shown);
+        }
+        Command::App(AppCommand::List { account }) => {
+            let apps = store.list_apps(&account).await.map_err(|e| e.to_string())?;
+            print(&Value::from(
+                apps.iter().map(|a| a.to_json()).collect::<Vec<_>>(),
+            ));
+        }
+        Command::App(AppCommand::Update {
+            account,
+            app,
+            name,
+            settings,
+        }) => {
+            let settings = settings.parse(name.as_deref(), false)?;
+            let updated = store
+                .update_app(&account, &app, &settings)
+                .await
+                .map_err(|e| e.to_string())?;
+            print(
+                &updated
+                    .ok_or_else(|| format!("application {app} not found in account {account}"))?
+                    .to_json(),
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,449 @@
+//! Typed settings (API.md §13), read once at start from an optional config file and the
+//! environment, and checked there: a bad value stops the process with a message that
+//! names the variable. Nothing else in the crate reads the environment.
+//!
+//! Layers, lowest first: compiled-in defaults → the file named by `VOICEPAAS_CONFIG`
+//! (`KEY=value` lines, `#` comments) → the process environment.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+
+/// Every key the settings understand, with its default (`None` = unset by default).
+const KEYS: &[(&str, Option<&str>)] = &[
+    ("VOICEPAAS_LISTEN", Some("127.0.0.1:8080")),
+    ("DATABASE_URL", Some("sqlite://./data/voicepaas.db")),
+    ("VOICEPAAS_MEDIA", Some("sandbox")),
+    ("VOICEPAAS_DIAL_STRING", Some("sofia/gateway/pstn/{number}")),
+    ("VOICEPAAS_SANDBOX_SPEED", Some("1")),
+    ("VOICEPAAS_ALLOW_PRIVATE_WEBHOOKS", Some("false")),
+    ("VOICEPAAS_ADMIN_TOKEN", None),
+    ("VOICEPAAS_NODE_ID", Some("10000")),
+    ("VOICEPAAS_TIMEZONE", Some("Asia/Shanghai")),
+    ("VOICEPAAS_WEBHOOK_RETRY_SCALE", Some("1")),
+    ("VOICEPAAS_SOFT_VERSIONS", Some("v1,2019-08-14")),
+    ("VOICEPAAS_CAPTCHA_LIMITS", Some("1,5,20")),
+    ("VOICEPAAS_LOG", Some("info")),
+];
+
+/// The name of the variable that points at an optional config file.
+pub const CONFIG_FILE_VAR: &str = "VOICEPAAS_CONFIG";
+
+/// A configuration value that could not be used; names the variable.
+#[derive(Debug, thiserror::Error)]
+#[error("{var}: {message}")]
+pub struct ConfigError {
+    /// The variable (or file) at fault.
+    pub var: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(var: &str, message: impl Into<String>) -> Self {
+        Self {
+            var: var.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+/// A string that must never reach a log line (tokens, URLs with passwords).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    /// The secret itself, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// One FreeSWITCH Event Socket endpoint (`esl://:password@host:port`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EslNode {
+    /// Host name or address.
+    pub host: String,
+    /// TCP port (8021 by default in FreeSWITCH).
+    pub port: u16,
+    /// The `auth` password.
+    pub password: Secret,
+}
+
+/// Which media servers calls go to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaSetting {
+    /// The in-process sandbox (API.md §12).
+    Sandbox,
+    /// Real FreeSWITCH nodes.
+    Nodes(Vec<EslNode>),
+}
+
+/// Per-callee captcha limits for one account (API.md §1a).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CaptchaLimits {
+    /// Captchas to one number per rolling minute.
+    pub per_minute: u32,
+    /// Per rolling hour.
+    pub per_hour: u32,
+    /// Per rolling day.
+    pub per_day: u32,
+}
+
+/// All settings of a voicepaas process.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Address the HTTP server binds (`VOICEPAAS_LISTEN`).
+    pub listen: SocketAddr,
+    /// `sqlite://…` or `postgres://…` (`DATABASE_URL`).
+    pub database_url: Secret,
+    /// Sandbox or FreeSWITCH nodes (`VOICEPAAS_MEDIA`).
+    pub media: MediaSetting,
+    /// Dial string template with `{number}` (`VOICEPAAS_DIAL_STRING`).
+    pub dial_string: String,
+    /// Sandbox clock speed-up (`VOICEPAAS_SANDBOX_SPEED`).
+    pub sandbox_speed: f64,
+    /// Whether webhooks may target private addresses (`VOICEPAAS_ALLOW_PRIVATE_WEBHOOKS`).
+    pub allow_private_webhooks: bool,
+    /// Bearer token of the operator API; the API is off when unset (`VOICEPAAS_ADMIN_TOKEN`).
+    pub admin_token: Option<Secret>,
+    /// Five-digit node id put into every id this process makes (`VOICEPAAS_NODE_ID`).
+    pub node_id: u32,
+    /// Time zone of times in callbacks, CDRs and queries (`VOICEPAAS_TIMEZONE`).
+    pub timezone: chrono_tz::Tz,
+    /// Multiplier on every webhook retry delay (`VOICEPAAS_WEBHOOK_RETRY_SCALE`).
+    pub webhook_retry_scale: f64,
+    /// Accepted `{SoftVersion}` path segments of click-to-call (`VOICEPAAS_SOFT_VERSIONS`).
+    pub soft_versions: Vec<String>,
+    /// Per-callee captcha limits: `per minute,per hour,per day` (`VOICEPAAS_CAPTCHA_LIMITS`).
+    pub captcha_limits: CaptchaLimits,
+    /// Log filter, `tracing_subscriber::EnvFilter` syntax (`VOICEPAAS_LOG`).
+    pub log_filter: String,
+}
+
+impl Settings {
+    /// Reads the config file (if `VOICEPAAS_CONFIG` is set) and the environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let mut values = HashMap::new();
+        if let Ok(path) = std::env::var(CONFIG_FILE_VAR) {
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                ConfigError::new(CONFIG_FILE_VAR, format!("cannot read {path}: {e}"))
+            })?;
+            values.extend(parse_config_file(&text)?);
+        }
+        for (key, _) in KEYS {
+            if let Ok(value) = std::env::var(key) {
+                values.insert((*key).to_string(), value);
+            }
+        }
+        Self::from_values(&values)
+    }
+
+    /// Builds settings from explicit key/value pairs over the defaults (used by tests).
+    pub fn from_values(values: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        if let Some(key) = values
+            .keys()
+            .find(|k| !KEYS.iter().any(|(known, _)| known == k))
+        {
+            return Err(ConfigError::new(key, "unknown setting"));
+        }
+        let get = |key: &str| -> Option<String> {
+            values.get(key).cloned().or_else(|| {
+                KEYS.iter()
+                    .find(|(k, _)| *k == key)
+                    .and_then(|(_, d)| d.map(str::to_string))
+            })
+        };
+        let required = |key: &str| get(key).unwrap_or_default();
+
+        let listen = required("VOICEPAAS_LISTEN");
+        let listen = listen.parse().map_err(|_| {
+            ConfigError::new(
+                "VOICEPAAS_LISTEN",
+                format!("expected host:port like 127.0.0.1:8080, got {listen:?}"),
+            )
+        })?;
+        let database_url = required("DATABASE_URL");
+        if !(database_url.starts_with("sqlite:")
+            || database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://"))
+        {
+            return Err(ConfigError::new(
+                "DATABASE_URL",
+                "expected sqlite://… or postgres://…",
+            ));
+        }
+        let dial_string = required("VOICEPAAS_DIAL_STRING");
+        if !dial_string.contains("{number}") {
+            return Err(ConfigError::new(
+                "VOICEPAAS_DIAL_STRING",
+                "must contain {number}",
+            ));
+        }
+        let node_id = required("VOICEPAAS_NODE_ID");
+        let node_id = node_id
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n <= 99_999)
+            .ok_or_else(|| {
+                ConfigError::new(
+                    "VOICEPAAS_NODE_ID",
+                    format!("expected a number 0-99999, got {node_id:?}"),
+                )
+            })?;
+        let timezone = required("VOICEPAAS_TIMEZONE");
+        let timezone = timezone.parse().map_err(|_| {
+            ConfigError::new(
+                "VOICEPAAS_TIMEZONE",
+                format!("unknown time zone {timezone:?} (use an IANA name like Asia/Shanghai)"),
+            )
+        })?;
+        let soft_versions: Vec<String> = required("VOICEPAAS_SOFT_VERSIONS")
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
+        if soft_versions.is_empty() || soft_versions.iter().any(|v| v.contains('/')) {
+            return Err(ConfigError::new(
+                "VOICEPAAS_SOFT_VERSIONS",
+                "expected a comma list of path segments like v1,2019-08-14",
+            ));
+        }
+        Ok(Self {
+            listen,
+            database_url: Secret::new(database_url),
+            media: parse_media(&required("VOICEPAAS_MEDIA"))?,
+            dial_string,
+            sandbox_speed: parse_positive(
+                "VOICEPAAS_SANDBOX_SPEED",
+                &required("VOICEPAAS_SANDBOX_SPEED"),
+                false,
+            )?,
+            allow_private_webhooks: parse_bool(
+                "VOICEPAAS_ALLOW_PRIVATE_WEBHOOKS",
+                &required("VOICEPAAS_ALLOW_PRIVATE_WEBHOOKS"),
+            )?,
+            admin_token: get("VOICEPAAS_ADMIN_TOKEN")
+                .filter(|t| !t.is_empty())
+                .map(Secret::new),
+            node_id,
+            timezone,
+            webhook_retry_scale: parse_positive(
+                "VOICEPAAS_WEBHOOK_RETRY_SCALE",
+                &required("VOICEPAAS_WEBHOOK_RETRY_SCALE"),
+                true,
+            )?,
+            soft_versions,
+            captcha_limits: parse_captcha_limits(&required("VOICEPAAS_CAPTCHA_LIMITS"))?,
+            log_filter: required("VOICEPAAS_LOG"),
+        })
+    }
+
+    /// Whether `url` points at PostgreSQL (otherwise SQLite).
+    pub fn uses_postgres(&self) -> bool {
+        !self.database_url.expose().starts_with("sqlite:")
+    }
+}
+
+fn parse_config_file(text: &str) -> Result<HashMap<String, String>, ConfigError> {
+    let mut values = HashMap::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (key, value) = line.split_once('=').ok_or_else(|| {
+            ConfigError::new(
+                CONFIG_FILE_VAR,
+                format!("line {}: expected KEY=value", n + 1),
+            )
+        })?;
+        let value = value.trim();
+        let value = value
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .unwrap_or(value);
+        values.insert(key.trim().to_string(), value.to_string());
+    }
+    Ok(values)
+}
+
+fn parse_bool(var: &str, value: &str) -> Result<bool, ConfigError> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        _ => Err(ConfigError::new(
+            var,
+            format!("expected true or false, got {value:?}"),
+        )),
+    }
+}
+
+fn parse_positive(var: &str, value: &str, zero_ok: bool) -> Result<f64, ConfigError> {
+    match value.parse::<f64>() {
+        Ok(v) if v.is_finite() && (v > 0.0 || (zero_ok && v == 0.0)) => Ok(v),
+        _ => Err(ConfigError::new(
+            var,
+            format!("expected a positive number, got {value:?}"),
+        )),
+    }
+}
+
+fn parse_captcha_limits(value: &str) -> Result<CaptchaLimits, ConfigError> {
+    let parts: Vec<Option<u32>> = value.split(',').map(|p| p.trim().parse().ok()).collect();
+    match parts.as_slice() {
+        [Some(per_minute), Some(per_hour), Some(per_day)] => Ok(CaptchaLimits {
+            per_minute: *per_minute,
+            per_hour: *per_hour,
+            per_day: *per_day,
+        }),
+        _ => Err(ConfigError::new(
+            "VOICEPAAS_CAPTCHA_LIMITS",
+            format!(
+                "expected three counts `per minute,per hour,per day` like 1,5,20, got {value:?}"
+            ),
+        )),
+    }
+}
+
+fn parse_media(value: &str) -> Result<MediaSetting, ConfigError> {
+    const VAR: &str = "VOICEPAAS_MEDIA";
+    if value.trim() == "sandbox" {
+        return Ok(MediaSetting::Sandbox);
+    }
+    let mut nodes = Vec::new();
+    for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let bad = || {
+            ConfigError::new(
+                VAR,
+                format!("expected `sandbox` or esl://:password@host:port, got {item:?}"),
+            )
+        };
+        let rest = item.strip_prefix("esl://").ok_or_else(bad)?;
+        let (password, hostport) = match rest.rsplit_once('@') {
+            Some((userinfo, hostport)) => {
+                (userinfo.strip_prefix(':').unwrap_or(userinfo), hostport)
+            }
+            None => ("ClueCon", rest),
+        };
+        let hostport = hostport.trim_end_matches('/');
+        let (host, port) = match hostport.rsplit_once(':') {
+            Some((host, port)) => (host, port.parse::<u16>().map_err(|_| bad())?),
+            None => (hostport, 8021),
+        };
+        if host.is_empty() {
+            return Err(bad());
+        }
+        nodes.push(EslNode {
+            host: host.to_string(),
+            port,
+            password: Secret::new(password),
+        });
+    }
+    if nodes.is_empty() {
+        return Err(ConfigError::new(VAR, "no media nodes given"));
+    }
+    Ok(MediaSetting::Nodes(nodes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        Settings::from_values(
+            &pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let s = with(&[]).unwrap();
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.database_url.expose(), "sqlite://./data/voicepaas.db");
+        assert_eq!(s.media, MediaSetting::Sandbox);
+        assert_eq!(s.node_id, 10000);
+        assert_eq!(s.timezone, chrono_tz::Asia::Shanghai);
+        assert!(s.admin_token.is_none());
+        assert!(!s.allow_private_webhooks);
+        assert_eq!(s.soft_versions, vec!["v1", "2019-08-14"]);
+        assert_eq!(
+            s.captcha_limits,
+            CaptchaLimits {
+                per_minute: 1,
+                per_hour: 5,
+                per_day: 20
+            }
+        );
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        for (key, value) in [
+            ("VOICEPAAS_NODE_ID", "123456"),
+            ("VOICEPAAS_NODE_ID", "abc"),
+            ("VOICEPAAS_LISTEN", "nowhere"),
+            ("VOICEPAAS_TIMEZONE", "Mars/Olympus"),
+            ("VOICEPAAS_SANDBOX_SPEED", "0"),
+            ("VOICEPAAS_ALLOW_PRIVATE_WEBHOOKS", "maybe"),
+            ("VOICEPAAS_MEDIA", "http://x"),
+            ("DATABASE_URL", "mysql://x"),
+            ("VOICEPAAS_DIAL_STRING", "sofia/gateway/pstn/"),
+            ("VOICEPAAS_CAPTCHA_LIMITS", "1,2"),
+        ] {
+            let err = with(&[(key, value)]).unwrap_err();
+            assert_eq!(err.var, key, "{key}={value}");
+            assert!(err.to_string().starts_with(key));
+        }
+        assert_eq!(
+            with(&[("VOICEPAAS_NODEID", "1")]).unwrap_err().var,
+            "VOICEPAAS_NODEID"
+        );
+    }
+
+    #[test]
+    fn media_nodes_parse() {
+        let s = with(&[("VOICEPAAS_MEDIA", "esl://:secret@fs1:8021, esl://fs2")]).unwrap();
+        let MediaSetting::Nodes(nodes) = s.media else {
+            panic!("expected nodes")
+        };
+        assert_eq!(nodes[0].host, "fs1");
+        assert_eq!(nodes[0].password.expose(), "secret");
+        assert_eq!(
+            (
+                nodes[1].host.as_str(),
+                nodes[1].port,
+                nodes[1].password.expose()
+            ),
+            ("fs2", 8021, "ClueCon")
+        );
+    }
+
+    #[test]
+    fn config_file_lines() {
+        let v = parse_config_file("# comment\nVOICEPAAS_NODE_ID=42\n\nVOICEPAAS_LOG=\"debug\"\n")
+            .unwrap();
+        assert_eq!(v["VOICEPAAS_NODE_ID"], "42");
+        assert_eq!(v["VOICEPAAS_LOG"], "debug");
+        assert!(parse_config_file("oops").is_err());
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let s = with(&[("VOICEPAAS_ADMIN_TOKEN", "hunter2")]).unwrap();
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+}

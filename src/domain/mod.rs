@@ -1,0 +1,20 @@
+//! Parsed, validated types of the contract. Once a value of one of these types exists it
+//! is valid; nothing downstream checks it again. No I/O happens here.
+
+pub mod application;
+pub mod captcha;
+pub mod click2call;
+pub mod credentials;
+pub mod fields;
+pub mod ids;
+pub mod limits;
+pub mod notice;
+pub mod phone;
+pub mod prompt;
+pub mod time;
+pub mod webhook_url;
+
+pub use fields::{Fields, ParamError};
+pub use ids::{CallId, ConversationId, IdGenerator, RecordingId, RequestId};
+pub use phone::PhoneNumber;
+pub use prompt::PromptName;

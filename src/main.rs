@@ -1,0 +1,7 @@
+//! The `voicepaas` binary: see `voicepaas --help`.
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    voicepaas::cli::main(voicepaas::cli::Cli::parse())
+}

@@ -1,0 +1,78 @@
+//! Building the server from settings: open the store, bind the listener (port 0 works,
+//! so tests can learn the port), mount the routes.
+
+use std::net::TcpListener;
+
+use actix_web::dev::Server;
+use actix_web::{App, HttpServer, web};
+
+use crate::api::{self, AppState};
+use crate::config::Settings;
+use crate::domain::IdGenerator;
+use crate::store::{Store, StoreError};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The database could not be opened or migrated.
+    #[error("database: {0}")]
+    Store(#[from] StoreError),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address asked for.
+        addr: String,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+}
+
+/// A built, not yet running server.
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Opens the store (applying migrations) and binds `settings.listen`.
+    pub async fn build(settings: Settings) -> Result<Self, StartError> {
+        let store = Store::open(settings.database_url.expose()).await?;
+        let listener = TcpListener::bind(settings.listen).map_err(|source| StartError::Bind {
+            addr: settings.listen.to_string(),
+            source,
+        })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartError::Bind {
+                addr: settings.listen.to_string(),
+                source,
+            })?
+            .port();
+        let state = web::Data::new(AppState {
+            store,
+            ids: IdGenerator::new(settings.node_id),
+            settings,
+        });
+        let workers = std::thread::available_parallelism().map_or(2, usize::from);
+        let server =
+            HttpServer::new(move || App::new().app_data(state.clone()).configure(api::configure))
+                .workers(workers)
+                .listen(listener)
+                .map_err(|source| StartError::Bind {
+                    addr: "listener".into(),
+                    source,
+                })?
+                .run();
+        Ok(Self { port, server })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until the process is told to stop (SIGINT/SIGTERM).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

@@ -1,0 +1,618 @@
+//! The group-commit writer of accepted requests. Handlers hand over an [`Acceptance`]
+//! (the request row, its calls, its conversation) and wait; the writer gathers what
+//! arrived meanwhile, decides each one (idempotency key, captcha limits, queue room),
+//! inserts the accepted ones in bulk and commits once, then answers every handler. So a
+//! request is answered only after the commit that holds it, and the per-commit cost
+//! (an fsync) is shared by the whole batch.
+//!
+//! SQLite has one writer task with its own connection (SQLite has one writer anyway).
+//! PostgreSQL has a few writer tasks on the pool; the account rows of a batch are locked
+//! (`FOR UPDATE`, in sid order) so queue counts and captcha limits stay exact across
+//! writers and replicas.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use serde::Serialize;
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{Connection, PgPool, SqliteConnection};
+use tokio::sync::{Mutex, mpsc, oneshot};
+
+use super::idempotency::{IdempotencyClaim, Replay, stored_replay};
+use super::{StoreError, Tx, on_tx};
+use crate::config::CaptchaLimits;
+use crate::domain::time::now_ms;
+
+/// Most acceptances committed in one transaction.
+const MAX_BATCH: usize = 512;
+/// Acceptances waiting for the writer before submitters wait for room.
+const QUEUE_DEPTH: usize = 16_384;
+/// Concurrent writer tasks on PostgreSQL.
+const POSTGRES_WRITERS: usize = 4;
+const DAY_MS: i64 = 24 * 3600 * 1000;
+
+/// The request row of an acceptance.
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestRow {
+    /// `RQ…`.
+    pub id: String,
+    /// Owner.
+    pub account_sid: String,
+    /// Application.
+    pub app_id: String,
+    /// `notice`, `captcha` or `click2call`.
+    pub kind: &'static str,
+    /// Caller id asked for.
+    pub from_number: Option<String>,
+    /// Customer data echoed in callbacks.
+    pub userdata: Option<String>,
+    /// The script or conversation settings, JSON.
+    pub params: String,
+    /// Unix ms.
+    pub created_at: i64,
+}
+
+/// One queued call leg of an acceptance.
+#[derive(Debug, Clone, Serialize)]
+pub struct CallRow {
+    /// `CA…`.
+    pub id: String,
+    /// Its callee.
+    pub to_number: String,
+    /// Its conversation, for click-to-call legs.
+    pub conversation_id: Option<String>,
+    /// Dialling order within the conversation (0 = caller).
+    pub leg_seq: i64,
+}
+
+/// Everything one accepted request writes.
+#[derive(Debug, Clone)]
+pub struct Acceptance {
+    /// The request.
+    pub request: RequestRow,
+    /// Its queued calls (a conversation queues its caller leg).
+    pub calls: Vec<CallRow>,
+    /// `CV…` of a click-to-call conversation.
+    pub conversation_id: Option<String>,
+    /// The request's idempotency key, if it sent one.
+    pub idempotency: Option<IdempotencyClaim>,
+    /// Per-callee limits to enforce (captchas).
+    pub captcha_limits: Option<CaptchaLimits>,
+    /// The response body to replay for a repeat of the idempotency key.
+    pub response: String,
+}
+
+/// Which captcha limit a request ran into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaptchaWindow {
+    /// Per rolling minute.
+    Minute(u32),
+    /// Per rolling hour.
+    Hour(u32),
+    /// Per rolling day.
+    Day(u32),
+}
+
+/// What became of one acceptance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AcceptOutcome {
+    /// Committed.
+    Accepted,
+    /// The idempotency key was used before with the same request: its first response.
+    Replayed(String),
+    /// The idempotency key was used before with a different request.
+    KeyReused,
+    /// The account's queue has no room for these calls.
+    QueueFull {
+        /// The limit in force.
+        limit: i64,
+    },
+    /// A captcha frequency limit for the callee.
+    CaptchaLimited(CaptchaWindow),
+}
+
+type Job = (
+    Acceptance,
+    oneshot::Sender<Result<AcceptOutcome, StoreError>>,
+);
+
+/// How the writer reaches its database.
+pub enum WriterBackend {
+    /// Its own SQLite connection with these options.
+    Sqlite(SqliteConnectOptions),
+    /// Connections from the PostgreSQL pool.
+    Postgres(PgPool),
+}
+
+/// The handle handlers submit acceptances to.
+#[derive(Clone, Debug)]
+pub struct AcceptQueue {
+    tx: mpsc::Sender<Job>,
+}
+
+impl AcceptQueue {
+    /// Starts the writer task(s) for `backend`.
+    pub fn start(backend: WriterBackend) -> Self {
+        let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+        match backend {
+            WriterBackend::Sqlite(options) => {
+                tokio::spawn(sqlite_writer(options, rx));
+            }
+            WriterBackend::Postgres(pool) => {
+                let rx = Arc::new(Mutex::new(rx));
+                for _ in 0..POSTGRES_WRITERS {
+                    tokio::spawn(postgres_writer(pool.clone(), rx.clone()));
+                }
+            }
+        }
+        Self { tx }
+    }
+
+    /// Writes `acceptance` durably (or decides against it) and says which.
+    pub async fn submit(&self, acceptance: Acceptance) -> Result<AcceptOutcome, StoreError> {
+        let (done, outcome) = oneshot::channel();
+        self.tx
+            .send((acceptance, done))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        outcome.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
+impl super::Store {
+    /// Writes an accepted request and its calls (see the module doc).
+    pub async fn accept(&self, acceptance: Acceptance) -> Result<AcceptOutcome, StoreError> {
+        self.accept.submit(acceptance).await
+    }
+}
+
+async fn next_batch(rx: &mut mpsc::Receiver<Job>) -> Option<Vec<Job>> {
+    let first = rx.recv().await?;
+    let mut batch = vec![first];
+    while batch.len() < MAX_BATCH {
+        match rx.try_recv() {
+            Ok(job) => batch.push(job),
+            Err(_) => break,
+        }
+    }
+    Some(batch)
+}
+
+async fn sqlite_writer(options: SqliteConnectOptions, mut rx: mpsc::Receiver<Job>) {
+    let mut writer = Writer::Sqlite(None, options);
+    while let Some(batch) = next_batch(&mut rx).await {
+        writer.process(batch).await;
+    }
+}
+
+async fn postgres_writer(pool: PgPool, rx: Arc<Mutex<mpsc::Receiver<Job>>>) {
+    let mut writer = Writer::Postgres(pool);
+    loop {
+        let batch = next_batch(&mut *rx.lock().await).await;
+        let Some(batch) = batch else { break };
+        writer.process(batch).await;
+    }
+}
+
+/// One writer task's way to the database.
+enum Writer {
+    /// A dedicated connection, opened on first use and reopened after a failure.
+    Sqlite(Option<SqliteConnection>, SqliteConnectOptions),
+    Postgres(PgPool),
+}
+
+impl Writer {
+    async fn begin(&mut self) -> Result<Tx<'_>, sqlx::Error> {
+        match self {
+            Writer::Sqlite(conn, options) => {
+                let c = match conn.take() {
+                    Some(c) => conn.insert(c),
+                    None => conn.insert(SqliteConnection::connect_with(options).await?),
+                };
+                Ok(Tx::Sqlite(c.begin_with("BEGIN IMMEDIATE").await?))
+            }
+            Writer::Postgres(pool) => Ok(Tx::Postgres(pool.begin().await?)),
+        }
+    }
+
+    fn forget_connection(&mut self) {
+        if let Writer::Sqlite(conn, _) = self {
+            *conn = None;
+        }
+    }
+
+    async fn write(&mut self, jobs: &[Acceptance]) -> Result<Vec<AcceptOutcome>, sqlx::Error> {
+        let mut tx = self.begin().await?;
+        let outcomes = write_batch(&mut tx, jobs).await?;
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+
+    /// Commits a batch and answers its submitters. If the batch fails as a whole, each
+    /// acceptance is tried alone, so one bad row cannot sink the others.
+    async fn process(&mut self, batch: Vec<Job>) {
+        let (jobs, replies): (Vec<Acceptance>, Vec<_>) = batch.into_iter().unzip();
+        match self.write(&jobs).await {
+            Ok(outcomes) => {
+                for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                    let _ = reply.send(Ok(outcome));
+                }
+            }
+            Err(e) => {
+                self.forget_connection();
+                tracing::warn!(error = %e, batch = jobs.len(), "accept batch failed; retrying one by one");
+                for (job, reply) in jobs.iter().zip(replies) {
+                    let result = if jobs.len() == 1 {
+                        Err(e.to_string())
+                    } else {
+                        self.write(std::slice::from_ref(job))
+                            .await
+                            .map_err(|e| e.to_string())
+                    };
+                    let result = result.map(|mut o| o.remove(0)).map_err(|e| {
+                        tracing::error!(error = %e, request = %job.request.id, "could not write an accepted request");
+                        self.forget_connection();
+                        StoreError::Corrupt(e)
+                    });
+                    let _ = reply.send(result);
+                }
+            }
+        }
+    }
+}
+
+/// Queue room of one account during a batch.
+struct QueueRoom {
+    queued: i64,
+    limit: i64,
+    added: i64,
+}
+
+/// Decides every acceptance of the batch and inserts the accepted ones.
+async fn write_batch(
+    tx: &mut Tx<'_>,
+    jobs: &[Acceptance],
+) -> Result<Vec<AcceptOutcome>, sqlx::Error> {
+    let now = now_ms();
+    let lock = tx.for_update();
+    let mut rooms: BTreeMap<&str, QueueRoom> = BTreeMap::new();
+    for job in jobs {
+        rooms
+            .entry(job.request.account_sid.as_str())
+            .or_insert(QueueRoom {
+                queued: 0,
+                limit: 0,
+                added: 0,
+            });
+    }
+    // Sid order, so two PostgreSQL writers never wait on each other in a cycle.
+    let sql =
+        format!("SELECT queued_calls, max_queued_calls, cps FROM accounts WHERE sid = $1{lock}");
+    for (sid, room) in rooms.iter_mut() {
+        let row: Option<(i64, i64, i64)> = on_tx!(tx, |c| sqlx::query_as(&sql)
+            .bind(*sid)
+            .fetch_optional(c)
+            .await)?;
+        let (queued, max_queued, cps) = row.unwrap_or((0, 0, 0));
+        // The queue holds at most maxQueuedCalls, and at most 24 h of calls at the account's pace.
+        *room = QueueRoom {
+            queued,
+            limit: max_queued.min(cps.saturating_mul(86_400)),
+            added: 0,
+        };
+    }
+
+    let mut outcomes: Vec<AcceptOutcome> = Vec::with_capacity(jobs.len());
+    let mut keys_in_batch: HashMap<(&str, &str), usize> = HashMap::new();
+    let mut captchas_in_batch: HashMap<(&str, &str), Vec<i64>> = HashMap::new();
+    for (i, job) in jobs.iter().enumerate() {
+        let sid = job.request.account_sid.as_str();
+        if let Some(claim) = &job.idempotency {
+            let earlier = keys_in_batch.get(&(sid, claim.key.as_str())).copied();
+            let replay = match earlier {
+                Some(j) if outcomes[j] == AcceptOutcome::Accepted => Some(idempotent_replay(
+                    claim,
+                    &jobs[j].idempotency,
+                    &jobs[j].response,
+                )),
+                Some(_) => None,
+                None => stored_replay(tx, sid, claim, now).await?.map(|r| match r {
+                    Replay::Same(response) => AcceptOutcome::Replayed(response),
+                    Replay::Different => AcceptOutcome::KeyReused,
+                }),
+            };
+            if let Some(outcome) = replay {
+                outcomes.push(outcome);
+                continue;
+            }
+        }
+        if let (Some(limits), Some(call)) = (job.captcha_limits, job.calls.first()) {
+            let mut times = recent_captchas(tx, sid, &call.to_number, now).await?;
+            times.extend(
+                captchas_in_batch
+                    .get(&(sid, call.to_number.as_str()))
+                    .into_iter()
+                    .flatten(),
+            );
+            if let Some(window) = captcha_window_exceeded(&times, limits, now) {
+                outcomes.push(AcceptOutcome::CaptchaLimited(window));
+                continue;
+            }
+        }
+        let room = rooms
+            .get_mut(sid)
+            .expect("every account of the batch has a room entry");
+        let wanted = job.calls.len() as i64;
+        if room.queued + room.added + wanted > room.limit {
+            outcomes.push(AcceptOutcome::QueueFull { limit: room.limit });
+            continue;
+        }
+        room.added += wanted;
+        if let Some(claim) = &job.idempotency {
+            keys_in_batch.insert((sid, claim.key.as_str()), i);
+        }
+        if job.captcha_limits.is_some() {
+            for call in &job.calls {
+                captchas_in_batch
+                    .entry((sid, call.to_number.as_str()))
+                    .or_default()
+                    .push(now);
+            }
+        }
+        outcomes.push(AcceptOutcome::Accepted);
+    }
+
+    let accepted: Vec<&Acceptance> = jobs
+        .iter()
+        .zip(&outcomes)
+        .filter(|(_, o)| **o == AcceptOutcome::Accepted)
+        .map(|(j, _)| j)
+        .collect();
+    if !accepted.is_empty() {
+        insert_accepted(tx, &accepted, now).await?;
+    }
+    for (sid, room) in rooms.iter().filter(|(_, r)| r.added > 0) {
+        on_tx!(tx, |c| {
+            sqlx::query("UPDATE accounts SET queued_calls = queued_calls + $2 WHERE sid = $1")
+                .bind(*sid)
+                .bind(room.added)
+                .execute(c)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+    }
+    Ok(outcomes)
+}
+
+fn idempotent_replay(
+    claim: &IdempotencyClaim,
+    first: &Option<IdempotencyClaim>,
+    response: &str,
+) -> AcceptOutcome {
+    match first {
+        Some(first) if first.request_hash == claim.request_hash => {
+            AcceptOutcome::Replayed(response.to_string())
+        }
+        _ => AcceptOutcome::KeyReused,
+    }
+}
+
+async fn recent_captchas(
+    tx: &mut Tx<'_>,
+    sid: &str,
+    to: &str,
+    now: i64,
+) -> Result<Vec<i64>, sqlx::Error> {
+    on_tx!(tx, |c| {
+        sqlx::query_scalar("SELECT created_at FROM calls WHERE account_sid = $1 AND to_number = $2 AND kind = 'captcha' AND created_at > $3")
+            .bind(sid)
+            .bind(to)
+            .bind(now - DAY_MS)
+            .fetch_all(c)
+            .await
+    })
+}
+
+/// The first captcha limit that one more captcha at `now` would exceed.
+fn captcha_window_exceeded(
+    times: &[i64],
+    limits: CaptchaLimits,
+    now: i64,
+) -> Option<CaptchaWindow> {
+    let within = |ms: i64| times.iter().filter(|t| **t > now - ms).count() as u64;
+    if within(60_000) >= u64::from(limits.per_minute) {
+        Some(CaptchaWindow::Minute(limits.per_minute))
+    } else if within(3_600_000) >= u64::from(limits.per_hour) {
+        Some(CaptchaWindow::Hour(limits.per_hour))
+    } else if within(DAY_MS) >= u64::from(limits.per_day) {
+        Some(CaptchaWindow::Day(limits.per_day))
+    } else {
+        None
+    }
+}
+
+#[derive(Serialize)]
+struct CallInsert<'a> {
+    id: &'a str,
+    request_id: &'a str,
+    account_sid: &'a str,
+    app_id: &'a str,
+    kind: &'static str,
+    conversation_id: Option<&'a str>,
+    leg_seq: i64,
+    state: &'static str,
+    to_number: &'a str,
+    created_at: i64,
+    updated_at: i64,
+}
+
+#[derive(Serialize)]
+struct KeyInsert<'a> {
+    account_sid: &'a str,
+    idem_key: &'a str,
+    request_hash: &'a str,
+    response: &'a str,
+    created_at: i64,
+}
+
+/// Inserts requests, conversations, calls and idempotency keys of the accepted
+/// acceptances, one statement per table: the rows travel as one JSON array.
+async fn insert_accepted(
+    tx: &mut Tx<'_>,
+    accepted: &[&Acceptance],
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    let requests: Vec<&RequestRow> = accepted.iter().map(|a| &a.request).collect();
+    let conversations: Vec<serde_json::Value> = accepted
+        .iter()
+        .filter_map(|a| {
+            a.conversation_id.as_ref().map(|id| {
+                serde_json::json!({"id": id, "request_id": a.request.id, "account_sid": a.request.account_sid,
+                                   "app_id": a.request.app_id, "state": "queued", "created_at": a.request.created_at})
+            })
+        })
+        .collect();
+    let calls: Vec<CallInsert> = accepted
+        .iter()
+        .flat_map(|a| {
+            a.calls.iter().map(|c| CallInsert {
+                id: &c.id,
+                request_id: &a.request.id,
+                account_sid: &a.request.account_sid,
+                app_id: &a.request.app_id,
+                kind: a.request.kind,
+                conversation_id: c.conversation_id.as_deref(),
+                leg_seq: c.leg_seq,
+                state: "queued",
+                to_number: &c.to_number,
+                created_at: a.request.created_at,
+                updated_at: a.request.created_at,
+            })
+        })
+        .collect();
+    let keys: Vec<KeyInsert> = accepted
+        .iter()
+        .filter_map(|a| {
+            a.idempotency.as_ref().map(|k| KeyInsert {
+                account_sid: &a.request.account_sid,
+                idem_key: &k.key,
+                request_hash: &k.request_hash,
+                response: &a.response,
+                created_at: now,
+            })
+        })
+        .collect();
+    bulk_insert(tx, Table::Requests, &requests).await?;
+    if !conversations.is_empty() {
+        bulk_insert(tx, Table::Conversations, &conversations).await?;
+    }
+    bulk_insert(tx, Table::Calls, &calls).await?;
+    if !keys.is_empty() {
+        bulk_insert(tx, Table::IdempotencyKeys, &keys).await?;
+    }
+    Ok(())
+}
+
+/// The tables an acceptance writes, with their columns and PostgreSQL types.
+#[derive(Clone, Copy)]
+enum Table {
+    Requests,
+    Conversations,
+    Calls,
+    IdempotencyKeys,
+}
+
+impl Table {
+    fn spec(self) -> (&'static str, &'static [(&'static str, &'static str)]) {
+        match self {
+            Table::Requests => (
+                "requests",
+                &[
+                    ("id", "text"),
+                    ("account_sid", "text"),
+                    ("app_id", "text"),
+                    ("kind", "text"),
+                    ("from_number", "text"),
+                    ("userdata", "text"),
+                    ("params", "text"),
+                    ("created_at", "bigint"),
+                ],
+            ),
+            Table::Conversations => (
+                "conversations",
+                &[
+                    ("id", "text"),
+                    ("request_id", "text"),
+                    ("account_sid", "text"),
+                    ("app_id", "text"),
+                    ("state", "text"),
+                    ("created_at", "bigint"),
+                ],
+            ),
+            Table::Calls => (
+                "calls",
+                &[
+                    ("id", "text"),
+                    ("request_id", "text"),
+                    ("account_sid", "text"),
+                    ("app_id", "text"),
+                    ("kind", "text"),
+                    ("conversation_id", "text"),
+                    ("leg_seq", "bigint"),
+                    ("state", "text"),
+                    ("to_number", "text"),
+                    ("created_at", "bigint"),
+                    ("updated_at", "bigint"),
+                ],
+            ),
+            Table::IdempotencyKeys => (
+                "idempotency_keys",
+                &[
+                    ("account_sid", "text"),
+                    ("idem_key", "text"),
+                    ("request_hash", "text"),
+                    ("response", "text"),
+                    ("created_at", "bigint"),
+                ],
+            ),
+        }
+    }
+}
+
+/// Inserts `rows` (serialized with the table's column names) in one statement.
+async fn bulk_insert<T: Serialize>(
+    tx: &mut Tx<'_>,
+    table: Table,
+    rows: &T,
+) -> Result<(), sqlx::Error> {
+    let json = serde_json::to_string(rows).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    let (name, columns) = table.spec();
+    let list = columns
+        .iter()
+        .map(|(c, _)| *c)
+        .collect::<Vec<_>>()
+        .join(", ");
+    match tx {
+        Tx::Sqlite(t) => {
+            let select = columns
+                .iter()
+                .map(|(c, _)| format!("json_extract(value, '$.{c}')"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!("INSERT INTO {name} ({list}) SELECT {select} FROM json_each($1)");
+            sqlx::query(&sql).bind(json).execute(&mut **t).await?;
+        }
+        Tx::Postgres(t) => {
+            let types = columns
+                .iter()
+                .map(|(c, ty)| format!("{c} {ty}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "INSERT INTO {name} ({list}) SELECT {list} FROM jsonb_to_recordset($1::jsonb) AS x({types})"
+            );
+            sqlx::query(&sql).bind(json).execute(&mut **t).await?;
+        }
+    }
+    Ok(())
+}

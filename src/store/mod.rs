@@ -1,0 +1,158 @@
+//! Storage on SQLite (the default, embedded) and PostgreSQL (production, many replicas),
+//! with sqlx. One repository API over both: each query is written once where both
+//! backends accept it (`$1` placeholders work on both) and per backend where they differ.
+//! Instants are stored as Unix milliseconds, so the same Rust types decode on both.
+//!
+//! Accepting a request goes through [`accept`], the group-commit writer.
+
+pub mod accept;
+pub mod accounts;
+pub mod applications;
+mod cache;
+pub mod conversations;
+pub mod idempotency;
+mod open;
+pub mod prompts;
+
+use std::sync::Arc;
+
+use sqlx::{PgPool, SqlitePool};
+
+use crate::domain::credentials::TokenHasher;
+
+/// An error of the storage layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database refused or failed a statement.
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    /// A migration could not be applied.
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The accept writer has stopped (the process is shutting down).
+    #[error("the write queue is closed")]
+    Closed,
+    /// A stored value could not be read back.
+    #[error("corrupt stored value: {0}")]
+    Corrupt(String),
+    /// The database location could not be prepared.
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// The connection pool of one backend.
+#[derive(Clone, Debug)]
+pub enum Pool {
+    /// SQLite (WAL), the default.
+    Sqlite(SqlitePool),
+    /// PostgreSQL.
+    Postgres(PgPool),
+}
+
+/// Runs the same sqlx expression on whichever backend `$store` uses; the expression is
+/// type-checked once per backend.
+macro_rules! on_pool {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match &$store.pool {
+            $crate::store::Pool::Sqlite($pool) => $body,
+            $crate::store::Pool::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use on_pool;
+
+/// The storage of one voicepaas process: pool, caches and the accept writer.
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool,
+    hasher: TokenHasher,
+    cache: Arc<cache::Directory>,
+    accept: accept::AcceptQueue,
+}
+
+impl Store {
+    /// Connects to `database_url`, applies pending migrations and starts the accept writer.
+    pub async fn open(database_url: &str) -> Result<Self, StoreError> {
+        let (pool, writer) = open::connect(database_url).await?;
+        open::migrate(&pool).await?;
+        let hasher = TokenHasher::new(&open::token_key(&pool).await?);
+        let accept = accept::AcceptQueue::start(writer);
+        Ok(Self {
+            pool,
+            hasher,
+            cache: Arc::new(cache::Directory::default()),
+            accept,
+        })
+    }
+
+    /// `"sqlite"` or `"postgres"`.
+    pub fn backend(&self) -> &'static str {
+        match self.pool {
+            Pool::Sqlite(_) => "sqlite",
+            Pool::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        on_pool!(self, |p| sqlx::query("SELECT 1")
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+}
+
+/// An open transaction on either backend.
+pub(crate) enum Tx<'c> {
+    Sqlite(sqlx::Transaction<'c, sqlx::Sqlite>),
+    Postgres(sqlx::Transaction<'c, sqlx::Postgres>),
+}
+
+/// Runs the same sqlx expression inside whichever transaction `$tx` holds; `$conn` is
+/// the connection to execute on.
+macro_rules! on_tx {
+    ($tx:expr, |$conn:ident| $body:expr) => {
+        match $tx {
+            $crate::store::Tx::Sqlite(t) => {
+                let $conn = &mut **t;
+                $body
+            }
+            $crate::store::Tx::Postgres(t) => {
+                let $conn = &mut **t;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use on_tx;
+
+impl Tx<'_> {
+    /// Commits the transaction.
+    pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
+        match self {
+            Tx::Sqlite(t) => t.commit().await,
+            Tx::Postgres(t) => t.commit().await,
+        }
+    }
+
+    /// `" FOR UPDATE"` where the backend has row locks (PostgreSQL); SQLite's single
+    /// writer (BEGIN IMMEDIATE) already serializes.
+    pub(crate) fn for_update(&self) -> &'static str {
+        match self {
+            Tx::Sqlite(_) => "",
+            Tx::Postgres(_) => " FOR UPDATE",
+        }
+    }
+}
+
+impl Store {
+    /// Begins a write transaction (`BEGIN IMMEDIATE` on SQLite, so a read-then-write
+    /// transaction never fails to upgrade its lock).
+    pub(crate) async fn begin_write(&self) -> Result<Tx<'static>, sqlx::Error> {
+        Ok(match &self.pool {
+            Pool::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
+            Pool::Postgres(p) => Tx::Postgres(p.begin().await?),
+        })
+    }
+}

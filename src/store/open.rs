@@ -1,0 +1,96 @@
+//! Connecting to either backend, migrations and the installation's token key.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+use super::accept::WriterBackend;
+use super::{Pool, StoreError, on_pool};
+use crate::domain::credentials::{hex, random_bytes};
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Read connections of the SQLite pool (the accept writer has its own).
+const SQLITE_READERS: u32 = 4;
+/// Connections of the PostgreSQL pool.
+const POSTGRES_CONNECTIONS: u32 = 16;
+
+/// Opens the pool and the accept writer's backend for `url`.
+pub async fn connect(url: &str) -> Result<(Pool, WriterBackend), StoreError> {
+    if url.starts_with("sqlite:") {
+        prepare_sqlite_dir(url)?;
+        // FULL makes every commit durable on disk; group commit pays it once per batch.
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(SQLITE_READERS)
+            .connect_with(options.clone())
+            .await?;
+        Ok((Pool::Sqlite(pool), WriterBackend::Sqlite(options)))
+    } else {
+        let options = PgConnectOptions::from_str(url)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(POSTGRES_CONNECTIONS)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await?;
+        Ok((Pool::Postgres(pool.clone()), WriterBackend::Postgres(pool)))
+    }
+}
+
+/// Creates the folder of a SQLite database file so a fresh machine needs no setup.
+fn prepare_sqlite_dir(url: &str) -> Result<(), StoreError> {
+    let path = url.trim_start_matches("sqlite:").trim_start_matches("//");
+    let path = path.split('?').next().unwrap_or_default();
+    if path.is_empty() || path.contains(":memory:") {
+        return Ok(());
+    }
+    if let Some(dir) = std::path::Path::new(path)
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Setup(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    Ok(())
+}
+
+/// Applies the migrations of the pool's backend.
+pub async fn migrate(pool: &Pool) -> Result<(), StoreError> {
+    match pool {
+        Pool::Sqlite(p) => SQLITE_MIGRATIONS.run(p).await?,
+        Pool::Postgres(p) => POSTGRES_MIGRATIONS.run(p).await?,
+    }
+    Ok(())
+}
+
+/// The installation's key for hashing auth tokens, made on first use.
+pub async fn token_key(pool: &Pool) -> Result<Vec<u8>, StoreError> {
+    let store = Holder { pool };
+    let fresh = hex(&random_bytes::<32>());
+    on_pool!(store, |p| {
+        sqlx::query("INSERT INTO server_keys (name, value) VALUES ('token_hmac', $1) ON CONFLICT (name) DO NOTHING")
+            .bind(&fresh)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected())
+    })?;
+    let key: String = on_pool!(store, |p| sqlx::query_scalar(
+        "SELECT value FROM server_keys WHERE name = 'token_hmac'"
+    )
+    .fetch_one(p)
+    .await)?;
+    Ok(key.into_bytes())
+}
+
+/// Lets [`on_pool!`] work on a bare pool before the store exists.
+struct Holder<'a> {
+    pool: &'a Pool,
+}
