@@ -9,6 +9,7 @@ pub mod accept;
 pub mod accounts;
 pub mod applications;
 mod cache;
+pub mod calls;
 pub mod conversations;
 pub mod idempotency;
 mod open;

@@ -1,0 +1,16 @@
+//! End-to-end tests: the real server on a random port, talked to over HTTP as a customer
+//! or an operator would, on SQLite and (with `TEST_DATABASE_URL`) PostgreSQL.
+
+mod helpers;
+
+mod admin;
+mod auth;
+mod bad_input;
+mod captchas;
+mod cli;
+mod conversations;
+mod idempotency;
+mod notices;
+mod openapi;
+mod prompts;
+mod repository;
