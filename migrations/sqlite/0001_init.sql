@@ -46,17 +46,6 @@ CREATE TABLE prompts (
     PRIMARY KEY (app_id, name)
 );
 
-CREATE TABLE requests (
-    id          TEXT PRIMARY KEY,
-    account_sid TEXT NOT NULL,
-    app_id      TEXT NOT NULL,
-    kind        TEXT NOT NULL,
-    from_number TEXT,
-    userdata    TEXT,
-    params      TEXT NOT NULL,
-    created_at  INTEGER NOT NULL
-);
-
 CREATE TABLE idempotency_keys (
     account_sid  TEXT NOT NULL,
     idem_key     TEXT NOT NULL,
@@ -77,6 +66,8 @@ CREATE TABLE conversations (
     ended_at    INTEGER
 );
 
+-- One row per call leg, written when its request is accepted: the leg carries everything
+-- needed to place it (request id, caller id, userdata, and its script as JSON in params).
 CREATE TABLE calls (
     id              TEXT PRIMARY KEY,
     request_id      TEXT NOT NULL,
@@ -87,6 +78,9 @@ CREATE TABLE calls (
     leg_seq         INTEGER NOT NULL DEFAULT 0,
     state           TEXT NOT NULL,
     to_number       TEXT NOT NULL,
+    from_number     TEXT,
+    userdata        TEXT,
+    params          TEXT NOT NULL,
     cause           TEXT,
     created_at      INTEGER NOT NULL,
     updated_at      INTEGER NOT NULL

@@ -6,9 +6,13 @@
 //! (an fsync) is shared by the whole batch.
 //!
 //! SQLite has one writer task with its own connection (SQLite has one writer anyway).
-//! PostgreSQL has a few writer tasks on the pool; the account rows of a batch are locked
-//! (`FOR UPDATE`, in sid order) so queue counts and captcha limits stay exact across
-//! writers and replicas.
+//! PostgreSQL has a few writer tasks on the pool, and replicas may write concurrently, so
+//! the account's queue count is kept exact optimistically: a batch reads the count, inserts,
+//! and adds its calls with an `UPDATE … WHERE queued_calls + n <= limit` just before the
+//! commit (the row lock is held only from there to the commit, so writers overlap). If that
+//! guard fails, the batch is redone with the account rows locked (`FOR UPDATE`, in sid
+//! order) from the start. Batches with captchas always lock first, since their per-callee
+//! counts must not race.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -28,10 +32,10 @@ const MAX_BATCH: usize = 512;
 /// Acceptances waiting for the writer before submitters wait for room.
 const QUEUE_DEPTH: usize = 16_384;
 /// Concurrent writer tasks on PostgreSQL.
-const POSTGRES_WRITERS: usize = 4;
+const POSTGRES_WRITERS: usize = 2;
 const DAY_MS: i64 = 24 * 3600 * 1000;
 
-/// The request row of an acceptance.
+/// What every call leg of an accepted request carries (request id, caller id, userdata, script).
 #[derive(Debug, Clone, Serialize)]
 pub struct RequestRow {
     /// `RQ…`.
@@ -222,14 +226,28 @@ impl Writer {
     }
 
     async fn write(&mut self, jobs: &[Acceptance]) -> Result<Vec<AcceptOutcome>, sqlx::Error> {
-        let mut tx = self.begin().await?;
-        let outcomes = write_batch(&mut tx, jobs).await?;
-        tx.commit().await?;
-        Ok(outcomes)
+        let mut locking = jobs.iter().any(|j| j.captcha_limits.is_some());
+        loop {
+            let mut tx = self.begin().await?;
+            match write_batch(&mut tx, jobs, locking).await? {
+                Some(outcomes) => {
+                    tx.commit().await?;
+                    return Ok(outcomes);
+                }
+                // Another writer took the queue room this batch counted on: redo, locked.
+                None if !locking => locking = true,
+                None => {
+                    return Err(sqlx::Error::Protocol(
+                        "queue count changed under a row lock".into(),
+                    ));
+                }
+            }
+        }
     }
 
     /// Commits a batch and answers its submitters. If the batch fails as a whole, each
-    /// acceptance is tried alone, so one bad row cannot sink the others.
+    /// acceptance is tried once more alone, so one bad row cannot sink the others and a
+    /// lost race (a unique key another writer committed first) resolves itself.
     async fn process(&mut self, batch: Vec<Job>) {
         let (jobs, replies): (Vec<Acceptance>, Vec<_>) = batch.into_iter().unzip();
         match self.write(&jobs).await {
@@ -242,18 +260,18 @@ impl Writer {
                 self.forget_connection();
                 tracing::warn!(error = %e, batch = jobs.len(), "accept batch failed; retrying one by one");
                 for (job, reply) in jobs.iter().zip(replies) {
-                    let result = if jobs.len() == 1 {
-                        Err(e.to_string())
-                    } else {
-                        self.write(std::slice::from_ref(job))
-                            .await
-                            .map_err(|e| e.to_string())
+                    // Alone and in a fresh transaction: a race lost to another writer (the
+                    // same idempotency key committed meanwhile) now reads the winner's row.
+                    let result = match self.write(std::slice::from_ref(job)).await {
+                        Ok(outcomes) => outcomes.into_iter().next().ok_or_else(|| {
+                            StoreError::Corrupt("a batch of one gave no outcome".into())
+                        }),
+                        Err(e) => {
+                            tracing::error!(error = %e, request = %job.request.id, "could not write an accepted request");
+                            self.forget_connection();
+                            Err(StoreError::Db(e))
+                        }
                     };
-                    let result = result.map(|mut o| o.remove(0)).map_err(|e| {
-                        tracing::error!(error = %e, request = %job.request.id, "could not write an accepted request");
-                        self.forget_connection();
-                        StoreError::Corrupt(e)
-                    });
                     let _ = reply.send(result);
                 }
             }
@@ -268,38 +286,43 @@ struct QueueRoom {
     added: i64,
 }
 
-/// Decides every acceptance of the batch and inserts the accepted ones.
+/// Decides every acceptance of the batch and inserts the accepted ones. `None` when the
+/// final guarded count update failed (only possible without `locking`): roll back and
+/// redo with locks.
 async fn write_batch(
     tx: &mut Tx<'_>,
     jobs: &[Acceptance],
-) -> Result<Vec<AcceptOutcome>, sqlx::Error> {
+    locking: bool,
+) -> Result<Option<Vec<AcceptOutcome>>, sqlx::Error> {
     let now = now_ms();
-    let lock = tx.for_update();
     let mut rooms: BTreeMap<&str, QueueRoom> = BTreeMap::new();
-    for job in jobs {
-        rooms
-            .entry(job.request.account_sid.as_str())
-            .or_insert(QueueRoom {
-                queued: 0,
-                limit: 0,
-                added: 0,
-            });
-    }
-    // Sid order, so two PostgreSQL writers never wait on each other in a cycle.
-    let sql =
-        format!("SELECT queued_calls, max_queued_calls, cps FROM accounts WHERE sid = $1{lock}");
-    for (sid, room) in rooms.iter_mut() {
-        let row: Option<(i64, i64, i64)> = on_tx!(tx, |c| sqlx::query_as(&sql)
-            .bind(*sid)
-            .fetch_optional(c)
-            .await)?;
-        let (queued, max_queued, cps) = row.unwrap_or((0, 0, 0));
-        // The queue holds at most maxQueuedCalls, and at most 24 h of calls at the account's pace.
-        *room = QueueRoom {
-            queued,
-            limit: max_queued.min(cps.saturating_mul(86_400)),
+    for sid in jobs.iter().map(|j| j.request.account_sid.as_str()) {
+        // Unlocked, the batch assumes room and lets the final guarded update judge.
+        rooms.entry(sid).or_insert(QueueRoom {
+            queued: 0,
+            limit: i64::MAX,
             added: 0,
-        };
+        });
+    }
+    if locking {
+        // Sid order (a BTreeMap), so two locking writers never wait on each other in a cycle.
+        let sql = format!(
+            "SELECT queued_calls, max_queued_calls, cps FROM accounts WHERE sid = $1{}",
+            tx.for_update()
+        );
+        for (sid, room) in rooms.iter_mut() {
+            let row: Option<(i64, i64, i64)> = on_tx!(tx, |c| sqlx::query_as(&sql)
+                .bind(*sid)
+                .fetch_optional(c)
+                .await)?;
+            let (queued, max_queued, cps) = row.unwrap_or((0, 0, 0));
+            // The queue holds at most maxQueuedCalls, and at most 24 h of calls at the account's pace.
+            *room = QueueRoom {
+                queued,
+                limit: max_queued.min(cps.saturating_mul(86_400)),
+                added: 0,
+            };
+        }
     }
 
     let mut outcomes: Vec<AcceptOutcome> = Vec::with_capacity(jobs.len());
@@ -310,12 +333,11 @@ async fn write_batch(
         if let Some(claim) = &job.idempotency {
             let earlier = keys_in_batch.get(&(sid, claim.key.as_str())).copied();
             let replay = match earlier {
-                Some(j) if outcomes[j] == AcceptOutcome::Accepted => Some(idempotent_replay(
+                Some(j) => Some(idempotent_replay(
                     claim,
                     &jobs[j].idempotency,
                     &jobs[j].response,
                 )),
-                Some(_) => None,
                 None => stored_replay(tx, sid, claim, now).await?.map(|r| match r {
                     Replay::Same(response) => AcceptOutcome::Replayed(response),
                     Replay::Different => AcceptOutcome::KeyReused,
@@ -339,9 +361,9 @@ async fn write_batch(
                 continue;
             }
         }
-        let room = rooms
-            .get_mut(sid)
-            .expect("every account of the batch has a room entry");
+        let Some(room) = rooms.get_mut(sid) else {
+            continue;
+        };
         let wanted = job.calls.len() as i64;
         if room.queued + room.added + wanted > room.limit {
             outcomes.push(AcceptOutcome::QueueFull { limit: room.limit });
@@ -371,19 +393,29 @@ async fn write_batch(
     if !accepted.is_empty() {
         insert_accepted(tx, &accepted, now).await?;
     }
+    let guard = match tx {
+        Tx::Sqlite(_) => {
+            "UPDATE accounts SET queued_calls = queued_calls + $2 WHERE sid = $1 AND queued_calls + $2 <= min(max_queued_calls, cps * 86400)"
+        }
+        Tx::Postgres(_) => {
+            "UPDATE accounts SET queued_calls = queued_calls + $2 WHERE sid = $1 AND queued_calls + $2 <= LEAST(max_queued_calls, cps * 86400)"
+        }
+    };
     for (sid, room) in rooms.iter().filter(|(_, r)| r.added > 0) {
-        on_tx!(tx, |c| {
-            sqlx::query("UPDATE accounts SET queued_calls = queued_calls + $2 WHERE sid = $1")
-                .bind(*sid)
-                .bind(room.added)
-                .execute(c)
-                .await
-                .map(|r| r.rows_affected())
-        })?;
+        let updated = on_tx!(tx, |c| sqlx::query(guard)
+            .bind(*sid)
+            .bind(room.added)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))?;
+        if updated == 0 {
+            return Ok(None);
+        }
     }
-    Ok(outcomes)
+    Ok(Some(outcomes))
 }
 
+/// The outcome for a key already accepted earlier in the same batch.
 fn idempotent_replay(
     claim: &IdempotencyClaim,
     first: &Option<IdempotencyClaim>,
@@ -442,8 +474,21 @@ struct CallInsert<'a> {
     leg_seq: i64,
     state: &'static str,
     to_number: &'a str,
+    from_number: Option<&'a str>,
+    userdata: Option<&'a str>,
+    params: &'a str,
     created_at: i64,
     updated_at: i64,
+}
+
+#[derive(Serialize)]
+struct ConversationInsert<'a> {
+    id: &'a str,
+    request_id: &'a str,
+    account_sid: &'a str,
+    app_id: &'a str,
+    state: &'static str,
+    created_at: i64,
 }
 
 #[derive(Serialize)]
@@ -455,41 +500,53 @@ struct KeyInsert<'a> {
     created_at: i64,
 }
 
-/// Inserts requests, conversations, calls and idempotency keys of the accepted
+/// Inserts the call legs, conversations and idempotency keys of the accepted
 /// acceptances, one statement per table: the rows travel as one JSON array.
 async fn insert_accepted(
     tx: &mut Tx<'_>,
     accepted: &[&Acceptance],
     now: i64,
 ) -> Result<(), sqlx::Error> {
-    let requests: Vec<&RequestRow> = accepted.iter().map(|a| &a.request).collect();
-    let conversations: Vec<serde_json::Value> = accepted
-        .iter()
-        .filter_map(|a| {
-            a.conversation_id.as_ref().map(|id| {
-                serde_json::json!({"id": id, "request_id": a.request.id, "account_sid": a.request.account_sid,
-                                   "app_id": a.request.app_id, "state": "queued", "created_at": a.request.created_at})
-            })
-        })
-        .collect();
     let calls: Vec<CallInsert> = accepted
         .iter()
         .flat_map(|a| {
-            a.calls.iter().map(|c| CallInsert {
+            let r = &a.request;
+            a.calls.iter().map(move |c| CallInsert {
                 id: &c.id,
-                request_id: &a.request.id,
-                account_sid: &a.request.account_sid,
-                app_id: &a.request.app_id,
-                kind: a.request.kind,
+                request_id: &r.id,
+                account_sid: &r.account_sid,
+                app_id: &r.app_id,
+                kind: r.kind,
                 conversation_id: c.conversation_id.as_deref(),
                 leg_seq: c.leg_seq,
                 state: "queued",
                 to_number: &c.to_number,
-                created_at: a.request.created_at,
-                updated_at: a.request.created_at,
+                from_number: r.from_number.as_deref(),
+                userdata: r.userdata.as_deref(),
+                params: &r.params,
+                created_at: r.created_at,
+                updated_at: r.created_at,
             })
         })
         .collect();
+    bulk_insert(tx, Table::Calls, &calls).await?;
+    let conversations: Vec<ConversationInsert> = accepted
+        .iter()
+        .filter_map(|a| {
+            let r = &a.request;
+            a.conversation_id.as_deref().map(|id| ConversationInsert {
+                id,
+                request_id: &r.id,
+                account_sid: &r.account_sid,
+                app_id: &r.app_id,
+                state: "queued",
+                created_at: r.created_at,
+            })
+        })
+        .collect();
+    if !conversations.is_empty() {
+        bulk_insert(tx, Table::Conversations, &conversations).await?;
+    }
     let keys: Vec<KeyInsert> = accepted
         .iter()
         .filter_map(|a| {
@@ -502,11 +559,6 @@ async fn insert_accepted(
             })
         })
         .collect();
-    bulk_insert(tx, Table::Requests, &requests).await?;
-    if !conversations.is_empty() {
-        bulk_insert(tx, Table::Conversations, &conversations).await?;
-    }
-    bulk_insert(tx, Table::Calls, &calls).await?;
     if !keys.is_empty() {
         bulk_insert(tx, Table::IdempotencyKeys, &keys).await?;
     }
@@ -516,7 +568,6 @@ async fn insert_accepted(
 /// The tables an acceptance writes, with their columns and PostgreSQL types.
 #[derive(Clone, Copy)]
 enum Table {
-    Requests,
     Conversations,
     Calls,
     IdempotencyKeys,
@@ -525,19 +576,6 @@ enum Table {
 impl Table {
     fn spec(self) -> (&'static str, &'static [(&'static str, &'static str)]) {
         match self {
-            Table::Requests => (
-                "requests",
-                &[
-                    ("id", "text"),
-                    ("account_sid", "text"),
-                    ("app_id", "text"),
-                    ("kind", "text"),
-                    ("from_number", "text"),
-                    ("userdata", "text"),
-                    ("params", "text"),
-                    ("created_at", "bigint"),
-                ],
-            ),
             Table::Conversations => (
                 "conversations",
                 &[
@@ -561,6 +599,9 @@ impl Table {
                     ("leg_seq", "bigint"),
                     ("state", "text"),
                     ("to_number", "text"),
+                    ("from_number", "text"),
+                    ("userdata", "text"),
+                    ("params", "text"),
                     ("created_at", "bigint"),
                     ("updated_at", "bigint"),
                 ],
