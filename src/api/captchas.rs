@@ -6,8 +6,8 @@ use chrono::Utc;
 use serde::Serialize;
 
 use super::error::{ApiError, Reply};
-use super::placement::NewRequest;
-use super::{AppState, body, notice_style, placement};
+use super::placement::{BodyRequest, NewRequest};
+use super::{AppState, notice_style, placement};
 use crate::domain::captcha::VoiceCaptcha;
 use crate::domain::{Fields, RequestId};
 use crate::store::accept::CallRow;
@@ -43,11 +43,8 @@ async fn place(
     payload: Payload,
     request_id: &RequestId,
 ) -> Result<Reply, ApiError> {
-    let body = body::json_object(req, payload).await?;
-    let claim = body::idempotency_claim(req, &body)?;
-    let fields = Fields(&body);
-    let app = placement::body_application(state, account, fields).await?;
-    let captcha = VoiceCaptcha::parse(fields)?;
+    let BodyRequest { body, claim, app } = BodyRequest::read(state, req, account, payload).await?;
+    let captcha = VoiceCaptcha::parse(Fields(&body))?;
     placement::check_caller_ids(&app, captcha.from.iter().map(|n| ("from", n)))?;
 
     let now = Utc::now();

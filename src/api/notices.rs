@@ -6,8 +6,8 @@ use chrono::Utc;
 use serde::Serialize;
 
 use super::error::{ApiError, Reply};
-use super::placement::NewRequest;
-use super::{AppState, body, notice_style, placement};
+use super::placement::{BodyRequest, NewRequest};
+use super::{AppState, notice_style, placement};
 use crate::domain::notice::VoiceNotice;
 use crate::domain::{Fields, RequestId};
 use crate::store::accept::CallRow;
@@ -73,11 +73,8 @@ async fn place(
     request_id: &RequestId,
     batch: bool,
 ) -> Result<Reply, ApiError> {
-    let body = body::json_object(req, payload).await?;
-    let claim = body::idempotency_claim(req, &body)?;
-    let fields = Fields(&body);
-    let app = placement::body_application(state, account, fields).await?;
-    let notice = VoiceNotice::parse(fields, batch)?;
+    let BodyRequest { body, claim, app } = BodyRequest::read(state, req, account, payload).await?;
+    let notice = VoiceNotice::parse(Fields(&body), batch)?;
     placement::check_caller_ids(&app, notice.from.iter().map(|n| ("from", n)))?;
     placement::check_prompts(state, &app, notice.script.prompts()).await?;
 

@@ -3,11 +3,14 @@
 
 use std::sync::Arc;
 
+use actix_web::HttpRequest;
+use actix_web::web::Payload;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use serde_json::{Map, Value};
 
-use super::AppState;
 use super::error::{ApiError, Reply};
+use super::{AppState, body};
 use crate::config::CaptchaLimits;
 use crate::domain::credentials::is_hex32;
 use crate::domain::{Fields, PhoneNumber, PromptName, RequestId};
@@ -34,14 +37,33 @@ pub async fn application(
     app.ok_or_else(|| ApiError::App(format!("{field} not found in this account")))
 }
 
-/// The `appid` field of a notice or captcha body, or -3.
-pub async fn body_application(
-    state: &AppState,
-    account: &AccountRecord,
-    fields: Fields<'_>,
-) -> Result<Arc<ApplicationRecord>, ApiError> {
-    let app_id = fields.opt_str("appid").map_err(|e| ApiError::App(e.0))?;
-    application(state, account, "appid", app_id).await
+/// A notice or captcha request read up to its fields: the body (-2), its idempotency
+/// claim (-4) and the application of its `appid` (-3).
+pub struct BodyRequest {
+    /// The JSON object.
+    pub body: Map<String, Value>,
+    /// Its Idempotency-Key, if any.
+    pub claim: Option<IdempotencyClaim>,
+    /// The application named by `appid`.
+    pub app: Arc<ApplicationRecord>,
+}
+
+impl BodyRequest {
+    /// Reads the body and finds the application of its `appid`.
+    pub async fn read(
+        state: &AppState,
+        req: &HttpRequest,
+        account: &AccountRecord,
+        payload: Payload,
+    ) -> Result<Self, ApiError> {
+        let body = body::json_object(req, payload).await?;
+        let claim = body::idempotency_claim(req, &body)?;
+        let app_id = Fields(&body)
+            .opt_str("appid")
+            .map_err(|e| ApiError::App(e.0))?;
+        let app = application(state, account, "appid", app_id).await?;
+        Ok(Self { body, claim, app })
+    }
 }
 
 /// Refuses caller ids the application may not display.

@@ -1,5 +1,5 @@
 //! The group-commit writer of accepted requests. Handlers hand over an [`Acceptance`]
-//! (the request row, its calls, its conversation) and wait; the writer gathers what
+//! (its call legs and conversation) and wait; the writer gathers what
 //! arrived meanwhile, decides each one (idempotency key, captcha limits, queue room),
 //! inserts the accepted ones in bulk and commits once, then answers every handler. So a
 //! request is answered only after the commit that holds it, and the per-commit cost
@@ -123,7 +123,7 @@ type Job = (
 /// How the writer reaches its database.
 pub enum WriterBackend {
     /// Its own SQLite connection with these options.
-    Sqlite(SqliteConnectOptions),
+    Sqlite(Box<SqliteConnectOptions>),
     /// Connections from the PostgreSQL pool.
     Postgres(PgPool),
 }
@@ -182,7 +182,7 @@ async fn next_batch(rx: &mut mpsc::Receiver<Job>) -> Option<Vec<Job>> {
     Some(batch)
 }
 
-async fn sqlite_writer(options: SqliteConnectOptions, mut rx: mpsc::Receiver<Job>) {
+async fn sqlite_writer(options: Box<SqliteConnectOptions>, mut rx: mpsc::Receiver<Job>) {
     let mut writer = Writer::Sqlite(None, options);
     while let Some(batch) = next_batch(&mut rx).await {
         writer.process(batch).await;
@@ -201,7 +201,7 @@ async fn postgres_writer(pool: PgPool, rx: Arc<Mutex<mpsc::Receiver<Job>>>) {
 /// One writer task's way to the database.
 enum Writer {
     /// A dedicated connection, opened on first use and reopened after a failure.
-    Sqlite(Option<SqliteConnection>, SqliteConnectOptions),
+    Sqlite(Option<SqliteConnection>, Box<SqliteConnectOptions>),
     Postgres(PgPool),
 }
 

@@ -72,10 +72,10 @@ impl Store {
     ) -> Result<CancelOutcome, StoreError> {
         let now = now_ms();
         let mut tx = self.begin_write().await?;
-        if let Some(claim) = claim {
-            if let Some(replay) = stored_replay(&mut tx, account_sid, claim, now).await? {
-                return Ok(CancelOutcome::Replayed(replay));
-            }
+        if let Some(claim) = claim
+            && let Some(replay) = stored_replay(&mut tx, account_sid, claim, now).await?
+        {
+            return Ok(CancelOutcome::Replayed(replay));
         }
         let sql = format!(
             "SELECT state FROM conversations WHERE id = $1 AND account_sid = $2 AND app_id = $3{}",

@@ -33,7 +33,7 @@ pub async fn connect(url: &str) -> Result<(Pool, WriterBackend), StoreError> {
             .max_connections(SQLITE_READERS)
             .connect_with(options.clone())
             .await?;
-        Ok((Pool::Sqlite(pool), WriterBackend::Sqlite(options)))
+        Ok((Pool::Sqlite(pool), WriterBackend::Sqlite(Box::new(options))))
     } else {
         let options = PgConnectOptions::from_str(url)?;
         let pool = PgPoolOptions::new()

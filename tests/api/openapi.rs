@@ -36,13 +36,12 @@ fn documented_operations(spec: &str) -> Vec<(String, String)> {
         }
         if let Some(rest) = line.strip_prefix("  /") {
             current = Some(format!("/{}", rest.trim_end().trim_end_matches(':')));
-        } else if let (Some(path), Some(rest)) = (&current, line.strip_prefix("    ")) {
-            if let Some(method) = rest
+        } else if let (Some(path), Some(rest)) = (&current, line.strip_prefix("    "))
+            && let Some(method) = rest
                 .strip_suffix(':')
                 .filter(|m| ["get", "post", "put", "patch", "delete"].contains(m))
-            {
-                ops.push((method.to_string(), path.clone()));
-            }
+        {
+            ops.push((method.to_string(), path.clone()));
         }
     }
     ops
