@@ -11,6 +11,7 @@ use crate::config::Settings;
 use crate::domain::Fields;
 use crate::domain::application::AppSettings;
 use crate::domain::limits::AccountPatch;
+use crate::media::sandbox::Sandbox;
 use crate::startup::Application;
 use crate::store::Store;
 
@@ -34,6 +35,12 @@ enum Command {
     /// Manage applications.
     #[command(subcommand)]
     App(AppCommand),
+    /// Run the sandbox media server alone (FreeSWITCH's Event Socket protocol, API.md §12).
+    Sandbox {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8021")]
+        listen: std::net::SocketAddr,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -178,78 +185,106 @@ fn print(value: &Value) {
 }
 
 async fn run(command: Command, settings: Settings) -> Result<(), String> {
-    if let Command::Serve = command {
-        let app = Application::build(settings.clone())
+    let open_store = || async {
+        Store::open(settings.database_url.expose())
             .await
-            .map_err(|e| e.to_string())?;
-        tracing::info!(port = app.port(), listen = %settings.listen, database = if settings.uses_postgres() { "postgres" } else { "sqlite" }, "voicepaas serving");
-        return app.run_until_stopped().await.map_err(|e| e.to_string());
-    }
-    let store = Store::open(settings.database_url.expose())
-        .await
-        .map_err(|e| e.to_string())?;
+            .map_err(|e| e.to_string())
+    };
     match command {
-        Command::Serve => unreachable!("handled above"),
-        Command::Migrate => println!("migrations applied ({})", store.backend()),
-        Command::Account(AccountCommand::Create { name }) => {
-            let (account, token) = store
-                .create_account(&name)
+        Command::Serve => {
+            let app = Application::build(settings.clone())
                 .await
                 .map_err(|e| e.to_string())?;
+            let database = if settings.uses_postgres() {
+                "postgres"
+            } else {
+                "sqlite"
+            };
+            tracing::info!(port = app.port(), listen = %settings.listen, database, "voicepaas serving");
+            app.run_until_stopped().await.map_err(|e| e.to_string())
+        }
+        Command::Sandbox { listen } => {
+            let sandbox = Sandbox::start(
+                listen,
+                settings.sandbox_password.expose(),
+                settings.sandbox_speed,
+                settings.recordings_dir.clone(),
+            )
+            .await
+            .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+            tracing::info!(addr = %sandbox.addr(), speed = settings.sandbox_speed, "sandbox media server listening");
+            tokio::signal::ctrl_c().await.map_err(|e| e.to_string())
+        }
+        Command::Migrate => {
+            println!("migrations applied ({})", open_store().await?.backend());
+            Ok(())
+        }
+        Command::Account(command) => account(&open_store().await?, command).await,
+        Command::App(command) => app(&open_store().await?, command).await,
+    }
+}
+
+async fn account(store: &Store, command: AccountCommand) -> Result<(), String> {
+    let failed = |e: crate::store::StoreError| e.to_string();
+    match command {
+        AccountCommand::Create { name } => {
+            let (account, token) = store.create_account(&name).await.map_err(failed)?;
             print(&json!({"accountSid": account.sid, "authToken": token}));
         }
-        Command::Account(AccountCommand::List) => print(&json!(
-            store.list_accounts().await.map_err(|e| e.to_string())?
-        )),
-        Command::Account(AccountCommand::Disable { sid }) => {
+        AccountCommand::List => print(&json!(store.list_accounts().await.map_err(failed)?)),
+        AccountCommand::Disable { sid } => {
             let patch = AccountPatch {
                 enabled: Some(false),
                 ..AccountPatch::default()
             };
-            let account = store
-                .update_account(&sid, &patch)
-                .await
-                .map_err(|e| e.to_string())?;
+            let account = store.update_account(&sid, &patch).await.map_err(failed)?;
             print(&json!(
                 account.ok_or_else(|| format!("account {sid} not found"))?
             ));
         }
-        Command::App(AppCommand::Create {
+    }
+    Ok(())
+}
+
+async fn app(store: &Store, command: AppCommand) -> Result<(), String> {
+    let failed = |e: crate::store::StoreError| e.to_string();
+    match command {
+        AppCommand::Create {
             account,
             name,
             settings,
-        }) => {
+        } => {
             let settings = settings.parse(Some(&name), true)?;
             store
                 .find_account(&account)
                 .await
-                .map_err(|e| e.to_string())?
+                .map_err(failed)?
                 .ok_or_else(|| format!("account {account} not found"))?;
             let app = store
                 .create_app(&account, &settings)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(failed)?;
             let mut shown = app.to_json();
             shown["signingSecret"] = app.signing_secret.clone().into();
             print(&shown);
         }
-        Command::App(AppCommand::List { account }) => {
-            let apps = store.list_apps(&account).await.map_err(|e| e.to_string())?;
+        AppCommand::List { account } => {
+            let apps = store.list_apps(&account).await.map_err(failed)?;
             print(&Value::from(
                 apps.iter().map(|a| a.to_json()).collect::<Vec<_>>(),
             ));
         }
-        Command::App(AppCommand::Update {
+        AppCommand::Update {
             account,
             app,
             name,
             settings,
-        }) => {
+        } => {
             let settings = settings.parse(name.as_deref(), false)?;
             let updated = store
                 .update_app(&account, &app, &settings)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(failed)?;
             print(
                 &updated
                     .ok_or_else(|| format!("application {app} not found in account {account}"))?

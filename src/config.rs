@@ -16,6 +16,8 @@ const KEYS: &[(&str, Option<&str>)] = &[
     ("VOICEPAAS_MEDIA", Some("sandbox")),
     ("VOICEPAAS_DIAL_STRING", Some("sofia/gateway/pstn/{number}")),
     ("VOICEPAAS_SANDBOX_SPEED", Some("1")),
+    ("VOICEPAAS_SANDBOX_PASSWORD", Some("ClueCon")),
+    ("VOICEPAAS_RECORDINGS_DIR", Some("./data/recordings")),
     ("VOICEPAAS_ALLOW_PRIVATE_WEBHOOKS", Some("false")),
     ("VOICEPAAS_ADMIN_TOKEN", None),
     ("VOICEPAAS_NODE_ID", Some("10000")),
@@ -113,6 +115,10 @@ pub struct Settings {
     pub dial_string: String,
     /// Sandbox clock speed-up (`VOICEPAAS_SANDBOX_SPEED`).
     pub sandbox_speed: f64,
+    /// Event Socket password of the sandbox (`VOICEPAAS_SANDBOX_PASSWORD`).
+    pub sandbox_password: Secret,
+    /// Where recordings are written (`VOICEPAAS_RECORDINGS_DIR`).
+    pub recordings_dir: std::path::PathBuf,
     /// Whether webhooks may target private addresses (`VOICEPAAS_ALLOW_PRIVATE_WEBHOOKS`).
     pub allow_private_webhooks: bool,
     /// Bearer token of the operator API; the API is off when unset (`VOICEPAAS_ADMIN_TOKEN`).
@@ -229,6 +235,8 @@ impl Settings {
                 &required("VOICEPAAS_SANDBOX_SPEED"),
                 false,
             )?,
+            sandbox_password: Secret::new(required("VOICEPAAS_SANDBOX_PASSWORD")),
+            recordings_dir: required("VOICEPAAS_RECORDINGS_DIR").into(),
             allow_private_webhooks: parse_bool(
                 "VOICEPAAS_ALLOW_PRIVATE_WEBHOOKS",
                 &required("VOICEPAAS_ALLOW_PRIVATE_WEBHOOKS"),

@@ -7,6 +7,8 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod domain;
+pub mod esl;
+pub mod media;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

@@ -7,8 +7,9 @@ use actix_web::dev::Server;
 use actix_web::{App, HttpServer, web};
 
 use crate::api::{self, AppState};
-use crate::config::Settings;
+use crate::config::{MediaSetting, Settings};
 use crate::domain::IdGenerator;
+use crate::media::sandbox::Sandbox;
 use crate::store::{Store, StoreError};
 
 /// Why the server could not start.
@@ -31,12 +32,33 @@ pub enum StartError {
 pub struct Application {
     port: u16,
     server: Server,
+    sandbox: Option<Sandbox>,
 }
 
 impl Application {
-    /// Opens the store (applying migrations) and binds `settings.listen`.
+    /// Opens the store (applying migrations), starts the in-process sandbox when
+    /// `VOICEPAAS_MEDIA=sandbox`, and binds `settings.listen`.
     pub async fn build(settings: Settings) -> Result<Self, StartError> {
         let store = Store::open(settings.database_url.expose()).await?;
+        let sandbox = match settings.media {
+            MediaSetting::Sandbox => {
+                let any_port = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+                let sandbox = Sandbox::start(
+                    any_port,
+                    settings.sandbox_password.expose(),
+                    settings.sandbox_speed,
+                    settings.recordings_dir.clone(),
+                )
+                .await
+                .map_err(|source| StartError::Bind {
+                    addr: "sandbox 127.0.0.1:0".into(),
+                    source,
+                })?;
+                tracing::info!(addr = %sandbox.addr(), speed = settings.sandbox_speed, "sandbox media server listening");
+                Some(sandbox)
+            }
+            MediaSetting::Nodes(_) => None,
+        };
         let listener = TcpListener::bind(settings.listen).map_err(|source| StartError::Bind {
             addr: settings.listen.to_string(),
             source,
@@ -63,7 +85,11 @@ impl Application {
                     source,
                 })?
                 .run();
-        Ok(Self { port, server })
+        Ok(Self {
+            port,
+            server,
+            sandbox,
+        })
     }
 
     /// The bound port.
@@ -71,8 +97,15 @@ impl Application {
         self.port
     }
 
+    /// The in-process sandbox's Event Socket address, when media is the sandbox.
+    pub fn sandbox_addr(&self) -> Option<std::net::SocketAddr> {
+        self.sandbox.as_ref().map(Sandbox::addr)
+    }
+
     /// Serves until the process is told to stop (SIGINT/SIGTERM).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let result = self.server.await;
+        drop(self.sandbox);
+        result
     }
 }

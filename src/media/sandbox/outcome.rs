@@ -1,0 +1,91 @@
+//! What the far end of a sandbox call does, by the callee number's last four digits
+//! (API.md §12).
+
+use std::time::Duration;
+
+/// The far end's behaviour.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// Fails at once with this cause instead of ringing.
+    pub fails_with: Option<&'static str>,
+    /// Rings this long before answering; `None` = never answers.
+    pub rings_for: Option<Duration>,
+    /// Keys pressed, each after a delay from the answer.
+    pub presses: Vec<(Duration, char)>,
+    /// Hangs up this long after answering (unless the platform hangs up first).
+    pub hangs_up_after: Option<Duration>,
+}
+
+impl Outcome {
+    /// The outcome for a dialled number (its last four digits decide).
+    pub fn for_number(number: &str) -> Self {
+        let secs = Duration::from_secs;
+        let suffix = number
+            .len()
+            .checked_sub(4)
+            .and_then(|i| number.get(i..))
+            .unwrap_or_default();
+        let answered = |rings: u64, presses: Vec<(Duration, char)>, hangup: u64| Outcome {
+            fails_with: None,
+            rings_for: Some(secs(rings)),
+            presses,
+            hangs_up_after: Some(secs(hangup)),
+        };
+        match suffix {
+            "9990" => Outcome {
+                fails_with: Some("USER_BUSY"),
+                rings_for: None,
+                presses: vec![],
+                hangs_up_after: None,
+            },
+            "9991" => Outcome {
+                fails_with: None,
+                rings_for: None,
+                presses: vec![],
+                hangs_up_after: None,
+            },
+            "9992" => Outcome {
+                fails_with: Some("UNALLOCATED_NUMBER"),
+                rings_for: None,
+                presses: vec![],
+                hangs_up_after: None,
+            },
+            "9993" => answered(1, vec![(secs(3), '1')], 30),
+            "9994" => answered(1, vec![(secs(3), '2'), (secs(6), '1')], 30),
+            "9995" => answered(1, vec![], 2),
+            "9996" => answered(10, vec![], 30),
+            _ => answered(1, vec![], 30),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table() {
+        assert_eq!(
+            Outcome::for_number("13800009990").fails_with,
+            Some("USER_BUSY")
+        );
+        assert_eq!(Outcome::for_number("13800009991").rings_for, None);
+        assert_eq!(
+            Outcome::for_number("13800009992").fails_with,
+            Some("UNALLOCATED_NUMBER")
+        );
+        assert_eq!(Outcome::for_number("13800009994").presses.len(), 2);
+        assert_eq!(
+            Outcome::for_number("13800009995").hangs_up_after,
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(
+            Outcome::for_number("13800009996").rings_for,
+            Some(Duration::from_secs(10))
+        );
+        assert_eq!(
+            Outcome::for_number("12").rings_for,
+            Some(Duration::from_secs(1))
+        );
+    }
+}

@@ -1,0 +1,539 @@
+//! The sandbox's core, shared by every ESL connection: the channels, the event bus, the
+//! conferences, and the API commands (`originate`, `uuid_*`, `status`, …).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use super::channel::{App, Channel, Command, Spawn};
+use super::clock::SandboxClock;
+use crate::esl::Event;
+
+/// Events buffered per listener before a slow one is cut off (FreeSWITCH kills listeners
+/// that fall too far behind as well).
+const EVENT_BUFFER: usize = 100_000;
+
+/// The simulated FreeSWITCH.
+pub struct Switch {
+    /// The sandbox clock.
+    pub clock: SandboxClock,
+    core_uuid: String,
+    sequence: AtomicU64,
+    started_us: i64,
+    sessions_since_start: AtomicU64,
+    events: broadcast::Sender<Arc<Event>>,
+    channels: Mutex<HashMap<String, mpsc::Sender<Command>>>,
+    conferences: Mutex<HashMap<String, Vec<String>>>,
+    /// Where relative recording paths go.
+    pub recordings: PathBuf,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Switch {
+    /// A switch on `clock`, writing relative recording paths under `recordings`.
+    pub fn new(clock: SandboxClock, recordings: PathBuf) -> Arc<Self> {
+        let (events, _) = broadcast::channel(EVENT_BUFFER);
+        Arc::new(Self {
+            started_us: clock.now_us(),
+            clock,
+            core_uuid: uuid::Uuid::new_v4().to_string(),
+            sequence: AtomicU64::new(1),
+            sessions_since_start: AtomicU64::new(0),
+            events,
+            channels: Mutex::new(HashMap::new()),
+            conferences: Mutex::new(HashMap::new()),
+            recordings,
+        })
+    }
+
+    /// A new listener of every event.
+    pub fn listen(&self) -> broadcast::Receiver<Arc<Event>> {
+        self.events.subscribe()
+    }
+
+    /// An event with the headers every FreeSWITCH event starts with.
+    pub fn base_event(&self, name: &str) -> Event {
+        let now = self.clock.now_us();
+        let at = chrono::DateTime::<chrono::Utc>::from_timestamp_micros(now).unwrap_or_default();
+        let mut e = Event::default();
+        let h = &mut e.headers;
+        h.push("Event-Name", name);
+        h.push("Core-UUID", self.core_uuid.clone());
+        h.push("FreeSWITCH-Hostname", "voicepaas-sandbox");
+        h.push("FreeSWITCH-Switchname", "voicepaas-sandbox");
+        h.push("FreeSWITCH-IPv4", "127.0.0.1");
+        h.push("FreeSWITCH-IPv6", "::1");
+        h.push(
+            "Event-Date-Local",
+            at.format("%Y-%m-%d %H:%M:%S").to_string(),
+        );
+        h.push(
+            "Event-Date-GMT",
+            at.format("%a, %d %b %Y %H:%M:%S GMT").to_string(),
+        );
+        h.push("Event-Date-Timestamp", now.to_string());
+        h.push("Event-Calling-File", "sandbox.rs");
+        h.push("Event-Calling-Function", "sandbox");
+        h.push("Event-Calling-Line-Number", "1");
+        h.push(
+            "Event-Sequence",
+            self.sequence.fetch_add(1, Ordering::Relaxed).to_string(),
+        );
+        e
+    }
+
+    /// Sends an event to every listener.
+    pub fn publish(&self, event: Event) {
+        let _ = self.events.send(Arc::new(event));
+    }
+
+    /// Passes `command` to channel `uuid` (ignored if it is gone).
+    pub fn tell(&self, uuid: &str, command: Command) -> bool {
+        let sender = lock(&self.channels).get(uuid).cloned();
+        match sender {
+            Some(sender) => sender.try_send(command).is_ok(),
+            None => false,
+        }
+    }
+
+    /// Removes a destroyed channel.
+    pub fn forget(&self, uuid: &str) {
+        lock(&self.channels).remove(uuid);
+    }
+
+    fn exists(&self, uuid: &str) -> bool {
+        lock(&self.channels).contains_key(uuid)
+    }
+
+    /// Starts a B leg for a `bridge` application of channel `a_leg`.
+    pub fn originate_leg(self: &Arc<Self>, dial: &str, a_leg: &str) {
+        let request = parse_originate(&format!("{dial} &park()"));
+        self.start_channel(Spawn {
+            uuid: uuid::Uuid::new_v4().to_string(),
+            number: request.number,
+            dial: request.dial,
+            vars: request.vars,
+            first_app: None,
+            job: None,
+            result: None,
+            bridge_for: Some(a_leg.to_string()),
+        });
+    }
+
+    fn start_channel(self: &Arc<Self>, spawn: Spawn) {
+        let uuid = spawn.uuid.clone();
+        self.sessions_since_start.fetch_add(1, Ordering::Relaxed);
+        let mut channels = lock(&self.channels);
+        let sender = Channel::spawn(self.clone(), spawn);
+        channels.insert(uuid, sender);
+    }
+
+    /// Adds a channel to a conference.
+    pub fn join_conference(&self, name: &str, uuid: &str) {
+        lock(&self.conferences)
+            .entry(name.to_string())
+            .or_default()
+            .push(uuid.to_string());
+    }
+
+    /// Removes a channel from a conference (the conference ends with its last member).
+    pub fn leave_conference(&self, name: &str, uuid: &str) {
+        let mut conferences = lock(&self.conferences);
+        if let Some(members) = conferences.get_mut(name) {
+            members.retain(|m| m != uuid);
+            if members.is_empty() {
+                conferences.remove(name);
+            }
+        }
+    }
+
+    /// `bgapi <line>` with `job_uuid`: the result arrives as a BACKGROUND_JOB event.
+    pub fn bgapi(self: &Arc<Self>, line: &str, job_uuid: String) {
+        let (command, args) = line.split_once(' ').unwrap_or((line, ""));
+        if command == "originate" {
+            // The channel itself reports the result when it answers or fails.
+            self.originate(
+                args,
+                Some((job_uuid, command.to_string(), args.to_string())),
+                None,
+            );
+            return;
+        }
+        let switch = self.clone();
+        let (command, args, line) = (command.to_string(), args.to_string(), line.to_string());
+        tokio::spawn(async move {
+            let output = switch.api(&line).await;
+            let mut e = switch.base_event("BACKGROUND_JOB");
+            e.headers.push("Job-UUID", job_uuid);
+            e.headers.push("Job-Command", command);
+            e.headers.push("Job-Command-Arg", args);
+            e.body = Some(output);
+            switch.publish(e);
+        });
+    }
+
+    fn originate(
+        self: &Arc<Self>,
+        args: &str,
+        job: Option<(String, String, String)>,
+        result: Option<oneshot::Sender<String>>,
+    ) -> Option<String> {
+        let request = parse_originate(args);
+        if request.dial.is_empty() {
+            return None;
+        }
+        let uuid = request
+            .vars
+            .get("origination_uuid")
+            .cloned()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        if self.exists(&uuid) {
+            return None;
+        }
+        self.start_channel(Spawn {
+            uuid: uuid.clone(),
+            number: request.number,
+            dial: request.dial,
+            vars: request.vars,
+            first_app: Some(request.app),
+            job,
+            result,
+            bridge_for: None,
+        });
+        Some(uuid)
+    }
+
+    /// Runs an API command; returns its output as FreeSWITCH would.
+    pub async fn api(self: &Arc<Self>, line: &str) -> String {
+        let line = line.trim();
+        let (command, args) = line
+            .split_once(' ')
+            .map_or((line, ""), |(c, a)| (c, a.trim()));
+        let arg = |i: usize| args.split_whitespace().nth(i).unwrap_or_default();
+        let no_channel = "-ERR No such channel!\n".to_string();
+        match command {
+            "originate" => {
+                let (tx, rx) = oneshot::channel();
+                match self.originate(args, None, Some(tx)) {
+                    None => "-ERR INVALID_GATEWAY\n".into(),
+                    Some(_) => rx.await.unwrap_or_else(|_| "-ERR SYSTEM_SHUTDOWN\n".into()),
+                }
+            }
+            "uuid_kill" => {
+                let cause = if arg(1).is_empty() {
+                    "NORMAL_CLEARING"
+                } else {
+                    arg(1)
+                };
+                if self.tell(arg(0), Command::Hangup(cause.into())) {
+                    "+OK\n".into()
+                } else {
+                    no_channel
+                }
+            }
+            "uuid_exists" => self.exists(arg(0)).to_string(),
+            "uuid_break" => {
+                if self.tell(arg(0), Command::Break) {
+                    "+OK\n".into()
+                } else {
+                    no_channel
+                }
+            }
+            "uuid_send_dtmf" | "uuid_recv_dtmf" => {
+                let digits: String = arg(1)
+                    .chars()
+                    .filter(|c| c.is_ascii_digit() || "*#ABCD".contains(*c))
+                    .collect();
+                if self.tell(arg(0), Command::Dtmf(digits)) {
+                    "+OK\n".into()
+                } else {
+                    no_channel
+                }
+            }
+            "uuid_bridge" => {
+                let (a, b) = (arg(0), arg(1));
+                if !self.exists(a) || !self.exists(b) {
+                    return "-ERR Invalid uuid\n".into();
+                }
+                // Only the originating leg reports CHANNEL_BRIDGE; the other just knows its partner.
+                self.tell(a, Command::Bridged(b.to_string(), true));
+                self.tell(b, Command::Bridged(a.to_string(), false));
+                format!("+OK {b}\n")
+            }
+            "uuid_broadcast" => {
+                let (uuid, path) = (arg(0), arg(1));
+                if self.tell(
+                    uuid,
+                    Command::Broadcast(Duration::ZERO, broadcast_path(path)),
+                ) {
+                    "+OK Message sent\n".into()
+                } else {
+                    no_channel
+                }
+            }
+            "sched_broadcast" => {
+                let Some(delay) = parse_delay(arg(0)) else {
+                    return "-ERR Usage: sched_broadcast [[+]<time>|@time] <uuid> <path> [aleg|bleg|both]\n".into();
+                };
+                if self.tell(arg(1), Command::Broadcast(delay, broadcast_path(arg(2)))) {
+                    "+OK Message scheduled\n".into()
+                } else {
+                    no_channel
+                }
+            }
+            "sched_hangup" => {
+                let Some(delay) = parse_delay(arg(0)) else {
+                    return "-ERR Usage: sched_hangup [+]<time> <uuid> [<cause>]\n".into();
+                };
+                let cause = if arg(2).is_empty() {
+                    "ALLOTTED_TIMEOUT"
+                } else {
+                    arg(2)
+                };
+                if self.tell(arg(1), Command::ScheduleHangup(delay, cause.into())) {
+                    "+OK\n".into()
+                } else {
+                    no_channel
+                }
+            }
+            "uuid_record" => {
+                let start = match arg(1) {
+                    "start" => true,
+                    "stop" => false,
+                    _ => {
+                        return "-USAGE: <uuid> [start|stop|mask|unmask] <path> [<limit>]\n".into();
+                    }
+                };
+                let path = self.recording_path(arg(2));
+                if self.tell(arg(0), Command::Record { start, path }) {
+                    "+OK Success\n".into()
+                } else {
+                    no_channel
+                }
+            }
+            "uuid_getvar" => {
+                let (tx, rx) = oneshot::channel();
+                if !self.tell(arg(0), Command::GetVar(arg(1).to_string(), tx)) {
+                    return no_channel;
+                }
+                rx.await.ok().flatten().unwrap_or_else(|| "_undef_".into())
+            }
+            "status" => self.status(),
+            "version" => "FreeSWITCH Version 1.10.12-release~64bit (voicepaas sandbox)\n".into(),
+            "show" if args.starts_with("channels") || args.starts_with("calls") => {
+                self.show_channels(args.ends_with("as json"))
+            }
+            "conference" => self.conference(args),
+            "hupall" => {
+                let uuids: Vec<String> = lock(&self.channels).keys().cloned().collect();
+                let cause = if arg(0).is_empty() {
+                    "MANAGER_REQUEST"
+                } else {
+                    arg(0)
+                };
+                for uuid in uuids {
+                    self.tell(&uuid, Command::Hangup(cause.into()));
+                }
+                format!("+OK hangup all channels with cause {cause}\n")
+            }
+            "" => "-ERR no command given\n".into(),
+            _ => format!("-ERR {command} Command not found!\n"),
+        }
+    }
+
+    fn recording_path(&self, path: &str) -> String {
+        if path.starts_with('/') {
+            path.to_string()
+        } else {
+            self.recordings.join(path).display().to_string()
+        }
+    }
+
+    fn status(&self) -> String {
+        let up = Duration::from_micros((self.clock.now_us() - self.started_us).max(0) as u64);
+        let live = lock(&self.channels).len();
+        let s = up.as_secs();
+        format!(
+            "UP 0 years, {} days, {} hours, {} minutes, {} seconds, {} milliseconds, 0 microseconds\n\
+             FreeSWITCH (Version 1.10.12-release voicepaas sandbox) is ready\n\
+             {} session(s) since startup\n{live} session(s) - peak {live}, last 5min {live} \n\
+             0 session(s) per Sec out of max 1000000, peak 0, last 5min 0 \n1000000 session(s) max\nmin idle cpu 0.00/100.00\n",
+            s / 86_400,
+            s / 3600 % 24,
+            s / 60 % 60,
+            s % 60,
+            up.subsec_millis(),
+            self.sessions_since_start.load(Ordering::Relaxed),
+        )
+    }
+
+    fn show_channels(&self, json: bool) -> String {
+        let mut uuids: Vec<String> = lock(&self.channels).keys().cloned().collect();
+        uuids.sort();
+        if json {
+            let rows: Vec<serde_json::Value> = uuids
+                .iter()
+                .map(|u| serde_json::json!({"uuid": u, "direction": "outbound"}))
+                .collect();
+            if rows.is_empty() {
+                return "{\"row_count\": 0}\n".into();
+            }
+            return format!(
+                "{}\n",
+                serde_json::json!({"row_count": rows.len(), "rows": rows})
+            );
+        }
+        let mut out = String::from("uuid,direction\n");
+        for uuid in &uuids {
+            out.push_str(&format!("{uuid},outbound\n"));
+        }
+        out.push_str(&format!("\n{} total.\n", uuids.len()));
+        out
+    }
+
+    fn conference(&self, args: &str) -> String {
+        let mut words = args.split_whitespace();
+        let (name, action) = (
+            words.next().unwrap_or_default(),
+            words.next().unwrap_or("list"),
+        );
+        let members = lock(&self.conferences).get(name).cloned();
+        let Some(members) = members else {
+            return format!("-ERR Conference {name} not found\n");
+        };
+        match action {
+            "list" => members
+                .iter()
+                .enumerate()
+                .map(|(i, uuid)| format!("{};sandbox/{uuid};{uuid};;;\n", i + 1))
+                .collect(),
+            "kick" | "hup" => {
+                let target = words.next().unwrap_or("all");
+                for (i, uuid) in members.iter().enumerate() {
+                    if target == "all" || target == (i + 1).to_string() || target == uuid {
+                        self.tell(uuid, Command::Hangup("NORMAL_CLEARING".into()));
+                    }
+                }
+                "+OK kicked\n".into()
+            }
+            _ => format!("-ERR unknown conference command {action}\n"),
+        }
+    }
+}
+
+/// `uuid_broadcast` takes a file or `app::args`; the sandbox plays files.
+fn broadcast_path(path: &str) -> String {
+    path.strip_prefix("playback::").unwrap_or(path).to_string()
+}
+
+/// `[+]<secs>`.
+fn parse_delay(s: &str) -> Option<Duration> {
+    s.strip_prefix('+')
+        .unwrap_or(s)
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
+}
+
+/// An `originate` command's parts.
+#[derive(Debug, PartialEq)]
+struct Originate {
+    vars: HashMap<String, String>,
+    dial: String,
+    number: String,
+    app: App,
+}
+
+/// Parses `{k=v,…}[k=v]<dial> &app(arg)|<exten> …`. The callee number is the last
+/// `/`-separated segment of the dial string.
+fn parse_originate(args: &str) -> Originate {
+    let mut rest = args.trim();
+    let mut vars = HashMap::new();
+    while let Some(open) = rest.chars().next().filter(|c| *c == '{' || *c == '[') {
+        let close = if open == '{' { '}' } else { ']' };
+        let Some(end) = rest.find(close) else { break };
+        for pair in split_unescaped(&rest[1..end]) {
+            if let Some((k, v)) = pair.split_once('=') {
+                vars.insert(k.trim().to_string(), v.replace("\\,", ","));
+            }
+        }
+        rest = &rest[end + 1..];
+    }
+    let (dial, after) = rest.split_once(' ').unwrap_or((rest, ""));
+    let number = dial
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .split('@')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let target = after.trim().split_whitespace().next().unwrap_or_default();
+    let app = match target.strip_prefix('&') {
+        Some(call) => {
+            let (name, arg) = call.split_once('(').unwrap_or((call, ")"));
+            App {
+                name: name.to_string(),
+                arg: arg.strip_suffix(')').unwrap_or(arg).to_string(),
+                event_uuid: None,
+            }
+        }
+        None => App {
+            name: "park".into(),
+            arg: String::new(),
+            event_uuid: None,
+        },
+    };
+    Originate {
+        vars,
+        dial: dial.to_string(),
+        number,
+        app,
+    }
+}
+
+fn split_unescaped(s: &str) -> Vec<String> {
+    let mut out = vec![String::new()];
+    let mut escaped = false;
+    for c in s.chars() {
+        match c {
+            ',' if !escaped => out.push(String::new()),
+            _ => {
+                if let Some(last) = out.last_mut() {
+                    last.push(c);
+                }
+            }
+        }
+        escaped = c == '\\' && !escaped;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn originate_parts() {
+        let o = parse_originate(
+            "{origination_uuid=abc,origination_caller_id_number=0101,originate_timeout=45,x=a\\,b}sofia/gateway/pstn/13800009993 &park()",
+        );
+        assert_eq!(o.vars["origination_uuid"], "abc");
+        assert_eq!(o.vars["x"], "a,b");
+        assert_eq!(o.number, "13800009993");
+        assert_eq!((o.app.name.as_str(), o.app.arg.as_str()), ("park", ""));
+        let o = parse_originate("loopback/9664 &playback(tone_stream://%(1000,0,440))");
+        assert_eq!(
+            (o.number.as_str(), o.app.name.as_str()),
+            ("9664", "playback")
+        );
+        assert_eq!(parse_originate("user/1000@example.com 9999").number, "1000");
+    }
+}
