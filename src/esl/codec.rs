@@ -79,25 +79,34 @@ impl Message {
             .unwrap_or_default()
     }
 
-    /// Serializes: command line (if any), headers, blank line, body with its length.
+    /// Serializes: command line (if any), headers in their order, blank line, body. A
+    /// `Content-Length` header gets the body's real length where it stands; without one,
+    /// it is added after the others (FreeSWITCH puts it first on events, last on replies).
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(64 + self.body.as_ref().map_or(0, Vec::len));
         if let Some(command) = &self.command {
             out.extend_from_slice(command.as_bytes());
             out.push(b'\n');
         }
-        if let Some(body) = &self.body {
-            out.extend_from_slice(format!("Content-Length: {}\n", body.len()).as_bytes());
-        }
-        for (name, value) in self
-            .headers
-            .iter()
-            .filter(|(n, _)| !n.eq_ignore_ascii_case("Content-Length"))
-        {
+        let length = self.body.as_ref().map(|b| b.len().to_string());
+        let mut wrote_length = false;
+        for (name, value) in self.headers.iter() {
+            let value = if name.eq_ignore_ascii_case("Content-Length") {
+                wrote_length = true;
+                match &length {
+                    Some(length) => length.as_str(),
+                    None => continue,
+                }
+            } else {
+                value
+            };
             out.extend_from_slice(name.as_bytes());
             out.extend_from_slice(b": ");
             out.extend_from_slice(value.as_bytes());
             out.push(b'\n');
+        }
+        if let (Some(length), false) = (&length, wrote_length) {
+            out.extend_from_slice(format!("Content-Length: {length}\n").as_bytes());
         }
         out.push(b'\n');
         if let Some(body) = &self.body {

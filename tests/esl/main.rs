@@ -1,0 +1,684 @@
+//! The Event Socket client against the sandbox media server, over real TCP: every outcome of
+//! the suffix table (API.md §12) with FreeSWITCH's event order, the applications the
+//! orchestrator uses, timers on the sandbox clock, reconnection, and fidelity to the
+//! sessions recorded from a real FreeSWITCH (`shared/esl-transcripts`).
+
+mod codec;
+mod transcripts;
+
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use voicepaas::esl::client::Execute;
+use voicepaas::esl::{EslClient, EslError, EslOptions, Event, Incoming};
+use voicepaas::media::sandbox::Sandbox;
+
+/// Sandbox clock speed for these tests: 30 s of call take 0.3 s.
+const SPEED: f64 = 100.0;
+
+struct Rig {
+    sandbox: Sandbox,
+    client: EslClient,
+    incoming: mpsc::Receiver<Incoming>,
+    _recordings: tempfile::TempDir,
+}
+
+fn options(port: u16) -> EslOptions {
+    let mut o = EslOptions::new("127.0.0.1", port, "ClueCon");
+    o.reconnect_min = Duration::from_millis(20);
+    o.reconnect_max = Duration::from_millis(200);
+    o.api_timeout = Duration::from_secs(5);
+    o.bgapi_timeout = Duration::from_secs(10);
+    o
+}
+
+async fn rig() -> Rig {
+    let recordings = tempfile::tempdir().unwrap();
+    let sandbox = Sandbox::start(
+        "127.0.0.1:0".parse().unwrap(),
+        "ClueCon",
+        SPEED,
+        recordings.path().to_path_buf(),
+    )
+    .await
+    .unwrap();
+    let (client, mut incoming) = EslClient::start(options(sandbox.addr().port()));
+    assert_eq!(next(&mut incoming).await, Incoming::Connected);
+    client.subscribe(&["ALL"]).await.unwrap();
+    Rig {
+        sandbox,
+        client,
+        incoming,
+        _recordings: recordings,
+    }
+}
+
+async fn next(incoming: &mut mpsc::Receiver<Incoming>) -> Incoming {
+    tokio::time::timeout(Duration::from_secs(10), incoming.recv())
+        .await
+        .expect("something arrives")
+        .expect("stream open")
+}
+
+/// Every event of channel `uuid` until its CHANNEL_DESTROY.
+async fn life_of(incoming: &mut mpsc::Receiver<Incoming>, uuid: &str) -> Vec<Event> {
+    let mut events = Vec::new();
+    loop {
+        if let Incoming::Event(e) = next(incoming).await {
+            if e.unique_id() == Some(uuid) {
+                let done = e.name() == "CHANNEL_DESTROY";
+                events.push(e);
+                if done {
+                    return events;
+                }
+            }
+        }
+    }
+}
+
+fn names(events: &[Event]) -> Vec<&str> {
+    events
+        .iter()
+        .map(Event::name)
+        .filter(|n| !matches!(*n, "CHANNEL_STATE" | "CHANNEL_CALLSTATE"))
+        .collect()
+}
+
+fn originate(uuid: &str, number: &str, timeout: u32) -> String {
+    format!(
+        "originate {{origination_uuid={uuid},origination_caller_id_number=01080001001,originate_timeout={timeout}}}sofia/gateway/pstn/{number} &park()"
+    )
+}
+
+fn new_uuid() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+const SETUP: [&str; 3] = ["CHANNEL_OUTGOING", "CHANNEL_CREATE", "CHANNEL_ORIGINATE"];
+const TEARDOWN: [&str; 3] = ["CHANNEL_HANGUP_COMPLETE", "CHANNEL_DESTROY", ""];
+
+fn expect(prefix: &[&str], middle: &[&str]) -> Vec<String> {
+    prefix
+        .iter()
+        .chain(middle)
+        .chain(TEARDOWN[..2].iter())
+        .map(|s| s.to_string())
+        .collect()
+}
+
+fn hangup_complete(events: &[Event]) -> &Event {
+    events
+        .iter()
+        .find(|e| e.name() == "CHANNEL_HANGUP_COMPLETE")
+        .expect("CHANNEL_HANGUP_COMPLETE")
+}
+
+#[tokio::test]
+async fn busy_unallocated_and_no_answer_fail_with_their_causes() {
+    let mut r = rig().await;
+    for (number, cause, q850) in [
+        ("13800009990", "USER_BUSY", "17"),
+        ("13800009992", "UNALLOCATED_NUMBER", "1"),
+        ("13800009991", "NO_ANSWER", "19"),
+    ] {
+        let uuid = new_uuid();
+        let result = r.client.bgapi(&originate(&uuid, number, 20)).await.unwrap();
+        assert_eq!(result, format!("-ERR {cause}\n"));
+        let events = life_of(&mut r.incoming, &uuid).await;
+        let rang: &[&str] = if number.ends_with("9991") {
+            &["CHANNEL_PROGRESS", "CHANNEL_HANGUP"]
+        } else {
+            &["CHANNEL_HANGUP"]
+        };
+        assert_eq!(names(&events), expect(&SETUP, rang), "{number}");
+        let done = hangup_complete(&events);
+        assert_eq!(done.hangup_cause(), Some(cause));
+        assert_eq!(done.variable("hangup_cause_q850"), Some(q850));
+        assert_eq!(done.variable_i64("billsec"), Some(0));
+        assert_eq!(done.variable_i64("answer_epoch"), Some(0));
+        assert_eq!(
+            done.variable("origination_caller_id_number"),
+            Some("01080001001")
+        );
+        if number.ends_with("9991") {
+            // Rang until originate_timeout (20 s of sandbox time).
+            let rang_for = done.variable_i64("end_uepoch").unwrap()
+                - done.variable_i64("start_uepoch").unwrap();
+            assert!((20_000_000..22_000_000).contains(&rang_for), "{rang_for}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn answered_calls_follow_the_suffix_table() {
+    let mut r = rig().await;
+    let answered = [
+        "CHANNEL_PROGRESS",
+        "CHANNEL_ANSWER",
+        "CHANNEL_EXECUTE",
+        "CHANNEL_PARK",
+    ];
+    for (number, keys, talk_s, ring_s) in [
+        ("13800009993", "1", 30, 1),
+        ("13800009994", "21", 30, 1),
+        ("13800009995", "", 2, 1),
+        ("13800009996", "", 30, 10),
+        ("13800001234", "", 30, 1),
+    ] {
+        let uuid = new_uuid();
+        assert_eq!(
+            r.client.bgapi(&originate(&uuid, number, 45)).await.unwrap(),
+            format!("+OK {uuid}\n")
+        );
+        let events = life_of(&mut r.incoming, &uuid).await;
+        let mut middle: Vec<&str> = answered.to_vec();
+        middle.extend(keys.chars().map(|_| "DTMF"));
+        middle.extend([
+            "CHANNEL_HANGUP",
+            "CHANNEL_UNPARK",
+            "CHANNEL_EXECUTE_COMPLETE",
+        ]);
+        assert_eq!(names(&events), expect(&SETUP, &middle), "{number}");
+        let pressed: String = events.iter().filter_map(Event::dtmf_digit).collect();
+        assert_eq!(pressed, keys, "{number}");
+        let done = hangup_complete(&events);
+        assert_eq!(done.hangup_cause(), Some("NORMAL_CLEARING"));
+        let billmsec = done.variable_i64("billmsec").unwrap();
+        assert!(
+            (talk_s * 1000..talk_s * 1000 + 900).contains(&billmsec),
+            "{number}: {billmsec}"
+        );
+        let ring = done.variable_i64("answer_uepoch").unwrap()
+            - done.variable_i64("start_uepoch").unwrap();
+        assert!(
+            (ring_s * 1_000_000..ring_s * 1_000_000 + 900_000).contains(&ring),
+            "{number}: {ring}"
+        );
+        assert_eq!(done.variable_i64("billsec"), Some(billmsec / 1000));
+    }
+}
+
+#[tokio::test]
+async fn applications_run_for_their_sandbox_durations() {
+    let mut r = rig().await;
+    let uuid = new_uuid();
+    r.client
+        .bgapi(&originate(&uuid, "13800001234", 45))
+        .await
+        .unwrap();
+    let lock = |app, arg, id| Execute {
+        app,
+        arg,
+        event_lock: true,
+        event_uuid: Some(id),
+        loops: None,
+    };
+    r.client
+        .execute(&uuid, lock("playback", "/prompts/hello.wav", "e1"))
+        .await
+        .unwrap();
+    r.client
+        .execute(&uuid, lock("say", "zh NUMBER ITERATED 123", "e2"))
+        .await
+        .unwrap();
+    r.client
+        .execute(&uuid, lock("say", "en NAME_SPELLED ITERATED A1B2", "e3"))
+        .await
+        .unwrap();
+    r.client
+        .execute(&uuid, lock("hangup", "", "e4"))
+        .await
+        .unwrap();
+    let events = life_of(&mut r.incoming, &uuid).await;
+    let at = |name: &str, id: &str| {
+        let e = events
+            .iter()
+            .find(|e| e.name() == name && e.application_uuid() == Some(id))
+            .unwrap_or_else(|| panic!("{name} {id}"));
+        e.get("Event-Date-Timestamp")
+            .unwrap()
+            .parse::<i64>()
+            .unwrap()
+    };
+    let took = |id: &str| at("CHANNEL_EXECUTE_COMPLETE", id) - at("CHANNEL_EXECUTE", id);
+    assert!(
+        (2_000_000..2_500_000).contains(&took("e1")),
+        "playback {}",
+        took("e1")
+    );
+    assert!(
+        (1_000_000..1_500_000).contains(&took("e2")),
+        "say {}",
+        took("e2")
+    );
+    assert!(
+        (2_000_000..2_500_000).contains(&took("e3")),
+        "spelled 4 chars {}",
+        took("e3")
+    );
+    let played = events
+        .iter()
+        .find(|e| e.name() == "CHANNEL_EXECUTE_COMPLETE" && e.application_uuid() == Some("e1"))
+        .unwrap();
+    assert_eq!(played.application_response(), Some("FILE PLAYED"));
+    let stop = events.iter().find(|e| e.name() == "PLAYBACK_STOP").unwrap();
+    assert_eq!(
+        (stop.get("Playback-File-Path"), stop.get("Playback-Status")),
+        (Some("/prompts/hello.wav"), Some("done"))
+    );
+    let sequence: Vec<&str> = names(&events)
+        .into_iter()
+        .skip_while(|n| *n != "CHANNEL_UNPARK")
+        .collect();
+    assert_eq!(
+        sequence[..7],
+        [
+            "CHANNEL_UNPARK",
+            "CHANNEL_EXECUTE_COMPLETE",
+            "CHANNEL_EXECUTE",
+            "PLAYBACK_START",
+            "PLAYBACK_STOP",
+            "CHANNEL_EXECUTE_COMPLETE",
+            "CHANNEL_EXECUTE"
+        ]
+    );
+    assert_eq!(
+        hangup_complete(&events).hangup_cause(),
+        Some("NORMAL_CLEARING")
+    );
+}
+
+#[tokio::test]
+async fn play_and_get_digits_collects_the_far_ends_keys() {
+    let mut r = rig().await;
+    let uuid = new_uuid();
+    r.client
+        .bgapi(&originate(&uuid, "13800009994", 45))
+        .await
+        .unwrap();
+    let exec = Execute {
+        app: "play_and_get_digits",
+        arg: "1 2 1 9000 # menu.wav invalid.wav choice \\d+",
+        event_lock: true,
+        event_uuid: Some("g"),
+        loops: None,
+    };
+    r.client.execute(&uuid, exec).await.unwrap();
+    loop {
+        let Incoming::Event(e) = next(&mut r.incoming).await else {
+            continue;
+        };
+        if e.name() == "CHANNEL_EXECUTE_COMPLETE" && e.application_uuid() == Some("g") {
+            assert_eq!(e.variable("choice"), Some("21"));
+            assert_eq!(e.variable("read_result"), Some("success"));
+            break;
+        }
+    }
+    assert_eq!(
+        r.client
+            .api(&format!("uuid_getvar {uuid} choice"))
+            .await
+            .unwrap(),
+        "21"
+    );
+    assert_eq!(
+        r.client.api(&format!("uuid_kill {uuid}")).await.unwrap(),
+        "+OK\n"
+    );
+}
+
+#[tokio::test]
+async fn recording_bridge_and_timers() {
+    let mut r = rig().await;
+    let (a, b) = (new_uuid(), new_uuid());
+    r.client
+        .bgapi(&originate(&a, "13800001111", 45))
+        .await
+        .unwrap();
+    r.client
+        .bgapi(&originate(&b, "13800002222", 45))
+        .await
+        .unwrap();
+    let path = r._recordings.path().join("call.wav");
+    let record = Execute {
+        app: "record_session",
+        arg: path.to_str().unwrap(),
+        ..Execute::default()
+    };
+    r.client.execute(&a, record).await.unwrap();
+    assert_eq!(
+        r.client.api(&format!("uuid_bridge {a} {b}")).await.unwrap(),
+        format!("+OK {b}\n")
+    );
+    assert_eq!(
+        r.client.api(&format!("sched_hangup +5 {a}")).await.unwrap(),
+        "+OK\n"
+    );
+    assert_eq!(
+        r.client
+            .api(&format!("sched_broadcast +2 {b} /prompts/lastmin.wav"))
+            .await
+            .unwrap(),
+        "+OK Message scheduled\n"
+    );
+    let (mut a_events, mut b_events) = (Vec::new(), Vec::new());
+    while !(a_events
+        .iter()
+        .any(|e: &Event| e.name() == "CHANNEL_DESTROY")
+        && b_events
+            .iter()
+            .any(|e: &Event| e.name() == "CHANNEL_DESTROY"))
+    {
+        if let Incoming::Event(e) = next(&mut r.incoming).await {
+            if e.unique_id() == Some(a.as_str()) {
+                a_events.push(e);
+            } else if e.unique_id() == Some(b.as_str()) {
+                b_events.push(e);
+            }
+        }
+    }
+    let bridge = a_events
+        .iter()
+        .find(|e| e.name() == "CHANNEL_BRIDGE")
+        .expect("CHANNEL_BRIDGE on the A leg");
+    assert_eq!(
+        (
+            bridge.get("Bridge-A-Unique-ID"),
+            bridge.get("Bridge-B-Unique-ID")
+        ),
+        (Some(a.as_str()), Some(b.as_str()))
+    );
+    assert!(
+        !b_events.iter().any(|e| e.name() == "CHANNEL_BRIDGE"),
+        "only the originating leg reports the bridge"
+    );
+    assert!(b_events.iter().any(|e| e.name() == "PLAYBACK_START"
+        && e.get("Playback-File-Path") == Some("/prompts/lastmin.wav")));
+    assert_eq!(
+        hangup_complete(&a_events).hangup_cause(),
+        Some("ALLOTTED_TIMEOUT")
+    );
+    assert_eq!(
+        hangup_complete(&b_events).hangup_cause(),
+        Some("NORMAL_CLEARING"),
+        "the bridged partner ends too"
+    );
+    assert!(a_events.iter().any(|e| e.name() == "RECORD_START"));
+    let stop = a_events
+        .iter()
+        .find(|e| e.name() == "RECORD_STOP")
+        .expect("RECORD_STOP");
+    assert_eq!(stop.get("Record-File-Path"), Some(path.to_str().unwrap()));
+    let wav = std::fs::read(&path).unwrap();
+    let info = voicepaas::domain::prompt::check_wav(&wav).unwrap();
+    assert!(
+        (5_000..5_900).contains(&info.duration_ms),
+        "recording of ~5 s, got {} ms",
+        info.duration_ms
+    );
+}
+
+#[tokio::test]
+async fn api_commands_answer_like_freeswitch() {
+    let r = rig().await;
+    let c = &r.client;
+    assert_eq!(
+        c.api("uuid_kill 00000000-0000-0000-0000-000000000000")
+            .await
+            .unwrap(),
+        "-ERR No such channel!\n"
+    );
+    assert_eq!(
+        c.api("no_such_command foo").await.unwrap(),
+        "-ERR no_such_command Command not found!\n"
+    );
+    assert_eq!(
+        c.api("uuid_exists 00000000-0000-0000-0000-000000000000")
+            .await
+            .unwrap(),
+        "false"
+    );
+    assert_eq!(
+        c.api("show channels as json").await.unwrap(),
+        "{\"row_count\": 0}\n"
+    );
+    assert!(c.api("status").await.unwrap().contains("is ready"));
+    let uuid = new_uuid();
+    let (c2, u2) = (c.clone(), uuid.clone());
+    // A synchronous api originate answers when the call is answered.
+    let answer = tokio::spawn(async move { c2.api(&originate(&u2, "13800001234", 45)).await });
+    assert_eq!(answer.await.unwrap().unwrap(), format!("+OK {uuid}\n"));
+    assert_eq!(c.api(&format!("uuid_exists {uuid}")).await.unwrap(), "true");
+    assert!(c.api("show channels").await.unwrap().contains(&uuid));
+    assert_eq!(
+        c.command("sendmsg nobody", &[("call-command", "hangup")])
+            .await,
+        Err(EslError::Refused("-ERR invalid session id [nobody]".into()))
+    );
+    assert_eq!(
+        c.command("bogus_command", &[]).await,
+        Err(EslError::Refused("-ERR command not found".into()))
+    );
+    c.hangup(&uuid, "NORMAL_CLEARING").await.unwrap();
+}
+
+#[tokio::test]
+async fn conference_holds_three_parties() {
+    let mut r = rig().await;
+    let legs: Vec<String> = (0..3).map(|_| new_uuid()).collect();
+    for (i, leg) in legs.iter().enumerate() {
+        r.client
+            .bgapi(&originate(leg, &format!("1380000000{i}"), 45))
+            .await
+            .unwrap();
+        r.client
+            .execute(
+                leg,
+                Execute {
+                    app: "conference",
+                    arg: "cv1@default",
+                    ..Execute::default()
+                },
+            )
+            .await
+            .unwrap();
+    }
+    let mut joined = 0;
+    while joined < 3 {
+        if let Incoming::Event(e) = next(&mut r.incoming).await {
+            if e.name() == "CHANNEL_EXECUTE" && e.application() == Some("conference") {
+                joined += 1;
+            }
+        }
+    }
+    assert_eq!(
+        r.client
+            .api("conference cv1 list")
+            .await
+            .unwrap()
+            .lines()
+            .count(),
+        3
+    );
+    r.client
+        .api(&format!("uuid_kill {}", legs[2]))
+        .await
+        .unwrap();
+    life_of(&mut r.incoming, &legs[2]).await;
+    assert_eq!(
+        r.client
+            .api("conference cv1 list")
+            .await
+            .unwrap()
+            .lines()
+            .count(),
+        2,
+        "the other two go on"
+    );
+    r.client.api("conference cv1 kick all").await.unwrap();
+}
+
+#[tokio::test]
+async fn reconnects_and_fails_pending_commands_fast() {
+    let mut r = rig().await;
+    let port = r.sandbox.addr().port();
+    let uuid = new_uuid();
+    r.client
+        .bgapi(&originate(&uuid, "13800001234", 45))
+        .await
+        .unwrap();
+    // A job that cannot finish before the media server goes away.
+    let ringing = new_uuid();
+    let c = r.client.clone();
+    let pending =
+        tokio::spawn(async move { c.bgapi(&originate(&ringing, "13800009991", 600)).await });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let started = std::time::Instant::now();
+    r.sandbox.stop();
+    let failed = tokio::time::timeout(Duration::from_secs(2), pending)
+        .await
+        .expect("fails fast")
+        .unwrap();
+    assert!(
+        matches!(failed, Err(EslError::Disconnected(_))),
+        "{failed:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(1));
+    loop {
+        if let Incoming::Disconnected(_) = next(&mut r.incoming).await {
+            break;
+        }
+    }
+    assert_eq!(r.client.api("status").await, Err(EslError::NotConnected));
+    drop(r.sandbox);
+    // The media server comes back on the same port.
+    let again = Sandbox::start(
+        format!("127.0.0.1:{port}").parse().unwrap(),
+        "ClueCon",
+        SPEED,
+        std::env::temp_dir(),
+    )
+    .await
+    .unwrap();
+    let missed = loop {
+        if let Incoming::Reconnected(missed) = next(&mut r.incoming).await {
+            break missed;
+        }
+    };
+    assert!(missed.contains(&uuid), "{missed:?} should name {uuid}");
+    assert!(r.client.api("status").await.unwrap().contains("is ready"));
+    // Subscriptions were replayed: a new call's events arrive.
+    let fresh = new_uuid();
+    r.client
+        .bgapi(&originate(&fresh, "13800009992", 45))
+        .await
+        .unwrap();
+    life_of(&mut r.incoming, &fresh).await;
+    drop(again);
+}
+
+#[tokio::test]
+async fn dropped_connection_keeps_calls_on_the_media_server() {
+    let mut r = rig().await;
+    let uuid = new_uuid();
+    r.client
+        .bgapi(&originate(&uuid, "13800001234", 45))
+        .await
+        .unwrap();
+    r.sandbox.drop_connections();
+    let missed = loop {
+        if let Incoming::Reconnected(missed) = next(&mut r.incoming).await {
+            break missed;
+        }
+    };
+    assert_eq!(missed, vec![uuid.clone()]);
+    assert_eq!(
+        r.client.api(&format!("uuid_exists {uuid}")).await.unwrap(),
+        "true"
+    );
+}
+
+#[tokio::test]
+async fn filters_keep_job_results_flowing() {
+    let mut r = rig().await;
+    let (mine, other) = (new_uuid(), new_uuid());
+    r.client.filter("Unique-ID", &mine).await.unwrap();
+    r.client
+        .bgapi(&originate(&other, "13800009992", 45))
+        .await
+        .unwrap();
+    r.client
+        .bgapi(&originate(&mine, "13800009992", 45))
+        .await
+        .unwrap();
+    let events = life_of(&mut r.incoming, &mine).await;
+    assert!(events.iter().all(|e| e.unique_id() == Some(mine.as_str())));
+}
+
+#[tokio::test]
+async fn authentication_and_garbage() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let r = rig().await;
+    let addr = r.sandbox.addr();
+    let mut wrong = tokio::net::TcpStream::connect(addr).await.unwrap();
+    wrong
+        .write_all(b"api status\n\nauth nope\n\n")
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    wrong.read_to_end(&mut seen).await.unwrap();
+    let text = String::from_utf8(seen).unwrap();
+    assert_eq!(
+        text,
+        "Content-Type: auth/request\n\nContent-Type: command/reply\nReply-Text: -ERR command not found\n\n\
+         Content-Type: command/reply\nReply-Text: -ERR invalid\n\n\
+         Content-Type: text/disconnect-notice\nContent-Length: 67\n\nDisconnected, goodbye.\nSee you at ClueCon! http://www.cluecon.com/\n"
+    );
+    let mut garbage = tokio::net::TcpStream::connect(addr).await.unwrap();
+    garbage.write_all(&[0xff; 4096]).await.unwrap();
+    garbage
+        .write_all(b"\n\nauth ClueCon\n\nsendmsg x\nContent-Length: 999999999999\n\n")
+        .await
+        .unwrap();
+    // The sandbox drops this connection (message over 8 MiB) and nothing else.
+    let closed =
+        tokio::time::timeout(Duration::from_secs(5), garbage.read_to_end(&mut Vec::new())).await;
+    assert!(closed.is_ok(), "the garbage connection is closed");
+    // The others are unaffected.
+    assert!(r.client.api("status").await.unwrap().contains("is ready"));
+    let wrong = EslClient::start(EslOptions {
+        password: "nope".into(),
+        ..options(addr.port())
+    });
+    assert!(!wrong.0.is_connected());
+}
+
+/// Any ESL client can drive the standalone sandbox: a short Python socket script.
+#[tokio::test]
+async fn a_python_socket_script_places_a_call() {
+    let r = rig().await;
+    let port = r.sandbox.addr().port().to_string();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/esl_client.py");
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("python3")
+            .arg(script)
+            .arg("127.0.0.1")
+            .arg(&port)
+            .output()
+    })
+    .await
+    .unwrap()
+    .expect("python3 runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("+OK accepted"), "{stdout}");
+    assert!(stdout.contains("CHANNEL_ANSWER"), "{stdout}");
+    assert!(
+        stdout.contains("CHANNEL_HANGUP_COMPLETE NORMAL_CLEARING"),
+        "{stdout}"
+    );
+}
