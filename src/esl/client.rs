@@ -578,7 +578,7 @@ impl Connection {
                 Some(Pending::Probe(_)) | None => {}
             },
             "text/event-plain" => {
-                let event = Event::parse_plain(message.body.as_deref().unwrap_or_default());
+                let event = Event::parse_plain_owned(message.body.unwrap_or_default());
                 if event.name() == "BACKGROUND_JOB"
                     && let Some(job) = event.job_uuid().and_then(|id| self.jobs.remove(id))
                 {

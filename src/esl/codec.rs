@@ -233,18 +233,17 @@ impl Decoder {
 
 /// `(end of head, start of what follows)` of the first blank line (`\n\n`, `\r` ignored).
 fn find_blank_line(buf: &[u8]) -> Option<(usize, usize)> {
-    let mut i = 0;
-    while i < buf.len() {
-        if buf[i] == b'\n' {
-            let mut j = i + 1;
-            if j < buf.len() && buf[j] == b'\r' {
-                j += 1;
-            }
-            if j < buf.len() && buf[j] == b'\n' {
-                return Some((i, j + 1));
-            }
+    let mut from = 0;
+    while let Some(at) = memchr::memchr(b'\n', &buf[from..]) {
+        let i = from + at;
+        let mut j = i + 1;
+        if j < buf.len() && buf[j] == b'\r' {
+            j += 1;
         }
-        i += 1;
+        if j < buf.len() && buf[j] == b'\n' {
+            return Some((i, j + 1));
+        }
+        from = i + 1;
     }
     None
 }
@@ -265,22 +264,40 @@ pub fn url_encode(value: &str) -> String {
 
 /// Decodes `%XX` sequences (only those: `+` stays `+`); malformed escapes stay as they are.
 pub fn url_decode(value: &str) -> String {
-    let bytes = value.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            let hex = |b: u8| (b as char).to_digit(16);
-            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
+    let mut out = Vec::with_capacity(value.len());
+    decode_into(value.as_bytes(), &mut out);
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Decodes `%XX` (only) into `out`; the runs between escapes are copied as they are.
+pub(crate) fn decode_into(value: &[u8], out: &mut Vec<u8>) {
+    let mut rest = value;
+    // Values are short and mostly free of escapes: a plain scan beats memchr's setup.
+    while let Some(i) = rest.iter().position(|b| *b == b'%') {
+        out.extend_from_slice(&rest[..i]);
+        let (h, l) = (
+            rest.get(i + 1).map_or(255, |b| hex_value(*b)),
+            rest.get(i + 2).map_or(255, |b| hex_value(*b)),
+        );
+        if h < 16 && l < 16 {
+            out.push(h << 4 | l);
+            rest = &rest[i + 3..];
+        } else {
+            out.push(b'%');
+            rest = &rest[i + 1..];
+        }
+    }
+    out.extend_from_slice(rest);
+}
+
+/// The value of a hex digit, or 255.
+const fn hex_value(b: u8) -> u8 {
+    match b {
+        b'0'..=b'9' => b - b'0',
+        b'a'..=b'f' => b - b'a' + 10,
+        b'A'..=b'F' => b - b'A' + 10,
+        _ => 255,
+    }
 }
 
 #[cfg(test)]

@@ -1,55 +1,165 @@
 //! Events (`text/event-plain` bodies, ESL.md §3): url-decoded headers, an optional body,
 //! and typed access to what the orchestrator needs.
 
-use super::codec::{Headers, url_decode, url_encode};
+use super::codec::{decode_into, url_encode};
 
-/// One event with decoded header values.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// One event. Its text is the received header block itself; only values that contain
+/// `%XX` escapes are decoded, into a side buffer. So parsing an event copies almost
+/// nothing and allocates twice, not twice per header.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Event {
-    /// Headers in order, values url-decoded.
-    pub headers: Headers,
+    raw: String,
+    decoded: String,
+    fields: Vec<Field>,
     /// The event's own body (BACKGROUND_JOB output, …).
     pub body: Option<String>,
+}
+
+/// Where one header's name and value are.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Field {
+    name: (u32, u32),
+    value: (u32, u32),
+    /// The value is in `decoded`, not in `raw`.
+    escaped: bool,
+}
+
+impl std::fmt::Debug for Event {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Event")
+            .field("headers", &self.headers().collect::<Vec<_>>())
+            .field("body", &self.body)
+            .finish()
+    }
 }
 
 impl Event {
     /// Parses the body of a `text/event-plain` message.
     pub fn parse_plain(bytes: &[u8]) -> Event {
-        let (head, rest) = match bytes.windows(2).position(|w| w == b"\n\n") {
-            Some(i) => (&bytes[..i], Some(&bytes[i + 2..])),
-            None => (bytes, None),
+        Self::parse_plain_owned(bytes.to_vec())
+    }
+
+    /// Parses the body of a `text/event-plain` message, keeping its buffer.
+    pub fn parse_plain_owned(bytes: Vec<u8>) -> Event {
+        let raw = match String::from_utf8(bytes) {
+            Ok(raw) => raw,
+            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
         };
-        let mut headers = Headers::default();
-        for line in String::from_utf8_lossy(head)
-            .split('\n')
-            .filter(|l| !l.is_empty())
-        {
-            let (name, value) = line.split_once(':').unwrap_or((line, ""));
-            headers.push(
-                name.trim(),
-                url_decode(value.strip_prefix(' ').unwrap_or(value)),
-            );
-        }
-        let body = match (
-            headers
-                .get("Content-Length")
-                .and_then(|n| n.trim().parse::<usize>().ok()),
-            rest,
-        ) {
-            (Some(n), Some(rest)) => {
-                Some(String::from_utf8_lossy(&rest[..n.min(rest.len())]).into_owned())
+        let head_len = memchr::memmem::find(raw.as_bytes(), b"\n\n").unwrap_or(raw.len());
+        let head = &raw.as_bytes()[..head_len];
+        let mut decoded = Vec::new();
+        let mut fields = Vec::with_capacity(64);
+        let mut content_length = None;
+        // One pass finds every line end, name/value colon and escape: values never hold a
+        // raw ':' or '\n' (FreeSWITCH encodes both), so the first ':' of a line ends its name.
+        let (mut line_start, mut colon, mut escaped) = (0usize, None::<usize>, false);
+        for pos in memchr::memchr3_iter(b'\n', b':', b'%', head).chain([head_len]) {
+            match head.get(pos).copied().unwrap_or(b'\n') {
+                b':' if colon.is_none() => colon = Some(pos),
+                b'%' if colon.is_some() => escaped = true,
+                b'\n' => {
+                    let (start, end) = (line_start, pos);
+                    let colon_at = colon.take().unwrap_or(end);
+                    let was_escaped = std::mem::take(&mut escaped);
+                    line_start = pos + 1;
+                    if start >= end {
+                        continue;
+                    }
+                    let (name_start, name_end) = trimmed(head, start, colon_at);
+                    let mut value_start = (colon_at + 1).min(end);
+                    if head.get(value_start) == Some(&b' ') && value_start < end {
+                        value_start += 1;
+                    }
+                    let value = &head[value_start..end];
+                    if &head[name_start..name_end] == b"Content-Length" {
+                        content_length = std::str::from_utf8(value)
+                            .ok()
+                            .and_then(|v| v.trim().parse::<usize>().ok());
+                    }
+                    let name = span(name_start, name_end);
+                    fields.push(if was_escaped {
+                        let from = decoded.len();
+                        decode_into(value, &mut decoded);
+                        Field {
+                            name,
+                            value: span(from, decoded.len()),
+                            escaped: true,
+                        }
+                    } else {
+                        Field {
+                            name,
+                            value: span(value_start, end),
+                            escaped: false,
+                        }
+                    });
+                }
+                _ => {}
             }
-            _ => None,
+        }
+        let body = content_length.and_then(|n| {
+            raw.get(head_len + 2..)
+                .map(|rest| rest.get(..n).unwrap_or(rest).to_string())
+        });
+        let decoded = match String::from_utf8(decoded) {
+            Ok(decoded) => decoded,
+            // A value whose escapes decode to invalid UTF-8 (rare): rebuild lossily.
+            Err(e) => return Self::rebuilt(&raw, e.as_bytes(), &fields, body),
         };
-        Event { headers, body }
+        Event {
+            raw,
+            decoded,
+            fields,
+            body,
+        }
+    }
+
+    fn rebuilt(raw: &str, decoded: &[u8], fields: &[Field], body: Option<String>) -> Event {
+        let mut event = Event {
+            body,
+            ..Event::default()
+        };
+        for f in fields {
+            let name = &raw[f.name.0 as usize..f.name.1 as usize];
+            let value = if f.escaped {
+                String::from_utf8_lossy(&decoded[f.value.0 as usize..f.value.1 as usize])
+                    .into_owned()
+            } else {
+                raw[f.value.0 as usize..f.value.1 as usize].to_string()
+            };
+            event.push(name, value);
+        }
+        event
+    }
+
+    /// Appends a header (the sandbox builds events with this).
+    pub fn push(&mut self, name: impl AsRef<str>, value: impl AsRef<str>) {
+        let start = self.raw.len();
+        self.raw.push_str(name.as_ref());
+        let middle = self.raw.len();
+        self.raw.push_str(value.as_ref());
+        self.fields.push(Field {
+            name: span(start, middle),
+            value: span(middle, self.raw.len()),
+            escaped: false,
+        });
+    }
+
+    /// Every header as (name, decoded value), in order.
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.fields.iter().map(|f| {
+            let value_text = if f.escaped { &self.decoded } else { &self.raw };
+            (
+                &self.raw[f.name.0 as usize..f.name.1 as usize],
+                &value_text[f.value.0 as usize..f.value.1 as usize],
+            )
+        })
     }
 
     /// Serializes as a `text/event-plain` body (the sandbox's side).
     pub fn encode_plain(&self) -> Vec<u8> {
-        let mut out = String::with_capacity(1024);
+        let mut out = String::with_capacity(self.raw.len() * 2);
         for (name, value) in self
-            .headers
-            .iter()
+            .headers()
             .filter(|(n, v)| !v.is_empty() && !n.eq_ignore_ascii_case("Content-Length"))
         {
             out.push_str(name);
@@ -69,7 +179,9 @@ impl Event {
 
     /// A header value.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.headers.get(name)
+        self.headers()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
     }
 
     /// `Event-Name`.
@@ -119,8 +231,7 @@ impl Event {
 
     /// A channel variable (`variable_<name>`).
     pub fn variable(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
+        self.headers()
             .find(|(n, _)| {
                 n.len() == 9 + name.len()
                     && n.starts_with("variable_")
@@ -138,6 +249,24 @@ impl Event {
     pub fn sequence(&self) -> Option<u64> {
         self.get("Event-Sequence").and_then(|v| v.parse().ok())
     }
+}
+
+fn span(start: usize, end: usize) -> (u32, u32) {
+    (start as u32, end as u32)
+}
+
+/// `(start, end)` of `line[from..to]` without surrounding ASCII whitespace.
+fn trimmed(line: &[u8], from: usize, to: usize) -> (usize, usize) {
+    let part = &line[from..to];
+    let start = part
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(part.len());
+    let end = part
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(start, |e| e + 1);
+    (from + start, from + end.max(start))
 }
 
 #[cfg(test)]

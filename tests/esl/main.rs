@@ -463,6 +463,22 @@ async fn api_commands_answer_like_freeswitch() {
 }
 
 #[tokio::test]
+async fn heartbeats_every_twenty_sandbox_seconds() {
+    let mut r = rig().await;
+    let started = std::time::Instant::now();
+    loop {
+        if let Incoming::Event(e) = next(&mut r.incoming).await {
+            if e.name() == "HEARTBEAT" {
+                assert_eq!(e.get("Heartbeat-Interval"), Some("20"));
+                break;
+            }
+        }
+    }
+    // 20 s of sandbox time at speed 100 is 0.2 s.
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[tokio::test]
 async fn conference_holds_three_parties() {
     let mut r = rig().await;
     let legs: Vec<String> = (0..3).map(|_| new_uuid()).collect();

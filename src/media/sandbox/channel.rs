@@ -226,7 +226,7 @@ impl Channel {
     /// events) the channel variables.
     fn event(&self, name: &str, state: &str, extra: &[(&str, String)]) -> Event {
         let mut e = self.switch.base_event(name);
-        let h = &mut e.headers;
+        let h = &mut e;
         h.push("Channel-State", state);
         h.push("Channel-Call-State", self.call_state());
         h.push("Channel-State-Number", state_number(state));
@@ -342,9 +342,9 @@ impl Channel {
     fn job_done(&mut self, body: String) {
         if let Some((job_uuid, command, args)) = self.job.take() {
             let mut e = self.switch.base_event("BACKGROUND_JOB");
-            e.headers.push("Job-UUID", job_uuid);
-            e.headers.push("Job-Command", command);
-            e.headers.push("Job-Command-Arg", args);
+            e.push("Job-UUID", job_uuid);
+            e.push("Job-Command", command);
+            e.push("Job-Command-Arg", args);
             e.body = Some(body);
             self.switch.publish(e);
         }

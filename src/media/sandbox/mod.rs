@@ -43,6 +43,7 @@ impl Sandbox {
         let (stop, mut stopped) = watch::channel(false);
         let (cut, _) = watch::channel(false);
         let password = password.to_string();
+        tokio::spawn(switch.clone().heartbeat(stop.subscribe()));
         let (accept_switch, accept_cut) = (switch.clone(), cut.clone());
         tokio::spawn(async move {
             let switch = accept_switch;

@@ -63,7 +63,7 @@ impl Switch {
         let now = self.clock.now_us();
         let at = chrono::DateTime::<chrono::Utc>::from_timestamp_micros(now).unwrap_or_default();
         let mut e = Event::default();
-        let h = &mut e.headers;
+        let h = &mut e;
         h.push("Event-Name", name);
         h.push("Core-UUID", self.core_uuid.clone());
         h.push("FreeSWITCH-Hostname", "voicepaas-sandbox");
@@ -92,6 +92,36 @@ impl Switch {
     /// Sends an event to every listener.
     pub fn publish(&self, event: Event) {
         let _ = self.events.send(Arc::new(event));
+    }
+
+    /// Publishes a HEARTBEAT every 20 s of sandbox time, as FreeSWITCH does, until `stop`.
+    pub async fn heartbeat(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(self.clock.deadline(Duration::from_secs(20))) => {}
+                _ = stop.changed() => return,
+            }
+            let mut e = self.base_event("HEARTBEAT");
+            let up = Duration::from_micros((self.clock.now_us() - self.started_us).max(0) as u64);
+            e.push("Event-Info", "System Ready");
+            e.push(
+                "Up-Time",
+                format!(
+                    "0 years, 0 days, 0 hours, {} minutes, {} seconds",
+                    up.as_secs() / 60,
+                    up.as_secs() % 60
+                ),
+            );
+            e.push("Session-Count", lock(&self.channels).len().to_string());
+            e.push(
+                "Session-Since-Startup",
+                self.sessions_since_start
+                    .load(Ordering::Relaxed)
+                    .to_string(),
+            );
+            e.push("Heartbeat-Interval", "20");
+            self.publish(e);
+        }
     }
 
     /// Passes `command` to channel `uuid` (ignored if it is gone).
@@ -171,9 +201,9 @@ impl Switch {
         tokio::spawn(async move {
             let output = switch.api(&line).await;
             let mut e = switch.base_event("BACKGROUND_JOB");
-            e.headers.push("Job-UUID", job_uuid);
-            e.headers.push("Job-Command", command);
-            e.headers.push("Job-Command-Arg", args);
+            e.push("Job-UUID", job_uuid);
+            e.push("Job-Command", command);
+            e.push("Job-Command-Arg", args);
             e.body = Some(output);
             switch.publish(e);
         });
