@@ -126,7 +126,11 @@ async fn busy_unallocated_and_no_answer_fail_with_their_causes() {
         assert_eq!(result, format!("-ERR {cause}\n"));
         let events = life_of(&mut r.incoming, &uuid).await;
         let rang: &[&str] = if number.ends_with("9991") {
-            &["CHANNEL_PROGRESS", "CHANNEL_HANGUP"]
+            &[
+                "CHANNEL_PROGRESS",
+                "CHANNEL_PROGRESS_MEDIA",
+                "CHANNEL_HANGUP",
+            ]
         } else {
             &["CHANNEL_HANGUP"]
         };
@@ -154,6 +158,7 @@ async fn answered_calls_follow_the_suffix_table() {
     let mut r = rig().await;
     let answered = [
         "CHANNEL_PROGRESS",
+        "CHANNEL_PROGRESS_MEDIA",
         "CHANNEL_ANSWER",
         "CHANNEL_EXECUTE",
         "CHANNEL_PARK",
@@ -416,6 +421,93 @@ async fn recording_bridge_and_timers() {
         "recording of ~5 s, got {} ms",
         info.duration_ms
     );
+}
+
+#[tokio::test]
+async fn bridge_application_dials_a_b_leg() {
+    let mut r = rig().await;
+    let a = new_uuid();
+    r.client
+        .bgapi(&originate(&a, "13800001234", 45))
+        .await
+        .unwrap();
+    let bridge = Execute {
+        app: "bridge",
+        arg: "sofia/gateway/pstn/13800009995",
+        event_lock: true,
+        event_uuid: Some("br"),
+        loops: None,
+    };
+    r.client.execute(&a, bridge).await.unwrap();
+    r.client
+        .execute(
+            &a,
+            Execute {
+                app: "hangup",
+                arg: "",
+                event_lock: true,
+                event_uuid: Some("end"),
+                loops: None,
+            },
+        )
+        .await
+        .unwrap();
+    let events = life_of(&mut r.incoming, &a).await;
+    let after_park: Vec<&str> = names(&events)
+        .into_iter()
+        .skip_while(|n| *n != "CHANNEL_UNPARK")
+        .collect();
+    // The B leg answers (bridge), hangs up 2 s later (unbridge); A goes on to its hangup.
+    assert_eq!(
+        after_park,
+        [
+            "CHANNEL_UNPARK",
+            "CHANNEL_EXECUTE_COMPLETE",
+            "CHANNEL_EXECUTE",
+            "CHANNEL_BRIDGE",
+            "CHANNEL_UNBRIDGE",
+            "CHANNEL_EXECUTE_COMPLETE",
+            "CHANNEL_EXECUTE",
+            "CHANNEL_EXECUTE_COMPLETE",
+            "CHANNEL_HANGUP",
+            "CHANNEL_HANGUP_COMPLETE",
+            "CHANNEL_DESTROY"
+        ]
+    );
+    let bridged = events
+        .iter()
+        .find(|e| e.name() == "CHANNEL_BRIDGE")
+        .unwrap();
+    assert_eq!(bridged.get("Bridge-A-Unique-ID"), Some(a.as_str()));
+    // A busy B leg: the bridge app returns with the cause in originate_disposition.
+    let a2 = new_uuid();
+    r.client
+        .bgapi(&originate(&a2, "13800001235", 45))
+        .await
+        .unwrap();
+    r.client
+        .execute(
+            &a2,
+            Execute {
+                app: "bridge",
+                arg: "sofia/gateway/pstn/13800009990",
+                event_lock: true,
+                event_uuid: Some("busy"),
+                loops: None,
+            },
+        )
+        .await
+        .unwrap();
+    loop {
+        let Incoming::Event(e) = next(&mut r.incoming).await else {
+            continue;
+        };
+        if e.name() == "CHANNEL_EXECUTE_COMPLETE" && e.application_uuid() == Some("busy") {
+            assert_eq!(e.variable("originate_disposition"), Some("USER_BUSY"));
+            break;
+        }
+    }
+    r.client.api(&format!("uuid_kill {a2}")).await.unwrap();
 }
 
 #[tokio::test]

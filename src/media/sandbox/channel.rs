@@ -299,8 +299,10 @@ impl Channel {
             self.hang_up(cause);
             return;
         }
+        // 180 Ringing, then 183 Session Progress with early media (the far end's ringback).
         self.emit("CHANNEL_PROGRESS", "CS_CONSUME_MEDIA", &[]);
         self.emit_callstate("CS_CONSUME_MEDIA", "DOWN");
+        self.emit("CHANNEL_PROGRESS_MEDIA", "CS_CONSUME_MEDIA", &[]);
         let timeout = self
             .vars
             .get("originate_timeout")
