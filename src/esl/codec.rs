@@ -253,7 +253,7 @@ fn find_blank_line(buf: &[u8]) -> Option<(usize, usize)> {
 pub fn url_encode(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for b in value.bytes() {
-        if b < 0x20 || b > 0x7e || b" #%&+:;<=>?@[\\]^`{|}\"".contains(&b) {
+        if !(0x20..=0x7e).contains(&b) || b" #%&+:;<=>?@[\\]^`{|}\"".contains(&b) {
             out.push_str(&format!("%{b:02X}"));
         } else {
             out.push(b as char);

@@ -1,28 +1,52 @@
 //! Events (`text/event-plain` bodies, ESL.md §3): url-decoded headers, an optional body,
 //! and typed access to what the orchestrator needs.
 
+use std::sync::OnceLock;
+
 use super::codec::{decode_into, url_encode};
 
-/// One event. Its text is the received header block itself; only values that contain
-/// `%XX` escapes are decoded, into a side buffer. So parsing an event copies almost
-/// nothing and allocates twice, not twice per header.
-#[derive(Clone, Default, PartialEq, Eq)]
+/// One event. It keeps its header block as received (url-encoded, `Name: value` lines):
+/// [`get`](Self::get) finds a header with one SIMD search and hands out the value itself
+/// when it has no `%XX` escapes, which is what the orchestrator's lookups (event name,
+/// uuid, cause, digits, …) meet. The full decoded index is built only when something needs
+/// it (an escaped value, a case-insensitive lookup, iterating every header).
+#[derive(Default)]
 pub struct Event {
+    /// The header block in wire form, each line ending in `\n`.
     raw: String,
-    decoded: String,
-    fields: Vec<Field>,
+    index: OnceLock<Index>,
     /// The event's own body (BACKGROUND_JOB output, …).
     pub body: Option<String>,
 }
 
-/// Where one header's name and value are.
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct Field {
-    name: (u32, u32),
-    value: (u32, u32),
-    /// The value is in `decoded`, not in `raw`.
-    escaped: bool,
+/// `(name start, name end)` in `raw`, `(value start, value end)` in `raw` or, when the
+/// flag is set (the value had escapes), in `decoded`.
+type IndexedField = ((u32, u32), (u32, u32), bool);
+
+/// Every header, decoded.
+#[derive(Default)]
+struct Index {
+    decoded: String,
+    fields: Vec<IndexedField>,
 }
+
+impl Clone for Event {
+    fn clone(&self) -> Self {
+        Event {
+            raw: self.raw.clone(),
+            index: OnceLock::new(),
+            body: self.body.clone(),
+        }
+    }
+}
+
+impl PartialEq for Event {
+    fn eq(&self, other: &Self) -> bool {
+        self.headers().eq(other.headers()) && self.body == other.body
+    }
+}
+
+impl Eq for Event {}
 
 impl std::fmt::Debug for Event {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -41,131 +65,122 @@ impl Event {
 
     /// Parses the body of a `text/event-plain` message, keeping its buffer.
     pub fn parse_plain_owned(bytes: Vec<u8>) -> Event {
-        let raw = match String::from_utf8(bytes) {
+        let mut raw = match String::from_utf8(bytes) {
             Ok(raw) => raw,
             Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
         };
-        let head_len = memchr::memmem::find(raw.as_bytes(), b"\n\n").unwrap_or(raw.len());
-        let head = &raw.as_bytes()[..head_len];
-        let mut decoded = Vec::new();
-        let mut fields = Vec::with_capacity(64);
-        let mut content_length = None;
-        // One pass finds every line end, name/value colon and escape: values never hold a
-        // raw ':' or '\n' (FreeSWITCH encodes both), so the first ':' of a line ends its name.
-        let (mut line_start, mut colon, mut escaped) = (0usize, None::<usize>, false);
-        for pos in memchr::memchr3_iter(b'\n', b':', b'%', head).chain([head_len]) {
-            match head.get(pos).copied().unwrap_or(b'\n') {
-                b':' if colon.is_none() => colon = Some(pos),
-                b'%' if colon.is_some() => escaped = true,
-                b'\n' => {
-                    let (start, end) = (line_start, pos);
-                    let colon_at = colon.take().unwrap_or(end);
-                    let was_escaped = std::mem::take(&mut escaped);
-                    line_start = pos + 1;
-                    if start >= end {
-                        continue;
-                    }
-                    let (name_start, name_end) = trimmed(head, start, colon_at);
-                    let mut value_start = (colon_at + 1).min(end);
-                    if head.get(value_start) == Some(&b' ') && value_start < end {
-                        value_start += 1;
-                    }
-                    let value = &head[value_start..end];
-                    if &head[name_start..name_end] == b"Content-Length" {
-                        content_length = std::str::from_utf8(value)
-                            .ok()
-                            .and_then(|v| v.trim().parse::<usize>().ok());
-                    }
-                    let name = span(name_start, name_end);
-                    fields.push(if was_escaped {
-                        let from = decoded.len();
-                        decode_into(value, &mut decoded);
-                        Field {
-                            name,
-                            value: span(from, decoded.len()),
-                            escaped: true,
-                        }
-                    } else {
-                        Field {
-                            name,
-                            value: span(value_start, end),
-                            escaped: false,
-                        }
-                    });
-                }
-                _ => {}
-            }
+        let head_len = memchr::memmem::find(raw.as_bytes(), b"\n\n").map_or(raw.len(), |i| i + 1);
+        let rest = raw.split_off(head_len);
+        if !raw.is_empty() && !raw.ends_with('\n') {
+            raw.push('\n');
         }
-        let body = content_length.and_then(|n| {
-            raw.get(head_len + 2..)
-                .map(|rest| rest.get(..n).unwrap_or(rest).to_string())
-        });
-        let decoded = match String::from_utf8(decoded) {
-            Ok(decoded) => decoded,
-            // A value whose escapes decode to invalid UTF-8 (rare): rebuild lossily.
-            Err(e) => return Self::rebuilt(&raw, e.as_bytes(), &fields, body),
-        };
-        Event {
-            raw,
-            decoded,
-            fields,
-            body,
-        }
-    }
-
-    fn rebuilt(raw: &str, decoded: &[u8], fields: &[Field], body: Option<String>) -> Event {
         let mut event = Event {
-            body,
-            ..Event::default()
+            raw,
+            index: OnceLock::new(),
+            body: None,
         };
-        for f in fields {
-            let name = &raw[f.name.0 as usize..f.name.1 as usize];
-            let value = if f.escaped {
-                String::from_utf8_lossy(&decoded[f.value.0 as usize..f.value.1 as usize])
-                    .into_owned()
-            } else {
-                raw[f.value.0 as usize..f.value.1 as usize].to_string()
-            };
-            event.push(name, value);
+        if let Some(length) = event
+            .find_raw("Content-Length")
+            .and_then(|n| n.trim().parse::<usize>().ok())
+        {
+            let rest = rest.strip_prefix('\n').unwrap_or(&rest);
+            let end = (0..=length.min(rest.len()))
+                .rev()
+                .find(|i| rest.is_char_boundary(*i))
+                .unwrap_or(0);
+            event.body = Some(rest[..end].to_string());
         }
         event
     }
 
-    /// Appends a header (the sandbox builds events with this).
+    /// Appends a header (the sandbox builds events with this); empty values are left out,
+    /// as FreeSWITCH leaves them out.
     pub fn push(&mut self, name: impl AsRef<str>, value: impl AsRef<str>) {
-        let start = self.raw.len();
+        let value = value.as_ref();
+        if value.is_empty() {
+            return;
+        }
         self.raw.push_str(name.as_ref());
-        let middle = self.raw.len();
-        self.raw.push_str(value.as_ref());
-        self.fields.push(Field {
-            name: span(start, middle),
-            value: span(middle, self.raw.len()),
-            escaped: false,
-        });
+        self.raw.push_str(": ");
+        self.raw.push_str(&url_encode(value));
+        self.raw.push('\n');
+        self.index = OnceLock::new();
     }
 
     /// Every header as (name, decoded value), in order.
     pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.fields.iter().map(|f| {
-            let value_text = if f.escaped { &self.decoded } else { &self.raw };
+        let index = self.index();
+        index.fields.iter().map(move |&(name, value, escaped)| {
+            let text = if escaped { &index.decoded } else { &self.raw };
             (
-                &self.raw[f.name.0 as usize..f.name.1 as usize],
-                &value_text[f.value.0 as usize..f.value.1 as usize],
+                &self.raw[name.0 as usize..name.1 as usize],
+                &text[value.0 as usize..value.1 as usize],
             )
+        })
+    }
+
+    fn index(&self) -> &Index {
+        self.index.get_or_init(|| {
+            let raw = self.raw.as_bytes();
+            let mut index = Index {
+                decoded: String::new(),
+                fields: Vec::with_capacity(64),
+            };
+            let mut decoded = Vec::new();
+            let mut start = 0;
+            for end in memchr::memchr_iter(b'\n', raw) {
+                let line = &raw[start..end];
+                let line_start = start;
+                start = end + 1;
+                if line.is_empty() {
+                    continue;
+                }
+                let colon = line.iter().position(|b| *b == b':').unwrap_or(line.len());
+                let (name_start, name_end) = trimmed(line, 0, colon);
+                let mut value_start = (colon + 1).min(line.len());
+                if line.get(value_start) == Some(&b' ') {
+                    value_start += 1;
+                }
+                let value = &line[value_start..];
+                let name = span(line_start + name_start, line_start + name_end);
+                index.fields.push(if value.contains(&b'%') {
+                    let from = decoded.len();
+                    decode_into(value, &mut decoded);
+                    (name, span(from, decoded.len()), true)
+                } else {
+                    (name, span(line_start + value_start, end), false)
+                });
+            }
+            index.decoded = match String::from_utf8(decoded) {
+                Ok(text) => text,
+                // Escapes that decode to invalid UTF-8 (rare): re-decode value by value, lossily.
+                Err(e) => {
+                    let bytes = e.into_bytes();
+                    let mut text = String::new();
+                    for field in index.fields.iter_mut().filter(|f| f.2) {
+                        let from = text.len();
+                        text.push_str(&String::from_utf8_lossy(
+                            &bytes[field.1.0 as usize..field.1.1 as usize],
+                        ));
+                        field.1 = span(from, text.len());
+                    }
+                    text
+                }
+            };
+            index
         })
     }
 
     /// Serializes as a `text/event-plain` body (the sandbox's side).
     pub fn encode_plain(&self) -> Vec<u8> {
-        let mut out = String::with_capacity(self.raw.len() * 2);
-        for (name, value) in self
-            .headers()
-            .filter(|(n, v)| !v.is_empty() && !n.eq_ignore_ascii_case("Content-Length"))
+        let mut out =
+            String::with_capacity(self.raw.len() + 32 + self.body.as_ref().map_or(0, String::len));
+        for line in self
+            .raw
+            .split_inclusive('\n')
+            .filter(|l| !l.starts_with("Content-Length:"))
         {
-            out.push_str(name);
-            out.push_str(": ");
-            out.push_str(&url_encode(value));
-            out.push('\n');
+            out.push_str(line);
         }
         match &self.body {
             Some(body) => {
@@ -177,11 +192,46 @@ impl Event {
         out.into_bytes()
     }
 
-    /// A header value.
+    /// A header's decoded value. Names match as FreeSWITCH writes them; a name in another
+    /// case is found too (through the slower full index).
     pub fn get(&self, name: &str) -> Option<&str> {
+        if self.index.get().is_none() {
+            match self.find_raw(name) {
+                Some(value) if !value.contains('%') => return Some(value),
+                Some(_) => {}
+                None if !self.has_name_ignoring_case(name) => return None,
+                None => {}
+            }
+        }
         self.headers()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v)
+    }
+
+    /// Whether some line is named `name` in any case (without building the index).
+    fn has_name_ignoring_case(&self, name: &str) -> bool {
+        self.raw.split('\n').any(|line| {
+            line.split_once(':')
+                .is_some_and(|(n, _)| n.trim().eq_ignore_ascii_case(name))
+        })
+    }
+
+    /// The raw (still encoded) value of the first line named exactly `name`.
+    fn find_raw(&self, name: &str) -> Option<&str> {
+        let raw = self.raw.as_bytes();
+        let needle = name.as_bytes();
+        for at in memchr::memmem::find_iter(raw, needle) {
+            let after = at + needle.len();
+            if (at == 0 || raw[at - 1] == b'\n') && raw.get(after) == Some(&b':') {
+                let mut start = after + 1;
+                if raw.get(start) == Some(&b' ') {
+                    start += 1;
+                }
+                let end = memchr::memchr(b'\n', &raw[start..]).map_or(raw.len(), |i| start + i);
+                return Some(&self.raw[start..end]);
+            }
+        }
+        None
     }
 
     /// `Event-Name`.
@@ -231,13 +281,7 @@ impl Event {
 
     /// A channel variable (`variable_<name>`).
     pub fn variable(&self, name: &str) -> Option<&str> {
-        self.headers()
-            .find(|(n, _)| {
-                n.len() == 9 + name.len()
-                    && n.starts_with("variable_")
-                    && n[9..].eq_ignore_ascii_case(name)
-            })
-            .map(|(_, v)| v)
+        self.get(&format!("variable_{name}"))
     }
 
     /// A numeric channel variable (`variable_billsec`, `variable_answer_epoch`, …).

@@ -64,13 +64,13 @@ async fn next(incoming: &mut mpsc::Receiver<Incoming>) -> Incoming {
 async fn life_of(incoming: &mut mpsc::Receiver<Incoming>, uuid: &str) -> Vec<Event> {
     let mut events = Vec::new();
     loop {
-        if let Incoming::Event(e) = next(incoming).await {
-            if e.unique_id() == Some(uuid) {
-                let done = e.name() == "CHANNEL_DESTROY";
-                events.push(e);
-                if done {
-                    return events;
-                }
+        if let Incoming::Event(e) = next(incoming).await
+            && e.unique_id() == Some(uuid)
+        {
+            let done = e.name() == "CHANNEL_DESTROY";
+            events.push(e);
+            if done {
+                return events;
             }
         }
     }
@@ -559,11 +559,11 @@ async fn heartbeats_every_twenty_sandbox_seconds() {
     let mut r = rig().await;
     let started = std::time::Instant::now();
     loop {
-        if let Incoming::Event(e) = next(&mut r.incoming).await {
-            if e.name() == "HEARTBEAT" {
-                assert_eq!(e.get("Heartbeat-Interval"), Some("20"));
-                break;
-            }
+        if let Incoming::Event(e) = next(&mut r.incoming).await
+            && e.name() == "HEARTBEAT"
+        {
+            assert_eq!(e.get("Heartbeat-Interval"), Some("20"));
+            break;
         }
     }
     // 20 s of sandbox time at speed 100 is 0.2 s.
@@ -593,10 +593,11 @@ async fn conference_holds_three_parties() {
     }
     let mut joined = 0;
     while joined < 3 {
-        if let Incoming::Event(e) = next(&mut r.incoming).await {
-            if e.name() == "CHANNEL_EXECUTE" && e.application() == Some("conference") {
-                joined += 1;
-            }
+        if let Incoming::Event(e) = next(&mut r.incoming).await
+            && e.name() == "CHANNEL_EXECUTE"
+            && e.application() == Some("conference")
+        {
+            joined += 1;
         }
     }
     assert_eq!(

@@ -193,11 +193,10 @@ impl Channel {
                     None => self.hang_up("SYSTEM_SHUTDOWN"),
                 },
                 _ = sleep_until(next.map(|(at, _)| at)) => {
-                    if let Some(key) = next {
-                        if let Some(timer) = self.timers.remove(&key) {
+                    if let Some(key) = next
+                        && let Some(timer) = self.timers.remove(&key) {
                             self.on_timer(timer);
                         }
-                    }
                 }
             }
         }

@@ -505,7 +505,7 @@ fn parse_originate(args: &str) -> Originate {
         .next()
         .unwrap_or_default()
         .to_string();
-    let target = after.trim().split_whitespace().next().unwrap_or_default();
+    let target = after.split_whitespace().next().unwrap_or_default();
     let app = match target.strip_prefix('&') {
         Some(call) => {
             let (name, arg) = call.split_once('(').unwrap_or((call, ")"));
