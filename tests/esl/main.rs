@@ -791,3 +791,91 @@ async fn a_python_socket_script_places_a_call() {
         "{stdout}"
     );
 }
+
+/// A fake media server that authenticates, answers subscriptions, then misbehaves: goes
+/// silent (`Silent`) or announces a message larger than the 8 MiB cap (`Huge`).
+async fn misbehaving_server(huge: bool) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let _ = stream.write_all(b"Content-Type: auth/request\n\n").await;
+                let mut buf = vec![0u8; 4096];
+                let mut seen = Vec::new();
+                let mut answered = 0;
+                // Answer the handshake (auth, event plain) one command at a time, then misbehave.
+                while answered < 2 {
+                    let Ok(n) = stream.read(&mut buf).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    seen.extend_from_slice(&buf[..n]);
+                    while answered < seen.windows(2).filter(|w| w == b"\n\n").count().min(2) {
+                        let _ = stream
+                            .write_all(b"Content-Type: command/reply\nReply-Text: +OK\n\n")
+                            .await;
+                        answered += 1;
+                    }
+                }
+                if huge {
+                    let _ = stream
+                        .write_all(b"Content-Type: api/response\nContent-Length: 99999999999\n\n")
+                        .await;
+                }
+                // Read and ignore everything from now on.
+                while let Ok(n) = stream.read(&mut buf).await {
+                    if n == 0 {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn a_silent_server_is_declared_dead() {
+    let port = misbehaving_server(false).await;
+    let mut o = options(port);
+    o.idle_probe = Duration::from_millis(100);
+    o.probe_timeout = Duration::from_millis(100);
+    o.api_timeout = Duration::from_millis(300);
+    let (client, mut incoming) = EslClient::start(o);
+    assert_eq!(next(&mut incoming).await, Incoming::Connected);
+    let started = std::time::Instant::now();
+    // No answer to this command or to the liveness probe: the connection is dropped.
+    let pending = client.api("status").await;
+    assert!(
+        matches!(pending, Err(EslError::Disconnected(_))),
+        "{pending:?}"
+    );
+    assert!(matches!(
+        next(&mut incoming).await,
+        Incoming::Disconnected(_)
+    ));
+    assert!(started.elapsed() < Duration::from_secs(2));
+    // And it keeps trying: the fake server accepts again.
+    assert!(matches!(
+        next(&mut incoming).await,
+        Incoming::Reconnected(_)
+    ));
+}
+
+#[tokio::test]
+async fn an_oversized_message_drops_the_connection() {
+    let port = misbehaving_server(true).await;
+    let (_client, mut incoming) = EslClient::start(options(port));
+    assert_eq!(next(&mut incoming).await, Incoming::Connected);
+    match next(&mut incoming).await {
+        Incoming::Disconnected(why) => assert!(why.contains("larger than"), "{why}"),
+        other => panic!("expected a disconnect, got {other:?}"),
+    }
+}
