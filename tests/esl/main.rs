@@ -53,6 +53,41 @@ async fn rig() -> Rig {
     }
 }
 
+impl Rig {
+    /// Places a call to `number` (bgapi originate, answer timeout 45 s); its uuid.
+    async fn call(&self, number: &str) -> String {
+        let uuid = new_uuid();
+        self.client
+            .bgapi(&originate(&uuid, number, 45))
+            .await
+            .unwrap();
+        uuid
+    }
+
+    /// The CHANNEL_EXECUTE_COMPLETE of the application queued with `event_uuid`.
+    async fn completion(&mut self, event_uuid: &str) -> Event {
+        loop {
+            if let Incoming::Event(e) = next(&mut self.incoming).await
+                && e.name() == "CHANNEL_EXECUTE_COMPLETE"
+                && e.application_uuid() == Some(event_uuid)
+            {
+                return e;
+            }
+        }
+    }
+}
+
+/// An application that holds later ones until it is done, tagged with `event_uuid`.
+fn locked<'a>(app: &'a str, arg: &'a str, event_uuid: &'a str) -> Execute<'a> {
+    Execute {
+        app,
+        arg,
+        event_lock: true,
+        event_uuid: Some(event_uuid),
+        loops: None,
+    }
+}
+
 async fn next(incoming: &mut mpsc::Receiver<Incoming>) -> Incoming {
     tokio::time::timeout(Duration::from_secs(10), incoming.recv())
         .await
@@ -206,11 +241,7 @@ async fn answered_calls_follow_the_suffix_table() {
 #[tokio::test]
 async fn applications_run_for_their_sandbox_durations() {
     let mut r = rig().await;
-    let uuid = new_uuid();
-    r.client
-        .bgapi(&originate(&uuid, "13800001234", 45))
-        .await
-        .unwrap();
+    let uuid = r.call("13800001234").await;
     let lock = |app, arg, id| Execute {
         app,
         arg,
@@ -296,29 +327,16 @@ async fn applications_run_for_their_sandbox_durations() {
 #[tokio::test]
 async fn play_and_get_digits_collects_the_far_ends_keys() {
     let mut r = rig().await;
-    let uuid = new_uuid();
-    r.client
-        .bgapi(&originate(&uuid, "13800009994", 45))
-        .await
-        .unwrap();
-    let exec = Execute {
-        app: "play_and_get_digits",
-        arg: "1 2 1 9000 # menu.wav invalid.wav choice \\d+",
-        event_lock: true,
-        event_uuid: Some("g"),
-        loops: None,
-    };
+    let uuid = r.call("13800009994").await;
+    let exec = locked(
+        "play_and_get_digits",
+        "1 2 1 9000 # menu.wav invalid.wav choice \\d+",
+        "g",
+    );
     r.client.execute(&uuid, exec).await.unwrap();
-    loop {
-        let Incoming::Event(e) = next(&mut r.incoming).await else {
-            continue;
-        };
-        if e.name() == "CHANNEL_EXECUTE_COMPLETE" && e.application_uuid() == Some("g") {
-            assert_eq!(e.variable("choice"), Some("21"));
-            assert_eq!(e.variable("read_result"), Some("success"));
-            break;
-        }
-    }
+    let done = r.completion("g").await;
+    assert_eq!(done.variable("choice"), Some("21"));
+    assert_eq!(done.variable("read_result"), Some("success"));
     assert_eq!(
         r.client
             .api(&format!("uuid_getvar {uuid} choice"))
@@ -426,30 +444,11 @@ async fn recording_bridge_and_timers() {
 #[tokio::test]
 async fn bridge_application_dials_a_b_leg() {
     let mut r = rig().await;
-    let a = new_uuid();
-    r.client
-        .bgapi(&originate(&a, "13800001234", 45))
-        .await
-        .unwrap();
-    let bridge = Execute {
-        app: "bridge",
-        arg: "sofia/gateway/pstn/13800009995",
-        event_lock: true,
-        event_uuid: Some("br"),
-        loops: None,
-    };
+    let a = r.call("13800001234").await;
+    let bridge = locked("bridge", "sofia/gateway/pstn/13800009995", "br");
     r.client.execute(&a, bridge).await.unwrap();
     r.client
-        .execute(
-            &a,
-            Execute {
-                app: "hangup",
-                arg: "",
-                event_lock: true,
-                event_uuid: Some("end"),
-                loops: None,
-            },
-        )
+        .execute(&a, locked("hangup", "", "end"))
         .await
         .unwrap();
     let events = life_of(&mut r.incoming, &a).await;
@@ -480,33 +479,16 @@ async fn bridge_application_dials_a_b_leg() {
         .unwrap();
     assert_eq!(bridged.get("Bridge-A-Unique-ID"), Some(a.as_str()));
     // A busy B leg: the bridge app returns with the cause in originate_disposition.
-    let a2 = new_uuid();
-    r.client
-        .bgapi(&originate(&a2, "13800001235", 45))
-        .await
-        .unwrap();
+    let a2 = r.call("13800001235").await;
     r.client
         .execute(
             &a2,
-            Execute {
-                app: "bridge",
-                arg: "sofia/gateway/pstn/13800009990",
-                event_lock: true,
-                event_uuid: Some("busy"),
-                loops: None,
-            },
+            locked("bridge", "sofia/gateway/pstn/13800009990", "busy"),
         )
         .await
         .unwrap();
-    loop {
-        let Incoming::Event(e) = next(&mut r.incoming).await else {
-            continue;
-        };
-        if e.name() == "CHANNEL_EXECUTE_COMPLETE" && e.application_uuid() == Some("busy") {
-            assert_eq!(e.variable("originate_disposition"), Some("USER_BUSY"));
-            break;
-        }
-    }
+    let done = r.completion("busy").await;
+    assert_eq!(done.variable("originate_disposition"), Some("USER_BUSY"));
     r.client.api(&format!("uuid_kill {a2}")).await.unwrap();
 }
 
@@ -631,11 +613,7 @@ async fn conference_holds_three_parties() {
 async fn reconnects_and_fails_pending_commands_fast() {
     let mut r = rig().await;
     let port = r.sandbox.addr().port();
-    let uuid = new_uuid();
-    r.client
-        .bgapi(&originate(&uuid, "13800001234", 45))
-        .await
-        .unwrap();
+    let uuid = r.call("13800001234").await;
     // A job that cannot finish before the media server goes away.
     let ringing = new_uuid();
     let c = r.client.clone();
@@ -689,11 +667,7 @@ async fn reconnects_and_fails_pending_commands_fast() {
 #[tokio::test]
 async fn dropped_connection_keeps_calls_on_the_media_server() {
     let mut r = rig().await;
-    let uuid = new_uuid();
-    r.client
-        .bgapi(&originate(&uuid, "13800001234", 45))
-        .await
-        .unwrap();
+    let uuid = r.call("13800001234").await;
     r.sandbox.drop_connections();
     let missed = loop {
         if let Incoming::Reconnected(missed) = next(&mut r.incoming).await {
