@@ -9,6 +9,7 @@ use actix_web::{App, HttpServer, web};
 use crate::api::{self, AppState};
 use crate::config::{MediaSetting, Settings};
 use crate::domain::IdGenerator;
+use crate::media::pool::MediaPool;
 use crate::media::sandbox::Sandbox;
 use crate::store::{Store, StoreError};
 
@@ -70,10 +71,12 @@ impl Application {
                 source,
             })?
             .port();
+        let media = MediaPool::connect(&settings, sandbox.as_ref().map(Sandbox::addr)).await;
         let state = web::Data::new(AppState {
             store,
             ids: IdGenerator::new(settings.node_id),
             settings,
+            media,
         });
         let workers = std::thread::available_parallelism().map_or(2, usize::from);
         let server =

@@ -39,6 +39,9 @@ pub enum ApiError {
     /// No such route (an unknown click-to-call API version): HTTP 404.
     #[error("{0}")]
     UnknownRoute(String),
+    /// No media server is connected: the call could not be initiated.
+    #[error("no media server available")]
+    NoMedia,
     /// The platform could not take the request right now (the database failed).
     #[error("service temporarily unavailable, retry later")]
     Unavailable(#[source] StoreError),
@@ -85,7 +88,7 @@ impl ApiError {
             Self::Json(_) => "-2",
             Self::App(_) => "-3",
             Self::Param(_) | Self::TooLarge(_) | Self::State(_) | Self::UnknownRoute(_) => "-4",
-            Self::Unavailable(_) => "-5",
+            Self::Unavailable(_) | Self::NoMedia => "-5",
             Self::Limit(_) => "-6",
             Self::NotFound(_) => "-7",
         }
@@ -97,7 +100,7 @@ impl ApiError {
             Self::Json(_) => "10002",
             Self::App(_) => "10003",
             Self::Param(_) | Self::TooLarge(_) | Self::UnknownRoute(_) => "10004",
-            Self::Unavailable(_) => "10005",
+            Self::Unavailable(_) | Self::NoMedia => "10005",
             Self::NotFound(_) => "10006",
             Self::State(_) => "10007",
             Self::Limit(_) => "10008",

@@ -36,6 +36,8 @@ pub struct AppState {
     pub ids: IdGenerator,
     /// Settings.
     pub settings: Settings,
+    /// The media servers.
+    pub media: crate::media::pool::MediaPool,
 }
 
 /// The OpenAPI document, served at `/api-docs/openapi.yaml`.

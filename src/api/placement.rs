@@ -102,8 +102,12 @@ pub async fn check_prompts<'a, F: AsRef<str>>(
     Ok(())
 }
 
-/// Writes the acceptance and turns the store's verdict into the reply.
+/// Writes the acceptance and turns the store's verdict into the reply. With no media
+/// server connected, nothing is written: -5 / 10005.
 pub async fn submit(state: &AppState, acceptance: Acceptance) -> Result<Reply, ApiError> {
+    if !state.media.any_up() {
+        return Err(ApiError::NoMedia);
+    }
     let response = acceptance.response.clone();
     match state.store.accept(acceptance).await? {
         AcceptOutcome::Accepted => Ok(Reply::Fresh(response)),

@@ -1,3 +1,5 @@
-//! Media servers: the sandbox (a simulated FreeSWITCH over the Event Socket).
+//! Media servers: the pool of Event Socket connections, and the sandbox (a simulated
+//! FreeSWITCH over the Event Socket).
 
+pub mod pool;
 pub mod sandbox;

@@ -76,6 +76,32 @@ both_backends! {
         assert_eq!(a.status(), 200);
         let a = app.client.get(app.url("/readyz")).send().await.unwrap();
         assert_eq!(a.status(), 200);
-        assert_eq!(a.json::<serde_json::Value>().await.unwrap(), json!({"status": "ready", "database": db.backend}));
+        assert_eq!(
+            a.json::<serde_json::Value>().await.unwrap(),
+            json!({"status": "ready", "database": db.backend, "media": {"up": 1, "nodes": 1}})
+        );
+    }
+}
+
+both_backends! {
+    /// With no media server reachable the server still starts, is not ready, and refuses
+    /// new calls with -5 / 10005 without storing them.
+    async fn no_media_server(db: TestDb) {
+        let app = db.spawn(&[("VOICEPAAS_MEDIA", "esl://:ClueCon@127.0.0.1:1")]).await;
+        let a = app.client.get(app.url("/readyz")).send().await.unwrap();
+        assert_eq!(a.status(), 503);
+        assert_eq!(
+            a.json::<serde_json::Value>().await.unwrap(),
+            json!({"status": "unavailable", "database": db.backend, "media": {"up": 0, "nodes": 1}})
+        );
+        let a = app.post(&app.account_path("VoiceNotices"), &app.notice("13800138000")).await;
+        assert_eq!((a.status, a.code(), a.msg()), (200, "-5", "no media server available"));
+        assert!(db.store().await.calls_of_request(a.body["requestid"].as_str().unwrap()).await.unwrap().is_empty());
+        let c2c = json!({"action": "click2call", "caller": "13800000001", "callee": "13800000002"});
+        let a = app.post(&app.ctc_path(), &c2c).await;
+        assert_eq!((a.status, a.code(), a.msg()), (200, "10005", "no media server available"));
+        // Validation still comes first.
+        let a = app.post(&app.account_path("VoiceNotices"), &json!({"appid": app.app_id})).await;
+        assert_eq!(a.code(), "-4");
     }
 }
