@@ -204,14 +204,9 @@ async fn run(command: Command, settings: Settings) -> Result<(), String> {
             app.run_until_stopped().await.map_err(|e| e.to_string())
         }
         Command::Sandbox { listen } => {
-            let sandbox = Sandbox::start(
-                listen,
-                settings.sandbox_password.expose(),
-                settings.sandbox_speed,
-                settings.recordings_dir.clone(),
-            )
-            .await
-            .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+            let sandbox = Sandbox::start_with(listen, &settings)
+                .await
+                .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
             tracing::info!(addr = %sandbox.addr(), speed = settings.sandbox_speed, "sandbox media server listening");
             tokio::signal::ctrl_c().await.map_err(|e| e.to_string())
         }

@@ -44,17 +44,12 @@ impl Application {
         let sandbox = match settings.media {
             MediaSetting::Sandbox => {
                 let any_port = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-                let sandbox = Sandbox::start(
-                    any_port,
-                    settings.sandbox_password.expose(),
-                    settings.sandbox_speed,
-                    settings.recordings_dir.clone(),
-                )
-                .await
-                .map_err(|source| StartError::Bind {
-                    addr: "sandbox 127.0.0.1:0".into(),
-                    source,
-                })?;
+                let sandbox = Sandbox::start_with(any_port, &settings)
+                    .await
+                    .map_err(|source| StartError::Bind {
+                        addr: "sandbox 127.0.0.1:0".into(),
+                        source,
+                    })?;
                 tracing::info!(addr = %sandbox.addr(), speed = settings.sandbox_speed, "sandbox media server listening");
                 Some(sandbox)
             }

@@ -67,6 +67,20 @@ impl Sandbox {
         })
     }
 
+    /// Listens on `listen` with the password, clock speed and recordings folder of `settings`.
+    pub async fn start_with(
+        listen: SocketAddr,
+        settings: &crate::config::Settings,
+    ) -> std::io::Result<Self> {
+        Self::start(
+            listen,
+            settings.sandbox_password.expose(),
+            settings.sandbox_speed,
+            settings.recordings_dir.clone(),
+        )
+        .await
+    }
+
     /// The address it listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
