@@ -286,6 +286,18 @@ struct QueueRoom {
     added: i64,
 }
 
+impl QueueRoom {
+    /// Room not read from the database: an unlocked batch assumes there is room and lets
+    /// the final guarded update judge.
+    fn unchecked() -> Self {
+        QueueRoom {
+            queued: 0,
+            limit: i64::MAX,
+            added: 0,
+        }
+    }
+}
+
 /// Decides every acceptance of the batch and inserts the accepted ones. `None` when the
 /// final guarded count update failed (only possible without `locking`): roll back and
 /// redo with locks.
@@ -298,11 +310,7 @@ async fn write_batch(
     let mut rooms: BTreeMap<&str, QueueRoom> = BTreeMap::new();
     for sid in jobs.iter().map(|j| j.request.account_sid.as_str()) {
         // Unlocked, the batch assumes room and lets the final guarded update judge.
-        rooms.entry(sid).or_insert(QueueRoom {
-            queued: 0,
-            limit: i64::MAX,
-            added: 0,
-        });
+        rooms.entry(sid).or_insert(QueueRoom::unchecked());
     }
     if locking {
         // Sid order (a BTreeMap), so two locking writers never wait on each other in a cycle.
@@ -361,9 +369,8 @@ async fn write_batch(
                 continue;
             }
         }
-        let Some(room) = rooms.get_mut(sid) else {
-            continue;
-        };
+        // Every account of the batch has an entry (made above); one outcome per job, always.
+        let room = rooms.entry(sid).or_insert(QueueRoom::unchecked());
         let wanted = job.calls.len() as i64;
         if room.queued + room.added + wanted > room.limit {
             outcomes.push(AcceptOutcome::QueueFull { limit: room.limit });

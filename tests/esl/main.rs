@@ -736,6 +736,40 @@ async fn authentication_and_garbage() {
     assert!(!wrong.0.is_connected());
 }
 
+/// Event frames are laid out as FreeSWITCH lays them out (transcript 13): the length
+/// first, then the type, then the url-encoded event.
+#[tokio::test]
+async fn event_frames_match_freeswitch_byte_layout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let r = rig().await;
+    let mut raw = tokio::net::TcpStream::connect(r.sandbox.addr())
+        .await
+        .unwrap();
+    raw.write_all(b"auth ClueCon\n\nevent plain HEARTBEAT\n\n")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&got).contains("Event-Name: HEARTBEAT") {
+        let n = tokio::time::timeout(Duration::from_secs(5), raw.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        got.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&got);
+    let frame = &text[text.find("Content-Length:").unwrap()..];
+    let mut lines = frame.lines();
+    assert!(lines.next().unwrap().starts_with("Content-Length: "));
+    assert_eq!(lines.next(), Some("Content-Type: text/event-plain"));
+    assert_eq!(lines.next(), Some(""));
+    assert_eq!(lines.next(), Some("Event-Name: HEARTBEAT"));
+    assert!(
+        frame.contains("Event-Date-Local: 20") && frame.contains("%3A"),
+        "values are url-encoded: {frame}"
+    );
+}
+
 /// Any ESL client can drive the standalone sandbox: a short Python socket script.
 #[tokio::test]
 async fn a_python_socket_script_places_a_call() {

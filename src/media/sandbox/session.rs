@@ -54,6 +54,10 @@ fn reply(text: &str) -> Vec<u8> {
 
 fn with_body(content_type: &str, body: Vec<u8>) -> Vec<u8> {
     let mut headers = Headers::default();
+    if content_type == "text/event-plain" {
+        // FreeSWITCH writes an event's length first, a reply's after its type.
+        headers.push("Content-Length", "");
+    }
     headers.push("Content-Type", content_type);
     Message {
         command: None,
