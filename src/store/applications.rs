@@ -1,6 +1,7 @@
 //! Applications of an account: callback URLs, feed settings, allowed caller ids and the
 //! signing secret of their webhooks.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use super::{Store, StoreError, on_pool};
@@ -29,8 +30,9 @@ pub struct ApplicationRecord {
     pub cdr_batch_size: i64,
     /// Longest wait before a partial feed batch is sent.
     pub cdr_batch_window_ms: i64,
-    /// JSON array of caller ids the app may show; empty = any.
-    pub allowed_caller_ids: String,
+    /// Caller ids the app may show; empty = any. Parsed once, when the row is read.
+    #[sqlx(try_from = "String")]
+    pub allowed_caller_ids: CallerIds,
     /// `whsec_…` secret of its webhook signatures.
     pub signing_secret: String,
     /// Creation time, Unix ms.
@@ -39,12 +41,36 @@ pub struct ApplicationRecord {
     pub updated_at: i64,
 }
 
+/// An application's allowed caller ids: the stored JSON array, and the numbers in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallerIds {
+    json: String,
+    numbers: HashSet<String>,
+}
+
+impl TryFrom<String> for CallerIds {
+    type Error = serde_json::Error;
+
+    fn try_from(json: String) -> Result<Self, Self::Error> {
+        let numbers = serde_json::from_str::<Vec<String>>(&json)?
+            .into_iter()
+            .collect();
+        Ok(Self { json, numbers })
+    }
+}
+
+impl CallerIds {
+    /// The stored JSON array.
+    pub fn as_str(&self) -> &str {
+        &self.json
+    }
+}
+
 impl ApplicationRecord {
     /// Whether the application may show `number` as caller id.
     pub fn may_display(&self, number: &str) -> bool {
-        let allowed: Vec<String> =
-            serde_json::from_str(&self.allowed_caller_ids).unwrap_or_default();
-        allowed.is_empty() || allowed.iter().any(|a| a == number)
+        let allowed = &self.allowed_caller_ids.numbers;
+        allowed.is_empty() || allowed.contains(number)
     }
 
     /// The shape the operator API and the CLI show (the signing secret only on create).
@@ -59,7 +85,7 @@ impl ApplicationRecord {
             "cdrFeedUrl": self.cdr_feed_url,
             "cdrBatchSize": self.cdr_batch_size,
             "cdrBatchWindowMs": self.cdr_batch_window_ms,
-            "allowedCallerIds": serde_json::from_str::<serde_json::Value>(&self.allowed_caller_ids).unwrap_or_default(),
+            "allowedCallerIds": serde_json::from_str::<serde_json::Value>(self.allowed_caller_ids.as_str()).unwrap_or_default(),
         })
     }
 }
