@@ -95,11 +95,6 @@ impl Application {
         self.port
     }
 
-    /// The in-process sandbox's Event Socket address, when media is the sandbox.
-    pub fn sandbox_addr(&self) -> Option<std::net::SocketAddr> {
-        self.sandbox.as_ref().map(Sandbox::addr)
-    }
-
     /// Serves until the process is told to stop (SIGINT/SIGTERM).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;

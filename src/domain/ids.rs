@@ -54,10 +54,6 @@ prefixed_id!(
     /// Id of one click-to-call conversation (`CV…`).
     ConversationId, "CV"
 );
-prefixed_id!(
-    /// Id of one recording (`RE…`).
-    RecordingId, "RE"
-);
 
 fn is_well_formed(s: &str, prefix: &str) -> bool {
     s.len() == ID_LEN && s.starts_with(prefix) && s.as_bytes()[2..].iter().all(u8::is_ascii_digit)
@@ -106,10 +102,6 @@ impl IdGenerator {
     /// A new conversation id stamped `now`.
     pub fn conversation(&self, now: DateTime<Utc>) -> ConversationId {
         ConversationId(self.next(ConversationId::PREFIX, now))
-    }
-    /// A new recording id stamped `now`.
-    pub fn recording(&self, now: DateTime<Utc>) -> RecordingId {
-        RecordingId(self.next(RecordingId::PREFIX, now))
     }
 }
 

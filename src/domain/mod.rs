@@ -15,6 +15,6 @@ pub mod time;
 pub mod webhook_url;
 
 pub use fields::{Fields, ParamError};
-pub use ids::{CallId, ConversationId, IdGenerator, RecordingId, RequestId};
+pub use ids::{CallId, ConversationId, IdGenerator, RequestId};
 pub use phone::PhoneNumber;
 pub use prompt::PromptName;

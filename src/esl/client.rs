@@ -150,8 +150,6 @@ pub struct Execute<'a> {
     pub event_lock: bool,
     /// Echoed as `Application-UUID` in CHANNEL_EXECUTE[_COMPLETE].
     pub event_uuid: Option<&'a str>,
-    /// Repeat count.
-    pub loops: Option<u32>,
 }
 
 impl EslClient {
@@ -273,21 +271,8 @@ impl EslClient {
             .map(|_| ())
     }
 
-    /// Removes a filter added with [`filter`](Self::filter).
-    pub async fn filter_delete(&self, header: &str, value: &str) -> Result<(), EslError> {
-        self.subscriptions
-            .lock()
-            .await
-            .filters
-            .retain(|(h, v)| !(h == header && v == value));
-        self.command(&format!("filter delete {header} {value}"), &[])
-            .await
-            .map(|_| ())
-    }
-
     /// `sendmsg <uuid>` with `call-command: execute`.
     pub async fn execute(&self, uuid: &str, exec: Execute<'_>) -> Result<(), EslError> {
-        let loops = exec.loops.map(|n| n.to_string());
         let mut headers = vec![("call-command", "execute"), ("execute-app-name", exec.app)];
         if !exec.arg.is_empty() {
             headers.push(("execute-app-arg", exec.arg));
@@ -297,9 +282,6 @@ impl EslClient {
         }
         if let Some(id) = exec.event_uuid {
             headers.push(("event-uuid", id));
-        }
-        if let Some(loops) = &loops {
-            headers.push(("loops", loops));
         }
         self.command(&format!("sendmsg {uuid}"), &headers)
             .await

@@ -84,7 +84,6 @@ fn locked<'a>(app: &'a str, arg: &'a str, event_uuid: &'a str) -> Execute<'a> {
         arg,
         event_lock: true,
         event_uuid: Some(event_uuid),
-        loops: None,
     }
 }
 
@@ -247,7 +246,6 @@ async fn applications_run_for_their_sandbox_durations() {
         arg,
         event_lock: true,
         event_uuid: Some(id),
-        loops: None,
     };
     r.client
         .execute(&uuid, lock("playback", "/prompts/hello.wav", "e1"))
