@@ -247,7 +247,18 @@ impl Switch {
             .split_once(' ')
             .map_or((line, ""), |(c, a)| (c, a.trim()));
         let arg = |i: usize| args.split_whitespace().nth(i).unwrap_or_default();
+        let arg_or = |i: usize, default: &'static str| {
+            Some(arg(i)).filter(|a| !a.is_empty()).unwrap_or(default)
+        };
         let no_channel = "-ERR No such channel!\n".to_string();
+        // Passes a command to a channel: `ok` if it exists, FreeSWITCH's "no such channel" if not.
+        let told = |uuid: &str, command: Command, ok: &str| {
+            if self.tell(uuid, command) {
+                ok.to_string()
+            } else {
+                no_channel.clone()
+            }
+        };
         match command {
             "originate" => {
                 let (tx, rx) = oneshot::channel();
@@ -257,35 +268,17 @@ impl Switch {
                 }
             }
             "uuid_kill" => {
-                let cause = if arg(1).is_empty() {
-                    "NORMAL_CLEARING"
-                } else {
-                    arg(1)
-                };
-                if self.tell(arg(0), Command::Hangup(cause.into())) {
-                    "+OK\n".into()
-                } else {
-                    no_channel
-                }
+                let cause = arg_or(1, "NORMAL_CLEARING");
+                told(arg(0), Command::Hangup(cause.into()), "+OK\n")
             }
             "uuid_exists" => self.exists(arg(0)).to_string(),
-            "uuid_break" => {
-                if self.tell(arg(0), Command::Break) {
-                    "+OK\n".into()
-                } else {
-                    no_channel
-                }
-            }
+            "uuid_break" => told(arg(0), Command::Break, "+OK\n"),
             "uuid_send_dtmf" | "uuid_recv_dtmf" => {
                 let digits: String = arg(1)
                     .chars()
                     .filter(|c| c.is_ascii_digit() || "*#ABCD".contains(*c))
                     .collect();
-                if self.tell(arg(0), Command::Dtmf(digits)) {
-                    "+OK\n".into()
-                } else {
-                    no_channel
-                }
+                told(arg(0), Command::Dtmf(digits), "+OK\n")
             }
             "uuid_bridge" => {
                 let (a, b) = (arg(0), arg(1));
@@ -299,39 +292,32 @@ impl Switch {
             }
             "uuid_broadcast" => {
                 let (uuid, path) = (arg(0), arg(1));
-                if self.tell(
+                told(
                     uuid,
                     Command::Broadcast(Duration::ZERO, broadcast_path(path)),
-                ) {
-                    "+OK Message sent\n".into()
-                } else {
-                    no_channel
-                }
+                    "+OK Message sent\n",
+                )
             }
             "sched_broadcast" => {
                 let Some(delay) = parse_delay(arg(0)) else {
                     return "-ERR Usage: sched_broadcast [[+]<time>|@time] <uuid> <path> [aleg|bleg|both]\n".into();
                 };
-                if self.tell(arg(1), Command::Broadcast(delay, broadcast_path(arg(2)))) {
-                    "+OK Message scheduled\n".into()
-                } else {
-                    no_channel
-                }
+                told(
+                    arg(1),
+                    Command::Broadcast(delay, broadcast_path(arg(2))),
+                    "+OK Message scheduled\n",
+                )
             }
             "sched_hangup" => {
                 let Some(delay) = parse_delay(arg(0)) else {
                     return "-ERR Usage: sched_hangup [+]<time> <uuid> [<cause>]\n".into();
                 };
-                let cause = if arg(2).is_empty() {
-                    "ALLOTTED_TIMEOUT"
-                } else {
-                    arg(2)
-                };
-                if self.tell(arg(1), Command::ScheduleHangup(delay, cause.into())) {
-                    "+OK\n".into()
-                } else {
-                    no_channel
-                }
+                let cause = arg_or(2, "ALLOTTED_TIMEOUT");
+                told(
+                    arg(1),
+                    Command::ScheduleHangup(delay, cause.into()),
+                    "+OK\n",
+                )
             }
             "uuid_record" => {
                 let start = match arg(1) {
@@ -342,11 +328,7 @@ impl Switch {
                     }
                 };
                 let path = self.recording_path(arg(2));
-                if self.tell(arg(0), Command::Record { start, path }) {
-                    "+OK Success\n".into()
-                } else {
-                    no_channel
-                }
+                told(arg(0), Command::Record { start, path }, "+OK Success\n")
             }
             "uuid_getvar" => {
                 let (tx, rx) = oneshot::channel();
@@ -363,11 +345,7 @@ impl Switch {
             "conference" => self.conference(args),
             "hupall" => {
                 let uuids: Vec<String> = lock(&self.channels).keys().cloned().collect();
-                let cause = if arg(0).is_empty() {
-                    "MANAGER_REQUEST"
-                } else {
-                    arg(0)
-                };
+                let cause = arg_or(0, "MANAGER_REQUEST");
                 for uuid in uuids {
                     self.tell(&uuid, Command::Hangup(cause.into()));
                 }
