@@ -18,6 +18,8 @@ const KEYS: &[(&str, Option<&str>)] = &[
     ("VOICEPAAS_SANDBOX_SPEED", Some("1")),
     ("VOICEPAAS_SANDBOX_PASSWORD", Some("ClueCon")),
     ("VOICEPAAS_RECORDINGS_DIR", Some("./data/recordings")),
+    ("VOICEPAAS_PROMPTS_DIR", Some("./data/prompts")),
+    ("VOICEPAAS_MEDIA_GRACE_SECS", Some("10")),
     ("VOICEPAAS_ALLOW_PRIVATE_WEBHOOKS", Some("false")),
     ("VOICEPAAS_ADMIN_TOKEN", None),
     ("VOICEPAAS_NODE_ID", Some("10000")),
@@ -119,6 +121,12 @@ pub struct Settings {
     pub sandbox_password: Secret,
     /// Where recordings are written (`VOICEPAAS_RECORDINGS_DIR`).
     pub recordings_dir: std::path::PathBuf,
+    /// Where prompt files are written for the media servers to play
+    /// (`VOICEPAAS_PROMPTS_DIR`; FreeSWITCH must see the same path).
+    pub prompts_dir: std::path::PathBuf,
+    /// How long a leg waits for its lost media server to come back with the channel
+    /// before it ends as failed (`VOICEPAAS_MEDIA_GRACE_SECS`).
+    pub media_grace: std::time::Duration,
     /// Whether webhooks may target private addresses (`VOICEPAAS_ALLOW_PRIVATE_WEBHOOKS`).
     pub allow_private_webhooks: bool,
     /// Bearer token of the operator API; the API is off when unset (`VOICEPAAS_ADMIN_TOKEN`).
@@ -237,6 +245,15 @@ impl Settings {
             )?,
             sandbox_password: Secret::new(required("VOICEPAAS_SANDBOX_PASSWORD")),
             recordings_dir: required("VOICEPAAS_RECORDINGS_DIR").into(),
+            prompts_dir: required("VOICEPAAS_PROMPTS_DIR").into(),
+            media_grace: std::time::Duration::from_secs_f64(
+                parse_positive(
+                    "VOICEPAAS_MEDIA_GRACE_SECS",
+                    &required("VOICEPAAS_MEDIA_GRACE_SECS"),
+                    true,
+                )?
+                .min(86_400.0),
+            ),
             allow_private_webhooks: parse_bool(
                 "VOICEPAAS_ALLOW_PRIVATE_WEBHOOKS",
                 &required("VOICEPAAS_ALLOW_PRIVATE_WEBHOOKS"),

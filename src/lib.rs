@@ -4,11 +4,13 @@
 //! whole architecture.
 
 pub mod api;
+pub mod cdr;
 pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod esl;
 pub mod media;
+pub mod orchestrator;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

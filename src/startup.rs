@@ -2,6 +2,7 @@
 //! so tests can learn the port), mount the routes.
 
 use std::net::TcpListener;
+use std::sync::Arc;
 
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer, web};
@@ -11,6 +12,7 @@ use crate::config::{MediaSetting, Settings};
 use crate::domain::IdGenerator;
 use crate::media::pool::MediaPool;
 use crate::media::sandbox::Sandbox;
+use crate::orchestrator::Orchestrator;
 use crate::store::{Store, StoreError};
 
 /// Why the server could not start.
@@ -24,6 +26,14 @@ pub enum StartError {
     Bind {
         /// The address asked for.
         addr: String,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// The prompts directory could not be prepared.
+    #[error("cannot prepare the prompts directory {dir}: {source}")]
+    Prompts {
+        /// `VOICEPAAS_PROMPTS_DIR`.
+        dir: String,
         /// What the OS said.
         source: std::io::Error,
     },
@@ -66,12 +76,22 @@ impl Application {
                 source,
             })?
             .port();
-        let media = MediaPool::connect(&settings, sandbox.as_ref().map(Sandbox::addr)).await;
+        let media =
+            Arc::new(MediaPool::connect(&settings, sandbox.as_ref().map(Sandbox::addr)).await);
+        let ids = Arc::new(IdGenerator::new(settings.node_id));
+        let orchestrator =
+            Orchestrator::start(store.clone(), media.clone(), settings.clone(), ids.clone())
+                .await
+                .map_err(|source| StartError::Prompts {
+                    dir: settings.prompts_dir.display().to_string(),
+                    source,
+                })?;
         let state = web::Data::new(AppState {
             store,
-            ids: IdGenerator::new(settings.node_id),
+            ids,
             settings,
             media,
+            orchestrator,
         });
         let workers = std::thread::available_parallelism().map_or(2, usize::from);
         let server =

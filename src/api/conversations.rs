@@ -13,16 +13,18 @@ use serde_json::{Map, Value};
 use super::error::{ApiError, Reply, ctc_success};
 use super::placement::NewRequest;
 use super::{AppState, auth, body, placement};
-use crate::domain::click2call::{AddCall, Click2Call};
+use crate::domain::click2call::{AddCall, Click2Call, StoredClick2Call};
 use crate::domain::{ConversationId, Fields};
+use crate::orchestrator::Refused;
 use crate::store::accept::CallRow;
 use crate::store::accounts::AccountRecord;
 use crate::store::applications::ApplicationRecord;
-use crate::store::conversations::{CancelOutcome, ConversationState};
+use crate::store::conversations::ConversationState;
 use crate::store::idempotency::{IdempotencyClaim, Replay};
 
 /// A request of the conversation endpoints after version, auth, body and application checks.
 struct CtcRequest {
+    version: String,
     account: Arc<AccountRecord>,
     app: Arc<ApplicationRecord>,
     body: Map<String, Value>,
@@ -67,6 +69,7 @@ where
         let claim = body::idempotency_claim(req, &body)?;
         let app = placement::application(state, &account, "applicationSid", Some(app_id)).await?;
         handle(CtcRequest {
+            version: version.to_string(),
             account,
             app,
             body,
@@ -105,7 +108,11 @@ async fn click2call(state: &AppState, ctc: CtcRequest) -> Result<Reply, ApiError
         }
         _ => return Err(ApiError::Param("action must be click2call".into())),
     }
-    let call = Click2Call::parse(ctc.fields())?;
+    let stored = StoredClick2Call {
+        api_version: ctc.version.clone(),
+        call: Click2Call::parse(ctc.fields())?,
+    };
+    let call = &stored.call;
     placement::check_caller_ids(&ctc.app, call.caller_ids())?;
     placement::check_prompts(state, &ctc.app, call.prompts()).await?;
 
@@ -130,7 +137,7 @@ async fn click2call(state: &AppState, ctc: CtcRequest) -> Result<Reply, ApiError
         claim: ctc.claim.clone(),
     };
     let acceptance = request.into_acceptance(
-        &call,
+        &stored,
         vec![caller_leg],
         Some(conversation_id),
         None,
@@ -181,27 +188,16 @@ async fn cancel_call(
     ctc: &CtcRequest,
     conversation: &str,
 ) -> Result<Reply, ApiError> {
-    let id = ConversationId::parse(conversation).ok_or_else(not_found)?;
-    let response = placement::to_json(&ctc_success(None))?;
-    let outcome = state
-        .store
-        .cancel_conversation(
-            &ctc.account.sid,
-            &ctc.app.app_id,
-            id.as_str(),
-            ctc.claim.as_ref(),
-            &response,
-        )
-        .await?;
-    match outcome {
-        CancelOutcome::Canceled => Ok(Reply::Fresh(response)),
-        CancelOutcome::NotFound => Err(not_found()),
-        CancelOutcome::AlreadyEnded => {
-            Err(ApiError::State("conversation has already ended".into()))
-        }
-        CancelOutcome::Replayed(Replay::Same(first)) => Ok(Reply::Replayed(first)),
-        CancelOutcome::Replayed(Replay::Different) => Err(ApiError::key_reused()),
+    if let Some(replay) = replay(state, ctc).await? {
+        return Ok(replay);
     }
+    let id = live_conversation(state, ctc, conversation).await?;
+    state
+        .orchestrator
+        .cancel(id.as_str())
+        .await
+        .map_err(refused)?;
+    succeed(state, ctc).await
 }
 
 async fn add_call(
@@ -215,17 +211,70 @@ async fn add_call(
         add.dial.callee_cli.iter().map(|n| ("calleeCli", n)),
     )?;
     placement::check_prompts(state, &ctc.app, add.prompts()).await?;
+    if let Some(replay) = replay(state, ctc).await? {
+        return Ok(replay);
+    }
+    let id = live_conversation(state, ctc, conversation).await?;
+    state
+        .orchestrator
+        .add_call(id.as_str(), add)
+        .await
+        .map_err(refused)?;
+    succeed(state, ctc).await
+}
+
+/// The conversation, known in this account and application (10006) and not ended (10007).
+async fn live_conversation(
+    state: &AppState,
+    ctc: &CtcRequest,
+    conversation: &str,
+) -> Result<ConversationId, ApiError> {
     let id = ConversationId::parse(conversation).ok_or_else(not_found)?;
-    let state_now = state
+    match state
         .store
         .conversation_state(&ctc.account.sid, &ctc.app.app_id, id.as_str())
         .await?
-        .ok_or_else(not_found)?;
-    let why = match state_now {
-        ConversationState::Queued => "the conversation has not been bridged yet",
-        ConversationState::Ended => "the conversation has already ended",
+    {
+        None => Err(not_found()),
+        Some(ConversationState::Ended) => {
+            Err(ApiError::State("conversation has already ended".into()))
+        }
+        Some(_) => Ok(id),
+    }
+}
+
+/// The first response to a repeat of the request's idempotency key.
+async fn replay(state: &AppState, ctc: &CtcRequest) -> Result<Option<Reply>, ApiError> {
+    let Some(claim) = &ctc.claim else {
+        return Ok(None);
     };
-    Err(ApiError::State(format!(
-        "addCall is allowed only while the conversation is two-party and bridged; {why}"
-    )))
+    match state
+        .store
+        .idempotent_replay(&ctc.account.sid, claim)
+        .await?
+    {
+        Some(Replay::Same(first)) => Ok(Some(Reply::Replayed(first))),
+        Some(Replay::Different) => Err(ApiError::key_reused()),
+        None => Ok(None),
+    }
+}
+
+/// `00000`, kept for the idempotency key.
+async fn succeed(state: &AppState, ctc: &CtcRequest) -> Result<Reply, ApiError> {
+    let response = placement::to_json(&ctc_success(None))?;
+    if let Some(claim) = &ctc.claim {
+        state
+            .store
+            .remember_reply(&ctc.account.sid, claim, &response)
+            .await?;
+    }
+    Ok(Reply::Fresh(response))
+}
+
+fn refused(r: Refused) -> ApiError {
+    match r {
+        Refused::State(why) => ApiError::State(why),
+        Refused::NoMedia => ApiError::NoMedia,
+        Refused::Unavailable(e) => ApiError::Unavailable(e),
+    }
 }

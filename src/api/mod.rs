@@ -33,11 +33,13 @@ pub struct AppState {
     /// Storage.
     pub store: Store,
     /// Id generator of this node.
-    pub ids: IdGenerator,
+    pub ids: std::sync::Arc<IdGenerator>,
     /// Settings.
     pub settings: Settings,
     /// The media servers.
-    pub media: crate::media::pool::MediaPool,
+    pub media: std::sync::Arc<crate::media::pool::MediaPool>,
+    /// The call orchestrator (told when calls are queued; drives live conversations).
+    pub orchestrator: crate::orchestrator::Orchestrator,
 }
 
 /// The OpenAPI document, served at `/api-docs/openapi.yaml`.

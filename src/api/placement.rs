@@ -110,7 +110,10 @@ pub async fn submit(state: &AppState, acceptance: Acceptance) -> Result<Reply, A
     }
     let response = acceptance.response.clone();
     match state.store.accept(acceptance).await? {
-        AcceptOutcome::Accepted => Ok(Reply::Fresh(response)),
+        AcceptOutcome::Accepted => {
+            state.orchestrator.wake();
+            Ok(Reply::Fresh(response))
+        }
         AcceptOutcome::Replayed(first) => Ok(Reply::Replayed(first)),
         AcceptOutcome::KeyReused => Err(ApiError::key_reused()),
         AcceptOutcome::QueueFull { limit } => Err(ApiError::Limit(format!(

@@ -183,6 +183,17 @@ impl Click2Call {
     }
 }
 
+/// A click-to-call as stored with its caller leg: the request and the `SoftVersion` it
+/// came in on (echoed as `apiVersion`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredClick2Call {
+    /// The path's `SoftVersion`.
+    pub api_version: String,
+    /// The request.
+    #[serde(flatten)]
+    pub call: Click2Call,
+}
+
 /// Default callee answer timeout of addCall, seconds.
 pub const ADD_CALL_DEFAULT_TIMEOUT: u32 = 120;
 

@@ -289,6 +289,13 @@ impl Event {
         self.variable(name).and_then(|v| v.trim().parse().ok())
     }
 
+    /// `Event-Date-Timestamp` (the media server's clock) in Unix milliseconds.
+    pub fn timestamp_ms(&self) -> Option<i64> {
+        self.get("Event-Date-Timestamp")
+            .and_then(|v| v.parse::<i64>().ok())
+            .map(|us| us / 1000)
+    }
+
     /// `Event-Sequence`, the authoritative order of events.
     pub fn sequence(&self) -> Option<u64> {
         self.get("Event-Sequence").and_then(|v| v.parse().ok())

@@ -15,6 +15,6 @@ pub mod client;
 pub mod codec;
 pub mod event;
 
-pub use client::{EslClient, EslError, EslOptions, Incoming};
+pub use client::{EslClient, EslError, EslOptions, Execute, Incoming};
 pub use codec::{CodecError, Decoder, Direction, Headers, Message};
 pub use event::Event;

@@ -2,36 +2,126 @@
 //! the FreeSWITCH nodes of `VOICEPAAS_MEDIA`). A node is up while its client is
 //! connected; the client reconnects by itself. `/readyz` and call acceptance ask
 //! [`MediaPool::up`]: new calls are refused (-5 / 10005) only when no node is up.
+//!
+//! Each node's events are read by a task of its own and routed by `Unique-ID` to the leg
+//! that registered the channel ([`MediaNode::register`]); a connection loss and its return
+//! are told to every leg of the node. New legs go to the connected node with the most free
+//! capacity ([`MediaPool::pick`]).
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 
 use crate::config::{MediaSetting, Settings};
-use crate::esl::{EslClient, EslOptions, Incoming};
+use crate::domain::time::now_ms;
+use crate::esl::{EslClient, EslOptions, Event, Incoming};
 
 /// How long start-up waits for the in-process sandbox's first connection (it is local and
 /// comes up at once), and for a FreeSWITCH node's (which may be down: it is retried).
 const FIRST_CONNECT_SANDBOX: Duration = Duration::from_secs(5);
 const FIRST_CONNECT_NODE: Duration = Duration::from_secs(1);
 
+/// The channel events the orchestrator follows.
+pub const LEG_EVENTS: &[&str] = &[
+    "CHANNEL_CREATE",
+    "CHANNEL_PROGRESS",
+    "CHANNEL_PROGRESS_MEDIA",
+    "CHANNEL_ANSWER",
+    "CHANNEL_BRIDGE",
+    "CHANNEL_EXECUTE_COMPLETE",
+    "CHANNEL_HANGUP_COMPLETE",
+    "DTMF",
+    "RECORD_STOP",
+];
+
+/// What a registered leg hears from its node.
+#[derive(Debug)]
+pub enum LegSignal {
+    /// An event of its channel.
+    Event(Event),
+    /// The node's connection was lost.
+    NodeDown,
+    /// The node is connected again (events in between may be missing).
+    NodeUp,
+}
+
+type Routes = Arc<Mutex<HashMap<String, mpsc::UnboundedSender<LegSignal>>>>;
+
 /// One media server.
 pub struct MediaNode {
-    /// `host:port`, for logs and `/readyz`.
+    /// `host:port`, for logs, `/readyz` and the calls table.
     pub name: String,
     /// Its Event Socket client.
     pub client: EslClient,
+    /// Most channels it should carry (free capacity = this − live channels).
+    pub capacity: usize,
+    routes: Routes,
+    /// The node's event clock minus ours (ms), from the latest event.
+    clock_offset_ms: AtomicI64,
+}
+
+/// A leg's subscription to its channel's events; dropping it unregisters.
+pub struct Registration {
+    /// The events and connection notices of the channel.
+    pub rx: mpsc::UnboundedReceiver<LegSignal>,
+    /// A sender into the same stream (for results the leg's own helpers deliver).
+    pub tx: mpsc::UnboundedSender<LegSignal>,
+    uuid: String,
+    routes: Routes,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        if let Ok(mut routes) = self.routes.lock() {
+            routes.remove(&self.uuid);
+        }
+    }
+}
+
+impl MediaNode {
+    /// Routes the events of channel `uuid` to the returned registration, from now on.
+    pub fn register(&self, uuid: &str) -> Registration {
+        let (tx, rx) = mpsc::unbounded_channel();
+        if let Ok(mut routes) = self.routes.lock() {
+            routes.insert(uuid.to_string(), tx.clone());
+        }
+        Registration {
+            rx,
+            tx,
+            uuid: uuid.to_string(),
+            routes: self.routes.clone(),
+        }
+    }
+
+    /// Now on the node's clock (Unix ms): our clock plus the offset seen in its latest
+    /// event. Times the platform records itself (a leg dialled) then agree with the
+    /// times the node reports (FreeSWITCH's clock, or the sandbox's faster one).
+    pub fn now_ms(&self) -> i64 {
+        now_ms() + self.clock_offset_ms.load(Ordering::Relaxed)
+    }
+
+    /// Channels registered on this node now.
+    pub fn live(&self) -> usize {
+        self.routes.lock().map_or(0, |r| r.len())
+    }
 }
 
 /// Every media server of this process.
 pub struct MediaPool {
-    nodes: Vec<MediaNode>,
+    nodes: Vec<Arc<MediaNode>>,
 }
+
+/// Channels a node is assumed to carry at most when nothing else is known.
+const NODE_CAPACITY: usize = 20_000;
 
 impl MediaPool {
     /// Connects to the configured media servers (`sandbox` is the in-process one at
-    /// `sandbox_addr`), waiting briefly for each first connection.
+    /// `sandbox_addr`), waiting briefly for each first connection, and subscribes to the
+    /// channel events legs follow.
     pub async fn connect(settings: &Settings, sandbox_addr: Option<SocketAddr>) -> MediaPool {
         let targets: Vec<EslOptions> = match (&settings.media, sandbox_addr) {
             (MediaSetting::Sandbox, Some(addr)) => {
@@ -64,8 +154,20 @@ impl MediaPool {
                     tracing::warn!(node = %name, "media server not reachable yet; retrying in the background")
                 }
             }
-            tokio::spawn(watch(name.clone(), incoming));
-            nodes.push(MediaNode { name, client });
+            // Kept by the client and replayed after every reconnect, so a failure now
+            // (not connected yet) is made good on connect.
+            if let Err(e) = client.subscribe(LEG_EVENTS).await {
+                tracing::debug!(node = %name, error = %e, "subscription deferred to the connection");
+            }
+            let node = Arc::new(MediaNode {
+                name,
+                client,
+                capacity: NODE_CAPACITY,
+                routes: Routes::default(),
+                clock_offset_ms: AtomicI64::new(0),
+            });
+            tokio::spawn(route(node.clone(), incoming));
+            nodes.push(node);
         }
         MediaPool { nodes }
     }
@@ -85,20 +187,62 @@ impl MediaPool {
     pub fn any_up(&self) -> bool {
         self.nodes.iter().any(|n| n.client.is_connected())
     }
+
+    /// The connected node with the most free capacity.
+    pub fn pick(&self) -> Option<Arc<MediaNode>> {
+        self.nodes
+            .iter()
+            .filter(|n| n.client.is_connected())
+            .max_by_key(|n| n.capacity.saturating_sub(n.live()))
+            .cloned()
+    }
+
+    /// Any node, connected or not (to ask about a channel whose node is unknown).
+    pub fn any(&self) -> Option<Arc<MediaNode>> {
+        self.nodes.first().cloned()
+    }
+
+    /// The node called `name` (as stored with a leg).
+    pub fn node(&self, name: &str) -> Option<Arc<MediaNode>> {
+        self.nodes.iter().find(|n| n.name == name).cloned()
+    }
 }
 
-/// Follows a node's connection notices. No call subscribes to channel events yet, so
-/// nothing else arrives; reading the stream keeps the client from ever blocking on it.
-async fn watch(name: String, mut incoming: mpsc::Receiver<Incoming>) {
+/// Reads a node's stream: events go to their leg, connection changes to every leg.
+async fn route(node: Arc<MediaNode>, mut incoming: mpsc::Receiver<Incoming>) {
     while let Some(notice) = incoming.recv().await {
         match notice {
+            Incoming::Event(event) => {
+                if let Some(at) = event.timestamp_ms() {
+                    node.clock_offset_ms.store(at - now_ms(), Ordering::Relaxed);
+                }
+                let Some(uuid) = event.unique_id() else {
+                    continue;
+                };
+                let target = node.routes.lock().ok().and_then(|r| r.get(uuid).cloned());
+                if let Some(tx) = target {
+                    let _ = tx.send(LegSignal::Event(event));
+                }
+            }
             Incoming::Disconnected(why) => {
-                tracing::warn!(node = %name, reason = %why, "media server down")
+                tracing::warn!(node = %node.name, reason = %why, legs = node.live(), "media server down");
+                broadcast(&node, || LegSignal::NodeDown);
             }
             Incoming::Connected | Incoming::Reconnected(_) => {
-                tracing::info!(node = %name, "media server up")
+                tracing::info!(node = %node.name, "media server up");
+                broadcast(&node, || LegSignal::NodeUp);
             }
-            Incoming::Event(_) => {}
         }
+    }
+}
+
+fn broadcast(node: &MediaNode, signal: impl Fn() -> LegSignal) {
+    let targets: Vec<_> = node
+        .routes
+        .lock()
+        .map(|r| r.values().cloned().collect())
+        .unwrap_or_default();
+    for tx in targets {
+        let _ = tx.send(signal());
     }
 }

@@ -22,8 +22,9 @@ use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Connection, PgPool, SqliteConnection};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
+use super::bulk::{Table, bulk_insert};
 use super::idempotency::{IdempotencyClaim, Replay, stored_replay};
-use super::{StoreError, Tx, on_tx};
+use super::{StoreError, Tx, WriteGate, on_tx};
 use crate::config::CaptchaLimits;
 use crate::domain::time::now_ms;
 
@@ -136,11 +137,11 @@ pub struct AcceptQueue {
 
 impl AcceptQueue {
     /// Starts the writer task(s) for `backend`.
-    pub fn start(backend: WriterBackend) -> Self {
+    pub(crate) fn start(backend: WriterBackend, gate: WriteGate) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         match backend {
             WriterBackend::Sqlite(options) => {
-                tokio::spawn(sqlite_writer(options, rx));
+                tokio::spawn(sqlite_writer(options, gate, rx));
             }
             WriterBackend::Postgres(pool) => {
                 let rx = Arc::new(Mutex::new(rx));
@@ -182,8 +183,12 @@ async fn next_batch(rx: &mut mpsc::Receiver<Job>) -> Option<Vec<Job>> {
     Some(batch)
 }
 
-async fn sqlite_writer(options: Box<SqliteConnectOptions>, mut rx: mpsc::Receiver<Job>) {
-    let mut writer = Writer::Sqlite(None, options);
+async fn sqlite_writer(
+    options: Box<SqliteConnectOptions>,
+    gate: WriteGate,
+    mut rx: mpsc::Receiver<Job>,
+) {
+    let mut writer = Writer::Sqlite(None, options, gate);
     while let Some(batch) = next_batch(&mut rx).await {
         writer.process(batch).await;
     }
@@ -201,26 +206,31 @@ async fn postgres_writer(pool: PgPool, rx: Arc<Mutex<mpsc::Receiver<Job>>>) {
 /// One writer task's way to the database.
 enum Writer {
     /// A dedicated connection, opened on first use and reopened after a failure.
-    Sqlite(Option<SqliteConnection>, Box<SqliteConnectOptions>),
+    Sqlite(
+        Option<SqliteConnection>,
+        Box<SqliteConnectOptions>,
+        WriteGate,
+    ),
     Postgres(PgPool),
 }
 
 impl Writer {
     async fn begin(&mut self) -> Result<Tx<'_>, sqlx::Error> {
         match self {
-            Writer::Sqlite(conn, options) => {
+            Writer::Sqlite(conn, options, gate) => {
+                let turn = gate.turn().await;
                 let c = match conn.take() {
                     Some(c) => conn.insert(c),
                     None => conn.insert(SqliteConnection::connect_with(options).await?),
                 };
-                Ok(Tx::Sqlite(c.begin_with("BEGIN IMMEDIATE").await?))
+                Ok(Tx::Sqlite(c.begin_with("BEGIN IMMEDIATE").await?, turn))
             }
             Writer::Postgres(pool) => Ok(Tx::Postgres(pool.begin().await?)),
         }
     }
 
     fn forget_connection(&mut self) {
-        if let Writer::Sqlite(conn, _) = self {
+        if let Writer::Sqlite(conn, ..) = self {
             *conn = None;
         }
     }
@@ -401,7 +411,7 @@ async fn write_batch(
         insert_accepted(tx, &accepted, now).await?;
     }
     let guard = match tx {
-        Tx::Sqlite(_) => {
+        Tx::Sqlite(..) => {
             "UPDATE accounts SET queued_calls = queued_calls + $2 WHERE sid = $1 AND queued_calls + $2 <= min(max_queued_calls, cps * 86400)"
         }
         Tx::Postgres(_) => {
@@ -568,99 +578,6 @@ async fn insert_accepted(
         .collect();
     if !keys.is_empty() {
         bulk_insert(tx, Table::IdempotencyKeys, &keys).await?;
-    }
-    Ok(())
-}
-
-/// The tables an acceptance writes, with their columns and PostgreSQL types.
-#[derive(Clone, Copy)]
-enum Table {
-    Conversations,
-    Calls,
-    IdempotencyKeys,
-}
-
-impl Table {
-    fn spec(self) -> (&'static str, &'static [(&'static str, &'static str)]) {
-        match self {
-            Table::Conversations => (
-                "conversations",
-                &[
-                    ("id", "text"),
-                    ("request_id", "text"),
-                    ("account_sid", "text"),
-                    ("app_id", "text"),
-                    ("state", "text"),
-                    ("created_at", "bigint"),
-                ],
-            ),
-            Table::Calls => (
-                "calls",
-                &[
-                    ("id", "text"),
-                    ("request_id", "text"),
-                    ("account_sid", "text"),
-                    ("app_id", "text"),
-                    ("kind", "text"),
-                    ("conversation_id", "text"),
-                    ("leg_seq", "bigint"),
-                    ("state", "text"),
-                    ("to_number", "text"),
-                    ("from_number", "text"),
-                    ("userdata", "text"),
-                    ("params", "text"),
-                    ("created_at", "bigint"),
-                    ("updated_at", "bigint"),
-                ],
-            ),
-            Table::IdempotencyKeys => (
-                "idempotency_keys",
-                &[
-                    ("account_sid", "text"),
-                    ("idem_key", "text"),
-                    ("request_hash", "text"),
-                    ("response", "text"),
-                    ("created_at", "bigint"),
-                ],
-            ),
-        }
-    }
-}
-
-/// Inserts `rows` (serialized with the table's column names) in one statement.
-async fn bulk_insert<T: Serialize>(
-    tx: &mut Tx<'_>,
-    table: Table,
-    rows: &T,
-) -> Result<(), sqlx::Error> {
-    let json = serde_json::to_string(rows).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-    let (name, columns) = table.spec();
-    let list = columns
-        .iter()
-        .map(|(c, _)| *c)
-        .collect::<Vec<_>>()
-        .join(", ");
-    match tx {
-        Tx::Sqlite(t) => {
-            let select = columns
-                .iter()
-                .map(|(c, _)| format!("json_extract(value, '$.{c}')"))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let sql = format!("INSERT INTO {name} ({list}) SELECT {select} FROM json_each($1)");
-            sqlx::query(&sql).bind(json).execute(&mut **t).await?;
-        }
-        Tx::Postgres(t) => {
-            let types = columns
-                .iter()
-                .map(|(c, ty)| format!("{c} {ty}"))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let sql = format!(
-                "INSERT INTO {name} ({list}) SELECT {list} FROM jsonb_to_recordset($1::jsonb) AS x({types})"
-            );
-            sqlx::query(&sql).bind(json).execute(&mut **t).await?;
-        }
     }
     Ok(())
 }

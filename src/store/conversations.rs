@@ -1,6 +1,8 @@
-//! Click-to-call conversations after acceptance: their state, and cancelCall.
+//! Click-to-call conversations after acceptance: their state, claiming one for cancelCall,
+//! and idempotency for the actions on a conversation.
 
-use super::idempotency::{IdempotencyClaim, Replay, remember, stored_replay};
+use super::idempotency::{IdempotencyClaim, Replay, stored_replay};
+use super::placing::{CALL_COLUMNS, CallRecord};
 use super::{Store, StoreError, on_pool, on_tx};
 use crate::domain::time::now_ms;
 
@@ -9,6 +11,12 @@ use crate::domain::time::now_ms;
 pub enum ConversationState {
     /// Accepted, waiting for the orchestrator to dial the caller.
     Queued,
+    /// Dialling the caller, greeting, or dialling the callee.
+    Dialing,
+    /// Caller and callee talk (possibly in a conference after a party left).
+    Bridged,
+    /// Three parties in a conference.
+    ThreeWay,
     /// Over; nothing can be done to it any more.
     Ended,
 }
@@ -17,28 +25,15 @@ impl ConversationState {
     fn parse(s: &str) -> Result<Self, StoreError> {
         match s {
             "queued" => Ok(Self::Queued),
+            "dialing" => Ok(Self::Dialing),
+            "bridged" => Ok(Self::Bridged),
+            "three_way" => Ok(Self::ThreeWay),
             "ended" => Ok(Self::Ended),
             other => Err(StoreError::Corrupt(format!(
                 "unknown conversation state {other:?}"
             ))),
         }
     }
-}
-
-/// byeType of a conversation ended by cancelCall (API.md §6.2).
-pub const BYE_TYPE_CANCELED: i64 = 6;
-
-/// What cancelCall did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CancelOutcome {
-    /// No such conversation in this account and application.
-    NotFound,
-    /// It had ended already.
-    AlreadyEnded,
-    /// It is ended now.
-    Canceled,
-    /// A repeat of an idempotent request.
-    Replayed(Replay),
 }
 
 impl Store {
@@ -60,69 +55,69 @@ impl Store {
         state.as_deref().map(ConversationState::parse).transpose()
     }
 
-    /// Ends a conversation that has not been dialled yet (cancelCall). Its legs end as
-    /// `canceled` and leave the account's queue; byeType is 6.
-    pub async fn cancel_conversation(
+    /// Claims the caller leg of conversation `id` if it is still queued (for cancelCall
+    /// before dialling): it leaves the account's queue and belongs to `owner`.
+    pub async fn claim_queued_conversation(
         &self,
-        account_sid: &str,
-        app_id: &str,
         id: &str,
-        claim: Option<&IdempotencyClaim>,
-        response: &str,
-    ) -> Result<CancelOutcome, StoreError> {
-        let now = now_ms();
+        owner: &str,
+    ) -> Result<Option<CallRecord>, StoreError> {
         let mut tx = self.begin_write().await?;
-        if let Some(claim) = claim
-            && let Some(replay) = stored_replay(&mut tx, account_sid, claim, now).await?
-        {
-            return Ok(CancelOutcome::Replayed(replay));
-        }
         let sql = format!(
-            "SELECT state FROM conversations WHERE id = $1 AND account_sid = $2 AND app_id = $3{}",
-            tx.for_update()
+            "UPDATE calls SET state = 'placing', owner = $2, updated_at = $3 WHERE conversation_id = $1 AND state = 'queued' RETURNING {CALL_COLUMNS}"
         );
-        let state: Option<String> = on_tx!(&mut tx, |c| sqlx::query_scalar(&sql)
+        let call: Option<CallRecord> = on_tx!(&mut tx, |c| sqlx::query_as(&sql)
             .bind(id)
-            .bind(account_sid)
-            .bind(app_id)
+            .bind(owner)
+            .bind(now_ms())
             .fetch_optional(c)
             .await)?;
-        let Some(state) = state else {
-            return Ok(CancelOutcome::NotFound);
-        };
-        match ConversationState::parse(&state)? {
-            ConversationState::Ended => return Ok(CancelOutcome::AlreadyEnded),
-            ConversationState::Queued => {}
-        }
-        on_tx!(&mut tx, |c| {
-            sqlx::query("UPDATE conversations SET state = 'ended', bye_type = $2, ended_at = $3 WHERE id = $1")
-                .bind(id)
-                .bind(BYE_TYPE_CANCELED)
-                .bind(now)
-                .execute(c)
-                .await
-                .map(|r| r.rows_affected())
-        })?;
-        let left_queue = on_tx!(&mut tx, |c| {
-            sqlx::query("UPDATE calls SET state = 'completed', cause = 'canceled', updated_at = $2 WHERE conversation_id = $1 AND state = 'queued'")
-                .bind(id)
-                .bind(now)
-                .execute(c)
-                .await
-                .map(|r| r.rows_affected())
-        })? as i64;
-        on_tx!(&mut tx, |c| {
-            sqlx::query("UPDATE accounts SET queued_calls = queued_calls - $2 WHERE sid = $1")
-                .bind(account_sid)
-                .bind(left_queue)
-                .execute(c)
-                .await
-                .map(|r| r.rows_affected())
-        })?;
-        if let Some(claim) = claim {
-            remember(&mut tx, account_sid, claim, response, now).await?;
+        if let Some(call) = &call {
+            on_tx!(&mut tx, |c| sqlx::query(
+                "UPDATE accounts SET queued_calls = queued_calls - 1 WHERE sid = $1"
+            )
+            .bind(&call.account_sid)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))?;
         }
         tx.commit().await?;
-        Ok(CancelOutcome::Canceled)
+        Ok(call)
+    }
+
+    /// What an earlier request with the same idempotency key says, if any.
+    pub async fn idempotent_replay(
+        &self,
+        account_sid: &str,
+        claim: &IdempotencyClaim,
+    ) -> Result<Option<Replay>, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let replay = stored_replay(&mut tx, account_sid, claim, now_ms()).await?;
+        tx.commit().await?;
+        Ok(replay)
+    }
+
+    /// Keeps `response` as the answer to `claim`'s key (a concurrent twin that stored
+    /// first wins).
+    pub async fn remember_reply(
+        &self,
+        account_sid: &str,
+        claim: &IdempotencyClaim,
+        response: &str,
+    ) -> Result<(), StoreError> {
+        on_pool!(self, |p| {
+            sqlx::query(
+            "INSERT INTO idempotency_keys (account_sid, idem_key, request_hash, response, created_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING"
+        )
+        .bind(account_sid)
+        .bind(&claim.key)
+        .bind(&claim.request_hash)
+        .bind(response)
+        .bind(now_ms())
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected())
+        })?;
+        Ok(())
     }
 }

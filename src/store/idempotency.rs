@@ -63,25 +63,3 @@ pub(crate) async fn stored_replay(
         None => Ok(None),
     }
 }
-
-/// Stores `response` as the answer to `claim`'s key.
-pub(crate) async fn remember(
-    tx: &mut Tx<'_>,
-    sid: &str,
-    claim: &IdempotencyClaim,
-    response: &str,
-    now: i64,
-) -> Result<(), sqlx::Error> {
-    on_tx!(tx, |c| {
-        sqlx::query("INSERT INTO idempotency_keys (account_sid, idem_key, request_hash, response, created_at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(sid)
-            .bind(&claim.key)
-            .bind(&claim.request_hash)
-            .bind(response)
-            .bind(now)
-            .execute(c)
-            .await
-            .map(|r| r.rows_affected())
-    })?;
-    Ok(())
-}

@@ -8,11 +8,14 @@
 pub mod accept;
 pub mod accounts;
 pub mod applications;
+mod bulk;
 mod cache;
 pub mod calls;
 pub mod conversations;
 pub mod idempotency;
+pub mod journal;
 mod open;
+pub mod placing;
 pub mod prompts;
 
 use std::sync::Arc;
@@ -69,6 +72,34 @@ pub struct Store {
     hasher: TokenHasher,
     cache: Arc<cache::Directory>,
     accept: accept::AcceptQueue,
+    journal: journal::Journal,
+    gate: WriteGate,
+}
+
+/// SQLite has one writer at a time: the writers of this process (the accept writer, the
+/// journal, claims, cancels) take turns here, in order, instead of meeting SQLite's
+/// busy handler, which sleeps. PostgreSQL needs no gate.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct WriteGate(Option<Arc<tokio::sync::Mutex<()>>>);
+
+/// A writer's turn at the gate; the next writer goes when it is dropped.
+pub(crate) type WriteTurn = tokio::sync::OwnedMutexGuard<()>;
+
+impl WriteGate {
+    fn for_pool(pool: &Pool) -> Self {
+        match pool {
+            Pool::Sqlite(_) => Self(Some(Arc::new(tokio::sync::Mutex::new(())))),
+            Pool::Postgres(_) => Self(None),
+        }
+    }
+
+    /// Waits for this writer's turn (at once on PostgreSQL).
+    pub(crate) async fn turn(&self) -> Option<WriteTurn> {
+        match &self.0 {
+            Some(m) => Some(m.clone().lock_owned().await),
+            None => None,
+        }
+    }
 }
 
 impl Store {
@@ -77,12 +108,16 @@ impl Store {
         let (pool, writer) = open::connect(database_url).await?;
         open::migrate(&pool).await?;
         let hasher = TokenHasher::new(&open::token_key(&pool).await?);
-        let accept = accept::AcceptQueue::start(writer);
+        let gate = WriteGate::for_pool(&pool);
+        let accept = accept::AcceptQueue::start(writer, gate.clone());
+        let journal = journal::Journal::start(pool.clone(), gate.clone());
         Ok(Self {
             pool,
             hasher,
             cache: Arc::new(cache::Directory::default()),
             accept,
+            journal,
+            gate,
         })
     }
 
@@ -104,9 +139,17 @@ impl Store {
     }
 }
 
-/// An open transaction on either backend.
+/// An open transaction on either backend. A SQLite write transaction holds the
+/// process's write gate until it ends.
 pub(crate) enum Tx<'c> {
-    Sqlite(sqlx::Transaction<'c, sqlx::Sqlite>),
+    Sqlite(
+        sqlx::Transaction<'c, sqlx::Sqlite>,
+        #[expect(
+            dead_code,
+            reason = "held for its drop: the gate opens when the transaction ends"
+        )]
+        Option<WriteTurn>,
+    ),
     Postgres(sqlx::Transaction<'c, sqlx::Postgres>),
 }
 
@@ -115,7 +158,7 @@ pub(crate) enum Tx<'c> {
 macro_rules! on_tx {
     ($tx:expr, |$conn:ident| $body:expr) => {
         match $tx {
-            $crate::store::Tx::Sqlite(t) => {
+            $crate::store::Tx::Sqlite(t, _) => {
                 let $conn = &mut **t;
                 $body
             }
@@ -132,7 +175,7 @@ impl Tx<'_> {
     /// Commits the transaction.
     pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
         match self {
-            Tx::Sqlite(t) => t.commit().await,
+            Tx::Sqlite(t, _) => t.commit().await,
             Tx::Postgres(t) => t.commit().await,
         }
     }
@@ -141,7 +184,7 @@ impl Tx<'_> {
     /// writer (BEGIN IMMEDIATE) already serializes.
     pub(crate) fn for_update(&self) -> &'static str {
         match self {
-            Tx::Sqlite(_) => "",
+            Tx::Sqlite(..) => "",
             Tx::Postgres(_) => " FOR UPDATE",
         }
     }
@@ -152,7 +195,10 @@ impl Store {
     /// transaction never fails to upgrade its lock).
     pub(crate) async fn begin_write(&self) -> Result<Tx<'static>, sqlx::Error> {
         Ok(match &self.pool {
-            Pool::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
+            Pool::Sqlite(p) => {
+                let turn = self.gate.turn().await;
+                Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?, turn)
+            }
             Pool::Postgres(p) => Tx::Postgres(p.begin().await?),
         })
     }

@@ -121,4 +121,34 @@ impl Store {
         .await)?;
         Ok(Some(names.into_iter().collect()))
     }
+
+    /// When prompt `name` of `app_id` was last stored (its version), if it exists.
+    pub async fn prompt_version(
+        &self,
+        app_id: &str,
+        name: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        Ok(on_pool!(self, |p| sqlx::query_scalar(
+            "SELECT created_at FROM prompts WHERE app_id = $1 AND name = $2"
+        )
+        .bind(app_id)
+        .bind(name)
+        .fetch_optional(p)
+        .await)?)
+    }
+
+    /// The WAV bytes of prompt `name` of `app_id`, if it exists.
+    pub async fn prompt_audio(
+        &self,
+        app_id: &str,
+        name: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(on_pool!(self, |p| sqlx::query_scalar(
+            "SELECT audio FROM prompts WHERE app_id = $1 AND name = $2"
+        )
+        .bind(app_id)
+        .bind(name)
+        .fetch_optional(p)
+        .await)?)
+    }
 }

@@ -19,7 +19,8 @@ both_backends! {
         assert_id(&a.body["requestid"], "RQ");
         assert_id(&a.body["callid"], "CA");
         let calls = db.store().await.calls_of_request(a.body["requestid"].as_str().unwrap()).await.unwrap();
-        assert_eq!((calls[0].kind.as_str(), calls[0].state.as_str()), ("captcha", "queued"));
+        assert_eq!(calls[0].kind, "captcha");
+        assert!(LEG_STATES.contains(&calls[0].state.as_str()), "{}", calls[0].state);
         for (patch, msg) in [
             (json!({"code": null}), "missing code"),
             (json!({"code": "12"}), "code must be 4-8 letters or digits"),

@@ -96,6 +96,7 @@ both_backends! {
     /// Cancelling frees the conversation's place in the account's queue.
     async fn cancel_frees_queue_room(db: TestDb) {
         let app = db.spawn(&[]).await;
+        app.occupy_line(&db.store().await).await;
         app.set_limits(json!({"maxQueuedCalls": 1})).await;
         let a = app.post(&app.ctc_path(), &click2call()).await;
         let cv = a.body["conversationSid"].as_str().unwrap().to_string();

@@ -106,7 +106,12 @@ impl TestDb {
 
     /// Starts the server on this database with `overrides` of the default test settings.
     pub async fn spawn(&self, overrides: &[(&str, &str)]) -> TestApp {
+        let files = tempfile::tempdir().expect("temp dir");
+        let prompts = files.path().join("prompts").display().to_string();
+        let recordings = files.path().join("recordings").display().to_string();
         let mut values: HashMap<String, String> = [
+            ("VOICEPAAS_PROMPTS_DIR", prompts.as_str()),
+            ("VOICEPAAS_RECORDINGS_DIR", recordings.as_str()),
             ("VOICEPAAS_LISTEN", "127.0.0.1:0"),
             ("DATABASE_URL", self.url.as_str()),
             ("VOICEPAAS_ADMIN_TOKEN", ADMIN_TOKEN),
@@ -133,6 +138,7 @@ impl TestDb {
             sid: String::new(),
             token: String::new(),
             app_id: String::new(),
+            files,
         };
         if values.contains_key("VOICEPAAS_ADMIN_TOKEN") {
             let (sid, token) = test_app.create_account("test account").await;
@@ -181,7 +187,19 @@ pub struct TestApp {
     pub token: String,
     /// Its application.
     pub app_id: String,
+    /// Prompts and recordings of this server.
+    pub files: tempfile::TempDir,
 }
+
+/// Every state a stored leg can be in, from acceptance to its end.
+pub const LEG_STATES: &[&str] = &[
+    "queued",
+    "placing",
+    "initiated",
+    "ringing",
+    "answered",
+    "completed",
+];
 
 /// Status and parsed JSON body of a response.
 pub struct Answer {
@@ -331,6 +349,28 @@ impl TestApp {
     }
 
     /// Path of an account endpoint of the test account.
+    /// Limits the account to one live call and fills it with a notice that rings until
+    /// its answer timeout (45 s), so the calls accepted next stay queued.
+    pub async fn occupy_line(&self, store: &Store) {
+        self.set_limits(json!({"maxConcurrentCalls": 1})).await;
+        let a = self
+            .post(
+                &self.account_path("VoiceNotices"),
+                &self.notice("13800009991"),
+            )
+            .await;
+        assert_eq!(a.code(), "0", "{}", a.body);
+        let request = a.body["requestid"].as_str().expect("requestid").to_string();
+        for _ in 0..200 {
+            let calls = store.calls_of_request(&request).await.expect("calls");
+            if calls[0].state != "queued" {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("the blocking call was never placed");
+    }
+
     pub fn account_path(&self, rest: &str) -> String {
         format!("/Accounts/{}/{rest}", self.sid)
     }

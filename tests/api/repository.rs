@@ -5,7 +5,7 @@ use voicepaas::domain::application::AppSettings;
 use voicepaas::domain::limits::AccountPatch;
 use voicepaas::domain::prompt::check_wav;
 use voicepaas::store::accept::{AcceptOutcome, Acceptance, CallRow, CaptchaWindow, RequestRow};
-use voicepaas::store::conversations::{CancelOutcome, ConversationState};
+use voicepaas::store::conversations::ConversationState;
 use voicepaas::store::idempotency::IdempotencyClaim;
 
 use crate::both_backends;
@@ -132,11 +132,12 @@ both_backends! {
 
         let cv = "CV00001202611210000000000000000007";
         assert_eq!(store.conversation_state(&a.sid, &app.app_id, cv).await.unwrap(), Some(ConversationState::Queued));
-        assert_eq!(store.cancel_conversation(&a.sid, &app.app_id, cv, None, "{}").await.unwrap(), CancelOutcome::Canceled);
-        assert_eq!(store.cancel_conversation(&a.sid, &app.app_id, cv, None, "{}").await.unwrap(), CancelOutcome::AlreadyEnded);
-        assert_eq!(store.cancel_conversation(&a.sid, "other", cv, None, "{}").await.unwrap(), CancelOutcome::NotFound);
+        // cancelCall before dialling claims the queued caller leg (once), freeing queue room.
+        let claimed = store.claim_queued_conversation(cv, "me").await.unwrap().expect("claimed");
+        assert_eq!((claimed.leg_seq, claimed.to_number.as_str()), (0, "13800000009"));
+        assert!(store.claim_queued_conversation(cv, "me").await.unwrap().is_none());
         let legs = store.calls_of_request("RQ00001202611210000000000000000007").await.unwrap();
-        assert_eq!((legs[0].state.as_str(), legs[0].cause.as_deref()), ("completed", Some("canceled")));
+        assert_eq!(legs[0].state, "placing");
         assert_eq!(store.accept(acceptance(10, &a.sid, &app.app_id, "notice", "1")).await.unwrap(), AcceptOutcome::Accepted);
     }
 }

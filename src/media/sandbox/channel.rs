@@ -41,6 +41,9 @@ pub enum Command {
     BridgeFailed(String),
     /// Read a channel variable.
     GetVar(String, oneshot::Sender<Option<String>>),
+    /// uuid_transfer to an inline application: leave any bridge (without hanging up the
+    /// partner), drop what runs or is queued, run `App`; `true` = the partner too.
+    Transfer(App, bool),
 }
 
 /// A queued application.
@@ -734,6 +737,31 @@ impl Channel {
             }
             Command::GetVar(name, reply) => {
                 let _ = reply.send(self.vars.get(&name).cloned());
+            }
+            Command::Transfer(app, both) => {
+                if let Some(partner) = self.partner.take() {
+                    if both {
+                        self.switch
+                            .tell(&partner, Command::Transfer(app.clone(), false));
+                    }
+                    if self.bridge_for.is_none() {
+                        self.emit(
+                            "CHANNEL_UNBRIDGE",
+                            "CS_EXECUTE",
+                            &[
+                                ("Bridge-A-Unique-ID", self.uuid.clone()),
+                                ("Bridge-B-Unique-ID", partner),
+                            ],
+                        );
+                    }
+                }
+                self.queue.clear();
+                self.queue.push_back(app);
+                if self.running.is_some() {
+                    self.end_app("_none_", "break");
+                } else {
+                    self.next_app();
+                }
             }
         }
     }

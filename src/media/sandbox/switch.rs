@@ -146,7 +146,11 @@ impl Switch {
     pub fn originate_leg(self: &Arc<Self>, dial: &str, a_leg: &str) {
         let request = parse_originate(&format!("{dial} &park()"));
         self.start_channel(Spawn {
-            uuid: uuid::Uuid::new_v4().to_string(),
+            uuid: request
+                .vars
+                .get("origination_uuid")
+                .cloned()
+                .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
             number: request.number,
             dial: request.dial,
             vars: request.vars,
@@ -273,6 +277,33 @@ impl Switch {
             }
             "uuid_exists" => self.exists(arg(0)).to_string(),
             "uuid_break" => told(arg(0), Command::Break, "+OK\n"),
+            "uuid_transfer" => {
+                // uuid_transfer <uuid> [-bleg|-both] <app:arg> inline
+                let both = arg(1) == "-both";
+                let dest = if arg(1).starts_with('-') {
+                    arg(2)
+                } else {
+                    arg(1)
+                };
+                match dest.split_once(':') {
+                    Some((app, data)) if args.contains(" inline") => told(
+                        arg(0),
+                        Command::Transfer(
+                            App {
+                                name: app.to_string(),
+                                arg: data.to_string(),
+                                event_uuid: None,
+                            },
+                            both,
+                        ),
+                        "+OK\n",
+                    ),
+                    _ => {
+                        "-ERR the sandbox transfers only to inline applications (app:arg inline)\n"
+                            .into()
+                    }
+                }
+            }
             "uuid_send_dtmf" | "uuid_recv_dtmf" => {
                 let digits: String = arg(1)
                     .chars()

@@ -1,0 +1,146 @@
+//! The voice notice (API.md §2): after answer, play `contents` `times` times; the finish
+//! key stops playback and plays `finishvoice`; the repeat key restarts from the top;
+//! remember the last key; hang up when done.
+
+use std::sync::Arc;
+
+use chrono::TimeZone;
+
+use super::ivr::{self, Played};
+use super::{Ctx, Placement};
+use crate::domain::notice::{ContentItem, DtmfKey, NoticeScript};
+
+/// Most restarts by the repeat key in one call (a stuck key cannot hold the line forever).
+const MAX_REPEATS: u32 = 10;
+
+/// States of a notice call.
+enum State {
+    /// Playing item `item` of pass `pass`.
+    Playing { pass: u8, item: usize },
+    /// The finish key was pressed: play `finishvoice`.
+    Finishing,
+    /// Done: hang up.
+    Done,
+}
+
+/// Runs a notice call to its end.
+pub(super) async fn run(ctx: &Arc<Ctx>, placement: Placement) -> Result<(), String> {
+    let call = &placement.call;
+    let script: NoticeScript =
+        serde_json::from_str(&call.params).map_err(|e| format!("stored script: {e}"))?;
+    let mut leg = ivr::place(ctx, &placement).await.ok();
+    let mut last_key: Option<char> = None;
+    if let Some(leg) = leg.as_mut().filter(|l| l.answered() && l.ended.is_none()) {
+        let hits = |key: Option<DtmfKey>, k: char| match key {
+            Some(DtmfKey::Any) => true,
+            Some(DtmfKey::Key(c)) => c == k,
+            None => false,
+        };
+        let mut repeats = 0;
+        let mut state = State::Playing { pass: 0, item: 0 };
+        loop {
+            state = match state {
+                State::Playing { pass, .. } if pass >= script.times => State::Done,
+                State::Playing { pass, item } if item >= script.contents.len() => State::Playing {
+                    pass: pass + 1,
+                    item: 0,
+                },
+                State::Playing { pass, item } => {
+                    let (app, arg) = render(ctx, &call.app_id, &script.contents[item]).await?;
+                    let can_repeat = repeats < MAX_REPEATS;
+                    let played = ivr::play(
+                        leg,
+                        app,
+                        &arg,
+                        |k| hits(script.finishkey, k) || (can_repeat && hits(script.repeatkey, k)),
+                        |k| last_key = Some(k),
+                    )
+                    .await;
+                    match played {
+                        Played::Done => State::Playing {
+                            pass,
+                            item: item + 1,
+                        },
+                        Played::Interrupted(k) if hits(script.finishkey, k) => State::Finishing,
+                        Played::Interrupted(_) => {
+                            repeats += 1;
+                            State::Playing { pass, item: 0 }
+                        }
+                        Played::Ended => break,
+                    }
+                }
+                State::Finishing => {
+                    if let Some(voice) = &script.finishvoice {
+                        let path = ctx
+                            .prompts
+                            .path(&call.app_id, voice.as_str())
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        if let Played::Ended =
+                            ivr::play(leg, "playback", &path, |_| false, |k| last_key = Some(k))
+                                .await
+                        {
+                            break;
+                        }
+                    }
+                    State::Done
+                }
+                State::Done => break,
+            };
+        }
+    }
+    let inputkey = last_key.map(String::from);
+    ivr::finish(ctx, call, leg, inputkey, "notice").await
+}
+
+/// The application and argument that play one content item: a prompt file, or `say`
+/// in Mandarin with the item's type and method.
+async fn render(
+    ctx: &Ctx,
+    app_id: &str,
+    item: &ContentItem,
+) -> Result<(&'static str, String), String> {
+    Ok(match item {
+        ContentItem::Voice(name) => (
+            "playback",
+            ctx.prompts
+                .path(app_id, name.as_str())
+                .await
+                .map_err(|e| e.to_string())?,
+        ),
+        ContentItem::Time(date) => (
+            "say",
+            format!(
+                "zh CURRENT_DATE PRONOUNCED {}",
+                date_epoch(date, ctx.settings.timezone)
+            ),
+        ),
+        ContentItem::Money(amount) => ("say", format!("zh CURRENCY PRONOUNCED {amount}")),
+        ContentItem::Number(n) => ("say", format!("zh NUMBER PRONOUNCED {n}")),
+        ContentItem::Digits(d) => ("say", format!("zh NUMBER ITERATED {d}")),
+    })
+}
+
+/// `YYYY-MM-DD` → epoch seconds of its midnight in the platform time zone (what
+/// FreeSWITCH's `CURRENT_DATE` reads).
+fn date_epoch(date: &str, tz: chrono_tz::Tz) -> i64 {
+    chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .and_then(|t| tz.from_local_datetime(&t).earliest())
+        .map_or(0, |t| t.timestamp())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_are_read_in_the_platform_zone() {
+        assert_eq!(
+            date_epoch("2024-01-02", chrono_tz::Asia::Shanghai),
+            1_704_124_800
+        );
+        assert_eq!(date_epoch("2024-01-02", chrono_tz::UTC), 1_704_153_600);
+    }
+}

@@ -1,0 +1,128 @@
+//! Inserting many rows of a table in one statement: the rows go in as one JSON array
+//! (`json_each` on SQLite, `jsonb_to_recordset` on PostgreSQL).
+
+use serde::Serialize;
+
+use super::Tx;
+
+/// The tables written in bulk, with their columns and PostgreSQL types.
+#[derive(Clone, Copy)]
+pub(crate) enum Table {
+    Conversations,
+    Calls,
+    IdempotencyKeys,
+    Cdrs,
+    Outbox,
+}
+
+impl Table {
+    fn spec(self) -> (&'static str, &'static [(&'static str, &'static str)]) {
+        match self {
+            Table::Conversations => (
+                "conversations",
+                &[
+                    ("id", "text"),
+                    ("request_id", "text"),
+                    ("account_sid", "text"),
+                    ("app_id", "text"),
+                    ("state", "text"),
+                    ("created_at", "bigint"),
+                ],
+            ),
+            Table::Calls => (
+                "calls",
+                &[
+                    ("id", "text"),
+                    ("request_id", "text"),
+                    ("account_sid", "text"),
+                    ("app_id", "text"),
+                    ("kind", "text"),
+                    ("conversation_id", "text"),
+                    ("leg_seq", "bigint"),
+                    ("state", "text"),
+                    ("to_number", "text"),
+                    ("from_number", "text"),
+                    ("userdata", "text"),
+                    ("params", "text"),
+                    ("created_at", "bigint"),
+                    ("updated_at", "bigint"),
+                ],
+            ),
+            Table::Cdrs => (
+                "cdrs",
+                &[
+                    ("id", "text"),
+                    ("account_sid", "text"),
+                    ("app_id", "text"),
+                    ("kind", "text"),
+                    ("start_time", "bigint"),
+                    ("to_number", "text"),
+                    ("body", "text"),
+                    ("created_at", "bigint"),
+                ],
+            ),
+            Table::Outbox => (
+                "outbox",
+                &[
+                    ("webhook_id", "text"),
+                    ("account_sid", "text"),
+                    ("app_id", "text"),
+                    ("kind", "text"),
+                    ("target_url", "text"),
+                    ("body", "text"),
+                    ("ordering_key", "text"),
+                    ("next_attempt_at", "bigint"),
+                    ("created_at", "bigint"),
+                ],
+            ),
+            Table::IdempotencyKeys => (
+                "idempotency_keys",
+                &[
+                    ("account_sid", "text"),
+                    ("idem_key", "text"),
+                    ("request_hash", "text"),
+                    ("response", "text"),
+                    ("created_at", "bigint"),
+                ],
+            ),
+        }
+    }
+}
+
+/// Inserts `rows` (serialized with the table's column names) in one statement.
+pub(crate) async fn bulk_insert<T: Serialize>(
+    tx: &mut Tx<'_>,
+    table: Table,
+    rows: &T,
+) -> Result<(), sqlx::Error> {
+    let json = serde_json::to_string(rows).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    let (name, columns) = table.spec();
+    let list = columns
+        .iter()
+        .map(|(c, _)| *c)
+        .collect::<Vec<_>>()
+        .join(", ");
+    match tx {
+        Tx::Sqlite(t, _) => {
+            let select = columns
+                .iter()
+                .map(|(c, _)| format!("json_extract(value, '$.{c}')"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!("INSERT INTO {name} ({list}) SELECT {select} FROM json_each($1)");
+            sqlx::query(&sql).bind(json).execute(&mut **t).await?;
+        }
+        Tx::Postgres(t) => {
+            let types = columns
+                .iter()
+                .map(|(c, ty)| format!("{c} {ty}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "INSERT INTO {name} ({list}) SELECT {list} FROM jsonb_to_recordset($1::jsonb) AS x({types})"
+            );
+            sqlx::query(&sql).bind(json).execute(&mut **t).await?;
+        }
+    }
+    Ok(())
+}
