@@ -558,12 +558,7 @@ impl Conversation {
             .await
             .is_ok()
         {
-            let at = self
-                .parties
-                .get(1)
-                .and_then(|p| p.leg.as_ref())
-                .and_then(|l| l.ring_ms.or(l.answer_ms))
-                .unwrap_or_else(now_ms);
+            let at = caller.node.now_ms();
             self.recording = Some((path, at));
         }
     }
@@ -899,11 +894,24 @@ impl Conversation {
                 done: false,
             });
         }
-        let facts: Vec<LegFacts> = self.parties.iter().map(Party::facts).collect();
+        let mut facts: Vec<LegFacts> = self.parties.iter().map(Party::facts).collect();
+        if self.bye == Some(bye::MAX_DURATION) {
+            // Every leg still talking was cut by the timer.
+            for (f, p) in facts.iter_mut().zip(&self.parties) {
+                if !p.done && f.end == LegEnd::Completed {
+                    f.end = LegEnd::MaxDuration;
+                }
+            }
+        }
         let mut legs = Vec::new();
         let mut callbacks = Vec::new();
-        for (i, p) in self.parties.iter().enumerate().filter(|(_, p)| !p.done) {
-            let f = &facts[i];
+        // The legs' last statuses in the order they ended.
+        let mut order: Vec<usize> = (0..self.parties.len())
+            .filter(|&i| !self.parties[i].done)
+            .collect();
+        order.sort_by_key(|&i| facts[i].end_ms);
+        for &i in &order {
+            let (p, f) = (&self.parties[i], &facts[i]);
             callbacks.extend(self.status(i, "completed", f.end_ms, Some(f.end)));
             legs.push(LegFinal {
                 call_id: p.id.clone(),
@@ -916,7 +924,8 @@ impl Conversation {
                 inputkey: None,
             });
         }
-        let end_ms = facts.iter().map(|f| f.end_ms).max().unwrap_or_else(now_ms);
+        // The recorder runs on the caller's channel and stops when it hangs up.
+        let end_ms = facts.first().map_or_else(now_ms, |f| f.end_ms);
         let recording = self.recording.as_ref().map(|(path, start)| {
             let name = std::path::Path::new(path)
                 .file_name()

@@ -11,6 +11,7 @@ pub mod applications;
 mod bulk;
 mod cache;
 pub mod calls;
+pub mod cdrs;
 pub mod conversations;
 pub mod idempotency;
 pub mod journal;

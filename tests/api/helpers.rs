@@ -138,7 +138,7 @@ impl TestDb {
             sid: String::new(),
             token: String::new(),
             app_id: String::new(),
-            files,
+            _files: files,
         };
         if values.contains_key("VOICEPAAS_ADMIN_TOKEN") {
             let (sid, token) = test_app.create_account("test account").await;
@@ -188,7 +188,7 @@ pub struct TestApp {
     /// Its application.
     pub app_id: String,
     /// Prompts and recordings of this server.
-    pub files: tempfile::TempDir,
+    pub _files: tempfile::TempDir,
 }
 
 /// Every state a stored leg can be in, from acceptance to its end.
@@ -348,7 +348,6 @@ impl TestApp {
         assert_eq!(a.status, 200, "{}", a.body);
     }
 
-    /// Path of an account endpoint of the test account.
     /// Limits the account to one live call and fills it with a notice that rings until
     /// its answer timeout (45 s), so the calls accepted next stay queued.
     pub async fn occupy_line(&self, store: &Store) {
@@ -371,6 +370,7 @@ impl TestApp {
         panic!("the blocking call was never placed");
     }
 
+    /// Path of an account endpoint of the test account.
     pub fn account_path(&self, rest: &str) -> String {
         format!("/Accounts/{}/{rest}", self.sid)
     }
@@ -423,4 +423,31 @@ pub fn assert_id(id: &Value, prefix: &str) {
     assert_eq!(id.len(), 34, "{id}");
     assert!(id.starts_with(&format!("{prefix}00424")), "{id}");
     assert!(id[2..].bytes().all(|b| b.is_ascii_digit()), "{id}");
+}
+
+/// Waits (up to 30 s) for the CDR of call or conversation `id` and returns it.
+pub async fn wait_cdr(store: &Store, id: &str) -> Value {
+    for _ in 0..1500 {
+        if let Some(body) = store.cdr_body(id).await.expect("cdr") {
+            return serde_json::from_str(&body).expect("cdr json");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("no CDR for {id} within 30 s");
+}
+
+/// The callbacks queued for ordering key `key`, as (kind, parsed body).
+pub async fn callbacks(store: &Store, key: &str) -> Vec<(String, Value)> {
+    store
+        .outbox_of(key)
+        .await
+        .expect("outbox")
+        .into_iter()
+        .map(|e| {
+            (
+                e.kind,
+                serde_json::from_str(&e.body).expect("callback json"),
+            )
+        })
+        .collect()
 }
