@@ -1,6 +1,10 @@
 //! What a leg's ending means to the customer: the `result`/`reason` of §5 and the
 //! `callCause` of §6.1, from the media server's hangup cause (ESL.md §5).
 
+/// The hangup cause the platform records when a leg's media server (or the channel on
+/// it) was lost: the call counts as failed, answered or not.
+pub const MEDIA_LOST: &str = "MEDIA_LOST";
+
 /// How a leg ended, as far as the contract cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LegEnd {
@@ -23,6 +27,7 @@ impl LegEnd {
     /// `canceled` is the platform's own knowledge that it abandoned the leg.
     pub fn classify(answered: bool, hangup_cause: &str, canceled: bool) -> Self {
         match (answered, hangup_cause) {
+            (_, MEDIA_LOST) => Self::Failed,
             (true, "ALLOTTED_TIMEOUT") => Self::MaxDuration,
             (true, _) => Self::Completed,
             (false, _) if canceled => Self::Canceled,
@@ -78,6 +83,7 @@ mod tests {
         assert_eq!(c(false, "NORMAL_CLEARING", true), "canceled");
         assert_eq!(c(false, "ORIGINATOR_CANCEL", false), "canceled");
         assert_eq!(c(true, "NORMAL_CLEARING", true), "completed");
+        assert_eq!(c(true, MEDIA_LOST, false), "failed");
     }
 
     #[test]

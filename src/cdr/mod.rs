@@ -5,5 +5,5 @@
 mod causes;
 mod shapes;
 
-pub use causes::{LegEnd, call_cause, notice_outcome};
+pub use causes::{LegEnd, MEDIA_LOST, call_cause, notice_outcome};
 pub use shapes::{ConversationCdr, LegFacts, NoticeCdr, StatusEvent, format_time};

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use futures_util::future::select_all;
 use tokio::sync::{mpsc, oneshot};
 
-use super::leg::{Dial, Leg, LegUpdate, MEDIA_LOST};
+use super::leg::{Dial, Leg, LegUpdate};
 use super::prompts::Builtin;
 use super::{Ctx, Placement};
 use crate::cdr::{ConversationCdr, LegEnd, LegFacts, StatusEvent, call_cause};
@@ -105,13 +105,6 @@ impl Party {
         match &self.leg {
             Some(leg) => {
                 let (_, cause) = leg.end();
-                if cause == MEDIA_LOST {
-                    return if leg.answered() {
-                        LegEnd::Completed
-                    } else {
-                        LegEnd::Failed
-                    };
-                }
                 LegEnd::classify(
                     leg.answered(),
                     &cause,

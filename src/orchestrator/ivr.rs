@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use super::leg::{Dial, Leg, LegUpdate, MEDIA_LOST};
+use super::leg::{Dial, Leg, LegUpdate};
 use super::{Ctx, Placement};
-use crate::cdr::{LegEnd, LegFacts, NoticeCdr, call_cause};
+use crate::cdr::{LegEnd, LegFacts, MEDIA_LOST, NoticeCdr, call_cause};
 use crate::domain::time::now_ms;
 use crate::store::journal::{CdrRow, Entry, Finish, LegFinal, LegState};
 use crate::store::placing::CallRecord;

@@ -12,8 +12,7 @@ use tokio::time::Instant;
 use crate::esl::{EslError, Event, Execute};
 use crate::media::pool::{LegSignal, MediaNode, Registration};
 
-/// Hangup cause recorded when the media server (or its channel) was lost.
-pub const MEDIA_LOST: &str = "MEDIA_LOST";
+use crate::cdr::MEDIA_LOST;
 
 /// What happened to a leg.
 #[derive(Debug, Clone, PartialEq, Eq)]

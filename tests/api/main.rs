@@ -15,4 +15,5 @@ mod idempotency;
 mod notices;
 mod openapi;
 mod prompts;
+mod recovery;
 mod repository;

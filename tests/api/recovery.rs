@@ -1,0 +1,204 @@
+//! Crashes and lost media servers, with real processes: `voicepaas serve` killed with
+//! SIGKILL under load and started again, and a standalone sandbox that goes away in the
+//! middle of calls. Every acknowledged call ends with exactly one CDR.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::both_backends;
+use crate::helpers::*;
+
+/// A child process killed when dropped.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `voicepaas sandbox` on a port of its own, at `speed`.
+fn sandbox(port: u16, speed: &str, dir: &std::path::Path) -> Proc {
+    let child = Command::new(env!("CARGO_BIN_EXE_voicepaas"))
+        .args(["sandbox", "--listen", &format!("127.0.0.1:{port}")])
+        .env("VOICEPAAS_SANDBOX_SPEED", speed)
+        .env("VOICEPAAS_RECORDINGS_DIR", dir.join("recordings"))
+        .env("VOICEPAAS_LOG", "warn")
+        .env_remove("VOICEPAAS_CONFIG")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start the sandbox");
+    Proc(child)
+}
+
+/// `voicepaas serve` on `db`, using the sandbox at `media_port`; waits until ready.
+async fn server(
+    db: &TestDb,
+    media_port: u16,
+    dir: &std::path::Path,
+    grace: &str,
+) -> (Proc, String) {
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_voicepaas"))
+        .arg("serve")
+        .env("DATABASE_URL", &db.url)
+        .env("VOICEPAAS_LISTEN", format!("127.0.0.1:{port}"))
+        .env(
+            "VOICEPAAS_MEDIA",
+            format!("esl://:ClueCon@127.0.0.1:{media_port}"),
+        )
+        .env("VOICEPAAS_ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("VOICEPAAS_PROMPTS_DIR", dir.join("prompts"))
+        .env("VOICEPAAS_MEDIA_GRACE_SECS", grace)
+        .env("VOICEPAAS_LOG", "warn")
+        .env_remove("VOICEPAAS_CONFIG")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start the server");
+    let address = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    for _ in 0..500 {
+        if let Ok(r) = client.get(format!("{address}/readyz")).send().await
+            && r.status().is_success()
+        {
+            return (Proc(child), address);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the server did not become ready");
+}
+
+/// An account (all calls at once up to `concurrent`) and an application with every
+/// callback URL, on the server at `address`.
+async fn customer(address: &str, concurrent: u32) -> TestApp {
+    let mut app = TestApp {
+        address: address.to_string(),
+        client: reqwest::Client::new(),
+        sid: String::new(),
+        token: String::new(),
+        app_id: String::new(),
+        _files: tempfile::tempdir().unwrap(),
+    };
+    let (sid, token) = app.create_account("crash test").await;
+    app.sid = sid.clone();
+    app.token = token;
+    let created = app.create_app(&sid, json!({"name": "x", "notifyUrl": "https://example.com/n", "statusUrl": "https://example.com/s", "cdrUrl": "https://example.com/c"})).await;
+    app.app_id = created["appId"].as_str().unwrap().to_string();
+    app.set_limits(json!({"cps": 1000, "maxConcurrentCalls": concurrent}))
+        .await;
+    app
+}
+
+/// Waits until every id has its CDR (up to `limit`), and returns the CDRs.
+async fn all_cdrs(store: &voicepaas::store::Store, ids: &[String], limit: Duration) -> Vec<Value> {
+    let started = Instant::now();
+    loop {
+        let mut found = Vec::new();
+        for id in ids {
+            match store.cdr_body(id).await.unwrap() {
+                Some(body) => found.push(serde_json::from_str(&body).unwrap()),
+                None => break,
+            }
+        }
+        if found.len() == ids.len() {
+            return found;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "{} of {} calls have a CDR after {limit:?}",
+            found.len(),
+            ids.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+both_backends! {
+    /// SIGKILL with calls queued, being placed and live; after a restart every
+    /// acknowledged call reaches exactly one CDR (and one result or CDR callback); the
+    /// conversations still bridged on the media server are re-attached and end normally.
+    async fn sigkill_loses_no_call(db: TestDb) {
+        let dir = tempfile::tempdir().unwrap();
+        let media_port = free_port();
+        // Slow enough that bridged conversations outlive the dead process's lease (10 s).
+        let _sandbox = sandbox(media_port, "2", dir.path());
+        let (mut first, address) = server(&db, media_port, dir.path(), "10").await;
+        let app = customer(&address, 20).await;
+        let mut ids = Vec::new();
+        for i in 0..40 {
+            let body = json!({"appid": app.app_id, "to": format!("1380001{i:04}"), "contents": [{"type": "number", "content": "7"}], "times": 3});
+            let a = app.post(&app.account_path("VoiceNotices"), &body).await;
+            assert_eq!(a.code(), "0", "{}", a.body);
+            ids.push(a.body["callid"].as_str().unwrap().to_string());
+        }
+        let mut conversations = Vec::new();
+        for i in 0..4 {
+            let body = json!({"action": "click2call", "caller": format!("1390001{i:04}"), "callee": format!("1390002{i:04}")});
+            let a = app.post(&app.ctc_path(), &body).await;
+            assert_eq!(a.code(), "00000", "{}", a.body);
+            conversations.push(a.body["conversationSid"].as_str().unwrap().to_string());
+        }
+        let store = db.store().await;
+        // Let the first conversations bridge, then kill the server mid-flight.
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        first.0.kill().expect("SIGKILL");
+        first.0.wait().unwrap();
+        let before = store.count_cdrs().await.unwrap();
+        assert!(before < 44, "the kill came too late to test anything ({before} CDRs)");
+
+        let (_second, _) = server(&db, media_port, dir.path(), "10").await;
+        ids.extend(conversations.iter().cloned());
+        let cdrs = all_cdrs(&store, &ids, Duration::from_secs(90)).await;
+        assert_eq!(store.count_cdrs().await.unwrap(), ids.len() as i64);
+        for id in &ids {
+            let pushed: Vec<_> = callbacks(&store, id).await.into_iter().filter(|(k, _)| k == "result" || k == "cdr").collect();
+            assert_eq!(pushed.len(), 1, "{id}: {pushed:?}");
+        }
+        // Conversations that were bridged when the process died went on and ended by a
+        // hangup, not as failures.
+        let bridged_through = cdrs[40..].iter().filter(|c| c["byeType"] == "3" && c["cdrs"][1]["cause"] == "completed").count();
+        assert!(bridged_through >= 1, "{:?}", &cdrs[40..]);
+    }
+}
+
+both_backends! {
+    /// The media server goes away mid-call and does not come back: live calls end as
+    /// failed within the grace period (1 s here); a notice answers result 1, reason 2.
+    async fn media_server_lost(db: TestDb) {
+        let dir = tempfile::tempdir().unwrap();
+        let media_port = free_port();
+        let sandbox = sandbox(media_port, "1", dir.path());
+        let (_server, address) = server(&db, media_port, dir.path(), "1").await;
+        let app = customer(&address, 100).await;
+        let body = json!({"appid": app.app_id, "to": "13800000001", "contents": [{"type": "number", "content": "7"}], "times": 3});
+        let a = app.post(&app.account_path("VoiceNotices"), &body).await;
+        let notice = a.body["callid"].as_str().unwrap().to_string();
+        let a = app.post(&app.ctc_path(), &json!({"action": "click2call", "caller": "13900000001", "callee": "13900000002"})).await;
+        let cv = a.body["conversationSid"].as_str().unwrap().to_string();
+        let store = db.store().await;
+        // Both answered (the sandbox answers after 1 s), then the media server dies.
+        tokio::time::sleep(Duration::from_millis(2300)).await;
+        drop(sandbox);
+        let lost = Instant::now();
+        let cdrs = all_cdrs(&store, &[notice, cv], Duration::from_secs(10)).await;
+        assert!(lost.elapsed() < Duration::from_secs(5), "{:?}", lost.elapsed());
+        assert_eq!((cdrs[0]["result"].as_str(), cdrs[0]["reason"].as_str()), (Some("1"), Some("2")), "{}", cdrs[0]);
+        assert!(!cdrs[0]["answertime"].as_str().unwrap().is_empty());
+        let causes: Vec<&str> = cdrs[1]["cdrs"].as_array().unwrap().iter().map(|l| l["cause"].as_str().unwrap()).collect();
+        assert_eq!(causes, vec!["failed", "failed"], "{}", cdrs[1]);
+        // New calls are refused while no media server is up.
+        let a = app.post(&app.account_path("VoiceNotices"), &body).await;
+        assert_eq!((a.code(), a.msg()), ("-5", "no media server available"));
+    }
+}
