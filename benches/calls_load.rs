@@ -15,7 +15,10 @@ use voicepaas::domain::limits::AccountPatch;
 use voicepaas::store::Store;
 
 fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// A child process, killed when dropped.
@@ -86,7 +89,10 @@ async fn main() {
             .arg("serve")
             .env("DATABASE_URL", &url)
             .env("VOICEPAAS_LISTEN", format!("127.0.0.1:{port}"))
-            .env("VOICEPAAS_MEDIA", format!("esl://:ClueCon@127.0.0.1:{media_port}"))
+            .env(
+                "VOICEPAAS_MEDIA",
+                format!("esl://:ClueCon@127.0.0.1:{media_port}"),
+            )
             .env("VOICEPAAS_PROMPTS_DIR", dir.path().join("prompts")),
     );
     let base = format!("http://127.0.0.1:{port}");
@@ -98,7 +104,10 @@ async fn main() {
         .await
         .is_ok_and(|r| r.status().is_success())
     {
-        assert!(ready.elapsed() < Duration::from_secs(30), "the server did not become ready");
+        assert!(
+            ready.elapsed() < Duration::from_secs(30),
+            "the server did not become ready"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
@@ -110,13 +119,24 @@ async fn main() {
         max_queued_calls: Some(100_000_000),
         ..Default::default()
     };
-    store.update_account(&account.sid, &limits).await.expect("limits");
+    store
+        .update_account(&account.sid, &limits)
+        .await
+        .expect("limits");
     let app_record = store
-        .create_app(&account.sid, &AppSettings { name: Some("load".into()), ..Default::default() })
+        .create_app(
+            &account.sid,
+            &AppSettings {
+                name: Some("load".into()),
+                ..Default::default()
+            },
+        )
         .await
         .expect("app");
     // One ring second, then `call_secs - 1` one-second items.
-    let contents: Vec<_> = (1..call_secs).map(|_| json!({"type": "digits", "content": "1"})).collect();
+    let contents: Vec<_> = (1..call_secs)
+        .map(|_| json!({"type": "digits", "content": "1"}))
+        .collect();
     let url_batch = format!("{base}/Accounts/{}/BatchVoiceNotices", account.sid);
 
     let tick = Duration::from_millis(100);
@@ -140,7 +160,9 @@ async fn main() {
     let mut next = Instant::now();
     while sent < calls {
         let n = per_tick.min((calls - sent) as usize);
-        let to: Vec<String> = (0..n as u64).map(|i| format!("138{:08}0", sent + i)).collect();
+        let to: Vec<String> = (0..n as u64)
+            .map(|i| format!("138{:08}0", sent + i))
+            .collect();
         let body = json!({"appid": app_record.app_id, "to": to.join(","), "contents": contents, "times": 1});
         let answer: serde_json::Value = client
             .post(&url_batch)
@@ -177,7 +199,9 @@ async fn main() {
     let mut after_end: Vec<i64> = timings.iter().map(|(_, e, c)| c - e).collect();
     whole.sort_unstable();
     after_end.sort_unstable();
-    println!("calls: {calls} offered at {rate}/s over {offered_secs:.1} s; all CDRs written after {total_secs:.1} s");
+    println!(
+        "calls: {calls} offered at {rate}/s over {offered_secs:.1} s; all CDRs written after {total_secs:.1} s"
+    );
     println!("sustained: {sustained:.0} calls/s completed (from 10 % to 90 % of the calls done)");
     println!("concurrent: peak {peak_live} live calls");
     println!(
@@ -190,5 +214,8 @@ async fn main() {
         percentile(&after_end, 0.5),
         percentile(&after_end, 0.99)
     );
-    println!("peak RSS of the server: {:.0} MB", peak_rss_mb(server.0.id()));
+    println!(
+        "peak RSS of the server: {:.0} MB",
+        peak_rss_mb(server.0.id())
+    );
 }

@@ -51,7 +51,10 @@ impl Store {
 
     /// For each notice/captcha call of `account_sid` with a CDR: when it was dialled, when
     /// it ended (media clock) and when its CDR was written (Unix ms), for load reports.
-    pub async fn call_timings(&self, account_sid: &str) -> Result<Vec<(i64, i64, i64)>, StoreError> {
+    pub async fn call_timings(
+        &self,
+        account_sid: &str,
+    ) -> Result<Vec<(i64, i64, i64)>, StoreError> {
         Ok(on_pool!(self, |p| sqlx::query_as(
             "SELECT l.start_at, l.end_at, c.created_at FROM cdrs c JOIN calls l ON l.id = c.id \
              WHERE c.account_sid = $1 AND l.start_at IS NOT NULL AND l.end_at IS NOT NULL"

@@ -49,21 +49,27 @@ async fn server(
     dir: &std::path::Path,
     grace: &str,
 ) -> (Proc, String) {
+    let media = format!("esl://:ClueCon@127.0.0.1:{media_port}");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_voicepaas"));
+    command
+        .env("VOICEPAAS_MEDIA", media)
+        .env("VOICEPAAS_MEDIA_GRACE_SECS", grace)
+        .env("VOICEPAAS_LOG", "warn")
+        .stdout(Stdio::null());
+    serve(db, dir, command).await
+}
+
+/// Starts `command` as `voicepaas serve` on `db` and a free port; waits until ready.
+async fn serve(db: &TestDb, dir: &std::path::Path, mut command: Command) -> (Proc, String) {
     let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_voicepaas"))
+    let child = command
         .arg("serve")
         .env("DATABASE_URL", &db.url)
         .env("VOICEPAAS_LISTEN", format!("127.0.0.1:{port}"))
-        .env(
-            "VOICEPAAS_MEDIA",
-            format!("esl://:ClueCon@127.0.0.1:{media_port}"),
-        )
         .env("VOICEPAAS_ADMIN_TOKEN", ADMIN_TOKEN)
         .env("VOICEPAAS_PROMPTS_DIR", dir.join("prompts"))
-        .env("VOICEPAAS_MEDIA_GRACE_SECS", grace)
-        .env("VOICEPAAS_LOG", "warn")
+        .env("VOICEPAAS_RECORDINGS_DIR", dir.join("recordings"))
         .env_remove("VOICEPAAS_CONFIG")
-        .stdout(Stdio::null())
         .spawn()
         .expect("start the server");
     let address = format!("http://127.0.0.1:{port}");
@@ -200,5 +206,29 @@ both_backends! {
         // New calls are refused while no media server is up.
         let a = app.post(&app.account_path("VoiceNotices"), &body).await;
         assert_eq!((a.code(), a.msg()), ("-5", "no media server available"));
+    }
+}
+
+both_backends! {
+    /// A captcha's code reaches the media server but no log line, even at trace level.
+    async fn captcha_code_never_logged(db: TestDb) {
+        let dir = tempfile::tempdir().unwrap();
+        let log_path = dir.path().join("server.log");
+        let log = std::fs::File::create(&log_path).unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_voicepaas"));
+        command
+            .env("VOICEPAAS_LOG", "trace")
+            .env("VOICEPAAS_SANDBOX_SPEED", "50")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        let (_server, address) = serve(&db, dir.path(), command).await;
+        let app = customer(&address, 100).await;
+        let a = app.post(&app.account_path("VoiceCaptchas"), &json!({"appid": app.app_id, "to": "13800000001", "code": "q7z9x2"})).await;
+        assert_eq!(a.code(), "0", "{}", a.body);
+        let cdr = all_cdrs(&db.store().await, &[a.body["callid"].as_str().unwrap().to_string()], Duration::from_secs(20)).await;
+        assert_eq!(cdr[0]["result"], "0", "the code was read: {}", cdr[0]);
+        let logs = std::fs::read_to_string(&log_path).unwrap().to_lowercase();
+        assert!(logs.contains("media server connected"), "logging works");
+        assert!(!logs.contains("q7z9x2"), "the captcha code is in the log");
     }
 }
