@@ -13,6 +13,7 @@ mod health;
 mod notices;
 mod placement;
 mod prompts;
+mod recordings;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -92,6 +93,11 @@ fn route_table() -> Vec<(Method, &'static str, Route)> {
             Method::DELETE,
             "/Accounts/{AccountSid}/Applications/{AppId}/Prompts/{Name}",
             delete().to(prompts::delete),
+        ),
+        (
+            Method::GET,
+            "/Accounts/{AccountSid}/Recordings/{Name}",
+            get().to(recordings::get),
         ),
         (
             Method::POST,

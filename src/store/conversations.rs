@@ -120,4 +120,16 @@ impl Store {
         })?;
         Ok(())
     }
+
+    /// Whether conversation `id` of `account_sid` has a recording.
+    pub async fn has_recording(&self, account_sid: &str, id: &str) -> Result<bool, StoreError> {
+        let url: Option<Option<String>> = on_pool!(self, |p| sqlx::query_scalar(
+            "SELECT recording_url FROM conversations WHERE id = $1 AND account_sid = $2"
+        )
+        .bind(id)
+        .bind(account_sid)
+        .fetch_optional(p)
+        .await)?;
+        Ok(url.flatten().is_some())
+    }
 }

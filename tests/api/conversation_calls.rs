@@ -204,6 +204,17 @@ both_backends! {
         let wav = std::fs::read(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         let info = voicepaas::domain::prompt::check_wav(&wav).expect("a WAV file");
         assert!((1900..=2900).contains(&info.duration_ms), "{info:?}");
+        // The recordingUrl serves the file to the account, and to no one else.
+        let served = app.send(reqwest::Method::GET, cdr["recordingUrl"].as_str().unwrap(), None).await;
+        assert_eq!(served.status, 200);
+        let raw = app.client.get(app.url(cdr["recordingUrl"].as_str().unwrap())).basic_auth(&app.sid, Some(&app.token)).send().await.unwrap();
+        assert_eq!(raw.headers()["content-type"], "audio/wav");
+        assert_eq!(raw.bytes().await.unwrap().as_ref(), wav.as_slice());
+        let (other, other_token) = app.create_account("other").await;
+        let foreign = app.client.get(app.url(&format!("/Accounts/{other}/Recordings/{cv}.wav"))).basic_auth(&other, Some(&other_token)).send().await.unwrap();
+        assert_eq!(foreign.status(), 404);
+        let a = app.send(reqwest::Method::GET, &format!("/Accounts/{}/Recordings/x.wav", app.sid), None).await;
+        assert_eq!((a.status, a.code()), (200, "-4"));
     }
 }
 
