@@ -73,7 +73,7 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// One FreeSWITCH Event Socket endpoint (`esl://:password@host:port`).
+/// One FreeSWITCH Event Socket endpoint (`esl://:password@host:port[?capacity=N]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EslNode {
     /// Host name or address.
@@ -82,6 +82,9 @@ pub struct EslNode {
     pub port: u16,
     /// The `auth` password.
     pub password: Secret,
+    /// Most channels it should carry (`?capacity=N`); new calls go to the node with the
+    /// most free capacity.
+    pub capacity: usize,
 }
 
 /// Which media servers calls go to.
@@ -341,6 +344,9 @@ fn parse_captcha_limits(value: &str) -> Result<CaptchaLimits, ConfigError> {
     }
 }
 
+/// Channels a media node is assumed to carry when its URL does not say.
+pub const DEFAULT_NODE_CAPACITY: usize = 10_000;
+
 fn parse_media(value: &str) -> Result<MediaSetting, ConfigError> {
     const VAR: &str = "VOICEPAAS_MEDIA";
     if value.trim() == "sandbox" {
@@ -355,6 +361,17 @@ fn parse_media(value: &str) -> Result<MediaSetting, ConfigError> {
             )
         };
         let rest = item.strip_prefix("esl://").ok_or_else(bad)?;
+        let (rest, capacity) = match rest.split_once('?') {
+            Some((rest, query)) => {
+                let n = query
+                    .strip_prefix("capacity=")
+                    .and_then(|n| n.parse::<usize>().ok())
+                    .filter(|n| *n > 0)
+                    .ok_or_else(bad)?;
+                (rest, n)
+            }
+            None => (rest, DEFAULT_NODE_CAPACITY),
+        };
         let (password, hostport) = match rest.rsplit_once('@') {
             Some((userinfo, hostport)) => {
                 (userinfo.strip_prefix(':').unwrap_or(userinfo), hostport)
@@ -373,6 +390,7 @@ fn parse_media(value: &str) -> Result<MediaSetting, ConfigError> {
             host: host.to_string(),
             port,
             password: Secret::new(password),
+            capacity,
         });
     }
     if nodes.is_empty() {
@@ -441,11 +459,23 @@ mod tests {
 
     #[test]
     fn media_nodes_parse() {
-        let s = with(&[("VOICEPAAS_MEDIA", "esl://:secret@fs1:8021, esl://fs2")]).unwrap();
+        let s = with(&[(
+            "VOICEPAAS_MEDIA",
+            "esl://:secret@fs1:8021?capacity=500, esl://fs2",
+        )])
+        .unwrap();
         let MediaSetting::Nodes(nodes) = s.media else {
             panic!("expected nodes")
         };
-        assert_eq!(nodes[0].host, "fs1");
+        assert_eq!((nodes[0].host.as_str(), nodes[0].capacity), ("fs1", 500));
+        assert_eq!(nodes[1].capacity, DEFAULT_NODE_CAPACITY);
+        for bad in [
+            "esl://fs1?capacity=0",
+            "esl://fs1?cap=5",
+            "esl://fs1?capacity=x",
+        ] {
+            assert!(with(&[("VOICEPAAS_MEDIA", bad)]).is_err(), "{bad}");
+        }
         assert_eq!(nodes[0].password.expose(), "secret");
         assert_eq!(
             (

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::config::{MediaSetting, Settings};
+use crate::config::{DEFAULT_NODE_CAPACITY, MediaSetting, Settings};
 use crate::domain::time::now_ms;
 use crate::esl::{EslClient, EslOptions, Event, Incoming};
 
@@ -115,26 +115,29 @@ pub struct MediaPool {
     nodes: Vec<Arc<MediaNode>>,
 }
 
-/// Channels a node is assumed to carry at most when nothing else is known.
-const NODE_CAPACITY: usize = 20_000;
-
 impl MediaPool {
     /// Connects to the configured media servers (`sandbox` is the in-process one at
     /// `sandbox_addr`), waiting briefly for each first connection, and subscribes to the
     /// channel events legs follow.
     pub async fn connect(settings: &Settings, sandbox_addr: Option<SocketAddr>) -> MediaPool {
-        let targets: Vec<EslOptions> = match (&settings.media, sandbox_addr) {
+        let targets: Vec<(EslOptions, usize)> = match (&settings.media, sandbox_addr) {
             (MediaSetting::Sandbox, Some(addr)) => {
-                vec![EslOptions::new(
-                    addr.ip().to_string(),
-                    addr.port(),
-                    settings.sandbox_password.expose(),
+                vec![(
+                    EslOptions::new(
+                        addr.ip().to_string(),
+                        addr.port(),
+                        settings.sandbox_password.expose(),
+                    ),
+                    DEFAULT_NODE_CAPACITY,
                 )]
             }
             (MediaSetting::Sandbox, None) => Vec::new(),
             (MediaSetting::Nodes(nodes), _) => nodes
                 .iter()
-                .map(|n| EslOptions::new(n.host.clone(), n.port, n.password.expose()))
+                .map(|n| {
+                    let options = EslOptions::new(n.host.clone(), n.port, n.password.expose());
+                    (options, n.capacity)
+                })
                 .collect(),
         };
         let wait = if matches!(settings.media, MediaSetting::Sandbox) {
@@ -143,7 +146,7 @@ impl MediaPool {
             FIRST_CONNECT_NODE
         };
         let mut nodes = Vec::with_capacity(targets.len());
-        for options in targets {
+        for (options, capacity) in targets {
             let name = format!("{}:{}", options.host, options.port);
             let (client, mut incoming) = EslClient::start(options);
             match tokio::time::timeout(wait, incoming.recv()).await {
@@ -162,7 +165,7 @@ impl MediaPool {
             let node = Arc::new(MediaNode {
                 name,
                 client,
-                capacity: NODE_CAPACITY,
+                capacity,
                 routes: Routes::default(),
                 clock_offset_ms: AtomicI64::new(0),
             });
@@ -188,13 +191,15 @@ impl MediaPool {
         self.nodes.iter().any(|n| n.client.is_connected())
     }
 
-    /// The connected node with the most free capacity.
+    /// The connected node with the most free capacity (capacity is a weight, not a
+    /// limit: when every node is full the least overloaded one still takes the call).
     pub fn pick(&self) -> Option<Arc<MediaNode>> {
-        self.nodes
+        let loads: Vec<_> = self
+            .nodes
             .iter()
-            .filter(|n| n.client.is_connected())
-            .max_by_key(|n| n.capacity.saturating_sub(n.live()))
-            .cloned()
+            .map(|n| (n.client.is_connected(), n.capacity, n.live()))
+            .collect();
+        most_free(&loads).map(|i| self.nodes[i].clone())
     }
 
     /// Any node, connected or not (to ask about a channel whose node is unknown).
@@ -244,5 +249,37 @@ fn broadcast(node: &MediaNode, signal: impl Fn() -> LegSignal) {
         .unwrap_or_default();
     for tx in targets {
         let _ = tx.send(signal());
+    }
+}
+
+/// Index of the connected node with the most free capacity, from `(connected, capacity,
+/// live)`
+/// of each node; ties go to the first.
+fn most_free(nodes: &[(bool, usize, usize)]) -> Option<usize> {
+    let free = |&(_, capacity, live): &(bool, usize, usize)| capacity as i64 - live as i64;
+    let mut best: Option<usize> = None;
+    for (i, node) in nodes.iter().enumerate().filter(|(_, n)| n.0) {
+        if best.is_none_or(|b| free(node) > free(&nodes[b])) {
+            best = Some(i);
+        }
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::most_free;
+
+    #[test]
+    fn calls_go_where_capacity_is_free() {
+        assert_eq!(most_free(&[]), None);
+        assert_eq!(most_free(&[(false, 100, 0)]), None);
+        assert_eq!(most_free(&[(true, 100, 90), (true, 50, 10)]), Some(1));
+        assert_eq!(
+            most_free(&[(true, 100, 10), (false, 1000, 0), (true, 100, 10)]),
+            Some(0)
+        );
+        // Every node over its capacity: the least overloaded.
+        assert_eq!(most_free(&[(true, 10, 30), (true, 10, 12)]), Some(1));
     }
 }

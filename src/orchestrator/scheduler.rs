@@ -85,3 +85,29 @@ async fn place_some(
     }
     Ok(started)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_refills_at_cps_and_holds_a_fifth_of_a_second() {
+        let start = Instant::now();
+        let mut b = Bucket {
+            tokens: 0.0,
+            at: start,
+        };
+        assert_eq!(
+            b.refill(100.0, start + Duration::from_millis(50)).floor(),
+            5.0
+        );
+        // Never more than cps / 5 saved up…
+        assert_eq!(b.refill(100.0, start + Duration::from_secs(10)), 20.0);
+        // …and at least one call for slow accounts.
+        let mut slow = Bucket {
+            tokens: 0.0,
+            at: start,
+        };
+        assert_eq!(slow.refill(1.0, start + Duration::from_secs(5)), 1.0);
+    }
+}

@@ -22,6 +22,15 @@ async fn fast_app(db: &TestDb) -> (TestApp, String) {
     (app, created["appId"].as_str().unwrap().to_string())
 }
 
+/// Callee suffix, result, reason, inputkey, duration range (sandbox seconds).
+type NoticeCase = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    (i64, i64),
+);
+
 fn secs(cdr: &Value, field: &str) -> i64 {
     cdr[field].as_str().unwrap().parse().unwrap()
 }
@@ -71,7 +80,7 @@ both_backends! {
         assert_eq!(app.send(reqwest::Method::PUT, &path, Some(wav)).await.status / 100, 2);
         let store = db.store().await;
         // (suffix, result, reason, inputkey, duration range in sandbox seconds)
-        let cases: [(&str, &str, &str, &str, (i64, i64)); 8] = [
+        let cases: [NoticeCase; 8] = [
             ("9990", "1", "2", "", (0, 0)),
             ("9991", "1", "1", "", (0, 0)),
             ("9992", "1", "2", "", (0, 0)),

@@ -62,23 +62,25 @@ async fn server(
 /// Starts `command` as `voicepaas serve` on `db` and a free port; waits until ready.
 async fn serve(db: &TestDb, dir: &std::path::Path, mut command: Command) -> (Proc, String) {
     let port = free_port();
-    let child = command
-        .arg("serve")
-        .env("DATABASE_URL", &db.url)
-        .env("VOICEPAAS_LISTEN", format!("127.0.0.1:{port}"))
-        .env("VOICEPAAS_ADMIN_TOKEN", ADMIN_TOKEN)
-        .env("VOICEPAAS_PROMPTS_DIR", dir.join("prompts"))
-        .env("VOICEPAAS_RECORDINGS_DIR", dir.join("recordings"))
-        .env_remove("VOICEPAAS_CONFIG")
-        .spawn()
-        .expect("start the server");
+    let child = Proc(
+        command
+            .arg("serve")
+            .env("DATABASE_URL", &db.url)
+            .env("VOICEPAAS_LISTEN", format!("127.0.0.1:{port}"))
+            .env("VOICEPAAS_ADMIN_TOKEN", ADMIN_TOKEN)
+            .env("VOICEPAAS_PROMPTS_DIR", dir.join("prompts"))
+            .env("VOICEPAAS_RECORDINGS_DIR", dir.join("recordings"))
+            .env_remove("VOICEPAAS_CONFIG")
+            .spawn()
+            .expect("start the server"),
+    );
     let address = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
     for _ in 0..500 {
         if let Ok(r) = client.get(format!("{address}/readyz")).send().await
             && r.status().is_success()
         {
-            return (Proc(child), address);
+            return (child, address);
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
