@@ -977,11 +977,7 @@ impl Conversation {
     // ---- journal -----------------------------------------------------------------
 
     async fn write(&self, entry: Entry) -> Result<(), String> {
-        self.ctx
-            .store
-            .journal(entry)
-            .await
-            .map_err(|e| e.to_string())
+        self.ctx.journal(entry).await
     }
 
     async fn journal_state(&mut self, i: usize, state: LegState) -> Result<(), String> {

@@ -37,16 +37,14 @@ pub(super) async fn place(ctx: &Arc<Ctx>, placement: &Placement) -> Result<Leg, 
             dial_string: &ctx.settings.dial_string,
             vars: &[],
         };
-        ctx.store
-            .journal(Entry::Leg {
-                call_id: call.id.clone(),
-                state: LegState::Initiated,
-                at_ms: node.now_ms(),
-                node: Some(node.name.clone()),
-                callbacks: vec![],
-            })
-            .await
-            .map_err(|e| e.to_string())?;
+        ctx.journal(Entry::Leg {
+            call_id: call.id.clone(),
+            state: LegState::Initiated,
+            at_ms: node.now_ms(),
+            node: Some(node.name.clone()),
+            callbacks: vec![],
+        })
+        .await?;
         Leg::originate(node, &dial, ctx.settings.media_grace)
     };
     while !leg.answered() {
@@ -68,16 +66,14 @@ async fn journal_state(
     state: LegState,
     at: Option<i64>,
 ) -> Result<(), String> {
-    ctx.store
-        .journal(Entry::Leg {
-            call_id: call.id.clone(),
-            state,
-            at_ms: at.unwrap_or_else(now_ms),
-            node: None,
-            callbacks: vec![],
-        })
-        .await
-        .map_err(|e| e.to_string())
+    ctx.journal(Entry::Leg {
+        call_id: call.id.clone(),
+        state,
+        at_ms: at.unwrap_or_else(now_ms),
+        node: None,
+        callbacks: vec![],
+    })
+    .await
 }
 
 /// How playing one application ended.
@@ -197,8 +193,5 @@ pub(super) async fn finish(
         },
         callbacks,
     };
-    ctx.store
-        .journal(Entry::Finish(Box::new(finish)))
-        .await
-        .map_err(|e| e.to_string())
+    ctx.journal(Entry::Finish(Box::new(finish))).await
 }

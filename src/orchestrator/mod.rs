@@ -28,6 +28,12 @@ use prompts::Prompts;
 
 pub use click2call::{ConversationCommand, Refused};
 
+/// Longest wait of a cancelCall for a conversation being claimed to be dialled.
+const PLACING_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Tries of a journal write before a call gives up (about a minute of retries).
+const JOURNAL_ATTEMPTS: u32 = 10;
+
 /// What every call task shares.
 pub(crate) struct Ctx {
     store: Store,
@@ -101,46 +107,49 @@ impl Orchestrator {
     /// not dialled yet ends at once (byeType 6); one driven by another replica is ended
     /// by hanging up its channels with the cancel cause.
     pub async fn cancel(&self, id: &str) -> Result<(), Refused> {
-        if let Some(verdict) = self
-            .conversation_command(id, ConversationCommand::Cancel)
-            .await
-        {
-            return verdict;
-        }
         let ctx = &self.0;
-        if let Some(call) = ctx
-            .store
-            .claim_queued_conversation(id, &ctx.instance)
-            .await?
-        {
-            // Never dialled: the answer timeout does not matter.
-            let mut placement = ctx.register(Placement::new(call, 0));
-            placement.pre_canceled = true;
-            ctx.run(placement).await;
+        let started = tokio::time::Instant::now();
+        loop {
+            if let Some(verdict) = self
+                .conversation_command(id, ConversationCommand::Cancel)
+                .await
+            {
+                return verdict;
+            }
+            if let Some(call) = ctx
+                .store
+                .claim_queued_conversation(id, &ctx.instance)
+                .await?
+            {
+                // Never dialled: the answer timeout does not matter.
+                let mut placement = ctx.register(Placement::new(call, 0));
+                placement.pre_canceled = true;
+                ctx.run(placement).await;
+                return Ok(());
+            }
+            let legs = ctx.store.conversation_legs(id).await?;
+            // Claimed by a scheduler (here or on another replica) and about to be
+            // dialled: its task registers, or its channel appears, in a moment.
+            if legs.iter().any(|l| l.state == "placing") && started.elapsed() < PLACING_WAIT {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                continue;
+            }
+            let mut live = 0;
+            for leg in legs
+                .iter()
+                .filter(|l| matches!(l.state.as_str(), "initiated" | "ringing" | "answered"))
+            {
+                if let Some(node) = leg.node.as_deref().and_then(|n| ctx.media.node(n)) {
+                    live += 1;
+                    let kill = format!("uuid_kill {} {}", leg.id, click2call::CANCEL_CAUSE);
+                    let _ = node.client.api(&kill).await;
+                }
+            }
+            if live == 0 && legs.iter().all(|l| l.state == "completed") {
+                return Err(Refused::State("conversation has already ended".into()));
+            }
             return Ok(());
         }
-        let legs = ctx.store.conversation_legs(id).await?;
-        let mut live = 0;
-        for leg in legs
-            .iter()
-            .filter(|l| matches!(l.state.as_str(), "initiated" | "ringing" | "answered"))
-        {
-            if let Some(node) = leg.node.as_deref().and_then(|n| ctx.media.node(n)) {
-                live += 1;
-                let _ = node
-                    .client
-                    .api(&format!(
-                        "uuid_kill {} {}",
-                        leg.id,
-                        click2call::CANCEL_CAUSE
-                    ))
-                    .await;
-            }
-        }
-        if live == 0 && legs.iter().all(|l| l.state == "completed") {
-            return Err(Refused::State("conversation has already ended".into()));
-        }
-        Ok(())
     }
 
     /// addCall on conversation `id`, which this process must be driving.
@@ -178,11 +187,31 @@ impl Orchestrator {
 }
 
 impl Ctx {
-    /// Runs a claimed or taken-over call to its end in a task of its own.
+    /// Runs a claimed or taken-over call to its end in a task of its own. If the task
+    /// panics, the call's legs are released so that recovery takes them over.
     fn spawn(self: &Arc<Self>, placement: Placement) {
         let ctx = self.clone();
         let placement = self.register(placement);
-        tokio::spawn(async move { ctx.run(placement).await });
+        let key = placement
+            .call
+            .conversation_id
+            .clone()
+            .unwrap_or_else(|| placement.call.id.clone());
+        let task = tokio::spawn(async move { ctx.run(placement).await });
+        let ctx = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = task.await
+                && e.is_panic()
+            {
+                tracing::error!(call = %key, "call task panicked; its legs are released for recovery");
+                if let Ok(mut map) = ctx.conversations.lock() {
+                    map.remove(&key);
+                }
+                if let Err(e) = ctx.store.release(&key).await {
+                    tracing::error!(call = %key, error = %e, "could not release the call");
+                }
+            }
+        });
     }
 
     /// A conversation's command channel is registered before its task runs.
@@ -207,6 +236,25 @@ impl Ctx {
         };
         if let Err(e) = result {
             tracing::error!(call = %id, error = %e, "call task failed");
+        }
+    }
+
+    /// Writes a journal entry, retrying a failing database for about a minute (a call's
+    /// record must not be lost to a passing outage); then gives up with the error.
+    async fn journal(&self, entry: crate::store::journal::Entry) -> Result<(), String> {
+        let mut delay = std::time::Duration::from_millis(100);
+        let mut attempt = 1;
+        loop {
+            match self.store.journal(entry.clone()).await {
+                Ok(()) => return Ok(()),
+                Err(e) if attempt < JOURNAL_ATTEMPTS => {
+                    tracing::warn!(error = %e, attempt, "journal write failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(std::time::Duration::from_secs(10));
+                    attempt += 1;
+                }
+                Err(e) => return Err(format!("journal write failed {attempt} times: {e}")),
+            }
         }
     }
 
@@ -253,17 +301,24 @@ impl Ctx {
         rows
     }
 
-    /// The call's application (its callback URLs as they are now).
+    /// The call's application (its callback URLs as they are now), retrying a failing
+    /// database like [`Ctx::journal`]; `None` if it is gone.
     async fn app(
         &self,
         call: &CallRecord,
     ) -> Option<Arc<crate::store::applications::ApplicationRecord>> {
-        match self.store.find_app(&call.account_sid, &call.app_id).await {
-            Ok(app) => app,
-            Err(e) => {
-                tracing::warn!(call = %call.id, error = %e, "application not readable; callbacks skipped");
-                None
+        let mut delay = std::time::Duration::from_millis(100);
+        for attempt in 1..=JOURNAL_ATTEMPTS {
+            match self.store.find_app(&call.account_sid, &call.app_id).await {
+                Ok(app) => return app,
+                Err(e) => {
+                    tracing::warn!(call = %call.id, error = %e, attempt, "application not readable; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(std::time::Duration::from_secs(10));
+                }
             }
         }
+        tracing::error!(call = %call.id, "application unreadable; the call's callbacks are skipped");
+        None
     }
 }

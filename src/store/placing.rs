@@ -218,4 +218,18 @@ impl Store {
             .fetch_all(p)
             .await)?)
     }
+
+    /// Gives up this process's hold on the unfinished legs of call or conversation `id`
+    /// (its task failed): the next look for orphans takes them over.
+    pub async fn release(&self, id: &str) -> Result<(), StoreError> {
+        let sql = format!(
+            "UPDATE calls SET owner = NULL WHERE (id = $1 OR conversation_id = $1) AND state IN {UNFINISHED}"
+        );
+        on_pool!(self, |p| sqlx::query(&sql)
+            .bind(id)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
 }
