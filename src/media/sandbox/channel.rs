@@ -28,8 +28,9 @@ pub enum Command {
     Break,
     /// Hang up after this much sandbox time (sched_hangup).
     ScheduleHangup(Duration, String),
-    /// Play a file after this much sandbox time (sched_broadcast) or now (uuid_broadcast).
-    Broadcast(Duration, String),
+    /// Play a file after this much sandbox time (sched_broadcast) or now (uuid_broadcast),
+    /// to this channel, its bridged partner, or both.
+    Broadcast(Duration, String, Legs),
     /// Start or stop recording to a path (uuid_record).
     Record { start: bool, path: String },
     /// Bridged to another channel (uuid_bridge, or a bridge app's B leg answering); only
@@ -44,6 +45,28 @@ pub enum Command {
     /// uuid_transfer to an inline application: leave any bridge (without hanging up the
     /// partner), drop what runs or is queued, run `App`; `true` = the partner too.
     Transfer(App, bool),
+}
+
+/// Which legs a broadcast plays to (`uuid_broadcast`/`sched_broadcast`'s last argument).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Legs {
+    /// The channel named (the default).
+    Aleg,
+    /// Its bridged partner.
+    Bleg,
+    /// Both.
+    Both,
+}
+
+impl Legs {
+    /// `aleg`, `bleg` or `both` (anything else: `aleg`).
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "bleg" => Self::Bleg,
+            "both" => Self::Both,
+            _ => Self::Aleg,
+        }
+    }
 }
 
 /// A queued application.
@@ -73,7 +96,9 @@ enum Timer {
     AppDone,
     DigitsTimeout,
     Hangup(String),
-    Broadcast(String),
+    Broadcast(String, Legs),
+    /// A broadcast played over a bridge or conference has finished.
+    OverlayDone(String),
 }
 
 /// The running application.
@@ -686,7 +711,7 @@ impl Channel {
                 }
             }
             Command::ScheduleHangup(delay, cause) => self.at(delay, Timer::Hangup(cause)),
-            Command::Broadcast(delay, path) => self.at(delay, Timer::Broadcast(path)),
+            Command::Broadcast(delay, path, legs) => self.at(delay, Timer::Broadcast(path, legs)),
             Command::Record { start: true, path } => self.start_recording(path),
             Command::Record { start: false, .. } => self.stop_recording(),
             Command::Bridged(partner, report) => {
@@ -782,7 +807,40 @@ impl Channel {
             }
             Timer::DigitsTimeout => self.finish_digits("timeout"),
             Timer::Hangup(cause) => self.hang_up(&cause),
-            Timer::Broadcast(path) => {
+            Timer::Broadcast(path, legs) if legs != Legs::Aleg => {
+                if let Some(partner) = &self.partner {
+                    let to_partner = Command::Broadcast(Duration::ZERO, path.clone(), Legs::Aleg);
+                    self.switch.tell(partner, to_partner);
+                }
+                if legs == Legs::Both {
+                    self.on_timer(Timer::Broadcast(path, Legs::Aleg));
+                }
+            }
+            Timer::Broadcast(path, _)
+                if self
+                    .running
+                    .as_ref()
+                    .is_some_and(|r| matches!(r.app.name.as_str(), "bridge" | "conference")) =>
+            {
+                // Played to this leg over the bridge or conference, which go on.
+                self.emit(
+                    "PLAYBACK_START",
+                    "CS_EXCHANGE_MEDIA",
+                    &[("Playback-File-Path", path.clone())],
+                );
+                self.at(playback_length(&path), Timer::OverlayDone(path));
+            }
+            Timer::OverlayDone(path) => {
+                self.emit(
+                    "PLAYBACK_STOP",
+                    "CS_EXCHANGE_MEDIA",
+                    &[
+                        ("Playback-File-Path", path),
+                        ("Playback-Status", "done".into()),
+                    ],
+                );
+            }
+            Timer::Broadcast(path, _) => {
                 self.queue.push_front(App {
                     name: "playback".into(),
                     arg: path,

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use super::channel::{App, Channel, Command, Spawn};
+use super::channel::{App, Channel, Command, Legs, Spawn};
 use super::clock::SandboxClock;
 use crate::esl::Event;
 
@@ -325,7 +325,7 @@ impl Switch {
                 let (uuid, path) = (arg(0), arg(1));
                 told(
                     uuid,
-                    Command::Broadcast(Duration::ZERO, broadcast_path(path)),
+                    Command::Broadcast(Duration::ZERO, broadcast_path(path), Legs::parse(arg(2))),
                     "+OK Message sent\n",
                 )
             }
@@ -335,7 +335,7 @@ impl Switch {
                 };
                 told(
                     arg(1),
-                    Command::Broadcast(delay, broadcast_path(arg(2))),
+                    Command::Broadcast(delay, broadcast_path(arg(2)), Legs::parse(arg(3))),
                     "+OK Message scheduled\n",
                 )
             }
