@@ -14,6 +14,7 @@ use crate::media::pool::MediaPool;
 use crate::media::sandbox::Sandbox;
 use crate::orchestrator::Orchestrator;
 use crate::store::{Store, StoreError};
+use crate::webhooks::dispatcher::Dispatcher;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +30,9 @@ pub enum StartError {
         /// What the OS said.
         source: std::io::Error,
     },
+    /// The webhook dispatcher's HTTP client could not be built.
+    #[error("webhook client: {0}")]
+    Webhooks(#[from] reqwest::Error),
     /// The prompts directory could not be prepared.
     #[error("cannot prepare the prompts directory {dir}: {source}")]
     Prompts {
@@ -86,6 +90,7 @@ impl Application {
                     dir: settings.prompts_dir.display().to_string(),
                     source,
                 })?;
+        Dispatcher::start(store.clone(), &settings)?;
         let state = web::Data::new(AppState {
             store,
             ids,

@@ -13,6 +13,7 @@ mod cache;
 pub mod calls;
 pub mod cdrs;
 pub mod conversations;
+pub mod deliveries;
 pub mod idempotency;
 pub mod journal;
 mod open;

@@ -17,5 +17,7 @@ mod notices;
 mod openapi;
 mod processes;
 mod prompts;
+mod receiver;
 mod recovery;
 mod repository;
+mod webhooks;

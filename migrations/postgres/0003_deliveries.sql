@@ -1,0 +1,17 @@
+-- Webhook deliveries: claims of outbox rows and every attempt.
+
+ALTER TABLE outbox ADD COLUMN claimed_until BIGINT;
+ALTER TABLE outbox ADD COLUMN last_error TEXT;
+ALTER TABLE outbox ADD COLUMN finished_at BIGINT;
+
+CREATE TABLE delivery_attempts (
+    id          BIGSERIAL PRIMARY KEY,
+    webhook_id  TEXT NOT NULL,
+    attempt     BIGINT NOT NULL,
+    at          BIGINT NOT NULL,
+    status_code BIGINT,
+    latency_ms  BIGINT NOT NULL,
+    error       TEXT,
+    response    TEXT
+);
+CREATE INDEX delivery_attempts_by_webhook ON delivery_attempts (webhook_id, attempt);

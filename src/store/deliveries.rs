@@ -1,0 +1,144 @@
+//! Webhook deliveries: claiming due outbox rows (the head of each ordering key only, so a
+//! key's callbacks go out in order), and recording each attempt and its outcome.
+
+use super::{Store, StoreError, Tx, on_tx};
+use crate::domain::time::now_ms;
+
+/// An outbox row claimed for delivery.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Delivery {
+    /// Outbox order.
+    pub seq: i64,
+    /// The `webhook-id`.
+    pub webhook_id: String,
+    /// Owner.
+    pub account_sid: String,
+    /// Application (its signing secret).
+    pub app_id: String,
+    /// Where to POST.
+    pub target_url: String,
+    /// The JSON body.
+    pub body: String,
+    /// Attempts made so far.
+    pub attempts: i64,
+}
+
+/// How one attempt went.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    /// HTTP status, if an answer came.
+    pub status_code: Option<u16>,
+    /// Time to the answer (or the failure), ms.
+    pub latency_ms: i64,
+    /// What went wrong, if anything.
+    pub error: Option<String>,
+    /// The first 1 KB of the answer.
+    pub response: Option<String>,
+}
+
+/// What becomes of the delivery after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Delivered (a 2xx).
+    Delivered,
+    /// Try again at this instant (Unix ms).
+    RetryAt(i64),
+    /// Failed for good (schedule used up, 410 Gone, a forbidden target).
+    Failed,
+}
+
+impl Store {
+    /// Claims up to `limit` due deliveries until `claim_until` (Unix ms): for each
+    /// ordering key only its oldest pending row, and only if nobody holds it.
+    pub async fn claim_deliveries(
+        &self,
+        limit: i64,
+        claim_until: i64,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let now = now_ms();
+        let mut tx = self.begin_write().await?;
+        let lock = match tx {
+            Tx::Sqlite(..) => "",
+            Tx::Postgres(_) => " FOR UPDATE SKIP LOCKED",
+        };
+        let sql = format!(
+            "UPDATE outbox SET claimed_until = $2 WHERE seq IN (\
+               SELECT o.seq FROM outbox o WHERE o.state = 'pending' AND o.kind <> 'feed' AND o.next_attempt_at <= $1 \
+               AND (o.claimed_until IS NULL OR o.claimed_until < $1) \
+               AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.ordering_key = o.ordering_key AND p.state = 'pending' AND p.seq < o.seq) \
+               ORDER BY o.next_attempt_at, o.seq LIMIT $3{lock}) \
+             RETURNING seq, webhook_id, account_sid, app_id, target_url, body, attempts"
+        );
+        let rows: Vec<Delivery> = on_tx!(&mut tx, |c| sqlx::query_as(&sql)
+            .bind(now)
+            .bind(claim_until)
+            .bind(limit)
+            .fetch_all(c)
+            .await)?;
+        tx.commit().await?;
+        Ok(rows)
+    }
+
+    /// Records an attempt of `delivery` and what becomes of it, in one transaction.
+    pub async fn record_attempt(
+        &self,
+        delivery: &Delivery,
+        attempt: &Attempt,
+        outcome: Outcome,
+    ) -> Result<(), StoreError> {
+        let now = now_ms();
+        let number = delivery.attempts + 1;
+        let mut tx = self.begin_write().await?;
+        on_tx!(&mut tx, |c| {
+            sqlx::query(
+            "INSERT INTO delivery_attempts (webhook_id, attempt, at, status_code, latency_ms, error, response) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+        )
+        .bind(&delivery.webhook_id)
+        .bind(number)
+        .bind(now)
+        .bind(attempt.status_code.map(i64::from))
+        .bind(attempt.latency_ms)
+        .bind(&attempt.error)
+        .bind(&attempt.response)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected())
+        })?;
+        let (state, next, finished) = match outcome {
+            Outcome::Delivered => ("delivered", None, Some(now)),
+            Outcome::RetryAt(at) => ("pending", Some(at), None),
+            Outcome::Failed => ("failed", None, Some(now)),
+        };
+        on_tx!(&mut tx, |c| {
+            sqlx::query(
+            "UPDATE outbox SET state = $2, attempts = $3, next_attempt_at = COALESCE($4, next_attempt_at), finished_at = $5, last_error = $6, claimed_until = NULL WHERE seq = $1"
+        )
+        .bind(delivery.seq)
+        .bind(state)
+        .bind(number)
+        .bind(next)
+        .bind(finished)
+        .bind(&attempt.error)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected())
+        })?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The attempts of delivery `webhook_id`, in order: number, HTTP status, error.
+    pub async fn attempts_of(
+        &self,
+        webhook_id: &str,
+    ) -> Result<Vec<(i64, Option<i64>, Option<String>)>, StoreError> {
+        Ok(super::on_pool!(self, |p| {
+            sqlx::query_as(
+            "SELECT attempt, status_code, error FROM delivery_attempts WHERE webhook_id = $1 ORDER BY attempt"
+        )
+        .bind(webhook_id)
+        .fetch_all(p)
+        .await
+        })?)
+    }
+}

@@ -1,0 +1,276 @@
+//! The dispatcher loop: claim due deliveries, POST them (signed, 15 s, no redirects, to
+//! guarded addresses), record each attempt and decide what comes next. Bounded
+//! concurrency overall and per target host.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
+
+use super::guard::{GuardedResolver, is_forbidden};
+use super::schedule::next_delay;
+use super::signing::signature;
+use crate::config::Settings;
+use crate::domain::time::now_ms;
+use crate::store::Store;
+use crate::store::deliveries::{Attempt, Delivery, Outcome};
+
+/// Deliveries in flight at once.
+const MAX_IN_FLIGHT: usize = 256;
+/// Deliveries in flight to one host at once.
+const MAX_PER_HOST: usize = 16;
+/// How long a claim holds (longer than an attempt can take).
+const CLAIM_FOR: Duration = Duration::from_secs(60);
+/// A delivery succeeds on a 2xx within this.
+const TIMEOUT: Duration = Duration::from_secs(15);
+/// Longest pause between looks at the outbox.
+const POLL: Duration = Duration::from_millis(50);
+/// Kept of each answer.
+const RESPONSE_KEEP: usize = 1024;
+
+/// The webhook dispatcher of this process.
+#[derive(Clone)]
+pub struct Dispatcher {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    client: reqwest::Client,
+    allow_private: bool,
+    retry_scale: f64,
+    slots: Arc<Semaphore>,
+    hosts: Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+impl Dispatcher {
+    /// Starts delivering from the outbox.
+    pub fn start(store: Store, settings: &Settings) -> Result<Dispatcher, reqwest::Error> {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(TIMEOUT)
+            .dns_resolver(
+                GuardedResolver {
+                    allow_private: settings.allow_private_webhooks,
+                }
+                .shared(),
+            )
+            .user_agent(concat!("voicepaas/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        let dispatcher = Dispatcher {
+            inner: Arc::new(Inner {
+                store,
+                client,
+                allow_private: settings.allow_private_webhooks,
+                retry_scale: settings.webhook_retry_scale,
+                slots: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+                hosts: Mutex::new(HashMap::new()),
+            }),
+        };
+        tokio::spawn(dispatcher.clone().run());
+        Ok(dispatcher)
+    }
+
+    async fn run(self) {
+        loop {
+            let free = self.inner.slots.available_permits() as i64;
+            let claimed = if free > 0 {
+                let until = now_ms() + CLAIM_FOR.as_millis() as i64;
+                match self.inner.store.claim_deliveries(free, until).await {
+                    Ok(rows) => rows,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "claiming deliveries failed; retrying");
+                        Vec::new()
+                    }
+                }
+            } else {
+                Vec::new()
+            };
+            let busy = !claimed.is_empty();
+            for delivery in claimed {
+                let Ok(slot) = self.inner.slots.clone().acquire_owned().await else {
+                    return;
+                };
+                let inner = self.inner.clone();
+                tokio::spawn(async move {
+                    inner.deliver(delivery).await;
+                    drop(slot);
+                });
+            }
+            if !busy {
+                tokio::time::sleep(POLL).await;
+            }
+        }
+    }
+}
+
+impl Inner {
+    fn host_slots(&self, host: &str) -> Arc<Semaphore> {
+        let mut hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
+        hosts
+            .entry(host.to_string())
+            .or_insert_with(|| Arc::new(Semaphore::new(MAX_PER_HOST)))
+            .clone()
+    }
+
+    async fn deliver(&self, delivery: Delivery) {
+        let host = url::Url::parse(&delivery.target_url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_string))
+            .unwrap_or_default();
+        let slot = self.host_slots(&host).acquire_owned().await;
+        let started = Instant::now();
+        let (attempt, outcome) = match self.attempt(&delivery, &host).await {
+            Ok((status, response, retry_after)) => {
+                let attempt = Attempt {
+                    status_code: Some(status),
+                    latency_ms: started.elapsed().as_millis() as i64,
+                    error: (!(200..300).contains(&status)).then(|| format!("HTTP {status}")),
+                    response: Some(response),
+                };
+                let outcome = match status {
+                    200..=299 => Outcome::Delivered,
+                    410 => Outcome::Failed,
+                    _ => self.retry(&delivery, retry_after),
+                };
+                (attempt, outcome)
+            }
+            Err(Failure { error, permanent }) => {
+                let attempt = Attempt {
+                    status_code: None,
+                    latency_ms: started.elapsed().as_millis() as i64,
+                    error: Some(error),
+                    response: None,
+                };
+                let outcome = if permanent {
+                    Outcome::Failed
+                } else {
+                    self.retry(&delivery, None)
+                };
+                (attempt, outcome)
+            }
+        };
+        drop(slot);
+        if let Err(e) = self
+            .store
+            .record_attempt(&delivery, &attempt, outcome)
+            .await
+        {
+            // The claim runs out and the delivery is tried again (at least once).
+            tracing::error!(webhook = %delivery.webhook_id, error = %e, "could not record a delivery attempt");
+        }
+    }
+
+    fn retry(&self, delivery: &Delivery, retry_after: Option<Duration>) -> Outcome {
+        let jitter = random_unit() * 2.0 - 1.0;
+        let failed = u32::try_from(delivery.attempts + 1).unwrap_or(u32::MAX);
+        match next_delay(failed, self.retry_scale, jitter, retry_after) {
+            Some(delay) => Outcome::RetryAt(now_ms() + delay.as_millis() as i64),
+            None => Outcome::Failed,
+        }
+    }
+
+    /// One POST: the status, the first 1 KB of the answer, and its Retry-After.
+    async fn attempt(
+        &self,
+        d: &Delivery,
+        host: &str,
+    ) -> Result<(u16, String, Option<Duration>), Failure> {
+        if let Ok(ip) = host.trim_start_matches('[').trim_end_matches(']').parse()
+            && is_forbidden(ip)
+            && !self.allow_private
+        {
+            return Err(Failure {
+                error: format!("target address {ip} is private or reserved"),
+                permanent: true,
+            });
+        }
+        let secret = self
+            .store
+            .find_app(&d.account_sid, &d.app_id)
+            .await
+            .map_err(|e| Failure::transient(format!("storage: {e}")))?
+            .map(|a| a.signing_secret.clone())
+            .ok_or_else(|| Failure {
+                error: "the application no longer exists".into(),
+                permanent: true,
+            })?;
+        let timestamp = chrono::Utc::now().timestamp();
+        let signed = signature(&secret, &d.webhook_id, timestamp, &d.body).ok_or_else(|| {
+            Failure::transient("the application's signing secret is invalid".into())
+        })?;
+        let response = self
+            .client
+            .post(&d.target_url)
+            .header("content-type", "application/json")
+            .header("webhook-id", &d.webhook_id)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header("webhook-signature", signed)
+            .body(d.body.clone())
+            .send()
+            .await
+            .map_err(|e| Failure::transient(describe(&e)))?;
+        let status = response.status().as_u16();
+        let retry_after = matches!(status, 429 | 503)
+            .then(|| response.headers().get("retry-after"))
+            .flatten()
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let mut response = response;
+        let mut kept = Vec::new();
+        while kept.len() < RESPONSE_KEEP {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    kept.extend_from_slice(&chunk[..chunk.len().min(RESPONSE_KEEP - kept.len())])
+                }
+                _ => break,
+            }
+        }
+        Ok((
+            status,
+            String::from_utf8_lossy(&kept).into_owned(),
+            retry_after,
+        ))
+    }
+}
+
+/// Why an attempt got no HTTP answer.
+struct Failure {
+    error: String,
+    /// Retrying cannot help.
+    permanent: bool,
+}
+
+impl Failure {
+    fn transient(error: String) -> Self {
+        Self {
+            error,
+            permanent: false,
+        }
+    }
+}
+
+/// A transport error with its causes (reqwest's own message is terse).
+fn describe(e: &reqwest::Error) -> String {
+    let mut text = if e.is_timeout() {
+        format!("no answer within {} s", TIMEOUT.as_secs())
+    } else {
+        e.to_string()
+    };
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// A uniform number in [0, 1) from the OS.
+fn random_unit() -> f64 {
+    let mut bytes = [0u8; 8];
+    let _ = getrandom::fill(&mut bytes);
+    (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64
+}

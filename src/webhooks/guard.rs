@@ -1,0 +1,146 @@
+//! The SSRF guard (API.md §7): callbacks go to public addresses only, unless the
+//! installation allows private ones (`VOICEPAAS_ALLOW_PRIVATE_WEBHOOKS`, for development
+//! and the sandbox). Hostnames are resolved here and the connection is made to an address
+//! that passed ([`GuardedResolver`]), so a DNS answer cannot change between check and use.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+
+/// Whether `ip` is an address callbacks may never reach (unless private targets are
+/// allowed): loopback, RFC 1918, link-local (incl. 169.254.169.254), CGNAT, multicast,
+/// unspecified, broadcast, documentation and benchmarking ranges; IPv6 loopback, ULA,
+/// link-local, multicast, and IPv4-mapped forms of the above.
+pub fn is_forbidden(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => forbidden_v4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => forbidden_v4(v4),
+            None => forbidden_v6(v6),
+        },
+    }
+}
+
+fn forbidden_v4(ip: Ipv4Addr) -> bool {
+    let [a, b, ..] = ip.octets();
+    ip.is_loopback()
+        || ip.is_private()
+        || ip.is_link_local()
+        || ip.is_multicast()
+        || ip.is_unspecified()
+        || ip.is_broadcast()
+        || ip.is_documentation()
+        || a == 0
+        || (a == 100 && (64..128).contains(&b)) // CGNAT 100.64/10
+        || (a == 198 && (b == 18 || b == 19)) // benchmarking 198.18/15
+        || a >= 240 // reserved
+}
+
+fn forbidden_v6(ip: Ipv6Addr) -> bool {
+    let first = ip.segments()[0];
+    ip.is_loopback()
+        || ip.is_unspecified()
+        || ip.is_multicast()
+        || (first & 0xfe00) == 0xfc00 // unique local fc00::/7
+        || (first & 0xffc0) == 0xfe80 // link-local fe80::/10
+        || (first == 0x2001 && ip.segments()[1] == 0x0db8) // documentation
+}
+
+/// Resolves hostnames for the dispatcher's HTTP client and keeps only addresses callbacks
+/// may reach; a host with none fails to resolve (the attempt fails, naming the reason).
+#[derive(Debug, Clone, Copy)]
+pub struct GuardedResolver {
+    /// Private targets allowed (development).
+    pub allow_private: bool,
+}
+
+impl Resolve for GuardedResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let allow_private = self.allow_private;
+        Box::pin(async move {
+            let host = name.as_str().to_string();
+            let found: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let allowed: Vec<SocketAddr> = found
+                .into_iter()
+                .filter(|a| allow_private || !is_forbidden(a.ip()))
+                .collect();
+            if allowed.is_empty() {
+                return Err(
+                    format!("{host} resolves only to private or reserved addresses").into(),
+                );
+            }
+            let addrs: Addrs = Box::new(allowed.into_iter());
+            Ok(addrs)
+        })
+    }
+}
+
+impl GuardedResolver {
+    /// The resolver as reqwest takes it.
+    pub fn shared(self) -> Arc<Self> {
+        Arc::new(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn address_table() {
+        for bad in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "100.127.255.255",
+            "224.0.0.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "::1",
+            "fc00::1",
+            "fd12::1",
+            "fe80::1",
+            "ff02::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "::",
+            "198.18.0.1",
+            "240.0.0.1",
+        ] {
+            assert!(is_forbidden(bad.parse().unwrap()), "{bad}");
+        }
+        for good in [
+            "8.8.8.8",
+            "1.1.1.1",
+            "100.128.0.1",
+            "172.32.0.1",
+            "2606:4700::1111",
+            "::ffff:8.8.8.8",
+        ] {
+            assert!(!is_forbidden(good.parse().unwrap()), "{good}");
+        }
+    }
+
+    #[tokio::test]
+    async fn localhost_is_refused_unless_allowed() {
+        let name: Name = "localhost".parse().unwrap();
+        let refused = GuardedResolver {
+            allow_private: false,
+        }
+        .resolve(name)
+        .await;
+        assert!(refused.is_err());
+        let name: Name = "localhost".parse().unwrap();
+        let allowed = GuardedResolver {
+            allow_private: true,
+        }
+        .resolve(name)
+        .await;
+        assert!(allowed.unwrap().any(|a| a.ip().is_loopback()));
+    }
+}
