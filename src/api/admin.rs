@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::auth::{self, AdminRefusal};
 use super::error::ApiError;
-use super::{AppState, body};
+use super::{AppState, body, placement};
 use crate::domain::Fields;
 use crate::domain::application::AppSettings;
 use crate::domain::limits::AccountPatch;
@@ -158,6 +158,7 @@ pub async fn create_app(
     operator(&state, &req, async {
         let body = body::json_object(&req, payload).await?;
         let settings = AppSettings::parse(Fields(&body), true)?;
+        placement::check_urls(&state, settings.urls()).await?;
         state
             .store
             .find_account(&sid)
@@ -202,6 +203,7 @@ pub async fn update_app(
     operator(&state, &req, async {
         let body = body::json_object(&req, payload).await?;
         let settings = AppSettings::parse(Fields(&body), false)?;
+        placement::check_urls(&state, settings.urls()).await?;
         let app = state.store.update_app(&sid, &app_id, &settings).await?;
         let app = app.ok_or_else(|| {
             AdminError(

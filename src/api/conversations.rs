@@ -115,6 +115,7 @@ async fn click2call(state: &AppState, ctc: CtcRequest) -> Result<Reply, ApiError
     let call = &stored.call;
     placement::check_caller_ids(&ctc.app, call.caller_ids())?;
     placement::check_prompts(state, &ctc.app, call.prompts()).await?;
+    placement::check_urls(state, call.urls()).await?;
 
     let now = Utc::now();
     let request_id = state.ids.request(now);

@@ -13,12 +13,14 @@ use super::error::{ApiError, Reply};
 use super::{AppState, body};
 use crate::config::CaptchaLimits;
 use crate::domain::credentials::is_hex32;
+use crate::domain::webhook_url::WebhookUrl;
 use crate::domain::{Fields, PhoneNumber, PromptName, RequestId};
 use crate::store::StoreError;
 use crate::store::accept::{AcceptOutcome, Acceptance, CallRow, CaptchaWindow, RequestRow};
 use crate::store::accounts::AccountRecord;
 use crate::store::applications::ApplicationRecord;
 use crate::store::idempotency::IdempotencyClaim;
+use crate::webhooks::guard::check_target;
 
 /// The application `app_id` of `account`, or -3 / 10003; `field` names it in the message.
 pub async fn application(
@@ -188,4 +190,18 @@ impl NewRequest<'_> {
             response,
         })
     }
+}
+
+/// Refuses callback URLs that point at private or reserved addresses (§7), unless the
+/// installation allows them.
+pub async fn check_urls<'a>(
+    state: &AppState,
+    urls: impl IntoIterator<Item = (&'static str, &'a WebhookUrl)>,
+) -> Result<(), ApiError> {
+    for (field, url) in urls {
+        check_target(field, url.as_str(), state.settings.allow_private_webhooks)
+            .await
+            .map_err(ApiError::Param)?;
+    }
+    Ok(())
 }

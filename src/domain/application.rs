@@ -34,6 +34,19 @@ pub struct AppSettings {
 
 impl AppSettings {
     /// Parses an admin request body; `creating` makes `name` required.
+    /// The callback URLs set by this change, with their field names.
+    pub fn urls(&self) -> Vec<(&'static str, &WebhookUrl)> {
+        [
+            ("notifyUrl", &self.notify_url),
+            ("statusUrl", &self.status_url),
+            ("cdrUrl", &self.cdr_url),
+            ("cdrFeedUrl", &self.cdr_feed_url),
+        ]
+        .into_iter()
+        .filter_map(|(f, u)| u.as_ref().and_then(Option::as_ref).map(|u| (f, u)))
+        .collect()
+    }
+
     pub fn parse(fields: Fields<'_>, creating: bool) -> Result<Self, ParamError> {
         let name = fields.opt_nonempty_str("name")?;
         if creating && name.is_none() {

@@ -172,6 +172,13 @@ impl Click2Call {
     }
 
     /// The caller ids this request wants shown.
+    pub fn urls(&self) -> Vec<(&'static str, &WebhookUrl)> {
+        [("statusUrl", &self.status_url), ("cdrUrl", &self.cdr_url)]
+            .into_iter()
+            .filter_map(|(f, u)| u.as_ref().map(|u| (f, u)))
+            .collect()
+    }
+
     pub fn caller_ids(&self) -> Vec<(&'static str, &PhoneNumber)> {
         [
             ("callerCli", &self.caller_cli),

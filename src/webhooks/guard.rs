@@ -47,6 +47,53 @@ fn forbidden_v6(ip: Ipv6Addr) -> bool {
         || (first == 0x2001 && ip.segments()[1] == 0x0db8) // documentation
 }
 
+/// How long a target check at acceptance waits for DNS.
+const CHECK_DNS_WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Checks a callback URL given in a request: an address literal, or a hostname that
+/// resolves only to addresses callbacks may not reach, is refused (`field` names it). A
+/// name that does not resolve now is let through: the dispatcher checks again at
+/// delivery, so a passing DNS failure does not refuse a customer's call.
+pub async fn check_target(field: &str, url: &str, allow_private: bool) -> Result<(), String> {
+    if allow_private {
+        return Ok(());
+    }
+    let refused = || format!("{field} must not point to a private or reserved address");
+    let Some(host) = url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+    else {
+        return Err(refused());
+    };
+    if let Ok(ip) = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+    {
+        return if is_forbidden(ip) {
+            Err(refused())
+        } else {
+            Ok(())
+        };
+    }
+    let lookup = tokio::time::timeout(
+        CHECK_DNS_WITHIN,
+        tokio::net::lookup_host((host.as_str(), 0)),
+    )
+    .await;
+    match lookup {
+        Ok(Ok(addrs)) => {
+            let addrs: Vec<SocketAddr> = addrs.collect();
+            if !addrs.is_empty() && addrs.iter().all(|a| is_forbidden(a.ip())) {
+                Err(refused())
+            } else {
+                Ok(())
+            }
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Resolves hostnames for the dispatcher's HTTP client and keeps only addresses callbacks
 /// may reach; a host with none fails to resolve (the attempt fails, naming the reason).
 #[derive(Debug, Clone, Copy)]
@@ -124,6 +171,32 @@ mod tests {
         ] {
             assert!(!is_forbidden(good.parse().unwrap()), "{good}");
         }
+    }
+
+    #[tokio::test]
+    async fn targets_checked_at_acceptance() {
+        for url in [
+            "http://127.0.0.1:9/x",
+            "http://[::1]/x",
+            "http://localhost:8080/x",
+            "http://169.254.169.254/latest",
+        ] {
+            assert_eq!(
+                check_target("statusUrl", url, false).await,
+                Err("statusUrl must not point to a private or reserved address".into()),
+                "{url}"
+            );
+            assert_eq!(check_target("statusUrl", url, true).await, Ok(()));
+        }
+        assert_eq!(
+            check_target("cdrUrl", "https://8.8.8.8/x", false).await,
+            Ok(())
+        );
+        // Not resolvable now: checked again at delivery.
+        assert_eq!(
+            check_target("cdrUrl", "https://no-such-host.invalid/x", false).await,
+            Ok(())
+        );
     }
 
     #[tokio::test]

@@ -139,19 +139,30 @@ both_backends! {
 }
 
 both_backends! {
-    /// Without VOICEPAAS_ALLOW_PRIVATE_WEBHOOKS a loopback target is never called: an
-    /// address literal fails at once, a name resolving to loopback is retried, in vain.
+    /// Without VOICEPAAS_ALLOW_PRIVATE_WEBHOOKS private targets are refused when they are
+    /// given (-4 / 10004 / HTTP 400), including a name that resolves to loopback; and one
+    /// that got into the database anyway is never called: an address literal fails at
+    /// once, a name resolving to loopback is retried, in vain.
     async fn private_targets_refused(db: TestDb) {
         let receiver = Receiver::start().await;
         let mut app = db.spawn(&[("VOICEPAAS_SANDBOX_SPEED", "20"), ("VOICEPAAS_WEBHOOK_RETRY_SCALE", "0.01")]).await;
         let port = receiver.base.rsplit(':').next().unwrap().to_string();
+        let literal = format!("http://127.0.0.1:{port}/n");
+        let name = format!("http://localhost:{port}/n");
+        for url in [&literal, &name, &"http://169.254.169.254/latest".to_string()] {
+            let a = app.admin(reqwest::Method::POST, &format!("/admin/accounts/{}/applications", app.sid), Some(json!({"name": "x", "notifyUrl": url}))).await;
+            assert_eq!((a.status, a.body["error"].as_str()), (400, Some("notifyUrl must not point to a private or reserved address")), "{url}");
+            let a = app.post(&app.ctc_path(), &json!({"action": "click2call", "caller": "13800000001", "callee": "13800000002", "statusUrl": url})).await;
+            assert_eq!((a.code(), a.msg()), ("10004", "statusUrl must not point to a private or reserved address"), "{url}");
+        }
         let store = db.store().await;
         for (url, state, error) in [
-            (format!("http://127.0.0.1:{port}/n"), "failed", "target address 127.0.0.1 is private or reserved"),
-            (format!("http://localhost:{port}/n"), "pending", "resolves only to private or reserved addresses"),
+            (literal, "failed", "target address 127.0.0.1 is private or reserved"),
+            (name, "pending", "resolves only to private or reserved addresses"),
         ] {
-            let created = app.create_app(&app.sid, json!({"name": "x", "notifyUrl": url})).await;
-            app.app_id = created["appId"].as_str().unwrap().to_string();
+            let fields = json!({"name": "inserted behind the API", "notifyUrl": url});
+            let settings = voicepaas::domain::application::AppSettings::parse(voicepaas::domain::Fields(fields.as_object().unwrap()), true).unwrap();
+            app.app_id = store.create_app(&app.sid, &settings).await.unwrap().app_id;
             let a = app.post(&app.account_path("VoiceNotices"), &patched(app.notice("13800009990"), json!({"appid": app.app_id}))).await;
             let callid = a.body["callid"].as_str().unwrap().to_string();
             wait_cdr(&store, &callid).await;
