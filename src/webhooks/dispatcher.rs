@@ -254,11 +254,10 @@ impl Failure {
 
 /// A transport error with its causes (reqwest's own message is terse).
 fn describe(e: &reqwest::Error) -> String {
-    let mut text = if e.is_timeout() {
-        format!("no answer within {} s", TIMEOUT.as_secs())
-    } else {
-        e.to_string()
-    };
+    if e.is_timeout() {
+        return format!("no answer within {} s", TIMEOUT.as_secs());
+    }
+    let mut text = e.to_string();
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
         text.push_str(": ");

@@ -28,8 +28,8 @@ impl Received {
     }
 }
 
-/// A scripted answer: status and extra headers.
-type Answer = (u16, Vec<(String, String)>);
+/// A scripted answer: status, extra headers, and how long to wait before answering.
+type Answer = (u16, Vec<(String, String)>, Duration);
 
 /// A running receiver.
 #[derive(Clone)]
@@ -104,12 +104,9 @@ impl Receiver {
                         body,
                         at: Instant::now(),
                     });
-                    let (status, extra) = r
-                        .script
-                        .lock()
-                        .unwrap()
-                        .pop_front()
-                        .unwrap_or((200, vec![]));
+                    let next = r.script.lock().unwrap().pop_front();
+                    let (status, extra, delay) = next.unwrap_or((200, vec![], Duration::ZERO));
+                    tokio::time::sleep(delay).await;
                     let mut answer = format!(
                         "HTTP/1.1 {status} X\r\nContent-Length: 2\r\nConnection: close\r\n"
                     );
@@ -129,15 +126,24 @@ impl Receiver {
         self.script
             .lock()
             .unwrap()
-            .extend(statuses.iter().map(|s| (*s, vec![])));
+            .extend(statuses.iter().map(|s| (*s, vec![], Duration::ZERO)));
     }
 
     /// The next request is answered with this status and header.
     pub fn answer_with_header(&self, status: u16, name: &str, value: &str) {
+        self.script.lock().unwrap().push_back((
+            status,
+            vec![(name.into(), value.into())],
+            Duration::ZERO,
+        ));
+    }
+
+    /// The next request is answered with `status` only after `delay`.
+    pub fn answer_after(&self, status: u16, delay: Duration) {
         self.script
             .lock()
             .unwrap()
-            .push_back((status, vec![(name.into(), value.into())]));
+            .push_back((status, vec![], delay));
     }
 
     /// Everything received so far.

@@ -113,3 +113,50 @@ both_backends! {
         assert!(!logs.contains("q7z9x2"), "the captcha code is in the log");
     }
 }
+
+both_backends! {
+    /// SIGKILL between two attempts of a delivery: after the restart the delivery goes on
+    /// (same webhook-id) and is delivered.
+    async fn restart_between_retries_loses_nothing(db: TestDb) {
+        let dir = tempfile::tempdir().unwrap();
+        let receiver = crate::receiver::Receiver::start().await;
+        receiver.answer_with(&[500, 500]);
+        let command = || {
+            let mut command = Command::new(env!("CARGO_BIN_EXE_voicepaas"));
+            command
+                .env("VOICEPAAS_ALLOW_PRIVATE_WEBHOOKS", "true")
+                .env("VOICEPAAS_WEBHOOK_RETRY_SCALE", "0.01")
+                .env("VOICEPAAS_SANDBOX_SPEED", "20")
+                .env("VOICEPAAS_LOG", "warn");
+            command
+        };
+        let (mut first, address) = serve(&db, dir.path(), command()).await;
+        let mut app = customer(&address, 100).await;
+        let created = app.create_app(&app.sid, json!({"name": "r", "notifyUrl": format!("{}/n", receiver.base)})).await;
+        app.app_id = created["appId"].as_str().unwrap().to_string();
+        let a = app.post(&app.account_path("VoiceNotices"), &json!({"appid": app.app_id, "to": "13800009990", "contents": [{"type": "digits", "content": "1"}]})).await;
+        let callid = a.body["callid"].as_str().unwrap().to_string();
+        let store = db.store().await;
+        // Two failed attempts recorded; the third is due ~3 s later.
+        let started = Instant::now();
+        let webhook_id = loop {
+            if let Some(row) = store.outbox_of(&callid).await.unwrap().first()
+                && store.attempts_of(&row.webhook_id).await.unwrap().len() == 2
+            {
+                break row.webhook_id.clone();
+            }
+            assert!(started.elapsed() < Duration::from_secs(20), "two attempts never happened");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        first.0.kill().unwrap();
+        first.0.wait().unwrap();
+        let (_second, _) = serve(&db, dir.path(), command()).await;
+        let got = receiver.wait_for(3, Duration::from_secs(30)).await;
+        assert!(got.iter().all(|r| r.headers["webhook-id"] == webhook_id));
+        for _ in 0..200 {
+            if store.outbox_of(&callid).await.unwrap()[0].state == "delivered" { break; }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(store.outbox_of(&callid).await.unwrap()[0].state, "delivered");
+    }
+}

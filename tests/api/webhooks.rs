@@ -194,3 +194,53 @@ both_backends! {
         assert_eq!(got[0].headers["webhook-id"], got[1].headers["webhook-id"]);
     }
 }
+
+both_backends! {
+    /// A receiver slower than 15 s: the attempt fails as a timeout and the next one is
+    /// delivered.
+    async fn slow_receiver_times_out(db: TestDb) {
+        let receiver = Receiver::start().await;
+        receiver.answer_after(200, Duration::from_secs(17));
+        let (app, _) = webhook_app(&db, &receiver, json!({"notifyUrl": "/slow"})).await;
+        let a = app.post(&app.account_path("VoiceNotices"), &patched(app.notice("13800009990"), json!({"appid": app.app_id}))).await;
+        let callid = a.body["callid"].as_str().unwrap().to_string();
+        receiver.wait_for(2, Duration::from_secs(40)).await;
+        let store = db.store().await;
+        let row = &store.outbox_of(&callid).await.unwrap()[0];
+        let mut attempts = Vec::new();
+        for _ in 0..200 {
+            attempts = store.attempts_of(&row.webhook_id).await.unwrap();
+            if attempts.len() == 2 { break; }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!((attempts[0].1, attempts[0].2.as_deref()), (None, Some("no answer within 15 s")), "{attempts:?}");
+        assert_eq!(attempts[1].1, Some(200));
+    }
+}
+
+both_backends! {
+    /// A receiver that always fails: ten attempts on the (here 50,000 times faster)
+    /// schedule, then the delivery is failed.
+    async fn failed_after_the_whole_schedule(db: TestDb) {
+        let receiver = Receiver::start().await;
+        receiver.answer_with(&[500; 10]);
+        let mut app = db
+            .spawn(&[("VOICEPAAS_SANDBOX_SPEED", "20"), ("VOICEPAAS_ALLOW_PRIVATE_WEBHOOKS", "true"), ("VOICEPAAS_WEBHOOK_RETRY_SCALE", "0.00002")])
+            .await;
+        let created = app.create_app(&app.sid, json!({"name": "down", "notifyUrl": format!("{}/down", receiver.base)})).await;
+        app.app_id = created["appId"].as_str().unwrap().to_string();
+        let a = app.post(&app.account_path("VoiceNotices"), &patched(app.notice("13800009990"), json!({"appid": app.app_id}))).await;
+        let callid = a.body["callid"].as_str().unwrap().to_string();
+        receiver.wait_for(10, Duration::from_secs(30)).await;
+        let store = db.store().await;
+        for _ in 0..200 {
+            if store.outbox_of(&callid).await.unwrap()[0].state == "failed" { break; }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let row = &store.outbox_of(&callid).await.unwrap()[0];
+        assert_eq!(row.state, "failed");
+        assert_eq!(store.attempts_of(&row.webhook_id).await.unwrap().len(), 10);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(receiver.received().len(), 10);
+    }
+}
