@@ -7,6 +7,7 @@ mod admin;
 mod auth;
 mod body;
 mod captchas;
+mod cdrs;
 mod conversations;
 pub mod error;
 mod health;
@@ -98,6 +99,31 @@ fn route_table() -> Vec<(Method, &'static str, Route)> {
             Method::GET,
             "/Accounts/{AccountSid}/Recordings/{Name}",
             get().to(recordings::get),
+        ),
+        (
+            Method::GET,
+            "/Accounts/{AccountSid}/Cdrs",
+            get().to(cdrs::list),
+        ),
+        (
+            Method::POST,
+            "/Accounts/{AccountSid}/Cdrs/Redeliver",
+            post().to(cdrs::redeliver_range),
+        ),
+        (
+            Method::GET,
+            "/Accounts/{AccountSid}/Cdrs/{Id}",
+            get().to(cdrs::get),
+        ),
+        (
+            Method::POST,
+            "/Accounts/{AccountSid}/Cdrs/{Id}/Redeliver",
+            post().to(cdrs::redeliver_one),
+        ),
+        (
+            Method::GET,
+            "/Accounts/{AccountSid}/Deliveries",
+            get().to(cdrs::deliveries),
         ),
         (
             Method::POST,

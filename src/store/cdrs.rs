@@ -63,4 +63,83 @@ impl Store {
         .fetch_all(p)
         .await)?)
     }
+
+    /// The CDR of `id` in `account_sid`: `id` is a notice/captcha call, a conversation,
+    /// or any leg of a conversation. Returns its kind and body.
+    pub async fn find_cdr(
+        &self,
+        account_sid: &str,
+        id: &str,
+    ) -> Result<Option<(String, String)>, StoreError> {
+        Ok(on_pool!(self, |p| {
+            sqlx::query_as(
+            "SELECT kind, body FROM cdrs WHERE account_sid = $1 AND id = COALESCE(\
+               (SELECT conversation_id FROM calls WHERE id = $2 AND account_sid = $1 AND conversation_id IS NOT NULL), $2)"
+        )
+        .bind(account_sid)
+        .bind(id)
+        .fetch_optional(p)
+        .await
+        })?)
+    }
+
+    /// One page of `account_sid`'s CDRs whose start time is in `[from, to)` (Unix ms),
+    /// oldest first, after the keyset position `after` (start time, id).
+    pub async fn cdr_page(
+        &self,
+        account_sid: &str,
+        query: &CdrQuery,
+        after: Option<(i64, String)>,
+        limit: i64,
+    ) -> Result<Vec<CdrListed>, StoreError> {
+        let (after_time, after_id) = after.unwrap_or((i64::MIN, String::new()));
+        Ok(on_pool!(self, |p| {
+            sqlx::query_as(
+            "SELECT id, kind, start_time, body FROM cdrs \
+             WHERE account_sid = $1 AND start_time >= $2 AND start_time < $3 \
+               AND ($4 IS NULL OR app_id = $4) AND ($5 IS NULL OR kind = $5) AND ($6 IS NULL OR to_number = $6) \
+               AND (start_time > $7 OR (start_time = $7 AND id > $8)) \
+             ORDER BY start_time, id LIMIT $9"
+        )
+        .bind(account_sid)
+        .bind(query.from)
+        .bind(query.to)
+        .bind(&query.app_id)
+        .bind(&query.kind)
+        .bind(&query.to_number)
+        .bind(after_time)
+        .bind(after_id)
+        .bind(limit)
+        .fetch_all(p)
+        .await
+        })?)
+    }
+}
+
+/// Filters of a CDR time-range query.
+#[derive(Debug, Clone, Default)]
+pub struct CdrQuery {
+    /// Start of the range (Unix ms, inclusive).
+    pub from: i64,
+    /// End of the range (Unix ms, exclusive).
+    pub to: i64,
+    /// Only this application.
+    pub app_id: Option<String>,
+    /// Only this kind.
+    pub kind: Option<String>,
+    /// Only calls to this number (a conversation's caller).
+    pub to_number: Option<String>,
+}
+
+/// A CDR as listed.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CdrListed {
+    /// `CA…` or `CV…`.
+    pub id: String,
+    /// `notice`, `captcha`, `click2call`.
+    pub kind: String,
+    /// Start time (Unix ms): the keyset position with `id`.
+    pub start_time: i64,
+    /// The CDR as pushed.
+    pub body: String,
 }

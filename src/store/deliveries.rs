@@ -127,18 +127,110 @@ impl Store {
         Ok(())
     }
 
-    /// The attempts of delivery `webhook_id`, in order: number, HTTP status, error.
-    pub async fn attempts_of(
+    /// Where the last result/CDR callback of `cdr_id` was sent, if one was queued.
+    pub async fn last_cdr_target(&self, cdr_id: &str) -> Result<Option<String>, StoreError> {
+        Ok(super::on_pool!(self, |p| {
+            sqlx::query_scalar(
+            "SELECT target_url FROM outbox WHERE ordering_key = $1 AND kind IN ('result', 'cdr') ORDER BY seq DESC LIMIT 1"
+        )
+        .bind(cdr_id)
+        .fetch_optional(p)
+        .await
+        })?)
+    }
+
+    /// Queues callbacks (a re-push) in one statement.
+    pub async fn queue_callbacks(
         &self,
-        webhook_id: &str,
-    ) -> Result<Vec<(i64, Option<i64>, Option<String>)>, StoreError> {
+        rows: &[crate::store::journal::OutboxRow],
+    ) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin_write().await?;
+        super::bulk::bulk_insert(&mut tx, super::bulk::Table::Outbox, &rows).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// One page of `account_sid`'s deliveries (optionally only those in `state`), newest
+    /// first, before outbox position `before`.
+    pub async fn delivery_page(
+        &self,
+        account_sid: &str,
+        state: Option<&str>,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<DeliveryListed>, StoreError> {
         Ok(super::on_pool!(self, |p| {
             sqlx::query_as(
-            "SELECT attempt, status_code, error FROM delivery_attempts WHERE webhook_id = $1 ORDER BY attempt"
+            "SELECT seq, webhook_id, app_id, kind, target_url, ordering_key, state, attempts, next_attempt_at, created_at, finished_at, last_error \
+             FROM outbox WHERE account_sid = $1 AND ($2 IS NULL OR state = $2) AND seq < $3 ORDER BY seq DESC LIMIT $4"
+        )
+        .bind(account_sid)
+        .bind(state)
+        .bind(before.unwrap_or(i64::MAX))
+        .bind(limit)
+        .fetch_all(p)
+        .await
+        })?)
+    }
+
+    /// Every attempt of delivery `webhook_id`, in order.
+    pub async fn attempt_log(&self, webhook_id: &str) -> Result<Vec<AttemptListed>, StoreError> {
+        Ok(super::on_pool!(self, |p| {
+            sqlx::query_as(
+            "SELECT attempt, at, status_code, latency_ms, error, response FROM delivery_attempts WHERE webhook_id = $1 ORDER BY attempt"
         )
         .bind(webhook_id)
         .fetch_all(p)
         .await
         })?)
     }
+}
+
+/// A delivery as listed to ops.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DeliveryListed {
+    /// Outbox position (the paging key).
+    pub seq: i64,
+    /// `webhook-id`.
+    pub webhook_id: String,
+    /// Application.
+    pub app_id: String,
+    /// `result`, `status`, `cdr` or `feed`.
+    pub kind: String,
+    /// Target.
+    pub target_url: String,
+    /// The call or conversation it belongs to.
+    pub ordering_key: String,
+    /// `pending`, `delivered`, `failed`.
+    pub state: String,
+    /// Attempts so far.
+    pub attempts: i64,
+    /// Next attempt (pending ones), Unix ms.
+    pub next_attempt_at: i64,
+    /// Queued at, Unix ms.
+    pub created_at: i64,
+    /// Delivered or failed at, Unix ms.
+    pub finished_at: Option<i64>,
+    /// The last attempt's error.
+    pub last_error: Option<String>,
+}
+
+/// One attempt as listed.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AttemptListed {
+    /// 1, 2, …
+    pub attempt: i64,
+    /// When (Unix ms).
+    pub at: i64,
+    /// HTTP status, if any.
+    pub status_code: Option<i64>,
+    /// Latency, ms.
+    pub latency_ms: i64,
+    /// Error text.
+    pub error: Option<String>,
+    /// The first 1 KB of the answer.
+    pub response: Option<String>,
 }

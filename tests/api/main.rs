@@ -8,6 +8,7 @@ mod auth;
 mod bad_input;
 mod calls;
 mod captchas;
+mod cdr_query;
 mod cli;
 mod conversation_calls;
 mod conversations;

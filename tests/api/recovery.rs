@@ -141,7 +141,7 @@ both_backends! {
         let started = Instant::now();
         let webhook_id = loop {
             if let Some(row) = store.outbox_of(&callid).await.unwrap().first()
-                && store.attempts_of(&row.webhook_id).await.unwrap().len() == 2
+                && store.attempt_log(&row.webhook_id).await.unwrap().len() == 2
             {
                 break row.webhook_id.clone();
             }

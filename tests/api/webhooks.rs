@@ -82,11 +82,11 @@ both_backends! {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert_eq!(store.outbox_of(&callid).await.unwrap()[0].state, "delivered");
-        let attempts = store.attempts_of(&row.webhook_id).await.unwrap();
-        let statuses: Vec<Option<i64>> = attempts.iter().map(|a| a.1).collect();
+        let attempts = store.attempt_log(&row.webhook_id).await.unwrap();
+        let statuses: Vec<Option<i64>> = attempts.iter().map(|a| a.status_code).collect();
         assert_eq!(statuses, vec![Some(500), Some(503), Some(200)]);
-        assert_eq!(attempts[0].2.as_deref(), Some("HTTP 500"));
-        assert_eq!(attempts[2].2, None);
+        assert_eq!(attempts[0].error.as_deref(), Some("HTTP 500"));
+        assert_eq!(attempts[2].error, None);
     }
 }
 
@@ -169,11 +169,11 @@ both_backends! {
             let mut attempts = Vec::new();
             for _ in 0..200 {
                 let row = &store.outbox_of(&callid).await.unwrap()[0];
-                attempts = store.attempts_of(&row.webhook_id).await.unwrap();
+                attempts = store.attempt_log(&row.webhook_id).await.unwrap();
                 if !attempts.is_empty() { break; }
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            assert!(attempts[0].2.as_deref().unwrap().contains(error), "{url}: {attempts:?}");
+            assert!(attempts[0].error.as_deref().unwrap().contains(error), "{url}: {attempts:?}");
             assert_eq!(store.outbox_of(&callid).await.unwrap()[0].state, state, "{url}");
         }
         assert!(receiver.received().is_empty());
@@ -209,12 +209,12 @@ both_backends! {
         let row = &store.outbox_of(&callid).await.unwrap()[0];
         let mut attempts = Vec::new();
         for _ in 0..200 {
-            attempts = store.attempts_of(&row.webhook_id).await.unwrap();
+            attempts = store.attempt_log(&row.webhook_id).await.unwrap();
             if attempts.len() == 2 { break; }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        assert_eq!((attempts[0].1, attempts[0].2.as_deref()), (None, Some("no answer within 15 s")), "{attempts:?}");
-        assert_eq!(attempts[1].1, Some(200));
+        assert_eq!((attempts[0].status_code, attempts[0].error.as_deref()), (None, Some("no answer within 15 s")), "{attempts:?}");
+        assert_eq!(attempts[1].status_code, Some(200));
     }
 }
 
@@ -239,7 +239,7 @@ both_backends! {
         }
         let row = &store.outbox_of(&callid).await.unwrap()[0];
         assert_eq!(row.state, "failed");
-        assert_eq!(store.attempts_of(&row.webhook_id).await.unwrap().len(), 10);
+        assert_eq!(store.attempt_log(&row.webhook_id).await.unwrap().len(), 10);
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert_eq!(receiver.received().len(), 10);
     }

@@ -1,0 +1,372 @@
+//! CDR query and re-push (API.md §8): `GET …/Cdrs/{id}`, `GET …/Cdrs?…` (keyset paging),
+//! `POST …/Cdrs/{id}/Redeliver`, `POST …/Cdrs/Redeliver`, `GET …/Deliveries`.
+
+use actix_web::web::{Data, Path, Payload, Query};
+use actix_web::{HttpRequest, HttpResponse};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::TimeZone;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::error::{ApiError, Reply};
+use super::{AppState, auth, body, placement};
+use crate::cdr::format_time;
+use crate::domain::Fields;
+use crate::store::cdrs::CdrQuery;
+use crate::store::journal::OutboxRow;
+
+/// Default and largest page.
+const PAGE: i64 = 100;
+const MAX_PAGE: i64 = 1000;
+
+fn answer(result: Result<Value, ApiError>) -> HttpResponse {
+    match result.and_then(|body| placement::to_json(&body)) {
+        Ok(body) => Reply::Fresh(body).into_response(),
+        Err(e) => e.notice_response(None),
+    }
+}
+
+/// `CA…`/`CV…` ids: 34 characters, the prefix and 32 digits.
+fn check_id(id: &str) -> Result<(), ApiError> {
+    let ok = id.len() == 34
+        && (id.starts_with("CA") || id.starts_with("CV"))
+        && id[2..].bytes().all(|b| b.is_ascii_digit());
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::Param(
+            "id must be a callid, conversationSid or callSid".into(),
+        ))
+    }
+}
+
+fn with_kind(kind: &str, body: &str) -> Result<Value, ApiError> {
+    let mut cdr: Value = serde_json::from_str(body)
+        .map_err(|e| ApiError::Unavailable(crate::store::StoreError::Corrupt(e.to_string())))?;
+    if let Some(map) = cdr.as_object_mut() {
+        map.insert("kind".into(), Value::String(kind.into()));
+    }
+    Ok(cdr)
+}
+
+/// The account and the CDR (kind, body) a `…/Cdrs/{id}` path names.
+async fn named_cdr(
+    state: &AppState,
+    req: &HttpRequest,
+    sid: &str,
+    id: &str,
+) -> Result<(String, String, String), ApiError> {
+    let account = auth::customer(state, req, sid).await?;
+    check_id(id)?;
+    let (kind, body) = state
+        .store
+        .find_cdr(&account.sid, id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("no CDR with this id".into()))?;
+    Ok((account.sid.clone(), kind, body))
+}
+
+/// `GET …/Cdrs/{id}`.
+pub async fn get(
+    state: Data<AppState>,
+    req: HttpRequest,
+    path: Path<(String, String)>,
+) -> HttpResponse {
+    let (sid, id) = path.into_inner();
+    answer(
+        async {
+            let (_, kind, body) = named_cdr(&state, &req, &sid, &id).await?;
+            Ok(json!({"statuscode": "0", "cdr": with_kind(&kind, &body)?}))
+        }
+        .await,
+    )
+}
+
+/// Query of `GET …/Cdrs`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListQuery {
+    start_time: Option<String>,
+    end_time: Option<String>,
+    appid: Option<String>,
+    kind: Option<String>,
+    to: Option<String>,
+    page_size: Option<String>,
+    cursor: Option<String>,
+}
+
+/// `YYYYMMDDHHmmss` in the platform time zone → Unix ms.
+fn parse_time(field: &str, value: Option<&str>, tz: chrono_tz::Tz) -> Result<i64, ApiError> {
+    let value = value
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| ApiError::Param(format!("missing {field}")))?;
+    chrono::NaiveDateTime::parse_from_str(value, "%Y%m%d%H%M%S")
+        .ok()
+        .filter(|_| value.len() == 14)
+        .and_then(|t| tz.from_local_datetime(&t).earliest())
+        .map(|t| t.timestamp_millis())
+        .ok_or_else(|| ApiError::Param(format!("{field} must be YYYYMMDDHHmmss")))
+}
+
+fn range(
+    fields: (&Option<String>, &Option<String>),
+    tz: chrono_tz::Tz,
+) -> Result<(i64, i64), ApiError> {
+    let from = parse_time("startTime", fields.0.as_deref(), tz)?;
+    let to = parse_time("endTime", fields.1.as_deref(), tz)?;
+    if to <= from {
+        return Err(ApiError::Param("endTime must be after startTime".into()));
+    }
+    Ok((from, to))
+}
+
+fn encode_cursor(start_time: i64, id: &str) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{start_time}:{id}"))
+}
+
+fn decode_cursor(cursor: &str) -> Result<(i64, String), ApiError> {
+    let bad = || ApiError::Param("cursor is not one this API gave".into());
+    let text = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
+    let text = String::from_utf8(text).map_err(|_| bad())?;
+    let (time, id) = text.split_once(':').ok_or_else(bad)?;
+    Ok((time.parse().map_err(|_| bad())?, id.to_string()))
+}
+
+fn page_size(value: Option<&str>) -> Result<i64, ApiError> {
+    match value.filter(|v| !v.is_empty()) {
+        None => Ok(PAGE),
+        Some(v) => v
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=MAX_PAGE).contains(n))
+            .ok_or_else(|| ApiError::Param(format!("pageSize must be 1-{MAX_PAGE}"))),
+    }
+}
+
+/// `GET …/Cdrs?startTime&endTime&appid&kind&to&pageSize&cursor`.
+pub async fn list(state: Data<AppState>, req: HttpRequest, sid: Path<String>) -> HttpResponse {
+    answer(
+        async {
+            let account = auth::customer(&state, &req, &sid).await?;
+            let q = Query::<ListQuery>::from_query(req.query_string())
+                .map_err(|e| ApiError::Param(format!("bad query: {e}")))?
+                .into_inner();
+            let (from, to) = range((&q.start_time, &q.end_time), state.settings.timezone)?;
+            if let Some(kind) = q
+                .kind
+                .as_deref()
+                .filter(|k| !["notice", "captcha", "click2call"].contains(k))
+            {
+                return Err(ApiError::Param(format!(
+                    "kind must be notice, captcha or click2call, not {}",
+                    crate::domain::phone::printable(kind)
+                )));
+            }
+            let size = page_size(q.page_size.as_deref())?;
+            let after = q
+                .cursor
+                .as_deref()
+                .filter(|c| !c.is_empty())
+                .map(decode_cursor)
+                .transpose()?;
+            let query = CdrQuery {
+                from,
+                to,
+                app_id: q.appid.filter(|a| !a.is_empty()),
+                kind: q.kind.filter(|k| !k.is_empty()),
+                to_number: q.to.filter(|t| !t.is_empty()),
+            };
+            let mut rows = state
+                .store
+                .cdr_page(&account.sid, &query, after, size + 1)
+                .await?;
+            let more = rows.len() as i64 > size;
+            rows.truncate(size as usize);
+            let cdrs = rows
+                .iter()
+                .map(|r| with_kind(&r.kind, &r.body))
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut page = json!({"statuscode": "0", "cdrs": cdrs});
+            if more && let Some(last) = rows.last() {
+                page["nextCursor"] = Value::String(encode_cursor(last.start_time, &last.id));
+            }
+            Ok(page)
+        }
+        .await,
+    )
+}
+
+/// The callback re-pushing one CDR: to where it went before, else to the application's
+/// URL for its kind.
+async fn repush(
+    state: &AppState,
+    account_sid: &str,
+    kind: &str,
+    body: &str,
+) -> Result<Option<OutboxRow>, ApiError> {
+    let cdr: Value = serde_json::from_str(body)
+        .map_err(|e| ApiError::Unavailable(crate::store::StoreError::Corrupt(e.to_string())))?;
+    let (id, app_id) = match kind {
+        "click2call" => (cdr["conversationSid"].as_str(), cdr["appSid"].as_str()),
+        _ => (cdr["callid"].as_str(), cdr["appid"].as_str()),
+    };
+    let (Some(id), Some(app_id)) = (id, app_id) else {
+        return Ok(None);
+    };
+    let target = match state.store.last_cdr_target(id).await? {
+        Some(url) => Some(url),
+        None => state
+            .store
+            .find_app(account_sid, app_id)
+            .await?
+            .and_then(|a| {
+                if kind == "click2call" {
+                    a.cdr_url.clone()
+                } else {
+                    a.notify_url.clone()
+                }
+            }),
+    };
+    let callback_kind = if kind == "click2call" {
+        "cdr"
+    } else {
+        "result"
+    };
+    Ok(target.map(|url| OutboxRow::new(account_sid, app_id, callback_kind, &url, &cdr, id)))
+}
+
+/// `POST …/Cdrs/{id}/Redeliver`.
+pub async fn redeliver_one(
+    state: Data<AppState>,
+    req: HttpRequest,
+    path: Path<(String, String)>,
+) -> HttpResponse {
+    let (sid, id) = path.into_inner();
+    answer(
+        async {
+            let (account_sid, kind, body) = named_cdr(&state, &req, &sid, &id).await?;
+            let row = repush(&state, &account_sid, &kind, &body)
+                .await?
+                .ok_or_else(|| {
+                    ApiError::Param("the application has no callback URL for this CDR".into())
+                })?;
+            let webhook_id = row.webhook_id.clone();
+            state.store.queue_callbacks(&[row]).await?;
+            Ok(json!({"statuscode": "0", "queued": 1, "webhookIds": [webhook_id]}))
+        }
+        .await,
+    )
+}
+
+/// `POST …/Cdrs/Redeliver` with `{startTime, endTime, appid?}`.
+pub async fn redeliver_range(
+    state: Data<AppState>,
+    req: HttpRequest,
+    sid: Path<String>,
+    payload: Payload,
+) -> HttpResponse {
+    answer(
+        async {
+            let account = auth::customer(&state, &req, &sid).await?;
+            let body = body::json_object(&req, payload).await?;
+            let fields = Fields(&body);
+            let start = fields.opt_nonempty_str("startTime")?.map(str::to_string);
+            let end = fields.opt_nonempty_str("endTime")?.map(str::to_string);
+            let (from, to) = range((&start, &end), state.settings.timezone)?;
+            let query = CdrQuery {
+                from,
+                to,
+                app_id: fields.opt_nonempty_str("appid")?.map(str::to_string),
+                ..Default::default()
+            };
+            let mut after = None;
+            let mut queued = 0;
+            loop {
+                let rows = state
+                    .store
+                    .cdr_page(&account.sid, &query, after, MAX_PAGE)
+                    .await?;
+                let mut batch = Vec::new();
+                for r in &rows {
+                    batch.extend(repush(&state, &account.sid, &r.kind, &r.body).await?);
+                }
+                queued += batch.len();
+                state.store.queue_callbacks(&batch).await?;
+                match rows.last() {
+                    Some(last) if rows.len() as i64 == MAX_PAGE => {
+                        after = Some((last.start_time, last.id.clone()))
+                    }
+                    _ => break,
+                }
+            }
+            Ok(json!({"statuscode": "0", "queued": queued}))
+        }
+        .await,
+    )
+}
+
+/// Query of `GET …/Deliveries`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryQuery {
+    state: Option<String>,
+    page_size: Option<String>,
+    cursor: Option<String>,
+}
+
+/// `GET …/Deliveries?state=failed|pending|delivered&pageSize&cursor`: newest first, with
+/// every attempt.
+pub async fn deliveries(
+    state: Data<AppState>,
+    req: HttpRequest,
+    sid: Path<String>,
+) -> HttpResponse {
+    answer(
+        async {
+            let account = auth::customer(&state, &req, &sid).await?;
+            let q = Query::<DeliveryQuery>::from_query(req.query_string())
+                .map_err(|e| ApiError::Param(format!("bad query: {e}")))?
+                .into_inner();
+            let wanted = q.state.as_deref().filter(|s| !s.is_empty());
+            if wanted.is_some_and(|s| !["pending", "delivered", "failed"].contains(&s)) {
+                return Err(ApiError::Param("state must be failed, pending or delivered".into()));
+            }
+            let size = page_size(q.page_size.as_deref())?;
+            let before = match q.cursor.as_deref().filter(|c| !c.is_empty()) {
+                Some(c) => Some(decode_cursor(c)?.0),
+                None => None,
+            };
+            let mut rows = state.store.delivery_page(&account.sid, wanted, before, size + 1).await?;
+            let more = rows.len() as i64 > size;
+            rows.truncate(size as usize);
+            let tz = state.settings.timezone;
+            let mut listed = Vec::new();
+            for d in &rows {
+                let attempts: Vec<Value> = state
+                    .store
+                    .attempt_log(&d.webhook_id)
+                    .await?
+                    .iter()
+                    .map(|a| json!({
+                        "attempt": a.attempt, "time": format_time(a.at, tz), "statusCode": a.status_code,
+                        "latencyMs": a.latency_ms, "error": a.error, "response": a.response,
+                    }))
+                    .collect();
+                listed.push(json!({
+                    "webhookId": d.webhook_id, "appid": d.app_id, "kind": d.kind, "targetUrl": d.target_url,
+                    "id": d.ordering_key, "state": d.state, "createdTime": format_time(d.created_at, tz),
+                    "nextAttemptTime": (d.state == "pending").then(|| format_time(d.next_attempt_at, tz)),
+                    "finishedTime": d.finished_at.map(|t| format_time(t, tz)), "lastError": d.last_error,
+                    "attempts": attempts,
+                }));
+            }
+            let mut page = json!({"statuscode": "0", "deliveries": listed});
+            if more && let Some(last) = rows.last() {
+                page["nextCursor"] = Value::String(encode_cursor(last.seq, ""));
+            }
+            Ok(page)
+        }
+        .await,
+    )
+}
