@@ -2,6 +2,8 @@
 
 ALTER TABLE outbox ADD COLUMN claimed_until BIGINT;
 ALTER TABLE outbox ADD COLUMN last_error TEXT;
+-- Rows of the batched CDR feed are sent together; the batch id is their webhook-id.
+ALTER TABLE outbox ADD COLUMN batch_id TEXT;
 ALTER TABLE outbox ADD COLUMN finished_at BIGINT;
 
 CREATE TABLE delivery_attempts (
@@ -15,3 +17,4 @@ CREATE TABLE delivery_attempts (
     response    TEXT
 );
 CREATE INDEX delivery_attempts_by_webhook ON delivery_attempts (webhook_id, attempt);
+CREATE INDEX outbox_feed ON outbox (app_id, seq) WHERE kind = 'feed' AND state = 'pending';

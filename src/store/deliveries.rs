@@ -21,6 +21,8 @@ pub struct Delivery {
     pub body: String,
     /// Attempts made so far.
     pub attempts: i64,
+    /// For a batch of the CDR feed: its id (the webhook-id), shared by its rows.
+    pub batch_id: Option<String>,
 }
 
 /// How one attempt went.
@@ -67,7 +69,7 @@ impl Store {
                AND (o.claimed_until IS NULL OR o.claimed_until < $1) \
                AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.ordering_key = o.ordering_key AND p.state = 'pending' AND p.seq < o.seq) \
                ORDER BY o.next_attempt_at, o.seq LIMIT $3{lock}) \
-             RETURNING seq, webhook_id, account_sid, app_id, target_url, body, attempts"
+             RETURNING seq, webhook_id, account_sid, app_id, target_url, body, attempts, batch_id"
         );
         let rows: Vec<Delivery> = on_tx!(&mut tx, |c| sqlx::query_as(&sql)
             .bind(now)
@@ -111,7 +113,8 @@ impl Store {
         };
         on_tx!(&mut tx, |c| {
             sqlx::query(
-            "UPDATE outbox SET state = $2, attempts = $3, next_attempt_at = COALESCE($4, next_attempt_at), finished_at = $5, last_error = $6, claimed_until = NULL WHERE seq = $1"
+            "UPDATE outbox SET state = $2, attempts = $3, next_attempt_at = COALESCE($4, next_attempt_at), finished_at = $5, last_error = $6, claimed_until = NULL \
+             WHERE seq = $1 OR ($7 IS NOT NULL AND batch_id = $7)"
         )
         .bind(delivery.seq)
         .bind(state)
@@ -119,12 +122,82 @@ impl Store {
         .bind(next)
         .bind(finished)
         .bind(&attempt.error)
+        .bind(&delivery.batch_id)
         .execute(c)
         .await
         .map(|r| r.rows_affected())
         })?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Claims due batches of the CDR feed until `claim_until`: a batch that failed before
+    /// goes again as it was (same rows, same webhook-id); new ones are formed per
+    /// application when `cdrBatchSize` rows wait or the oldest has waited
+    /// `cdrBatchWindowMs`. Each comes back as one delivery with the body `{"count","cdrs"}`.
+    pub async fn claim_feed_batches(
+        &self,
+        limit: i64,
+        claim_until: i64,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let now = now_ms();
+        let mut tx = self.begin_write().await?;
+        let waiting: Vec<(String, i64, i64, i64, i64)> =
+            on_tx!(&mut tx, |c| {
+                sqlx::query_as(
+            "SELECT o.app_id, a.cdr_batch_size, a.cdr_batch_window_ms, COUNT(*), MIN(o.created_at) \
+             FROM outbox o JOIN applications a ON a.app_id = o.app_id \
+             WHERE o.kind = 'feed' AND o.state = 'pending' AND o.batch_id IS NULL \
+             GROUP BY o.app_id, a.cdr_batch_size, a.cdr_batch_window_ms"
+        )
+        .fetch_all(c)
+        .await
+            })?;
+        for (app_id, size, window, count, oldest) in waiting {
+            if count < size && oldest > now - window {
+                continue;
+            }
+            let batch = format!("msg_{}", uuid::Uuid::new_v4().simple());
+            on_tx!(&mut tx, |c| {
+                sqlx::query(
+                "UPDATE outbox SET batch_id = $1 WHERE seq IN (SELECT seq FROM outbox \
+                 WHERE app_id = $2 AND kind = 'feed' AND state = 'pending' AND batch_id IS NULL ORDER BY seq LIMIT $3)"
+            )
+            .bind(&batch)
+            .bind(&app_id)
+            .bind(size)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected())
+            })?;
+        }
+        let due: Vec<String> = on_tx!(&mut tx, |c| {
+            sqlx::query_scalar(
+            "SELECT batch_id FROM outbox WHERE kind = 'feed' AND state = 'pending' AND batch_id IS NOT NULL \
+             AND next_attempt_at <= $1 AND (claimed_until IS NULL OR claimed_until < $1) \
+             GROUP BY batch_id ORDER BY MIN(seq) LIMIT $2"
+        )
+        .bind(now)
+        .bind(limit)
+        .fetch_all(c)
+        .await
+        })?;
+        let mut batches = Vec::new();
+        for batch in due {
+            let rows: Vec<Delivery> = on_tx!(&mut tx, |c| {
+                sqlx::query_as(
+                "UPDATE outbox SET claimed_until = $2 WHERE batch_id = $1 \
+                 RETURNING seq, webhook_id, account_sid, app_id, target_url, body, attempts, batch_id"
+            )
+            .bind(&batch)
+            .bind(claim_until)
+            .fetch_all(c)
+            .await
+            })?;
+            batches.extend(feed_delivery(batch, rows));
+        }
+        tx.commit().await?;
+        Ok(batches)
     }
 
     /// Where the last result/CDR callback of `cdr_id` was sent, if one was queued.
@@ -233,4 +306,22 @@ pub struct AttemptListed {
     pub error: Option<String>,
     /// The first 1 KB of the answer.
     pub response: Option<String>,
+}
+
+/// One delivery carrying the rows of a feed batch: `{"count": N, "cdrs": [...]}` in
+/// outbox order, under the batch's id.
+fn feed_delivery(batch: String, mut rows: Vec<Delivery>) -> Option<Delivery> {
+    rows.sort_by_key(|r| r.seq);
+    let first = rows.first()?.clone();
+    let bodies: Vec<&str> = rows.iter().map(|r| r.body.as_str()).collect();
+    Some(Delivery {
+        body: format!(
+            "{{\"count\":{},\"cdrs\":[{}]}}",
+            rows.len(),
+            bodies.join(",")
+        ),
+        webhook_id: batch.clone(),
+        batch_id: Some(batch),
+        ..first
+    })
 }

@@ -77,7 +77,16 @@ impl Dispatcher {
             let free = self.inner.slots.available_permits() as i64;
             let claimed = if free > 0 {
                 let until = now_ms() + CLAIM_FOR.as_millis() as i64;
-                match self.inner.store.claim_deliveries(free, until).await {
+                let claimed = async {
+                    let store = &self.inner.store;
+                    let mut rows = store.claim_deliveries(free, until).await?;
+                    let room = free - rows.len() as i64;
+                    if room > 0 {
+                        rows.extend(store.claim_feed_batches(room, until).await?);
+                    }
+                    Ok::<_, crate::store::StoreError>(rows)
+                };
+                match claimed.await {
                     Ok(rows) => rows,
                     Err(e) => {
                         tracing::warn!(error = %e, "claiming deliveries failed; retrying");

@@ -244,3 +244,38 @@ both_backends! {
         assert_eq!(receiver.received().len(), 10);
     }
 }
+
+both_backends! {
+    /// The batched CDR feed: batches of cdrBatchSize, the rest after cdrBatchWindowMs, as
+    /// `{"count","cdrs"}` with `kind` on each element, signed like any delivery.
+    async fn batched_feed(db: TestDb) {
+        let receiver = Receiver::start().await;
+        let (app, secret) = webhook_app(&db, &receiver, json!({"cdrFeedUrl": "/feed"})).await;
+        let patch = json!({"cdrBatchSize": 3, "cdrBatchWindowMs": 300});
+        let a = app.admin(reqwest::Method::PATCH, &format!("/admin/accounts/{}/applications/{}", app.sid, app.app_id), Some(patch)).await;
+        assert_eq!(a.status, 200, "{}", a.body);
+        app.set_limits(json!({"cps": 1000})).await;
+        let mut callids = Vec::new();
+        for to in ["13800019990", "13800029990", "13800039990", "13800049990"] {
+            let a = app.post(&app.account_path("VoiceNotices"), &patched(app.notice(to), json!({"appid": app.app_id}))).await;
+            callids.push(a.body["callid"].as_str().unwrap().to_string());
+        }
+        let got = receiver.wait_for(2, Duration::from_secs(20)).await;
+        let mut seen = Vec::new();
+        for r in &got {
+            assert_eq!(r.path, "/feed");
+            assert_signed(r, &secret);
+            let batch = r.json();
+            let cdrs = batch["cdrs"].as_array().unwrap();
+            assert_eq!(batch["count"], cdrs.len());
+            assert!(cdrs.len() <= 3);
+            for cdr in cdrs {
+                assert_eq!(cdr["kind"], "notice");
+                seen.push(cdr["callid"].as_str().unwrap().to_string());
+            }
+        }
+        seen.sort();
+        callids.sort();
+        assert_eq!(seen, callids);
+    }
+}
