@@ -70,6 +70,8 @@ pub struct Leg {
     grace: Duration,
     /// A hangup was asked for with this cause.
     kill: Option<String>,
+    /// The media server's `Event-Sequence` and cause of the channel's hangup.
+    hangup: Option<(u64, String)>,
 }
 
 /// How long a failed originate waits for its channel's own hangup events (they carry
@@ -148,6 +150,7 @@ impl Leg {
             deadline: None,
             grace,
             kill: None,
+            hangup: None,
         }
     }
 
@@ -240,7 +243,12 @@ impl Leg {
             "RECORD_STOP" => event
                 .get("Record-File-Path")
                 .map(|p| LegUpdate::RecordStopped(p.to_string())),
+            "CHANNEL_HANGUP" => {
+                self.note_hangup(&event);
+                None
+            }
             "CHANNEL_HANGUP_COMPLETE" => {
+                self.note_hangup(&event);
                 if self.answer_ms.is_none()
                     && let Some(us) = event.variable_i64("answer_uepoch").filter(|us| *us > 0)
                 {
@@ -274,6 +282,24 @@ impl Leg {
             }
             _ => None,
         }
+    }
+
+    fn note_hangup(&mut self, event: &Event) {
+        if self.hangup.is_none() {
+            let cause = event
+                .hangup_cause()
+                .unwrap_or("NORMAL_CLEARING")
+                .to_string();
+            self.hangup = Some((event.sequence().unwrap_or(u64::MAX), cause));
+        }
+    }
+
+    /// Where the channel's hangup stands in the node's event order, and its cause: of two
+    /// bridged channels, the one whose far end hung up comes first.
+    pub fn hangup_order(&self) -> Option<(u64, &str)> {
+        self.hangup
+            .as_ref()
+            .map(|(seq, cause)| (*seq, cause.as_str()))
     }
 
     fn end_now(&mut self, cause: &str) {

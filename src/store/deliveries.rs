@@ -142,9 +142,8 @@ impl Store {
     ) -> Result<Vec<Delivery>, StoreError> {
         let now = now_ms();
         let mut tx = self.begin_write().await?;
-        let waiting: Vec<(String, i64, i64, i64, i64)> =
-            on_tx!(&mut tx, |c| {
-                sqlx::query_as(
+        let waiting: Vec<(String, i64, i64, i64, i64)> = on_tx!(&mut tx, |c| {
+            sqlx::query_as(
             "SELECT o.app_id, a.cdr_batch_size, a.cdr_batch_window_ms, COUNT(*), MIN(o.created_at) \
              FROM outbox o JOIN applications a ON a.app_id = o.app_id \
              WHERE o.kind = 'feed' AND o.state = 'pending' AND o.batch_id IS NULL \
@@ -152,7 +151,7 @@ impl Store {
         )
         .fetch_all(c)
         .await
-            })?;
+        })?;
         for (app_id, size, window, count, oldest) in waiting {
             if count < size && oldest > now - window {
                 continue;

@@ -124,15 +124,33 @@ impl Conversation {
         }
     }
 
-    pub(super) async fn on_ended(&mut self, i: usize) -> Result<(), String> {
-        let cause = self.parties[i]
-            .leg
-            .as_ref()
-            .map(|l| l.end().1)
-            .unwrap_or_default();
+    pub(super) async fn on_ended(&mut self, ended: usize) -> Result<(), String> {
         if self.bye.is_some() {
             return Ok(());
         }
+        // Bridged channels end together; what counts is who hung up first, which the
+        // media server's event order tells (the partner's hangup follows).
+        let (i, cause) = self
+            .parties
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| !p.done)
+            .filter_map(|(j, p)| {
+                p.leg
+                    .as_ref()?
+                    .hangup_order()
+                    .map(|(seq, c)| (seq, j, c.to_string()))
+            })
+            .min()
+            .map(|(_, j, c)| (j, c))
+            .unwrap_or_else(|| {
+                let cause = self.parties[ended]
+                    .leg
+                    .as_ref()
+                    .map(|l| l.end().1)
+                    .unwrap_or_default();
+                (ended, cause)
+            });
         if cause == CANCEL_CAUSE {
             self.cancel();
             return Ok(());
