@@ -18,3 +18,11 @@ CREATE TABLE delivery_attempts (
 );
 CREATE INDEX delivery_attempts_by_webhook ON delivery_attempts (webhook_id, attempt);
 CREATE INDEX outbox_feed ON outbox (app_id, seq) WHERE kind = 'feed' AND state = 'pending';
+
+-- The CDR query (§8): a time range per account, optionally narrowed by callee, application
+-- or kind, paged by (start_time, id); the deliveries list per account, newest first.
+CREATE INDEX cdrs_by_callee ON cdrs (account_sid, to_number, start_time, id);
+CREATE INDEX cdrs_by_app ON cdrs (account_sid, app_id, start_time, id);
+CREATE INDEX cdrs_by_kind ON cdrs (account_sid, kind, start_time, id);
+CREATE INDEX outbox_by_account ON outbox (account_sid, state, seq);
+CREATE INDEX outbox_by_account_all ON outbox (account_sid, seq);

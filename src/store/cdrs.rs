@@ -92,26 +92,43 @@ impl Store {
         after: Option<(i64, String)>,
         limit: i64,
     ) -> Result<Vec<CdrListed>, StoreError> {
-        let (after_time, after_id) = after.unwrap_or((i64::MIN, String::new()));
+        // Only the filters given, so each query shape meets its index
+        // (account, [callee | app | kind,] start_time, id) and reads one page of it.
+        let filters: Vec<(&str, &String)> = [
+            ("to_number", &query.to_number),
+            ("app_id", &query.app_id),
+            ("kind", &query.kind),
+        ]
+        .into_iter()
+        .filter_map(|(column, value)| value.as_ref().map(|v| (column, v)))
+        .collect();
+        let mut sql = String::from(
+            "SELECT id, kind, start_time, body FROM cdrs WHERE account_sid = $1 AND start_time >= $2 AND start_time < $3",
+        );
+        for (n, (column, _)) in filters.iter().enumerate() {
+            sql.push_str(&format!(" AND {column} = ${}", n + 4));
+        }
+        let next = filters.len() + 4;
+        if after.is_some() {
+            sql.push_str(&format!(
+                " AND (start_time > ${next} OR (start_time = ${next} AND id > ${}))",
+                next + 1
+            ));
+        }
+        let limit_at = if after.is_some() { next + 2 } else { next };
+        sql.push_str(&format!(" ORDER BY start_time, id LIMIT ${limit_at}"));
         Ok(on_pool!(self, |p| {
-            sqlx::query_as(
-            "SELECT id, kind, start_time, body FROM cdrs \
-             WHERE account_sid = $1 AND start_time >= $2 AND start_time < $3 \
-               AND ($4 IS NULL OR app_id = $4) AND ($5 IS NULL OR kind = $5) AND ($6 IS NULL OR to_number = $6) \
-               AND (start_time > $7 OR (start_time = $7 AND id > $8)) \
-             ORDER BY start_time, id LIMIT $9"
-        )
-        .bind(account_sid)
-        .bind(query.from)
-        .bind(query.to)
-        .bind(&query.app_id)
-        .bind(&query.kind)
-        .bind(&query.to_number)
-        .bind(after_time)
-        .bind(after_id)
-        .bind(limit)
-        .fetch_all(p)
-        .await
+            let mut q = sqlx::query_as(&sql)
+                .bind(account_sid)
+                .bind(query.from)
+                .bind(query.to);
+            for (_, value) in &filters {
+                q = q.bind(*value);
+            }
+            if let Some((time, id)) = &after {
+                q = q.bind(*time).bind(id);
+            }
+            q.bind(limit).fetch_all(p).await
         })?)
     }
 }

@@ -222,6 +222,7 @@ impl Store {
         let mut tx = self.begin_write().await?;
         super::bulk::bulk_insert(&mut tx, super::bulk::Table::Outbox, &rows).await?;
         tx.commit().await?;
+        self.outbox_written.notify_one();
         Ok(())
     }
 

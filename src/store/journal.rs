@@ -228,7 +228,7 @@ pub struct Journal {
 
 impl Journal {
     /// Starts the writer task(s).
-    pub(crate) fn start(pool: Pool, gate: WriteGate) -> Self {
+    pub(crate) fn start(pool: Pool, gate: WriteGate, written: Arc<tokio::sync::Notify>) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         let rx = Arc::new(Mutex::new(rx));
         let writers = match pool {
@@ -236,7 +236,12 @@ impl Journal {
             Pool::Postgres(_) => POSTGRES_WRITERS,
         };
         for _ in 0..writers {
-            tokio::spawn(writer(pool.clone(), gate.clone(), rx.clone()));
+            tokio::spawn(writer(
+                pool.clone(),
+                gate.clone(),
+                rx.clone(),
+                written.clone(),
+            ));
         }
         Self { tx }
     }
@@ -255,7 +260,13 @@ impl super::Store {
     }
 }
 
-async fn writer(pool: Pool, gate: WriteGate, rx: Arc<Mutex<mpsc::Receiver<Job>>>) {
+/// Commits batches; `written` is told after each commit (callbacks may be waiting).
+async fn writer(
+    pool: Pool,
+    gate: WriteGate,
+    rx: Arc<Mutex<mpsc::Receiver<Job>>>,
+    written: Arc<tokio::sync::Notify>,
+) {
     loop {
         let batch = {
             let mut rx = rx.lock().await;
@@ -271,9 +282,12 @@ async fn writer(pool: Pool, gate: WriteGate, rx: Arc<Mutex<mpsc::Receiver<Job>>>
         };
         let (entries, replies): (Vec<Entry>, Vec<_>) = batch.into_iter().unzip();
         match write(&pool, &gate, &entries).await {
-            Ok(()) => replies.into_iter().for_each(|r| {
-                let _ = r.send(Ok(()));
-            }),
+            Ok(()) => {
+                written.notify_one();
+                replies.into_iter().for_each(|r| {
+                    let _ = r.send(Ok(()));
+                });
+            }
             Err(e) => {
                 tracing::warn!(error = %e, batch = entries.len(), "journal batch failed; retrying one by one");
                 for (entry, reply) in entries.iter().zip(replies) {

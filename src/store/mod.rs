@@ -76,6 +76,8 @@ pub struct Store {
     accept: accept::AcceptQueue,
     journal: journal::Journal,
     gate: WriteGate,
+    /// Told when callbacks may have been added to the outbox by this process.
+    outbox_written: Arc<tokio::sync::Notify>,
 }
 
 /// SQLite has one writer at a time: the writers of this process (the accept writer, the
@@ -112,7 +114,8 @@ impl Store {
         let hasher = TokenHasher::new(&open::token_key(&pool).await?);
         let gate = WriteGate::for_pool(&pool);
         let accept = accept::AcceptQueue::start(writer, gate.clone());
-        let journal = journal::Journal::start(pool.clone(), gate.clone());
+        let outbox_written = Arc::new(tokio::sync::Notify::new());
+        let journal = journal::Journal::start(pool.clone(), gate.clone(), outbox_written.clone());
         Ok(Self {
             pool,
             hasher,
@@ -120,7 +123,14 @@ impl Store {
             accept,
             journal,
             gate,
+            outbox_written,
         })
+    }
+
+    /// Resolves when this process may have added callbacks to the outbox (the webhook
+    /// dispatcher also polls, for other replicas).
+    pub async fn outbox_written(&self) {
+        self.outbox_written.notified().await;
     }
 
     /// `"sqlite"` or `"postgres"`.

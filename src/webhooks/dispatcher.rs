@@ -108,7 +108,10 @@ impl Dispatcher {
                 });
             }
             if !busy {
-                tokio::time::sleep(POLL).await;
+                tokio::select! {
+                    _ = self.inner.store.outbox_written() => {}
+                    _ = tokio::time::sleep(POLL) => {}
+                }
             }
         }
     }
