@@ -311,12 +311,13 @@ pub async fn redeliver_range(
 #[serde(rename_all = "camelCase")]
 pub struct DeliveryQuery {
     state: Option<String>,
+    id: Option<String>,
     page_size: Option<String>,
     cursor: Option<String>,
 }
 
-/// `GET …/Deliveries?state=failed|pending|delivered&pageSize&cursor`: newest first, with
-/// every attempt.
+/// `GET …/Deliveries?state=failed|pending|delivered&id&pageSize&cursor`: newest first,
+/// with every attempt; `id` narrows to one call or conversation.
 pub async fn deliveries(
     state: Data<AppState>,
     req: HttpRequest,
@@ -337,7 +338,7 @@ pub async fn deliveries(
                 Some(c) => Some(decode_cursor(c)?.0),
                 None => None,
             };
-            let mut rows = state.store.delivery_page(&account.sid, wanted, before, size + 1).await?;
+            let mut rows = state.store.delivery_page(&account.sid, wanted, q.id.as_deref().filter(|i| !i.is_empty()), before, size + 1).await?;
             let more = rows.len() as i64 > size;
             rows.truncate(size as usize);
             let tz = state.settings.timezone;
@@ -345,7 +346,7 @@ pub async fn deliveries(
             for d in &rows {
                 let attempts: Vec<Value> = state
                     .store
-                    .attempt_log(&d.webhook_id)
+                    .attempt_log(d.batch_id.as_deref().unwrap_or(&d.webhook_id))
                     .await?
                     .iter()
                     .map(|a| json!({

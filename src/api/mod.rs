@@ -8,6 +8,7 @@ mod auth;
 mod body;
 mod captchas;
 mod cdrs;
+mod console;
 mod conversations;
 pub mod error;
 mod health;
@@ -125,6 +126,7 @@ fn route_table() -> Vec<(Method, &'static str, Route)> {
             "/Accounts/{AccountSid}/Deliveries",
             get().to(cdrs::deliveries),
         ),
+        (Method::GET, "/console", get().to(console::page)),
         (
             Method::POST,
             "/admin/accounts",

@@ -232,18 +232,21 @@ impl Store {
         &self,
         account_sid: &str,
         state: Option<&str>,
+        key: Option<&str>,
         before: Option<i64>,
         limit: i64,
     ) -> Result<Vec<DeliveryListed>, StoreError> {
         Ok(super::on_pool!(self, |p| {
             sqlx::query_as(
-            "SELECT seq, webhook_id, app_id, kind, target_url, ordering_key, state, attempts, next_attempt_at, created_at, finished_at, last_error \
-             FROM outbox WHERE account_sid = $1 AND ($2 IS NULL OR state = $2) AND seq < $3 ORDER BY seq DESC LIMIT $4"
+            "SELECT seq, webhook_id, batch_id, app_id, kind, target_url, ordering_key, state, attempts, next_attempt_at, created_at, finished_at, last_error \
+             FROM outbox WHERE account_sid = $1 AND ($2 IS NULL OR state = $2) AND ($5 IS NULL OR ordering_key = $5) \
+             AND seq < $3 ORDER BY seq DESC LIMIT $4"
         )
         .bind(account_sid)
         .bind(state)
         .bind(before.unwrap_or(i64::MAX))
         .bind(limit)
+        .bind(key)
         .fetch_all(p)
         .await
         })?)
@@ -269,6 +272,8 @@ pub struct DeliveryListed {
     pub seq: i64,
     /// `webhook-id`.
     pub webhook_id: String,
+    /// The feed batch it went in (whose id its attempts are logged under).
+    pub batch_id: Option<String>,
     /// Application.
     pub app_id: String,
     /// `result`, `status`, `cdr` or `feed`.

@@ -10,6 +10,7 @@ mod calls;
 mod captchas;
 mod cdr_query;
 mod cli;
+mod console;
 mod conversation_calls;
 mod conversations;
 mod idempotency;
