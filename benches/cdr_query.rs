@@ -25,7 +25,10 @@ struct Lcg(u64);
 
 impl Lcg {
     fn next(&mut self, below: i64) -> i64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         ((self.0 >> 33) % below as u64) as i64
     }
 }
@@ -33,18 +36,26 @@ impl Lcg {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let base = std::env::var("DATABASE_URL").expect("DATABASE_URL=postgres://…");
-    let rows: i64 = std::env::var("CDR_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000_000);
+    let rows: i64 = std::env::var("CDR_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000_000);
     let admin = sqlx::PgPool::connect(&base).await.expect("PostgreSQL");
     let schema = format!("cdrbench_{rows}");
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM information_schema.schemata WHERE schema_name = $1)")
-        .bind(&schema)
-        .fetch_one(&admin)
-        .await
-        .unwrap();
+    let exists: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM information_schema.schemata WHERE schema_name = $1)",
+    )
+    .bind(&schema)
+    .fetch_one(&admin)
+    .await
+    .unwrap();
     let sep = if base.contains('?') { '&' } else { '?' };
     let url = format!("{base}{sep}options[search_path]={schema}");
     if !exists {
-        sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&admin).await.unwrap();
+        sqlx::query(&format!("CREATE SCHEMA {schema}"))
+            .execute(&admin)
+            .await
+            .unwrap();
         Store::open(&url).await.expect("migrate");
         let fill = Instant::now();
         let body = r#"{"requestid":"RQ10000202611210000000000000000001","callid":"CA10000202611210000000000000000002","appid":"0123456789abcdef0123456789abcdef","to":"13800138000","starttime":"20261121000000","ringtime":"20261121000001","answertime":"20261121000002","endtime":"20261121000032","duration":"30","result":"0","reason":"","userdata":"order-42","inputkey":"1"}"#;
@@ -73,7 +84,10 @@ async fn main() {
             eprintln!("{done} rows");
         }
         sqlx::query("ANALYZE cdrs").execute(&pool).await.unwrap();
-        println!("filled {rows} rows in {:.0} s", fill.elapsed().as_secs_f64());
+        println!(
+            "filled {rows} rows in {:.0} s",
+            fill.elapsed().as_secs_f64()
+        );
     }
     let store = Store::open(&url).await.expect("store");
     let mut rng = Lcg(42);
@@ -82,7 +96,11 @@ async fn main() {
     for i in 0..2000 {
         let account = format!("acct{}", rng.next(ACCOUNTS));
         let from = START + rng.next(SPAN_MS - DAY_MS);
-        let mut query = CdrQuery { from, to: from + DAY_MS, ..Default::default() };
+        let mut query = CdrQuery {
+            from,
+            to: from + DAY_MS,
+            ..Default::default()
+        };
         if i % 2 == 1 {
             if i % 4 == 1 {
                 query.kind = Some("captcha".into());
@@ -92,24 +110,48 @@ async fn main() {
             }
         }
         let t = Instant::now();
-        let page = store.cdr_page(&account, &query, None, 101).await.expect("page");
+        let page = store
+            .cdr_page(&account, &query, None, 101)
+            .await
+            .expect("page");
         let ms = t.elapsed().as_secs_f64() * 1000.0;
         assert!(!page.is_empty() || query.to_number.is_some());
-        if i % 2 == 0 { plain.push(ms) } else { filtered.push(ms) }
+        if i % 2 == 0 {
+            plain.push(ms)
+        } else {
+            filtered.push(ms)
+        }
     }
     // Paging deep with the cursor.
     let mut walk = Vec::new();
     let mut after = None;
-    let query = CdrQuery { from: START, to: START + SPAN_MS, ..Default::default() };
+    let query = CdrQuery {
+        from: START,
+        to: START + SPAN_MS,
+        ..Default::default()
+    };
     for _ in 0..50 {
         let t = Instant::now();
-        let page = store.cdr_page("acct3", &query, after.clone(), 101).await.expect("page");
+        let page = store
+            .cdr_page("acct3", &query, after.clone(), 101)
+            .await
+            .expect("page");
         walk.push(t.elapsed().as_secs_f64() * 1000.0);
         let last = &page[99];
         after = Some((last.start_time, last.id.clone()));
     }
-    for (name, mut v) in [("range page", plain), ("range page, kind or callee filter", filtered), ("cursor walk, 50 pages", walk)] {
+    for (name, mut v) in [
+        ("range page", plain),
+        ("range page, kind or callee filter", filtered),
+        ("cursor walk, 50 pages", walk),
+    ] {
         v.sort_by(f64::total_cmp);
-        println!("{name}: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} queries)", percentile(&v, 0.5), percentile(&v, 0.99), v[v.len() - 1], v.len());
+        println!(
+            "{name}: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} queries)",
+            percentile(&v, 0.5),
+            percentile(&v, 0.99),
+            v[v.len() - 1],
+            v.len()
+        );
     }
 }

@@ -20,13 +20,19 @@ use voicepaas::webhooks::dispatcher::Dispatcher;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let rows: usize = std::env::var("WEBHOOK_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(50_000);
+    let rows: usize = std::env::var("WEBHOOK_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50_000);
     let dir = tempfile::tempdir().expect("temp dir");
     let url = match std::env::var("DATABASE_URL") {
         Ok(base) => {
             let schema = format!("webhookbench_{}", std::process::id());
             let admin = sqlx::PgPool::connect(&base).await.expect("PostgreSQL");
-            sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&admin).await.unwrap();
+            sqlx::query(&format!("CREATE SCHEMA {schema}"))
+                .execute(&admin)
+                .await
+                .unwrap();
             let sep = if base.contains('?') { '&' } else { '?' };
             format!("{base}{sep}options[search_path]={schema}")
         }
@@ -50,13 +56,29 @@ async fn main() {
     let store = Store::open(&url).await.expect("store");
     let (account, _) = store.create_account("bench").await.unwrap();
     let app = store
-        .create_app(&account.sid, &AppSettings { name: Some("bench".into()), ..Default::default() })
+        .create_app(
+            &account.sid,
+            &AppSettings {
+                name: Some("bench".into()),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
     let target = format!("http://127.0.0.1:{port}/hook");
-    let body = json!({"requestid": "RQ1", "callid": "CA1", "result": "0", "userdata": "x".repeat(64)});
+    let body =
+        json!({"requestid": "RQ1", "callid": "CA1", "result": "0", "userdata": "x".repeat(64)});
     let batch: Vec<OutboxRow> = (0..rows)
-        .map(|i| OutboxRow::new(&account.sid, &app.app_id, "result", &target, &body, &format!("key{i}")))
+        .map(|i| {
+            OutboxRow::new(
+                &account.sid,
+                &app.app_id,
+                "result",
+                &target,
+                &body,
+                &format!("key{i}"),
+            )
+        })
         .collect();
     for chunk in batch.chunks(5000) {
         store.queue_callbacks(chunk).await.expect("queue");
@@ -73,9 +95,16 @@ async fn main() {
     let started = Instant::now();
     Dispatcher::start(store.clone(), &settings).expect("dispatcher");
     while received.load(Ordering::Relaxed) < rows as u64 {
-        assert!(started.elapsed() < Duration::from_secs(600), "deliveries stalled");
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "deliveries stalled"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let secs = started.elapsed().as_secs_f64();
-    println!("{rows} deliveries in {secs:.2} s: {:.0} deliveries/s ({})", rows as f64 / secs, store.backend());
+    println!(
+        "{rows} deliveries in {secs:.2} s: {:.0} deliveries/s ({})",
+        rows as f64 / secs,
+        store.backend()
+    );
 }

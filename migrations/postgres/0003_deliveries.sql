@@ -26,3 +26,4 @@ CREATE INDEX cdrs_by_app ON cdrs (account_sid, app_id, start_time, id);
 CREATE INDEX cdrs_by_kind ON cdrs (account_sid, kind, start_time, id);
 CREATE INDEX outbox_by_account ON outbox (account_sid, state, seq);
 CREATE INDEX outbox_by_account_all ON outbox (account_sid, seq);
+CREATE INDEX outbox_batch ON outbox (batch_id) WHERE batch_id IS NOT NULL;

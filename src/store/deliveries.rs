@@ -81,54 +81,17 @@ impl Store {
         Ok(rows)
     }
 
-    /// Records an attempt of `delivery` and what becomes of it, in one transaction.
+    /// Records an attempt of `delivery` and what becomes of it (group-committed with
+    /// other writes through the journal).
     pub async fn record_attempt(
         &self,
         delivery: &Delivery,
         attempt: &Attempt,
         outcome: Outcome,
     ) -> Result<(), StoreError> {
-        let now = now_ms();
-        let number = delivery.attempts + 1;
-        let mut tx = self.begin_write().await?;
-        on_tx!(&mut tx, |c| {
-            sqlx::query(
-            "INSERT INTO delivery_attempts (webhook_id, attempt, at, status_code, latency_ms, error, response) VALUES ($1, $2, $3, $4, $5, $6, $7)"
-        )
-        .bind(&delivery.webhook_id)
-        .bind(number)
-        .bind(now)
-        .bind(attempt.status_code.map(i64::from))
-        .bind(attempt.latency_ms)
-        .bind(&attempt.error)
-        .bind(&attempt.response)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected())
-        })?;
-        let (state, next, finished) = match outcome {
-            Outcome::Delivered => ("delivered", None, Some(now)),
-            Outcome::RetryAt(at) => ("pending", Some(at), None),
-            Outcome::Failed => ("failed", None, Some(now)),
-        };
-        on_tx!(&mut tx, |c| {
-            sqlx::query(
-            "UPDATE outbox SET state = $2, attempts = $3, next_attempt_at = COALESCE($4, next_attempt_at), finished_at = $5, last_error = $6, claimed_until = NULL \
-             WHERE seq = $1 OR ($7 IS NOT NULL AND batch_id = $7)"
-        )
-        .bind(delivery.seq)
-        .bind(state)
-        .bind(number)
-        .bind(next)
-        .bind(finished)
-        .bind(&attempt.error)
-        .bind(&delivery.batch_id)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected())
-        })?;
-        tx.commit().await?;
-        Ok(())
+        let entry =
+            super::journal::Entry::Attempt(Box::new((delivery.clone(), attempt.clone(), outcome)));
+        self.journal(entry).await
     }
 
     /// Claims due batches of the CDR feed until `claim_until`: a batch that failed before
@@ -329,4 +292,65 @@ fn feed_delivery(batch: String, mut rows: Vec<Delivery>) -> Option<Delivery> {
         batch_id: Some(batch),
         ..first
     })
+}
+
+/// Writes an attempt and the delivery's new state inside a journal transaction.
+pub(crate) async fn write_attempt(
+    tx: &mut Tx<'_>,
+    delivery: &Delivery,
+    attempt: &Attempt,
+    outcome: Outcome,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    let number = delivery.attempts + 1;
+    on_tx!(&mut *tx, |c| {
+        sqlx::query(
+        "INSERT INTO delivery_attempts (webhook_id, attempt, at, status_code, latency_ms, error, response) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+    )
+    .bind(&delivery.webhook_id)
+    .bind(number)
+    .bind(now)
+    .bind(attempt.status_code.map(i64::from))
+    .bind(attempt.latency_ms)
+    .bind(&attempt.error)
+    .bind(&attempt.response)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected())
+    })?;
+    let (state, next, finished) = match outcome {
+        Outcome::Delivered => ("delivered", None, Some(now)),
+        Outcome::RetryAt(at) => ("pending", Some(at), None),
+        Outcome::Failed => ("failed", None, Some(now)),
+    };
+    // A feed batch's rows all share its fate.
+    let set = "state = $2, attempts = $3, next_attempt_at = COALESCE($4, next_attempt_at), \
+               finished_at = $5, last_error = $6, claimed_until = NULL";
+    match &delivery.batch_id {
+        Some(batch) => on_tx!(&mut *tx, |c| sqlx::query(&format!(
+            "UPDATE outbox SET {set} WHERE batch_id = $1"
+        ))
+        .bind(batch)
+        .bind(state)
+        .bind(number)
+        .bind(next)
+        .bind(finished)
+        .bind(&attempt.error)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?,
+        None => on_tx!(&mut *tx, |c| sqlx::query(&format!(
+            "UPDATE outbox SET {set} WHERE seq = $1"
+        ))
+        .bind(delivery.seq)
+        .bind(state)
+        .bind(number)
+        .bind(next)
+        .bind(finished)
+        .bind(&attempt.error)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?,
+    };
+    Ok(())
 }

@@ -10,6 +10,7 @@ use serde::Serialize;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::bulk::{Table, bulk_insert};
+use super::deliveries::{Attempt, Delivery, Outcome, write_attempt};
 use super::{Pool, StoreError, Tx, WriteGate, on_tx};
 use crate::domain::time::now_ms;
 
@@ -216,6 +217,8 @@ pub enum Entry {
     },
     /// A call or conversation ended.
     Finish(Box<Finish>),
+    /// A webhook delivery attempt and what becomes of the delivery.
+    Attempt(Box<(Delivery, Attempt, Outcome)>),
 }
 
 type Job = (Entry, oneshot::Sender<Result<(), StoreError>>);
@@ -309,6 +312,7 @@ fn entry_key(entry: &Entry) -> &str {
         Entry::LegEnded(leg, _) => &leg.call_id,
         Entry::Conversation { id, .. } => id,
         Entry::Finish(f) => &f.cdr.id,
+        Entry::Attempt(a) => &a.0.webhook_id,
     }
 }
 
@@ -368,6 +372,10 @@ async fn write(pool: &Pool, gate: &WriteGate, entries: &[Entry]) -> Result<(), s
                 .execute(c)
                 .await
                 .map(|r| r.rows_affected()))?;
+            }
+            Entry::Attempt(a) => {
+                let (delivery, attempt, outcome) = &**a;
+                write_attempt(&mut tx, delivery, attempt, *outcome, now).await?;
             }
             Entry::Finish(finish) => {
                 finish_call(&mut tx, finish, now).await?;

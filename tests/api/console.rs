@@ -18,7 +18,10 @@ fn browser_ready() -> bool {
         && Path::new("/usr/bin/chromium").exists()
         && Command::new("node").arg("--version").output().is_ok();
     if !ready {
-        assert!(std::env::var("CI").is_err(), "CI is set but node, playwright-core or chromium is missing");
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI is set but node, playwright-core or chromium is missing"
+        );
         eprintln!("SKIPPED (no node/playwright-core/chromium): api::console");
     }
     ready
