@@ -13,6 +13,7 @@ pub(crate) enum Table {
     IdempotencyKeys,
     Cdrs,
     Outbox,
+    DeliveryAttempts,
 }
 
 impl Table {
@@ -73,6 +74,18 @@ impl Table {
                     ("ordering_key", "text"),
                     ("next_attempt_at", "bigint"),
                     ("created_at", "bigint"),
+                ],
+            ),
+            Table::DeliveryAttempts => (
+                "delivery_attempts",
+                &[
+                    ("webhook_id", "text"),
+                    ("attempt", "bigint"),
+                    ("at", "bigint"),
+                    ("status_code", "bigint"),
+                    ("latency_ms", "bigint"),
+                    ("error", "text"),
+                    ("response", "text"),
                 ],
             ),
             Table::IdempotencyKeys => (

@@ -294,63 +294,118 @@ fn feed_delivery(batch: String, mut rows: Vec<Delivery>) -> Option<Delivery> {
     })
 }
 
-/// Writes an attempt and the delivery's new state inside a journal transaction.
-pub(crate) async fn write_attempt(
+/// One attempt as stored (`delivery_attempts`).
+#[derive(serde::Serialize)]
+struct AttemptRow<'a> {
+    webhook_id: &'a str,
+    attempt: i64,
+    at: i64,
+    status_code: Option<i64>,
+    latency_ms: i64,
+    error: Option<&'a str>,
+    response: Option<&'a str>,
+}
+
+/// A delivery's state after an attempt.
+#[derive(serde::Serialize)]
+struct StateRow<'a> {
+    seq: i64,
+    state: &'static str,
+    attempts: i64,
+    next_attempt_at: Option<i64>,
+    finished_at: Option<i64>,
+    last_error: Option<&'a str>,
+}
+
+/// Writes attempts and their deliveries' new states inside a journal transaction: the
+/// attempts in one statement, the single deliveries in one (an UPDATE joined with the
+/// rows as JSON), a feed batch's rows by its id.
+pub(crate) async fn write_attempts(
     tx: &mut Tx<'_>,
-    delivery: &Delivery,
-    attempt: &Attempt,
-    outcome: Outcome,
+    done: &[&(Delivery, Attempt, Outcome)],
     now: i64,
 ) -> Result<(), sqlx::Error> {
-    let number = delivery.attempts + 1;
-    on_tx!(&mut *tx, |c| {
-        sqlx::query(
-        "INSERT INTO delivery_attempts (webhook_id, attempt, at, status_code, latency_ms, error, response) VALUES ($1, $2, $3, $4, $5, $6, $7)"
-    )
-    .bind(&delivery.webhook_id)
-    .bind(number)
-    .bind(now)
-    .bind(attempt.status_code.map(i64::from))
-    .bind(attempt.latency_ms)
-    .bind(&attempt.error)
-    .bind(&attempt.response)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected())
-    })?;
-    let (state, next, finished) = match outcome {
-        Outcome::Delivered => ("delivered", None, Some(now)),
-        Outcome::RetryAt(at) => ("pending", Some(at), None),
-        Outcome::Failed => ("failed", None, Some(now)),
-    };
-    // A feed batch's rows all share its fate.
-    let set = "state = $2, attempts = $3, next_attempt_at = COALESCE($4, next_attempt_at), \
-               finished_at = $5, last_error = $6, claimed_until = NULL";
-    match &delivery.batch_id {
-        Some(batch) => on_tx!(&mut *tx, |c| sqlx::query(&format!(
-            "UPDATE outbox SET {set} WHERE batch_id = $1"
-        ))
-        .bind(batch)
-        .bind(state)
-        .bind(number)
-        .bind(next)
-        .bind(finished)
-        .bind(&attempt.error)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected()))?,
-        None => on_tx!(&mut *tx, |c| sqlx::query(&format!(
-            "UPDATE outbox SET {set} WHERE seq = $1"
-        ))
-        .bind(delivery.seq)
-        .bind(state)
-        .bind(number)
-        .bind(next)
-        .bind(finished)
-        .bind(&attempt.error)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected()))?,
-    };
+    let rows: Vec<AttemptRow> = done
+        .iter()
+        .map(|(d, a, _)| AttemptRow {
+            webhook_id: &d.webhook_id,
+            attempt: d.attempts + 1,
+            at: now,
+            status_code: a.status_code.map(i64::from),
+            latency_ms: a.latency_ms,
+            error: a.error.as_deref(),
+            response: a.response.as_deref(),
+        })
+        .collect();
+    super::bulk::bulk_insert(tx, super::bulk::Table::DeliveryAttempts, &rows).await?;
+    let mut singles = Vec::new();
+    for (d, a, outcome) in done {
+        let (state, next, finished) = match outcome {
+            Outcome::Delivered => ("delivered", None, Some(now)),
+            Outcome::RetryAt(at) => ("pending", Some(*at), None),
+            Outcome::Failed => ("failed", None, Some(now)),
+        };
+        let row = StateRow {
+            seq: d.seq,
+            state,
+            attempts: d.attempts + 1,
+            next_attempt_at: next,
+            finished_at: finished,
+            last_error: a.error.as_deref(),
+        };
+        match &d.batch_id {
+            // A feed batch's rows all share its fate.
+            Some(batch) => on_tx!(&mut *tx, |c| {
+                sqlx::query(
+                "UPDATE outbox SET state = $2, attempts = $3, next_attempt_at = COALESCE($4, next_attempt_at), \
+                 finished_at = $5, last_error = $6, claimed_until = NULL WHERE batch_id = $1"
+            )
+            .bind(batch)
+            .bind(row.state)
+            .bind(row.attempts)
+            .bind(row.next_attempt_at)
+            .bind(row.finished_at)
+            .bind(row.last_error)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected())
+            })?,
+            None => {
+                singles.push(row);
+                0
+            }
+        };
+    }
+    if singles.is_empty() {
+        return Ok(());
+    }
+    let json = serde_json::to_string(&singles).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    match tx {
+        Tx::Sqlite(t, _) => {
+            sqlx::query(
+                "UPDATE outbox SET state = x.state, attempts = x.attempts, next_attempt_at = COALESCE(x.next_attempt_at, outbox.next_attempt_at), \
+                 finished_at = x.finished_at, last_error = x.last_error, claimed_until = NULL \
+                 FROM (SELECT json_extract(value, '$.seq') AS seq, json_extract(value, '$.state') AS state, \
+                              json_extract(value, '$.attempts') AS attempts, json_extract(value, '$.next_attempt_at') AS next_attempt_at, \
+                              json_extract(value, '$.finished_at') AS finished_at, json_extract(value, '$.last_error') AS last_error \
+                       FROM json_each($1)) AS x \
+                 WHERE outbox.seq = x.seq",
+            )
+            .bind(json)
+            .execute(&mut **t)
+            .await?;
+        }
+        Tx::Postgres(t) => {
+            sqlx::query(
+                "UPDATE outbox o SET state = x.state, attempts = x.attempts, next_attempt_at = COALESCE(x.next_attempt_at, o.next_attempt_at), \
+                 finished_at = x.finished_at, last_error = x.last_error, claimed_until = NULL \
+                 FROM jsonb_to_recordset($1::jsonb) AS x(seq bigint, state text, attempts bigint, next_attempt_at bigint, finished_at bigint, last_error text) \
+                 WHERE o.seq = x.seq",
+            )
+            .bind(json)
+            .execute(&mut **t)
+            .await?;
+        }
+    }
     Ok(())
 }

@@ -10,7 +10,7 @@ use serde::Serialize;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::bulk::{Table, bulk_insert};
-use super::deliveries::{Attempt, Delivery, Outcome, write_attempt};
+use super::deliveries::{Attempt, Delivery, Outcome, write_attempts};
 use super::{Pool, StoreError, Tx, WriteGate, on_tx};
 use crate::domain::time::now_ms;
 
@@ -331,6 +331,7 @@ async fn write(pool: &Pool, gate: &WriteGate, entries: &[Entry]) -> Result<(), s
     let now = now_ms();
     let mut outbox: Vec<&OutboxRow> = Vec::new();
     let mut cdrs: Vec<&CdrRow> = Vec::new();
+    let mut attempts: Vec<&(Delivery, Attempt, Outcome)> = Vec::new();
     for entry in entries {
         match entry {
             Entry::Leg {
@@ -373,10 +374,7 @@ async fn write(pool: &Pool, gate: &WriteGate, entries: &[Entry]) -> Result<(), s
                 .await
                 .map(|r| r.rows_affected()))?;
             }
-            Entry::Attempt(a) => {
-                let (delivery, attempt, outcome) = &**a;
-                write_attempt(&mut tx, delivery, attempt, *outcome, now).await?;
-            }
+            Entry::Attempt(a) => attempts.push(a),
             Entry::Finish(finish) => {
                 finish_call(&mut tx, finish, now).await?;
                 cdrs.push(&finish.cdr);
@@ -389,6 +387,9 @@ async fn write(pool: &Pool, gate: &WriteGate, entries: &[Entry]) -> Result<(), s
     }
     if !outbox.is_empty() {
         bulk_insert(&mut tx, Table::Outbox, &outbox).await?;
+    }
+    if !attempts.is_empty() {
+        write_attempts(&mut tx, &attempts, now).await?;
     }
     tx.commit().await
 }
