@@ -43,11 +43,15 @@ pub enum StartError {
     },
 }
 
+/// How long a stopping server waits for webhook deliveries in flight.
+const DELIVERIES_FINISH_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// A built, not yet running server.
 pub struct Application {
     port: u16,
     server: Server,
     sandbox: Option<Sandbox>,
+    dispatcher: Dispatcher,
 }
 
 impl Application {
@@ -90,7 +94,7 @@ impl Application {
                     dir: settings.prompts_dir.display().to_string(),
                     source,
                 })?;
-        Dispatcher::start(store.clone(), &settings)?;
+        let dispatcher = Dispatcher::start(store.clone(), &settings)?;
         let state = web::Data::new(AppState {
             store,
             ids,
@@ -112,6 +116,7 @@ impl Application {
             port,
             server,
             sandbox,
+            dispatcher,
         })
     }
 
@@ -123,6 +128,9 @@ impl Application {
     /// Serves until the process is told to stop (SIGINT/SIGTERM).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
+        // HTTP has stopped (SIGINT/SIGTERM): let deliveries in flight finish, or hand
+        // them back for the next process.
+        self.dispatcher.stop(DELIVERIES_FINISH_WITHIN).await;
         drop(self.sandbox);
         result
     }

@@ -94,6 +94,22 @@ impl Store {
         self.journal(entry).await
     }
 
+    /// Hands claimed deliveries back (a stopping process), so the next claim takes them.
+    pub async fn release_deliveries(&self, seqs: &[i64]) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        for seq in seqs {
+            on_tx!(&mut tx, |c| {
+                sqlx::query("UPDATE outbox SET claimed_until = NULL WHERE (seq = $1 OR batch_id = (SELECT batch_id FROM outbox WHERE seq = $1)) AND state = 'pending'")
+                .bind(seq)
+                .execute(c)
+                .await
+                .map(|r| r.rows_affected())
+            })?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Claims due batches of the CDR feed until `claim_until`: a batch that failed before
     /// goes again as it was (same rows, same webhook-id); new ones are formed per
     /// application when `cdrBatchSize` rows wait or the oldest has waited

@@ -2,7 +2,8 @@
 //! guarded addresses), record each attempt and decide what comes next. Bounded
 //! concurrency overall and per target host.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -42,6 +43,10 @@ struct Inner {
     retry_scale: f64,
     slots: Arc<Semaphore>,
     hosts: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// Outbox positions being delivered now.
+    in_flight: Mutex<HashSet<i64>>,
+    /// Set when the process stops: nothing new is claimed.
+    stopping: AtomicBool,
 }
 
 impl Dispatcher {
@@ -66,14 +71,43 @@ impl Dispatcher {
                 retry_scale: settings.webhook_retry_scale,
                 slots: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
                 hosts: Mutex::new(HashMap::new()),
+                in_flight: Mutex::new(HashSet::new()),
+                stopping: AtomicBool::new(false),
             }),
         };
         tokio::spawn(dispatcher.clone().run());
         Ok(dispatcher)
     }
 
+    /// Stops claiming, waits up to `within` for the deliveries in flight, and hands the
+    /// ones still running back to the outbox (another process sends them at once).
+    pub async fn stop(&self, within: Duration) {
+        self.inner.stopping.store(true, Ordering::Relaxed);
+        let all = MAX_IN_FLIGHT as u32;
+        let finished = tokio::time::timeout(within, self.inner.slots.acquire_many(all)).await;
+        if finished.is_ok() {
+            return;
+        }
+        let left: Vec<i64> = self
+            .inner
+            .in_flight
+            .lock()
+            .map(|s| s.iter().copied().collect())
+            .unwrap_or_default();
+        tracing::warn!(
+            deliveries = left.len(),
+            "stopping with deliveries in flight; handing them back"
+        );
+        if let Err(e) = self.inner.store.release_deliveries(&left).await {
+            tracing::error!(error = %e, "could not hand deliveries back; their claims run out in a minute");
+        }
+    }
+
     async fn run(self) {
         loop {
+            if self.inner.stopping.load(Ordering::Relaxed) {
+                return;
+            }
             let free = self.inner.slots.available_permits() as i64;
             let claimed = if free > 0 {
                 let until = now_ms() + CLAIM_FOR.as_millis() as i64;
@@ -102,8 +136,15 @@ impl Dispatcher {
                     return;
                 };
                 let inner = self.inner.clone();
+                if let Ok(mut set) = inner.in_flight.lock() {
+                    set.insert(delivery.seq);
+                }
                 tokio::spawn(async move {
+                    let seq = delivery.seq;
                     inner.deliver(delivery).await;
+                    if let Ok(mut set) = inner.in_flight.lock() {
+                        set.remove(&seq);
+                    }
                     drop(slot);
                 });
             }

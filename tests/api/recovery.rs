@@ -160,3 +160,39 @@ both_backends! {
         assert_eq!(store.outbox_of(&callid).await.unwrap()[0].state, "delivered");
     }
 }
+
+both_backends! {
+    /// SIGTERM while a delivery is in flight: the process stops taking requests, lets the
+    /// delivery finish (the receiver answers after 2 s), records it, and exits.
+    async fn sigterm_finishes_deliveries_in_flight(db: TestDb) {
+        let dir = tempfile::tempdir().unwrap();
+        let receiver = crate::receiver::Receiver::start().await;
+        receiver.answer_after(200, Duration::from_secs(2));
+        let mut command = Command::new(env!("CARGO_BIN_EXE_voicepaas"));
+        command
+            .env("VOICEPAAS_ALLOW_PRIVATE_WEBHOOKS", "true")
+            .env("VOICEPAAS_SANDBOX_SPEED", "20")
+            .env("VOICEPAAS_LOG", "warn");
+        let (mut server, address) = serve(&db, dir.path(), command).await;
+        let mut app = customer(&address, 100).await;
+        let created = app.create_app(&app.sid, json!({"name": "t", "notifyUrl": format!("{}/n", receiver.base)})).await;
+        app.app_id = created["appId"].as_str().unwrap().to_string();
+        let a = app.post(&app.account_path("VoiceNotices"), &json!({"appid": app.app_id, "to": "13800009990", "contents": [{"type": "digits", "content": "1"}]})).await;
+        let callid = a.body["callid"].as_str().unwrap().to_string();
+        receiver.wait_for(1, Duration::from_secs(20)).await;
+        let term = Command::new("kill").args(["-TERM", &server.0.id().to_string()]).status().unwrap();
+        assert!(term.success());
+        let stopping = Instant::now();
+        let status = loop {
+            if let Some(status) = server.0.try_wait().unwrap() {
+                break status;
+            }
+            assert!(stopping.elapsed() < Duration::from_secs(30), "did not exit within 30 s");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert!(status.success(), "{status:?}");
+        let store = db.store().await;
+        assert_eq!(store.outbox_of(&callid).await.unwrap()[0].state, "delivered");
+        assert_eq!(receiver.received().len(), 1);
+    }
+}
