@@ -49,6 +49,16 @@ impl Store {
         .await)?)
     }
 
+    /// When each ended call of `account_sid` ended (call id, Unix ms on the media clock).
+    pub async fn call_ends(&self, account_sid: &str) -> Result<Vec<(String, i64)>, StoreError> {
+        Ok(on_pool!(self, |p| sqlx::query_as(
+            "SELECT id, end_at FROM calls WHERE account_sid = $1 AND end_at IS NOT NULL"
+        )
+        .bind(account_sid)
+        .fetch_all(p)
+        .await)?)
+    }
+
     /// For each notice/captcha call of `account_sid` with a CDR: when it was dialled, when
     /// it ended (media clock) and when its CDR was written (Unix ms), for load reports.
     pub async fn call_timings(
