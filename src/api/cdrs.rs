@@ -9,7 +9,7 @@ use chrono::TimeZone;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::error::{ApiError, Reply};
+use super::error::ApiError;
 use super::{AppState, auth, body, placement};
 use crate::cdr::format_time;
 use crate::domain::Fields;
@@ -19,13 +19,6 @@ use crate::store::journal::OutboxRow;
 /// Default and largest page.
 const PAGE: i64 = 100;
 const MAX_PAGE: i64 = 1000;
-
-fn answer(result: Result<Value, ApiError>) -> HttpResponse {
-    match result.and_then(|body| placement::to_json(&body)) {
-        Ok(body) => Reply::Fresh(body).into_response(),
-        Err(e) => e.notice_response(None),
-    }
-}
 
 /// `CA…`/`CV…` ids: 34 characters, the prefix and 32 digits.
 fn check_id(id: &str) -> Result<(), ApiError> {
@@ -42,8 +35,7 @@ fn check_id(id: &str) -> Result<(), ApiError> {
 }
 
 fn with_kind(kind: &str, body: &str) -> Result<Value, ApiError> {
-    let mut cdr: Value = serde_json::from_str(body)
-        .map_err(|e| ApiError::Unavailable(crate::store::StoreError::Corrupt(e.to_string())))?;
+    let mut cdr = placement::stored_json(body)?;
     if let Some(map) = cdr.as_object_mut() {
         map.insert("kind".into(), Value::String(kind.into()));
     }
@@ -74,7 +66,7 @@ pub async fn get(
     path: Path<(String, String)>,
 ) -> HttpResponse {
     let (sid, id) = path.into_inner();
-    answer(
+    placement::notice_reply(
         async {
             let (_, kind, body) = named_cdr(&state, &req, &sid, &id).await?;
             Ok(json!({"statuscode": "0", "cdr": with_kind(&kind, &body)?}))
@@ -146,7 +138,7 @@ fn page_size(value: Option<&str>) -> Result<i64, ApiError> {
 
 /// `GET …/Cdrs?startTime&endTime&appid&kind&to&pageSize&cursor`.
 pub async fn list(state: Data<AppState>, req: HttpRequest, sid: Path<String>) -> HttpResponse {
-    answer(
+    placement::notice_reply(
         async {
             let account = auth::customer(&state, &req, &sid).await?;
             let q = Query::<ListQuery>::from_query(req.query_string())
@@ -205,8 +197,7 @@ async fn repush(
     kind: &str,
     body: &str,
 ) -> Result<Option<OutboxRow>, ApiError> {
-    let cdr: Value = serde_json::from_str(body)
-        .map_err(|e| ApiError::Unavailable(crate::store::StoreError::Corrupt(e.to_string())))?;
+    let cdr = placement::stored_json(body)?;
     let (id, app_id) = match kind {
         "click2call" => (cdr["conversationSid"].as_str(), cdr["appSid"].as_str()),
         _ => (cdr["callid"].as_str(), cdr["appid"].as_str()),
@@ -243,7 +234,7 @@ pub async fn redeliver_one(
     path: Path<(String, String)>,
 ) -> HttpResponse {
     let (sid, id) = path.into_inner();
-    answer(
+    placement::notice_reply(
         async {
             let (account_sid, kind, body) = named_cdr(&state, &req, &sid, &id).await?;
             let row = repush(&state, &account_sid, &kind, &body)
@@ -266,7 +257,7 @@ pub async fn redeliver_range(
     sid: Path<String>,
     payload: Payload,
 ) -> HttpResponse {
-    answer(
+    placement::notice_reply(
         async {
             let account = auth::customer(&state, &req, &sid).await?;
             let body = body::json_object(&req, payload).await?;
@@ -323,7 +314,7 @@ pub async fn deliveries(
     req: HttpRequest,
     sid: Path<String>,
 ) -> HttpResponse {
-    answer(
+    placement::notice_reply(
         async {
             let account = auth::customer(&state, &req, &sid).await?;
             let q = Query::<DeliveryQuery>::from_query(req.query_string())

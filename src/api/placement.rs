@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use actix_web::HttpRequest;
 use actix_web::web::Payload;
+use actix_web::{HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -139,6 +139,20 @@ pub async fn submit(state: &AppState, acceptance: Acceptance) -> Result<Reply, A
 pub fn to_json(value: &impl Serialize) -> Result<String, ApiError> {
     serde_json::to_string(value)
         .map_err(|e| ApiError::Unavailable(StoreError::Corrupt(e.to_string())))
+}
+
+/// Reads JSON the platform stored itself (a CDR body); unreadable means corrupt storage.
+pub fn stored_json(text: &str) -> Result<Value, ApiError> {
+    serde_json::from_str(text)
+        .map_err(|e| ApiError::Unavailable(StoreError::Corrupt(e.to_string())))
+}
+
+/// The answer of an endpoint in the notice dialect: the JSON it built, or its error.
+pub fn notice_reply(result: Result<Value, ApiError>) -> HttpResponse {
+    match result.and_then(|body| to_json(&body)) {
+        Ok(body) => Reply::Fresh(body).into_response(),
+        Err(e) => e.notice_response(None),
+    }
 }
 
 /// The parts of an accepted request that every kind has.

@@ -5,7 +5,7 @@ use actix_web::web::{Data, Path, Payload};
 use actix_web::{HttpRequest, HttpResponse};
 use serde_json::json;
 
-use super::error::{ApiError, Reply};
+use super::error::ApiError;
 use super::{AppState, auth, body, placement};
 use crate::domain::PromptName;
 use crate::domain::prompt::{MAX_PROMPT_BYTES, check_wav};
@@ -21,13 +21,6 @@ async fn authorized_app(
     placement::application(state, &account, "appid", Some(app_id)).await
 }
 
-fn respond(result: Result<serde_json::Value, ApiError>) -> HttpResponse {
-    match result.and_then(|body| placement::to_json(&body)) {
-        Ok(body) => Reply::Fresh(body).into_response(),
-        Err(e) => e.notice_response(None),
-    }
-}
-
 /// `PUT …/Prompts/{name}` with a WAV body (8 or 16 kHz mono PCM, ≤ 10 MB).
 pub async fn put(
     state: Data<AppState>,
@@ -36,7 +29,7 @@ pub async fn put(
     payload: Payload,
 ) -> HttpResponse {
     let (sid, app_id, name) = path.into_inner();
-    respond(
+    placement::notice_reply(
         async {
             let app = authorized_app(&state, &req, &sid, &app_id).await?;
             let name = PromptName::parse("name", &name)?;
@@ -59,7 +52,7 @@ pub async fn list(
     path: Path<(String, String)>,
 ) -> HttpResponse {
     let (sid, app_id) = path.into_inner();
-    respond(
+    placement::notice_reply(
         async {
             let app = authorized_app(&state, &req, &sid, &app_id).await?;
             let prompts = state.store.list_prompts(&app.app_id).await?;
@@ -76,7 +69,7 @@ pub async fn delete(
     path: Path<(String, String, String)>,
 ) -> HttpResponse {
     let (sid, app_id, name) = path.into_inner();
-    respond(
+    placement::notice_reply(
         async {
             let app = authorized_app(&state, &req, &sid, &app_id).await?;
             if !state.store.delete_prompt(&app.app_id, &name).await? {
