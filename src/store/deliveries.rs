@@ -59,10 +59,7 @@ impl Store {
     ) -> Result<Vec<Delivery>, StoreError> {
         let now = now_ms();
         let mut tx = self.begin_write().await?;
-        let lock = match tx {
-            Tx::Sqlite(..) => "",
-            Tx::Postgres(_) => " FOR UPDATE SKIP LOCKED",
-        };
+        let lock = tx.skip_locked();
         let sql = format!(
             "UPDATE outbox SET claimed_until = $2 WHERE seq IN (\
                SELECT o.seq FROM outbox o WHERE o.state = 'pending' AND o.kind <> 'feed' AND o.next_attempt_at <= $1 \
@@ -135,7 +132,7 @@ impl Store {
             if count < size && oldest > now - window {
                 continue;
             }
-            let batch = format!("msg_{}", uuid::Uuid::new_v4().simple());
+            let batch = super::journal::new_webhook_id();
             on_tx!(&mut tx, |c| {
                 sqlx::query(
                 "UPDATE outbox SET batch_id = $1 WHERE seq IN (SELECT seq FROM outbox \

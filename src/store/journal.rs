@@ -56,7 +56,7 @@ impl OutboxRow {
     ) -> Self {
         let now = now_ms();
         Self {
-            webhook_id: format!("msg_{}", uuid::Uuid::new_v4().simple()),
+            webhook_id: new_webhook_id(),
             account_sid: account_sid.into(),
             app_id: app_id.into(),
             kind,
@@ -67,6 +67,11 @@ impl OutboxRow {
             created_at: now,
         }
     }
+}
+
+/// A fresh `webhook-id`: `msg_` and 32 hex digits.
+pub fn new_webhook_id() -> String {
+    format!("msg_{}", uuid::Uuid::new_v4().simple())
 }
 
 /// The stored CDR of a notice/captcha call or a conversation.

@@ -192,6 +192,15 @@ impl Tx<'_> {
         }
     }
 
+    /// `" FOR UPDATE SKIP LOCKED"` on PostgreSQL, so replicas claiming work pass over rows
+    /// another one holds; SQLite's single writer needs nothing.
+    pub(crate) fn skip_locked(&self) -> &'static str {
+        match self {
+            Tx::Sqlite(..) => "",
+            Tx::Postgres(_) => " FOR UPDATE SKIP LOCKED",
+        }
+    }
+
     /// `" FOR UPDATE"` where the backend has row locks (PostgreSQL); SQLite's single
     /// writer (BEGIN IMMEDIATE) already serializes.
     pub(crate) fn for_update(&self) -> &'static str {

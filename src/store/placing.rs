@@ -7,7 +7,7 @@
 //! the unfinished calls of a process whose lease ran out are taken over by another (or
 //! by itself after a restart, under a new instance id).
 
-use super::{Store, StoreError, Tx, on_pool, on_tx};
+use super::{Store, StoreError, on_pool, on_tx};
 use crate::domain::time::now_ms;
 
 /// An account with queued calls, and its pace.
@@ -99,10 +99,7 @@ impl Store {
         owner: &str,
     ) -> Result<Vec<CallRecord>, StoreError> {
         let mut tx = self.begin_write().await?;
-        let skip_locked = match tx {
-            Tx::Sqlite(..) => "",
-            Tx::Postgres(_) => " FOR UPDATE SKIP LOCKED",
-        };
+        let skip_locked = tx.skip_locked();
         let sql = format!(
             "UPDATE calls SET state = 'placing', owner = $3, updated_at = $4 WHERE id IN \
              (SELECT id FROM calls WHERE account_sid = $1 AND state = 'queued' ORDER BY created_at, id LIMIT $2{skip_locked}) \
