@@ -168,10 +168,9 @@ pub(super) async fn finish(
         leg: &facts,
     }
     .body(ctx.settings.timezone);
-    let notify = ctx.app(call).await.and_then(|a| a.notify_url.clone());
-    let callbacks = ctx
-        .cdr_callbacks(call, kind, notify.as_deref(), &body, &call.id)
-        .await;
+    let app = ctx.app(call).await;
+    let notify = app.as_ref().and_then(|a| a.notify_url.as_deref());
+    let callbacks = Ctx::cdr_callbacks(call, app.as_deref(), kind, notify, &body, &call.id);
     let finish = Finish {
         legs: vec![LegFinal {
             call_id: call.id.clone(),

@@ -22,6 +22,7 @@ use crate::config::Settings;
 use crate::domain::IdGenerator;
 use crate::media::pool::MediaPool;
 use crate::store::Store;
+use crate::store::applications::ApplicationRecord;
 use crate::store::journal::OutboxRow;
 use crate::store::placing::CallRecord;
 use prompts::Prompts;
@@ -242,27 +243,16 @@ impl Ctx {
     /// Writes a journal entry, retrying a failing database for about a minute (a call's
     /// record must not be lost to a passing outage); then gives up with the error.
     async fn journal(&self, entry: crate::store::journal::Entry) -> Result<(), String> {
-        let mut delay = std::time::Duration::from_millis(100);
-        let mut attempt = 1;
-        loop {
-            match self.store.journal(entry.clone()).await {
-                Ok(()) => return Ok(()),
-                Err(e) if attempt < JOURNAL_ATTEMPTS => {
-                    tracing::warn!(error = %e, attempt, "journal write failed; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(std::time::Duration::from_secs(10));
-                    attempt += 1;
-                }
-                Err(e) => return Err(format!("journal write failed {attempt} times: {e}")),
-            }
-        }
+        with_db_retries("journal write", || self.store.journal(entry.clone()))
+            .await
+            .map_err(|e| format!("journal write failed {JOURNAL_ATTEMPTS} times: {e}"))
     }
 
     /// Outbox rows of a finished call's CDR: to `url` (when set) and to the
-    /// application's batched feed (when set), with `kind` added.
-    async fn cdr_callbacks(
-        &self,
+    /// application's batched feed (when `app` has one), with `kind` added.
+    fn cdr_callbacks(
         call: &CallRecord,
+        app: Option<&ApplicationRecord>,
         kind: &'static str,
         url: Option<&str>,
         body: &serde_json::Value,
@@ -284,7 +274,7 @@ impl Ctx {
                 ordering_key,
             ));
         }
-        if let Some(feed) = self.app(call).await.and_then(|a| a.cdr_feed_url.clone()) {
+        if let Some(feed) = app.and_then(|a| a.cdr_feed_url.as_deref()) {
             let mut item = body.clone();
             if let Some(map) = item.as_object_mut() {
                 map.insert("kind".into(), serde_json::Value::String(kind.into()));
@@ -293,7 +283,7 @@ impl Ctx {
                 &call.account_sid,
                 &call.app_id,
                 "feed",
-                &feed,
+                feed,
                 &item,
                 &format!("feed:{}", call.app_id),
             ));
@@ -303,22 +293,36 @@ impl Ctx {
 
     /// The call's application (its callback URLs as they are now), retrying a failing
     /// database like [`Ctx::journal`]; `None` if it is gone.
-    async fn app(
-        &self,
-        call: &CallRecord,
-    ) -> Option<Arc<crate::store::applications::ApplicationRecord>> {
-        let mut delay = std::time::Duration::from_millis(100);
-        for attempt in 1..=JOURNAL_ATTEMPTS {
-            match self.store.find_app(&call.account_sid, &call.app_id).await {
-                Ok(app) => return app,
-                Err(e) => {
-                    tracing::warn!(call = %call.id, error = %e, attempt, "application not readable; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(std::time::Duration::from_secs(10));
-                }
+    async fn app(&self, call: &CallRecord) -> Option<Arc<ApplicationRecord>> {
+        let found = with_db_retries("application read", || {
+            self.store.find_app(&call.account_sid, &call.app_id)
+        })
+        .await;
+        found.unwrap_or_else(|e| {
+            tracing::error!(call = %call.id, error = %e, "application unreadable; the call's callbacks are skipped");
+            None
+        })
+    }
+}
+
+/// Runs a database operation up to [`JOURNAL_ATTEMPTS`] times, backing off from 100 ms to
+/// 10 s between tries; returns the last error.
+async fn with_db_retries<T, F, Fut>(what: &str, mut op: F) -> Result<T, crate::store::StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, crate::store::StoreError>>,
+{
+    let mut delay = std::time::Duration::from_millis(100);
+    let mut attempt = 1;
+    loop {
+        match op().await {
+            Err(e) if attempt < JOURNAL_ATTEMPTS => {
+                tracing::warn!(error = %e, attempt, "{what} failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(std::time::Duration::from_secs(10));
+                attempt += 1;
             }
+            done => return done,
         }
-        tracing::error!(call = %call.id, "application unreadable; the call's callbacks are skipped");
-        None
     }
 }

@@ -92,17 +92,15 @@ impl Conversation {
             legs: &facts,
         }
         .body(self.ctx.settings.timezone);
-        callbacks.extend(
-            self.ctx
-                .cdr_callbacks(
-                    &self.first,
-                    "click2call",
-                    self.cdr_url.as_deref(),
-                    &body,
-                    &self.id,
-                )
-                .await,
-        );
+        let app = self.ctx.app(&self.first).await;
+        callbacks.extend(Ctx::cdr_callbacks(
+            &self.first,
+            app.as_deref(),
+            "click2call",
+            self.cdr_url.as_deref(),
+            &body,
+            &self.id,
+        ));
         let finish = Finish {
             legs,
             conversation: Some(ConversationEnd {
