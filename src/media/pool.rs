@@ -48,6 +48,10 @@ pub enum LegSignal {
     NodeDown,
     /// The node is connected again (events in between may be missing).
     NodeUp,
+    /// The leg's `bgapi originate` failed with this cause (sent by the leg's own task).
+    JobFailed(String),
+    /// The answer of the leg's `uuid_exists` (sent by the leg's own task).
+    Exists(bool),
 }
 
 type Routes = Arc<Mutex<HashMap<String, mpsc::UnboundedSender<LegSignal>>>>;

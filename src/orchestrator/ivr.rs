@@ -23,7 +23,7 @@ pub(super) async fn place(ctx: &Arc<Ctx>, placement: &Placement) -> Result<Leg, 
     };
     let mut leg = if resumed {
         let start = call.start_at.unwrap_or_else(|| node.now_ms());
-        let mut leg = Leg::attach(&call.id, node, start, ctx.settings.media_grace);
+        let mut leg = Leg::follow(&call.id, node, start, ctx.settings.media_grace);
         leg.ring_ms = call.ring_at;
         leg.answer_ms = call.answer_at;
         leg.check_exists();

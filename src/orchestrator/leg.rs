@@ -63,7 +63,6 @@ pub struct Leg {
     pub answer_ms: Option<i64>,
     /// When and why it ended.
     pub ended: Option<(i64, String)>,
-    seen_channel: bool,
     /// The leg ends with this cause at this instant unless its channel reports first
     /// (its media node was lost; its originate failed).
     deadline: Option<(Instant, String)>,
@@ -107,28 +106,19 @@ impl Leg {
                 Err(e) => Some(format!("ESL:{e}")),
             };
             if let Some(cause) = failed {
-                let mut e = Event::default();
-                e.push("Event-Name", "JOB_FAILED");
-                e.push("Hangup-Cause", cause);
-                let _ = tx.send(LegSignal::Event(e));
+                let _ = tx.send(LegSignal::JobFailed(cause));
             }
         });
         let start = node.now_ms();
         Self::with(dial.uuid, node, reg, start, grace)
     }
 
-    /// Follows a channel another command creates (the `bridge` application's B leg).
-    pub fn expect(id: &str, node: Arc<MediaNode>, start_ms: i64, grace: Duration) -> Leg {
+    /// Follows a channel this leg did not originate: one another command creates (the
+    /// `bridge` application's B leg) or one that already exists (taken over after a
+    /// restart; ask [`Leg::check_exists`]).
+    pub fn follow(id: &str, node: Arc<MediaNode>, start_ms: i64, grace: Duration) -> Leg {
         let reg = node.register(id);
         Self::with(id, node, reg, start_ms, grace)
-    }
-
-    /// Follows a channel that already exists (a leg taken over after a restart).
-    pub fn attach(id: &str, node: Arc<MediaNode>, start_ms: i64, grace: Duration) -> Leg {
-        let reg = node.register(id);
-        let mut leg = Self::with(id, node, reg, start_ms, grace);
-        leg.seen_channel = true;
-        leg
     }
 
     fn with(
@@ -146,7 +136,6 @@ impl Leg {
             ring_ms: None,
             answer_ms: None,
             ended: None,
-            seen_channel: false,
             deadline: None,
             grace,
             kill: None,
@@ -162,9 +151,7 @@ impl Leg {
         let uuid = self.id.clone();
         tokio::spawn(async move {
             let exists = matches!(client.api(&format!("uuid_exists {uuid}")).await, Ok(ref s) if s.trim() == "true");
-            let mut e = Event::default();
-            e.push("Event-Name", if exists { "EXISTS" } else { "GONE" });
-            let _ = tx.send(LegSignal::Event(e));
+            let _ = tx.send(LegSignal::Exists(exists));
         });
     }
 
@@ -211,12 +198,29 @@ impl Leg {
                 }
                 return None;
             }
+            LegSignal::JobFailed(cause) => {
+                // The channel's own hangup events carry the times; they normally follow
+                // (or were routed a moment after the job's result).
+                if self.deadline.is_none() {
+                    self.deadline = Some((Instant::now() + JOB_FAILURE_WAIT, cause));
+                }
+                return None;
+            }
+            LegSignal::Exists(true) => {
+                if self.deadline.as_ref().is_some_and(|(_, c)| c == MEDIA_LOST) {
+                    self.deadline = None;
+                }
+                return None;
+            }
+            LegSignal::Exists(false) => {
+                self.end_now(MEDIA_LOST);
+                return Some(LegUpdate::Ended);
+            }
             LegSignal::Event(e) => e,
         };
         let at = event.timestamp_ms().unwrap_or_else(|| self.node.now_ms());
         match event.name() {
             "CHANNEL_CREATE" => {
-                self.seen_channel = true;
                 self.start_ms = at;
                 // A hangup asked for before the channel existed found nothing to kill.
                 self.send_kill();
@@ -259,25 +263,6 @@ impl Leg {
                     .unwrap_or("NORMAL_CLEARING")
                     .to_string();
                 self.ended = Some((at, cause));
-                Some(LegUpdate::Ended)
-            }
-            "JOB_FAILED" => {
-                // The channel's own hangup events carry the times; they normally follow
-                // (or were routed a moment after the job's result).
-                let cause = event.hangup_cause().unwrap_or("NORMAL_TEMPORARY_FAILURE");
-                if self.deadline.is_none() {
-                    self.deadline = Some((Instant::now() + JOB_FAILURE_WAIT, cause.to_string()));
-                }
-                None
-            }
-            "EXISTS" => {
-                if self.deadline.as_ref().is_some_and(|(_, c)| c == MEDIA_LOST) {
-                    self.deadline = None;
-                }
-                None
-            }
-            "GONE" => {
-                self.end_now(MEDIA_LOST);
                 Some(LegUpdate::Ended)
             }
             _ => None,

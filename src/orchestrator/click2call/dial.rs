@@ -137,7 +137,7 @@ impl Conversation {
                 .replace("{number}", &dial.callee.to_string())
         );
         // Registered before the bridge starts, so no event of the new channel is missed.
-        let leg = Leg::expect(
+        let leg = Leg::follow(
             &uuid,
             node.clone(),
             node.now_ms(),

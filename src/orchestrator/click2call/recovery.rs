@@ -23,7 +23,7 @@ impl Conversation {
             let unfinished = matches!(rec.state.as_str(), "initiated" | "ringing" | "answered");
             let leg = match node.filter(|_| unfinished) {
                 Some(node) => {
-                    let mut leg = Leg::attach(
+                    let mut leg = Leg::follow(
                         &rec.id,
                         node,
                         rec.start_at.unwrap_or_else(now_ms),
