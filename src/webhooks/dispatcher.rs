@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 
-use super::guard::{GuardedResolver, is_forbidden};
+use super::guard::{GuardedResolver, address_literal, is_forbidden};
 use super::schedule::next_delay;
 use super::signing::signature;
 use crate::config::Settings;
@@ -230,7 +230,7 @@ impl Inner {
         d: &Delivery,
         host: &str,
     ) -> Result<(u16, String, Option<Duration>), Failure> {
-        if let Ok(ip) = host.trim_start_matches('[').trim_end_matches(']').parse()
+        if let Some(ip) = address_literal(host)
             && is_forbidden(ip)
             && !self.allow_private
         {

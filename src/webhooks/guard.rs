@@ -47,6 +47,14 @@ fn forbidden_v6(ip: Ipv6Addr) -> bool {
         || (first == 0x2001 && ip.segments()[1] == 0x0db8) // documentation
 }
 
+/// The address a URL's host names literally (`10.0.0.1`, `[::1]`), if it is one.
+pub fn address_literal(host: &str) -> Option<IpAddr> {
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .ok()
+}
+
 /// How long a target check at acceptance waits for DNS.
 const CHECK_DNS_WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -65,11 +73,7 @@ pub async fn check_target(field: &str, url: &str, allow_private: bool) -> Result
     else {
         return Err(refused());
     };
-    if let Ok(ip) = host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse::<IpAddr>()
-    {
+    if let Some(ip) = address_literal(&host) {
         return if is_forbidden(ip) {
             Err(refused())
         } else {
