@@ -19,9 +19,7 @@ impl Conversation {
             done: false,
         });
         let Some(node) = self.ctx.media.pick() else {
-            self.parties[0].leg = None;
             self.bye = Some(bye::CALLER_NO_ANSWER);
-            self.parties[0].canceled = false;
             return Ok(());
         };
         self.write(Entry::Conversation {
