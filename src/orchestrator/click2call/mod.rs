@@ -119,7 +119,10 @@ impl Party {
                     self.canceled || cause == CANCEL_CAUSE,
                 )
             }
-            None => LegEnd::Canceled,
+            // Never dialled: canceled before it was (cancelCall), or no media server
+            // could take it.
+            None if self.canceled => LegEnd::Canceled,
+            None => LegEnd::Failed,
         }
     }
 
@@ -263,5 +266,24 @@ impl Conversation {
             }
         }
         self.finish().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_leg_never_dialled_is_canceled_only_by_cancel_call() {
+        let party = |canceled| Party {
+            id: "CA1".into(),
+            from: String::new(),
+            to: "13800000001".into(),
+            leg: None,
+            canceled,
+            done: false,
+        };
+        assert_eq!(party(true).end(), LegEnd::Canceled);
+        assert_eq!(party(false).end(), LegEnd::Failed);
     }
 }
