@@ -451,3 +451,15 @@ pub async fn callbacks(store: &Store, key: &str) -> Vec<(String, Value)> {
         })
         .collect()
 }
+
+/// Waits (up to 4 s) until the first callback of ordering key `key` has left `pending`, or
+/// has reached `state`; the caller asserts on what it finds.
+pub async fn settle_delivery(store: &Store, key: &str, state: &str) {
+    for _ in 0..200 {
+        let now = store.outbox_of(key).await.expect("outbox")[0].state.clone();
+        if now == state || now != "pending" {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

@@ -153,10 +153,7 @@ both_backends! {
         let (_second, _) = serve(&db, dir.path(), command()).await;
         let got = receiver.wait_for(3, Duration::from_secs(30)).await;
         assert!(got.iter().all(|r| r.headers["webhook-id"] == webhook_id));
-        for _ in 0..200 {
-            if store.outbox_of(&callid).await.unwrap()[0].state == "delivered" { break; }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        settle_delivery(&store, &callid, "delivered").await;
         assert_eq!(store.outbox_of(&callid).await.unwrap()[0].state, "delivered");
     }
 }

@@ -77,10 +77,7 @@ both_backends! {
         }
         // The 5 s and 5 min delays, scaled by 0.01 (±20 %): the third came ≥ 3 s after the first.
         let row = &store.outbox_of(&callid).await.unwrap()[0];
-        for _ in 0..100 {
-            if store.outbox_of(&callid).await.unwrap()[0].state == "delivered" { break; }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        settle_delivery(&store, &callid, "delivered").await;
         assert_eq!(store.outbox_of(&callid).await.unwrap()[0].state, "delivered");
         let attempts = store.attempt_log(&row.webhook_id).await.unwrap();
         let statuses: Vec<Option<i64>> = attempts.iter().map(|a| a.status_code).collect();
@@ -100,10 +97,7 @@ both_backends! {
         let callid = a.body["callid"].as_str().unwrap().to_string();
         receiver.wait_for(1, Duration::from_secs(20)).await;
         let store = db.store().await;
-        for _ in 0..100 {
-            if store.outbox_of(&callid).await.unwrap()[0].state != "pending" { break; }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        settle_delivery(&store, &callid, "failed").await;
         assert_eq!(store.outbox_of(&callid).await.unwrap()[0].state, "failed");
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert_eq!(receiver.received().len(), 1);
@@ -233,10 +227,7 @@ both_backends! {
         let callid = a.body["callid"].as_str().unwrap().to_string();
         receiver.wait_for(10, Duration::from_secs(30)).await;
         let store = db.store().await;
-        for _ in 0..200 {
-            if store.outbox_of(&callid).await.unwrap()[0].state == "failed" { break; }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        settle_delivery(&store, &callid, "failed").await;
         let row = &store.outbox_of(&callid).await.unwrap()[0];
         assert_eq!(row.state, "failed");
         assert_eq!(store.attempt_log(&row.webhook_id).await.unwrap().len(), 10);
