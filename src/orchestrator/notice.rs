@@ -30,7 +30,20 @@ pub(super) async fn run(ctx: &Arc<Ctx>, placement: Placement) -> Result<(), Stri
         serde_json::from_str(&call.params).map_err(|e| format!("stored script: {e}"))?;
     let mut leg = ivr::place(ctx, &placement).await.ok();
     let mut last_key: Option<char> = None;
-    if let Some(leg) = leg.as_mut().filter(|l| l.answered() && l.ended.is_none()) {
+    let answered = leg.as_mut().filter(|l| l.answered() && l.ended.is_none());
+    // What to play is worked out once per call; a prompt deleted since the call was
+    // accepted ends it (hung up, with its CDR) instead of leaving it unfinished.
+    let playable = match answered {
+        Some(leg) => match render_script(ctx, &call.app_id, &script).await {
+            Ok(rendered) => Some((leg, rendered)),
+            Err(e) => {
+                tracing::error!(call = %call.id, error = %e, "notice cannot be played");
+                None
+            }
+        },
+        None => None,
+    };
+    if let Some((leg, (items, finishvoice))) = playable {
         let hits = |key: Option<DtmfKey>, k: char| match key {
             Some(DtmfKey::Any) => true,
             Some(DtmfKey::Key(c)) => c == k,
@@ -41,17 +54,17 @@ pub(super) async fn run(ctx: &Arc<Ctx>, placement: Placement) -> Result<(), Stri
         loop {
             state = match state {
                 State::Playing { pass, .. } if pass >= script.times => State::Done,
-                State::Playing { pass, item } if item >= script.contents.len() => State::Playing {
+                State::Playing { pass, item } if item >= items.len() => State::Playing {
                     pass: pass + 1,
                     item: 0,
                 },
                 State::Playing { pass, item } => {
-                    let (app, arg) = render(ctx, &call.app_id, &script.contents[item]).await?;
+                    let (app, arg) = &items[item];
                     let can_repeat = repeats < MAX_REPEATS;
                     let played = ivr::play(
                         leg,
                         app,
-                        &arg,
+                        arg,
                         |k| hits(script.finishkey, k) || (can_repeat && hits(script.repeatkey, k)),
                         |k| last_key = Some(k),
                     )
@@ -70,14 +83,9 @@ pub(super) async fn run(ctx: &Arc<Ctx>, placement: Placement) -> Result<(), Stri
                     }
                 }
                 State::Finishing => {
-                    if let Some(voice) = &script.finishvoice {
-                        let path = ctx
-                            .prompts
-                            .path(&call.app_id, voice.as_str())
-                            .await
-                            .map_err(|e| e.to_string())?;
+                    if let Some(path) = &finishvoice {
                         if let Played::Ended =
-                            ivr::play(leg, "playback", &path, |_| false, |k| last_key = Some(k))
+                            ivr::play(leg, "playback", path, |_| false, |k| last_key = Some(k))
                                 .await
                         {
                             break;
@@ -91,6 +99,30 @@ pub(super) async fn run(ctx: &Arc<Ctx>, placement: Placement) -> Result<(), Stri
     }
     let inputkey = last_key.map(String::from);
     ivr::finish(ctx, call, leg, inputkey, "notice").await
+}
+
+/// The application and argument of each content item, and the `finishvoice` file (if
+/// it can still be had).
+async fn render_script(
+    ctx: &Ctx,
+    app_id: &str,
+    script: &NoticeScript,
+) -> Result<(Vec<(&'static str, String)>, Option<String>), String> {
+    let mut items = Vec::with_capacity(script.contents.len());
+    for item in &script.contents {
+        items.push(render(ctx, app_id, item).await?);
+    }
+    let finishvoice = match &script.finishvoice {
+        Some(voice) => match ctx.prompts.path(app_id, voice.as_str()).await {
+            Ok(path) => Some(path),
+            Err(e) => {
+                tracing::warn!(error = %e, "finishvoice unavailable; the finish key just ends the call");
+                None
+            }
+        },
+        None => None,
+    };
+    Ok((items, finishvoice))
 }
 
 /// The application and argument that play one content item: a prompt file, or `say`
