@@ -83,13 +83,12 @@ pub(super) async fn run(ctx: &Arc<Ctx>, placement: Placement) -> Result<(), Stri
                     }
                 }
                 State::Finishing => {
-                    if let Some(path) = &finishvoice {
-                        if let Played::Ended =
+                    if let Some(path) = &finishvoice
+                        && let Played::Ended =
                             ivr::play(leg, "playback", path, |_| false, |k| last_key = Some(k))
                                 .await
-                        {
-                            break;
-                        }
+                    {
+                        break;
                     }
                     State::Done
                 }
