@@ -334,11 +334,16 @@ pub async fn deliveries(
             rows.truncate(size as usize);
             let tz = state.settings.timezone;
             let mut listed = Vec::new();
+            // A feed row's attempts are logged under its batch's id.
+            let log_id = |d: &crate::store::deliveries::DeliveryListed| d.batch_id.clone().unwrap_or_else(|| d.webhook_id.clone());
+            let ids: Vec<String> = rows.iter().map(log_id).collect();
+            let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+            let logs = state.store.attempt_logs(&id_refs).await?;
             for d in &rows {
-                let attempts: Vec<Value> = state
-                    .store
-                    .attempt_log(d.batch_id.as_deref().unwrap_or(&d.webhook_id))
-                    .await?
+                let attempts: Vec<Value> = logs
+                    .get(&log_id(d))
+                    .map(Vec::as_slice)
+                    .unwrap_or_default()
                     .iter()
                     .map(|a| json!({
                         "attempt": a.attempt, "time": format_time(a.at, tz), "statusCode": a.status_code,

@@ -1,6 +1,8 @@
 //! Webhook deliveries: claiming due outbox rows (the head of each ordering key only, so a
 //! key's callbacks go out in order), and recording each attempt and its outcome.
 
+use std::collections::HashMap;
+
 use super::{Store, StoreError, Tx, on_tx};
 use crate::domain::time::now_ms;
 
@@ -230,14 +232,35 @@ impl Store {
 
     /// Every attempt of delivery `webhook_id`, in order.
     pub async fn attempt_log(&self, webhook_id: &str) -> Result<Vec<AttemptListed>, StoreError> {
-        Ok(super::on_pool!(self, |p| {
-            sqlx::query_as(
-            "SELECT attempt, at, status_code, latency_ms, error, response FROM delivery_attempts WHERE webhook_id = $1 ORDER BY attempt"
-        )
-        .bind(webhook_id)
-        .fetch_all(p)
-        .await
-        })?)
+        Ok(self
+            .attempt_logs(&[webhook_id])
+            .await?
+            .remove(webhook_id)
+            .unwrap_or_default())
+    }
+
+    /// The attempts of several deliveries (a page of them) in one query, by webhook id.
+    pub async fn attempt_logs(
+        &self,
+        webhook_ids: &[&str],
+    ) -> Result<HashMap<String, Vec<AttemptListed>>, StoreError> {
+        let ids =
+            serde_json::to_string(webhook_ids).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let wanted = match self.pool {
+            super::Pool::Sqlite(_) => "SELECT value FROM json_each($1)",
+            super::Pool::Postgres(_) => "SELECT jsonb_array_elements_text($1::jsonb)",
+        };
+        let sql = format!(
+            "SELECT webhook_id, attempt, at, status_code, latency_ms, error, response FROM delivery_attempts \
+             WHERE webhook_id IN ({wanted}) ORDER BY webhook_id, attempt"
+        );
+        let rows: Vec<AttemptListed> =
+            super::on_pool!(self, |p| sqlx::query_as(&sql).bind(&ids).fetch_all(p).await)?;
+        let mut logs: HashMap<String, Vec<AttemptListed>> = HashMap::new();
+        for row in rows {
+            logs.entry(row.webhook_id.clone()).or_default().push(row);
+        }
+        Ok(logs)
     }
 }
 
@@ -275,6 +298,8 @@ pub struct DeliveryListed {
 /// One attempt as listed.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AttemptListed {
+    /// The delivery (or feed batch) it belongs to.
+    pub webhook_id: String,
     /// 1, 2, …
     pub attempt: i64,
     /// When (Unix ms).
