@@ -100,10 +100,11 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let ends: HashMap<String, i64> = store
-        .call_ends(&account.sid)
+        .call_timings(&account.sid)
         .await
-        .expect("call ends")
+        .expect("call timings")
         .into_iter()
+        .map(|t| (t.id, t.end_at))
         .collect();
     let arrivals = arrivals.lock().unwrap();
     let mut latencies: Vec<i64> = arrivals

@@ -195,8 +195,8 @@ async fn main() {
     let sustained = (d1 - d0) as f64 / (t1 - t0).max(0.001);
     let peak_live = samples.iter().map(|s| s.1).max().unwrap_or(0);
     let timings = store.call_timings(&account.sid).await.expect("timings");
-    let mut whole: Vec<i64> = timings.iter().map(|(s, _, c)| c - s).collect();
-    let mut after_end: Vec<i64> = timings.iter().map(|(_, e, c)| c - e).collect();
+    let mut whole: Vec<i64> = timings.iter().map(|t| t.cdr_at - t.start_at).collect();
+    let mut after_end: Vec<i64> = timings.iter().map(|t| t.cdr_at - t.end_at).collect();
     whole.sort_unstable();
     after_end.sort_unstable();
     println!(

@@ -49,29 +49,19 @@ impl Store {
         .await)?)
     }
 
-    /// When each ended call of `account_sid` ended (call id, Unix ms on the media clock).
-    pub async fn call_ends(&self, account_sid: &str) -> Result<Vec<(String, i64)>, StoreError> {
-        Ok(on_pool!(self, |p| sqlx::query_as(
-            "SELECT id, end_at FROM calls WHERE account_sid = $1 AND end_at IS NOT NULL"
-        )
-        .bind(account_sid)
-        .fetch_all(p)
-        .await)?)
-    }
-
-    /// For each notice/captcha call of `account_sid` with a CDR: when it was dialled, when
-    /// it ended (media clock) and when its CDR was written (Unix ms), for load reports.
-    pub async fn call_timings(
-        &self,
-        account_sid: &str,
-    ) -> Result<Vec<(i64, i64, i64)>, StoreError> {
-        Ok(on_pool!(self, |p| sqlx::query_as(
-            "SELECT l.start_at, l.end_at, c.created_at FROM cdrs c JOIN calls l ON l.id = c.id \
+    /// For each notice/captcha call of `account_sid` with a CDR: its id, when it was
+    /// dialled, when it ended (media clock) and when its CDR was written (Unix ms), for
+    /// load reports.
+    pub async fn call_timings(&self, account_sid: &str) -> Result<Vec<CallTiming>, StoreError> {
+        Ok(on_pool!(self, |p| {
+            sqlx::query_as(
+            "SELECT l.id, l.start_at, l.end_at, c.created_at AS cdr_at FROM cdrs c JOIN calls l ON l.id = c.id \
              WHERE c.account_sid = $1 AND l.start_at IS NOT NULL AND l.end_at IS NOT NULL"
         )
         .bind(account_sid)
         .fetch_all(p)
-        .await)?)
+        .await
+        })?)
     }
 
     /// The CDR of `id` in `account_sid`: `id` is a notice/captcha call, a conversation,
@@ -169,4 +159,17 @@ pub struct CdrListed {
     pub start_time: i64,
     /// The CDR as pushed.
     pub body: String,
+}
+
+/// When a finished call was dialled, ended and got its CDR (Unix ms).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CallTiming {
+    /// `CA…`.
+    pub id: String,
+    /// Dialled.
+    pub start_at: i64,
+    /// Ended (media clock).
+    pub end_at: i64,
+    /// CDR written.
+    pub cdr_at: i64,
 }
