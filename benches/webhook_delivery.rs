@@ -25,6 +25,8 @@ async fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(50_000);
     let dir = tempfile::tempdir().expect("temp dir");
+    // On PostgreSQL: a schema of its own, dropped at the end.
+    let mut own_schema = None;
     let url = match std::env::var("DATABASE_URL") {
         Ok(base) => {
             let schema = format!("webhookbench_{}", std::process::id());
@@ -34,6 +36,7 @@ async fn main() {
                 .await
                 .unwrap();
             let sep = if base.contains('?') { '&' } else { '?' };
+            own_schema = Some((admin, schema.clone()));
             format!("{base}{sep}options[search_path]={schema}")
         }
         Err(_) => format!("sqlite://{}/hooks.db", dir.path().display()),
@@ -42,7 +45,10 @@ async fn main() {
     let counter = received.clone();
     let server = HttpServer::new(move || {
         let counter = counter.clone();
-        App::new().default_service(web::to(move || {
+        // Reads the body as a real receiver must (to check the signature); actix closes a
+        // connection whose request body was left unread, so skipping it would measure
+        // one TCP connection per delivery.
+        App::new().default_service(web::to(move |_body: web::Bytes| {
             counter.fetch_add(1, Ordering::Relaxed);
             async { HttpResponse::Ok().body("ok") }
         }))
@@ -107,4 +113,10 @@ async fn main() {
         rows as f64 / secs,
         store.backend()
     );
+    if let Some((admin, schema)) = own_schema {
+        sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+            .execute(&admin)
+            .await
+            .expect("drop the benchmark's schema");
+    }
 }

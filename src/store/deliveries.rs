@@ -61,6 +61,14 @@ impl Store {
     ) -> Result<Vec<Delivery>, StoreError> {
         let now = now_ms();
         let mut tx = self.begin_write().await?;
+        if let Tx::Postgres(t) = &mut tx {
+            // Read the due index in its order and stop at the limit. Right after a burst of
+            // callbacks the table's statistics still say "a few rows", and the planner would
+            // fetch every due row, test each one's key and sort them all (150 ms at 50,000).
+            sqlx::query("SELECT set_config('enable_sort', 'off', true)")
+                .execute(&mut **t)
+                .await?;
+        }
         let lock = tx.skip_locked();
         let sql = format!(
             "UPDATE outbox SET claimed_until = $2 WHERE seq IN (\
