@@ -28,6 +28,7 @@ const KEYS: &[(&str, Option<&str>)] = &[
     ("VOICEPAAS_SOFT_VERSIONS", Some("v1,2019-08-14")),
     ("VOICEPAAS_CAPTCHA_LIMITS", Some("1,5,20")),
     ("VOICEPAAS_LOG", Some("info")),
+    ("VOICEPAAS_LOG_FORMAT", Some("text")),
 ];
 
 /// The name of the variable that points at an optional config file.
@@ -146,6 +147,8 @@ pub struct Settings {
     pub captcha_limits: CaptchaLimits,
     /// Log filter, `tracing_subscriber::EnvFilter` syntax (`VOICEPAAS_LOG`).
     pub log_filter: String,
+    /// Log lines as JSON objects (`VOICEPAAS_LOG_FORMAT=json`) instead of text.
+    pub log_json: bool,
 }
 
 impl Settings {
@@ -274,6 +277,16 @@ impl Settings {
             soft_versions,
             captcha_limits: parse_captcha_limits(&required("VOICEPAAS_CAPTCHA_LIMITS"))?,
             log_filter: required("VOICEPAAS_LOG"),
+            log_json: match required("VOICEPAAS_LOG_FORMAT").as_str() {
+                "text" => false,
+                "json" => true,
+                other => {
+                    return Err(ConfigError::new(
+                        "VOICEPAAS_LOG_FORMAT",
+                        format!("expected text or json, got {other:?}"),
+                    ));
+                }
+            },
         })
     }
 

@@ -43,7 +43,10 @@ pub enum StartError {
     },
 }
 
-/// How long a stopping server waits for webhook deliveries in flight.
+/// How long a stopping server waits for HTTP requests in flight.
+const REQUESTS_FINISH_WITHIN: u64 = 15;
+/// How long a stopping server then waits for webhook deliveries in flight (the two stay
+/// under the 30 s a container platform gives before SIGKILL).
 const DELIVERIES_FINISH_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A built, not yet running server.
@@ -52,6 +55,7 @@ pub struct Application {
     server: Server,
     sandbox: Option<Sandbox>,
     dispatcher: Dispatcher,
+    orchestrator: Orchestrator,
 }
 
 impl Application {
@@ -100,23 +104,29 @@ impl Application {
             ids,
             settings,
             media,
-            orchestrator,
+            orchestrator: orchestrator.clone(),
         });
         let workers = std::thread::available_parallelism().map_or(2, usize::from);
-        let server =
-            HttpServer::new(move || App::new().app_data(state.clone()).configure(api::configure))
-                .workers(workers)
-                .listen(listener)
-                .map_err(|source| StartError::Bind {
-                    addr: "listener".into(),
-                    source,
-                })?
-                .run();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .wrap(actix_web::middleware::from_fn(api::observe::observe))
+                .configure(api::configure)
+        })
+        .workers(workers)
+        .shutdown_timeout(REQUESTS_FINISH_WITHIN)
+        .listen(listener)
+        .map_err(|source| StartError::Bind {
+            addr: "listener".into(),
+            source,
+        })?
+        .run();
         Ok(Self {
             port,
             server,
             sandbox,
             dispatcher,
+            orchestrator,
         })
     }
 
@@ -125,12 +135,16 @@ impl Application {
         self.port
     }
 
-    /// Serves until the process is told to stop (SIGINT/SIGTERM).
+    /// Serves until the process is told to stop (SIGINT/SIGTERM), then stops gracefully:
+    /// no new connections, requests in flight finish (up to 15 s), webhook deliveries in
+    /// flight finish or are handed back (up to 10 s), no more calls are placed and the
+    /// lease is given up so another replica re-attaches the live calls.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
-        // HTTP has stopped (SIGINT/SIGTERM): let deliveries in flight finish, or hand
-        // them back for the next process.
+        tracing::info!("stopping: HTTP closed");
         self.dispatcher.stop(DELIVERIES_FINISH_WITHIN).await;
+        self.orchestrator.stop().await;
+        tracing::info!("stopped; live calls are left to the other replicas");
         drop(self.sandbox);
         result
     }

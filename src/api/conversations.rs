@@ -92,12 +92,16 @@ pub async fn create(
 ) -> HttpResponse {
     let (version, sid, app_id) = path.into_inner();
     ctc_style(&state, &req, &version, &sid, &app_id, payload, |ctc| {
-        click2call(&state, ctc)
+        click2call(&state, &req, ctc)
     })
     .await
 }
 
-async fn click2call(state: &AppState, ctc: CtcRequest) -> Result<Reply, ApiError> {
+async fn click2call(
+    state: &AppState,
+    req: &HttpRequest,
+    ctc: CtcRequest,
+) -> Result<Reply, ApiError> {
     match ctc.action()? {
         "click2call" => {}
         "cancelCall" | "addCall" => {
@@ -118,7 +122,7 @@ async fn click2call(state: &AppState, ctc: CtcRequest) -> Result<Reply, ApiError
     placement::check_urls(state, call.urls()).await?;
 
     let now = Utc::now();
-    let request_id = state.ids.request(now);
+    let request_id = super::observe::request_id(state, req);
     let conversation_id = state.ids.conversation(now).to_string();
     let caller_leg = CallRow {
         id: state.ids.call(now).to_string(),

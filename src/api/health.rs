@@ -1,11 +1,12 @@
-//! `GET /healthz` (the process is up) and `GET /readyz` (the database answers and at
-//! least one media server is connected) (API.md §11).
+//! `GET /healthz` (the process is up), `GET /readyz` (the database answers and at
+//! least one media server is connected) and `GET /metrics` (API.md §11).
 
 use actix_web::HttpResponse;
 use actix_web::web::Data;
 use serde_json::json;
 
 use super::AppState;
+use crate::telemetry::metrics::Snapshot;
 
 /// `GET /healthz`.
 pub async fn healthz() -> HttpResponse {
@@ -31,4 +32,28 @@ pub async fn readyz(state: Data<AppState>) -> HttpResponse {
     } else {
         HttpResponse::ServiceUnavailable().json(body)
     }
+}
+
+/// The content type of `/metrics`: Prometheus' text exposition format.
+const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// `GET /metrics`: this process's metrics and the database's call and outbox figures
+/// (left out, with a warning in the log, when the database does not answer).
+pub async fn metrics(state: Data<AppState>) -> HttpResponse {
+    let figures = async {
+        Ok::<_, crate::store::StoreError>(Snapshot {
+            calls: state.store.call_counts().await?,
+            outbox: state.store.outbox_counts().await?,
+        })
+    };
+    let snapshot = match figures.await {
+        Ok(snapshot) => Some(snapshot),
+        Err(e) => {
+            tracing::warn!(error = %e, "metrics: database figures unavailable");
+            None
+        }
+    };
+    HttpResponse::Ok()
+        .content_type(METRICS_CONTENT_TYPE)
+        .body(crate::telemetry::metrics::metrics().render(snapshot.as_ref()))
 }

@@ -13,6 +13,7 @@ mod conversations;
 pub mod error;
 mod health;
 mod notices;
+pub mod observe;
 mod placement;
 mod prompts;
 mod recordings;
@@ -23,7 +24,6 @@ use std::sync::Arc;
 use actix_web::http::Method;
 use actix_web::web::{self, ServiceConfig};
 use actix_web::{HttpRequest, HttpResponse, Route};
-use chrono::Utc;
 
 use crate::config::Settings;
 use crate::domain::{IdGenerator, RequestId};
@@ -164,6 +164,7 @@ fn route_table() -> Vec<(Method, &'static str, Route)> {
         ),
         (Method::GET, "/healthz", get().to(health::healthz)),
         (Method::GET, "/readyz", get().to(health::readyz)),
+        (Method::GET, "/metrics", get().to(health::metrics)),
         (Method::GET, "/api-docs/openapi.yaml", get().to(openapi)),
     ]
 }
@@ -211,7 +212,7 @@ where
         Ok(account) => account,
         Err(e) => return e.notice_response(None),
     };
-    let request_id = state.ids.request(Utc::now());
+    let request_id = observe::request_id(state, req);
     match place(account, request_id.clone()).await {
         Ok(reply) => reply.into_response(),
         Err(e) => e.notice_response(Some(&request_id)),

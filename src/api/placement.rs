@@ -186,6 +186,9 @@ impl NewRequest<'_> {
         captcha_limits: Option<CaptchaLimits>,
         response: String,
     ) -> Result<Acceptance, ApiError> {
+        for call in &calls {
+            tracing::info!(call = %call.id, kind = self.kind, to = %crate::telemetry::mask::Masked(&call.to_number), "accepted");
+        }
         Ok(Acceptance {
             request: RequestRow {
                 id: self.request_id.to_string(),

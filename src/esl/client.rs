@@ -28,6 +28,21 @@ use tokio::time::Instant;
 use super::codec::{Decoder, Direction, Message};
 use super::event::Event;
 
+/// The command of a wire frame without its `api `/`bgapi ` verb (`originate …`), or the
+/// whole first line for other commands (`event plain …`).
+fn command_of(wire: &[u8]) -> String {
+    let line = wire.split(|&b| b == b'\n').next().unwrap_or_default();
+    let line = String::from_utf8_lossy(line);
+    let line = line
+        .strip_prefix("api ")
+        .or_else(|| line.strip_prefix("bgapi "))
+        .unwrap_or(&line);
+    line.split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
 /// A client-side failure.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EslError {
@@ -192,12 +207,20 @@ impl EslClient {
         if !self.is_connected() {
             return Err(EslError::NotConnected);
         }
+        let started = Instant::now();
         let (reply, answer) = oneshot::channel();
+        let command = command_of(&wire);
         self.tx
             .send(Request::Send { wire, reply, job })
             .await
             .map_err(|_| EslError::Closed)?;
-        answer.await.map_err(|_| EslError::Closed)?
+        let result = answer.await.map_err(|_| EslError::Closed)?;
+        crate::telemetry::metrics::metrics().esl_command(
+            &format!("{}:{}", self.options.host, self.options.port),
+            &command,
+            started.elapsed(),
+        );
+        result
     }
 
     /// Sends a command (with optional header lines) and returns its `Reply-Text`;

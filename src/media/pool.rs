@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 use crate::config::{DEFAULT_NODE_CAPACITY, MediaSetting, Settings};
 use crate::domain::time::now_ms;
 use crate::esl::{EslClient, EslOptions, Event, Incoming};
+use crate::telemetry::metrics::metrics;
 
 /// How long start-up waits for the in-process sandbox's first connection (it is local and
 /// comes up at once), and for a FreeSWITCH node's (which may be down: it is retried).
@@ -156,10 +157,12 @@ impl MediaPool {
             let (client, mut incoming) = EslClient::start(options);
             match tokio::time::timeout(wait, incoming.recv()).await {
                 Ok(Some(Incoming::Connected)) => {
-                    tracing::info!(node = %name, "media server connected")
+                    tracing::info!(node = %name, "media server connected");
+                    metrics().esl_node(&name, true);
                 }
                 _ => {
-                    tracing::warn!(node = %name, "media server not reachable yet; retrying in the background")
+                    tracing::warn!(node = %name, "media server not reachable yet; retrying in the background");
+                    metrics().esl_node(&name, false);
                 }
             }
             // Kept by the client and replayed after every reconnect, so a failure now
@@ -236,10 +239,12 @@ async fn route(node: Arc<MediaNode>, mut incoming: mpsc::Receiver<Incoming>) {
             }
             Incoming::Disconnected(why) => {
                 tracing::warn!(node = %node.name, reason = %why, legs = node.live(), "media server down");
+                metrics().esl_node(&node.name, false);
                 broadcast(&node, || LegSignal::NodeDown);
             }
             Incoming::Connected | Incoming::Reconnected(_) => {
                 tracing::info!(node = %node.name, "media server up");
+                metrics().esl_node(&node.name, true);
                 broadcast(&node, || LegSignal::NodeUp);
             }
         }

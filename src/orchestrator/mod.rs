@@ -46,6 +46,8 @@ pub(crate) struct Ctx {
     instance: String,
     wake: Notify,
     conversations: Mutex<HashMap<String, mpsc::UnboundedSender<ConversationCommand>>>,
+    /// Set when the process stops: no more calls are placed and the lease is not renewed.
+    stopping: std::sync::atomic::AtomicBool,
 }
 
 /// The orchestrator of this process.
@@ -93,10 +95,34 @@ impl Orchestrator {
             instance: format!("{}", uuid::Uuid::new_v4().simple()),
             wake: Notify::new(),
             conversations: Mutex::new(HashMap::new()),
+            stopping: std::sync::atomic::AtomicBool::new(false),
         });
         recovery::start(ctx.clone()).await;
         tokio::spawn(scheduler::run(ctx.clone()));
         Ok(Orchestrator(ctx))
+    }
+
+    /// Stops placing queued calls and gives up the lease at once, so another replica
+    /// takes over this process's live calls on its next look (within seconds) instead of
+    /// after the lease would have run out. The calls themselves are left alone: their
+    /// channels and timers live on the media servers.
+    pub async fn stop(&self) {
+        let ctx = &self.0;
+        ctx.stopping
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        ctx.wake.notify_one();
+        if let Err(e) = ctx
+            .store
+            .renew_lease(&ctx.instance, ctx.settings.node_id, 0)
+            .await
+        {
+            tracing::warn!(error = %e, "could not give up the lease; other replicas take over when it runs out");
+        }
+    }
+
+    /// Whether the process is stopping.
+    fn stopping(ctx: &Ctx) -> bool {
+        ctx.stopping.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Tells the scheduler that calls were queued (it also polls, for other replicas).
@@ -243,9 +269,18 @@ impl Ctx {
     /// Writes a journal entry, retrying a failing database for about a minute (a call's
     /// record must not be lost to a passing outage); then gives up with the error.
     async fn journal(&self, entry: crate::store::journal::Entry) -> Result<(), String> {
+        let ended = match &entry {
+            crate::store::journal::Entry::Finish(f) => Some((f.cdr.kind, f.cdr.id.clone())),
+            _ => None,
+        };
         with_db_retries("journal write", || self.store.journal(entry.clone()))
             .await
-            .map_err(|e| format!("journal write failed {JOURNAL_ATTEMPTS} times: {e}"))
+            .map_err(|e| format!("journal write failed {JOURNAL_ATTEMPTS} times: {e}"))?;
+        if let Some((kind, id)) = ended {
+            crate::telemetry::metrics::metrics().call_ended(kind);
+            tracing::info!(call = %id, kind, "call ended; CDR written");
+        }
+        Ok(())
     }
 
     /// Outbox rows of a finished call's CDR: to `url` (when set) and to the

@@ -24,6 +24,9 @@ pub(super) async fn start(ctx: Arc<Ctx>) {
         tick.tick().await;
         loop {
             tick.tick().await;
+            if super::Orchestrator::stopping(&ctx) {
+                return;
+            }
             renew(&ctx).await;
             take_over(&ctx).await;
         }

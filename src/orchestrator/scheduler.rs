@@ -11,6 +11,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::{Ctx, Placement};
+use crate::telemetry::mask::Masked;
+use crate::telemetry::metrics::metrics;
 
 /// Longest sleep between looks at the queue (other replicas accept calls too).
 const POLL: Duration = Duration::from_millis(50);
@@ -36,6 +38,9 @@ impl Bucket {
 pub(super) async fn run(ctx: Arc<Ctx>) {
     let mut buckets: HashMap<String, Bucket> = HashMap::new();
     loop {
+        if super::Orchestrator::stopping(&ctx) {
+            return;
+        }
         let busy = match place_some(&ctx, &mut buckets).await {
             Ok(busy) => busy,
             Err(e) => {
@@ -80,6 +85,8 @@ async fn place_some(
         started |= !calls.is_empty();
         let answer_timeout = account.answer_timeout.clamp(1, 600) as u32;
         for call in calls {
+            metrics().call_placed(&call.kind);
+            tracing::debug!(call = %call.id, kind = %call.kind, to = %Masked(&call.to_number), "placing");
             ctx.spawn(Placement::new(call, answer_timeout));
         }
     }

@@ -19,6 +19,7 @@ pub mod journal;
 mod open;
 pub mod placing;
 pub mod prompts;
+mod stats;
 
 use std::sync::Arc;
 

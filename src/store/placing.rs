@@ -66,7 +66,7 @@ pub struct CallRecord {
 pub(crate) const CALL_COLUMNS: &str = "id, request_id, account_sid, app_id, kind, conversation_id, leg_seq, state, to_number, from_number, userdata, params, node, start_at, ring_at, answer_at, created_at";
 
 /// States of a leg some process is responsible for.
-const UNFINISHED: &str = "('placing', 'initiated', 'ringing', 'answered')";
+pub(crate) const UNFINISHED: &str = "('placing', 'initiated', 'ringing', 'answered')";
 
 impl Store {
     /// Accounts with queued calls.

@@ -205,6 +205,13 @@ impl Inner {
             }
         };
         drop(slot);
+        let outcome_name = match outcome {
+            Outcome::Delivered => "delivered",
+            Outcome::RetryAt(_) => "retry",
+            Outcome::Failed => "failed",
+        };
+        crate::telemetry::metrics::metrics().delivery(outcome_name, started.elapsed());
+        tracing::debug!(webhook = %delivery.webhook_id, host = %host, status = ?attempt.status_code, outcome = outcome_name, "webhook attempt");
         if let Err(e) = self
             .store
             .record_attempt(&delivery, &attempt, outcome)

@@ -17,6 +17,7 @@ mod idempotency;
 mod media_timers;
 mod notices;
 mod openapi;
+mod operability;
 mod processes;
 mod prompts;
 mod receiver;

@@ -1,0 +1,64 @@
+//! Around every HTTP request: a request id (`RQ…`, the `requestid` of notice-style
+//! answers and the `X-Request-Id` header of every answer), a `request` span carrying it so
+//! every log line of the request shows it, the request's metrics, and one access-log line
+//! (target `voicepaas::access`, level info).
+
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::web::Data;
+use actix_web::{HttpMessage, HttpRequest};
+use chrono::Utc;
+use tracing::Instrument;
+
+use super::AppState;
+use crate::domain::RequestId;
+use crate::telemetry::metrics::metrics;
+
+/// The answer header naming the request.
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The middleware (`actix_web::middleware::from_fn(observe)`).
+pub async fn observe(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let id = match req.app_data::<Data<AppState>>() {
+        Some(state) => state.ids.request(Utc::now()),
+        None => return next.call(req).await,
+    };
+    req.extensions_mut().insert(id.clone());
+    let method = req.method().to_string();
+    let route = req
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_string());
+    let span = tracing::info_span!("request", request_id = %id, method = %method, route = %route);
+    let result = next.call(req).instrument(span.clone()).await;
+    let took = started.elapsed();
+    let status = match &result {
+        Ok(res) => res.status().as_u16(),
+        Err(e) => e.as_response_error().status_code().as_u16(),
+    };
+    metrics().http_request(&method, &route, status, took);
+    span.in_scope(|| {
+        tracing::info!(target: "voicepaas::access", status, latency_ms = took.as_millis() as u64, "answered");
+    });
+    result.map(|mut res| {
+        if let Ok(value) = HeaderValue::from_str(id.as_str()) {
+            res.headers_mut().insert(X_REQUEST_ID, value);
+        }
+        res
+    })
+}
+
+/// The id `observe` gave this request (a new one where the middleware is not mounted).
+pub fn request_id(state: &AppState, req: &HttpRequest) -> RequestId {
+    req.extensions()
+        .get::<RequestId>()
+        .cloned()
+        .unwrap_or_else(|| state.ids.request(Utc::now()))
+}
