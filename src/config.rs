@@ -210,7 +210,11 @@ impl Settings {
                 "must contain {number}",
             ));
         }
-        let node_id = required("VOICEPAAS_NODE_ID");
+        let node_id = match required("VOICEPAAS_NODE_ID").as_str() {
+            // One per pod of a Deployment: derived from the host name (unique per pod).
+            "auto" => node_id_of_host(&std::env::var("HOSTNAME").unwrap_or_default()).to_string(),
+            given => given.to_string(),
+        };
         let node_id = node_id
             .parse::<u32>()
             .ok()
@@ -218,7 +222,7 @@ impl Settings {
             .ok_or_else(|| {
                 ConfigError::new(
                     "VOICEPAAS_NODE_ID",
-                    format!("expected a number 0-99999, got {node_id:?}"),
+                    format!("expected a number 0-99999 or auto, got {node_id:?}"),
                 )
             })?;
         let timezone = required("VOICEPAAS_TIMEZONE");
@@ -294,6 +298,16 @@ impl Settings {
     pub fn uses_postgres(&self) -> bool {
         !self.database_url.expose().starts_with("sqlite:")
     }
+}
+
+/// `VOICEPAAS_NODE_ID=auto`: a node id 10000-99999 from the host name (FNV-1a). Two pods
+/// meeting on one id is unlikely and harmless: ids also carry a counter that starts at a
+/// random point, and the database refuses a duplicate id rather than losing a row.
+fn node_id_of_host(host: &str) -> u32 {
+    let hash = host.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    10_000 + (hash % 90_000) as u32
 }
 
 fn parse_config_file(text: &str) -> Result<HashMap<String, String>, ConfigError> {
@@ -506,6 +520,10 @@ mod tests {
             .unwrap();
         assert_eq!(v["VOICEPAAS_NODE_ID"], "42");
         assert_eq!(v["VOICEPAAS_LOG"], "debug");
+        let a = node_id_of_host("voicepaas-7d9f4c8b6f-2xkpt");
+        assert!((10_000..=99_999).contains(&a));
+        assert_eq!(a, node_id_of_host("voicepaas-7d9f4c8b6f-2xkpt"));
+        assert_ne!(a, node_id_of_host("voicepaas-7d9f4c8b6f-9qwzr"));
         assert!(parse_config_file("oops").is_err());
     }
 

@@ -18,6 +18,7 @@ mod media_timers;
 mod notices;
 mod openapi;
 mod operability;
+mod ops_tools;
 mod processes;
 mod prompts;
 mod receiver;

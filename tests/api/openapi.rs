@@ -59,3 +59,23 @@ fn the_scanner_reads_paths() {
         ]
     );
 }
+
+/// `api-docs/REFERENCE.md` (generated from the OpenAPI document by `api-docs/reference.py`)
+/// has a section for each route, so it cannot fall behind the router unnoticed.
+#[test]
+fn every_route_is_in_the_reference_page() {
+    let reference = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/api-docs/REFERENCE.md"
+    ))
+    .expect("api-docs/REFERENCE.md");
+    let missing: Vec<String> = voicepaas::api::routes()
+        .into_iter()
+        .map(|(method, path)| format!("## {method} {path}"))
+        .filter(|heading| !reference.lines().any(|l| l == heading))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "regenerate api-docs/REFERENCE.md (python3 api-docs/reference.py): {missing:#?}"
+    );
+}
