@@ -59,6 +59,11 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// The `statuscode`/`statusCode` an error answer carries, kept with the response for the
+/// request metrics (`api::observe`).
+#[derive(Debug, Clone, Copy)]
+pub struct ApiStatus(pub &'static str);
+
 /// Body of a notice-style status (`statuscode`, `statusmsg`, `requestid`).
 #[derive(Serialize)]
 struct NoticeStatus<'a> {
@@ -133,16 +138,22 @@ impl ApiError {
             statusmsg: self.to_string(),
             requestid: request_id.map(RequestId::as_str),
         };
-        HttpResponse::build(self.http_status(false)).json(body)
+        let mut response = HttpResponse::build(self.http_status(false)).json(body);
+        response
+            .extensions_mut()
+            .insert(ApiStatus(self.notice_code()));
+        response
     }
 
     /// The click-to-call-style answer.
     pub fn ctc_response(&self) -> HttpResponse {
         self.log();
-        HttpResponse::build(self.http_status(true)).json(CtcStatus {
+        let mut response = HttpResponse::build(self.http_status(true)).json(CtcStatus {
             status_code: self.ctc_code(),
             status_msg: self.to_string(),
-        })
+        });
+        response.extensions_mut().insert(ApiStatus(self.ctc_code()));
+        response
     }
 }
 

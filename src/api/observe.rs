@@ -15,6 +15,7 @@ use chrono::Utc;
 use tracing::Instrument;
 
 use super::AppState;
+use super::error::ApiStatus;
 use crate::domain::RequestId;
 use crate::telemetry::metrics::metrics;
 
@@ -39,13 +40,20 @@ pub async fn observe(
     let span = tracing::info_span!("request", request_id = %id, method = %method, route = %route);
     let result = next.call(req).instrument(span.clone()).await;
     let took = started.elapsed();
-    let status = match &result {
-        Ok(res) => res.status().as_u16(),
-        Err(e) => e.as_response_error().status_code().as_u16(),
+    let (status, statuscode) = match &result {
+        Ok(res) => {
+            let status = res.status().as_u16();
+            let given = res.response().extensions().get::<ApiStatus>().map(|s| s.0);
+            (
+                status,
+                given.unwrap_or_else(|| success_code(&route, status)),
+            )
+        }
+        Err(e) => (e.as_response_error().status_code().as_u16(), ""),
     };
-    metrics().http_request(&method, &route, status, took);
+    metrics().http_request(&method, &route, status, statuscode, took);
     span.in_scope(|| {
-        tracing::info!(target: "voicepaas::access", status, latency_ms = took.as_millis() as u64, "answered");
+        tracing::info!(target: "voicepaas::access", status, statuscode, latency_ms = took.as_millis() as u64, "answered");
     });
     result.map(|mut res| {
         if let Ok(value) = HeaderValue::from_str(id.as_str()) {
@@ -53,6 +61,21 @@ pub async fn observe(
         }
         res
     })
+}
+
+/// The `statuscode` of an answer no error made: success in the route's dialect
+/// (`00000` for click-to-call, `0` for the other customer endpoints); `""` for endpoints
+/// without one (health, operator, console).
+fn success_code(route: &str, status: u16) -> &'static str {
+    if !(200..300).contains(&status) {
+        ""
+    } else if route.contains("/ctc/") {
+        "00000"
+    } else if route.starts_with("/Accounts/") {
+        "0"
+    } else {
+        ""
+    }
 }
 
 /// The id `observe` gave this request (a new one where the middleware is not mounted).

@@ -20,6 +20,7 @@ struct HttpLabels {
     method: String,
     route: String,
     status: u16,
+    statuscode: String,
 }
 
 /// Labels of an HTTP latency.
@@ -113,7 +114,7 @@ impl Metrics {
         };
         registry.register(
             "http_requests",
-            "HTTP requests answered, by method, route pattern and status code",
+            "HTTP requests answered, by method, route pattern, HTTP status and the body's statuscode (\"\" where the answer has none)",
             m.http_requests.clone(),
         );
         registry.register(
@@ -165,8 +166,15 @@ impl Metrics {
     }
 
     /// Counts an answered HTTP request; `route` is the matched pattern (never the raw path,
-    /// which would carry ids).
-    pub fn http_request(&self, method: &str, route: &str, status: u16, took: Duration) {
+    /// which would carry ids), `statuscode` the body's (`0`, `-4`, `10004`, …) or `""`.
+    pub fn http_request(
+        &self,
+        method: &str,
+        route: &str,
+        status: u16,
+        statuscode: &str,
+        took: Duration,
+    ) {
         let (method, route) = (method.to_string(), route.to_string());
         self.http_duration
             .get_or_create(&RouteLabels {
@@ -179,6 +187,7 @@ impl Metrics {
                 method,
                 route,
                 status,
+                statuscode: statuscode.into(),
             })
             .inc();
     }
@@ -283,6 +292,7 @@ mod tests {
             "POST",
             "/Accounts/{AccountSid}/VoiceNotices",
             200,
+            "0",
             Duration::from_millis(3),
         );
         m.esl_command(
@@ -298,7 +308,7 @@ mod tests {
         };
         let text = m.render(Some(&snapshot));
         for line in [
-            "voicepaas_http_requests_total{method=\"POST\",route=\"/Accounts/{AccountSid}/VoiceNotices\",status=\"200\"} 1",
+            "voicepaas_http_requests_total{method=\"POST\",route=\"/Accounts/{AccountSid}/VoiceNotices\",status=\"200\",statuscode=\"0\"} 1",
             "voicepaas_http_request_duration_seconds_count{method=\"POST\",route=\"/Accounts/{AccountSid}/VoiceNotices\"} 1",
             "voicepaas_esl_command_duration_seconds_count{node=\"127.0.0.1:8021\",command=\"originate\"} 1",
             "voicepaas_esl_command_duration_seconds_count{node=\"127.0.0.1:8021\",command=\"other\"} 1",

@@ -84,7 +84,7 @@ both_backends! {
 
         let m = scrape(&address).await;
         let route = "route=\"/Accounts/{AccountSid}/VoiceNotices\"";
-        assert_eq!(m[&format!("voicepaas_http_requests_total{{method=\"POST\",{route},status=\"200\"}}")], 1.0);
+        assert_eq!(m[&format!("voicepaas_http_requests_total{{method=\"POST\",{route},status=\"200\",statuscode=\"0\"}}")], 1.0);
         assert_eq!(m[&format!("voicepaas_http_request_duration_seconds_count{{method=\"POST\",{route}}}")], 1.0);
         assert_eq!(m[&format!("voicepaas_http_request_duration_seconds_bucket{{le=\"+Inf\",method=\"POST\",{route}}}")], 1.0);
         assert!(m.keys().all(|k| !k.contains(&app.sid)), "a raw path (with the account) became a label");
@@ -105,6 +105,11 @@ both_backends! {
         }
         assert_eq!(m["voicepaas_webhook_deliveries_total{outcome=\"delivered\"}"], 1.0);
         assert_eq!(m["voicepaas_webhook_delivery_duration_seconds_count"], 1.0);
+        // An error answer is counted under its statuscode.
+        let refused = app.post(&app.account_path("VoiceNotices"), &json!({"appid": app.app_id, "to": "13800009996"})).await;
+        assert_eq!(refused.code(), "-4");
+        let m = scrape(&address).await;
+        assert_eq!(m[&format!("voicepaas_http_requests_total{{method=\"POST\",{route},status=\"200\",statuscode=\"-4\"}}")], 1.0);
     }
 }
 
