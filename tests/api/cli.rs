@@ -72,7 +72,7 @@ fn bad_configuration_names_the_variable() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("VOICEPAAS_NODE_ID: expected a number 0-99999, got \"abc\""),
+        err.contains("VOICEPAAS_NODE_ID: expected a number 0-99999 or auto, got \"abc\""),
         "{err}"
     );
     let dir = tempfile::tempdir().unwrap();
