@@ -226,3 +226,54 @@ both_backends! {
         assert_eq!(store.count_cdrs().await.unwrap(), 1);
     }
 }
+
+both_backends! {
+    /// SIGTERM while a request is half sent: new connections are refused at once, the
+    /// request in flight is still answered (and its call accepted), the process exits,
+    /// and the next process places the call it accepted.
+    async fn sigterm_finishes_requests_in_flight(db: TestDb) {
+        use base64::Engine;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let dir = tempfile::tempdir().unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_voicepaas"));
+        command.env("VOICEPAAS_SANDBOX_SPEED", "20").env("VOICEPAAS_LOG", "warn").stdout(Stdio::null());
+        let (mut server, address) = serve(&db, dir.path(), command).await;
+        let app = customer(&address, 100).await;
+        let host = address.trim_start_matches("http://").to_string();
+        let body = app.notice("13800009995").to_string();
+        let credentials = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", app.sid, app.token));
+        let head = format!(
+            "POST {} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Basic {credentials}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            app.account_path("VoiceNotices"),
+            body.len()
+        );
+        let mut stream = tokio::net::TcpStream::connect(&host).await.unwrap();
+        let (first, rest) = body.split_at(body.len() / 2);
+        stream.write_all(head.as_bytes()).await.unwrap();
+        stream.write_all(first.as_bytes()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+
+        let term = Command::new("kill").args(["-TERM", &server.0.id().to_string()]).status().unwrap();
+        assert!(term.success());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(tokio::net::TcpStream::connect(&host).await.is_err(), "still accepting connections after SIGTERM");
+
+        stream.write_all(rest.as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        let json = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+        let accepted: Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {answer}"));
+        assert_eq!(accepted["statuscode"], "0", "{accepted}");
+        let status = server.0.wait().unwrap();
+        assert!(status.success(), "{status:?}");
+
+        let mut command = Command::new(env!("CARGO_BIN_EXE_voicepaas"));
+        command.env("VOICEPAAS_SANDBOX_SPEED", "20").env("VOICEPAAS_LOG", "warn").stdout(Stdio::null());
+        let (_next, _) = serve(&db, dir.path(), command).await;
+        let id = accepted["callid"].as_str().unwrap().to_string();
+        let cdr = all_cdrs(&db.store().await, &[id], Duration::from_secs(30)).await;
+        assert_eq!(cdr[0]["result"], "0", "{}", cdr[0]);
+    }
+}
