@@ -197,3 +197,32 @@ async fn schemathesis_finds_nothing() {
         text(&output)
     );
 }
+
+/// The chart's default `config:` (and a database URL for its secret) is a valid set of
+/// settings: no unknown key, no bad value.
+#[test]
+fn helm_chart_config_is_valid_settings() {
+    let values = std::fs::read_to_string(format!("{CHART}/values.yaml")).unwrap();
+    let mut settings = std::collections::HashMap::new();
+    let mut in_config = false;
+    for line in values.lines() {
+        if !line.starts_with(' ') && !line.is_empty() && !line.starts_with('#') {
+            in_config = line == "config:";
+            continue;
+        }
+        if let Some(entry) = line.strip_prefix("  ").filter(|_| in_config)
+            && !entry.starts_with('#')
+            && let Some((key, value)) = entry.split_once(": ")
+        {
+            settings.insert(key.to_string(), value.trim_matches('"').to_string());
+        }
+    }
+    assert!(settings.len() >= 8, "config block not found: {settings:?}");
+    settings.insert(
+        "DATABASE_URL".into(),
+        "postgres://u:p@db:5432/voicepaas".into(),
+    );
+    if let Err(e) = voicepaas::config::Settings::from_values(&settings) {
+        panic!("the chart's config is refused: {e}");
+    }
+}
