@@ -4,7 +4,8 @@
 #
 # Usage: benches/accept_load.sh [sqlite|postgres] [seconds] [connections]
 # Needs: wrk (Debian package `wrk`), a release build (cargo build --release), python3;
-# for postgres a server on 127.0.0.1:5432 (user postgres, trust auth).
+# for postgres a server on 127.0.0.1:5432 (user postgres, trust auth). VOICEPAAS_LOG and
+# VOICEPAAS_LOG_FORMAT pass through (default warn: no access log).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 backend=${1:-sqlite}
@@ -22,7 +23,7 @@ case "$backend" in
     export DATABASE_URL="postgres://postgres@127.0.0.1:5432/voicepaas_bench" ;;
   *) echo "backend must be sqlite or postgres" >&2; exit 2 ;;
 esac
-export VOICEPAAS_LISTEN="127.0.0.1:$port" VOICEPAAS_ADMIN_TOKEN=bench VOICEPAAS_LOG=warn
+export VOICEPAAS_LISTEN="127.0.0.1:$port" VOICEPAAS_ADMIN_TOKEN=bench VOICEPAAS_LOG="${VOICEPAAS_LOG:-warn}"
 json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
 
 account=$($bin account create --name bench)

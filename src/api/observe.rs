@@ -3,10 +3,13 @@
 //! every log line of the request shows it, the request's metrics, and one access-log line
 //! (target `voicepaas::access`, level info).
 
+use std::collections::HashSet;
+use std::sync::OnceLock;
 use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::web::Data;
@@ -33,10 +36,8 @@ pub async fn observe(
         None => return next.call(req).await,
     };
     req.extensions_mut().insert(id.clone());
-    let method = req.method().to_string();
-    let route = req
-        .match_pattern()
-        .unwrap_or_else(|| "unmatched".to_string());
+    let method = method_name(req.method());
+    let route = route_pattern(req.match_pattern());
     let span = tracing::info_span!("request", request_id = %id, method = %method, route = %route);
     let result = next.call(req).instrument(span.clone()).await;
     let took = started.elapsed();
@@ -44,14 +45,11 @@ pub async fn observe(
         Ok(res) => {
             let status = res.status().as_u16();
             let given = res.response().extensions().get::<ApiStatus>().map(|s| s.0);
-            (
-                status,
-                given.unwrap_or_else(|| success_code(&route, status)),
-            )
+            (status, given.unwrap_or_else(|| success_code(route, status)))
         }
         Err(e) => (e.as_response_error().status_code().as_u16(), ""),
     };
-    metrics().http_request(&method, &route, status, statuscode, took);
+    metrics().http_request(method, route, status, statuscode, took);
     span.in_scope(|| {
         tracing::info!(target: "voicepaas::access", status, statuscode, latency_ms = took.as_millis() as u64, "answered");
     });
@@ -61,6 +59,29 @@ pub async fn observe(
         }
         res
     })
+}
+
+/// The method as a static label (`OTHER` for extension methods).
+fn method_name(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
+}
+
+/// The matched route pattern as the router's own static string (`unmatched` otherwise).
+fn route_pattern(matched: Option<String>) -> &'static str {
+    static PATTERNS: OnceLock<HashSet<&'static str>> = OnceLock::new();
+    let patterns = PATTERNS.get_or_init(|| super::routes().into_iter().map(|(_, p)| p).collect());
+    matched
+        .and_then(|m| patterns.get(m.as_str()).copied())
+        .unwrap_or("unmatched")
 }
 
 /// The `statuscode` of an answer no error made: success in the route's dialect
