@@ -28,8 +28,8 @@ use tokio::time::Instant;
 use super::codec::{Decoder, Direction, Message};
 use super::event::Event;
 
-/// The command of a wire frame without its `api `/`bgapi ` verb (`originate …`), or the
-/// whole first line for other commands (`event plain …`).
+/// The first word of a wire frame's command, past its `api `/`bgapi ` verb (`originate`,
+/// `uuid_kill`; `event` for `event plain …`): the command label of the latency metric.
 fn command_of(wire: &[u8]) -> String {
     let line = wire.split(|&b| b == b'\n').next().unwrap_or_default();
     let line = String::from_utf8_lossy(line);
@@ -152,6 +152,8 @@ pub struct EslClient {
     connected: Arc<AtomicBool>,
     subscriptions: Arc<Mutex<Subscriptions>>,
     options: Arc<EslOptions>,
+    /// `host:port`, the node label of the command latency metric.
+    node: Arc<str>,
 }
 
 /// Options of one `sendmsg … execute`.
@@ -180,6 +182,7 @@ impl EslClient {
                 events: vec!["BACKGROUND_JOB".into()],
                 filters: vec![],
             })),
+            node: format!("{}:{}", options.host, options.port).into(),
             options: Arc::new(options),
         };
         tokio::spawn(run(client.clone_inner(), rx, events_tx));
@@ -215,11 +218,7 @@ impl EslClient {
             .await
             .map_err(|_| EslError::Closed)?;
         let result = answer.await.map_err(|_| EslError::Closed)?;
-        crate::telemetry::metrics::metrics().esl_command(
-            &format!("{}:{}", self.options.host, self.options.port),
-            &command,
-            started.elapsed(),
-        );
+        crate::telemetry::metrics::metrics().esl_command(&self.node, &command, started.elapsed());
         result
     }
 

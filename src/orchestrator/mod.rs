@@ -120,11 +120,6 @@ impl Orchestrator {
         }
     }
 
-    /// Whether the process is stopping.
-    fn stopping(ctx: &Ctx) -> bool {
-        ctx.stopping.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
     /// Tells the scheduler that calls were queued (it also polls, for other replicas).
     pub fn wake(&self) {
         self.0.wake.notify_one();
@@ -214,6 +209,11 @@ impl Orchestrator {
 }
 
 impl Ctx {
+    /// Whether the process is stopping (`Orchestrator::stop`).
+    fn is_stopping(&self) -> bool {
+        self.stopping.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Runs a claimed or taken-over call to its end in a task of its own. If the task
     /// panics, the call's legs are released so that recovery takes them over.
     fn spawn(self: &Arc<Self>, placement: Placement) {

@@ -24,7 +24,7 @@ pub(super) async fn start(ctx: Arc<Ctx>) {
         tick.tick().await;
         loop {
             tick.tick().await;
-            if super::Orchestrator::stopping(&ctx) {
+            if ctx.is_stopping() {
                 return;
             }
             renew(&ctx).await;

@@ -38,7 +38,7 @@ impl Bucket {
 pub(super) async fn run(ctx: Arc<Ctx>) {
     let mut buckets: HashMap<String, Bucket> = HashMap::new();
     loop {
-        if super::Orchestrator::stopping(&ctx) {
+        if ctx.is_stopping() {
             return;
         }
         let busy = match place_some(&ctx, &mut buckets).await {

@@ -52,6 +52,20 @@ pub struct TestDb {
     schema: Option<(String, String)>,
 }
 
+/// Whether a test's outside tool (`what`) is `ready`. When it is not: a failure in CI
+/// (`.ci/run` installs every tool), else a SKIPPED line for `test` on the real stderr,
+/// past the test harness's capture, so the skip shows.
+pub fn tool_ready(ready: bool, what: &str, test: &str) -> bool {
+    if !ready {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI is set but {what} is missing (.ci/run installs it)"
+        );
+        let _ = writeln!(std::io::stderr(), "SKIPPED (no {what}): {test}");
+    }
+    ready
+}
+
 impl TestDb {
     /// A temporary SQLite file.
     pub fn sqlite() -> Self {
