@@ -205,18 +205,10 @@ both_backends! {
             assert!(started.elapsed() < Duration::from_secs(10), "not bridged: {:?}", callbacks(&store, &id).await);
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let term = Command::new("kill").args(["-TERM", &first.0.id().to_string()]).status().unwrap();
-        assert!(term.success());
-        let stopping = Instant::now();
-        let status = loop {
-            if let Some(status) = first.0.try_wait().unwrap() {
-                break status;
-            }
-            assert!(stopping.elapsed() < Duration::from_secs(30), "did not exit within 30 s");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
+        first.terminate();
+        let (status, took) = first.exited().await;
         assert!(status.success(), "{status:?}");
-        assert!(stopping.elapsed() < Duration::from_secs(5), "took {:?} with nothing in flight", stopping.elapsed());
+        assert!(took < Duration::from_secs(5), "took {took:?} with nothing in flight");
         assert_eq!(store.count_cdrs().await.unwrap(), 0, "the stopping process ended the call");
 
         let (_second, _) = server(&db, media_port, dir.path(), "10").await;
@@ -254,8 +246,7 @@ both_backends! {
         stream.write_all(first.as_bytes()).await.unwrap();
         tokio::time::sleep(Duration::from_millis(300)).await;
 
-        let term = Command::new("kill").args(["-TERM", &server.0.id().to_string()]).status().unwrap();
-        assert!(term.success());
+        server.terminate();
         tokio::time::sleep(Duration::from_millis(500)).await;
         assert!(tokio::net::TcpStream::connect(&host).await.is_err(), "still accepting connections after SIGTERM");
 
@@ -266,7 +257,7 @@ both_backends! {
         let json = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
         let accepted: Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {answer}"));
         assert_eq!(accepted["statuscode"], "0", "{accepted}");
-        let status = server.0.wait().unwrap();
+        let (status, _) = server.exited().await;
         assert!(status.success(), "{status:?}");
 
         let mut command = Command::new(env!("CARGO_BIN_EXE_voicepaas"));

@@ -11,6 +11,33 @@ use crate::helpers::*;
 /// A child process killed when dropped.
 pub struct Proc(pub Child);
 
+impl Proc {
+    /// Sends SIGTERM (the graceful stop).
+    pub fn terminate(&self) {
+        let term = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(term.success());
+    }
+
+    /// Waits for the process to exit, failing the test after 30 s (the grace a container
+    /// platform gives); its exit status and how long the wait took.
+    pub async fn exited(&mut self) -> (std::process::ExitStatus, Duration) {
+        let waiting = Instant::now();
+        loop {
+            if let Some(status) = self.0.try_wait().unwrap() {
+                return (status, waiting.elapsed());
+            }
+            assert!(
+                waiting.elapsed() < Duration::from_secs(30),
+                "did not exit within 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
 impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.0.kill();

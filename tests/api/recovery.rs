@@ -153,16 +153,8 @@ both_backends! {
         let a = app.post(&app.account_path("VoiceNotices"), &json!({"appid": app.app_id, "to": "13800009990", "contents": [{"type": "digits", "content": "1"}]})).await;
         let callid = a.body["callid"].as_str().unwrap().to_string();
         receiver.wait_for(1, Duration::from_secs(20)).await;
-        let term = Command::new("kill").args(["-TERM", &server.0.id().to_string()]).status().unwrap();
-        assert!(term.success());
-        let stopping = Instant::now();
-        let status = loop {
-            if let Some(status) = server.0.try_wait().unwrap() {
-                break status;
-            }
-            assert!(stopping.elapsed() < Duration::from_secs(30), "did not exit within 30 s");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
+        server.terminate();
+        let (status, _) = server.exited().await;
         assert!(status.success(), "{status:?}");
         let store = db.store().await;
         assert_eq!(store.outbox_of(&callid).await.unwrap()[0].state, "delivered");
