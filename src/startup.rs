@@ -140,12 +140,41 @@ impl Application {
     /// flight finish or are handed back (up to 10 s), no more calls are placed and the
     /// lease is given up so another replica re-attaches the live calls.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        // No call is placed once the stop is asked for: calls accepted while requests
+        // drain are left queued for the next process.
+        let orchestrator = self.orchestrator.clone();
+        let placing = tokio::spawn(async move {
+            stop_signal().await;
+            orchestrator.stop_placing();
+        });
         let result = self.server.await;
+        placing.abort();
         tracing::info!("stopping: HTTP closed");
         self.dispatcher.stop(DELIVERIES_FINISH_WITHIN).await;
         self.orchestrator.stop().await;
         tracing::info!("stopped; live calls are left to the other replicas");
         drop(self.sandbox);
         result
+    }
+}
+
+/// SIGTERM or SIGINT (actix-web stops the HTTP server on the same signals).
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            _ => std::future::pending::<()>().await,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -279,7 +279,7 @@ async fn succeed(state: &AppState, ctc: &CtcRequest) -> Result<Reply, ApiError> 
 fn refused(r: Refused) -> ApiError {
     match r {
         Refused::State(why) => ApiError::State(why),
-        Refused::NoMedia => ApiError::NoMedia,
+        Refused::NoMedia(why) => ApiError::Initiate(why),
         Refused::Unavailable(e) => ApiError::Unavailable(e),
     }
 }

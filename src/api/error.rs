@@ -42,6 +42,9 @@ pub enum ApiError {
     /// No media server is connected: the call could not be initiated.
     #[error("no media server available")]
     NoMedia,
+    /// The call could not be initiated, for the reason given.
+    #[error("{0}")]
+    Initiate(String),
     /// The platform could not take the request right now (the database failed).
     #[error("service temporarily unavailable, retry later")]
     Unavailable(#[source] StoreError),
@@ -93,7 +96,7 @@ impl ApiError {
             Self::Json(_) => "-2",
             Self::App(_) => "-3",
             Self::Param(_) | Self::TooLarge(_) | Self::State(_) | Self::UnknownRoute(_) => "-4",
-            Self::Unavailable(_) | Self::NoMedia => "-5",
+            Self::Unavailable(_) | Self::NoMedia | Self::Initiate(_) => "-5",
             Self::Limit(_) => "-6",
             Self::NotFound(_) => "-7",
         }
@@ -105,7 +108,7 @@ impl ApiError {
             Self::Json(_) => "10002",
             Self::App(_) => "10003",
             Self::Param(_) | Self::TooLarge(_) | Self::UnknownRoute(_) => "10004",
-            Self::Unavailable(_) | Self::NoMedia => "10005",
+            Self::Unavailable(_) | Self::NoMedia | Self::Initiate(_) => "10005",
             Self::NotFound(_) => "10006",
             Self::State(_) => "10007",
             Self::Limit(_) => "10008",

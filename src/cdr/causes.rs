@@ -40,6 +40,19 @@ impl LegEnd {
         }
     }
 
+    /// How a leg ended, from the `callCause` reported for it (`answered`: whether it was).
+    pub fn from_call_cause(cause: &str, answered: bool) -> Option<Self> {
+        Some(match cause {
+            "completed" => Self::Completed,
+            "time-out" if answered => Self::MaxDuration,
+            "time-out" => Self::AnswerTimeout,
+            "no-answer" => Self::NoAnswer,
+            "canceled" => Self::Canceled,
+            "failed" => Self::Failed,
+            _ => return None,
+        })
+    }
+
     /// Whether the leg was never answered because nobody picked up (as opposed to a failure).
     pub fn not_answered(self) -> bool {
         matches!(self, Self::AnswerTimeout | Self::NoAnswer)
@@ -84,6 +97,20 @@ mod tests {
         assert_eq!(c(false, "ORIGINATOR_CANCEL", false), "canceled");
         assert_eq!(c(true, "NORMAL_CLEARING", true), "completed");
         assert_eq!(c(true, MEDIA_LOST, false), "failed");
+        for end in [
+            LegEnd::Completed,
+            LegEnd::AnswerTimeout,
+            LegEnd::NoAnswer,
+            LegEnd::Canceled,
+            LegEnd::Failed,
+        ] {
+            let answered = end == LegEnd::Completed;
+            assert_eq!(LegEnd::from_call_cause(call_cause(end), answered), Some(end));
+        }
+        assert_eq!(
+            LegEnd::from_call_cause("time-out", true),
+            Some(LegEnd::MaxDuration)
+        );
     }
 
     #[test]

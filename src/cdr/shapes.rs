@@ -37,6 +37,10 @@ pub struct LegFacts {
     pub end_ms: i64,
     /// How it ended.
     pub end: LegEnd,
+    /// The media server's hangup cause (Q.850 name, or the platform's `MEDIA_LOST`).
+    pub hangup_cause: String,
+    /// The final SIP response code (`""` when there was none).
+    pub sip_status: String,
 }
 
 impl LegFacts {
@@ -175,6 +179,8 @@ impl ConversationCdr<'_> {
                     "stopTime": format_time(leg.end_ms, tz),
                     "duration": leg.duration_secs().to_string(),
                     "cause": call_cause(leg.end),
+                    "hangupCause": leg.hangup_cause,
+                    "sipStatus": leg.sip_status,
                 })
             })
             .collect();
@@ -209,6 +215,8 @@ mod tests {
             answer_ms: answer,
             end_ms: 1_700_000_033_999,
             end,
+            hangup_cause: "NORMAL_CLEARING".into(),
+            sip_status: String::new(),
         }
     }
 
@@ -271,5 +279,9 @@ mod tests {
         assert_eq!(body["cdrs"][1]["callSeq"], "1");
         assert_eq!(body["cdrs"][1]["cause"], "failed");
         assert_eq!(body["cdrs"][0]["duration"], "31");
+        assert_eq!(
+            (body["cdrs"][0]["hangupCause"].as_str(), body["cdrs"][0]["sipStatus"].as_str()),
+            (Some("NORMAL_CLEARING"), Some(""))
+        );
     }
 }

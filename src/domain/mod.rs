@@ -7,6 +7,7 @@ pub mod click2call;
 pub mod credentials;
 pub mod fields;
 pub mod ids;
+pub mod kind;
 pub mod limits;
 pub mod notice;
 pub mod phone;
@@ -16,5 +17,6 @@ pub mod webhook_url;
 
 pub use fields::{Fields, ParamError};
 pub use ids::{CallId, ConversationId, IdGenerator, RequestId};
+pub use kind::CallKind;
 pub use phone::PhoneNumber;
 pub use prompt::PromptName;

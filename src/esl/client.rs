@@ -16,6 +16,7 @@
 //! dead. Commands sent while disconnected fail with [`EslError::NotConnected`].
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -202,58 +203,86 @@ impl EslClient {
         self.connected.load(Ordering::Relaxed)
     }
 
-    async fn send(
+    /// Queues a frame for the connection (frames queued one after another go out in that
+    /// order) and returns the receivers of its reply and of its job's result.
+    async fn enqueue(
         &self,
         wire: Vec<u8>,
-        job: Option<(String, oneshot::Sender<Result<String, EslError>>)>,
-    ) -> Result<Message, EslError> {
+        job: Option<String>,
+    ) -> Result<Queued, EslError> {
         if !self.is_connected() {
             return Err(EslError::NotConnected);
         }
-        let started = Instant::now();
         let (reply, answer) = oneshot::channel();
+        let (job, result) = match job {
+            Some(id) => {
+                let (tx, rx) = oneshot::channel();
+                (Some((id, tx)), Some(rx))
+            }
+            None => (None, None),
+        };
         let command = command_of(&wire);
         self.tx
             .send(Request::Send { wire, reply, job })
             .await
             .map_err(|_| EslError::Closed)?;
-        let result = answer.await.map_err(|_| EslError::Closed)?;
-        crate::telemetry::metrics::metrics().esl_command(&self.node, &command, started.elapsed());
-        result
+        Ok(Queued {
+            answer,
+            result,
+            command,
+            node: self.node.clone(),
+            started: Instant::now(),
+            bgapi_timeout: self.options.bgapi_timeout,
+        })
+    }
+
+    async fn send(&self, wire: Vec<u8>) -> Result<Message, EslError> {
+        self.enqueue(wire, None).await?.reply().await
     }
 
     /// Sends a command (with optional header lines) and returns its `Reply-Text`;
     /// `-ERR …` becomes [`EslError::Refused`].
     pub async fn command(&self, line: &str, headers: &[(&str, &str)]) -> Result<String, EslError> {
-        let reply = self.send(wire(line, headers), None).await?;
+        let reply = self.send(wire(line, headers)).await?;
         reply_text(&reply)
     }
 
     /// `api <cmd>`: the command's output (the body of `api/response`), as is.
     pub async fn api(&self, cmd: &str) -> Result<String, EslError> {
-        Ok(self
-            .send(wire(&format!("api {cmd}"), &[]), None)
-            .await?
-            .body_text())
+        self.send_api(cmd).await?.await
+    }
+
+    /// Sends `api <cmd>` now, in order with what this task sent before, and returns the
+    /// future of its output.
+    pub async fn send_api(
+        &self,
+        cmd: &str,
+    ) -> Result<impl Future<Output = Result<String, EslError>> + Send + 'static, EslError> {
+        let mut line = String::with_capacity(cmd.len() + 6);
+        line.push_str("api ");
+        line.push_str(cmd);
+        let queued = self.enqueue(wire(&line, &[]), None).await?;
+        Ok(async move { Ok(queued.reply().await?.body_text()) })
     }
 
     /// `bgapi <cmd>`: waits for the BACKGROUND_JOB and returns its output.
     pub async fn bgapi(&self, cmd: &str) -> Result<String, EslError> {
+        self.send_bgapi(cmd).await?.await
+    }
+
+    /// Sends `bgapi <cmd>` now and returns the future of its job's output.
+    pub async fn send_bgapi(
+        &self,
+        cmd: &str,
+    ) -> Result<impl Future<Output = Result<String, EslError>> + Send + 'static, EslError> {
         let job_uuid = uuid::Uuid::new_v4().to_string();
-        let (job_tx, job_rx) = oneshot::channel();
-        let reply = self
-            .send(
+        let queued = self
+            .enqueue(
                 wire(&format!("bgapi {cmd}"), &[("Job-UUID", &job_uuid)]),
-                Some((job_uuid, job_tx)),
+                Some(job_uuid),
             )
             .await?;
-        reply_text(&reply)?;
-        let limit = self.options.bgapi_timeout;
-        match tokio::time::timeout(limit, job_rx).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(EslError::Closed),
-            Err(_) => Err(EslError::Timeout(limit)),
-        }
+        Ok(queued.job())
     }
 
     /// Subscribes to more events (`event plain …`); kept for reconnects.
@@ -295,6 +324,15 @@ impl EslClient {
 
     /// `sendmsg <uuid>` with `call-command: execute`.
     pub async fn execute(&self, uuid: &str, exec: Execute<'_>) -> Result<(), EslError> {
+        self.send_execute(uuid, exec).await?.await
+    }
+
+    /// Sends `sendmsg <uuid>` (execute) now and returns the future of its acceptance.
+    pub async fn send_execute(
+        &self,
+        uuid: &str,
+        exec: Execute<'_>,
+    ) -> Result<impl Future<Output = Result<(), EslError>> + Send + 'static, EslError> {
         let mut headers = vec![("call-command", "execute"), ("execute-app-name", exec.app)];
         if !exec.arg.is_empty() {
             headers.push(("execute-app-arg", exec.arg));
@@ -305,9 +343,11 @@ impl EslClient {
         if let Some(id) = exec.event_uuid {
             headers.push(("event-uuid", id));
         }
-        self.command(&format!("sendmsg {uuid}"), &headers)
-            .await
-            .map(|_| ())
+        let mut line = String::with_capacity(8 + uuid.len());
+        line.push_str("sendmsg ");
+        line.push_str(uuid);
+        let queued = self.enqueue(wire(&line, &headers), None).await?;
+        Ok(async move { reply_text(&queued.reply().await?).map(|_| ()) })
     }
 
     /// `sendmsg <uuid>` with `call-command: hangup`.
@@ -321,19 +361,59 @@ impl EslClient {
     }
 }
 
-fn wire(line: &str, headers: &[(&str, &str)]) -> Vec<u8> {
-    let mut out = String::with_capacity(line.len() + 64);
-    // A newline inside a command would start another command: cut it off.
-    out.push_str(line.split(['\n', '\r']).next().unwrap_or_default());
-    out.push('\n');
-    for (name, value) in headers {
-        out.push_str(&format!(
-            "{name}: {}\n",
-            value.split(['\n', '\r']).next().unwrap_or_default()
-        ));
+/// A frame queued on the connection: the receivers of its reply and job.
+struct Queued {
+    answer: oneshot::Receiver<Result<Message, EslError>>,
+    result: Option<oneshot::Receiver<Result<String, EslError>>>,
+    command: String,
+    node: Arc<str>,
+    started: Instant,
+    bgapi_timeout: Duration,
+}
+
+impl Queued {
+    /// The reply (command/reply or api/response).
+    async fn reply(self) -> Result<Message, EslError> {
+        let result = self.answer.await.map_err(|_| EslError::Closed)?;
+        crate::telemetry::metrics::metrics().esl_command(&self.node, &self.command, self.started.elapsed());
+        result
     }
-    out.push('\n');
-    out.into_bytes()
+
+    /// The job's output (after its reply said `+OK`).
+    fn job(mut self) -> impl Future<Output = Result<String, EslError>> + Send + 'static {
+        let result = self.result.take();
+        let limit = self.bgapi_timeout;
+        async move {
+            reply_text(&self.reply().await?)?;
+            let Some(result) = result else {
+                return Err(EslError::Closed);
+            };
+            match tokio::time::timeout(limit, result).await {
+                Ok(Ok(result)) => result,
+                Ok(Err(_)) => Err(EslError::Closed),
+                Err(_) => Err(EslError::Timeout(limit)),
+            }
+        }
+    }
+}
+
+fn wire(line: &str, headers: &[(&str, &str)]) -> Vec<u8> {
+    let size = line.len() + 2 + headers.iter().map(|(n, v)| n.len() + v.len() + 3).sum::<usize>();
+    let mut out = Vec::with_capacity(size);
+    // A newline inside a command would start another command: cut it off.
+    fn first_line(s: &str) -> &[u8] {
+        s.split(['\n', '\r']).next().unwrap_or_default().as_bytes()
+    }
+    out.extend_from_slice(first_line(line));
+    out.push(b'\n');
+    for (name, value) in headers {
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(first_line(value));
+        out.push(b'\n');
+    }
+    out.push(b'\n');
+    out
 }
 
 fn reply_text(reply: &Message) -> Result<String, EslError> {

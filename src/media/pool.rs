@@ -3,10 +3,10 @@
 //! connected; the client reconnects by itself. `/readyz` and call acceptance ask
 //! [`MediaPool::up`]: new calls are refused (-5 / 10005) only when no node is up.
 //!
-//! Each node's events are read by a task of its own and routed by `Unique-ID` to the leg
-//! that registered the channel ([`MediaNode::register`]); a connection loss and its return
-//! are told to every leg of the node. New legs go to the connected node with the most free
-//! capacity ([`MediaPool::pick`]).
+//! Each node's events are read by a task of its own, typed for the engine and routed by
+//! `Unique-ID` to the call that registered the channel ([`MediaNode::register`]); a
+//! connection loss and its return are told to every call with a leg on the node. New legs
+//! go to the connected node with the most free capacity ([`MediaPool::pick`]).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -18,7 +18,9 @@ use tokio::sync::mpsc;
 
 use crate::config::{DEFAULT_NODE_CAPACITY, MediaSetting, Settings};
 use crate::domain::time::now_ms;
-use crate::esl::{EslClient, EslOptions, Event, Incoming};
+use crate::esl::{EslClient, EslOptions, Incoming};
+use crate::orchestrator::driver::media::channel_event;
+use crate::orchestrator::engine::{LegIdx, MediaEvent};
 use crate::telemetry::metrics::metrics;
 
 /// How long start-up waits for the in-process sandbox's first connection (it is local and
@@ -32,30 +34,32 @@ pub const LEG_EVENTS: &[&str] = &[
     "CHANNEL_PROGRESS",
     "CHANNEL_PROGRESS_MEDIA",
     "CHANNEL_ANSWER",
-    "CHANNEL_BRIDGE",
     "CHANNEL_EXECUTE_COMPLETE",
     "CHANNEL_HANGUP",
     "CHANNEL_HANGUP_COMPLETE",
     "DTMF",
-    "RECORD_STOP",
 ];
 
-/// What a registered leg hears from its node.
+/// What a call hears from a node about its legs.
 #[derive(Debug)]
 pub enum LegSignal {
-    /// An event of its channel.
-    Event(Event),
+    /// An event of the channel of leg `LegIdx`.
+    Event(LegIdx, MediaEvent),
     /// The node's connection was lost.
-    NodeDown,
+    NodeDown(String),
     /// The node is connected again (events in between may be missing).
-    NodeUp,
-    /// The leg's `bgapi originate` failed with this cause (sent by the leg's own task).
-    JobFailed(String),
-    /// The answer of the leg's `uuid_exists` (sent by the leg's own task).
-    Exists(bool),
+    NodeUp(String),
 }
 
-type Routes = Arc<Mutex<HashMap<String, mpsc::UnboundedSender<LegSignal>>>>;
+/// Where a channel's events go: the call's signal queue, the leg, and the generation of
+/// the call's driver (which tells its application runs from others').
+struct Route {
+    tx: mpsc::UnboundedSender<LegSignal>,
+    leg: LegIdx,
+    generation: u64,
+}
+
+type Routes = Arc<Mutex<HashMap<String, Route>>>;
 
 /// One media server.
 pub struct MediaNode {
@@ -70,12 +74,8 @@ pub struct MediaNode {
     clock_offset_ms: AtomicI64,
 }
 
-/// A leg's subscription to its channel's events; dropping it unregisters.
+/// A call's subscription to one channel's events; dropping it unregisters.
 pub struct Registration {
-    /// The events and connection notices of the channel.
-    pub rx: mpsc::UnboundedReceiver<LegSignal>,
-    /// A sender into the same stream (for results the leg's own helpers deliver).
-    pub tx: mpsc::UnboundedSender<LegSignal>,
     uuid: String,
     routes: Routes,
 }
@@ -89,15 +89,26 @@ impl Drop for Registration {
 }
 
 impl MediaNode {
-    /// Routes the events of channel `uuid` to the returned registration, from now on.
-    pub fn register(&self, uuid: &str) -> Registration {
-        let (tx, rx) = mpsc::unbounded_channel();
+    /// Routes the events of channel `uuid` (leg `leg` of a call whose driver is of
+    /// `generation`) to `tx`, from now on until the registration is dropped.
+    pub fn register(
+        &self,
+        uuid: &str,
+        leg: LegIdx,
+        generation: u64,
+        tx: mpsc::UnboundedSender<LegSignal>,
+    ) -> Registration {
         if let Ok(mut routes) = self.routes.lock() {
-            routes.insert(uuid.to_string(), tx.clone());
+            routes.insert(
+                uuid.to_string(),
+                Route {
+                    tx,
+                    leg,
+                    generation,
+                },
+            );
         }
         Registration {
-            rx,
-            tx,
             uuid: uuid.to_string(),
             routes: self.routes.clone(),
         }
@@ -215,6 +226,11 @@ impl MediaPool {
         self.nodes.first().cloned()
     }
 
+    /// Now on the clock of node `name` (ours when there is no such node).
+    pub fn now_ms_on(&self, name: &str) -> i64 {
+        self.node(name).map_or_else(now_ms, |n| n.now_ms())
+    }
+
     /// The node called `name` (as stored with a leg).
     pub fn node(&self, name: &str) -> Option<Arc<MediaNode>> {
         self.nodes.iter().find(|n| n.name == name).cloned()
@@ -232,31 +248,41 @@ async fn route(node: Arc<MediaNode>, mut incoming: mpsc::Receiver<Incoming>) {
                 let Some(uuid) = event.unique_id() else {
                     continue;
                 };
-                let target = node.routes.lock().ok().and_then(|r| r.get(uuid).cloned());
-                if let Some(tx) = target {
-                    let _ = tx.send(LegSignal::Event(event));
+                let target = node
+                    .routes
+                    .lock()
+                    .ok()
+                    .and_then(|r| r.get(uuid).map(|r| (r.tx.clone(), r.leg, r.generation)));
+                if let Some((tx, leg, generation)) = target
+                    && let Some(typed) = channel_event(&event, generation)
+                {
+                    let _ = tx.send(LegSignal::Event(leg, typed));
                 }
             }
             Incoming::Disconnected(why) => {
                 tracing::warn!(node = %node.name, reason = %why, legs = node.live(), "media server down");
                 metrics().esl_node(&node.name, false);
-                broadcast(&node, || LegSignal::NodeDown);
+                broadcast(&node, || LegSignal::NodeDown(node.name.clone()));
             }
             Incoming::Connected | Incoming::Reconnected(_) => {
                 tracing::info!(node = %node.name, "media server up");
                 metrics().esl_node(&node.name, true);
-                broadcast(&node, || LegSignal::NodeUp);
+                broadcast(&node, || LegSignal::NodeUp(node.name.clone()));
             }
         }
     }
 }
 
+/// Tells every call with a leg on `node` (once per call).
 fn broadcast(node: &MediaNode, signal: impl Fn() -> LegSignal) {
-    let targets: Vec<_> = node
-        .routes
-        .lock()
-        .map(|r| r.values().cloned().collect())
-        .unwrap_or_default();
+    let mut targets: Vec<mpsc::UnboundedSender<LegSignal>> = Vec::new();
+    if let Ok(routes) = node.routes.lock() {
+        for route in routes.values() {
+            if !targets.iter().any(|t| t.same_channel(&route.tx)) {
+                targets.push(route.tx.clone());
+            }
+        }
+    }
     for tx in targets {
         let _ = tx.send(signal());
     }

@@ -1,84 +1,98 @@
-//! The call orchestrator: places queued calls at each account's pace, runs every call
-//! as a task of its own (one state machine per kind: [`notice`], [`captcha`],
-//! [`click2call`]) over the media pool, writes each leg's life to the journal as it
-//! happens, and at the end the CDR and its callbacks in one transaction. Unfinished calls
-//! of a process that died are taken over ([`recovery`]).
+//! The call orchestrator: places queued calls at each account's pace ([`scheduler`]),
+//! runs each call as a pure state machine ([`engine`], scripted per kind by [`flows`])
+//! under a thin driver that does its I/O ([`driver`]), fences every write by the lease
+//! epoch of the process driving it and takes over the calls of processes that stopped
+//! ([`recovery`]), and carries cancelCall/addCall to whichever replica drives a
+//! conversation ([`commands`]).
 
-mod captcha;
-pub mod click2call;
-mod ivr;
-pub mod leg;
-mod notice;
+pub mod commands;
+pub mod driver;
+pub mod engine;
+pub mod flows;
 pub mod prompts;
 mod recovery;
 mod scheduler;
+mod unit;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::time::Instant;
 
 use crate::config::Settings;
 use crate::domain::IdGenerator;
 use crate::media::pool::MediaPool;
 use crate::store::Store;
 use crate::store::applications::ApplicationRecord;
-use crate::store::journal::OutboxRow;
-use crate::store::placing::CallRecord;
+use engine::{Command, Refusal};
 use prompts::Prompts;
 
-pub use click2call::{ConversationCommand, Refused};
+pub use commands::Refused;
 
-/// Longest wait of a cancelCall for a conversation being claimed to be dialled.
-const PLACING_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+/// An API command for a call's driver, with where its verdict goes.
+pub(crate) struct Order {
+    command: Command,
+    reply: oneshot::Sender<Result<(), Refusal>>,
+}
 
-/// Tries of a journal write before a call gives up (about a minute of retries).
-const JOURNAL_ATTEMPTS: u32 = 10;
+/// A call driven by this process.
+struct Live {
+    orders: mpsc::UnboundedSender<Order>,
+    task: tokio::task::AbortHandle,
+    /// Its application (addCall prompts are its).
+    app_id: String,
+}
 
-/// What every call task shares.
+/// This process's lease: its epoch, and until when (on the monotonic clock) it may act
+/// under it.
+struct Lease {
+    epoch: AtomicI64,
+    valid_until_ms: AtomicI64,
+    base: Instant,
+}
+
+impl Lease {
+    fn now_ms(&self) -> i64 {
+        self.base.elapsed().as_millis() as i64
+    }
+
+    fn valid(&self) -> bool {
+        self.now_ms() < self.valid_until_ms.load(Ordering::Acquire)
+    }
+}
+
+/// What every call's driver shares.
 pub(crate) struct Ctx {
     store: Store,
     media: Arc<MediaPool>,
     settings: Settings,
     prompts: Prompts,
     ids: Arc<IdGenerator>,
-    /// This process's orchestrator id (owner of the calls it drives).
+    /// This process (for the lease row and logs).
     instance: String,
+    lease: Lease,
+    /// Wakes the scheduler: calls were queued, or a call ended and room freed.
     wake: Notify,
-    conversations: Mutex<HashMap<String, mpsc::UnboundedSender<ConversationCommand>>>,
-    /// Set when the process stops: no more calls are placed and the lease is not renewed.
-    stopping: std::sync::atomic::AtomicBool,
+    /// The calls this process drives, by call (`CA…`) or conversation (`CV…`) id.
+    calls: Mutex<HashMap<String, Live>>,
+    /// Calls whose driver failed, to be ended from what is stored, with their tries.
+    broken: Mutex<BTreeMap<String, u32>>,
+    /// Set when the process stops: no more calls are placed and the lease is given up.
+    stopping: AtomicBool,
+    /// Set when a stop is asked for: no more calls are placed or taken over.
+    placing_stopped: AtomicBool,
+    generations: AtomicU64,
 }
 
 /// The orchestrator of this process.
 #[derive(Clone)]
 pub struct Orchestrator(Arc<Ctx>);
 
-/// A call to run, with its account's answer timeout.
-pub(crate) struct Placement {
-    call: CallRecord,
-    answer_timeout: u32,
-    /// Commands from the API (conversations only; registered before the task starts,
-    /// so no command can miss it).
-    commands: Option<mpsc::UnboundedReceiver<ConversationCommand>>,
-    /// cancelCall arrived before the conversation was dialled.
-    pre_canceled: bool,
-}
-
-impl Placement {
-    fn new(call: CallRecord, answer_timeout: u32) -> Self {
-        Self {
-            call,
-            answer_timeout,
-            commands: None,
-            pre_canceled: false,
-        }
-    }
-}
-
 impl Orchestrator {
-    /// Writes the built-in prompts, takes the lease of this process, takes over calls
-    /// that dead processes left, and starts placing queued calls.
+    /// Writes the built-in prompts, takes a lease, takes over calls that stopped processes
+    /// left, and starts placing queued calls.
     pub async fn start(
         store: Store,
         media: Arc<MediaPool>,
@@ -93,12 +107,21 @@ impl Orchestrator {
             prompts,
             ids,
             instance: format!("{}", uuid::Uuid::new_v4().simple()),
+            lease: Lease {
+                epoch: AtomicI64::new(0),
+                valid_until_ms: AtomicI64::new(0),
+                base: Instant::now(),
+            },
             wake: Notify::new(),
-            conversations: Mutex::new(HashMap::new()),
-            stopping: std::sync::atomic::AtomicBool::new(false),
+            calls: Mutex::new(HashMap::new()),
+            broken: Mutex::new(BTreeMap::new()),
+            stopping: AtomicBool::new(false),
+            placing_stopped: AtomicBool::new(false),
+            generations: AtomicU64::new(1),
         });
         recovery::start(ctx.clone()).await;
         tokio::spawn(scheduler::run(ctx.clone()));
+        commands::listen(ctx.clone());
         Ok(Orchestrator(ctx))
     }
 
@@ -108,256 +131,185 @@ impl Orchestrator {
     /// channels and timers live on the media servers.
     pub async fn stop(&self) {
         let ctx = &self.0;
-        ctx.stopping
-            .store(true, std::sync::atomic::Ordering::Relaxed);
+        ctx.stopping.store(true, Ordering::Relaxed);
+        ctx.placing_stopped.store(true, Ordering::Relaxed);
         ctx.wake.notify_one();
-        if let Err(e) = ctx
-            .store
-            .renew_lease(&ctx.instance, ctx.settings.node_id, 0)
-            .await
-        {
+        ctx.lease.valid_until_ms.store(0, Ordering::Release);
+        ctx.stop_driving();
+        if let Err(e) = ctx.store.give_up_lease(ctx.epoch()).await {
             tracing::warn!(error = %e, "could not give up the lease; other replicas take over when it runs out");
         }
     }
 
-    /// Tells the scheduler that calls were queued (it also polls, for other replicas).
+    /// Stops placing queued calls (the process is about to stop); live calls go on.
+    pub fn stop_placing(&self) {
+        self.0.placing_stopped.store(true, Ordering::Relaxed);
+        self.0.wake.notify_one();
+    }
+
+    /// Tells the scheduler that calls were queued (it also looks by itself, for other
+    /// replicas).
     pub fn wake(&self) {
         self.0.wake.notify_one();
     }
 
-    /// cancelCall: hangs up every leg of conversation `id` in any state. A conversation
-    /// not dialled yet ends at once (byeType 6); one driven by another replica is ended
-    /// by hanging up its channels with the cancel cause.
+    /// cancelCall: hangs up every leg of conversation `id` in any state.
     pub async fn cancel(&self, id: &str) -> Result<(), Refused> {
-        let ctx = &self.0;
-        let started = tokio::time::Instant::now();
-        loop {
-            if let Some(verdict) = self
-                .conversation_command(id, ConversationCommand::Cancel)
-                .await
-            {
-                return verdict;
-            }
-            if let Some(call) = ctx
-                .store
-                .claim_queued_conversation(id, &ctx.instance)
-                .await?
-            {
-                // Never dialled: the answer timeout does not matter.
-                let mut placement = ctx.register(Placement::new(call, 0));
-                placement.pre_canceled = true;
-                ctx.run(placement).await;
-                return Ok(());
-            }
-            let legs = ctx.store.conversation_legs(id).await?;
-            // Claimed by a scheduler (here or on another replica) and about to be
-            // dialled: its task registers, or its channel appears, in a moment.
-            if legs.iter().any(|l| l.state == "placing") && started.elapsed() < PLACING_WAIT {
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                continue;
-            }
-            let mut live = 0;
-            for leg in legs
-                .iter()
-                .filter(|l| matches!(l.state.as_str(), "initiated" | "ringing" | "answered"))
-            {
-                if let Some(node) = leg.node.as_deref().and_then(|n| ctx.media.node(n)) {
-                    live += 1;
-                    let kill = format!("uuid_kill {} {}", leg.id, click2call::CANCEL_CAUSE);
-                    let _ = node.client.api(&kill).await;
-                }
-            }
-            if live == 0 && legs.iter().all(|l| l.state == "completed") {
-                return Err(Refused::State("conversation has already ended".into()));
-            }
-            return Ok(());
-        }
+        commands::cancel(&self.0, id).await
     }
 
-    /// addCall on conversation `id`, which this process must be driving.
+    /// addCall on conversation `id`.
     pub async fn add_call(
         &self,
         id: &str,
         add: crate::domain::click2call::AddCall,
     ) -> Result<(), Refused> {
-        self.conversation_command(id, |reply| {
-            ConversationCommand::AddCall(Box::new(add), reply)
-        })
-        .await
-        .unwrap_or_else(|| {
-            // Not driven here: not dialled yet (or, with several replicas, driven by
-            // another one, which this process cannot reach).
-            Err(Refused::State(format!(
-                "{}; the conversation has not been bridged yet",
-                click2call::ADD_CALL_RULE
-            )))
-        })
-    }
-
-    /// Sends `command` to the live conversation `id` driven by this process and waits
-    /// for its verdict; `None` when this process does not drive it.
-    async fn conversation_command(
-        &self,
-        id: &str,
-        command: impl FnOnce(tokio::sync::oneshot::Sender<Result<(), Refused>>) -> ConversationCommand,
-    ) -> Option<Result<(), Refused>> {
-        let tx = self.0.conversations.lock().ok()?.get(id).cloned()?;
-        let (reply, verdict) = tokio::sync::oneshot::channel();
-        tx.send(command(reply)).ok()?;
-        verdict.await.ok()
+        commands::add_call(&self.0, id, add).await
     }
 }
 
 impl Ctx {
     /// Whether the process is stopping (`Orchestrator::stop`).
     fn is_stopping(&self) -> bool {
-        self.stopping.load(std::sync::atomic::Ordering::Relaxed)
+        self.stopping.load(Ordering::Relaxed)
     }
 
-    /// Runs a claimed or taken-over call to its end in a task of its own. If the task
-    /// panics, the call's legs are released so that recovery takes them over.
-    fn spawn(self: &Arc<Self>, placement: Placement) {
+    /// Whether calls may be placed or taken over (no stop asked for).
+    fn placing(&self) -> bool {
+        !self.placing_stopped.load(Ordering::Relaxed)
+    }
+
+    /// The epoch of this process's lease.
+    fn epoch(&self) -> i64 {
+        self.lease.epoch.load(Ordering::Acquire)
+    }
+
+    /// A number no other driver of this process has, stamped with the epoch.
+    fn next_generation(&self) -> u64 {
+        ((self.epoch() as u64) << 32) | (self.generations.fetch_add(1, Ordering::Relaxed) & 0xffff_ffff)
+    }
+
+    /// Aborts every driver at once (the lease is lost or given up): no more commands or
+    /// writes for their calls; their channels are left as they are.
+    fn stop_driving(&self) {
+        let lives: Vec<Live> = match self.calls.lock() {
+            Ok(mut calls) => calls.drain().map(|(_, live)| live).collect(),
+            Err(_) => Vec::new(),
+        };
+        if !lives.is_empty() {
+            tracing::warn!(calls = lives.len(), "no longer driving these calls");
+        }
+        for live in lives {
+            live.task.abort();
+        }
+    }
+
+    /// The call's application (its callback URLs as they are now); `None` if it is gone
+    /// or unreadable.
+    async fn app(&self, account_sid: &str, app_id: &str) -> Option<Arc<ApplicationRecord>> {
+        match self.store.find_app(account_sid, app_id).await {
+            Ok(app) => app,
+            Err(e) => {
+                tracing::error!(app = app_id, error = %e, "application unreadable; its URLs are not used");
+                None
+            }
+        }
+    }
+
+    /// Whether this process drives call `id`.
+    fn drives(&self, id: &str) -> bool {
+        self.calls.lock().is_ok_and(|c| c.contains_key(id))
+    }
+
+    /// The application of call `id`, if this process drives it.
+    fn app_of(&self, id: &str) -> Option<String> {
+        self.calls.lock().ok()?.get(id).map(|l| l.app_id.clone())
+    }
+
+    /// Starts driving a call: `first` are its first inputs, `order` a command it gets
+    /// before them (whose verdict is returned). When the driver fails or panics, the
+    /// call is ended from what is stored ([`recovery`]).
+    fn launch(
+        self: &Arc<Self>,
+        built: unit::Built,
+        first: Vec<engine::Input>,
+        order: Option<Command>,
+    ) -> Option<oneshot::Receiver<Result<(), Refusal>>> {
+        let id = built.unit.id.clone();
+        let app_id = built.unit.first.app_id.clone();
+        let waiting = (built.unit.kind == crate::domain::CallKind::Click2Call).then(|| id.clone());
+        let (orders, rx) = mpsc::unbounded_channel();
+        let verdict = order.map(|command| {
+            let (reply, verdict) = oneshot::channel();
+            let _ = orders.send(Order { command, reply });
+            verdict
+        });
+        let (go, ready) = oneshot::channel::<()>();
         let ctx = self.clone();
-        let placement = self.register(placement);
-        let key = placement
-            .call
-            .conversation_id
-            .clone()
-            .unwrap_or_else(|| placement.call.id.clone());
-        let task = tokio::spawn(async move { ctx.run(placement).await });
+        let task = tokio::spawn(async move {
+            if ready.await.is_err() {
+                return driver::Outcome::LeaseLost;
+            }
+            driver::drive(ctx, built.unit, built.engine, rx, first).await
+        });
+        let task_id = task.id();
+        if let Ok(mut calls) = self.calls.lock() {
+            calls.insert(
+                id.clone(),
+                Live {
+                    orders,
+                    task: task.abort_handle(),
+                    app_id,
+                },
+            );
+        }
+        let _ = go.send(());
         let ctx = self.clone();
         tokio::spawn(async move {
-            if let Err(e) = task.await
-                && e.is_panic()
+            let outcome = task.await;
+            if let Ok(mut calls) = ctx.calls.lock()
+                && calls.get(&id).is_some_and(|l| l.task.id() == task_id)
             {
-                tracing::error!(call = %key, "call task panicked; its legs are released for recovery");
-                if let Ok(mut map) = ctx.conversations.lock() {
-                    map.remove(&key);
+                calls.remove(&id);
+            }
+            match outcome {
+                Ok(driver::Outcome::Done) => ctx.wake.notify_one(),
+                Ok(driver::Outcome::Fenced) => {
+                    tracing::info!(call = %id, "another process drives the call now");
                 }
-                if let Err(e) = ctx.store.release(&key).await {
-                    tracing::error!(call = %key, error = %e, "could not release the call");
+                Ok(driver::Outcome::LeaseLost) => {}
+                Ok(driver::Outcome::Failed(why)) => {
+                    tracing::error!(call = %id, why, "call driver failed; ending the call from what is stored");
+                    ctx.mark_broken(&id);
                 }
+                Err(e) if e.is_panic() => {
+                    tracing::error!(call = %id, "call driver panicked; ending the call from what is stored");
+                    ctx.mark_broken(&id);
+                }
+                Err(_) => {}
             }
         });
-    }
-
-    /// A conversation's command channel is registered before its task runs.
-    fn register(&self, mut placement: Placement) -> Placement {
-        if let Some(cv) = &placement.call.conversation_id
-            && let Ok(mut map) = self.conversations.lock()
-        {
-            let (tx, rx) = mpsc::unbounded_channel();
-            map.insert(cv.clone(), tx);
-            placement.commands = Some(rx);
+        if let Some(id) = waiting {
+            // Commands written while nobody drove the conversation.
+            let ctx = self.clone();
+            tokio::spawn(async move { commands::deliver(&ctx, &id).await });
         }
-        placement
+        verdict
     }
 
-    async fn run(self: &Arc<Self>, placement: Placement) {
-        let id = placement.call.id.clone();
-        let result = match placement.call.kind.as_str() {
-            "notice" => notice::run(self, placement).await,
-            "captcha" => captcha::run(self, placement).await,
-            "click2call" => click2call::run(self, placement).await,
-            other => Err(format!("unknown call kind {other:?}")),
-        };
-        if let Err(e) = result {
-            tracing::error!(call = %id, error = %e, "call task failed");
+    /// Remembers a call whose driver failed, for [`recovery`] to end.
+    fn mark_broken(&self, id: &str) {
+        if let Ok(mut broken) = self.broken.lock() {
+            broken.entry(id.to_string()).or_insert(0);
         }
     }
 
-    /// Writes a journal entry, retrying a failing database for about a minute (a call's
-    /// record must not be lost to a passing outage); then gives up with the error.
-    async fn journal(&self, entry: crate::store::journal::Entry) -> Result<(), String> {
-        let ended = match &entry {
-            crate::store::journal::Entry::Finish(f) => Some((f.cdr.kind, f.cdr.id.clone())),
-            _ => None,
-        };
-        with_db_retries("journal write", || self.store.journal(entry.clone()))
-            .await
-            .map_err(|e| format!("journal write failed {JOURNAL_ATTEMPTS} times: {e}"))?;
-        if let Some((kind, id)) = ended {
-            crate::telemetry::metrics::metrics().call_ended(kind);
-            tracing::info!(call = %id, kind, "call ended; CDR written");
-        }
-        Ok(())
-    }
-
-    /// Outbox rows of a finished call's CDR: to `url` (when set) and to the
-    /// application's batched feed (when `app` has one), with `kind` added.
-    fn cdr_callbacks(
-        call: &CallRecord,
-        app: Option<&ApplicationRecord>,
-        kind: &'static str,
-        url: Option<&str>,
-        body: &serde_json::Value,
-        ordering_key: &str,
-    ) -> Vec<OutboxRow> {
-        let mut rows = Vec::new();
-        if let Some(url) = url.filter(|u| !u.is_empty()) {
-            let callback_kind = if kind == "click2call" {
-                "cdr"
-            } else {
-                "result"
-            };
-            rows.push(OutboxRow::new(
-                &call.account_sid,
-                &call.app_id,
-                callback_kind,
-                url,
-                body,
-                ordering_key,
-            ));
-        }
-        if let Some(feed) = app.and_then(|a| a.cdr_feed_url.as_deref()) {
-            let mut item = body.clone();
-            if let Some(map) = item.as_object_mut() {
-                map.insert("kind".into(), serde_json::Value::String(kind.into()));
-            }
-            rows.push(OutboxRow::new(
-                &call.account_sid,
-                &call.app_id,
-                "feed",
-                feed,
-                &item,
-                &format!("feed:{}", call.app_id),
-            ));
-        }
-        rows
-    }
-
-    /// The call's application (its callback URLs as they are now), retrying a failing
-    /// database like [`Ctx::journal`]; `None` if it is gone.
-    async fn app(&self, call: &CallRecord) -> Option<Arc<ApplicationRecord>> {
-        let found = with_db_retries("application read", || {
-            self.store.find_app(&call.account_sid, &call.app_id)
-        })
-        .await;
-        found.unwrap_or_else(|e| {
-            tracing::error!(call = %call.id, error = %e, "application unreadable; the call's callbacks are skipped");
-            None
-        })
-    }
-}
-
-/// Runs a database operation up to [`JOURNAL_ATTEMPTS`] times, backing off from 100 ms to
-/// 10 s between tries; returns the last error.
-async fn with_db_retries<T, F, Fut>(what: &str, mut op: F) -> Result<T, crate::store::StoreError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, crate::store::StoreError>>,
-{
-    let mut delay = std::time::Duration::from_millis(100);
-    let mut attempt = 1;
-    loop {
-        match op().await {
-            Err(e) if attempt < JOURNAL_ATTEMPTS => {
-                tracing::warn!(error = %e, attempt, "{what} failed; retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(std::time::Duration::from_secs(10));
-                attempt += 1;
-            }
-            done => return done,
-        }
+    /// Sends `command` to call `id` if this process drives it; `None` when it does not.
+    fn order(&self, id: &str, command: Command) -> Option<oneshot::Receiver<Result<(), Refusal>>> {
+        let calls = self.calls.lock().ok()?;
+        let live = calls.get(id)?;
+        let (reply, verdict) = oneshot::channel();
+        live.orders.send(Order { command, reply }).ok()?;
+        Some(verdict)
     }
 }

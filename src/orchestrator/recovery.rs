@@ -1,24 +1,31 @@
-//! Ownership of calls across processes: this process renews a lease row; calls whose
-//! owner's lease ran out (a process killed, a replica gone) are taken over. Calls it had
-//! only claimed go back to the queue; legs already dialled are re-attached when their
-//! media node still has the channel (`uuid_exists`), else they end as failed with a CDR.
+//! Ownership of calls across processes. This process holds a lease (an epoch, renewed
+//! every few seconds); every write of its calls names the epoch. When it cannot renew in
+//! time it stops driving its calls at once (without touching them) and takes a new lease.
+//! Calls whose lease ran out are taken over: legs only claimed go back to the queue, the
+//! rest are rebuilt from what is stored and what the media server says now, and driven to
+//! their end. Calls whose driver failed here are ended from what is stored.
 
-use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use super::{Ctx, Placement};
-use crate::domain::time::now_ms;
+use super::Ctx;
+use super::engine::Input;
 
-/// How long a lease holds without renewal.
-const LEASE_TTL: Duration = Duration::from_secs(10);
+/// How long a lease holds without renewal (on the database's clock).
+const LEASE_TTL_MS: i64 = 10_000;
 /// How often the lease is renewed and orphans are looked for.
 const RENEW_EVERY: Duration = Duration::from_secs(3);
+/// This process stops acting under its lease this long before others may take over.
+const SAFETY_MS: i64 = 2_000;
+/// Tries of ending a broken call with its media before it is ended from the store alone.
+const MEDIA_TRIES: u32 = 3;
 
-/// Takes the lease, takes over what dead processes left, and keeps doing both.
+/// Takes a lease, takes over what stopped processes left, and keeps doing both.
 pub(super) async fn start(ctx: Arc<Ctx>) {
-    renew(&ctx).await;
-    take_over(&ctx).await;
+    if acquire(&ctx).await {
+        take_over(&ctx).await;
+    }
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(RENEW_EVERY);
         tick.tick().await;
@@ -27,51 +34,141 @@ pub(super) async fn start(ctx: Arc<Ctx>) {
             if ctx.is_stopping() {
                 return;
             }
-            renew(&ctx).await;
-            take_over(&ctx).await;
+            maintain(&ctx).await;
         }
     });
 }
 
-async fn renew(ctx: &Ctx) {
-    let until = now_ms() + LEASE_TTL.as_millis() as i64;
-    if let Err(e) = ctx
+/// Takes a new lease; `false` when the database refused.
+async fn acquire(ctx: &Ctx) -> bool {
+    let asked = ctx.lease.now_ms();
+    match ctx
         .store
-        .renew_lease(&ctx.instance, ctx.settings.node_id, until)
+        .acquire_lease(&ctx.instance, ctx.settings.node_id, LEASE_TTL_MS)
         .await
     {
-        tracing::warn!(error = %e, "could not renew the orchestrator lease");
+        Ok(epoch) => {
+            ctx.lease.epoch.store(epoch, Ordering::Release);
+            ctx.lease
+                .valid_until_ms
+                .store(asked + LEASE_TTL_MS - SAFETY_MS, Ordering::Release);
+            tracing::info!(epoch, "orchestrator lease taken");
+            true
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "could not take an orchestrator lease; retrying");
+            false
+        }
     }
 }
 
+/// Renews the lease (or, lost, stops driving and takes a new one), then takes over
+/// orphans, delivers missed commands and ends broken calls.
+async fn maintain(ctx: &Arc<Ctx>) {
+    let asked = ctx.lease.now_ms();
+    let held = ctx.lease.valid()
+        && match ctx.store.renew_lease(ctx.epoch(), LEASE_TTL_MS).await {
+            Ok(true) => {
+                ctx.lease
+                    .valid_until_ms
+                    .store(asked + LEASE_TTL_MS - SAFETY_MS, Ordering::Release);
+                true
+            }
+            Ok(false) => false,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not renew the orchestrator lease");
+                // It may still hold for a while; the drivers check it before every step.
+                return;
+            }
+        };
+    if !held {
+        tracing::warn!(epoch = ctx.epoch(), "orchestrator lease lost; this process stops driving its calls");
+        ctx.lease.valid_until_ms.store(0, Ordering::Release);
+        ctx.stop_driving();
+        if !acquire(ctx).await {
+            return;
+        }
+    }
+    if ctx.placing() {
+        take_over(ctx).await;
+    }
+    super::commands::sweep(ctx).await;
+    end_broken(ctx).await;
+    ctx.wake.notify_one();
+}
+
 async fn take_over(ctx: &Arc<Ctx>) {
-    let calls = match ctx.store.take_over_orphans(&ctx.instance).await {
-        Ok(calls) => calls,
+    let taken = match ctx.store.take_over(ctx.epoch()).await {
+        Ok(taken) => taken,
         Err(e) => {
             tracing::warn!(error = %e, "could not look for orphaned calls");
             return;
         }
     };
-    if calls.is_empty() {
-        ctx.wake.notify_one();
+    if taken.units.is_empty() && taken.requeued == 0 {
         return;
     }
     tracing::info!(
-        calls = calls.len(),
+        calls = taken.units.len(),
+        requeued = taken.requeued,
         "taking over calls a stopped process left"
     );
-    let mut conversations = HashSet::new();
-    for call in calls {
-        if let Some(cv) = &call.conversation_id
-            && !conversations.insert(cv.clone())
-        {
+    for unit in taken.units {
+        resume(ctx, unit, vec![Input::Start], false);
+    }
+}
+
+/// Rebuilds call `unit` from the store and drives it from `first`; `offline` ends it
+/// without asking the media server anything.
+fn resume(ctx: &Arc<Ctx>, unit: String, first: Vec<Input>, offline: bool) {
+    let ctx = ctx.clone();
+    tokio::spawn(async move {
+        let stored = match ctx.store.stored_call(&unit, ctx.epoch()).await {
+            Ok(Some(stored)) => stored,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(call = %unit, error = %e, "could not read a call to resume; trying again later");
+                ctx.mark_broken(&unit);
+                return;
+            }
+        };
+        let Some(mut built) = ctx.restored(stored).await else {
+            return;
+        };
+        if offline {
+            for leg in &mut built.engine.core.legs {
+                leg.dialed = false;
+            }
+        }
+        ctx.launch(built, first, None);
+    });
+}
+
+/// Ends the calls whose driver failed: with their media first, then from the store alone.
+async fn end_broken(ctx: &Arc<Ctx>) {
+    let broken: Vec<(String, u32)> = match ctx.broken.lock() {
+        Ok(mut b) => std::mem::take(&mut *b).into_iter().collect(),
+        Err(_) => return,
+    };
+    for (unit, tries) in broken {
+        if ctx.drives(&unit) {
             continue;
         }
-        let answer_timeout = match ctx.store.find_account(&call.account_sid).await {
-            Ok(Some(a)) => a.answer_timeout.clamp(1, 600) as u32,
-            _ => 45,
-        };
-        ctx.spawn(Placement::new(call, answer_timeout));
+        if let Ok(mut b) = ctx.broken.lock() {
+            b.insert(unit.clone(), tries + 1);
+        }
+        let offline = tries >= MEDIA_TRIES;
+        let ctx2 = ctx.clone();
+        let id = unit.clone();
+        resume(ctx, unit, vec![Input::Start, Input::Abort], offline);
+        // Forgotten once its end is written (a later failure marks it again).
+        tokio::spawn(async move {
+            tokio::time::sleep(RENEW_EVERY / 2).await;
+            if ctx2.drives(&id)
+                && let Ok(mut b) = ctx2.broken.lock()
+            {
+                b.remove(&id);
+            }
+        });
     }
-    ctx.wake.notify_one();
 }

@@ -55,26 +55,79 @@ impl Store {
         state.as_deref().map(ConversationState::parse).transpose()
     }
 
-    /// Claims the caller leg of conversation `id` if it is still queued (for cancelCall
-    /// before dialling): it leaves the account's queue and belongs to `owner`.
+    /// The state of conversation `id`, whoever it belongs to.
+    pub async fn conversation_state_of(
+        &self,
+        id: &str,
+    ) -> Result<Option<ConversationState>, StoreError> {
+        let state: Option<String> = on_pool!(self, |p| {
+            sqlx::query_scalar("SELECT state FROM conversations WHERE id = $1")
+                .bind(id)
+                .fetch_optional(p)
+                .await
+        })?;
+        state.as_deref().map(ConversationState::parse).transpose()
+    }
+
+    /// Tells the replicas listening on `channel` about conversation `id` (PostgreSQL's
+    /// `NOTIFY`; SQLite has one process and nobody to tell).
+    pub async fn notify_command(&self, channel: &str, id: &str) -> Result<(), StoreError> {
+        if let super::Pool::Postgres(p) = &self.pool {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(channel)
+                .bind(id)
+                .execute(p)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// A listener of `channel` (PostgreSQL only).
+    pub async fn listen(
+        &self,
+        channel: &str,
+    ) -> Result<Option<sqlx::postgres::PgListener>, StoreError> {
+        let super::Pool::Postgres(p) = &self.pool else {
+            return Ok(None);
+        };
+        let mut listener = sqlx::postgres::PgListener::connect_with(p).await?;
+        listener.listen(channel).await?;
+        Ok(Some(listener))
+    }
+
+    /// Gives command `id` back to whoever drives its conversation next.
+    pub async fn requeue_command(&self, id: i64) -> Result<(), StoreError> {
+        on_pool!(self, |p| sqlx::query(
+            "UPDATE conversation_commands SET state = 'pending' WHERE id = $1 AND state = 'taken'"
+        )
+        .bind(id)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// Claims the caller leg of conversation `id` for lease `epoch` if it is still queued
+    /// (for cancelCall before dialling): it leaves the account's queue and counts as live
+    /// until it ends.
     pub async fn claim_queued_conversation(
         &self,
         id: &str,
-        owner: &str,
+        epoch: i64,
     ) -> Result<Option<CallRecord>, StoreError> {
         let mut tx = self.begin_write().await?;
         let sql = format!(
-            "UPDATE calls SET state = 'placing', owner = $2, updated_at = $3 WHERE conversation_id = $1 AND state = 'queued' RETURNING {CALL_COLUMNS}"
+            "UPDATE calls SET state = 'placing', epoch = $2, updated_at = $3 WHERE conversation_id = $1 AND state = 'queued' RETURNING {CALL_COLUMNS}"
         );
         let call: Option<CallRecord> = on_tx!(&mut tx, |c| sqlx::query_as(&sql)
             .bind(id)
-            .bind(owner)
+            .bind(epoch)
             .bind(now_ms())
             .fetch_optional(c)
             .await)?;
         if let Some(call) = &call {
             on_tx!(&mut tx, |c| sqlx::query(
-                "UPDATE accounts SET queued_calls = queued_calls - 1 WHERE sid = $1"
+                "UPDATE accounts SET queued_calls = queued_calls - 1, live_calls = live_calls + 1 WHERE sid = $1"
             )
             .bind(&call.account_sid)
             .execute(c)
@@ -83,6 +136,75 @@ impl Store {
         }
         tx.commit().await?;
         Ok(call)
+    }
+
+    /// Queues `command` (JSON) for the process driving conversation `id`; returns its id.
+    pub async fn queue_command(&self, id: &str, command: &str) -> Result<i64, StoreError> {
+        Ok(on_pool!(self, |p| sqlx::query_scalar(
+            "INSERT INTO conversation_commands (conversation_id, command, created_at) VALUES ($1, $2, $3) RETURNING id"
+        )
+        .bind(id)
+        .bind(command)
+        .bind(now_ms())
+        .fetch_one(p)
+        .await)?)
+    }
+
+    /// The verdict (JSON) of command `id`, once its conversation's driver gave one.
+    pub async fn command_verdict(&self, id: i64) -> Result<Option<String>, StoreError> {
+        let verdict: Option<Option<String>> = on_pool!(self, |p| sqlx::query_scalar(
+            "SELECT verdict FROM conversation_commands WHERE id = $1 AND state = 'done'"
+        )
+        .bind(id)
+        .fetch_optional(p)
+        .await)?;
+        Ok(verdict.flatten())
+    }
+
+    /// Withdraws command `id` if nobody has taken it yet; `false` when it was taken.
+    pub async fn withdraw_command(&self, id: i64) -> Result<bool, StoreError> {
+        let rows = on_pool!(self, |p| sqlx::query(
+            "UPDATE conversation_commands SET state = 'withdrawn' WHERE id = $1 AND state = 'pending'"
+        )
+        .bind(id)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(rows == 1)
+    }
+
+    /// Takes the pending commands of conversation `id`, oldest first.
+    pub async fn take_commands(&self, id: &str) -> Result<Vec<(i64, String)>, StoreError> {
+        let mut rows: Vec<(i64, String)> = on_pool!(self, |p| sqlx::query_as(
+            "UPDATE conversation_commands SET state = 'taken' WHERE conversation_id = $1 AND state = 'pending' RETURNING id, command"
+        )
+        .bind(id)
+        .fetch_all(p)
+        .await)?;
+        rows.sort();
+        Ok(rows)
+    }
+
+    /// Records the verdict (JSON) of command `id`.
+    pub async fn settle_command(&self, id: i64, verdict: &str) -> Result<(), StoreError> {
+        on_pool!(self, |p| sqlx::query(
+            "UPDATE conversation_commands SET state = 'done', verdict = $2 WHERE id = $1"
+        )
+        .bind(id)
+        .bind(verdict)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// Conversations with commands nobody has taken yet.
+    pub async fn conversations_with_commands(&self) -> Result<Vec<String>, StoreError> {
+        Ok(on_pool!(self, |p| sqlx::query_scalar(
+            "SELECT DISTINCT conversation_id FROM conversation_commands WHERE state = 'pending'"
+        )
+        .fetch_all(p)
+        .await)?)
     }
 
     /// What an earlier request with the same idempotency key says, if any.

@@ -96,9 +96,8 @@ impl Store {
         attempt: &Attempt,
         outcome: Outcome,
     ) -> Result<(), StoreError> {
-        let entry =
-            super::journal::Entry::Attempt(Box::new((delivery.clone(), attempt.clone(), outcome)));
-        self.journal(entry).await
+        self.journal_attempt((delivery.clone(), attempt.clone(), outcome))
+            .await
     }
 
     /// Hands claimed deliveries back (a stopping process), so the next claim takes them.

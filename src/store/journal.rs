@@ -83,8 +83,8 @@ pub struct CdrRow {
     pub account_sid: String,
     /// Application.
     pub app_id: String,
-    /// `notice`, `captcha` or `click2call`.
-    pub kind: &'static str,
+    /// What the call was.
+    pub kind: crate::domain::CallKind,
     /// Start of the call (Unix ms), the query's time axis.
     pub start_time: i64,
     /// Callee (the caller of a conversation).
@@ -146,8 +146,6 @@ pub struct NewLeg {
     pub from_number: Option<String>,
     /// The conversation's userData.
     pub userdata: Option<String>,
-    /// This process (the owner).
-    pub owner: String,
     /// Media node.
     pub node: String,
     /// When it was dialled (Unix ms).
@@ -163,6 +161,8 @@ pub struct LegFinal {
     pub end_at: i64,
     /// The media server's hangup cause.
     pub hangup_cause: String,
+    /// The final SIP response, if there was one.
+    pub sip_status: Option<String>,
     /// The contract's cause (`callCause`, or the notice reason's name).
     pub cause: &'static str,
     /// Last key pressed (notices).
@@ -193,7 +193,7 @@ pub struct Finish {
     pub callbacks: Vec<OutboxRow>,
 }
 
-/// One write of the journal.
+/// One write of a call's life.
 #[derive(Debug, Clone)]
 pub enum Entry {
     /// A leg reached `state` at `at_ms` (on `node`, when it was dialled).
@@ -213,25 +213,93 @@ pub enum Entry {
     NewLeg(Box<NewLeg>, Vec<OutboxRow>),
     /// One leg of a conversation ended while the conversation goes on.
     LegEnded(LegFinal, Vec<OutboxRow>),
-    /// A conversation's phase changed (`dialing`, `bridged`, `three_way`).
+    /// A conversation's stage (`dialing`, `bridged`, `three_way`) and its engine state.
     Conversation {
         /// `CV…`.
         id: String,
-        /// Its new phase.
+        /// Its stage.
         state: &'static str,
+        /// The engine's snapshot (JSON), for a takeover.
+        snapshot: String,
     },
     /// A call or conversation ended.
     Finish(Box<Finish>),
-    /// A webhook delivery attempt and what becomes of the delivery.
-    Attempt(Box<(Delivery, Attempt, Outcome)>),
 }
 
-type Job = (Entry, oneshot::Sender<Result<(), StoreError>>);
+/// Who may write a call: the lease epoch of the process driving it. A write naming an
+/// epoch the call no longer has (another process took it over) is refused whole.
+#[derive(Debug, Clone)]
+pub struct Fence {
+    /// The writer's epoch.
+    pub epoch: i64,
+    /// The call's first leg, which carries the epoch (for a conversation: its caller leg).
+    pub root: String,
+    /// A conversation (its legs are several rows, guarded through the root); else a
+    /// notice or captcha, whose one row is guarded by each statement.
+    pub conversation: bool,
+}
+
+/// The writes of one call from one step of its engine: applied together or not at all.
+#[derive(Debug, Clone)]
+pub struct CallWrite {
+    /// Who writes.
+    pub fence: Fence,
+    /// The call's account (its live-leg count changes with legs added and ended).
+    pub account_sid: String,
+    /// The writes, in order.
+    pub entries: Vec<Entry>,
+}
+
+/// Why a journal write failed.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    /// Another process drives the call now (or it is over): nothing was written.
+    #[error("the call belongs to another process")]
+    Fenced,
+    /// The database failed.
+    #[error("{0}")]
+    Store(#[from] StoreError),
+}
+
+impl JournalError {
+    /// Whether trying again may succeed (the database is unreachable or busy, not refusing
+    /// the write itself).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            JournalError::Fenced => false,
+            JournalError::Store(e) => e.is_transient(),
+        }
+    }
+}
+
+enum Job {
+    Call(CallWrite, oneshot::Sender<Result<(), JournalError>>),
+    Attempt(
+        Box<(Delivery, Attempt, Outcome)>,
+        oneshot::Sender<Result<(), JournalError>>,
+    ),
+}
+
+impl Job {
+    fn answer(self, result: Result<(), JournalError>) {
+        let (Job::Call(_, reply) | Job::Attempt(_, reply)) = self;
+        let _ = reply.send(result);
+    }
+}
 
 /// The handle calls submit their writes to.
 #[derive(Clone, Debug)]
 pub struct Journal {
     tx: mpsc::Sender<Job>,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Job::Call(w, _) => write!(f, "call write {}", w.fence.root),
+            Job::Attempt(a, _) => write!(f, "attempt {}", a.0.webhook_id),
+        }
+    }
 }
 
 impl Journal {
@@ -253,18 +321,37 @@ impl Journal {
         }
         Self { tx }
     }
-}
 
-impl super::Store {
-    /// Writes one journal entry durably.
-    pub async fn journal(&self, entry: Entry) -> Result<(), StoreError> {
+    async fn submit(&self, job: impl FnOnce(oneshot::Sender<Result<(), JournalError>>) -> Job) -> Result<(), JournalError> {
         let (done, result) = oneshot::channel();
-        self.journal
-            .tx
-            .send((entry, done))
+        self.tx
+            .send(job(done))
             .await
             .map_err(|_| StoreError::Closed)?;
         result.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
+impl super::Store {
+    /// Writes one step of a call durably, fenced by its epoch.
+    pub async fn journal(&self, write: CallWrite) -> Result<(), JournalError> {
+        self.journal.submit(|done| Job::Call(write, done)).await
+    }
+
+    /// Writes a webhook delivery attempt and what becomes of the delivery.
+    pub(crate) async fn journal_attempt(
+        &self,
+        attempt: (Delivery, Attempt, Outcome),
+    ) -> Result<(), StoreError> {
+        match self
+            .journal
+            .submit(|done| Job::Attempt(Box::new(attempt), done))
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(JournalError::Store(e)) => Err(e),
+            Err(JournalError::Fenced) => Err(StoreError::Corrupt("attempt fenced".into())),
+        }
     }
 }
 
@@ -288,36 +375,33 @@ async fn writer(
             }
             batch
         };
-        let (entries, replies): (Vec<Entry>, Vec<_>) = batch.into_iter().unzip();
-        match write(&pool, &gate, &entries).await {
-            Ok(()) => {
-                written.notify_one();
-                replies.into_iter().for_each(|r| {
-                    let _ = r.send(Ok(()));
-                });
+        match write(&pool, &gate, &batch).await {
+            Ok(applied) => {
+                if applied.iter().any(|a| *a) {
+                    written.notify_one();
+                }
+                for (job, applied) in batch.into_iter().zip(applied) {
+                    job.answer(if applied { Ok(()) } else { Err(JournalError::Fenced) });
+                }
             }
             Err(e) => {
-                tracing::warn!(error = %e, batch = entries.len(), "journal batch failed; retrying one by one");
-                for (entry, reply) in entries.iter().zip(replies) {
-                    let result = write(&pool, &gate, std::slice::from_ref(entry)).await;
-                    if let Err(e) = &result {
-                        tracing::error!(error = %e, entry = ?entry_key(entry), "journal write failed");
-                    }
-                    let _ = reply.send(result.map_err(StoreError::Db));
+                tracing::warn!(error = %e, batch = batch.len(), "journal batch failed; retrying one by one");
+                for job in batch {
+                    let result = match write(&pool, &gate, std::slice::from_ref(&job)).await {
+                        Ok(applied) if applied[0] => {
+                            written.notify_one();
+                            Ok(())
+                        }
+                        Ok(_) => Err(JournalError::Fenced),
+                        Err(e) => {
+                            tracing::error!(error = %e, job = ?job, "journal write failed");
+                            Err(JournalError::Store(StoreError::Db(e)))
+                        }
+                    };
+                    job.answer(result);
                 }
             }
         }
-    }
-}
-
-fn entry_key(entry: &Entry) -> &str {
-    match entry {
-        Entry::Leg { call_id, .. } => call_id,
-        Entry::NewLeg(leg, _) => &leg.id,
-        Entry::LegEnded(leg, _) => &leg.call_id,
-        Entry::Conversation { id, .. } => id,
-        Entry::Finish(f) => &f.cdr.id,
-        Entry::Attempt(a) => &a.0.webhook_id,
     }
 }
 
@@ -331,59 +415,25 @@ async fn begin(pool: &Pool, gate: &WriteGate) -> Result<Tx<'static>, sqlx::Error
     })
 }
 
-async fn write(pool: &Pool, gate: &WriteGate, entries: &[Entry]) -> Result<(), sqlx::Error> {
+/// Writes a batch in one transaction; says for each job whether it was applied (a call
+/// write whose fence no longer holds is skipped whole).
+async fn write(pool: &Pool, gate: &WriteGate, jobs: &[Job]) -> Result<Vec<bool>, sqlx::Error> {
     let mut tx = begin(pool, gate).await?;
     let now = now_ms();
     let mut outbox: Vec<&OutboxRow> = Vec::new();
     let mut cdrs: Vec<&CdrRow> = Vec::new();
     let mut attempts: Vec<&(Delivery, Attempt, Outcome)> = Vec::new();
-    for entry in entries {
-        match entry {
-            Entry::Leg {
-                call_id,
-                state,
-                at_ms,
-                node,
-                callbacks,
-            } => {
-                let sql = format!(
-                    "UPDATE calls SET state = $2, {} = $3, node = COALESCE($4, node), updated_at = $5 WHERE id = $1",
-                    state.time_column()
-                );
-                on_tx!(&mut tx, |c| sqlx::query(&sql)
-                    .bind(call_id)
-                    .bind(state.as_str())
-                    .bind(at_ms)
-                    .bind(node)
-                    .bind(now)
-                    .execute(c)
-                    .await
-                    .map(|r| r.rows_affected()))?;
-                outbox.extend(callbacks);
+    let mut live: std::collections::BTreeMap<&str, i64> = Default::default();
+    let mut applied = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        match job {
+            Job::Attempt(a, _) => {
+                attempts.push(a);
+                applied.push(true);
             }
-            Entry::NewLeg(leg, callbacks) => {
-                insert_leg(&mut tx, leg, now).await?;
-                outbox.extend(callbacks);
-            }
-            Entry::LegEnded(leg, callbacks) => {
-                end_leg(&mut tx, leg, now).await?;
-                outbox.extend(callbacks);
-            }
-            Entry::Conversation { id, state } => {
-                on_tx!(&mut tx, |c| sqlx::query(
-                    "UPDATE conversations SET state = $2 WHERE id = $1"
-                )
-                .bind(id)
-                .bind(*state)
-                .execute(c)
-                .await
-                .map(|r| r.rows_affected()))?;
-            }
-            Entry::Attempt(a) => attempts.push(a),
-            Entry::Finish(finish) => {
-                finish_call(&mut tx, finish, now).await?;
-                cdrs.push(&finish.cdr);
-                outbox.extend(&finish.callbacks);
+            Job::Call(w, _) => {
+                let ok = write_call(&mut tx, w, now, &mut outbox, &mut cdrs, &mut live).await?;
+                applied.push(ok);
             }
         }
     }
@@ -396,13 +446,120 @@ async fn write(pool: &Pool, gate: &WriteGate, entries: &[Entry]) -> Result<(), s
     if !attempts.is_empty() {
         write_attempts(&mut tx, &attempts, now).await?;
     }
-    tx.commit().await
+    let sql = format!(
+        "UPDATE accounts SET live_calls = {}(live_calls + $2, 0) WHERE sid = $1",
+        tx.greatest()
+    );
+    for (account, delta) in live.into_iter().filter(|(_, d)| *d != 0) {
+        on_tx!(&mut tx, |c| sqlx::query(&sql)
+        .bind(account)
+        .bind(delta)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
+    }
+    tx.commit().await?;
+    Ok(applied)
 }
 
-async fn insert_leg(tx: &mut Tx<'_>, leg: &NewLeg, now: i64) -> Result<(), sqlx::Error> {
+/// One call's writes, if its fence holds; the rows to add in bulk and the change of its
+/// account's live legs are collected.
+async fn write_call<'a>(
+    tx: &mut Tx<'_>,
+    w: &'a CallWrite,
+    now: i64,
+    outbox: &mut Vec<&'a OutboxRow>,
+    cdrs: &mut Vec<&'a CdrRow>,
+    live: &mut std::collections::BTreeMap<&'a str, i64>,
+) -> Result<bool, sqlx::Error> {
+    let fence = &w.fence;
+    if fence.conversation {
+        let held = on_tx!(&mut *tx, |c| sqlx::query(
+            "UPDATE calls SET updated_at = $2 WHERE id = $1 AND epoch = $3"
+        )
+        .bind(&fence.root)
+        .bind(now)
+        .bind(fence.epoch)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
+        if held == 0 {
+            return Ok(false);
+        }
+    }
+    let mut delta = 0;
+    for (i, entry) in w.entries.iter().enumerate() {
+        let rows = match entry {
+            Entry::Leg {
+                call_id,
+                state,
+                at_ms,
+                node,
+                callbacks,
+            } => {
+                let sql = format!(
+                    "UPDATE calls SET state = $2, {} = $3, node = COALESCE($4, node), updated_at = $5 \
+                     WHERE id = $1 AND epoch = $6 AND end_at IS NULL",
+                    state.time_column()
+                );
+                outbox.extend(callbacks);
+                on_tx!(&mut *tx, |c| sqlx::query(&sql)
+                    .bind(call_id)
+                    .bind(state.as_str())
+                    .bind(at_ms)
+                    .bind(node)
+                    .bind(now)
+                    .bind(fence.epoch)
+                    .execute(c)
+                    .await
+                    .map(|r| r.rows_affected()))?
+            }
+            Entry::NewLeg(leg, callbacks) => {
+                delta += 1;
+                outbox.extend(callbacks);
+                insert_leg(tx, leg, fence.epoch, now).await?
+            }
+            Entry::LegEnded(leg, callbacks) => {
+                delta -= 1;
+                outbox.extend(callbacks);
+                end_leg(tx, leg, fence.epoch, now).await?
+            }
+            Entry::Conversation {
+                id,
+                state,
+                snapshot,
+            } => on_tx!(&mut *tx, |c| sqlx::query(
+                "UPDATE conversations SET state = $2, snapshot = $3 WHERE id = $1 AND state <> 'ended'"
+            )
+            .bind(id)
+            .bind(*state)
+            .bind(snapshot)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))?,
+            Entry::Finish(finish) => {
+                let rows = finish_call(tx, finish, fence.epoch, now).await?;
+                if rows > 0 {
+                    delta -= finish.legs.len() as i64;
+                    cdrs.push(&finish.cdr);
+                    outbox.extend(&finish.callbacks);
+                }
+                rows
+            }
+        };
+        if rows == 0 && i == 0 && !fence.conversation {
+            // A notice's or captcha's own row: taken over, or already over.
+            return Ok(false);
+        }
+    }
+    *live.entry(&w.account_sid).or_default() += delta;
+    Ok(true)
+}
+
+async fn insert_leg(tx: &mut Tx<'_>, leg: &NewLeg, epoch: i64, now: i64) -> Result<u64, sqlx::Error> {
     on_tx!(tx, |c| {
         sqlx::query(
-        "INSERT INTO calls (id, request_id, account_sid, app_id, kind, conversation_id, leg_seq, state, to_number, from_number, userdata, params, owner, node, start_at, created_at, updated_at) \
+        "INSERT INTO calls (id, request_id, account_sid, app_id, kind, conversation_id, leg_seq, state, to_number, from_number, userdata, params, epoch, node, start_at, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, 'click2call', $5, $6, 'initiated', $7, $8, $9, '{}', $10, $11, $12, $13, $13)"
     )
     .bind(&leg.id)
@@ -414,26 +571,24 @@ async fn insert_leg(tx: &mut Tx<'_>, leg: &NewLeg, now: i64) -> Result<(), sqlx:
     .bind(&leg.to_number)
     .bind(&leg.from_number)
     .bind(&leg.userdata)
-    .bind(&leg.owner)
+    .bind(epoch)
     .bind(&leg.node)
     .bind(leg.start_at)
     .bind(now)
     .execute(c)
     .await
     .map(|r| r.rows_affected())
-    })?;
-    Ok(())
+    })
 }
 
-async fn finish_call(tx: &mut Tx<'_>, finish: &Finish, now: i64) -> Result<(), sqlx::Error> {
-    for leg in &finish.legs {
-        end_leg(tx, leg, now).await?;
-    }
+/// The legs' ends and the conversation's; 0 when it was over already.
+async fn finish_call(tx: &mut Tx<'_>, finish: &Finish, epoch: i64, now: i64) -> Result<u64, sqlx::Error> {
+    let mut rows = 1;
     if let Some(end) = &finish.conversation {
         let (url, ms) = end.recording.clone().unzip();
-        on_tx!(&mut *tx, |c| {
+        rows = on_tx!(&mut *tx, |c| {
             sqlx::query(
-            "UPDATE conversations SET state = 'ended', bye_type = $2, ended_at = $3, recording_url = $4, recording_ms = $5 WHERE id = $1"
+            "UPDATE conversations SET state = 'ended', bye_type = $2, ended_at = $3, recording_url = $4, recording_ms = $5 WHERE id = $1 AND state <> 'ended'"
         )
         .bind(&end.id)
         .bind(i64::from(end.bye_type))
@@ -444,14 +599,26 @@ async fn finish_call(tx: &mut Tx<'_>, finish: &Finish, now: i64) -> Result<(), s
         .await
         .map(|r| r.rows_affected())
         })?;
+        if rows == 0 {
+            return Ok(0);
+        }
     }
-    Ok(())
+    for (i, leg) in finish.legs.iter().enumerate() {
+        let ended = end_leg(tx, leg, epoch, now).await?;
+        if i == 0 && finish.conversation.is_none() {
+            rows = ended;
+            if ended == 0 {
+                return Ok(0);
+            }
+        }
+    }
+    Ok(rows)
 }
 
-async fn end_leg(tx: &mut Tx<'_>, leg: &LegFinal, now: i64) -> Result<(), sqlx::Error> {
+async fn end_leg(tx: &mut Tx<'_>, leg: &LegFinal, epoch: i64, now: i64) -> Result<u64, sqlx::Error> {
     on_tx!(tx, |c| {
         sqlx::query(
-        "UPDATE calls SET state = 'completed', end_at = $2, hangup_cause = $3, cause = $4, inputkey = $5, updated_at = $6 WHERE id = $1"
+        "UPDATE calls SET state = 'completed', end_at = $2, hangup_cause = $3, cause = $4, inputkey = $5, updated_at = $6, sip_status = $8 WHERE id = $1 AND epoch = $7 AND end_at IS NULL"
     )
     .bind(&leg.call_id)
     .bind(leg.end_at)
@@ -459,9 +626,10 @@ async fn end_leg(tx: &mut Tx<'_>, leg: &LegFinal, now: i64) -> Result<(), sqlx::
     .bind(leg.cause)
     .bind(&leg.inputkey)
     .bind(now)
+    .bind(epoch)
+    .bind(&leg.sip_status)
     .execute(c)
     .await
     .map(|r| r.rows_affected())
-    })?;
-    Ok(())
+    })
 }

@@ -47,6 +47,32 @@ pub enum StoreError {
     Setup(String),
 }
 
+impl StoreError {
+    /// Whether the same statement may succeed later: the database is unreachable, busy
+    /// or broke off a transaction for concurrency reasons, rather than refusing it.
+    pub fn is_transient(&self) -> bool {
+        let StoreError::Db(e) = self else {
+            return false;
+        };
+        match e {
+            sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::WorkerCrashed => true,
+            sqlx::Error::Database(db) => {
+                let code = db.code().unwrap_or_default();
+                // PostgreSQL: serialization failure, deadlock, connection and shutdown
+                // classes; SQLite: busy, locked.
+                ["40001", "40P01", "57P01", "57P02", "57P03"].contains(&code.as_ref())
+                    || code.starts_with("08")
+                    || ["5", "6", "517", "262"].contains(&code.as_ref())
+            }
+            _ => false,
+        }
+    }
+}
+
 /// The connection pool of one backend.
 #[derive(Clone, Debug)]
 pub enum Pool {
@@ -199,6 +225,15 @@ impl Tx<'_> {
         match self {
             Tx::Sqlite(..) => "",
             Tx::Postgres(_) => " FOR UPDATE SKIP LOCKED",
+        }
+    }
+
+    /// The SQL function of the larger of two values (`MAX` on SQLite, `GREATEST` on
+    /// PostgreSQL).
+    pub(crate) fn greatest(&self) -> &'static str {
+        match self {
+            Tx::Sqlite(..) => "MAX",
+            Tx::Postgres(_) => "GREATEST",
         }
     }
 

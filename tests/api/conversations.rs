@@ -123,7 +123,7 @@ both_backends! {
         assert_eq!(a.msg(), "addCall is allowed only while the conversation is two-party and bridged; the conversation has not been bridged yet");
         app.post(&one, &json!({"action": "cancelCall"})).await;
         let a = app.post(&one, &json!({"action": "addCall", "callee": "13800000003"})).await;
-        assert_eq!(a.code(), "10007");
+        assert_eq!(a.code(), "10007", "{}", a.body);
         let a = app.post(&format!("{}/CV00424202611210000000000000000001", app.ctc_path()), &json!({"action": "addCall", "callee": "13800000003"})).await;
         assert_eq!(a.code(), "10006");
     }

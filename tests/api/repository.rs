@@ -133,9 +133,9 @@ both_backends! {
         let cv = "CV00001202611210000000000000000007";
         assert_eq!(store.conversation_state(&a.sid, &app.app_id, cv).await.unwrap(), Some(ConversationState::Queued));
         // cancelCall before dialling claims the queued caller leg (once), freeing queue room.
-        let claimed = store.claim_queued_conversation(cv, "me").await.unwrap().expect("claimed");
+        let claimed = store.claim_queued_conversation(cv, 7).await.unwrap().expect("claimed");
         assert_eq!((claimed.leg_seq, claimed.to_number.as_str()), (0, "13800000009"));
-        assert!(store.claim_queued_conversation(cv, "me").await.unwrap().is_none());
+        assert!(store.claim_queued_conversation(cv, 7).await.unwrap().is_none());
         let legs = store.calls_of_request("RQ00001202611210000000000000000007").await.unwrap();
         assert_eq!(legs[0].state, "placing");
         assert_eq!(store.accept(acceptance(10, &a.sid, &app.app_id, "notice", "1")).await.unwrap(), AcceptOutcome::Accepted);

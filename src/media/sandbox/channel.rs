@@ -42,6 +42,10 @@ pub enum Command {
     BridgeFailed(String),
     /// Read a channel variable.
     GetVar(String, oneshot::Sender<Option<String>>),
+    /// Set a channel variable (uuid_setvar).
+    SetVar(String, String),
+    /// Describe the channel (uuid_dump): its headers and variables as a CHANNEL_DATA event.
+    Dump(oneshot::Sender<Event>),
     /// uuid_transfer to an inline application: leave any bridge (without hanging up the
     /// partner), drop what runs or is queued, run `App`; `true` = the partner too.
     Transfer(App, bool),
@@ -141,6 +145,7 @@ pub struct Channel {
     outcome: Outcome,
     phase: Phase,
     created_us: i64,
+    progress_us: Option<i64>,
     answered_us: Option<i64>,
     hangup_cause: Option<String>,
     queue: VecDeque<App>,
@@ -149,7 +154,8 @@ pub struct Channel {
     timer_seq: u64,
     partner: Option<String>,
     bridge_for: Option<String>,
-    recording: Option<(String, i64)>,
+    /// The file being recorded, since when, and whether it is appended to.
+    recording: Option<(String, i64, bool)>,
     conference: Option<String>,
     job: Option<(String, String, String)>,
     result: Option<oneshot::Sender<String>>,
@@ -183,6 +189,7 @@ impl Channel {
             outcome,
             phase: Phase::Ringing,
             created_us,
+            progress_us: None,
             answered_us: None,
             hangup_cause: None,
             queue: spawn.first_app.into_iter().collect(),
@@ -282,6 +289,14 @@ impl Channel {
             "Caller-Channel-Answered-Time",
             self.answered_us.unwrap_or(0).to_string(),
         );
+        h.push(
+            "Caller-Channel-Progress-Time",
+            self.progress_us.unwrap_or(0).to_string(),
+        );
+        h.push(
+            "Caller-Channel-Progress-Media-Time",
+            self.progress_us.unwrap_or(0).to_string(),
+        );
         if let Some(partner) = &self.partner {
             h.push("Other-Leg-Unique-ID", partner.clone());
         }
@@ -327,6 +342,7 @@ impl Channel {
             return;
         }
         // 180 Ringing, then 183 Session Progress with early media (the far end's ringback).
+        self.progress_us = Some(self.switch.clock.now_us());
         self.emit("CHANNEL_PROGRESS", "CS_CONSUME_MEDIA", &[]);
         self.emit_callstate("CS_CONSUME_MEDIA", "DOWN");
         self.emit("CHANNEL_PROGRESS_MEDIA", "CS_CONSUME_MEDIA", &[]);
@@ -385,6 +401,9 @@ impl Channel {
         }
         self.hangup_cause = Some(cause.to_string());
         self.vars.insert("hangup_cause".into(), cause.to_string());
+        if let Some(status) = sip_status(cause, self.answered_us.is_some()) {
+            self.vars.insert("sip_term_status".into(), status.into());
+        }
         self.vars
             .insert("hangup_cause_q850".into(), q850(cause).to_string());
         self.emit("CHANNEL_HANGUP", "CS_EXECUTE", &[]);
@@ -669,15 +688,20 @@ impl Channel {
             "CS_EXECUTE",
             &[("Record-File-Path", path.clone())],
         );
-        self.recording = Some((path, self.switch.clock.now_us()));
+        // FreeSWITCH appends to an existing file when the channel has RECORD_APPEND=true.
+        let append = self
+            .vars
+            .get("RECORD_APPEND")
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        self.recording = Some((path, self.switch.clock.now_us(), append));
     }
 
     fn stop_recording(&mut self) {
-        let Some((path, started)) = self.recording.take() else {
+        let Some((path, started, append)) = self.recording.take() else {
             return;
         };
         let length_ms = ((self.switch.clock.now_us() - started).max(0) / 1000) as u64;
-        if let Err(e) = write_recording(&PathBuf::from(&path), length_ms) {
+        if let Err(e) = write_recording(&PathBuf::from(&path), length_ms, append) {
             tracing::warn!(path, error = %e, "sandbox could not write a recording");
         }
         self.emit(
@@ -762,6 +786,17 @@ impl Channel {
             }
             Command::GetVar(name, reply) => {
                 let _ = reply.send(self.vars.get(&name).cloned());
+            }
+            Command::SetVar(name, value) => {
+                self.vars.insert(name, value);
+            }
+            Command::Dump(reply) => {
+                let mut current = vec![];
+                if let Some(running) = &self.running {
+                    current.push(("variable_current_application", running.app.name.clone()));
+                }
+                let state = if self.phase == Phase::Answered { "CS_EXECUTE" } else { "CS_CONSUME_MEDIA" };
+                let _ = reply.send(self.event("CHANNEL_DATA", state, &current));
             }
             Command::Transfer(app, both) => {
                 if let Some(partner) = self.partner.take() {
@@ -980,11 +1015,31 @@ pub fn q850(cause: &str) -> u32 {
     }
 }
 
-/// Writes `length_ms` of 8 kHz mono silence as a WAV file.
-fn write_recording(path: &PathBuf, length_ms: u64) -> std::io::Result<()> {
+/// Writes `length_ms` of 8 kHz mono silence as a WAV file, after what the file already
+/// holds when `append` is set.
+fn write_recording(path: &PathBuf, length_ms: u64, append: bool) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let samples = vec![0i16; (length_ms * 8) as usize];
+    let before = match std::fs::read(path) {
+        Ok(existing) if append => crate::domain::prompt::check_wav(&existing)
+            .map(|info| info.duration_ms)
+            .unwrap_or(0),
+        _ => 0,
+    };
+    let samples = vec![0i16; ((before + length_ms) * 8) as usize];
     std::fs::write(path, crate::domain::prompt::build_wav(8000, &samples))
+}
+
+/// The final SIP response of a leg ending with `cause` (`sip_term_status`).
+fn sip_status(cause: &str, answered: bool) -> Option<&'static str> {
+    Some(match cause {
+        _ if answered => "200",
+        "USER_BUSY" => "486",
+        "UNALLOCATED_NUMBER" => "404",
+        "NO_USER_RESPONSE" => "480",
+        "CALL_REJECTED" => "603",
+        "NO_ANSWER" | "ORIGINATOR_CANCEL" | "MANAGER_REQUEST" | "NORMAL_CLEARING" => "487",
+        _ => return None,
+    })
 }

@@ -361,6 +361,25 @@ impl Switch {
                 let path = self.recording_path(arg(2));
                 told(arg(0), Command::Record { start, path }, "+OK Success\n")
             }
+            "uuid_setvar" => {
+                let value = args.split_whitespace().skip(2).collect::<Vec<_>>().join(" ");
+                told(
+                    arg(0),
+                    Command::SetVar(arg(1).to_string(), value),
+                    "+OK\n",
+                )
+            }
+            "uuid_dump" => {
+                let (tx, rx) = oneshot::channel();
+                if !self.tell(arg(0), Command::Dump(tx)) {
+                    return no_channel;
+                }
+                match rx.await {
+                    Ok(event) if arg(1) == "json" => dump_json(&event),
+                    Ok(event) => String::from_utf8_lossy(&event.encode_plain()).into_owned(),
+                    Err(_) => no_channel,
+                }
+            }
             "uuid_getvar" => {
                 let (tx, rx) = oneshot::channel();
                 if !self.tell(arg(0), Command::GetVar(arg(1).to_string(), tx)) {
@@ -465,6 +484,21 @@ impl Switch {
             _ => format!("-ERR unknown conference command {action}\n"),
         }
     }
+}
+
+/// `uuid_dump <uuid> json`: the headers as one JSON object, in order, no trailing newline.
+fn dump_json(event: &Event) -> String {
+    let mut out = String::from("{");
+    for (i, (name, value)) in event.headers().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&serde_json::Value::String(name.to_string()).to_string());
+        out.push(':');
+        out.push_str(&serde_json::Value::String(value.to_string()).to_string());
+    }
+    out.push('}');
+    out
 }
 
 /// `uuid_broadcast` takes a file or `app::args`; the sandbox plays files.

@@ -1,0 +1,197 @@
+//! The engine's media effects as Event Socket commands, and channel events and probe
+//! answers as the engine's inputs. Every ESL string the orchestrator sends is made here.
+
+use crate::esl::Event;
+use crate::orchestrator::engine::{App, Dial, Hears, MediaCommand, MediaEvent, Probe};
+
+/// The `event-uuid` of application run `run` of driver generation `generation`; the run
+/// number comes back in CHANNEL_EXECUTE_COMPLETE's `Application-UUID`.
+pub fn run_uuid(generation: u64, run: u32) -> String {
+    format!("g{generation:016x}r{run}")
+}
+
+/// The run number of an `Application-UUID`, if generation `generation` made it.
+fn run_of(app_uuid: &str, generation: u64) -> Option<u32> {
+    let rest = app_uuid.strip_prefix('g')?;
+    let (gen_hex, run) = rest.split_once('r')?;
+    (u64::from_str_radix(gen_hex, 16).ok()? == generation)
+        .then(|| run.parse().ok())
+        .flatten()
+}
+
+/// The engine's view of a channel event (for the channel's leg, in driver generation
+/// `generation`); `None` for events the engine does not follow.
+pub fn channel_event(event: &Event, generation: u64) -> Option<MediaEvent> {
+    let at = || event.timestamp_ms().unwrap_or_else(crate::domain::time::now_ms);
+    Some(match event.name() {
+        "CHANNEL_CREATE" => MediaEvent::Created { at: at() },
+        "CHANNEL_PROGRESS" | "CHANNEL_PROGRESS_MEDIA" => MediaEvent::Progress { at: at() },
+        "CHANNEL_ANSWER" => MediaEvent::Answered { at: at() },
+        "DTMF" => MediaEvent::Dtmf(event.dtmf_digit()?.chars().next()?),
+        "CHANNEL_EXECUTE_COMPLETE" => MediaEvent::AppDone {
+            run: event
+                .application_uuid()
+                .and_then(|id| run_of(id, generation)),
+        },
+        "CHANNEL_HANGUP" => MediaEvent::Hangup {
+            seq: event.sequence().unwrap_or(u64::MAX),
+            cause: cause(event),
+        },
+        "CHANNEL_HANGUP_COMPLETE" => MediaEvent::HangupComplete {
+            at: at(),
+            cause: cause(event),
+            answered_at: event
+                .variable_i64("answer_uepoch")
+                .filter(|us| *us > 0)
+                .map(|us| us / 1000),
+            sip_status: event
+                .variable("sip_term_status")
+                .filter(|s| !s.is_empty())
+                .map(str::to_string),
+        },
+        _ => return None,
+    })
+}
+
+fn cause(event: &Event) -> String {
+    event
+        .hangup_cause()
+        .unwrap_or("NORMAL_CLEARING")
+        .to_string()
+}
+
+/// `{vars}<dial string>` for leg `uuid`.
+fn dial_target(uuid: &str, dial: &Dial, dial_string: &str) -> String {
+    let mut vars = format!(
+        "{{origination_uuid={uuid},originate_timeout={},ignore_early_media={}",
+        dial.timeout_secs, dial.ignore_early_media
+    );
+    if let Some(from) = &dial.from {
+        vars.push_str(",origination_caller_id_number=");
+        vars.push_str(from);
+    }
+    vars.push('}');
+    vars.push_str(&dial_string.replace("{number}", &dial.to));
+    vars
+}
+
+/// `originate … &park()` for leg `uuid` (sent with `bgapi`).
+pub fn originate(uuid: &str, dial: &Dial, dial_string: &str) -> String {
+    format!("originate {} &park()", dial_target(uuid, dial, dial_string))
+}
+
+/// The application name and argument of an [`App`] (`bridge` dials leg `target`).
+pub fn application(app: &App, target: Option<&str>, dial_string: &str) -> (&'static str, String) {
+    match app {
+        App::Playback(file) => ("playback", file.clone()),
+        App::Say(args) => ("say", args.clone()),
+        App::Set(name, value) => ("set", format!("{name}={value}")),
+        App::Bridge(_, dial) => ("bridge", dial_target(target.unwrap_or_default(), dial, dial_string)),
+        App::Conference(room) => ("conference", room.clone()),
+    }
+}
+
+/// The `api` command of a [`MediaCommand`] on channel `uuid`.
+pub fn api(uuid: &str, command: &MediaCommand) -> String {
+    let hears = |h: &Hears| match h {
+        Hears::This => "aleg",
+        Hears::Both => "both",
+    };
+    match command {
+        MediaCommand::Kill(cause) => format!("uuid_kill {uuid} {cause}"),
+        MediaCommand::Break => format!("uuid_break {uuid}"),
+        MediaCommand::Broadcast(file, h) => format!("uuid_broadcast {uuid} {file} {}", hears(h)),
+        MediaCommand::HangupAfter(secs, cause) => format!("sched_hangup +{secs} {uuid} {cause}"),
+        MediaCommand::BroadcastAfter(secs, file, h) => {
+            format!("sched_broadcast +{secs} {uuid} {file} {}", hears(h))
+        }
+        MediaCommand::SetVar(name, value) => format!("uuid_setvar {uuid} {name} {value}"),
+        MediaCommand::RecordStart(path) => format!("uuid_record {uuid} start {path}"),
+        MediaCommand::BothToConference(room) => {
+            format!("uuid_transfer {uuid} -both conference:{room} inline")
+        }
+    }
+}
+
+/// Whether an `api` command's output says it worked.
+pub fn succeeded(output: &str) -> bool {
+    output.starts_with("+OK")
+}
+
+/// `uuid_dump <uuid> json`.
+pub fn probe_command(uuid: &str) -> String {
+    format!("uuid_dump {uuid} json")
+}
+
+/// What a `uuid_dump … json` answer says of the channel.
+pub fn probe(output: &str) -> Probe {
+    let output = output.trim();
+    if output.starts_with("-ERR") {
+        return Probe::Gone;
+    }
+    let Ok(serde_json::Value::Object(fields)) = serde_json::from_str::<serde_json::Value>(output)
+    else {
+        return Probe::Unknown;
+    };
+    let micros = |name: &str| {
+        fields
+            .get(name)
+            .and_then(|v| v.as_str())
+            .and_then(|v| v.parse::<i64>().ok())
+            .filter(|us| *us > 0)
+            .map(|us| us / 1000)
+    };
+    if fields.get("Answer-State").and_then(|v| v.as_str()) == Some("hangup") {
+        return Probe::Gone;
+    }
+    Probe::Alive {
+        progress_at: micros("Caller-Channel-Progress-Time")
+            .or_else(|| micros("Caller-Channel-Progress-Media-Time")),
+        answered_at: micros("Caller-Channel-Answered-Time"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_ids_round_trip_within_their_generation() {
+        let id = run_uuid(0xabc, 17);
+        assert_eq!(run_of(&id, 0xabc), Some(17));
+        assert_eq!(run_of(&id, 0xabd), None);
+        assert_eq!(run_of("6c5c-…", 0xabc), None);
+    }
+
+    #[test]
+    fn probes_read_uuid_dump() {
+        assert_eq!(probe("-ERR No such channel!\n"), Probe::Gone);
+        assert_eq!(probe("garbage"), Probe::Unknown);
+        let alive = r#"{"Answer-State":"answered","Caller-Channel-Created-Time":"1796000311840876","Caller-Channel-Answered-Time":"1796000311840876","Caller-Channel-Progress-Time":"0"}"#;
+        assert_eq!(
+            probe(alive),
+            Probe::Alive {
+                progress_at: None,
+                answered_at: Some(1_796_000_311_840)
+            }
+        );
+    }
+
+    #[test]
+    fn commands() {
+        let dial = Dial {
+            to: "13800000001".into(),
+            from: Some("0101".into()),
+            timeout_secs: 45,
+            ignore_early_media: true,
+        };
+        assert_eq!(
+            originate("CA1", &dial, "sofia/gateway/pstn/{number}"),
+            "originate {origination_uuid=CA1,originate_timeout=45,ignore_early_media=true,origination_caller_id_number=0101}sofia/gateway/pstn/13800000001 &park()"
+        );
+        assert_eq!(
+            api("CA1", &MediaCommand::HangupAfter(65, "ALLOTTED_TIMEOUT".into())),
+            "sched_hangup +65 CA1 ALLOTTED_TIMEOUT"
+        );
+    }
+}

@@ -1,0 +1,353 @@
+//! The driver of one call: the only code that does I/O for it. It feeds the engine its
+//! inputs (channel events, API orders, timers, command replies, probes) one at a time and
+//! carries out the effects in order: journal writes first (fenced by the lease epoch; a
+//! refused write stops the driver at once), media commands queued on the node's Event
+//! Socket in the order asked (their replies come back as inputs), timers, replies.
+//!
+//! Nothing here waits without a bound: commands are bounded by the Event Socket client,
+//! channels by the engine's timers, the whole driver by the lease (lost → it stops).
+
+pub mod journal;
+pub mod media;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use super::engine::{Conversation, Effect, Input, Probe, Refusal, Timer};
+use super::unit::Unit;
+use super::{Ctx, Order};
+use crate::esl::{EslError, Execute};
+use crate::media::pool::{LegSignal, MediaNode, Registration};
+use crate::store::journal::JournalError;
+
+/// How a driver ended.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    /// The call is over and its end is written.
+    Done,
+    /// Another process drives the call now: this one stopped without touching it.
+    Fenced,
+    /// This process's lease lapsed: it stopped without touching the call.
+    LeaseLost,
+    /// It could not go on (its end could not be written): the call is to be ended from
+    /// what is stored.
+    Failed(String),
+}
+
+type Pending = Pin<Box<dyn Future<Output = Option<Input>> + Send>>;
+
+/// Backoff of a journal write that failed for a passing reason (the database is down).
+const RETRY_FIRST: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(2);
+
+struct Driver {
+    ctx: Arc<Ctx>,
+    unit: Unit,
+    engine: Conversation,
+    signals_tx: mpsc::UnboundedSender<LegSignal>,
+    follows: Vec<Registration>,
+    nodes: HashMap<String, Arc<MediaNode>>,
+    timers: BTreeMap<(Instant, Timer), ()>,
+    deadlines: HashMap<Timer, Instant>,
+    pending: FuturesUnordered<Pending>,
+    replies: HashMap<u64, oneshot::Sender<Result<(), Refusal>>>,
+    next_order: u64,
+    inputs: VecDeque<Input>,
+}
+
+/// Drives a call to its end: `first` are its first inputs (`Start`, and for a call whose
+/// driver failed, `Abort`).
+pub(crate) async fn drive(
+    ctx: Arc<Ctx>,
+    unit: Unit,
+    engine: Conversation,
+    mut orders: mpsc::UnboundedReceiver<Order>,
+    first: Vec<Input>,
+) -> Outcome {
+    let (signals_tx, mut signals) = mpsc::unbounded_channel();
+    let mut d = Driver {
+        ctx,
+        unit,
+        engine,
+        signals_tx,
+        follows: Vec::new(),
+        nodes: HashMap::new(),
+        timers: BTreeMap::new(),
+        deadlines: HashMap::new(),
+        pending: FuturesUnordered::new(),
+        replies: HashMap::new(),
+        next_order: 1,
+        inputs: first.into(),
+    };
+    loop {
+        while let Some(input) = d.inputs.pop_front() {
+            if !d.ctx.lease.valid() {
+                return Outcome::LeaseLost;
+            }
+            let now = d.now();
+            let effects = d.engine.step(now, input);
+            if let Some(outcome) = d.run(effects).await {
+                return outcome;
+            }
+        }
+        let next_timer = d.timers.keys().next().map(|(at, _)| *at);
+        tokio::select! {
+            Some(signal) = signals.recv() => d.inputs.push_back(match signal {
+                LegSignal::Event(leg, event) => Input::Media(leg, event),
+                LegSignal::NodeDown(node) => Input::NodeDown(node),
+                LegSignal::NodeUp(node) => Input::NodeUp(node),
+            }),
+            Some(order) = orders.recv() => {
+                let token = d.next_order;
+                d.next_order += 1;
+                d.replies.insert(token, order.reply);
+                d.inputs.push_back(Input::Command(token, order.command));
+            }
+            Some(input) = d.pending.next(), if !d.pending.is_empty() => {
+                d.inputs.extend(input);
+            }
+            _ = sleep_until(next_timer) => {
+                let now = Instant::now();
+                while let Some(entry) = d.timers.first_entry() {
+                    let (at, timer) = *entry.key();
+                    if at > now {
+                        break;
+                    }
+                    entry.remove();
+                    d.deadlines.remove(&timer);
+                    d.inputs.push_back(Input::Timer(timer));
+                }
+            }
+        }
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Driver {
+    /// Now on the clock of the call's first leg's node.
+    fn now(&self) -> i64 {
+        let node = self
+            .engine
+            .core
+            .legs
+            .first()
+            .map(|l| l.node.as_str())
+            .unwrap_or_default();
+        self.ctx.media.now_ms_on(node)
+    }
+
+    fn node(&mut self, name: &str) -> Option<Arc<MediaNode>> {
+        if let Some(node) = self.nodes.get(name) {
+            return Some(node.clone());
+        }
+        let node = self.ctx.media.node(name)?;
+        self.nodes.insert(name.to_string(), node.clone());
+        Some(node)
+    }
+
+    /// Carries out one step's effects in order; `Some` when the driver is done.
+    async fn run(&mut self, effects: Vec<Effect>) -> Option<Outcome> {
+        for effect in effects {
+            if !self.ctx.lease.valid() {
+                return Some(Outcome::LeaseLost);
+            }
+            match effect {
+                Effect::Journal(writes) => match self.journal(writes).await {
+                    Ok(()) => {}
+                    Err(JournalError::Fenced) => return Some(Outcome::Fenced),
+                    Err(e) => {
+                        // The engine went on as if written: it is given up, and the call is
+                        // rebuilt from what is stored and ended ([`super::recovery`]).
+                        for (_, reply) in self.replies.drain() {
+                            let _ = reply.send(Err(Refusal::NoMedia));
+                        }
+                        return Some(Outcome::Failed(format!("a journal write was refused: {e}")));
+                    }
+                },
+                Effect::Follow(leg) => self.follow(leg),
+                Effect::Originate(leg, dial) => self.originate(leg, &dial).await,
+                Effect::Execute { leg, app, run } => self.execute(leg, &app, run).await,
+                Effect::Media(leg, command, token) => {
+                    let uuid = self.engine.core.legs[leg].id.clone();
+                    let line = media::api(&uuid, &command);
+                    self.api(leg, line, move |out| {
+                        token.map(|t| Input::Reply(t, out.is_ok_and(|o| media::succeeded(&o))))
+                    })
+                    .await;
+                }
+                Effect::Probe(leg) => {
+                    let uuid = self.engine.core.legs[leg].id.clone();
+                    self.api(leg, media::probe_command(&uuid), move |out| {
+                        Some(Input::Probed(leg, out.map_or(Probe::Unknown, |o| media::probe(&o))))
+                    })
+                    .await;
+                }
+                Effect::SetTimer(timer, after_ms) => {
+                    if let Some(at) = self.deadlines.remove(&timer) {
+                        self.timers.remove(&(at, timer));
+                    }
+                    let at = Instant::now() + Duration::from_millis(after_ms.max(0) as u64);
+                    self.timers.insert((at, timer), ());
+                    self.deadlines.insert(timer, at);
+                }
+                Effect::CancelTimer(timer) => {
+                    if let Some(at) = self.deadlines.remove(&timer) {
+                        self.timers.remove(&(at, timer));
+                    }
+                }
+                Effect::Reply(token, verdict) => {
+                    if let Some(reply) = self.replies.remove(&token) {
+                        let _ = reply.send(verdict);
+                    }
+                }
+                Effect::Finished => return Some(Outcome::Done),
+            }
+        }
+        None
+    }
+
+    /// Writes one step's writes, retrying while the database is unreachable (the lease
+    /// bounds how long: once it lapses the driver stops).
+    async fn journal(&mut self, writes: Vec<super::engine::Write>) -> Result<(), JournalError> {
+        let ends = writes
+            .iter()
+            .any(|w| matches!(w, super::engine::Write::Finish { .. }));
+        if ends {
+            // A notice's result goes to the notify URL as it is now.
+            self.unit.app = self
+                .ctx
+                .app(&self.unit.first.account_sid, &self.unit.first.app_id)
+                .await;
+        }
+        let tz = self.ctx.settings.timezone;
+        let write = journal::call_write(&self.unit, &self.engine, writes, tz);
+        let mut delay = RETRY_FIRST;
+        loop {
+            match self.ctx.store.journal(write.clone()).await {
+                Err(e) if e.is_transient() && self.ctx.lease.valid() => {
+                    tracing::warn!(call = %self.unit.id, error = %e, "journal write failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(RETRY_MAX);
+                }
+                Ok(()) if ends => {
+                    let kind = self.unit.kind.as_str();
+                    crate::telemetry::metrics::metrics().call_ended(kind);
+                    tracing::info!(call = %self.unit.id, kind, "call ended; CDR written");
+                    return Ok(());
+                }
+                result => return result,
+            }
+        }
+    }
+
+    fn follow(&mut self, leg: usize) {
+        let (uuid, node) = {
+            let l = &self.engine.core.legs[leg];
+            (l.id.clone(), l.node.clone())
+        };
+        if let Some(node) = self.node(&node) {
+            let reg = node.register(&uuid, leg, self.unit.generation, self.signals_tx.clone());
+            self.follows.push(reg);
+        }
+    }
+
+    async fn originate(&mut self, leg: usize, dial: &super::engine::Dial) {
+        let (uuid, node) = {
+            let l = &self.engine.core.legs[leg];
+            (l.id.clone(), l.node.clone())
+        };
+        let Some(node) = self.node(&node) else {
+            self.inputs
+                .push_back(Input::OriginateFailed(leg, crate::cdr::MEDIA_LOST.into()));
+            return;
+        };
+        let command = media::originate(&uuid, dial, &self.ctx.settings.dial_string);
+        match node.client.send_bgapi(&command).await {
+            Ok(job) => self.pending.push(Box::pin(async move {
+                match job.await {
+                    Ok(out) if out.starts_with("+OK") => None,
+                    Ok(out) => Some(Input::OriginateFailed(leg, cause_of(&out))),
+                    Err(EslError::Refused(out)) => Some(Input::OriginateFailed(leg, cause_of(&out))),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "originate got no answer");
+                        Some(Input::OriginateFailed(leg, crate::cdr::MEDIA_LOST.into()))
+                    }
+                }
+            })),
+            Err(e) => {
+                tracing::warn!(error = %e, "originate could not be sent");
+                self.inputs
+                    .push_back(Input::OriginateFailed(leg, crate::cdr::MEDIA_LOST.into()));
+            }
+        }
+    }
+
+    async fn execute(&mut self, leg: usize, app: &super::engine::App, run: u32) {
+        let l = &self.engine.core.legs[leg];
+        let (uuid, node) = (l.id.clone(), l.node.clone());
+        let target = match app {
+            super::engine::App::Bridge(target, _) => Some(self.engine.core.legs[*target].id.clone()),
+            _ => None,
+        };
+        let (name, arg) = media::application(app, target.as_deref(), &self.ctx.settings.dial_string);
+        let event_uuid = media::run_uuid(self.unit.generation, run);
+        let Some(node) = self.node(&node) else {
+            self.inputs.push_back(Input::Refused(leg, run));
+            return;
+        };
+        let exec = Execute {
+            app: name,
+            arg: &arg,
+            event_lock: true,
+            event_uuid: Some(&event_uuid),
+        };
+        match node.client.send_execute(&uuid, exec).await {
+            Ok(accepted) => self.pending.push(Box::pin(async move {
+                accepted.await.err().map(|_| Input::Refused(leg, run))
+            })),
+            Err(_) => self.inputs.push_back(Input::Refused(leg, run)),
+        }
+    }
+
+    /// Sends an `api` command on leg `leg`'s node; `then` turns its outcome into an input.
+    async fn api(
+        &mut self,
+        leg: usize,
+        line: String,
+        then: impl FnOnce(Result<String, EslError>) -> Option<Input> + Send + 'static,
+    ) {
+        let node = self.engine.core.legs[leg].node.clone();
+        let Some(node) = self.node(&node) else {
+            self.inputs.extend(then(Err(EslError::NotConnected)));
+            return;
+        };
+        match node.client.send_api(&line).await {
+            Ok(out) => self.pending.push(Box::pin(async move { then(out.await) })),
+            Err(e) => self.inputs.extend(then(Err(e))),
+        }
+    }
+}
+
+/// `-ERR USER_BUSY\n` → `USER_BUSY`.
+fn cause_of(body: &str) -> String {
+    let cause = body.trim().trim_start_matches("-ERR").trim();
+    if cause.is_empty() {
+        "NORMAL_TEMPORARY_FAILURE".into()
+    } else {
+        cause.to_string()
+    }
+}

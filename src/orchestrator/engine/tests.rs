@@ -1,0 +1,782 @@
+//! The engine against a simulated media server and database that do anything, in any
+//! order: channel events in any order across legs, duplicates, answers never announced,
+//! hangups without their first event, failed originates and refused applications, timers
+//! firing, nodes lost and back, probes, API commands, failing journal writes, takeovers.
+//! Whatever happens, once the far ends hang up and time passes, the call ends with:
+//! every leg ended exactly once, one CDR, each leg's statuses in contract order, no command
+//! aimed at a leg already ended, and a byeType that agrees with its legs (API.md §6.2).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::cdr::LegEnd;
+use crate::domain::IdGenerator;
+use crate::domain::click2call::RecordMode;
+use crate::domain::notice::DtmfKey;
+use crate::orchestrator::flows::click2call::{AddParty, CalleePlan, Click2CallFlow, Plan};
+use crate::store::placing::CallRecord;
+use crate::orchestrator::flows::ivr::{IvrFlow, IvrKind, Keys, Script};
+
+const NODE: &str = "n1";
+const CAUSES: [&str; 6] = [
+    "NORMAL_CLEARING",
+    "USER_BUSY",
+    "NO_ANSWER",
+    "MANAGER_REQUEST",
+    "ALLOTTED_TIMEOUT",
+    "NORMAL_CLEARING",
+];
+
+/// A channel as the simulated media server has it.
+#[derive(Debug, Default, Clone)]
+struct Chan {
+    exists: bool,
+    answered: bool,
+    gone: bool,
+    /// A hangup was asked for, with this cause.
+    killed: Option<String>,
+    /// Application runs not finished.
+    runs: Vec<u32>,
+    /// Runs an earlier driver started, not finished.
+    foreign: Vec<u32>,
+}
+
+/// Everything the engine asked for, and what is pending in the world.
+#[derive(Default)]
+struct World {
+    chans: BTreeMap<LegIdx, Chan>,
+    timers: BTreeSet<Timer>,
+    replies: Vec<ReplyToken>,
+    probes: Vec<LegIdx>,
+    /// Statuses written per leg id, in order.
+    statuses: BTreeMap<String, Vec<Status>>,
+    finishes: Vec<(Vec<crate::cdr::LegFacts>, CdrKind)>,
+    finished_effects: usize,
+    answered_commands: Vec<(CommandToken, bool)>,
+    commands: Vec<CommandToken>,
+    cancel_accepted: bool,
+    cancel_asked: bool,
+    violations: Vec<String>,
+    seq: u64,
+}
+
+/// How to build the call's flow again (a takeover).
+type Recipe = fn(Option<crate::orchestrator::flows::click2call::State>) -> Flow;
+
+/// The database as the call's writes left it.
+#[derive(Default, Clone)]
+struct Stored {
+    rows: BTreeMap<LegIdx, CallRecord>,
+    snapshot: Option<serde_json::Value>,
+    finished: bool,
+}
+
+struct Sim {
+    engine: Conversation,
+    recipe: Recipe,
+    stored: Stored,
+    world: World,
+    now: i64,
+    next_command: CommandToken,
+    journal_fails: bool,
+    generation: u32,
+}
+
+impl Sim {
+    fn new(recipe: Recipe) -> Self {
+        let mut stored = Stored::default();
+        stored.rows.insert(0, row("CA-first", "13800000001", 0, "placing"));
+        let engine = Conversation::new(core_with(&stored), recipe(None));
+        Sim {
+            engine,
+            recipe,
+            stored,
+            world: World::default(),
+            now: 1_800_000_000_000,
+            next_command: 1,
+            journal_fails: false,
+            generation: 0,
+        }
+    }
+
+    /// The process driving the call dies (or gives up after a refused write); another
+    /// takes the call over from what is stored and drives it from `first`.
+    fn take_over(&mut self, first: Vec<Input>) {
+        if self.stored.finished {
+            return;
+        }
+        self.generation += 1;
+        self.world.timers.clear();
+        self.world.replies.clear();
+        self.world.probes.clear();
+        for chan in self.world.chans.values_mut() {
+            // Runs of the old driver now end as someone else's.
+            for run in chan.runs.drain(..) {
+                chan.foreign.push(run);
+            }
+        }
+        let queued = self.stored.rows.get(&0).is_some_and(|r| r.state == "placing");
+        let snapshot = self
+            .stored
+            .snapshot
+            .clone()
+            .and_then(|s| serde_json::from_value(s).ok());
+        let mut core = core_with(&self.stored);
+        core.now = self.now;
+        self.engine = if queued {
+            // Never dialled: back to the queue, placed afresh.
+            Conversation::new(core, (self.recipe)(None))
+        } else {
+            Conversation::restored(core, (self.recipe)(snapshot))
+        };
+        for input in first {
+            self.feed(input);
+        }
+    }
+
+    fn leg_id(&self, leg: LegIdx) -> String {
+        self.engine.core.legs[leg].id.clone()
+    }
+
+    /// Feeds one input and plays the simulated world's part in the effects.
+    fn feed(&mut self, input: Input) {
+        let ended_before: Vec<bool> = self.engine.core.legs.iter().map(|l| !l.is_live()).collect();
+        if self.engine.is_finished() && !matches!(input, Input::Command(..)) {
+            return;
+        }
+        let effects = self.engine.step(self.now, input);
+        let mut fail_next_journal = std::mem::take(&mut self.journal_fails);
+        let mut effects = effects.into_iter();
+        while let Some(effect) = effects.next() {
+            let target = match &effect {
+                Effect::Originate(leg, _) | Effect::Media(leg, ..) | Effect::Probe(leg) => Some(*leg),
+                Effect::Execute { leg, .. } => Some(*leg),
+                _ => None,
+            };
+            if let Some(leg) = target
+                && ended_before.get(leg).copied().unwrap_or(false)
+            {
+                self.world
+                    .violations
+                    .push(format!("{effect:?} aimed at leg {leg}, already ended"));
+            }
+            if self.world.finished_effects > 0 && !matches!(effect, Effect::Reply(..)) {
+                self.world.violations.push(format!("{effect:?} after Finished"));
+            }
+            match effect {
+                Effect::Journal(writes) => {
+                    if fail_next_journal {
+                        // The write did not happen: the driver refuses what it was asked
+                        // and gives up; the call is rebuilt from the store and ended.
+                        let refused = effects
+                            .filter_map(|e| match e {
+                                Effect::Reply(token, _) => Some(Effect::Reply(token, Err(Refusal::NoMedia))),
+                                _ => None,
+                            })
+                            .collect();
+                        self.absorb(refused);
+                        for token in self.world.commands.clone() {
+                            if !self.world.answered_commands.iter().any(|(t, _)| *t == token) {
+                                self.world.answered_commands.push((token, false));
+                            }
+                        }
+                        self.take_over(vec![Input::Start, Input::Abort]);
+                        return;
+                    }
+                    self.write(writes);
+                }
+                other => self.absorb(vec![other]),
+            }
+        }
+    }
+
+    fn absorb(&mut self, effects: Vec<Effect>) {
+        for effect in effects {
+            match effect {
+                Effect::Journal(writes) => self.write(writes),
+                Effect::Follow(_) => {}
+                Effect::Originate(leg, _) => {
+                    if !self.written(leg) {
+                        self.world.violations.push(format!("originate of leg {leg} before it was written"));
+                    }
+                    self.world.chans.entry(leg).or_default().exists = true;
+                }
+                Effect::Execute { leg, app, run } => {
+                    if let App::Bridge(target, _) = app {
+                        if !self.written(target) {
+                            self.world.violations.push(format!("bridge to leg {target} before it was written"));
+                        }
+                        self.world.chans.entry(target).or_default().exists = true;
+                    }
+                    self.world.chans.entry(leg).or_default().runs.push(run);
+                }
+                Effect::Media(leg, command, token) => {
+                    if let MediaCommand::Kill(cause) = &command {
+                        let chan = self.world.chans.entry(leg).or_default();
+                        if chan.killed.is_none() {
+                            chan.killed = Some(cause.clone());
+                        }
+                    }
+                    if let Some(token) = token {
+                        self.world.replies.push(token);
+                    }
+                }
+                Effect::Probe(leg) => self.world.probes.push(leg),
+                Effect::SetTimer(timer, _) => {
+                    self.world.timers.insert(timer);
+                }
+                Effect::CancelTimer(timer) => {
+                    self.world.timers.remove(&timer);
+                }
+                Effect::Reply(token, verdict) => {
+                    if self.world.answered_commands.iter().any(|(t, _)| *t == token) {
+                        self.world.violations.push(format!("command {token} answered twice"));
+                    }
+                    self.world.answered_commands.push((token, verdict.is_ok()));
+                }
+                Effect::Finished => self.world.finished_effects += 1,
+            }
+        }
+    }
+
+    /// Whether leg `leg` was written as `initiated`.
+    fn written(&self, leg: LegIdx) -> bool {
+        self.engine
+            .core
+            .legs
+            .get(leg)
+            .is_some_and(|l| self.world.statuses.get(&l.id).is_some_and(|s| s.contains(&Status::Initiated)))
+    }
+
+    fn write(&mut self, writes: Vec<Write>) {
+        if self.stored.finished {
+            self.world.violations.push(format!("{writes:?} after the end was written"));
+        }
+        for write in writes {
+            match write {
+                Write::Status(leg, status, at) => {
+                    self.status(leg, status);
+                    let node = self.engine.core.legs[leg].node.clone();
+                    let row = self.stored.rows.entry(leg).or_default();
+                    row.state = status.as_str().into();
+                    match status {
+                        Status::Initiated => {
+                            row.start_at = Some(at);
+                            row.node = Some(node);
+                        }
+                        Status::Ringing => row.ring_at = Some(at),
+                        Status::Answered => row.answer_at = Some(at),
+                        Status::Completed => {}
+                    }
+                }
+                Write::NewLeg(leg) => {
+                    self.status(leg, Status::Initiated);
+                    let l = &self.engine.core.legs[leg];
+                    let mut r = row(&l.id, &l.to, leg, "initiated");
+                    r.start_at = Some(l.start_ms);
+                    r.from_number = Some(l.from.clone());
+                    self.stored.rows.insert(leg, r);
+                }
+                Write::LegEnded(leg, facts) => {
+                    self.check_facts(&facts);
+                    self.status(leg, Status::Completed);
+                    self.stored_end(leg, &facts);
+                }
+                Write::Snapshot(_, data) => {
+                    // A cancel (by command or by a MANAGER_REQUEST hangup) decided and written.
+                    self.world.cancel_asked |= data["bye"] == "Canceled";
+                    self.stored.snapshot = Some(data);
+                }
+                Write::Finish { ending, legs, kind } => {
+                    for (leg, facts) in &ending {
+                        self.check_facts(facts);
+                        self.status(*leg, Status::Completed);
+                        self.stored_end(*leg, facts);
+                    }
+                    self.world.finishes.push((legs, kind));
+                    self.stored.finished = true;
+                }
+            }
+        }
+    }
+
+    fn stored_end(&mut self, leg: LegIdx, facts: &crate::cdr::LegFacts) {
+        let row = self.stored.rows.entry(leg).or_default();
+        row.state = "completed".into();
+        row.end_at = Some(facts.end_ms);
+        row.hangup_cause = Some(facts.hangup_cause.clone());
+        row.cause = Some(crate::cdr::call_cause(facts.end).into());
+        row.answer_at = row.answer_at.or(facts.answer_ms);
+        row.ring_at = row.ring_at.or(facts.ring_ms);
+    }
+
+    fn status(&mut self, leg: LegIdx, status: Status) {
+        let id = self.leg_id(leg);
+        let list = self.world.statuses.entry(id.clone()).or_default();
+        if list.last().is_some_and(|last| *last >= status) {
+            self.world
+                .violations
+                .push(format!("leg {leg}: {status:?} after {list:?}"));
+        }
+        list.push(status);
+    }
+
+    fn check_facts(&mut self, f: &crate::cdr::LegFacts) {
+        let times = [Some(f.start_ms), f.ring_ms, f.answer_ms, Some(f.end_ms)];
+        let times: Vec<i64> = times.into_iter().flatten().collect();
+        if !times.windows(2).all(|w| w[0] <= w[1]) {
+            self.world.violations.push(format!("times out of order: {f:?}"));
+        }
+    }
+
+    fn tick(&mut self, ms: i64) {
+        self.now += ms;
+    }
+
+    /// One random happening, chosen by `choice`.
+    fn happen(&mut self, choice: u16) {
+        self.tick(i64::from(choice % 700));
+        let legs: Vec<LegIdx> = self
+            .world
+            .chans
+            .iter()
+            .filter(|(_, c)| c.exists && !c.gone)
+            .map(|(l, _)| *l)
+            .collect();
+        let pick = |n: usize| usize::from(choice / 16) % n.max(1);
+        match choice % 16 {
+            0..=4 if !legs.is_empty() => {
+                let leg = legs[pick(legs.len())];
+                self.channel_event(leg, choice);
+            }
+            5 if !self.world.timers.is_empty() => {
+                let timers: Vec<Timer> = self.world.timers.iter().copied().collect();
+                let timer = timers[pick(timers.len())];
+                self.world.timers.remove(&timer);
+                self.feed(Input::Timer(timer));
+            }
+            6 if !self.world.replies.is_empty() => {
+                let token = self.world.replies.remove(0);
+                self.feed(Input::Reply(token, choice % 3 != 0));
+            }
+            7 if !self.world.probes.is_empty() => {
+                let leg = self.world.probes.remove(0);
+                let probe = self.probe_of(leg, choice);
+                self.feed(Input::Probed(leg, probe));
+            }
+            8 => self.feed(if choice % 2 == 0 {
+                Input::NodeDown(NODE.into())
+            } else {
+                Input::NodeUp(NODE.into())
+            }),
+            9 if choice % 5 == 0 => self.command(Command::Cancel),
+            9 => self.command(Command::AddCall(Box::new(party()))),
+            10 if choice % 7 == 0 => self.journal_fails = true,
+            11 => {
+                let killed: Vec<LegIdx> = legs
+                    .iter()
+                    .copied()
+                    .filter(|l| self.world.chans[l].killed.is_some())
+                    .collect();
+                if let Some(&leg) = killed.get(pick(killed.len())) {
+                    let cause = self.world.chans[&leg].killed.clone().unwrap_or_default();
+                    self.hang_up(leg, &cause, choice % 4 != 0);
+                }
+            }
+            12 => {
+                let running: Vec<(LegIdx, u32)> = self
+                    .world
+                    .chans
+                    .iter()
+                    .filter(|(_, c)| !c.gone)
+                    .flat_map(|(l, c)| c.runs.iter().map(move |r| (*l, *r)))
+                    .collect();
+                if let Some(&(leg, run)) = running.get(pick(running.len())) {
+                    if let Some(c) = self.world.chans.get_mut(&leg) {
+                        c.runs.retain(|r| *r != run);
+                    }
+                    let input = if choice % 9 == 0 {
+                        Input::Refused(leg, run)
+                    } else {
+                        Input::Media(leg, MediaEvent::AppDone { run: Some(run) })
+                    };
+                    self.feed(input);
+                }
+            }
+            13 if !legs.is_empty() => {
+                let leg = legs[pick(legs.len())];
+                if !self.world.chans[&leg].answered {
+                    self.feed(Input::OriginateFailed(leg, "USER_BUSY".into()));
+                }
+            }
+            14 if choice % 3 == 0 => self.feed(Input::Media(7, MediaEvent::Dtmf('1'))),
+            14 => {
+                let foreign: Vec<LegIdx> = self
+                    .world
+                    .chans
+                    .iter()
+                    .filter(|(_, c)| !c.foreign.is_empty() && !c.gone)
+                    .map(|(l, _)| *l)
+                    .collect();
+                if let Some(&leg) = foreign.get(pick(foreign.len())) {
+                    if let Some(c) = self.world.chans.get_mut(&leg) {
+                        c.foreign.pop();
+                    }
+                    self.feed(Input::Media(leg, MediaEvent::AppDone { run: None }));
+                }
+            }
+            15 if choice % 3 == 0 => self.take_over(vec![Input::Start]),
+            _ => {}
+        }
+    }
+
+    fn command(&mut self, command: Command) {
+        let token = self.next_command;
+        self.next_command += 1;
+        self.world.commands.push(token);
+        let cancel = matches!(command, Command::Cancel);
+        self.world.cancel_asked |= cancel;
+        self.feed(Input::Command(token, command));
+        if cancel && self.world.answered_commands.iter().any(|(t, ok)| *t == token && *ok) {
+            self.world.cancel_accepted = true;
+        }
+    }
+
+    fn probe_of(&self, leg: LegIdx, choice: u16) -> Probe {
+        let chan = self.world.chans.get(&leg).cloned().unwrap_or_default();
+        if choice % 11 == 0 {
+            Probe::Unknown
+        } else if !chan.exists || chan.gone {
+            Probe::Gone
+        } else {
+            Probe::Alive {
+                progress_at: Some(self.now - 10),
+                answered_at: chan.answered.then_some(self.now - 5),
+            }
+        }
+    }
+
+    fn channel_event(&mut self, leg: LegIdx, choice: u16) {
+        let now = self.now;
+        let event = match (choice / 16) % 7 {
+            0 => MediaEvent::Progress { at: now },
+            1 | 2 => {
+                if let Some(c) = self.world.chans.get_mut(&leg) {
+                    c.answered = true;
+                }
+                MediaEvent::Answered { at: now }
+            }
+            3 => MediaEvent::Dtmf(['1', '2', '#'][usize::from(choice) % 3]),
+            4 => MediaEvent::Created { at: now },
+            _ => {
+                let cause = CAUSES[usize::from(choice / 7) % CAUSES.len()];
+                return self.hang_up(leg, cause, choice % 3 != 0);
+            }
+        };
+        self.feed(Input::Media(leg, event.clone()));
+        if choice % 13 == 0 {
+            // A duplicate.
+            self.feed(Input::Media(leg, event));
+        }
+    }
+
+    /// The far end (or a kill) ends the channel; `announced`: CHANNEL_HANGUP first.
+    fn hang_up(&mut self, leg: LegIdx, cause: &str, announced: bool) {
+        self.world.seq += 1;
+        let seq = self.world.seq;
+        let answered = self.world.chans.get(&leg).is_some_and(|c| c.answered);
+        if let Some(c) = self.world.chans.get_mut(&leg) {
+            c.gone = true;
+            c.runs.clear();
+        }
+        if announced {
+            self.feed(Input::Media(leg, MediaEvent::Hangup { seq, cause: cause.into() }));
+        }
+        self.feed(Input::Media(
+            leg,
+            MediaEvent::HangupComplete {
+                at: self.now,
+                cause: cause.into(),
+                answered_at: answered.then_some(self.now - 1),
+                sip_status: None,
+            },
+        ));
+    }
+
+    /// Everyone hangs up and time passes until the call is over.
+    fn drain(&mut self) {
+        for _ in 0..400 {
+            if self.engine.is_finished() {
+                return;
+            }
+            self.tick(1_000);
+            if let Some(token) = self.world.replies.pop() {
+                self.feed(Input::Reply(token, true));
+                continue;
+            }
+            if let Some(leg) = self.world.probes.pop() {
+                let probe = self.probe_of(leg, 1);
+                self.feed(Input::Probed(leg, probe));
+                continue;
+            }
+            let live: Vec<LegIdx> = self
+                .world
+                .chans
+                .iter()
+                .filter(|(_, c)| c.exists && !c.gone)
+                .map(|(l, _)| *l)
+                .collect();
+            if let Some(&leg) = live.first() {
+                let cause = self.world.chans[&leg].killed.clone().unwrap_or("NORMAL_CLEARING".into());
+                self.hang_up(leg, &cause, true);
+                continue;
+            }
+            if let Some(timer) = self.world.timers.iter().next().copied() {
+                self.world.timers.remove(&timer);
+                self.feed(Input::Timer(timer));
+                continue;
+            }
+            return;
+        }
+    }
+
+    /// The invariants of a finished call.
+    fn check(&self) -> Result<(), String> {
+        if !self.world.violations.is_empty() {
+            return Err(self.world.violations.join("\n"));
+        }
+        if !self.engine.is_finished() {
+            return Err(format!("never finished: {:#?}", self.engine.core.legs));
+        }
+        if self.world.finishes.len() != 1 || self.world.finished_effects != 1 {
+            return Err(format!(
+                "{} CDRs, {} Finished",
+                self.world.finishes.len(),
+                self.world.finished_effects
+            ));
+        }
+        for row in self.stored.rows.values() {
+            let list = self.world.statuses.get(&row.id).cloned().unwrap_or_default();
+            if list.last() != Some(&Status::Completed) || list.iter().filter(|s| **s == Status::Completed).count() != 1 {
+                return Err(format!("leg {}: statuses {list:?}", row.id));
+            }
+        }
+        for leg in &self.engine.core.legs {
+            let list = self.world.statuses.get(&leg.id).cloned().unwrap_or_default();
+            if list.last() != Some(&Status::Completed) || list.iter().filter(|s| **s == Status::Completed).count() != 1 {
+                return Err(format!("leg {}: statuses {list:?}", leg.id));
+            }
+        }
+        for token in &self.world.commands {
+            if !self.world.answered_commands.iter().any(|(t, _)| t == token) {
+                return Err(format!("command {token} never answered"));
+            }
+        }
+        let (legs, kind) = &self.world.finishes[0];
+        if legs.len() != self.engine.core.legs.len() {
+            return Err("the CDR lacks legs".into());
+        }
+        if let CdrKind::Click2Call { bye, .. } = kind {
+            bye_agrees(*bye, legs, self.world.cancel_accepted, self.world.cancel_asked)?;
+        }
+        Ok(())
+    }
+}
+
+/// byeType against what the legs say (API.md §6.2). An answer that raced the deciding
+/// hangup (the callee answering as the caller hung up) may show on a leg after the fact.
+/// A cancel refused because its write failed may still end the call as canceled.
+fn bye_agrees(
+    bye: ByeType,
+    legs: &[crate::cdr::LegFacts],
+    canceled: bool,
+    cancel_asked: bool,
+) -> Result<(), String> {
+    let answered = |i: usize| legs.get(i).is_some_and(|l| l.answer_ms.is_some());
+    let ok = match bye {
+        ByeType::CallerNoAnswer => !answered(0) || legs.len() == 1,
+        ByeType::CallerHungUpDialing => answered(0) && legs.len() >= 2,
+        ByeType::CalleeNoAnswer => answered(0),
+        ByeType::CallerHungUp => answered(0),
+        ByeType::CalleeHungUp => answered(0) && answered(1),
+        ByeType::MaxDuration => legs.iter().any(|l| l.end == LegEnd::MaxDuration),
+        ByeType::Canceled => {
+            cancel_asked || legs.iter().any(|l| l.hangup_cause == "MANAGER_REQUEST")
+        }
+    };
+    if canceled && bye != ByeType::Canceled {
+        // A cancel accepted before another rule fired decides.
+        return Err(format!("cancel accepted but byeType {bye:?}: {legs:#?}"));
+    }
+    ok.then_some(()).ok_or_else(|| format!("byeType {bye:?} disagrees with {legs:#?}"))
+}
+
+fn party() -> AddParty {
+    AddParty {
+        to: "13800000003".into(),
+        from: None,
+        timeout: 30,
+        greet: Some("g.wav".into()),
+        fail_voice: Some("f.wav".into()),
+        callee_voice: Some("cv.wav".into()),
+        caller_voice: None,
+        record: RecordMode::FromCalleeAnswer,
+    }
+}
+
+/// A stored leg.
+fn row(id: &str, to: &str, seq: LegIdx, state: &str) -> CallRecord {
+    CallRecord {
+        id: id.into(),
+        to_number: to.into(),
+        leg_seq: seq as i64,
+        state: state.into(),
+        node: Some(NODE.into()),
+        ..CallRecord::default()
+    }
+}
+
+/// The call's core from what is stored (as a takeover builds it).
+fn core_with(stored: &Stored) -> Core {
+    let legs = stored
+        .rows
+        .values()
+        .map(|r| crate::orchestrator::unit::leg_of(r, 1_800_000_000_000))
+        .collect();
+    Core::new("CV1".into(), legs, Limits::default(), Arc::new(IdGenerator::new(1)))
+}
+
+fn plan(record: RecordMode, max: Option<u32>, ringback: bool, greet: bool) -> Plan {
+    Plan {
+        caller: Dial {
+            to: "13800000001".into(),
+            from: None,
+            timeout_secs: 45,
+            ignore_early_media: true,
+        },
+        callee: CalleePlan {
+            to: "13800000002".into(),
+            from: "13800000001".into(),
+            greet: greet.then(|| "greet.wav".into()),
+            ringback: ringback.then(|| "rb.wav".into()),
+            fail_voice: "fail.wav".into(),
+            callee_voice: Some("cv.wav".into()),
+            caller_voice: Some("kv.wav".into()),
+            record,
+        },
+        answer_timeout: 45,
+        max_duration: max,
+        last_minute: "last.wav".into(),
+        recording_path: "/rec/CV1.wav".into(),
+    }
+}
+
+/// The click-to-call variants the property test draws from.
+const CLICK2CALLS: [Recipe; 6] = [
+    |s| c2c(plan(RecordMode::Off, None, false, false), s),
+    |s| c2c(plan(RecordMode::FromCalleeRinging, Some(70), true, true), s),
+    |s| c2c(plan(RecordMode::FromCalleeAnswer, Some(5), false, true), s),
+    |s| c2c(plan(RecordMode::FromCalleeAnswer, None, true, false), s),
+    |s| c2c(plan(RecordMode::Off, Some(120), true, false), s),
+    |s| c2c(plan(RecordMode::FromCalleeRinging, None, false, false), s),
+];
+
+fn c2c(plan: Plan, snapshot: Option<crate::orchestrator::flows::click2call::State>) -> Flow {
+    Flow::Click2Call(Box::new(match snapshot {
+        Some(_) => Click2CallFlow::resumed(plan, snapshot),
+        None => Click2CallFlow::new(plan),
+    }))
+}
+
+fn notice_flow(times: u8, keys: bool) -> Flow {
+    let items = vec![App::Say("zh NUMBER ITERATED 1".into()), App::Playback("a.wav".into())];
+    let keys = Keys {
+        finish: keys.then_some(DtmfKey::Key('#')),
+        repeat: keys.then_some(DtmfKey::Key('1')),
+        finishvoice: Some("bye.wav".into()),
+    };
+    let dial = Dial {
+        to: "13800000001".into(),
+        from: None,
+        timeout_secs: 45,
+        ignore_early_media: true,
+    };
+    Flow::Ivr(IvrFlow::new(IvrKind::Notice(keys), Script { items: Some(items), times }, dial))
+}
+
+/// The notice variants the property test draws from.
+const NOTICES: [Recipe; 3] = [
+    |_| notice_flow(1, false),
+    |_| notice_flow(2, true),
+    |_| notice_flow(3, true),
+];
+
+fn run(recipe: Recipe, choices: &[u16]) -> Result<(), String> {
+    let mut sim = Sim::new(recipe);
+    sim.feed(Input::Start);
+    for &choice in choices {
+        sim.happen(choice);
+    }
+    sim.drain();
+    sim.check()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn click2call_ends_cleanly_whatever_happens(
+        choices in proptest::collection::vec(any::<u16>(), 0..200),
+        variant in 0usize..CLICK2CALLS.len(),
+    ) {
+        let result = run(CLICK2CALLS[variant], &choices);
+        prop_assert!(result.is_ok(), "{}", result.unwrap_err());
+    }
+
+    #[test]
+    fn notice_ends_cleanly_whatever_happens(
+        choices in proptest::collection::vec(any::<u16>(), 0..150),
+        variant in 0usize..NOTICES.len(),
+    ) {
+        let result = run(NOTICES[variant], &choices);
+        prop_assert!(result.is_ok(), "{}", result.unwrap_err());
+    }
+}
+
+/// 5,000 fixed interleavings: each ends cleanly, and together they reach every byeType,
+/// three-party calls, recordings and takeovers (so the random ones above are not just
+/// short walks).
+#[test]
+fn fixed_interleavings_reach_every_outcome() {
+    let mut seed: u64 = 12345;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed >> 16) as u16
+    };
+    let mut byes: BTreeMap<String, u32> = BTreeMap::new();
+    let (mut three, mut recorded, mut taken) = (0, 0, 0);
+    for n in 0..5000 {
+        let choices: Vec<u16> = (0..(n % 200)).map(|_| next()).collect();
+        let mut sim = Sim::new(CLICK2CALLS[n % CLICK2CALLS.len()]);
+        sim.feed(Input::Start);
+        for &c in &choices {
+            sim.happen(c);
+        }
+        sim.drain();
+        assert_eq!(sim.check(), Ok(()));
+        let (legs, kind) = &sim.world.finishes[0];
+        if let CdrKind::Click2Call { bye, recording_ms } = kind {
+            *byes.entry(format!("{bye:?}")).or_default() += 1;
+            recorded += u32::from(recording_ms.is_some());
+        }
+        three += u32::from(legs.len() >= 3);
+        taken += u32::from(sim.generation > 0);
+    }
+    assert_eq!(byes.len(), 7, "{byes:?}");
+    assert!(three >= 20 && recorded >= 20 && taken >= 200, "{three} {recorded} {taken}");
+}
