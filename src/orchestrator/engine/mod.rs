@@ -12,6 +12,8 @@ pub mod core;
 pub mod io;
 pub mod leg;
 #[cfg(test)]
+mod scenarios;
+#[cfg(test)]
 mod tests;
 
 use serde::{Deserialize, Serialize};
