@@ -13,6 +13,7 @@ mod cli;
 mod console;
 mod conversation_calls;
 mod conversations;
+mod engine_faults;
 mod idempotency;
 mod media_timers;
 mod notices;
