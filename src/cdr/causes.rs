@@ -105,7 +105,10 @@ mod tests {
             LegEnd::Failed,
         ] {
             let answered = end == LegEnd::Completed;
-            assert_eq!(LegEnd::from_call_cause(call_cause(end), answered), Some(end));
+            assert_eq!(
+                LegEnd::from_call_cause(call_cause(end), answered),
+                Some(end)
+            );
         }
         assert_eq!(
             LegEnd::from_call_cause("time-out", true),

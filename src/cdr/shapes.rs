@@ -280,7 +280,10 @@ mod tests {
         assert_eq!(body["cdrs"][1]["cause"], "failed");
         assert_eq!(body["cdrs"][0]["duration"], "31");
         assert_eq!(
-            (body["cdrs"][0]["hangupCause"].as_str(), body["cdrs"][0]["sipStatus"].as_str()),
+            (
+                body["cdrs"][0]["hangupCause"].as_str(),
+                body["cdrs"][0]["sipStatus"].as_str()
+            ),
             (Some("NORMAL_CLEARING"), Some(""))
         );
     }

@@ -205,11 +205,7 @@ impl EslClient {
 
     /// Queues a frame for the connection (frames queued one after another go out in that
     /// order) and returns the receivers of its reply and of its job's result.
-    async fn enqueue(
-        &self,
-        wire: Vec<u8>,
-        job: Option<String>,
-    ) -> Result<Queued, EslError> {
+    async fn enqueue(&self, wire: Vec<u8>, job: Option<String>) -> Result<Queued, EslError> {
         if !self.is_connected() {
             return Err(EslError::NotConnected);
         }
@@ -375,7 +371,11 @@ impl Queued {
     /// The reply (command/reply or api/response).
     async fn reply(self) -> Result<Message, EslError> {
         let result = self.answer.await.map_err(|_| EslError::Closed)?;
-        crate::telemetry::metrics::metrics().esl_command(&self.node, &self.command, self.started.elapsed());
+        crate::telemetry::metrics::metrics().esl_command(
+            &self.node,
+            &self.command,
+            self.started.elapsed(),
+        );
         result
     }
 
@@ -398,7 +398,12 @@ impl Queued {
 }
 
 fn wire(line: &str, headers: &[(&str, &str)]) -> Vec<u8> {
-    let size = line.len() + 2 + headers.iter().map(|(n, v)| n.len() + v.len() + 3).sum::<usize>();
+    let size = line.len()
+        + 2
+        + headers
+            .iter()
+            .map(|(n, v)| n.len() + v.len() + 3)
+            .sum::<usize>();
     let mut out = Vec::with_capacity(size);
     // A newline inside a command would start another command: cut it off.
     fn first_line(s: &str) -> &[u8] {

@@ -98,8 +98,7 @@ pub(super) async fn add_call(ctx: &Arc<Ctx>, id: &str, add: AddCall) -> Result<(
     match remote(ctx, id, &Wire::AddCall(add)).await? {
         Some(verdict) => verdict.map_err(Refused::from),
         None => Err(Refused::NoMedia(
-            "the replica driving the conversation did not answer in time; nothing was done"
-                .into(),
+            "the replica driving the conversation did not answer in time; nothing was done".into(),
         )),
     }
 }
@@ -111,7 +110,9 @@ async fn answered(
         Ok(Ok(verdict)) => verdict.map_err(Refused::from),
         // The driver stopped (its call ended, or this process lost its lease).
         Ok(Err(_)) => Err(Refused::State(ENDED.into())),
-        Err(_) => Err(Refused::NoMedia("the conversation did not answer in time".into())),
+        Err(_) => Err(Refused::NoMedia(
+            "the conversation did not answer in time".into(),
+        )),
     }
 }
 

@@ -186,7 +186,8 @@ impl Ctx {
 
     /// A number no other driver of this process has, stamped with the epoch.
     fn next_generation(&self) -> u64 {
-        ((self.epoch() as u64) << 32) | (self.generations.fetch_add(1, Ordering::Relaxed) & 0xffff_ffff)
+        ((self.epoch() as u64) << 32)
+            | (self.generations.fetch_add(1, Ordering::Relaxed) & 0xffff_ffff)
     }
 
     /// Aborts every driver at once (the lease is lost or given up): no more commands or

@@ -82,7 +82,10 @@ async fn maintain(ctx: &Arc<Ctx>) {
             }
         };
     if !held {
-        tracing::warn!(epoch = ctx.epoch(), "orchestrator lease lost; this process stops driving its calls");
+        tracing::warn!(
+            epoch = ctx.epoch(),
+            "orchestrator lease lost; this process stops driving its calls"
+        );
         ctx.lease.valid_until_ms.store(0, Ordering::Release);
         ctx.stop_driving();
         if !acquire(ctx).await {

@@ -13,11 +13,11 @@ use super::flows::Flow;
 use super::flows::click2call::{self, AddParty, CalleePlan, Click2CallFlow, Plan};
 use super::flows::ivr::{IvrFlow, IvrKind, Keys, Script};
 use super::prompts::Builtin;
+use crate::cdr::LegEnd;
 use crate::domain::CallKind;
 use crate::domain::captcha::{CaptchaScript, Lang};
 use crate::domain::click2call::{AddCall, RingbackMode, StoredClick2Call};
 use crate::domain::notice::{ContentItem, NoticeScript};
-use crate::cdr::LegEnd;
 use crate::store::applications::ApplicationRecord;
 use crate::store::placing::{CallRecord, StoredCall};
 
@@ -85,7 +85,9 @@ impl Ctx {
     /// A call taken over, from its stored legs and snapshot.
     pub(crate) async fn restored(&self, stored: StoredCall) -> Option<Built> {
         let first = stored.legs.first()?.clone();
-        let now = self.media.now_ms_on(first.node.as_deref().unwrap_or_default());
+        let now = self
+            .media
+            .now_ms_on(first.node.as_deref().unwrap_or_default());
         let legs: Vec<Leg> = stored.legs.iter().map(|r| leg_of(r, now)).collect();
         let snapshot = stored.snapshot.as_deref().and_then(|s| {
             serde_json::from_str::<click2call::State>(s)
@@ -120,7 +122,10 @@ impl Ctx {
             ignore_early_media: true,
         };
         let mut unit = Unit {
-            id: call.conversation_id.clone().unwrap_or_else(|| call.id.clone()),
+            id: call
+                .conversation_id
+                .clone()
+                .unwrap_or_else(|| call.id.clone()),
             kind,
             epoch: self.epoch(),
             generation: self.next_generation(),
@@ -171,7 +176,14 @@ impl Ctx {
             .map_err(|e| tracing::error!(call = %call.id, error = %e, "stored notice unreadable"))
             .ok();
         let Some(script) = script else {
-            return IvrFlow::new(IvrKind::Captcha, Script { items: None, times: 1 }, dial);
+            return IvrFlow::new(
+                IvrKind::Captcha,
+                Script {
+                    items: None,
+                    times: 1,
+                },
+                dial,
+            );
         };
         let mut items = Some(Vec::with_capacity(script.contents.len()));
         for item in &script.contents {
@@ -211,9 +223,15 @@ impl Ctx {
 
     /// The application that plays one content item: a prompt file, or `say` in Mandarin
     /// with the item's type and method.
-    async fn render(&self, app_id: &str, item: &ContentItem) -> Result<App, super::prompts::PromptError> {
+    async fn render(
+        &self,
+        app_id: &str,
+        item: &ContentItem,
+    ) -> Result<App, super::prompts::PromptError> {
         Ok(match item {
-            ContentItem::Voice(name) => App::Playback(self.prompts.path(app_id, name.as_str()).await?),
+            ContentItem::Voice(name) => {
+                App::Playback(self.prompts.path(app_id, name.as_str()).await?)
+            }
             ContentItem::Time(date) => App::Say(format!(
                 "zh CURRENT_DATE PRONOUNCED {}",
                 date_epoch(date, self.settings.timezone)
@@ -248,7 +266,10 @@ impl Ctx {
         let app_id = &unit.first.app_id;
         let platform = dial.ringback_mode == RingbackMode::Platform;
         let ringback = match platform {
-            true => Some(self.prompt_or(app_id, dial.ringback_voice.as_ref(), Builtin::Ringback).await),
+            true => Some(
+                self.prompt_or(app_id, dial.ringback_voice.as_ref(), Builtin::Ringback)
+                    .await,
+            ),
             false => None,
         };
         Plan {
@@ -266,7 +287,9 @@ impl Ctx {
                     .map_or_else(|| unit.first.to_number.clone(), ToString::to_string),
                 greet: self.prompt(app_id, dial.greet_voice.as_ref()).await,
                 ringback,
-                fail_voice: self.prompt_or(app_id, dial.fail_voice.as_ref(), Builtin::Failure).await,
+                fail_voice: self
+                    .prompt_or(app_id, dial.fail_voice.as_ref(), Builtin::Failure)
+                    .await,
                 callee_voice: self.prompt(app_id, dial.callee_voice.as_ref()).await,
                 caller_voice: self.prompt(app_id, dial.caller_voice.as_ref()).await,
                 record: dial.record,
@@ -319,7 +342,10 @@ impl Ctx {
         let dial = &add.dial;
         let platform = dial.ringback_mode == RingbackMode::Platform;
         let fail_voice = match platform {
-            true => Some(self.prompt_or(app_id, dial.fail_voice.as_ref(), Builtin::Failure).await),
+            true => Some(
+                self.prompt_or(app_id, dial.fail_voice.as_ref(), Builtin::Failure)
+                    .await,
+            ),
             false => None,
         };
         AddParty {
@@ -334,7 +360,11 @@ impl Ctx {
         }
     }
 
-    async fn prompt(&self, app_id: &str, name: Option<&crate::domain::PromptName>) -> Option<String> {
+    async fn prompt(
+        &self,
+        app_id: &str,
+        name: Option<&crate::domain::PromptName>,
+    ) -> Option<String> {
         let name = name?;
         match self.prompts.path(app_id, name.as_str()).await {
             Ok(path) => Some(path),

@@ -126,13 +126,15 @@ impl Store {
             .fetch_optional(c)
             .await)?;
         if let Some(call) = &call {
-            on_tx!(&mut tx, |c| sqlx::query(
+            on_tx!(&mut tx, |c| {
+                sqlx::query(
                 "UPDATE accounts SET queued_calls = queued_calls - 1, live_calls = live_calls + 1 WHERE sid = $1"
             )
             .bind(&call.account_sid)
             .execute(c)
             .await
-            .map(|r| r.rows_affected()))?;
+            .map(|r| r.rows_affected())
+            })?;
         }
         tx.commit().await?;
         Ok(call)
@@ -140,14 +142,16 @@ impl Store {
 
     /// Queues `command` (JSON) for the process driving conversation `id`; returns its id.
     pub async fn queue_command(&self, id: &str, command: &str) -> Result<i64, StoreError> {
-        Ok(on_pool!(self, |p| sqlx::query_scalar(
+        Ok(on_pool!(self, |p| {
+            sqlx::query_scalar(
             "INSERT INTO conversation_commands (conversation_id, command, created_at) VALUES ($1, $2, $3) RETURNING id"
         )
         .bind(id)
         .bind(command)
         .bind(now_ms())
         .fetch_one(p)
-        .await)?)
+        .await
+        })?)
     }
 
     /// The verdict (JSON) of command `id`, once its conversation's driver gave one.
@@ -163,24 +167,28 @@ impl Store {
 
     /// Withdraws command `id` if nobody has taken it yet; `false` when it was taken.
     pub async fn withdraw_command(&self, id: i64) -> Result<bool, StoreError> {
-        let rows = on_pool!(self, |p| sqlx::query(
+        let rows = on_pool!(self, |p| {
+            sqlx::query(
             "UPDATE conversation_commands SET state = 'withdrawn' WHERE id = $1 AND state = 'pending'"
         )
         .bind(id)
         .execute(p)
         .await
-        .map(|r| r.rows_affected()))?;
+        .map(|r| r.rows_affected())
+        })?;
         Ok(rows == 1)
     }
 
     /// Takes the pending commands of conversation `id`, oldest first.
     pub async fn take_commands(&self, id: &str) -> Result<Vec<(i64, String)>, StoreError> {
-        let mut rows: Vec<(i64, String)> = on_pool!(self, |p| sqlx::query_as(
+        let mut rows: Vec<(i64, String)> = on_pool!(self, |p| {
+            sqlx::query_as(
             "UPDATE conversation_commands SET state = 'taken' WHERE conversation_id = $1 AND state = 'pending' RETURNING id, command"
         )
         .bind(id)
         .fetch_all(p)
-        .await)?;
+        .await
+        })?;
         rows.sort();
         Ok(rows)
     }

@@ -322,7 +322,10 @@ impl Journal {
         Self { tx }
     }
 
-    async fn submit(&self, job: impl FnOnce(oneshot::Sender<Result<(), JournalError>>) -> Job) -> Result<(), JournalError> {
+    async fn submit(
+        &self,
+        job: impl FnOnce(oneshot::Sender<Result<(), JournalError>>) -> Job,
+    ) -> Result<(), JournalError> {
         let (done, result) = oneshot::channel();
         self.tx
             .send(job(done))
@@ -381,7 +384,11 @@ async fn writer(
                     written.notify_one();
                 }
                 for (job, applied) in batch.into_iter().zip(applied) {
-                    job.answer(if applied { Ok(()) } else { Err(JournalError::Fenced) });
+                    job.answer(if applied {
+                        Ok(())
+                    } else {
+                        Err(JournalError::Fenced)
+                    });
                 }
             }
             Err(e) => {
@@ -452,11 +459,11 @@ async fn write(pool: &Pool, gate: &WriteGate, jobs: &[Job]) -> Result<Vec<bool>,
     );
     for (account, delta) in live.into_iter().filter(|(_, d)| *d != 0) {
         on_tx!(&mut tx, |c| sqlx::query(&sql)
-        .bind(account)
-        .bind(delta)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected()))?;
+            .bind(account)
+            .bind(delta)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))?;
     }
     tx.commit().await?;
     Ok(applied)
@@ -528,7 +535,8 @@ async fn write_call<'a>(
                 id,
                 state,
                 snapshot,
-            } => on_tx!(&mut *tx, |c| sqlx::query(
+            } => on_tx!(&mut *tx, |c| {
+                sqlx::query(
                 "UPDATE conversations SET state = $2, snapshot = $3 WHERE id = $1 AND state <> 'ended'"
             )
             .bind(id)
@@ -536,7 +544,8 @@ async fn write_call<'a>(
             .bind(snapshot)
             .execute(c)
             .await
-            .map(|r| r.rows_affected()))?,
+            .map(|r| r.rows_affected())
+            })?,
             Entry::Finish(finish) => {
                 let rows = finish_call(tx, finish, fence.epoch, now).await?;
                 if rows > 0 {
@@ -556,7 +565,12 @@ async fn write_call<'a>(
     Ok(true)
 }
 
-async fn insert_leg(tx: &mut Tx<'_>, leg: &NewLeg, epoch: i64, now: i64) -> Result<u64, sqlx::Error> {
+async fn insert_leg(
+    tx: &mut Tx<'_>,
+    leg: &NewLeg,
+    epoch: i64,
+    now: i64,
+) -> Result<u64, sqlx::Error> {
     on_tx!(tx, |c| {
         sqlx::query(
         "INSERT INTO calls (id, request_id, account_sid, app_id, kind, conversation_id, leg_seq, state, to_number, from_number, userdata, params, epoch, node, start_at, created_at, updated_at) \
@@ -582,7 +596,12 @@ async fn insert_leg(tx: &mut Tx<'_>, leg: &NewLeg, epoch: i64, now: i64) -> Resu
 }
 
 /// The legs' ends and the conversation's; 0 when it was over already.
-async fn finish_call(tx: &mut Tx<'_>, finish: &Finish, epoch: i64, now: i64) -> Result<u64, sqlx::Error> {
+async fn finish_call(
+    tx: &mut Tx<'_>,
+    finish: &Finish,
+    epoch: i64,
+    now: i64,
+) -> Result<u64, sqlx::Error> {
     let mut rows = 1;
     if let Some(end) = &finish.conversation {
         let (url, ms) = end.recording.clone().unzip();
@@ -615,7 +634,12 @@ async fn finish_call(tx: &mut Tx<'_>, finish: &Finish, epoch: i64, now: i64) -> 
     Ok(rows)
 }
 
-async fn end_leg(tx: &mut Tx<'_>, leg: &LegFinal, epoch: i64, now: i64) -> Result<u64, sqlx::Error> {
+async fn end_leg(
+    tx: &mut Tx<'_>,
+    leg: &LegFinal,
+    epoch: i64,
+    now: i64,
+) -> Result<u64, sqlx::Error> {
     on_tx!(tx, |c| {
         sqlx::query(
         "UPDATE calls SET state = 'completed', end_at = $2, hangup_cause = $3, cause = $4, inputkey = $5, updated_at = $6, sip_status = $8 WHERE id = $1 AND epoch = $7 AND end_at IS NULL"

@@ -133,12 +133,14 @@ impl Store {
 
     /// Legs of `account_sid` being placed or live, counted from the calls themselves.
     pub async fn live_legs(&self, account_sid: &str) -> Result<i64, StoreError> {
-        Ok(on_pool!(self, |p| sqlx::query_scalar(
+        Ok(on_pool!(self, |p| {
+            sqlx::query_scalar(
             "SELECT COUNT(*) FROM calls WHERE account_sid = $1 AND end_at IS NULL AND epoch IS NOT NULL"
         )
         .bind(account_sid)
         .fetch_one(p)
-        .await)?)
+        .await
+        })?)
     }
 
     /// Claims up to `limit` of the account's oldest queued calls for lease `epoch`, as far
@@ -162,7 +164,8 @@ impl Store {
             .bind(account_sid)
             .fetch_optional(c)
             .await)?;
-        let Some((enabled, cps, max_live, live, left, at, answer_timeout, queued, now)) = row else {
+        let Some((enabled, cps, max_live, live, left, at, answer_timeout, queued, now)) = row
+        else {
             return Ok(Claimed::default());
         };
         let mut claimed = Claimed {
@@ -194,7 +197,8 @@ impl Store {
         }
         let k = claimed.calls.len() as i64;
         let left = have - k as f64;
-        on_tx!(&mut tx, |c| sqlx::query(
+        on_tx!(&mut tx, |c| {
+            sqlx::query(
             "UPDATE accounts SET pace_tokens = $2, pace_at = $3, live_calls = live_calls + $4, queued_calls = queued_calls - $4 WHERE sid = $1"
         )
         .bind(account_sid)
@@ -203,7 +207,8 @@ impl Store {
         .bind(k)
         .execute(c)
         .await
-        .map(|r| r.rows_affected()))?;
+        .map(|r| r.rows_affected())
+        })?;
         tx.commit().await?;
         if left < 1.0 {
             let cps = cps.max(1) as f64;
@@ -318,7 +323,8 @@ impl Store {
                     .await
                     .map(|r| r.rows_affected()))?;
             }
-            let units: Vec<String> = on_tx!(&mut tx, |c| sqlx::query_scalar(
+            let units: Vec<String> = on_tx!(&mut tx, |c| {
+                sqlx::query_scalar(
                 "UPDATE calls SET epoch = $2, updated_at = $3 WHERE epoch = $1 AND (end_at IS NULL OR conversation_id IN \
                  (SELECT conversation_id FROM calls WHERE epoch = $1 AND end_at IS NULL AND conversation_id IS NOT NULL)) \
                  RETURNING COALESCE(conversation_id, id)"
@@ -327,7 +333,8 @@ impl Store {
             .bind(epoch)
             .bind(now)
             .fetch_all(c)
-            .await)?;
+            .await
+            })?;
             taken.units.extend(units);
         }
         tx.commit().await?;
@@ -337,7 +344,11 @@ impl Store {
     }
 
     /// Call or conversation `unit` as stored, if it is unfinished and belongs to `epoch`.
-    pub async fn stored_call(&self, unit: &str, epoch: i64) -> Result<Option<StoredCall>, StoreError> {
+    pub async fn stored_call(
+        &self,
+        unit: &str,
+        epoch: i64,
+    ) -> Result<Option<StoredCall>, StoreError> {
         let sql = format!(
             "SELECT {CALL_COLUMNS} FROM calls WHERE (id = $1 OR conversation_id = $1) AND epoch = $2 ORDER BY leg_seq, id"
         );

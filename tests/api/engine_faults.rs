@@ -28,7 +28,8 @@ pub struct Media {
 
 impl Media {
     pub async fn connect(port: u16) -> Media {
-        let (client, mut incoming) = EslClient::start(EslOptions::new("127.0.0.1", port, "ClueCon"));
+        let (client, mut incoming) =
+            EslClient::start(EslOptions::new("127.0.0.1", port, "ClueCon"));
         assert_eq!(incoming.recv().await, Some(Incoming::Connected));
         client.subscribe(&["CHANNEL_EXECUTE"]).await.unwrap();
         let runs: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
@@ -48,7 +49,11 @@ impl Media {
 
     /// The far end of channel `uuid` hangs up.
     pub async fn hang_up(&self, uuid: &str) {
-        let out = self.client.api(&format!("uuid_kill {uuid} NORMAL_CLEARING")).await.unwrap();
+        let out = self
+            .client
+            .api(&format!("uuid_kill {uuid} NORMAL_CLEARING"))
+            .await
+            .unwrap();
         assert!(out.starts_with("+OK"), "{out}");
     }
 }
@@ -62,10 +67,18 @@ async fn legs(store: &Store, cv: &str) -> Vec<voicepaas::store::placing::CallRec
 async fn wait_leg(store: &Store, cv: &str, seq: usize, state: &str) {
     let started = Instant::now();
     loop {
-        if legs(store, cv).await.get(seq).is_some_and(|l| l.state == state) {
+        if legs(store, cv)
+            .await
+            .get(seq)
+            .is_some_and(|l| l.state == state)
+        {
             return;
         }
-        assert!(started.elapsed() < Duration::from_secs(30), "leg {seq} of {cv} never {state}: {:?}", legs(store, cv).await);
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "leg {seq} of {cv} never {state}: {:?}",
+            legs(store, cv).await
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -77,14 +90,21 @@ pub async fn assert_clean_end(store: &Store, cv: &str) -> Value {
     let rows = callbacks(store, cv).await;
     let cdrs: Vec<_> = rows.iter().filter(|(k, _)| k == "cdr").collect();
     assert_eq!(cdrs.len(), 1, "{cv}: {rows:?}");
-    assert_eq!(rows.last().map(|(k, _)| k.as_str()), Some("cdr"), "{cv}: {rows:?}");
+    assert_eq!(
+        rows.last().map(|(k, _)| k.as_str()),
+        Some("cdr"),
+        "{cv}: {rows:?}"
+    );
     let order = ["initiated", "ringing", "answered", "completed"];
     let mut per_leg: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for (kind, body) in &rows {
         if kind == "status" {
             let status = body["callStatus"].as_str().unwrap();
             let rank = order.iter().position(|s| *s == status).unwrap();
-            per_leg.entry(body["callSid"].as_str().unwrap().to_string()).or_default().push(rank);
+            per_leg
+                .entry(body["callSid"].as_str().unwrap().to_string())
+                .or_default()
+                .push(rank);
         }
     }
     let stored = legs(store, cv).await;
@@ -92,21 +112,33 @@ pub async fn assert_clean_end(store: &Store, cv: &str) -> Value {
     for leg in &stored {
         assert_eq!(leg.state, "completed", "{cv}: {leg:?}");
         let ranks = per_leg.get(&leg.id).cloned().unwrap_or_default();
-        assert!(ranks.windows(2).all(|w| w[0] < w[1]), "{cv} leg {}: {ranks:?}", leg.id);
+        assert!(
+            ranks.windows(2).all(|w| w[0] < w[1]),
+            "{cv} leg {}: {ranks:?}",
+            leg.id
+        );
         assert_eq!(ranks.last(), Some(&3), "{cv} leg {}: {ranks:?}", leg.id);
     }
     cdr
 }
 
 async fn start(app: &TestApp, caller: &str, callee: &str, extra: Value) -> String {
-    let body = patched(json!({"action": "click2call", "caller": caller, "callee": callee}), extra);
+    let body = patched(
+        json!({"action": "click2call", "caller": caller, "callee": callee}),
+        extra,
+    );
     let a = app.post(&app.ctc_path(), &body).await;
     assert_eq!(a.code(), "00000", "{}", a.body);
     a.body["conversationSid"].as_str().unwrap().to_string()
 }
 
 async fn add(app: &TestApp, cv: &str, callee: &str) {
-    let a = app.post(&format!("{}/{cv}", app.ctc_path()), &json!({"action": "addCall", "callee": callee})).await;
+    let a = app
+        .post(
+            &format!("{}/{cv}", app.ctc_path()),
+            &json!({"action": "addCall", "callee": callee}),
+        )
+        .await;
     assert_eq!(a.code(), "00000", "{}", a.body);
 }
 
@@ -246,7 +278,9 @@ fn epoch_of(app_uuid: &str) -> Option<u64> {
 /// while another takes its calls over: resumed, it finds its lease gone and drives none of
 /// them any more. On PostgreSQL, the database replicas share.
 async fn a_paused_process_stops_driving_its_calls() {
-    let Some(db) = TestDb::postgres("api::engine_faults::a_paused_process_stops_driving_its_calls").await else {
+    let Some(db) =
+        TestDb::postgres("api::engine_faults::a_paused_process_stops_driving_its_calls").await
+    else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -267,14 +301,20 @@ async fn a_paused_process_stops_driving_its_calls() {
     // The second process takes both calls over once the paused one's lease runs out.
     let started = Instant::now();
     let epochs = |runs: &[(String, String)], uuid: &str| -> BTreeSet<u64> {
-        runs.iter().filter(|(u, _)| u == uuid).filter_map(|(_, a)| epoch_of(a)).collect()
+        runs.iter()
+            .filter(|(u, _)| u == uuid)
+            .filter_map(|(_, a)| epoch_of(a))
+            .collect()
     };
     loop {
         let runs = media.runs.lock().unwrap().clone();
         if epochs(&runs, &notice).len() >= 2 {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(30), "never taken over: {runs:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "never taken over: {runs:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let taken_over = media.runs.lock().unwrap().len();
@@ -282,21 +322,47 @@ async fn a_paused_process_stops_driving_its_calls() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     // After the takeover, only the new process ran anything on the notice's channel.
     let runs = media.runs.lock().unwrap().clone();
-    let after: BTreeSet<u64> = runs[taken_over..].iter().filter(|(u, _)| *u == notice).filter_map(|(_, a)| epoch_of(a)).collect();
-    assert!(after.len() <= 1, "two processes drove the notice: {after:?}");
+    let after: BTreeSet<u64> = runs[taken_over..]
+        .iter()
+        .filter(|(u, _)| *u == notice)
+        .filter_map(|(_, a)| epoch_of(a))
+        .collect();
+    assert!(
+        after.len() <= 1,
+        "two processes drove the notice: {after:?}"
+    );
     // The conversation is ended through the first (resumed) process's API: it no longer
     // drives it, so the command goes to the one that does.
-    let a = app.post(&format!("{}/{cv}", app.ctc_path()), &json!({"action": "cancelCall"})).await;
+    let a = app
+        .post(
+            &format!("{}/{cv}", app.ctc_path()),
+            &json!({"action": "cancelCall"}),
+        )
+        .await;
     assert_eq!(a.code(), "00000", "{}", a.body);
     let cdr = assert_clean_end(&store, &cv).await;
     assert_eq!(cdr["byeType"], "6");
     let result = wait_cdr(&store, &notice).await;
-    assert_eq!(callbacks(&store, &notice).await.iter().filter(|(k, _)| k == "result").count(), 1, "{result}");
-    let row = store.calls_of_request(result["requestid"].as_str().unwrap()).await.unwrap();
+    assert_eq!(
+        callbacks(&store, &notice)
+            .await
+            .iter()
+            .filter(|(k, _)| k == "result")
+            .count(),
+        1,
+        "{result}"
+    );
+    let row = store
+        .calls_of_request(result["requestid"].as_str().unwrap())
+        .await
+        .unwrap();
     assert_eq!(row[0].state, "completed");
 }
 
 fn signal(process: &Proc, which: &str) {
-    let status = std::process::Command::new("kill").args([which, &process.0.id().to_string()]).status().unwrap();
+    let status = std::process::Command::new("kill")
+        .args([which, &process.0.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
 }

@@ -795,7 +795,11 @@ impl Channel {
                 if let Some(running) = &self.running {
                     current.push(("variable_current_application", running.app.name.clone()));
                 }
-                let state = if self.phase == Phase::Answered { "CS_EXECUTE" } else { "CS_CONSUME_MEDIA" };
+                let state = if self.phase == Phase::Answered {
+                    "CS_EXECUTE"
+                } else {
+                    "CS_CONSUME_MEDIA"
+                };
                 let _ = reply.send(self.event("CHANNEL_DATA", state, &current));
             }
             Command::Transfer(app, both) => {

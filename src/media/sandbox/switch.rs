@@ -362,12 +362,12 @@ impl Switch {
                 told(arg(0), Command::Record { start, path }, "+OK Success\n")
             }
             "uuid_setvar" => {
-                let value = args.split_whitespace().skip(2).collect::<Vec<_>>().join(" ");
-                told(
-                    arg(0),
-                    Command::SetVar(arg(1).to_string(), value),
-                    "+OK\n",
-                )
+                let value = args
+                    .split_whitespace()
+                    .skip(2)
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                told(arg(0), Command::SetVar(arg(1).to_string(), value), "+OK\n")
             }
             "uuid_dump" => {
                 let (tx, rx) = oneshot::channel();

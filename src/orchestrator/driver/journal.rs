@@ -8,8 +8,7 @@ use crate::domain::time::now_ms;
 use crate::orchestrator::engine::{ByeType, CdrKind, Conversation, LegIdx, Status, Write};
 use crate::orchestrator::unit::Unit;
 use crate::store::journal::{
-    CallWrite, CdrRow, ConversationEnd, Entry, Fence, Finish, LegFinal, LegState, NewLeg,
-    OutboxRow,
+    CallWrite, CdrRow, ConversationEnd, Entry, Fence, Finish, LegFinal, LegState, NewLeg, OutboxRow,
 };
 
 /// The rows of one step's writes.
@@ -97,7 +96,13 @@ impl Render<'_> {
     }
 
     /// The status callback of leg `leg` reaching `status` (conversations with a statusUrl).
-    fn status(&self, leg: LegIdx, status: Status, at: i64, facts: Option<&LegFacts>) -> Vec<OutboxRow> {
+    fn status(
+        &self,
+        leg: LegIdx,
+        status: Status,
+        at: i64,
+        facts: Option<&LegFacts>,
+    ) -> Vec<OutboxRow> {
         let unit = self.unit;
         let Some(url) = unit.status_url.as_deref().filter(|u| !u.is_empty()) else {
             return Vec::new();
@@ -144,7 +149,12 @@ impl Render<'_> {
                     )
                 });
                 for (leg, facts) in &ending {
-                    callbacks.extend(self.status(*leg, Status::Completed, facts.end_ms, Some(facts)));
+                    callbacks.extend(self.status(
+                        *leg,
+                        Status::Completed,
+                        facts.end_ms,
+                        Some(facts),
+                    ));
                 }
                 let body = ConversationCdr {
                     conversation_sid: &unit.id,
@@ -239,7 +249,10 @@ impl Render<'_> {
         if let Some(feed) = app.and_then(|a| a.cdr_feed_url.as_deref()) {
             let mut item = body.clone();
             if let Some(map) = item.as_object_mut() {
-                map.insert("kind".into(), serde_json::Value::String(unit.kind.as_str().into()));
+                map.insert(
+                    "kind".into(),
+                    serde_json::Value::String(unit.kind.as_str().into()),
+                );
             }
             rows.push(OutboxRow::new(
                 &first.account_sid,

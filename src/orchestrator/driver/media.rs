@@ -22,7 +22,11 @@ fn run_of(app_uuid: &str, generation: u64) -> Option<u32> {
 /// The engine's view of a channel event (for the channel's leg, in driver generation
 /// `generation`); `None` for events the engine does not follow.
 pub fn channel_event(event: &Event, generation: u64) -> Option<MediaEvent> {
-    let at = || event.timestamp_ms().unwrap_or_else(crate::domain::time::now_ms);
+    let at = || {
+        event
+            .timestamp_ms()
+            .unwrap_or_else(crate::domain::time::now_ms)
+    };
     Some(match event.name() {
         "CHANNEL_CREATE" => MediaEvent::Created { at: at() },
         "CHANNEL_PROGRESS" | "CHANNEL_PROGRESS_MEDIA" => MediaEvent::Progress { at: at() },
@@ -86,7 +90,10 @@ pub fn application(app: &App, target: Option<&str>, dial_string: &str) -> (&'sta
         App::Playback(file) => ("playback", file.clone()),
         App::Say(args) => ("say", args.clone()),
         App::Set(name, value) => ("set", format!("{name}={value}")),
-        App::Bridge(_, dial) => ("bridge", dial_target(target.unwrap_or_default(), dial, dial_string)),
+        App::Bridge(_, dial) => (
+            "bridge",
+            dial_target(target.unwrap_or_default(), dial, dial_string),
+        ),
         App::Conference(room) => ("conference", room.clone()),
     }
 }
@@ -190,7 +197,10 @@ mod tests {
             "originate {origination_uuid=CA1,originate_timeout=45,ignore_early_media=true,origination_caller_id_number=0101}sofia/gateway/pstn/13800000001 &park()"
         );
         assert_eq!(
-            api("CA1", &MediaCommand::HangupAfter(65, "ALLOTTED_TIMEOUT".into())),
+            api(
+                "CA1",
+                &MediaCommand::HangupAfter(65, "ALLOTTED_TIMEOUT".into())
+            ),
             "sched_hangup +65 CA1 ALLOTTED_TIMEOUT"
         );
     }

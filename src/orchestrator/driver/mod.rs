@@ -192,7 +192,10 @@ impl Driver {
                 Effect::Probe(leg) => {
                     let uuid = self.engine.core.legs[leg].id.clone();
                     self.api(leg, media::probe_command(&uuid), move |out| {
-                        Some(Input::Probed(leg, out.map_or(Probe::Unknown, |o| media::probe(&o))))
+                        Some(Input::Probed(
+                            leg,
+                            out.map_or(Probe::Unknown, |o| media::probe(&o)),
+                        ))
                     })
                     .await;
                 }
@@ -281,7 +284,9 @@ impl Driver {
                 match job.await {
                     Ok(out) if out.starts_with("+OK") => None,
                     Ok(out) => Some(Input::OriginateFailed(leg, cause_of(&out))),
-                    Err(EslError::Refused(out)) => Some(Input::OriginateFailed(leg, cause_of(&out))),
+                    Err(EslError::Refused(out)) => {
+                        Some(Input::OriginateFailed(leg, cause_of(&out)))
+                    }
                     Err(e) => {
                         tracing::warn!(error = %e, "originate got no answer");
                         Some(Input::OriginateFailed(leg, crate::cdr::MEDIA_LOST.into()))
@@ -300,10 +305,13 @@ impl Driver {
         let l = &self.engine.core.legs[leg];
         let (uuid, node) = (l.id.clone(), l.node.clone());
         let target = match app {
-            super::engine::App::Bridge(target, _) => Some(self.engine.core.legs[*target].id.clone()),
+            super::engine::App::Bridge(target, _) => {
+                Some(self.engine.core.legs[*target].id.clone())
+            }
             _ => None,
         };
-        let (name, arg) = media::application(app, target.as_deref(), &self.ctx.settings.dial_string);
+        let (name, arg) =
+            media::application(app, target.as_deref(), &self.ctx.settings.dial_string);
         let event_uuid = media::run_uuid(self.unit.generation, run);
         let Some(node) = self.node(&node) else {
             self.inputs.push_back(Input::Refused(leg, run));

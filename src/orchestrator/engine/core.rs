@@ -7,7 +7,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::io::{App, Dial, Effect, LegIdx, MediaCommand, MediaEvent, Probe, ReplyToken, Status, Timer, Write};
+use super::io::{
+    App, Dial, Effect, LegIdx, MediaCommand, MediaEvent, Probe, ReplyToken, Status, Timer, Write,
+};
 use super::leg::{Ended, Leg};
 use crate::cdr::MEDIA_LOST;
 use crate::domain::IdGenerator;
@@ -250,7 +252,11 @@ impl Core {
         }
         self.legs[leg].kill = Some((cause.to_string(), 1));
         if self.legs[leg].hangup.is_none() {
-            self.emit(Effect::Media(leg, MediaCommand::Kill(cause.to_string()), None));
+            self.emit(Effect::Media(
+                leg,
+                MediaCommand::Kill(cause.to_string()),
+                None,
+            ));
         }
         let wait = self.limits.kill_wait_ms;
         self.emit(Effect::SetTimer(Timer::KillWait(leg), wait));
@@ -333,7 +339,8 @@ impl Core {
             .collect();
         for run in runs {
             self.runs.remove(&run);
-            self.effects.push(Effect::CancelTimer(Timer::AppWatchdog(run)));
+            self.effects
+                .push(Effect::CancelTimer(Timer::AppWatchdog(run)));
         }
     }
 
@@ -508,7 +515,10 @@ impl Core {
                 if let Some((cause, tries)) = self.legs[leg].kill.clone() {
                     self.retry_kill(leg, cause, tries);
                 } else if self.legs[leg].hangup.is_some() {
-                    self.emit(Effect::SetTimer(Timer::KillWait(leg), self.limits.kill_wait_ms));
+                    self.emit(Effect::SetTimer(
+                        Timer::KillWait(leg),
+                        self.limits.kill_wait_ms,
+                    ));
                 }
             }
             Probe::Unknown => {

@@ -201,11 +201,7 @@ impl Conversation {
             self.core.legs[*leg].reported = Some(Status::Completed);
         }
         let kind = self.flow.cdr_kind(&self.core);
-        self.core.journal(Write::Finish {
-            ending,
-            legs,
-            kind,
-        });
+        self.core.journal(Write::Finish { ending, legs, kind });
         self.core.emit(Effect::Finished);
         self.core.finished = true;
     }

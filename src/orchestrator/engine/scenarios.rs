@@ -42,8 +42,19 @@ impl Call {
             last_minute: "last.wav".into(),
             recording_path: "/rec/CV1.wav".into(),
         };
-        let leg = Leg::new("CA0".into(), "n1".into(), String::new(), "13800000001".into(), T0);
-        let core = Core::new("CV1".into(), vec![leg], Limits::default(), Arc::new(IdGenerator::new(1)));
+        let leg = Leg::new(
+            "CA0".into(),
+            "n1".into(),
+            String::new(),
+            "13800000001".into(),
+            T0,
+        );
+        let core = Core::new(
+            "CV1".into(),
+            vec![leg],
+            Limits::default(),
+            Arc::new(IdGenerator::new(1)),
+        );
         let engine = Conversation::new(core, Flow::Click2Call(Box::new(Click2CallFlow::new(plan))));
         let mut call = Call {
             engine,
@@ -75,16 +86,27 @@ impl Call {
 
     fn hang_up(&mut self, leg: LegIdx, cause: &str) -> Vec<Effect> {
         let at = self.now;
-        let mut all = self.event(leg, MediaEvent::Hangup { seq: at as u64, cause: cause.into() }).to_vec();
-        all.extend(self.event(
-            leg,
-            MediaEvent::HangupComplete {
-                at,
-                cause: cause.into(),
-                answered_at: None,
-                sip_status: None,
-            },
-        ).to_vec());
+        let mut all = self
+            .event(
+                leg,
+                MediaEvent::Hangup {
+                    seq: at as u64,
+                    cause: cause.into(),
+                },
+            )
+            .to_vec();
+        all.extend(
+            self.event(
+                leg,
+                MediaEvent::HangupComplete {
+                    at,
+                    cause: cause.into(),
+                    answered_at: None,
+                    sip_status: None,
+                },
+            )
+            .to_vec(),
+        );
         all
     }
 
@@ -167,16 +189,41 @@ fn max_duration_is_set_on_every_talking_leg_and_the_added_party() {
     let effects = call.at(3).answer(1).to_vec();
     let media = Call::media(&effects);
     for leg in [0, 1] {
-        assert!(media.contains(&(leg, MediaCommand::HangupAfter(120, "ALLOTTED_TIMEOUT".into()))), "{media:?}");
-        assert!(media.contains(&(leg, MediaCommand::BroadcastAfter(60, "last.wav".into(), Hears::This))), "{media:?}");
+        assert!(
+            media.contains(&(
+                leg,
+                MediaCommand::HangupAfter(120, "ALLOTTED_TIMEOUT".into())
+            )),
+            "{media:?}"
+        );
+        assert!(
+            media.contains(&(
+                leg,
+                MediaCommand::BroadcastAfter(60, "last.wav".into(), Hears::This)
+            )),
+            "{media:?}"
+        );
     }
     // A party added 30 s later gets what is left.
-    call.at(33).feed(Input::Command(1, Command::AddCall(Box::new(party()))));
+    call.at(33)
+        .feed(Input::Command(1, Command::AddCall(Box::new(party()))));
     let effects = call.at(35).answer(2).to_vec();
     let media = Call::media(&effects);
-    assert!(media.contains(&(0, MediaCommand::BothToConference("CV1@default".into()))), "{media:?}");
-    assert!(media.contains(&(2, MediaCommand::HangupAfter(88, "ALLOTTED_TIMEOUT".into()))), "{media:?}");
-    assert!(media.contains(&(2, MediaCommand::BroadcastAfter(28, "last.wav".into(), Hears::This))), "{media:?}");
+    assert!(
+        media.contains(&(0, MediaCommand::BothToConference("CV1@default".into()))),
+        "{media:?}"
+    );
+    assert!(
+        media.contains(&(2, MediaCommand::HangupAfter(88, "ALLOTTED_TIMEOUT".into()))),
+        "{media:?}"
+    );
+    assert!(
+        media.contains(&(
+            2,
+            MediaCommand::BroadcastAfter(28, "last.wav".into(), Hears::This)
+        )),
+        "{media:?}"
+    );
 }
 
 fn party() -> AddParty {
@@ -196,14 +243,29 @@ fn party() -> AddParty {
 fn the_caller_leaving_a_conference_keeps_the_recording_and_the_call() {
     let mut call = Call::bridged(RecordMode::FromCalleeAnswer, Some(600));
     call.feed(Input::Reply(1, true));
-    call.at(10).feed(Input::Command(1, Command::AddCall(Box::new(party()))));
+    call.at(10)
+        .feed(Input::Command(1, Command::AddCall(Box::new(party()))));
     call.at(12).answer(2);
     // The caller leaves at 20 s: the others go on, the recording moves to the callee.
     let effects = call.at(20).hang_up(0, "NORMAL_CLEARING");
     let media = Call::media(&effects);
-    assert!(media.contains(&(1, MediaCommand::SetVar("RECORD_APPEND".into(), "true".into()))), "{media:?}");
-    assert!(media.contains(&(1, MediaCommand::RecordStart("/rec/CV1.wav".into()))), "{media:?}");
-    assert!(!effects.iter().any(|e| matches!(e, Effect::Media(_, MediaCommand::Kill(_), _))), "{effects:?}");
+    assert!(
+        media.contains(&(
+            1,
+            MediaCommand::SetVar("RECORD_APPEND".into(), "true".into())
+        )),
+        "{media:?}"
+    );
+    assert!(
+        media.contains(&(1, MediaCommand::RecordStart("/rec/CV1.wav".into()))),
+        "{media:?}"
+    );
+    assert!(
+        !effects
+            .iter()
+            .any(|e| matches!(e, Effect::Media(_, MediaCommand::Kill(_), _))),
+        "{effects:?}"
+    );
     let token = Call::record_token(&effects).expect("recording moved");
     call.feed(Input::Reply(token, true));
     // The original callee hangs up at 50 s: everyone's call ends (byeType 4).
@@ -218,7 +280,10 @@ fn the_caller_leaving_a_conference_keeps_the_recording_and_the_call() {
             recording_ms: Some(47_000)
         }
     );
-    assert_eq!(legs.iter().map(|l| l.end).collect::<Vec<_>>(), vec![LegEnd::Completed; 3]);
+    assert_eq!(
+        legs.iter().map(|l| l.end).collect::<Vec<_>>(),
+        vec![LegEnd::Completed; 3]
+    );
 }
 
 #[test]
@@ -227,19 +292,40 @@ fn who_hung_up_first_decides() {
     let mut call = Call::bridged(RecordMode::Off, None);
     call.at(9).hang_up(0, "NORMAL_CLEARING");
     let effects = call.hang_up(1, "NORMAL_CLEARING");
-    assert_eq!(Call::finish(&effects).map(|f| f.1), Some(CdrKind::Click2Call { bye: ByeType::CallerHungUp, recording_ms: None }));
+    assert_eq!(
+        Call::finish(&effects).map(|f| f.1),
+        Some(CdrKind::Click2Call {
+            bye: ByeType::CallerHungUp,
+            recording_ms: None
+        })
+    );
     // maxDuration's cut: every talking leg `time-out`.
     let mut call = Call::bridged(RecordMode::Off, Some(5));
     call.at(8).hang_up(1, "ALLOTTED_TIMEOUT");
     let effects = call.hang_up(0, "NORMAL_CLEARING");
     let (legs, kind) = Call::finish(&effects).expect("the end");
-    assert_eq!(kind, CdrKind::Click2Call { bye: ByeType::MaxDuration, recording_ms: None });
-    assert_eq!(legs.iter().map(|l| l.end).collect::<Vec<_>>(), vec![LegEnd::MaxDuration; 2]);
+    assert_eq!(
+        kind,
+        CdrKind::Click2Call {
+            bye: ByeType::MaxDuration,
+            recording_ms: None
+        }
+    );
+    assert_eq!(
+        legs.iter().map(|l| l.end).collect::<Vec<_>>(),
+        vec![LegEnd::MaxDuration; 2]
+    );
     // An operator's MANAGER_REQUEST is a cancel.
     let mut call = Call::bridged(RecordMode::Off, None);
     call.at(8).hang_up(0, "MANAGER_REQUEST");
     let effects = call.hang_up(1, "NORMAL_CLEARING");
-    assert_eq!(Call::finish(&effects).map(|f| f.1), Some(CdrKind::Click2Call { bye: ByeType::Canceled, recording_ms: None }));
+    assert_eq!(
+        Call::finish(&effects).map(|f| f.1),
+        Some(CdrKind::Click2Call {
+            bye: ByeType::Canceled,
+            recording_ms: None
+        })
+    );
 }
 
 #[test]
@@ -249,5 +335,8 @@ fn a_command_after_the_end_is_refused() {
     call.hang_up(1, "NORMAL_CLEARING");
     assert!(call.engine.is_finished());
     let effects = call.feed(Input::Command(7, Command::Cancel)).to_vec();
-    assert_eq!(effects, vec![Effect::Reply(7, Err(Refusal::State(ENDED.into())))]);
+    assert_eq!(
+        effects,
+        vec![Effect::Reply(7, Err(Refusal::State(ENDED.into())))]
+    );
 }

@@ -17,8 +17,8 @@ use crate::domain::IdGenerator;
 use crate::domain::click2call::RecordMode;
 use crate::domain::notice::DtmfKey;
 use crate::orchestrator::flows::click2call::{AddParty, CalleePlan, Click2CallFlow, Plan};
-use crate::store::placing::CallRecord;
 use crate::orchestrator::flows::ivr::{IvrFlow, IvrKind, Keys, Script};
+use crate::store::placing::CallRecord;
 
 const NODE: &str = "n1";
 const CAUSES: [&str; 6] = [
@@ -88,7 +88,9 @@ struct Sim {
 impl Sim {
     fn new(recipe: Recipe) -> Self {
         let mut stored = Stored::default();
-        stored.rows.insert(0, row("CA-first", "13800000001", 0, "placing"));
+        stored
+            .rows
+            .insert(0, row("CA-first", "13800000001", 0, "placing"));
         let engine = Conversation::new(core_with(&stored), recipe(None));
         Sim {
             engine,
@@ -118,7 +120,11 @@ impl Sim {
                 chan.foreign.push(run);
             }
         }
-        let queued = self.stored.rows.get(&0).is_some_and(|r| r.state == "placing");
+        let queued = self
+            .stored
+            .rows
+            .get(&0)
+            .is_some_and(|r| r.state == "placing");
         let snapshot = self
             .stored
             .snapshot
@@ -148,11 +154,13 @@ impl Sim {
             return;
         }
         let effects = self.engine.step(self.now, input);
-        let mut fail_next_journal = std::mem::take(&mut self.journal_fails);
+        let fail_next_journal = std::mem::take(&mut self.journal_fails);
         let mut effects = effects.into_iter();
         while let Some(effect) = effects.next() {
             let target = match &effect {
-                Effect::Originate(leg, _) | Effect::Media(leg, ..) | Effect::Probe(leg) => Some(*leg),
+                Effect::Originate(leg, _) | Effect::Media(leg, ..) | Effect::Probe(leg) => {
+                    Some(*leg)
+                }
                 Effect::Execute { leg, .. } => Some(*leg),
                 _ => None,
             };
@@ -164,7 +172,9 @@ impl Sim {
                     .push(format!("{effect:?} aimed at leg {leg}, already ended"));
             }
             if self.world.finished_effects > 0 && !matches!(effect, Effect::Reply(..)) {
-                self.world.violations.push(format!("{effect:?} after Finished"));
+                self.world
+                    .violations
+                    .push(format!("{effect:?} after Finished"));
             }
             match effect {
                 Effect::Journal(writes) => {
@@ -173,13 +183,20 @@ impl Sim {
                         // and gives up; the call is rebuilt from the store and ended.
                         let refused = effects
                             .filter_map(|e| match e {
-                                Effect::Reply(token, _) => Some(Effect::Reply(token, Err(Refusal::NoMedia))),
+                                Effect::Reply(token, _) => {
+                                    Some(Effect::Reply(token, Err(Refusal::NoMedia)))
+                                }
                                 _ => None,
                             })
                             .collect();
                         self.absorb(refused);
                         for token in self.world.commands.clone() {
-                            if !self.world.answered_commands.iter().any(|(t, _)| *t == token) {
+                            if !self
+                                .world
+                                .answered_commands
+                                .iter()
+                                .any(|(t, _)| *t == token)
+                            {
                                 self.world.answered_commands.push((token, false));
                             }
                         }
@@ -200,14 +217,18 @@ impl Sim {
                 Effect::Follow(_) => {}
                 Effect::Originate(leg, _) => {
                     if !self.written(leg) {
-                        self.world.violations.push(format!("originate of leg {leg} before it was written"));
+                        self.world
+                            .violations
+                            .push(format!("originate of leg {leg} before it was written"));
                     }
                     self.world.chans.entry(leg).or_default().exists = true;
                 }
                 Effect::Execute { leg, app, run } => {
                     if let App::Bridge(target, _) = app {
                         if !self.written(target) {
-                            self.world.violations.push(format!("bridge to leg {target} before it was written"));
+                            self.world
+                                .violations
+                                .push(format!("bridge to leg {target} before it was written"));
                         }
                         self.world.chans.entry(target).or_default().exists = true;
                     }
@@ -232,8 +253,15 @@ impl Sim {
                     self.world.timers.remove(&timer);
                 }
                 Effect::Reply(token, verdict) => {
-                    if self.world.answered_commands.iter().any(|(t, _)| *t == token) {
-                        self.world.violations.push(format!("command {token} answered twice"));
+                    if self
+                        .world
+                        .answered_commands
+                        .iter()
+                        .any(|(t, _)| *t == token)
+                    {
+                        self.world
+                            .violations
+                            .push(format!("command {token} answered twice"));
                     }
                     self.world.answered_commands.push((token, verdict.is_ok()));
                 }
@@ -244,16 +272,19 @@ impl Sim {
 
     /// Whether leg `leg` was written as `initiated`.
     fn written(&self, leg: LegIdx) -> bool {
-        self.engine
-            .core
-            .legs
-            .get(leg)
-            .is_some_and(|l| self.world.statuses.get(&l.id).is_some_and(|s| s.contains(&Status::Initiated)))
+        self.engine.core.legs.get(leg).is_some_and(|l| {
+            self.world
+                .statuses
+                .get(&l.id)
+                .is_some_and(|s| s.contains(&Status::Initiated))
+        })
     }
 
     fn write(&mut self, writes: Vec<Write>) {
         if self.stored.finished {
-            self.world.violations.push(format!("{writes:?} after the end was written"));
+            self.world
+                .violations
+                .push(format!("{writes:?} after the end was written"));
         }
         for write in writes {
             match write {
@@ -328,7 +359,9 @@ impl Sim {
         let times = [Some(f.start_ms), f.ring_ms, f.answer_ms, Some(f.end_ms)];
         let times: Vec<i64> = times.into_iter().flatten().collect();
         if !times.windows(2).all(|w| w[0] <= w[1]) {
-            self.world.violations.push(format!("times out of order: {f:?}"));
+            self.world
+                .violations
+                .push(format!("times out of order: {f:?}"));
         }
     }
 
@@ -360,21 +393,21 @@ impl Sim {
             }
             6 if !self.world.replies.is_empty() => {
                 let token = self.world.replies.remove(0);
-                self.feed(Input::Reply(token, choice % 3 != 0));
+                self.feed(Input::Reply(token, !choice.is_multiple_of(3)));
             }
             7 if !self.world.probes.is_empty() => {
                 let leg = self.world.probes.remove(0);
                 let probe = self.probe_of(leg, choice);
                 self.feed(Input::Probed(leg, probe));
             }
-            8 => self.feed(if choice % 2 == 0 {
+            8 => self.feed(if choice.is_multiple_of(2) {
                 Input::NodeDown(NODE.into())
             } else {
                 Input::NodeUp(NODE.into())
             }),
-            9 if choice % 5 == 0 => self.command(Command::Cancel),
+            9 if choice.is_multiple_of(5) => self.command(Command::Cancel),
             9 => self.command(Command::AddCall(Box::new(party()))),
-            10 if choice % 7 == 0 => self.journal_fails = true,
+            10 if choice.is_multiple_of(7) => self.journal_fails = true,
             11 => {
                 let killed: Vec<LegIdx> = legs
                     .iter()
@@ -383,7 +416,7 @@ impl Sim {
                     .collect();
                 if let Some(&leg) = killed.get(pick(killed.len())) {
                     let cause = self.world.chans[&leg].killed.clone().unwrap_or_default();
-                    self.hang_up(leg, &cause, choice % 4 != 0);
+                    self.hang_up(leg, &cause, !choice.is_multiple_of(4));
                 }
             }
             12 => {
@@ -398,7 +431,7 @@ impl Sim {
                     if let Some(c) = self.world.chans.get_mut(&leg) {
                         c.runs.retain(|r| *r != run);
                     }
-                    let input = if choice % 9 == 0 {
+                    let input = if choice.is_multiple_of(9) {
                         Input::Refused(leg, run)
                     } else {
                         Input::Media(leg, MediaEvent::AppDone { run: Some(run) })
@@ -412,7 +445,7 @@ impl Sim {
                     self.feed(Input::OriginateFailed(leg, "USER_BUSY".into()));
                 }
             }
-            14 if choice % 3 == 0 => self.feed(Input::Media(7, MediaEvent::Dtmf('1'))),
+            14 if choice.is_multiple_of(3) => self.feed(Input::Media(7, MediaEvent::Dtmf('1'))),
             14 => {
                 let foreign: Vec<LegIdx> = self
                     .world
@@ -428,7 +461,7 @@ impl Sim {
                     self.feed(Input::Media(leg, MediaEvent::AppDone { run: None }));
                 }
             }
-            15 if choice % 3 == 0 => self.take_over(vec![Input::Start]),
+            15 if choice.is_multiple_of(3) => self.take_over(vec![Input::Start]),
             _ => {}
         }
     }
@@ -440,14 +473,20 @@ impl Sim {
         let cancel = matches!(command, Command::Cancel);
         self.world.cancel_asked |= cancel;
         self.feed(Input::Command(token, command));
-        if cancel && self.world.answered_commands.iter().any(|(t, ok)| *t == token && *ok) {
+        if cancel
+            && self
+                .world
+                .answered_commands
+                .iter()
+                .any(|(t, ok)| *t == token && *ok)
+        {
             self.world.cancel_accepted = true;
         }
     }
 
     fn probe_of(&self, leg: LegIdx, choice: u16) -> Probe {
         let chan = self.world.chans.get(&leg).cloned().unwrap_or_default();
-        if choice % 11 == 0 {
+        if choice.is_multiple_of(11) {
             Probe::Unknown
         } else if !chan.exists || chan.gone {
             Probe::Gone
@@ -473,11 +512,11 @@ impl Sim {
             4 => MediaEvent::Created { at: now },
             _ => {
                 let cause = CAUSES[usize::from(choice / 7) % CAUSES.len()];
-                return self.hang_up(leg, cause, choice % 3 != 0);
+                return self.hang_up(leg, cause, !choice.is_multiple_of(3));
             }
         };
         self.feed(Input::Media(leg, event.clone()));
-        if choice % 13 == 0 {
+        if choice.is_multiple_of(13) {
             // A duplicate.
             self.feed(Input::Media(leg, event));
         }
@@ -493,7 +532,13 @@ impl Sim {
             c.runs.clear();
         }
         if announced {
-            self.feed(Input::Media(leg, MediaEvent::Hangup { seq, cause: cause.into() }));
+            self.feed(Input::Media(
+                leg,
+                MediaEvent::Hangup {
+                    seq,
+                    cause: cause.into(),
+                },
+            ));
         }
         self.feed(Input::Media(
             leg,
@@ -530,7 +575,10 @@ impl Sim {
                 .map(|(l, _)| *l)
                 .collect();
             if let Some(&leg) = live.first() {
-                let cause = self.world.chans[&leg].killed.clone().unwrap_or("NORMAL_CLEARING".into());
+                let cause = self.world.chans[&leg]
+                    .killed
+                    .clone()
+                    .unwrap_or("NORMAL_CLEARING".into());
                 self.hang_up(leg, &cause, true);
                 continue;
             }
@@ -559,14 +607,28 @@ impl Sim {
             ));
         }
         for row in self.stored.rows.values() {
-            let list = self.world.statuses.get(&row.id).cloned().unwrap_or_default();
-            if list.last() != Some(&Status::Completed) || list.iter().filter(|s| **s == Status::Completed).count() != 1 {
+            let list = self
+                .world
+                .statuses
+                .get(&row.id)
+                .cloned()
+                .unwrap_or_default();
+            if list.last() != Some(&Status::Completed)
+                || list.iter().filter(|s| **s == Status::Completed).count() != 1
+            {
                 return Err(format!("leg {}: statuses {list:?}", row.id));
             }
         }
         for leg in &self.engine.core.legs {
-            let list = self.world.statuses.get(&leg.id).cloned().unwrap_or_default();
-            if list.last() != Some(&Status::Completed) || list.iter().filter(|s| **s == Status::Completed).count() != 1 {
+            let list = self
+                .world
+                .statuses
+                .get(&leg.id)
+                .cloned()
+                .unwrap_or_default();
+            if list.last() != Some(&Status::Completed)
+                || list.iter().filter(|s| **s == Status::Completed).count() != 1
+            {
                 return Err(format!("leg {}: statuses {list:?}", leg.id));
             }
         }
@@ -580,7 +642,12 @@ impl Sim {
             return Err("the CDR lacks legs".into());
         }
         if let CdrKind::Click2Call { bye, .. } = kind {
-            bye_agrees(*bye, legs, self.world.cancel_accepted, self.world.cancel_asked)?;
+            bye_agrees(
+                *bye,
+                legs,
+                self.world.cancel_accepted,
+                self.world.cancel_asked,
+            )?;
         }
         Ok(())
     }
@@ -611,7 +678,8 @@ fn bye_agrees(
         // A cancel accepted before another rule fired decides.
         return Err(format!("cancel accepted but byeType {bye:?}: {legs:#?}"));
     }
-    ok.then_some(()).ok_or_else(|| format!("byeType {bye:?} disagrees with {legs:#?}"))
+    ok.then_some(())
+        .ok_or_else(|| format!("byeType {bye:?} disagrees with {legs:#?}"))
 }
 
 fn party() -> AddParty {
@@ -646,7 +714,12 @@ fn core_with(stored: &Stored) -> Core {
         .values()
         .map(|r| crate::orchestrator::unit::leg_of(r, 1_800_000_000_000))
         .collect();
-    Core::new("CV1".into(), legs, Limits::default(), Arc::new(IdGenerator::new(1)))
+    Core::new(
+        "CV1".into(),
+        legs,
+        Limits::default(),
+        Arc::new(IdGenerator::new(1)),
+    )
 }
 
 fn plan(record: RecordMode, max: Option<u32>, ringback: bool, greet: bool) -> Plan {
@@ -692,7 +765,10 @@ fn c2c(plan: Plan, snapshot: Option<crate::orchestrator::flows::click2call::Stat
 }
 
 fn notice_flow(times: u8, keys: bool) -> Flow {
-    let items = vec![App::Say("zh NUMBER ITERATED 1".into()), App::Playback("a.wav".into())];
+    let items = vec![
+        App::Say("zh NUMBER ITERATED 1".into()),
+        App::Playback("a.wav".into()),
+    ];
     let keys = Keys {
         finish: keys.then_some(DtmfKey::Key('#')),
         repeat: keys.then_some(DtmfKey::Key('1')),
@@ -704,7 +780,14 @@ fn notice_flow(times: u8, keys: bool) -> Flow {
         timeout_secs: 45,
         ignore_early_media: true,
     };
-    Flow::Ivr(IvrFlow::new(IvrKind::Notice(keys), Script { items: Some(items), times }, dial))
+    Flow::Ivr(IvrFlow::new(
+        IvrKind::Notice(keys),
+        Script {
+            items: Some(items),
+            times,
+        },
+        dial,
+    ))
 }
 
 /// The notice variants the property test draws from.
@@ -778,5 +861,8 @@ fn fixed_interleavings_reach_every_outcome() {
         taken += u32::from(sim.generation > 0);
     }
     assert_eq!(byes.len(), 7, "{byes:?}");
-    assert!(three >= 20 && recorded >= 20 && taken >= 200, "{three} {recorded} {taken}");
+    assert!(
+        three >= 20 && recorded >= 20 && taken >= 200,
+        "{three} {recorded} {taken}"
+    );
 }

@@ -5,7 +5,9 @@ pub mod click2call;
 pub mod ivr;
 
 use crate::cdr::LegFacts;
-use crate::orchestrator::engine::{CdrKind, Command, CommandToken, Core, Happened, LegIdx, ReplyToken};
+use crate::orchestrator::engine::{
+    CdrKind, Command, CommandToken, Core, Happened, LegIdx, ReplyToken,
+};
 
 /// The script of one call.
 #[derive(Debug)]

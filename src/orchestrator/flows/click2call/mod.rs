@@ -299,13 +299,17 @@ impl Click2CallFlow {
     pub(super) fn leg_facts(&self, core: &Core, leg: LegIdx) -> LegFacts {
         let l = &core.legs[leg];
         let cut = self.state.timed_out.contains(&leg);
-        let lost = l.ended.as_ref().is_some_and(|e| e.cause == crate::cdr::MEDIA_LOST);
+        let lost = l
+            .ended
+            .as_ref()
+            .is_some_and(|e| e.cause == crate::cdr::MEDIA_LOST);
         match (l.end_kind(), self.state.deadline) {
             (LegEnd::Completed, _) if cut => l.facts(LegEnd::MaxDuration),
             // Gone while nobody watched, after its deadline: maxDuration's hangup cut it.
             (LegEnd::Failed, Some(deadline)) if cut && lost && l.answered() => {
                 let mut facts = l.facts(LegEnd::MaxDuration);
-                facts.end_ms = deadline.clamp(facts.answer_ms.unwrap_or(facts.start_ms), facts.end_ms);
+                facts.end_ms =
+                    deadline.clamp(facts.answer_ms.unwrap_or(facts.start_ms), facts.end_ms);
                 facts.hangup_cause = MAX_DURATION_CAUSE.to_string();
                 facts
             }

@@ -3,11 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{ADD_CALL_RULE, CALLER, CALLEE, Click2CallFlow, Phase};
+use super::{ADD_CALL_RULE, CALLEE, CALLER, Click2CallFlow, Phase};
 use crate::domain::click2call::RecordMode;
-use crate::orchestrator::engine::{
-    App, ByeType, Core, Dial, Hears, LegIdx, MediaCommand, Refusal,
-};
+use crate::orchestrator::engine::{App, ByeType, Core, Dial, Hears, LegIdx, MediaCommand, Refusal};
 
 /// An addCall with its prompts resolved to files.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,9 +54,16 @@ impl Click2CallFlow {
             .unwrap_or(CALLER);
         let node = core.legs[host].node.clone();
         if let Some(greet) = party.greet.clone() {
-            core.media(self.voice_of_caller(core), MediaCommand::Broadcast(greet, Hears::This));
+            core.media(
+                self.voice_of_caller(core),
+                MediaCommand::Broadcast(greet, Hears::This),
+            );
         }
-        let leg = core.add_leg(node, party.from.clone().unwrap_or_default(), party.to.clone());
+        let leg = core.add_leg(
+            node,
+            party.from.clone().unwrap_or_default(),
+            party.to.clone(),
+        );
         let dial = Dial {
             to: party.to.clone(),
             from: party.from.clone(),
@@ -96,7 +101,10 @@ impl Click2CallFlow {
             core.media(leg, MediaCommand::Broadcast(voice, Hears::This));
         }
         if let Some(voice) = party.caller_voice {
-            core.media(self.voice_of_caller(core), MediaCommand::Broadcast(voice, Hears::This));
+            core.media(
+                self.voice_of_caller(core),
+                MediaCommand::Broadcast(voice, Hears::This),
+            );
         }
         if party.record != RecordMode::Off {
             self.start_recording(core);
@@ -112,7 +120,10 @@ impl Click2CallFlow {
                 return;
             };
             if let Some(fail) = party.fail_voice {
-                core.media(self.voice_of_caller(core), MediaCommand::Broadcast(fail, Hears::This));
+                core.media(
+                    self.voice_of_caller(core),
+                    MediaCommand::Broadcast(fail, Hears::This),
+                );
             }
             self.snapshot(core);
         } else if self.talking(core) >= 2 {

@@ -45,8 +45,7 @@ impl Click2CallFlow {
     /// The callee answered: the two talk.
     pub(super) fn callee_answered(&mut self, core: &mut Core) {
         self.state.phase = Phase::Talking;
-        if let (Some(max), Some(answered)) = (self.plan.max_duration, core.legs[CALLEE].answer_ms)
-        {
+        if let (Some(max), Some(answered)) = (self.plan.max_duration, core.legs[CALLEE].answer_ms) {
             self.state.deadline = Some(answered + i64::from(max) * 1000);
         }
         if self.plan.callee.record != RecordMode::Off {
@@ -79,10 +78,16 @@ impl Click2CallFlow {
         self.state.armed.push(leg);
         let left_ms = (deadline - core.now).max(1000);
         let secs = u32::try_from((left_ms + 999) / 1000).unwrap_or(u32::MAX);
-        core.media(leg, MediaCommand::HangupAfter(secs, MAX_DURATION_CAUSE.into()));
+        core.media(
+            leg,
+            MediaCommand::HangupAfter(secs, MAX_DURATION_CAUSE.into()),
+        );
         if secs > 60 {
             let last = self.plan.last_minute.clone();
-            core.media(leg, MediaCommand::BroadcastAfter(secs - 60, last, Hears::This));
+            core.media(
+                leg,
+                MediaCommand::BroadcastAfter(secs - 60, last, Hears::This),
+            );
         }
     }
 

@@ -30,14 +30,21 @@ impl Click2CallFlow {
         if self.state.recording.is_some() {
             return;
         }
-        let leg = if core.legs[CALLER].up() { CALLER } else { CALLEE };
+        let leg = if core.legs[CALLER].up() {
+            CALLER
+        } else {
+            CALLEE
+        };
         self.record_on(core, leg, 0, false);
     }
 
     fn record_on(&mut self, core: &mut Core, leg: LegIdx, done_ms: i64, started: bool) {
         let path = self.plan.recording_path.clone();
         if started {
-            core.media(leg, MediaCommand::SetVar("RECORD_APPEND".into(), "true".into()));
+            core.media(
+                leg,
+                MediaCommand::SetVar("RECORD_APPEND".into(), "true".into()),
+            );
         }
         self.record_reply = core.ask(leg, MediaCommand::RecordStart(path));
         self.state.recording = (self.record_reply.is_some() || started).then_some(Recording {
@@ -74,7 +81,12 @@ impl Click2CallFlow {
         let Some(rec) = self.state.recording.clone() else {
             return;
         };
-        let done = rec.done_ms + if rec.on { (core.now - rec.asked_at).max(0) } else { 0 };
+        let done = rec.done_ms
+            + if rec.on {
+                (core.now - rec.asked_at).max(0)
+            } else {
+                0
+            };
         let next = [CALLEE]
             .into_iter()
             .chain(2..core.legs.len())
@@ -97,10 +109,7 @@ impl Click2CallFlow {
             return None;
         }
         let running = if rec.on {
-            let end = core.legs[rec.leg]
-                .ended
-                .as_ref()
-                .map_or(core.now, |e| e.at);
+            let end = core.legs[rec.leg].ended.as_ref().map_or(core.now, |e| e.at);
             (end - rec.asked_at).max(0)
         } else {
             0

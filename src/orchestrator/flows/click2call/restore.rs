@@ -13,7 +13,12 @@ impl Click2CallFlow {
             // Decided (a cancel) before the process stopped.
             return self.end(core, bye);
         }
-        if let Some(rec) = self.state.recording.as_mut().filter(|r| !r.on && !r.started) {
+        if let Some(rec) = self
+            .state
+            .recording
+            .as_mut()
+            .filter(|r| !r.on && !r.started)
+        {
             // Asked for, answer unknown: assume it runs.
             rec.on = true;
             rec.started = true;
