@@ -386,6 +386,20 @@ impl Store {
         }))
     }
 
+    /// The node id (`VOICEPAAS_NODE_ID`) of the process driving call leg `id` now, if a
+    /// live lease holds it.
+    pub async fn driving_node(&self, id: &str) -> Result<Option<i64>, StoreError> {
+        let sql = format!(
+            "SELECT l.node_id FROM calls c JOIN leases l ON l.epoch = c.epoch WHERE c.id = $2 AND l.expires_at > {}",
+            now_sql(&self.pool)
+        );
+        Ok(on_pool!(self, |p| sqlx::query_scalar(&sql)
+            .bind(now_ms())
+            .bind(id)
+            .fetch_optional(p)
+            .await)?)
+    }
+
     /// Every leg of conversation `id`, in dialling order.
     pub async fn conversation_legs(&self, id: &str) -> Result<Vec<CallRecord>, StoreError> {
         let sql = format!(

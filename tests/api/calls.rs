@@ -202,3 +202,29 @@ both_backends! {
         assert!(started.elapsed().as_millis() >= 1_500, "{:?}", started.elapsed());
     }
 }
+
+both_backends! {
+    /// Calls queued for an account that is then disabled stay queued, never dialled, while
+    /// it is disabled, and are placed once it is enabled again.
+    async fn a_disabled_accounts_queue_waits(db: TestDb) {
+        let (app, app_id) = fast_app(&db).await;
+        let store = db.store().await;
+        app.occupy_line(&store).await;
+        let mut requests = Vec::new();
+        for i in 0..3 {
+            let body = json!({"appid": app_id, "to": format!("1370001{i:04}"), "contents": [{"type": "digits", "content": "1"}], "times": 1});
+            let a = app.post(&app.account_path("VoiceNotices"), &body).await;
+            assert_eq!(a.code(), "0");
+            requests.push((a.body["requestid"].as_str().unwrap().to_string(), a.body["callid"].as_str().unwrap().to_string()));
+        }
+        app.set_limits(json!({"enabled": false, "maxConcurrentCalls": 100})).await;
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        for (request, _) in &requests {
+            assert_eq!(store.calls_of_request(request).await.unwrap()[0].state, "queued");
+        }
+        app.set_limits(json!({"enabled": true})).await;
+        for (_, call) in &requests {
+            assert_eq!(wait_cdr(&store, call).await["result"], "0");
+        }
+    }
+}

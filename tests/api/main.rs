@@ -24,5 +24,6 @@ mod processes;
 mod prompts;
 mod receiver;
 mod recovery;
+mod replicas;
 mod repository;
 mod webhooks;
