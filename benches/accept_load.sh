@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 backend=${1:-sqlite}
 seconds=${2:-20}
 connections=${3:-64}
-bin=target/release/voicepaas
+bin=${VOICEPAAS_BIN:-target/release/voicepaas}
 port=18181
 work=$(mktemp -d)
 trap 'kill $server 2>/dev/null || true; rm -rf "$work"' EXIT

@@ -1,18 +1,19 @@
-//! Complete notice calls through `voicepaas serve` and a `voicepaas sandbox` (separate
-//! processes) at full speed: sustained calls per second, concurrent calls, time from
-//! originate to CDR, and the server's peak RSS.
+//! Complete calls through `voicepaas serve` and a `voicepaas sandbox` (separate processes)
+//! at full speed: sustained calls per second, concurrent calls, time from originate to
+//! CDR, the server's peak RSS, and the server's CPU: per orchestrated call, and per second
+//! while idle before the load.
 //!
-//! `cargo bench --bench calls_load` (env: LOAD_CALLS, default 30000; LOAD_RATE calls
-//! per second offered, default 1000; LOAD_CALL_SECS, sandbox seconds per call, default
-//! 10; DATABASE_URL, default a temporary SQLite file).
+//! `cargo bench --bench calls_load` (env: LOAD_KIND notice|captcha|click2call, default
+//! notice; LOAD_CALLS, default 30000; LOAD_RATE calls per second offered, default 1000;
+//! LOAD_CALL_SECS, sandbox seconds per notice, default 10; LOAD_IDLE_SECS, seconds of idle
+//! measured first, default 10; DATABASE_URL, default a temporary SQLite file;
+//! VOICEPAAS_BIN, the server binary, default this build's — to run another build's
+//! server under the same load).
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use voicepaas::domain::application::AppSettings;
-use voicepaas::domain::limits::AccountPatch;
-use voicepaas::store::Store;
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -60,6 +61,109 @@ fn peak_rss_mb(pid: u32) -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
+/// CPU seconds (user + system) process `pid` has used so far.
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the whole line: 12 and 13 here.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// The server's database, read directly (not migrated: the server may be another build).
+#[derive(Clone)]
+enum Db {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
+}
+
+impl Db {
+    async fn connect(url: &str) -> Db {
+        if url.starts_with("sqlite:") {
+            Db::Sqlite(sqlx::SqlitePool::connect(url).await.expect("sqlite"))
+        } else {
+            Db::Postgres(sqlx::PgPool::connect(url).await.expect("postgres"))
+        }
+    }
+
+    async fn count(&self, sql: &str) -> i64 {
+        match self {
+            Db::Sqlite(p) => sqlx::query_scalar(sql).fetch_one(p).await.unwrap_or(0),
+            Db::Postgres(p) => sqlx::query_scalar(sql).fetch_one(p).await.unwrap_or(0),
+        }
+    }
+
+    /// (dialled, ended, CDR written) of every leg with a CDR, Unix ms.
+    async fn timings(&self) -> Vec<(i64, i64, i64)> {
+        let sql = "SELECT l.start_at, l.end_at, c.created_at FROM cdrs c JOIN calls l ON l.id = c.id OR l.conversation_id = c.id \
+                   WHERE l.start_at IS NOT NULL AND l.end_at IS NOT NULL AND l.leg_seq = 0";
+        match self {
+            Db::Sqlite(p) => sqlx::query_as(sql).fetch_all(p).await.unwrap_or_default(),
+            Db::Postgres(p) => sqlx::query_as(sql).fetch_all(p).await.unwrap_or_default(),
+        }
+    }
+}
+
+/// Live legs and CDRs written.
+async fn progress(db: &Db) -> (i64, i64) {
+    let live = db
+        .count("SELECT COUNT(*) FROM calls WHERE state IN ('placing', 'initiated', 'ringing', 'answered')")
+        .await;
+    (live, db.count("SELECT COUNT(*) FROM cdrs").await)
+}
+
+/// The admin API of the server at `base`: a JSON request.
+async fn admin(
+    client: &reqwest::Client,
+    method: reqwest::Method,
+    url: String,
+    body: serde_json::Value,
+) -> serde_json::Value {
+    client
+        .request(method, url)
+        .bearer_auth("bench")
+        .json(&body)
+        .send()
+        .await
+        .expect("admin")
+        .json()
+        .await
+        .expect("admin json")
+}
+
+/// CPU seconds used so far by the threads of process `pid`, summed by thread name.
+fn cpu_by_thread(pid: u32) -> std::collections::BTreeMap<String, f64> {
+    let mut by = std::collections::BTreeMap::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return by;
+    };
+    for task in tasks.flatten() {
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        let name = stat
+            .split_once('(')
+            .and_then(|(_, r)| r.rsplit_once(')'))
+            .map_or("?", |(n, _)| n)
+            .to_string();
+        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        *by.entry(name).or_default() += (ticks(11) + ticks(12)) / 100.0;
+    }
+    by
+}
+
 fn percentile(sorted: &[i64], p: f64) -> i64 {
     if sorted.is_empty() {
         return 0;
@@ -69,14 +173,18 @@ fn percentile(sorted: &[i64], p: f64) -> i64 {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    let kind = std::env::var("LOAD_KIND").unwrap_or_else(|_| "notice".into());
     let calls = env_u64("LOAD_CALLS", 30_000);
     let rate = env_u64("LOAD_RATE", 1000).max(10);
     let call_secs = env_u64("LOAD_CALL_SECS", 10).clamp(2, 21);
+    let idle_secs = env_u64("LOAD_IDLE_SECS", 10);
+    let bin =
+        std::env::var("VOICEPAAS_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_voicepaas").into());
     let dir = tempfile::tempdir().expect("temp dir");
     let url = std::env::var("DATABASE_URL")
         .unwrap_or_else(|_| format!("sqlite://{}/load.db", dir.path().display()));
     // The sandbox and the server run as processes of their own, so the server's memory
-    // is measured alone.
+    // and CPU are measured alone.
     let media_port = free_port();
     let _sandbox = Proc::spawn(
         Command::new(env!("CARGO_BIN_EXE_voicepaas"))
@@ -85,7 +193,7 @@ async fn main() {
     );
     let port = free_port();
     let server = Proc::spawn(
-        Command::new(env!("CARGO_BIN_EXE_voicepaas"))
+        Command::new(&bin)
             .arg("serve")
             .env("DATABASE_URL", &url)
             .env("VOICEPAAS_LISTEN", format!("127.0.0.1:{port}"))
@@ -93,8 +201,11 @@ async fn main() {
                 "VOICEPAAS_MEDIA",
                 format!("esl://:ClueCon@127.0.0.1:{media_port}"),
             )
-            .env("VOICEPAAS_PROMPTS_DIR", dir.path().join("prompts")),
+            .env("VOICEPAAS_PROMPTS_DIR", dir.path().join("prompts"))
+            .env("VOICEPAAS_RECORDINGS_DIR", dir.path().join("recordings"))
+            .env("VOICEPAAS_ADMIN_TOKEN", "bench"),
     );
+    let pid = server.0.id();
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
     let ready = Instant::now();
@@ -111,44 +222,60 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    let store = Store::open(&url).await.expect("store");
-    let (account, token) = store.create_account("load").await.expect("account");
-    let limits = AccountPatch {
-        cps: Some(10_000),
-        max_concurrent_calls: Some(1_000_000),
-        max_queued_calls: Some(100_000_000),
-        ..Default::default()
-    };
-    store
-        .update_account(&account.sid, &limits)
-        .await
-        .expect("limits");
-    let app_record = store
-        .create_app(
-            &account.sid,
-            &AppSettings {
-                name: Some("load".into()),
-                ..Default::default()
-            },
-        )
-        .await
-        .expect("app");
+    let db = Db::connect(&url).await;
+    let created = admin(
+        &client,
+        reqwest::Method::POST,
+        format!("{base}/admin/accounts"),
+        json!({"name": "load"}),
+    )
+    .await;
+    let sid = created["accountSid"]
+        .as_str()
+        .expect("accountSid")
+        .to_string();
+    let token = created["authToken"]
+        .as_str()
+        .expect("authToken")
+        .to_string();
+    let limits =
+        json!({"cps": 10_000, "maxConcurrentCalls": 1_000_000, "maxQueuedCalls": 100_000_000});
+    admin(
+        &client,
+        reqwest::Method::PATCH,
+        format!("{base}/admin/accounts/{sid}"),
+        limits,
+    )
+    .await;
+    let created = admin(
+        &client,
+        reqwest::Method::POST,
+        format!("{base}/admin/accounts/{sid}/applications"),
+        json!({"name": "load"}),
+    )
+    .await;
+    let app_id = created["appId"].as_str().expect("appId").to_string();
+
+    // Idle: what the server spends per second with nothing to do.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle_from = cpu_secs(pid);
+    tokio::time::sleep(Duration::from_secs(idle_secs)).await;
+    let idle_ms_per_sec = (cpu_secs(pid) - idle_from) * 1000.0 / idle_secs.max(1) as f64;
+
     // One ring second, then `call_secs - 1` one-second items.
     let contents: Vec<_> = (1..call_secs)
         .map(|_| json!({"type": "digits", "content": "1"}))
         .collect();
-    let url_batch = format!("{base}/Accounts/{}/BatchVoiceNotices", account.sid);
-
     let tick = Duration::from_millis(100);
     let per_tick = (rate / 10) as usize;
     let started = Instant::now();
-    let sampler_store = store.clone();
-    let sid = account.sid.clone();
+    let cpu_from = cpu_secs(pid);
+    let threads_from = cpu_by_thread(pid);
+    let sampler_db = db.clone();
     let sampler = tokio::spawn(async move {
         let mut samples = Vec::new();
         loop {
-            let live = sampler_store.live_legs(&sid).await.unwrap_or(0);
-            let done = sampler_store.count_cdrs().await.unwrap_or(0);
+            let (live, done) = progress(&sampler_db).await;
             samples.push((started.elapsed().as_secs_f64(), live, done));
             if done as u64 >= calls {
                 return samples;
@@ -159,29 +286,54 @@ async fn main() {
     let mut sent = 0u64;
     let mut next = Instant::now();
     while sent < calls {
-        let n = per_tick.min((calls - sent) as usize);
-        let to: Vec<String> = (0..n as u64)
-            .map(|i| format!("138{:08}0", sent + i))
-            .collect();
-        let body = json!({"appid": app_record.app_id, "to": to.join(","), "contents": contents, "times": 1});
-        let answer: serde_json::Value = client
-            .post(&url_batch)
-            .basic_auth(&account.sid, Some(&token))
-            .json(&body)
-            .send()
-            .await
-            .expect("post")
-            .json()
-            .await
-            .expect("json");
-        assert_eq!(answer["statuscode"], "0", "{answer}");
-        sent += n as u64;
+        let n = per_tick.min((calls - sent) as usize) as u64;
+        let numbers: Vec<String> = (sent..sent + n).map(|i| format!("138{i:08}0")).collect();
+        match kind.as_str() {
+            "notice" => {
+                let body = json!({"appid": app_id, "to": numbers.join(","), "contents": contents, "times": 1});
+                let url = format!("{base}/Accounts/{}/BatchVoiceNotices", sid);
+                post(&client, &url, &sid, &token, &body, "statuscode", "0").await;
+            }
+            "captcha" | "click2call" => {
+                let posts = numbers.iter().map(|to| {
+                    let (url, body, field, ok) = if kind == "captcha" {
+                        (
+                            format!("{base}/Accounts/{}/VoiceCaptchas", sid),
+                            json!({"appid": app_id, "to": to, "code": "1234"}),
+                            "statuscode",
+                            "0",
+                        )
+                    } else {
+                        (
+                            format!("{base}/v1/Accounts/{}/Applications/{}/ctc/Conversations", sid, app_id),
+                            json!({"action": "click2call", "caller": to, "callee": format!("139{}", &to[3..]), "maxDuration": call_secs}),
+                            "statusCode",
+                            "00000",
+                        )
+                    };
+                    let (client, sid, token) = (client.clone(), sid.clone(), token.clone());
+                    async move { post(&client, &url, &sid, &token, &body, field, ok).await }
+                });
+                futures_util::future::join_all(posts).await;
+            }
+            other => panic!("LOAD_KIND {other:?}: notice, captcha or click2call"),
+        }
+        sent += n;
         next += tick;
         tokio::time::sleep_until(next.into()).await;
     }
     let offered_secs = started.elapsed().as_secs_f64();
     let samples = sampler.await.expect("sampler");
     let total_secs = started.elapsed().as_secs_f64();
+    let cpu_per_call_ms = (cpu_secs(pid) - cpu_from) * 1000.0 / calls as f64;
+    let threads: Vec<String> = cpu_by_thread(pid)
+        .into_iter()
+        .map(|(name, secs)| {
+            let per_call =
+                (secs - threads_from.get(&name).copied().unwrap_or(0.0)) * 1000.0 / calls as f64;
+            format!("{name} {per_call:.3}")
+        })
+        .collect();
 
     // Sustained rate: calls completed per second while the 10th to the 90th percent of
     // them completed (steady state, without the ramp-up and the tail).
@@ -194,18 +346,22 @@ async fn main() {
     let ((t0, d0), (t1, d1)) = (when(0.1), when(0.9));
     let sustained = (d1 - d0) as f64 / (t1 - t0).max(0.001);
     let peak_live = samples.iter().map(|s| s.1).max().unwrap_or(0);
-    let timings = store.call_timings(&account.sid).await.expect("timings");
-    let mut whole: Vec<i64> = timings.iter().map(|t| t.cdr_at - t.start_at).collect();
-    let mut after_end: Vec<i64> = timings.iter().map(|t| t.cdr_at - t.end_at).collect();
+    let timings = db.timings().await;
+    let mut whole: Vec<i64> = timings.iter().map(|(start, _, cdr)| cdr - start).collect();
+    let mut after_end: Vec<i64> = timings.iter().map(|(_, end, cdr)| cdr - end).collect();
     whole.sort_unstable();
     after_end.sort_unstable();
+    println!("server: {bin}");
     println!(
-        "calls: {calls} offered at {rate}/s over {offered_secs:.1} s; all CDRs written after {total_secs:.1} s"
+        "{kind} calls: {calls} offered at {rate}/s over {offered_secs:.1} s; all CDRs written after {total_secs:.1} s"
     );
+    println!("idle: {idle_ms_per_sec:.1} ms of CPU per second");
+    println!("CPU: {cpu_per_call_ms:.3} ms per call (server process, accepting included)");
+    println!("CPU by thread (ms per call): {}", threads.join(", "));
     println!("sustained: {sustained:.0} calls/s completed (from 10 % to 90 % of the calls done)");
-    println!("concurrent: peak {peak_live} live calls");
+    println!("concurrent: peak {peak_live} live legs");
     println!(
-        "originate → CDR: p50 {} ms, p99 {} ms (a call lasts {call_secs} s)",
+        "originate → CDR: p50 {} ms, p99 {} ms",
         percentile(&whole, 0.5),
         percentile(&whole, 0.99)
     );
@@ -214,8 +370,27 @@ async fn main() {
         percentile(&after_end, 0.5),
         percentile(&after_end, 0.99)
     );
-    println!(
-        "peak RSS of the server: {:.0} MB",
-        peak_rss_mb(server.0.id())
-    );
+    println!("peak RSS of the server: {:.0} MB", peak_rss_mb(pid));
+}
+
+async fn post(
+    client: &reqwest::Client,
+    url: &str,
+    sid: &str,
+    token: &str,
+    body: &serde_json::Value,
+    field: &str,
+    ok: &str,
+) {
+    let answer: serde_json::Value = client
+        .post(url)
+        .basic_auth(sid, Some(token))
+        .json(body)
+        .send()
+        .await
+        .expect("post")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(answer[field], ok, "{answer}");
 }

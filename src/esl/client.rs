@@ -29,19 +29,47 @@ use tokio::time::Instant;
 use super::codec::{Decoder, Direction, Message};
 use super::event::Event;
 
-/// The first word of a wire frame's command, past its `api `/`bgapi ` verb (`originate`,
-/// `uuid_kill`; `event` for `event plain …`): the command label of the latency metric.
-fn command_of(wire: &[u8]) -> String {
+/// The command of a wire frame (past its `api `/`bgapi ` verb: `originate`, `uuid_kill`;
+/// `event` for `event plain …`): the command label of the latency metric. A name not in
+/// this list counts as `other`, so the label stays bounded.
+fn command_of(wire: &[u8]) -> &'static str {
+    const KNOWN: &[&str] = &[
+        "originate",
+        "sendmsg",
+        "uuid_kill",
+        "uuid_break",
+        "uuid_broadcast",
+        "uuid_bridge",
+        "sched_hangup",
+        "sched_broadcast",
+        "uuid_record",
+        "uuid_setvar",
+        "uuid_getvar",
+        "uuid_dump",
+        "uuid_exists",
+        "uuid_transfer",
+        "uuid_send_dtmf",
+        "uuid_recv_dtmf",
+        "event",
+        "filter",
+        "nixevent",
+        "noevents",
+        "status",
+        "show",
+        "conference",
+        "hupall",
+    ];
     let line = wire.split(|&b| b == b'\n').next().unwrap_or_default();
-    let line = String::from_utf8_lossy(line);
     let line = line
-        .strip_prefix("api ")
-        .or_else(|| line.strip_prefix("bgapi "))
-        .unwrap_or(&line);
-    line.split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .to_string()
+        .strip_prefix(b"api ")
+        .or_else(|| line.strip_prefix(b"bgapi "))
+        .unwrap_or(line);
+    let word = line.split(|&b| b == b' ').next().unwrap_or_default();
+    KNOWN
+        .iter()
+        .find(|k| k.as_bytes() == word)
+        .copied()
+        .unwrap_or("other")
 }
 
 /// A client-side failure.
@@ -123,20 +151,98 @@ impl EslOptions {
     }
 }
 
+/// Where the answer to a frame goes.
+enum Answer {
+    /// Handed back whole.
+    Wait(oneshot::Sender<Result<Message, EslError>>),
+    /// Told only when the command failed (`-ERR …`, or the connection lost).
+    OnError(Box<dyn FnOnce(EslError) + Send>),
+}
+
+impl Answer {
+    fn give(self, result: Result<Message, EslError>) {
+        match self {
+            Answer::Wait(reply) => {
+                let _ = reply.send(result);
+            }
+            Answer::OnError(tell) => match result {
+                Ok(message) => {
+                    if let Err(e) = reply_text(&message) {
+                        tell(e);
+                    }
+                }
+                Err(e) => tell(e),
+            },
+        }
+    }
+}
+
+/// Where a `bgapi` job's result goes.
+enum JobAnswer {
+    /// Handed back.
+    Wait(oneshot::Sender<Result<String, EslError>>),
+    /// Given to a function, from the connection's task.
+    Call(Box<dyn FnOnce(Result<String, EslError>) + Send>),
+}
+
+impl JobAnswer {
+    fn give(self, result: Result<String, EslError>) {
+        match self {
+            JobAnswer::Wait(tx) => {
+                let _ = tx.send(result);
+            }
+            JobAnswer::Call(f) => f(result),
+        }
+    }
+}
+
 /// How a pending command is answered.
 enum Pending {
-    /// `command/reply` or `api/response`, handed back whole.
-    Reply(oneshot::Sender<Result<Message, EslError>>, Instant),
+    /// A command's reply (`command/reply` or `api/response`): where it goes, when it is
+    /// due, and its metric label and start.
+    Reply {
+        answer: Answer,
+        due: Instant,
+        command: &'static str,
+        sent: Instant,
+    },
     /// The connection's own liveness probe.
     Probe(Instant),
 }
 
-enum Request {
-    Send {
-        wire: Vec<u8>,
-        reply: oneshot::Sender<Result<Message, EslError>>,
-        job: Option<(String, oneshot::Sender<Result<String, EslError>>)>,
-    },
+impl Pending {
+    fn due(&self) -> Instant {
+        match self {
+            Pending::Reply { due, .. } | Pending::Probe(due) => *due,
+        }
+    }
+}
+
+struct Request {
+    wire: Vec<u8>,
+    answer: Answer,
+    job: Option<(String, JobAnswer)>,
+}
+
+/// Where a client's events and connection changes go.
+enum Outlet {
+    /// A bounded queue: a slow reader holds the connection back (nothing is dropped).
+    Channel(mpsc::Sender<Incoming>),
+    /// A function called from the connection's task (it must not block).
+    Sink(Arc<dyn Fn(Incoming) + Send + Sync>),
+}
+
+impl Outlet {
+    /// Hands `incoming` over; `false` when nobody listens any more.
+    async fn give(&self, incoming: Incoming) -> bool {
+        match self {
+            Outlet::Channel(tx) => tx.send(incoming).await.is_ok(),
+            Outlet::Sink(f) => {
+                f(incoming);
+                true
+            }
+        }
+    }
 }
 
 /// What to replay after a reconnect.
@@ -153,8 +259,6 @@ pub struct EslClient {
     connected: Arc<AtomicBool>,
     subscriptions: Arc<Mutex<Subscriptions>>,
     options: Arc<EslOptions>,
-    /// `host:port`, the node label of the command latency metric.
-    node: Arc<str>,
 }
 
 /// Options of one `sendmsg … execute`.
@@ -174,8 +278,24 @@ impl EslClient {
     /// Starts the connection task; it connects (and keeps reconnecting) in the background.
     /// Returns the handle and the owner's event stream.
     pub fn start(options: EslOptions) -> (EslClient, mpsc::Receiver<Incoming>) {
-        let (tx, rx) = mpsc::channel(1024);
         let (events_tx, events_rx) = mpsc::channel(options.event_queue.max(1));
+        (
+            Self::start_to(options, Outlet::Channel(events_tx)),
+            events_rx,
+        )
+    }
+
+    /// Starts the connection task with `sink` called for every event and connection
+    /// change, from the connection's own task (no queue in between; it must not block).
+    pub fn start_with_sink(
+        options: EslOptions,
+        sink: Arc<dyn Fn(Incoming) + Send + Sync>,
+    ) -> EslClient {
+        Self::start_to(options, Outlet::Sink(sink))
+    }
+
+    fn start_to(options: EslOptions, outlet: Outlet) -> EslClient {
+        let (tx, rx) = mpsc::channel(1024);
         let client = EslClient {
             tx,
             connected: Arc::new(AtomicBool::new(false)),
@@ -183,11 +303,10 @@ impl EslClient {
                 events: vec!["BACKGROUND_JOB".into()],
                 filters: vec![],
             })),
-            node: format!("{}:{}", options.host, options.port).into(),
             options: Arc::new(options),
         };
-        tokio::spawn(run(client.clone_inner(), rx, events_tx));
-        (client, events_rx)
+        tokio::spawn(run(client.clone_inner(), rx, outlet));
+        client
     }
 
     fn clone_inner(&self) -> Inner {
@@ -204,36 +323,35 @@ impl EslClient {
     }
 
     /// Queues a frame for the connection (frames queued one after another go out in that
-    /// order) and returns the receivers of its reply and of its job's result.
-    async fn enqueue(&self, wire: Vec<u8>, job: Option<String>) -> Result<Queued, EslError> {
+    /// order), its answer going to `answer`.
+    async fn enqueue(
+        &self,
+        wire: Vec<u8>,
+        answer: Answer,
+        job: Option<(String, JobAnswer)>,
+    ) -> Result<(), EslError> {
         if !self.is_connected() {
             return Err(EslError::NotConnected);
         }
-        let (reply, answer) = oneshot::channel();
-        let (job, result) = match job {
-            Some(id) => {
-                let (tx, rx) = oneshot::channel();
-                (Some((id, tx)), Some(rx))
-            }
-            None => (None, None),
-        };
-        let command = command_of(&wire);
         self.tx
-            .send(Request::Send { wire, reply, job })
+            .send(Request { wire, answer, job })
             .await
-            .map_err(|_| EslError::Closed)?;
-        Ok(Queued {
-            answer,
-            result,
-            command,
-            node: self.node.clone(),
-            started: Instant::now(),
-            bgapi_timeout: self.options.bgapi_timeout,
-        })
+            .map_err(|_| EslError::Closed)
+    }
+
+    /// Queues a frame whose reply is handed back; returns its receiver.
+    async fn enqueue_waiting(
+        &self,
+        wire: Vec<u8>,
+        job: Option<(String, JobAnswer)>,
+    ) -> Result<oneshot::Receiver<Result<Message, EslError>>, EslError> {
+        let (reply, answer) = oneshot::channel();
+        self.enqueue(wire, Answer::Wait(reply), job).await?;
+        Ok(answer)
     }
 
     async fn send(&self, wire: Vec<u8>) -> Result<Message, EslError> {
-        self.enqueue(wire, None).await?.reply().await
+        answered(self.enqueue_waiting(wire, None).await?).await
     }
 
     /// Sends a command (with optional header lines) and returns its `Reply-Text`;
@@ -257,8 +375,22 @@ impl EslClient {
         let mut line = String::with_capacity(cmd.len() + 6);
         line.push_str("api ");
         line.push_str(cmd);
-        let queued = self.enqueue(wire(&line, &[]), None).await?;
-        Ok(async move { Ok(queued.reply().await?.body_text()) })
+        let reply = self.enqueue_waiting(wire(&line, &[]), None).await?;
+        Ok(async move { Ok(answered(reply).await?.body_text()) })
+    }
+
+    /// Sends `api <cmd>` now, in order with what this task sent before; only a failure is
+    /// told, to `on_error`, from the connection's task.
+    pub async fn send_api_detached(
+        &self,
+        cmd: &str,
+        on_error: impl FnOnce(EslError) + Send + 'static,
+    ) -> Result<(), EslError> {
+        let mut line = String::with_capacity(cmd.len() + 6);
+        line.push_str("api ");
+        line.push_str(cmd);
+        self.enqueue(wire(&line, &[]), Answer::OnError(Box::new(on_error)), None)
+            .await
     }
 
     /// `bgapi <cmd>`: waits for the BACKGROUND_JOB and returns its output.
@@ -272,13 +404,56 @@ impl EslClient {
         cmd: &str,
     ) -> Result<impl Future<Output = Result<String, EslError>> + Send + 'static, EslError> {
         let job_uuid = uuid::Uuid::new_v4().to_string();
-        let queued = self
-            .enqueue(
+        let (tx, rx) = oneshot::channel();
+        let reply = self
+            .enqueue_waiting(
                 wire(&format!("bgapi {cmd}"), &[("Job-UUID", &job_uuid)]),
-                Some(job_uuid),
+                Some((job_uuid, JobAnswer::Wait(tx))),
             )
             .await?;
-        Ok(queued.job())
+        let limit = self.options.bgapi_timeout;
+        Ok(async move {
+            reply_text(&answered(reply).await?)?;
+            match tokio::time::timeout(limit, rx).await {
+                Ok(Ok(result)) => result,
+                Ok(Err(_)) => Err(EslError::Closed),
+                Err(_) => Err(EslError::Timeout(limit)),
+            }
+        })
+    }
+
+    /// Sends `bgapi <cmd>` now (with `job_uuid` as its Job-UUID); its job's output, or
+    /// the failure of the command itself, goes to `on_result`, from the connection's task.
+    /// The job's own wait is the caller's to bound.
+    pub async fn send_bgapi_with(
+        &self,
+        cmd: &str,
+        job_uuid: &str,
+        on_result: impl FnOnce(Result<String, EslError>) + Send + 'static,
+    ) -> Result<(), EslError> {
+        let mut line = String::with_capacity(cmd.len() + 6);
+        line.push_str("bgapi ");
+        line.push_str(cmd);
+        let on_result = std::sync::Arc::new(std::sync::Mutex::new(Some(on_result)));
+        let on_error = {
+            let f = on_result.clone();
+            move |e: EslError| {
+                if let Some(f) = f.lock().ok().and_then(|mut f| f.take()) {
+                    f(Err(e));
+                }
+            }
+        };
+        let on_job = move |r: Result<String, EslError>| {
+            if let Some(f) = on_result.lock().ok().and_then(|mut f| f.take()) {
+                f(r);
+            }
+        };
+        self.enqueue(
+            wire(&line, &[("Job-UUID", job_uuid)]),
+            Answer::OnError(Box::new(on_error)),
+            Some((job_uuid.to_string(), JobAnswer::Call(Box::new(on_job)))),
+        )
+        .await
     }
 
     /// Subscribes to more events (`event plain …`); kept for reconnects.
@@ -329,21 +504,23 @@ impl EslClient {
         uuid: &str,
         exec: Execute<'_>,
     ) -> Result<impl Future<Output = Result<(), EslError>> + Send + 'static, EslError> {
-        let mut headers = vec![("call-command", "execute"), ("execute-app-name", exec.app)];
-        if !exec.arg.is_empty() {
-            headers.push(("execute-app-arg", exec.arg));
-        }
-        if exec.event_lock {
-            headers.push(("event-lock", "true"));
-        }
-        if let Some(id) = exec.event_uuid {
-            headers.push(("event-uuid", id));
-        }
-        let mut line = String::with_capacity(8 + uuid.len());
-        line.push_str("sendmsg ");
-        line.push_str(uuid);
-        let queued = self.enqueue(wire(&line, &headers), None).await?;
-        Ok(async move { reply_text(&queued.reply().await?).map(|_| ()) })
+        let reply = self
+            .enqueue_waiting(execute_frame(uuid, &exec), None)
+            .await?;
+        Ok(async move { reply_text(&answered(reply).await?).map(|_| ()) })
+    }
+
+    /// Sends `sendmsg <uuid>` (execute) now; only its refusal is told, to `on_error`, from
+    /// the connection's task.
+    pub async fn send_execute_detached(
+        &self,
+        uuid: &str,
+        exec: Execute<'_>,
+        on_error: impl FnOnce(EslError) + Send + 'static,
+    ) -> Result<(), EslError> {
+        let frame = execute_frame(uuid, &exec);
+        self.enqueue(frame, Answer::OnError(Box::new(on_error)), None)
+            .await
     }
 
     /// `sendmsg <uuid>` with `call-command: hangup`.
@@ -357,44 +534,29 @@ impl EslClient {
     }
 }
 
-/// A frame queued on the connection: the receivers of its reply and job.
-struct Queued {
-    answer: oneshot::Receiver<Result<Message, EslError>>,
-    result: Option<oneshot::Receiver<Result<String, EslError>>>,
-    command: String,
-    node: Arc<str>,
-    started: Instant,
-    bgapi_timeout: Duration,
+/// The reply a frame got.
+async fn answered(
+    reply: oneshot::Receiver<Result<Message, EslError>>,
+) -> Result<Message, EslError> {
+    reply.await.map_err(|_| EslError::Closed)?
 }
 
-impl Queued {
-    /// The reply (command/reply or api/response).
-    async fn reply(self) -> Result<Message, EslError> {
-        let result = self.answer.await.map_err(|_| EslError::Closed)?;
-        crate::telemetry::metrics::metrics().esl_command(
-            &self.node,
-            &self.command,
-            self.started.elapsed(),
-        );
-        result
+/// `sendmsg <uuid>` with `call-command: execute`.
+fn execute_frame(uuid: &str, exec: &Execute<'_>) -> Vec<u8> {
+    let mut headers = vec![("call-command", "execute"), ("execute-app-name", exec.app)];
+    if !exec.arg.is_empty() {
+        headers.push(("execute-app-arg", exec.arg));
     }
-
-    /// The job's output (after its reply said `+OK`).
-    fn job(mut self) -> impl Future<Output = Result<String, EslError>> + Send + 'static {
-        let result = self.result.take();
-        let limit = self.bgapi_timeout;
-        async move {
-            reply_text(&self.reply().await?)?;
-            let Some(result) = result else {
-                return Err(EslError::Closed);
-            };
-            match tokio::time::timeout(limit, result).await {
-                Ok(Ok(result)) => result,
-                Ok(Err(_)) => Err(EslError::Closed),
-                Err(_) => Err(EslError::Timeout(limit)),
-            }
-        }
+    if exec.event_lock {
+        headers.push(("event-lock", "true"));
     }
+    if let Some(id) = exec.event_uuid {
+        headers.push(("event-uuid", id));
+    }
+    let mut line = String::with_capacity(8 + uuid.len());
+    line.push_str("sendmsg ");
+    line.push_str(uuid);
+    wire(&line, &headers)
 }
 
 fn wire(line: &str, headers: &[(&str, &str)]) -> Vec<u8> {
@@ -441,7 +603,7 @@ struct Inner {
     options: Arc<EslOptions>,
 }
 
-async fn run(inner: Inner, mut rx: mpsc::Receiver<Request>, events: mpsc::Sender<Incoming>) {
+async fn run(inner: Inner, mut rx: mpsc::Receiver<Request>, events: Outlet) {
     let mut delay = inner.options.reconnect_min;
     let mut live_before: Vec<String> = Vec::new();
     let mut ever_connected = false;
@@ -456,7 +618,7 @@ async fn run(inner: Inner, mut rx: mpsc::Receiver<Request>, events: mpsc::Sender
                     Incoming::Connected
                 };
                 ever_connected = true;
-                if events.send(notice).await.is_err() {
+                if !events.give(notice).await {
                     return;
                 }
                 let mut conn = Connection {
@@ -466,6 +628,8 @@ async fn run(inner: Inner, mut rx: mpsc::Receiver<Request>, events: mpsc::Sender
                     jobs: HashMap::new(),
                     live: HashSet::new(),
                     last_heard: Instant::now(),
+                    timings: HashMap::new(),
+                    node: format!("{}:{}", inner.options.host, inner.options.port),
                 };
                 let why = conn.serve(&inner.options, &mut rx, &events).await;
                 inner.connected.store(false, Ordering::Relaxed);
@@ -477,14 +641,14 @@ async fn run(inner: Inner, mut rx: mpsc::Receiver<Request>, events: mpsc::Sender
                 };
                 tracing::warn!(host = %inner.options.host, port = inner.options.port, reason = %why, "event socket lost");
                 for pending in conn.pending {
-                    if let Pending::Reply(reply, _) = pending {
-                        let _ = reply.send(Err(EslError::Disconnected(why.clone())));
+                    if let Pending::Reply { answer, .. } = pending {
+                        answer.give(Err(EslError::Disconnected(why.clone())));
                     }
                 }
                 for (_, job) in conn.jobs {
-                    let _ = job.send(Err(EslError::Disconnected(why.clone())));
+                    job.give(Err(EslError::Disconnected(why.clone())));
                 }
-                if events.send(Incoming::Disconnected(why)).await.is_err() {
+                if !events.give(Incoming::Disconnected(why)).await {
                     return;
                 }
             }
@@ -498,9 +662,11 @@ async fn run(inner: Inner, mut rx: mpsc::Receiver<Request>, events: mpsc::Sender
             tokio::select! {
                 _ = tokio::time::sleep_until(wake) => break,
                 request = rx.recv() => match request {
-                    Some(Request::Send { reply, job, .. }) => {
-                        let _ = reply.send(Err(EslError::NotConnected));
-                        drop(job);
+                    Some(Request { answer, job, .. }) => {
+                        answer.give(Err(EslError::NotConnected));
+                        if let Some((_, job)) = job {
+                            job.give(Err(EslError::NotConnected));
+                        }
                     }
                     None => return,
                 },
@@ -579,10 +745,13 @@ struct Connection {
     stream: TcpStream,
     decoder: Decoder,
     pending: VecDeque<Pending>,
-    jobs: HashMap<String, oneshot::Sender<Result<String, EslError>>>,
-    /// Channels seen alive (created and not yet destroyed).
+    jobs: HashMap<String, JobAnswer>,
+    /// Channels seen alive (not yet reported ended).
     live: HashSet<String>,
     last_heard: Instant,
+    /// The latency histogram of each command, looked up once.
+    timings: HashMap<&'static str, prometheus_client::metrics::histogram::Histogram>,
+    node: String,
 }
 
 impl Connection {
@@ -591,7 +760,7 @@ impl Connection {
         &mut self,
         options: &EslOptions,
         rx: &mut mpsc::Receiver<Request>,
-        events: &mpsc::Sender<Incoming>,
+        events: &Outlet,
     ) -> Result<(), String> {
         let mut buf = vec![0u8; 64 * 1024];
         loop {
@@ -609,12 +778,25 @@ impl Connection {
                     self.decoder.feed(&buf[..n]);
                 }
                 request = rx.recv() => {
-                    let Some(Request::Send { wire, reply, job }) = request else { return Ok(()) };
-                    self.stream.write_all(&wire).await.map_err(|e| e.to_string())?;
-                    self.pending.push_back(Pending::Reply(reply, Instant::now() + options.api_timeout));
-                    if let Some((id, job)) = job {
-                        self.jobs.insert(id, job);
+                    let Some(first) = request else { return Ok(()) };
+                    // Everything queued goes out in one write.
+                    let mut out = Vec::with_capacity(first.wire.len());
+                    let mut next = Some(first);
+                    while let Some(Request { wire, answer, job }) = next {
+                        let now = Instant::now();
+                        self.pending.push_back(Pending::Reply {
+                            answer,
+                            due: now + options.api_timeout,
+                            command: command_of(&wire),
+                            sent: now,
+                        });
+                        if let Some((id, job)) = job {
+                            self.jobs.insert(id, job);
+                        }
+                        out.extend_from_slice(&wire);
+                        next = if out.len() < 64 * 1024 { rx.try_recv().ok() } else { None };
                     }
+                    self.stream.write_all(&out).await.map_err(|e| e.to_string())?;
                 }
                 _ = tokio::time::sleep_until(deadline) => self.on_deadline(options).await?,
             }
@@ -627,17 +809,13 @@ impl Connection {
         } else {
             self.last_heard + options.idle_probe
         };
-        let oldest = self.pending.front().map(|p| match p {
-            Pending::Reply(_, at) | Pending::Probe(at) => *at,
-        });
+        let oldest = self.pending.front().map(Pending::due);
         oldest.map_or(probe, |at| at.min(probe))
     }
 
     async fn on_deadline(&mut self, options: &EslOptions) -> Result<(), String> {
         let now = Instant::now();
-        if let Some(Pending::Reply(_, at) | Pending::Probe(at)) = self.pending.front()
-            && *at <= now
-        {
+        if self.pending.front().is_some_and(|p| p.due() <= now) {
             // The server stopped answering: the connection is no longer trustworthy.
             return Err("no answer within the timeout".into());
         }
@@ -654,44 +832,77 @@ impl Connection {
         Ok(())
     }
 
-    async fn dispatch(
-        &mut self,
-        message: Message,
-        events: &mpsc::Sender<Incoming>,
-    ) -> Result<(), String> {
+    async fn dispatch(&mut self, message: Message, events: &Outlet) -> Result<(), String> {
         match message.content_type() {
             "command/reply" | "api/response" => match self.pending.pop_front() {
-                Some(Pending::Reply(reply, _)) => {
-                    let _ = reply.send(Ok(message));
+                Some(Pending::Reply {
+                    answer,
+                    command,
+                    sent,
+                    ..
+                }) => {
+                    self.timing(command).observe(sent.elapsed().as_secs_f64());
+                    answer.give(Ok(message));
                 }
                 Some(Pending::Probe(_)) | None => {}
             },
             "text/event-plain" => {
                 let event = Event::parse_plain_owned(message.body.unwrap_or_default());
-                if event.name() == "BACKGROUND_JOB"
+                let name = event.name();
+                if name == "BACKGROUND_JOB"
                     && let Some(job) = event.job_uuid().and_then(|id| self.jobs.remove(id))
                 {
-                    let _ = job.send(Ok(event.body.unwrap_or_default()));
+                    job.give(Ok(event.body.unwrap_or_default()));
                     return Ok(());
                 }
-                if let Some(id) = event
-                    .unique_id()
-                    .filter(|_| event.name().starts_with("CHANNEL_"))
-                {
-                    if event.name() == "CHANNEL_DESTROY" {
+                if let Some(id) = event.unique_id().filter(|_| name.starts_with("CHANNEL_")) {
+                    if matches!(name, "CHANNEL_DESTROY" | "CHANNEL_HANGUP_COMPLETE") {
                         self.live.remove(id);
-                    } else {
+                    } else if !self.live.contains(id) {
                         self.live.insert(id.to_string());
                     }
                 }
-                events
-                    .send(Incoming::Event(event))
-                    .await
-                    .map_err(|_| "the event receiver is gone".to_string())?;
+                if !events.give(Incoming::Event(event)).await {
+                    return Err("the event receiver is gone".into());
+                }
             }
             "text/disconnect-notice" => return Err("the server said goodbye".into()),
             _ => {}
         }
         Ok(())
+    }
+
+    /// The latency histogram of `command` on this node.
+    fn timing(
+        &mut self,
+        command: &'static str,
+    ) -> &prometheus_client::metrics::histogram::Histogram {
+        let node = &self.node;
+        self.timings
+            .entry(command)
+            .or_insert_with(|| crate::telemetry::metrics::metrics().esl_histogram(node, command))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::command_of;
+
+    #[test]
+    fn command_labels_are_bounded() {
+        assert_eq!(
+            command_of(b"bgapi originate {x}sofia/gw/1 &park()\nJob-UUID: 1\n\n"),
+            "originate"
+        );
+        assert_eq!(
+            command_of(b"api uuid_kill CA1 NORMAL_CLEARING\n\n"),
+            "uuid_kill"
+        );
+        assert_eq!(
+            command_of(b"sendmsg CA1\ncall-command: execute\n\n"),
+            "sendmsg"
+        );
+        assert_eq!(command_of(b"event plain ALL\n\n"), "event");
+        assert_eq!(command_of(b"api NOT A COMMAND\n\n"), "other");
     }
 }

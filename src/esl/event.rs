@@ -65,32 +65,41 @@ impl Event {
 
     /// Parses the body of a `text/event-plain` message, keeping its buffer.
     pub fn parse_plain_owned(bytes: Vec<u8>) -> Event {
+        static BLANK_LINE: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+            std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\n\n"));
         let mut raw = match String::from_utf8(bytes) {
             Ok(raw) => raw,
             Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
         };
-        let head_len = memchr::memmem::find(raw.as_bytes(), b"\n\n").map_or(raw.len(), |i| i + 1);
-        let rest = raw.split_off(head_len);
-        if !raw.is_empty() && !raw.ends_with('\n') {
-            raw.push('\n');
-        }
-        let mut event = Event {
-            raw,
-            index: OnceLock::new(),
-            body: None,
-        };
-        if let Some(length) = event
-            .find_raw("Content-Length")
-            .and_then(|n| n.trim().parse::<usize>().ok())
-        {
-            let rest = rest.strip_prefix('\n').unwrap_or(&rest);
+        let head_len = BLANK_LINE.find(raw.as_bytes()).map_or(raw.len(), |i| i + 1);
+        // A body's length is the head's last line (FreeSWITCH writes it there).
+        let head = &raw[..head_len];
+        let last_line = head
+            .trim_end_matches('\n')
+            .rsplit('\n')
+            .next()
+            .unwrap_or_default();
+        let length = last_line
+            .strip_prefix("Content-Length:")
+            .and_then(|n| n.trim().parse::<usize>().ok());
+        let body = length.map(|length| {
+            let rest = &raw[head_len..];
+            let rest = rest.strip_prefix('\n').unwrap_or(rest);
             let end = (0..=length.min(rest.len()))
                 .rev()
                 .find(|i| rest.is_char_boundary(*i))
                 .unwrap_or(0);
-            event.body = Some(rest[..end].to_string());
+            rest[..end].to_string()
+        });
+        raw.truncate(head_len);
+        if !raw.is_empty() && !raw.ends_with('\n') {
+            raw.push('\n');
         }
-        event
+        Event {
+            raw,
+            index: OnceLock::new(),
+            body,
+        }
     }
 
     /// Appends a header (the sandbox builds events with this); empty values are left out,
@@ -192,6 +201,16 @@ impl Event {
         out.into_bytes()
     }
 
+    /// A header's decoded value, its name written exactly as FreeSWITCH writes it (the
+    /// quick lookup of the hot paths: no second search in other cases).
+    pub fn get_exact(&self, name: &str) -> Option<&str> {
+        match self.find_raw(name) {
+            Some(value) if !value.contains('%') => Some(value),
+            Some(_) => self.get(name),
+            None => None,
+        }
+    }
+
     /// A header's decoded value. Names match as FreeSWITCH writes them; a name in another
     /// case is found too (through the slower full index).
     pub fn get(&self, name: &str) -> Option<&str> {
@@ -216,42 +235,49 @@ impl Event {
         })
     }
 
-    /// The raw (still encoded) value of the first line named exactly `name`.
+    /// The raw (still encoded) value of the first line named exactly `name`. Lines are
+    /// walked from the top (the headers read most, name and uuid, come first).
     fn find_raw(&self, name: &str) -> Option<&str> {
         let raw = self.raw.as_bytes();
         let needle = name.as_bytes();
-        for at in memchr::memmem::find_iter(raw, needle) {
-            let after = at + needle.len();
-            if (at == 0 || raw[at - 1] == b'\n') && raw.get(after) == Some(&b':') {
-                let mut start = after + 1;
+        let mut at = 0;
+        while at < raw.len() {
+            let end = memchr::memchr(b'\n', &raw[at..]).map_or(raw.len(), |i| at + i);
+            let line = &raw[at..end];
+            if line.len() > needle.len()
+                && line[0] == needle[0]
+                && line[needle.len()] == b':'
+                && line.starts_with(needle)
+            {
+                let mut start = at + needle.len() + 1;
                 if raw.get(start) == Some(&b' ') {
                     start += 1;
                 }
-                let end = memchr::memchr(b'\n', &raw[start..]).map_or(raw.len(), |i| start + i);
-                return Some(&self.raw[start..end]);
+                return Some(&self.raw[start.min(end)..end]);
             }
+            at = end + 1;
         }
         None
     }
 
     /// `Event-Name`.
     pub fn name(&self) -> &str {
-        self.get("Event-Name").unwrap_or_default()
+        self.get_exact("Event-Name").unwrap_or_default()
     }
 
     /// `Unique-ID` of the channel (channel events).
     pub fn unique_id(&self) -> Option<&str> {
-        self.get("Unique-ID")
+        self.get_exact("Unique-ID")
     }
 
     /// `Job-UUID` (BACKGROUND_JOB).
     pub fn job_uuid(&self) -> Option<&str> {
-        self.get("Job-UUID")
+        self.get_exact("Job-UUID")
     }
 
     /// `Hangup-Cause`.
     pub fn hangup_cause(&self) -> Option<&str> {
-        self.get("Hangup-Cause")
+        self.get_exact("Hangup-Cause")
     }
 
     /// `Answer-State` (ringing, early, answered, hangup).
@@ -261,7 +287,7 @@ impl Event {
 
     /// `DTMF-Digit` (DTMF).
     pub fn dtmf_digit(&self) -> Option<&str> {
-        self.get("DTMF-Digit")
+        self.get_exact("DTMF-Digit")
     }
 
     /// `Application` (CHANNEL_EXECUTE[_COMPLETE]).
@@ -276,7 +302,7 @@ impl Event {
 
     /// `Application-UUID`: the `event-uuid` a sendmsg set.
     pub fn application_uuid(&self) -> Option<&str> {
-        self.get("Application-UUID")
+        self.get_exact("Application-UUID")
     }
 
     /// A channel variable (`variable_<name>`).
@@ -291,14 +317,15 @@ impl Event {
 
     /// `Event-Date-Timestamp` (the media server's clock) in Unix milliseconds.
     pub fn timestamp_ms(&self) -> Option<i64> {
-        self.get("Event-Date-Timestamp")
+        self.get_exact("Event-Date-Timestamp")
             .and_then(|v| v.parse::<i64>().ok())
             .map(|us| us / 1000)
     }
 
     /// `Event-Sequence`, the authoritative order of events.
     pub fn sequence(&self) -> Option<u64> {
-        self.get("Event-Sequence").and_then(|v| v.parse().ok())
+        self.get_exact("Event-Sequence")
+            .and_then(|v| v.parse().ok())
     }
 }
 

@@ -49,6 +49,10 @@ pub enum LegSignal {
     NodeDown(String),
     /// The node is connected again (events in between may be missing).
     NodeUp(String),
+    /// The node refused to run application run `u32` on the channel of leg `LegIdx`.
+    Refused(LegIdx, u32),
+    /// The originate of leg `LegIdx` failed with this cause.
+    OriginateFailed(LegIdx, String),
 }
 
 /// Where a channel's events go: the call's signal queue, the leg, and the generation of
@@ -71,7 +75,7 @@ pub struct MediaNode {
     pub capacity: usize,
     routes: Routes,
     /// The node's event clock minus ours (ms), from the latest event.
-    clock_offset_ms: AtomicI64,
+    clock_offset_ms: Arc<AtomicI64>,
 }
 
 /// A call's subscription to one channel's events; dropping it unregisters.
@@ -165,15 +169,19 @@ impl MediaPool {
         let mut nodes = Vec::with_capacity(targets.len());
         for (options, capacity) in targets {
             let name = format!("{}:{}", options.host, options.port);
-            let (client, mut incoming) = EslClient::start(options);
-            match tokio::time::timeout(wait, incoming.recv()).await {
-                Ok(Some(Incoming::Connected)) => {
-                    tracing::info!(node = %name, "media server connected");
-                    metrics().esl_node(&name, true);
-                }
-                _ => {
-                    tracing::warn!(node = %name, "media server not reachable yet; retrying in the background");
-                    metrics().esl_node(&name, false);
+            let router = Arc::new(Router {
+                name: name.clone(),
+                routes: Routes::default(),
+                clock_offset_ms: Arc::new(AtomicI64::new(0)),
+                connected: tokio::sync::Notify::new(),
+            });
+            let sink = router.clone();
+            let client =
+                EslClient::start_with_sink(options, Arc::new(move |incoming| sink.route(incoming)));
+            match tokio::time::timeout(wait, router.connected.notified()).await {
+                Ok(()) => tracing::info!(node = %name, "media server connected"),
+                Err(_) => {
+                    tracing::warn!(node = %name, "media server not reachable yet; retrying in the background")
                 }
             }
             // Kept by the client and replayed after every reconnect, so a failure now
@@ -181,15 +189,13 @@ impl MediaPool {
             if let Err(e) = client.subscribe(LEG_EVENTS).await {
                 tracing::debug!(node = %name, error = %e, "subscription deferred to the connection");
             }
-            let node = Arc::new(MediaNode {
+            nodes.push(Arc::new(MediaNode {
                 name,
                 client,
                 capacity,
-                routes: Routes::default(),
-                clock_offset_ms: AtomicI64::new(0),
-            });
-            tokio::spawn(route(node.clone(), incoming));
-            nodes.push(node);
+                routes: router.routes.clone(),
+                clock_offset_ms: router.clock_offset_ms.clone(),
+            }));
         }
         MediaPool { nodes }
     }
@@ -237,18 +243,27 @@ impl MediaPool {
     }
 }
 
-/// Reads a node's stream: events go to their leg, connection changes to every leg.
-async fn route(node: Arc<MediaNode>, mut incoming: mpsc::Receiver<Incoming>) {
-    while let Some(notice) = incoming.recv().await {
-        match notice {
+/// What a node's connection hands its events to: typed for the engine and routed by
+/// `Unique-ID` to the call that follows the channel, from the connection's own task.
+struct Router {
+    name: String,
+    routes: Routes,
+    clock_offset_ms: Arc<AtomicI64>,
+    /// Told on every connect (start-up waits for the first).
+    connected: tokio::sync::Notify,
+}
+
+impl Router {
+    fn route(&self, incoming: Incoming) {
+        match incoming {
             Incoming::Event(event) => {
                 if let Some(at) = event.timestamp_ms() {
-                    node.clock_offset_ms.store(at - now_ms(), Ordering::Relaxed);
+                    self.clock_offset_ms.store(at - now_ms(), Ordering::Relaxed);
                 }
                 let Some(uuid) = event.unique_id() else {
-                    continue;
+                    return;
                 };
-                let target = node
+                let target = self
                     .routes
                     .lock()
                     .ok()
@@ -260,23 +275,28 @@ async fn route(node: Arc<MediaNode>, mut incoming: mpsc::Receiver<Incoming>) {
                 }
             }
             Incoming::Disconnected(why) => {
-                tracing::warn!(node = %node.name, reason = %why, legs = node.live(), "media server down");
-                metrics().esl_node(&node.name, false);
-                broadcast(&node, || LegSignal::NodeDown(node.name.clone()));
+                tracing::warn!(node = %self.name, reason = %why, legs = self.live(), "media server down");
+                metrics().esl_node(&self.name, false);
+                broadcast(&self.routes, || LegSignal::NodeDown(self.name.clone()));
             }
             Incoming::Connected | Incoming::Reconnected(_) => {
-                tracing::info!(node = %node.name, "media server up");
-                metrics().esl_node(&node.name, true);
-                broadcast(&node, || LegSignal::NodeUp(node.name.clone()));
+                tracing::info!(node = %self.name, "media server up");
+                metrics().esl_node(&self.name, true);
+                self.connected.notify_one();
+                broadcast(&self.routes, || LegSignal::NodeUp(self.name.clone()));
             }
         }
     }
+
+    fn live(&self) -> usize {
+        self.routes.lock().map_or(0, |r| r.len())
+    }
 }
 
-/// Tells every call with a leg on `node` (once per call).
-fn broadcast(node: &MediaNode, signal: impl Fn() -> LegSignal) {
+/// Tells every call with a leg in `routes` (once per call).
+fn broadcast(routes: &Routes, signal: impl Fn() -> LegSignal) {
     let mut targets: Vec<mpsc::UnboundedSender<LegSignal>> = Vec::new();
-    if let Ok(routes) = node.routes.lock() {
+    if let Ok(routes) = routes.lock() {
         for route in routes.values() {
             if !targets.iter().any(|t| t.same_channel(&route.tx)) {
                 targets.push(route.tx.clone());

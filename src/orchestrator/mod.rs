@@ -75,6 +75,9 @@ pub(crate) struct Ctx {
     lease: Lease,
     /// Wakes the scheduler: calls were queued, or a call ended and room freed.
     wake: Notify,
+    /// The scheduler's last look found calls held back by `maxConcurrentCalls`: a call
+    /// that ends here wakes it.
+    room_wanted: AtomicBool,
     /// The calls this process drives, by call (`CA…`) or conversation (`CV…`) id.
     calls: Mutex<HashMap<String, Live>>,
     /// Calls whose driver failed, to be ended from what is stored, with their tries.
@@ -113,6 +116,7 @@ impl Orchestrator {
                 base: Instant::now(),
             },
             wake: Notify::new(),
+            room_wanted: AtomicBool::new(false),
             calls: Mutex::new(HashMap::new()),
             broken: Mutex::new(BTreeMap::new()),
             stopping: AtomicBool::new(false),
@@ -274,7 +278,11 @@ impl Ctx {
                 calls.remove(&id);
             }
             match outcome {
-                Ok(driver::Outcome::Done) => ctx.wake.notify_one(),
+                Ok(driver::Outcome::Done) => {
+                    if ctx.room_wanted.load(Ordering::Relaxed) {
+                        ctx.wake.notify_one();
+                    }
+                }
                 Ok(driver::Outcome::Fenced) => {
                     tracing::info!(call = %id, "another process drives the call now");
                 }

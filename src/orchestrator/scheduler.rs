@@ -48,6 +48,7 @@ async fn place_some(ctx: &Arc<Ctx>) -> Duration {
         }
     };
     let mut wait = POLL;
+    let mut full = false;
     for sid in accounts {
         let claimed = match ctx.store.claim_queued(&sid, MAX_CLAIM, ctx.epoch()).await {
             Ok(claimed) => claimed,
@@ -56,6 +57,7 @@ async fn place_some(ctx: &Arc<Ctx>) -> Duration {
                 continue;
             }
         };
+        full |= claimed.full;
         if claimed.calls.len() as i64 == MAX_CLAIM {
             wait = Duration::ZERO;
         }
@@ -73,5 +75,7 @@ async fn place_some(ctx: &Arc<Ctx>) -> Duration {
             });
         }
     }
+    ctx.room_wanted
+        .store(full, std::sync::atomic::Ordering::Relaxed);
     wait
 }

@@ -76,6 +76,7 @@ impl Ctx {
         let (unit, flow) = self.unit_and_flow(call, answer_timeout, None).await;
         let mut core = Core::new(unit.id.clone(), vec![leg], self.limits(), self.ids.clone());
         core.now = now;
+        core.quiet_progress = unit.kind != CallKind::Click2Call;
         Built {
             unit,
             engine: Conversation::new(core, flow),
@@ -99,6 +100,7 @@ impl Ctx {
             .await;
         let mut core = Core::new(unit.id.clone(), legs, self.limits(), self.ids.clone());
         core.now = now;
+        core.quiet_progress = unit.kind != CallKind::Click2Call;
         Some(Built {
             unit,
             engine: Conversation::restored(core, flow),
@@ -168,6 +170,8 @@ impl Ctx {
                 }))
             }
         };
+        // The script is in the flow now; the call need not carry its text.
+        unit.first.params = String::new();
         (unit, flow)
     }
 

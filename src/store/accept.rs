@@ -24,6 +24,7 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::bulk::{Table, bulk_insert};
 use super::idempotency::{IdempotencyClaim, Replay, stored_replay};
+use super::values::{self, Val};
 use super::{StoreError, Tx, WriteGate, on_tx};
 use crate::config::CaptchaLimits;
 use crate::domain::time::now_ms;
@@ -481,24 +482,6 @@ fn captcha_window_exceeded(
 }
 
 #[derive(Serialize)]
-struct CallInsert<'a> {
-    id: &'a str,
-    request_id: &'a str,
-    account_sid: &'a str,
-    app_id: &'a str,
-    kind: &'static str,
-    conversation_id: Option<&'a str>,
-    leg_seq: i64,
-    state: &'static str,
-    to_number: &'a str,
-    from_number: Option<&'a str>,
-    userdata: Option<&'a str>,
-    params: &'a str,
-    created_at: i64,
-    updated_at: i64,
-}
-
-#[derive(Serialize)]
 struct ConversationInsert<'a> {
     id: &'a str,
     request_id: &'a str,
@@ -524,29 +507,44 @@ async fn insert_accepted(
     accepted: &[&Acceptance],
     now: i64,
 ) -> Result<(), sqlx::Error> {
-    let calls: Vec<CallInsert> = accepted
+    // Calls go as bound rows (the script text would cost more as JSON inside JSON).
+    let calls: Vec<Vec<Val<'_>>> = accepted
         .iter()
         .flat_map(|a| {
             let r = &a.request;
-            a.calls.iter().map(move |c| CallInsert {
-                id: &c.id,
-                request_id: &r.id,
-                account_sid: &r.account_sid,
-                app_id: &r.app_id,
-                kind: r.kind,
-                conversation_id: c.conversation_id.as_deref(),
-                leg_seq: c.leg_seq,
-                state: "queued",
-                to_number: &c.to_number,
-                from_number: r.from_number.as_deref(),
-                userdata: r.userdata.as_deref(),
-                params: &r.params,
-                created_at: r.created_at,
-                updated_at: r.created_at,
+            a.calls.iter().map(move |c| {
+                vec![
+                    Val::Text(Some(&c.id)),
+                    Val::Text(Some(&r.id)),
+                    Val::Text(Some(&r.account_sid)),
+                    Val::Text(Some(&r.app_id)),
+                    Val::Text(Some(r.kind)),
+                    Val::Text(c.conversation_id.as_deref()),
+                    Val::Int(Some(c.leg_seq)),
+                    Val::Text(Some("queued")),
+                    Val::Text(Some(&c.to_number)),
+                    Val::Text(r.from_number.as_deref()),
+                    Val::Text(r.userdata.as_deref()),
+                    Val::Text(Some(&r.params)),
+                    Val::Int(Some(r.created_at)),
+                    Val::Int(Some(r.created_at)),
+                ]
             })
         })
         .collect();
-    bulk_insert(tx, Table::Calls, &calls).await?;
+    values::run(
+        tx,
+        |_, v| format!(
+            "INSERT INTO calls (id, request_id, account_sid, app_id, kind, conversation_id, leg_seq, state, to_number, from_number, userdata, params, created_at, updated_at) {}",
+            &v[1..v.len() - 1]
+        ),
+        &[],
+        14,
+        &calls,
+        None,
+        false,
+    )
+    .await?;
     let conversations: Vec<ConversationInsert> = accepted
         .iter()
         .filter_map(|a| {

@@ -9,9 +9,7 @@ use super::Tx;
 #[derive(Clone, Copy)]
 pub(crate) enum Table {
     Conversations,
-    Calls,
     IdempotencyKeys,
-    Cdrs,
     Outbox,
     DeliveryAttempts,
 }
@@ -27,38 +25,6 @@ impl Table {
                     ("account_sid", "text"),
                     ("app_id", "text"),
                     ("state", "text"),
-                    ("created_at", "bigint"),
-                ],
-            ),
-            Table::Calls => (
-                "calls",
-                &[
-                    ("id", "text"),
-                    ("request_id", "text"),
-                    ("account_sid", "text"),
-                    ("app_id", "text"),
-                    ("kind", "text"),
-                    ("conversation_id", "text"),
-                    ("leg_seq", "bigint"),
-                    ("state", "text"),
-                    ("to_number", "text"),
-                    ("from_number", "text"),
-                    ("userdata", "text"),
-                    ("params", "text"),
-                    ("created_at", "bigint"),
-                    ("updated_at", "bigint"),
-                ],
-            ),
-            Table::Cdrs => (
-                "cdrs",
-                &[
-                    ("id", "text"),
-                    ("account_sid", "text"),
-                    ("app_id", "text"),
-                    ("kind", "text"),
-                    ("start_time", "bigint"),
-                    ("to_number", "text"),
-                    ("body", "text"),
                     ("created_at", "bigint"),
                 ],
             ),

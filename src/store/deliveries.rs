@@ -184,6 +184,16 @@ impl Store {
         Ok(batches)
     }
 
+    /// When the next pending delivery is due (Unix ms; in the past for one due now or in
+    /// flight); `None` when nothing is pending.
+    pub async fn next_delivery_due(&self) -> Result<Option<i64>, StoreError> {
+        Ok(super::on_pool!(self, |p| sqlx::query_scalar(
+            "SELECT MIN(next_attempt_at) FROM outbox WHERE state = 'pending'"
+        )
+        .fetch_one(p)
+        .await)?)
+    }
+
     /// Where the last result/CDR callback of `cdr_id` was sent, if one was queued.
     pub async fn last_cdr_target(&self, cdr_id: &str) -> Result<Option<String>, StoreError> {
         Ok(super::on_pool!(self, |p| {

@@ -4,13 +4,14 @@
 //! transaction (group commit, as for acceptance); each write is answered after its commit.
 //! A call awaits each of its writes before the next, so its writes keep their order.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use serde::Serialize;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-use super::bulk::{Table, bulk_insert};
 use super::deliveries::{Attempt, Delivery, Outcome, write_attempts};
+use super::values::{self, Val};
 use super::{Pool, StoreError, Tx, WriteGate, on_tx};
 use crate::domain::time::now_ms;
 
@@ -95,8 +96,8 @@ pub struct CdrRow {
     pub created_at: i64,
 }
 
-/// A leg's state on its way to `completed`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A leg's state on its way to `completed`, in that order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum LegState {
     /// Dialled (originate sent).
     Initiated,
@@ -113,14 +114,6 @@ impl LegState {
             Self::Initiated => "initiated",
             Self::Ringing => "ringing",
             Self::Answered => "answered",
-        }
-    }
-
-    fn time_column(self) -> &'static str {
-        match self {
-            Self::Initiated => "start_at",
-            Self::Ringing => "ring_at",
-            Self::Answered => "answer_at",
         }
     }
 }
@@ -159,6 +152,11 @@ pub struct LegFinal {
     pub call_id: String,
     /// When it ended (Unix ms).
     pub end_at: i64,
+    /// When it rang and answered (written with the end for calls that do not report them
+    /// as they happen).
+    pub ring_at: Option<i64>,
+    /// Answered at.
+    pub answer_at: Option<i64>,
     /// The media server's hangup cause.
     pub hangup_cause: String,
     /// The final SIP response, if there was one.
@@ -379,8 +377,8 @@ async fn writer(
             batch
         };
         match write(&pool, &gate, &batch).await {
-            Ok(applied) => {
-                if applied.iter().any(|a| *a) {
+            Ok(Written { applied, callbacks }) => {
+                if callbacks {
                     written.notify_one();
                 }
                 for (job, applied) in batch.into_iter().zip(applied) {
@@ -395,8 +393,10 @@ async fn writer(
                 tracing::warn!(error = %e, batch = batch.len(), "journal batch failed; retrying one by one");
                 for job in batch {
                     let result = match write(&pool, &gate, std::slice::from_ref(&job)).await {
-                        Ok(applied) if applied[0] => {
-                            written.notify_one();
+                        Ok(done) if done.applied[0] => {
+                            if done.callbacks {
+                                written.notify_one();
+                            }
                             Ok(())
                         }
                         Ok(_) => Err(JournalError::Fenced),
@@ -422,34 +422,276 @@ async fn begin(pool: &Pool, gate: &WriteGate) -> Result<Tx<'static>, sqlx::Error
     })
 }
 
-/// Writes a batch in one transaction; says for each job whether it was applied (a call
-/// write whose fence no longer holds is skipped whole).
-async fn write(pool: &Pool, gate: &WriteGate, jobs: &[Job]) -> Result<Vec<bool>, sqlx::Error> {
+/// What a batch did: for each job whether it was applied (a call write whose fence no
+/// longer holds is skipped whole), and whether the outbox has something new to send.
+struct Written {
+    applied: Vec<bool>,
+    callbacks: bool,
+}
+
+/// Writes a batch in one transaction. The batch's rows go in a few
+/// statements, whatever its size: every state change in one, every end in one, every CDR
+/// and callback in one (see [`values`]).
+async fn write(pool: &Pool, gate: &WriteGate, jobs: &[Job]) -> Result<Written, sqlx::Error> {
     let mut tx = begin(pool, gate).await?;
     let now = now_ms();
-    let mut outbox: Vec<&OutboxRow> = Vec::new();
-    let mut cdrs: Vec<&CdrRow> = Vec::new();
-    let mut attempts: Vec<&(Delivery, Attempt, Outcome)> = Vec::new();
-    let mut live: std::collections::BTreeMap<&str, i64> = Default::default();
-    let mut applied = Vec::with_capacity(jobs.len());
-    for job in jobs {
-        match job {
-            Job::Attempt(a, _) => {
-                attempts.push(a);
-                applied.push(true);
-            }
-            Job::Call(w, _) => {
-                let ok = write_call(&mut tx, w, now, &mut outbox, &mut cdrs, &mut live).await?;
-                applied.push(ok);
+    let calls: Vec<(usize, &CallWrite)> = jobs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, j)| match j {
+            Job::Call(w, _) => Some((i, w)),
+            Job::Attempt(..) => None,
+        })
+        .collect();
+    let mut applied = vec![true; jobs.len()];
+
+    // Conversations: their caller leg still carries the writer's epoch (locked until the
+    // commit, so no takeover can slip in between).
+    let guarded: Vec<&(usize, &CallWrite)> =
+        calls.iter().filter(|(_, w)| w.fence.conversation).collect();
+    if !guarded.is_empty() {
+        let rows: Vec<Vec<Val<'_>>> = guarded
+            .iter()
+            .map(|(_, w)| {
+                vec![
+                    Val::Text(Some(&w.fence.root)),
+                    Val::Int(Some(w.fence.epoch)),
+                ]
+            })
+            .collect();
+        let held: HashSet<String> = values::run(
+            &mut tx,
+            |h, v| format!("UPDATE calls SET updated_at = {} FROM {v} AS v WHERE calls.id = v.column1 AND calls.epoch = v.column2 RETURNING calls.id", h[0]),
+            &[Val::Int(Some(now))],
+            2,
+            &rows,
+            Some(&[Val::Text(Some("")), Val::Int(Some(-1))]),
+            true,
+        )
+        .await?
+        .into_iter()
+        .collect();
+        for (i, w) in &guarded {
+            applied[*i] = held.contains(&w.fence.root);
+        }
+    }
+    // A conversation ends once.
+    for (i, w) in &calls {
+        for end in w.entries.iter().filter_map(|e| match e {
+            Entry::Finish(f) => f.conversation.as_ref(),
+            _ => None,
+        }) {
+            if applied[*i] && end_conversation(&mut tx, end, now).await? == 0 {
+                applied[*i] = false;
             }
         }
     }
-    if !cdrs.is_empty() {
-        bulk_insert(&mut tx, Table::Cdrs, &cdrs).await?;
+    let live_writes = || calls.iter().filter(|(i, _)| applied[*i]);
+
+    // New legs, then every state change, then every end (a leg's own writes keep order).
+    for (_, w) in live_writes() {
+        for entry in &w.entries {
+            if let Entry::NewLeg(leg, _) = entry {
+                insert_leg(&mut tx, leg, w.fence.epoch, now).await?;
+            }
+        }
     }
-    if !outbox.is_empty() {
-        bulk_insert(&mut tx, Table::Outbox, &outbox).await?;
+    let mut states: Vec<(&str, i64, LegState, [Option<i64>; 3], Option<&str>)> = Vec::new();
+    for (_, w) in live_writes() {
+        for entry in &w.entries {
+            if let Entry::Leg {
+                call_id,
+                state,
+                at_ms,
+                node,
+                ..
+            } = entry
+            {
+                let slot = match states.iter_mut().find(|s| s.0 == call_id.as_str()) {
+                    Some(slot) => slot,
+                    None => {
+                        states.push((call_id, w.fence.epoch, *state, [None; 3], None));
+                        states.last_mut().expect("just pushed")
+                    }
+                };
+                slot.2 = slot.2.max(*state);
+                slot.3[*state as usize] = Some(*at_ms);
+                slot.4 = slot.4.or(node.as_deref());
+            }
+        }
     }
+    let changed: HashSet<String> = if states.is_empty() {
+        HashSet::new()
+    } else {
+        let rows: Vec<Vec<Val<'_>>> = states
+            .iter()
+            .map(|(id, epoch, state, at, node)| {
+                vec![
+                    Val::Text(Some(id)),
+                    Val::Int(Some(*epoch)),
+                    Val::Text(Some(state.as_str())),
+                    Val::Int(at[0]),
+                    Val::Int(at[1]),
+                    Val::Int(at[2]),
+                    Val::Text(*node),
+                ]
+            })
+            .collect();
+        let pad = [
+            Val::Text(Some("")),
+            Val::Int(Some(-1)),
+            Val::Text(Some("")),
+            Val::Int(None),
+            Val::Int(None),
+            Val::Int(None),
+            Val::Text(None),
+        ];
+        values::run(
+            &mut tx,
+            |h, v| format!(
+                "UPDATE calls SET state = v.column3, start_at = COALESCE(v.column4, calls.start_at), \
+                 ring_at = COALESCE(v.column5, calls.ring_at), answer_at = COALESCE(v.column6, calls.answer_at), \
+                 node = COALESCE(v.column7, calls.node), updated_at = {} \
+                 FROM {v} AS v WHERE calls.id = v.column1 AND calls.epoch = v.column2 AND calls.end_at IS NULL RETURNING calls.id",
+                h[0]
+            ),
+            &[Val::Int(Some(now))],
+            7,
+            &rows,
+            Some(&pad),
+            true,
+        )
+        .await?
+        .into_iter()
+        .collect()
+    };
+    let ends: Vec<(&LegFinal, i64)> = live_writes()
+        .flat_map(|(_, w)| {
+            w.entries.iter().flat_map(move |e| {
+                let legs: Vec<&LegFinal> = match e {
+                    Entry::LegEnded(leg, _) => vec![leg],
+                    Entry::Finish(f) => f.legs.iter().collect(),
+                    _ => vec![],
+                };
+                legs.into_iter().map(move |l| (l, w.fence.epoch))
+            })
+        })
+        .collect();
+    let ended: HashSet<String> = if ends.is_empty() {
+        HashSet::new()
+    } else {
+        let rows: Vec<Vec<Val<'_>>> = ends
+            .iter()
+            .map(|(leg, epoch)| {
+                vec![
+                    Val::Text(Some(&leg.call_id)),
+                    Val::Int(Some(*epoch)),
+                    Val::Int(Some(leg.end_at)),
+                    Val::Text(Some(&leg.hangup_cause)),
+                    Val::Text(Some(leg.cause)),
+                    Val::Text(leg.inputkey.as_deref()),
+                    Val::Text(leg.sip_status.as_deref()),
+                    Val::Int(leg.ring_at),
+                    Val::Int(leg.answer_at),
+                ]
+            })
+            .collect();
+        let pad = [
+            Val::Text(Some("")),
+            Val::Int(Some(-1)),
+            Val::Int(Some(0)),
+            Val::Text(Some("")),
+            Val::Text(Some("")),
+            Val::Text(None),
+            Val::Text(None),
+            Val::Int(None),
+            Val::Int(None),
+        ];
+        values::run(
+            &mut tx,
+            |h, v| format!(
+                "UPDATE calls SET state = 'completed', end_at = v.column3, hangup_cause = v.column4, cause = v.column5, \
+                 inputkey = v.column6, sip_status = v.column7, ring_at = COALESCE(calls.ring_at, v.column8), \
+                 answer_at = COALESCE(calls.answer_at, v.column9), updated_at = {} \
+                 FROM {v} AS v WHERE calls.id = v.column1 AND calls.epoch = v.column2 AND calls.end_at IS NULL RETURNING calls.id",
+                h[0]
+            ),
+            &[Val::Int(Some(now))],
+            9,
+            &rows,
+            Some(&pad),
+            true,
+        )
+        .await?
+        .into_iter()
+        .collect()
+    };
+    // A notice's or captcha's write holds if its one row took every change.
+    for (i, w) in &calls {
+        if w.fence.conversation || !applied[*i] {
+            continue;
+        }
+        applied[*i] = w.entries.iter().all(|e| match e {
+            Entry::Leg { call_id, .. } => changed.contains(call_id),
+            Entry::Finish(f) => f.legs.iter().all(|l| ended.contains(&l.call_id)),
+            Entry::LegEnded(l, _) => ended.contains(&l.call_id),
+            Entry::NewLeg(..) | Entry::Conversation { .. } => true,
+        });
+    }
+    // Snapshots (the last of each conversation), CDRs, callbacks, live legs.
+    let mut snapshots: Vec<(&str, &str, &str)> = Vec::new();
+    let mut cdrs: Vec<&CdrRow> = Vec::new();
+    let mut outbox: Vec<&OutboxRow> = Vec::new();
+    let mut live: std::collections::BTreeMap<&str, i64> = Default::default();
+    for (_, w) in calls.iter().filter(|(i, _)| applied[*i]) {
+        let delta = live.entry(w.account_sid.as_str()).or_default();
+        for entry in &w.entries {
+            match entry {
+                Entry::Leg { callbacks, .. } => outbox.extend(callbacks),
+                Entry::NewLeg(_, callbacks) => {
+                    *delta += 1;
+                    outbox.extend(callbacks);
+                }
+                Entry::LegEnded(_, callbacks) => {
+                    *delta -= 1;
+                    outbox.extend(callbacks);
+                }
+                Entry::Conversation {
+                    id,
+                    state,
+                    snapshot,
+                } => {
+                    snapshots.retain(|s| s.0 != id.as_str());
+                    snapshots.push((id, state, snapshot));
+                }
+                Entry::Finish(f) => {
+                    *delta -= f.legs.len() as i64;
+                    cdrs.push(&f.cdr);
+                    outbox.extend(&f.callbacks);
+                }
+            }
+        }
+    }
+    for (id, state, snapshot) in snapshots {
+        on_tx!(&mut tx, |c| sqlx::query(
+            "UPDATE conversations SET state = $2, snapshot = $3 WHERE id = $1 AND state <> 'ended'"
+        )
+        .bind(id)
+        .bind(state)
+        .bind(snapshot)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
+    }
+    insert_cdrs(&mut tx, &cdrs).await?;
+    insert_outbox(&mut tx, &outbox).await?;
+    let attempts: Vec<&(Delivery, Attempt, Outcome)> = jobs
+        .iter()
+        .filter_map(|j| match j {
+            Job::Attempt(a, _) => Some(&**a),
+            Job::Call(..) => None,
+        })
+        .collect();
     if !attempts.is_empty() {
         write_attempts(&mut tx, &attempts, now).await?;
     }
@@ -466,103 +708,11 @@ async fn write(pool: &Pool, gate: &WriteGate, jobs: &[Job]) -> Result<Vec<bool>,
             .map(|r| r.rows_affected()))?;
     }
     tx.commit().await?;
-    Ok(applied)
-}
-
-/// One call's writes, if its fence holds; the rows to add in bulk and the change of its
-/// account's live legs are collected.
-async fn write_call<'a>(
-    tx: &mut Tx<'_>,
-    w: &'a CallWrite,
-    now: i64,
-    outbox: &mut Vec<&'a OutboxRow>,
-    cdrs: &mut Vec<&'a CdrRow>,
-    live: &mut std::collections::BTreeMap<&'a str, i64>,
-) -> Result<bool, sqlx::Error> {
-    let fence = &w.fence;
-    if fence.conversation {
-        let held = on_tx!(&mut *tx, |c| sqlx::query(
-            "UPDATE calls SET updated_at = $2 WHERE id = $1 AND epoch = $3"
-        )
-        .bind(&fence.root)
-        .bind(now)
-        .bind(fence.epoch)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected()))?;
-        if held == 0 {
-            return Ok(false);
-        }
-    }
-    let mut delta = 0;
-    for (i, entry) in w.entries.iter().enumerate() {
-        let rows = match entry {
-            Entry::Leg {
-                call_id,
-                state,
-                at_ms,
-                node,
-                callbacks,
-            } => {
-                let sql = format!(
-                    "UPDATE calls SET state = $2, {} = $3, node = COALESCE($4, node), updated_at = $5 \
-                     WHERE id = $1 AND epoch = $6 AND end_at IS NULL",
-                    state.time_column()
-                );
-                outbox.extend(callbacks);
-                on_tx!(&mut *tx, |c| sqlx::query(&sql)
-                    .bind(call_id)
-                    .bind(state.as_str())
-                    .bind(at_ms)
-                    .bind(node)
-                    .bind(now)
-                    .bind(fence.epoch)
-                    .execute(c)
-                    .await
-                    .map(|r| r.rows_affected()))?
-            }
-            Entry::NewLeg(leg, callbacks) => {
-                delta += 1;
-                outbox.extend(callbacks);
-                insert_leg(tx, leg, fence.epoch, now).await?
-            }
-            Entry::LegEnded(leg, callbacks) => {
-                delta -= 1;
-                outbox.extend(callbacks);
-                end_leg(tx, leg, fence.epoch, now).await?
-            }
-            Entry::Conversation {
-                id,
-                state,
-                snapshot,
-            } => on_tx!(&mut *tx, |c| {
-                sqlx::query(
-                "UPDATE conversations SET state = $2, snapshot = $3 WHERE id = $1 AND state <> 'ended'"
-            )
-            .bind(id)
-            .bind(*state)
-            .bind(snapshot)
-            .execute(c)
-            .await
-            .map(|r| r.rows_affected())
-            })?,
-            Entry::Finish(finish) => {
-                let rows = finish_call(tx, finish, fence.epoch, now).await?;
-                if rows > 0 {
-                    delta -= finish.legs.len() as i64;
-                    cdrs.push(&finish.cdr);
-                    outbox.extend(&finish.callbacks);
-                }
-                rows
-            }
-        };
-        if rows == 0 && i == 0 && !fence.conversation {
-            // A notice's or captcha's own row: taken over, or already over.
-            return Ok(false);
-        }
-    }
-    *live.entry(&w.account_sid).or_default() += delta;
-    Ok(true)
+    Ok(Written {
+        applied,
+        // New callbacks, or an attempt recorded (the next callback of its key may be due).
+        callbacks: !outbox.is_empty() || !attempts.is_empty(),
+    })
 }
 
 async fn insert_leg(
@@ -595,65 +745,83 @@ async fn insert_leg(
     })
 }
 
-/// The legs' ends and the conversation's; 0 when it was over already.
-async fn finish_call(
+/// Marks a conversation ended; 0 when it was over already.
+async fn end_conversation(
     tx: &mut Tx<'_>,
-    finish: &Finish,
-    epoch: i64,
+    end: &ConversationEnd,
     now: i64,
 ) -> Result<u64, sqlx::Error> {
-    let mut rows = 1;
-    if let Some(end) = &finish.conversation {
-        let (url, ms) = end.recording.clone().unzip();
-        rows = on_tx!(&mut *tx, |c| {
-            sqlx::query(
-            "UPDATE conversations SET state = 'ended', bye_type = $2, ended_at = $3, recording_url = $4, recording_ms = $5 WHERE id = $1 AND state <> 'ended'"
-        )
-        .bind(&end.id)
-        .bind(i64::from(end.bye_type))
-        .bind(now)
-        .bind(url)
-        .bind(ms)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected())
-        })?;
-        if rows == 0 {
-            return Ok(0);
-        }
-    }
-    for (i, leg) in finish.legs.iter().enumerate() {
-        let ended = end_leg(tx, leg, epoch, now).await?;
-        if i == 0 && finish.conversation.is_none() {
-            rows = ended;
-            if ended == 0 {
-                return Ok(0);
-            }
-        }
-    }
-    Ok(rows)
-}
-
-async fn end_leg(
-    tx: &mut Tx<'_>,
-    leg: &LegFinal,
-    epoch: i64,
-    now: i64,
-) -> Result<u64, sqlx::Error> {
-    on_tx!(tx, |c| {
+    let (url, ms) = end.recording.clone().unzip();
+    on_tx!(&mut *tx, |c| {
         sqlx::query(
-        "UPDATE calls SET state = 'completed', end_at = $2, hangup_cause = $3, cause = $4, inputkey = $5, updated_at = $6, sip_status = $8 WHERE id = $1 AND epoch = $7 AND end_at IS NULL"
+        "UPDATE conversations SET state = 'ended', bye_type = $2, ended_at = $3, recording_url = $4, recording_ms = $5 WHERE id = $1 AND state <> 'ended'"
     )
-    .bind(&leg.call_id)
-    .bind(leg.end_at)
-    .bind(&leg.hangup_cause)
-    .bind(leg.cause)
-    .bind(&leg.inputkey)
+    .bind(&end.id)
+    .bind(i64::from(end.bye_type))
     .bind(now)
-    .bind(epoch)
-    .bind(&leg.sip_status)
+    .bind(url)
+    .bind(ms)
     .execute(c)
     .await
     .map(|r| r.rows_affected())
     })
+}
+
+async fn insert_cdrs(tx: &mut Tx<'_>, cdrs: &[&CdrRow]) -> Result<(), sqlx::Error> {
+    let rows: Vec<Vec<Val<'_>>> = cdrs
+        .iter()
+        .map(|c| {
+            vec![
+                Val::Text(Some(&c.id)),
+                Val::Text(Some(&c.account_sid)),
+                Val::Text(Some(&c.app_id)),
+                Val::Text(Some(c.kind.as_str())),
+                Val::Int(Some(c.start_time)),
+                Val::Text(Some(&c.to_number)),
+                Val::Text(Some(&c.body)),
+                Val::Int(Some(c.created_at)),
+            ]
+        })
+        .collect();
+    values::run(
+        tx,
+        |_, v| format!("INSERT INTO cdrs (id, account_sid, app_id, kind, start_time, to_number, body, created_at) {}", &v[1..v.len() - 1]),
+        &[],
+        8,
+        &rows,
+        None,
+        false,
+    )
+    .await
+    .map(|_| ())
+}
+
+async fn insert_outbox(tx: &mut Tx<'_>, outbox: &[&OutboxRow]) -> Result<(), sqlx::Error> {
+    let rows: Vec<Vec<Val<'_>>> = outbox
+        .iter()
+        .map(|o| {
+            vec![
+                Val::Text(Some(&o.webhook_id)),
+                Val::Text(Some(&o.account_sid)),
+                Val::Text(Some(&o.app_id)),
+                Val::Text(Some(o.kind)),
+                Val::Text(Some(&o.target_url)),
+                Val::Text(Some(&o.body)),
+                Val::Text(Some(&o.ordering_key)),
+                Val::Int(Some(o.next_attempt_at)),
+                Val::Int(Some(o.created_at)),
+            ]
+        })
+        .collect();
+    values::run(
+        tx,
+        |_, v| format!("INSERT INTO outbox (webhook_id, account_sid, app_id, kind, target_url, body, ordering_key, next_attempt_at, created_at) {}", &v[1..v.len() - 1]),
+        &[],
+        9,
+        &rows,
+        None,
+        false,
+    )
+    .await
+    .map(|_| ())
 }

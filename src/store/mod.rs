@@ -20,6 +20,7 @@ mod open;
 pub mod placing;
 pub mod prompts;
 mod stats;
+mod values;
 
 use std::sync::Arc;
 

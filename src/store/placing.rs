@@ -71,6 +71,8 @@ pub struct Claimed {
     pub answer_timeout: i64,
     /// The bucket is empty: the next call may start in this many ms.
     pub next_token_ms: Option<i64>,
+    /// Calls stay queued because `maxConcurrentCalls` is reached.
+    pub full: bool,
 }
 
 /// Calls whose owner's lease ran out, now this process's.
@@ -196,6 +198,7 @@ impl Store {
                 .await)?;
         }
         let k = claimed.calls.len() as i64;
+        claimed.full = live + k >= max_live && queued > k;
         let left = have - k as f64;
         on_tx!(&mut tx, |c| {
             sqlx::query(

@@ -209,24 +209,16 @@ impl Metrics {
             .set(i64::from(up));
     }
 
-    /// An Event Socket command's round trip; `command` is its first word (`originate`,
-    /// `uuid_kill`, …); anything that is not a plain command name counts as `other`, so
-    /// the label stays bounded.
-    pub fn esl_command(&self, node: &str, command: &str, took: Duration) {
-        let command = if !command.is_empty()
-            && command.len() <= 32
-            && command.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
-        {
-            command
-        } else {
-            "other"
-        };
+    /// The histogram of Event Socket command round trips on `node` for `command` (its
+    /// first word: `originate`, `uuid_kill`, …, or `other`); callers keep it and observe
+    /// each round trip.
+    pub fn esl_histogram(&self, node: &str, command: &str) -> Histogram {
         self.esl_duration
             .get_or_create(&CommandLabels {
                 node: node.into(),
                 command: command.into(),
             })
-            .observe(took.as_secs_f64());
+            .clone()
     }
 
     /// Counts a delivery attempt's outcome (`delivered`, `retry`, `failed`) and latency.
@@ -291,8 +283,9 @@ mod tests {
             "0",
             Duration::from_millis(3),
         );
-        m.esl_command("127.0.0.1:8021", "originate", Duration::from_millis(2));
-        m.esl_command("127.0.0.1:8021", "NOT A COMMAND", Duration::from_millis(2));
+        m.esl_histogram("127.0.0.1:8021", "originate")
+            .observe(0.002);
+        m.esl_histogram("127.0.0.1:8021", "other").observe(0.002);
         m.esl_node("127.0.0.1:8021", true);
         let snapshot = Snapshot {
             calls: vec![("notice".into(), "ringing".into(), 3)],

@@ -25,8 +25,11 @@ const MAX_PER_HOST: usize = 16;
 const CLAIM_FOR: Duration = Duration::from_secs(60);
 /// A delivery succeeds on a 2xx within this.
 const TIMEOUT: Duration = Duration::from_secs(15);
-/// Longest pause between looks at the outbox.
+/// Pause between looks at the outbox while deliveries are due or in flight.
 const POLL: Duration = Duration::from_millis(50);
+/// Longest pause when nothing is due (callbacks written by other replicas are seen then;
+/// this process's own wake it at once).
+const IDLE_POLL: Duration = Duration::from_secs(1);
 /// Kept of each answer.
 const RESPONSE_KEEP: usize = 1024;
 
@@ -149,11 +152,27 @@ impl Dispatcher {
                 });
             }
             if !busy {
+                let pause = self.pause().await;
                 tokio::select! {
                     _ = self.inner.store.outbox_written() => {}
-                    _ = tokio::time::sleep(POLL) => {}
+                    _ = tokio::time::sleep(pause) => {}
                 }
             }
+        }
+    }
+}
+
+impl Dispatcher {
+    /// How long to sleep when nothing could be claimed: until the next retry is due
+    /// (between [`POLL`] and [`IDLE_POLL`]).
+    async fn pause(&self) -> Duration {
+        match self.inner.store.next_delivery_due().await {
+            Ok(Some(due)) => {
+                let ms = (due - now_ms()).max(0) as u64;
+                Duration::from_millis(ms).clamp(POLL, IDLE_POLL)
+            }
+            Ok(None) => IDLE_POLL,
+            Err(_) => POLL,
         }
     }
 }

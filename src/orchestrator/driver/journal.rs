@@ -88,6 +88,8 @@ impl Render<'_> {
         LegFinal {
             call_id: facts.call_id.clone(),
             end_at: facts.end_ms,
+            ring_at: facts.ring_ms,
+            answer_at: facts.answer_ms,
             hangup_cause: facts.hangup_cause.clone(),
             sip_status: Some(facts.sip_status.clone()).filter(|s| !s.is_empty()),
             cause: call_cause(facts.end),

@@ -45,11 +45,12 @@ pub fn channel_event(event: &Event, generation: u64) -> Option<MediaEvent> {
             at: at(),
             cause: cause(event),
             answered_at: event
-                .variable_i64("answer_uepoch")
+                .get_exact("variable_answer_uepoch")
+                .and_then(|v| v.parse::<i64>().ok())
                 .filter(|us| *us > 0)
                 .map(|us| us / 1000),
             sip_status: event
-                .variable("sip_term_status")
+                .get_exact("variable_sip_term_status")
                 .filter(|s| !s.is_empty())
                 .map(str::to_string),
         },

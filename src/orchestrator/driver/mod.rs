@@ -104,6 +104,8 @@ pub(crate) async fn drive(
                 LegSignal::Event(leg, event) => Input::Media(leg, event),
                 LegSignal::NodeDown(node) => Input::NodeDown(node),
                 LegSignal::NodeUp(node) => Input::NodeUp(node),
+                LegSignal::Refused(leg, run) => Input::Refused(leg, run),
+                LegSignal::OriginateFailed(leg, cause) => Input::OriginateFailed(leg, cause),
             }),
             Some(order) = orders.recv() => {
                 let token = d.next_order;
@@ -181,11 +183,23 @@ impl Driver {
                 Effect::Follow(leg) => self.follow(leg),
                 Effect::Originate(leg, dial) => self.originate(leg, &dial).await,
                 Effect::Execute { leg, app, run } => self.execute(leg, &app, run).await,
-                Effect::Media(leg, command, token) => {
+                Effect::Media(leg, command, None) => {
+                    let (uuid, node) = self.leg_node(leg);
+                    if let Some(node) = node {
+                        let line = media::api(&uuid, &command);
+                        let sent = node.client.send_api_detached(&line, |e| {
+                            tracing::debug!(error = %e, "media command failed");
+                        });
+                        if let Err(e) = sent.await {
+                            tracing::debug!(error = %e, "media command not sent");
+                        }
+                    }
+                }
+                Effect::Media(leg, command, Some(token)) => {
                     let uuid = self.engine.core.legs[leg].id.clone();
                     let line = media::api(&uuid, &command);
                     self.api(leg, line, move |out| {
-                        token.map(|t| Input::Reply(t, out.is_ok_and(|o| media::succeeded(&o))))
+                        Some(Input::Reply(token, out.is_ok_and(|o| media::succeeded(&o))))
                     })
                     .await;
                 }
@@ -268,42 +282,49 @@ impl Driver {
         }
     }
 
-    async fn originate(&mut self, leg: usize, dial: &super::engine::Dial) {
+    /// The channel uuid of leg `leg` and its node, if the node is known.
+    fn leg_node(&mut self, leg: usize) -> (String, Option<Arc<MediaNode>>) {
         let (uuid, node) = {
             let l = &self.engine.core.legs[leg];
             (l.id.clone(), l.node.clone())
         };
-        let Some(node) = self.node(&node) else {
+        let node = self.node(&node);
+        (uuid, node)
+    }
+
+    async fn originate(&mut self, leg: usize, dial: &super::engine::Dial) {
+        let (uuid, node) = self.leg_node(leg);
+        let Some(node) = node else {
             self.inputs
                 .push_back(Input::OriginateFailed(leg, crate::cdr::MEDIA_LOST.into()));
             return;
         };
         let command = media::originate(&uuid, dial, &self.ctx.settings.dial_string);
-        match node.client.send_bgapi(&command).await {
-            Ok(job) => self.pending.push(Box::pin(async move {
-                match job.await {
-                    Ok(out) if out.starts_with("+OK") => None,
-                    Ok(out) => Some(Input::OriginateFailed(leg, cause_of(&out))),
-                    Err(EslError::Refused(out)) => {
-                        Some(Input::OriginateFailed(leg, cause_of(&out)))
-                    }
+        let tx = self.signals_tx.clone();
+        // The job's result comes straight from the node's connection; only a failure
+        // matters (the channel's own events tell the rest).
+        let sent = node
+            .client
+            .send_bgapi_with(&command, &uuid, move |result| {
+                let cause = match result {
+                    Ok(out) if out.starts_with("+OK") => return,
+                    Ok(out) | Err(EslError::Refused(out)) => cause_of(&out),
                     Err(e) => {
                         tracing::warn!(error = %e, "originate got no answer");
-                        Some(Input::OriginateFailed(leg, crate::cdr::MEDIA_LOST.into()))
+                        crate::cdr::MEDIA_LOST.into()
                     }
-                }
-            })),
-            Err(e) => {
-                tracing::warn!(error = %e, "originate could not be sent");
-                self.inputs
-                    .push_back(Input::OriginateFailed(leg, crate::cdr::MEDIA_LOST.into()));
-            }
+                };
+                let _ = tx.send(LegSignal::OriginateFailed(leg, cause));
+            })
+            .await;
+        if let Err(e) = sent {
+            tracing::warn!(error = %e, "originate could not be sent");
+            self.inputs
+                .push_back(Input::OriginateFailed(leg, crate::cdr::MEDIA_LOST.into()));
         }
     }
 
     async fn execute(&mut self, leg: usize, app: &super::engine::App, run: u32) {
-        let l = &self.engine.core.legs[leg];
-        let (uuid, node) = (l.id.clone(), l.node.clone());
         let target = match app {
             super::engine::App::Bridge(target, _) => {
                 Some(self.engine.core.legs[*target].id.clone())
@@ -313,7 +334,8 @@ impl Driver {
         let (name, arg) =
             media::application(app, target.as_deref(), &self.ctx.settings.dial_string);
         let event_uuid = media::run_uuid(self.unit.generation, run);
-        let Some(node) = self.node(&node) else {
+        let (uuid, node) = self.leg_node(leg);
+        let Some(node) = node else {
             self.inputs.push_back(Input::Refused(leg, run));
             return;
         };
@@ -323,11 +345,15 @@ impl Driver {
             event_lock: true,
             event_uuid: Some(&event_uuid),
         };
-        match node.client.send_execute(&uuid, exec).await {
-            Ok(accepted) => self.pending.push(Box::pin(async move {
-                accepted.await.err().map(|_| Input::Refused(leg, run))
-            })),
-            Err(_) => self.inputs.push_back(Input::Refused(leg, run)),
+        let tx = self.signals_tx.clone();
+        let sent = node
+            .client
+            .send_execute_detached(&uuid, exec, move |_| {
+                let _ = tx.send(LegSignal::Refused(leg, run));
+            })
+            .await;
+        if sent.is_err() {
+            self.inputs.push_back(Input::Refused(leg, run));
         }
     }
 

@@ -82,6 +82,9 @@ pub struct Core {
     pub aborted: bool,
     /// The end is written.
     pub finished: bool,
+    /// Ringing and the answer are written with the leg's end rather than as they happen
+    /// (calls without status callbacks: a takeover asks the media server for them).
+    pub quiet_progress: bool,
     effects: Vec<Effect>,
     writes: Vec<Write>,
     /// What the flow has not heard yet, in order.
@@ -104,6 +107,7 @@ impl Core {
             ending: None,
             aborted: false,
             finished: false,
+            quiet_progress: false,
             effects: Vec::new(),
             writes: Vec::new(),
             heard: std::collections::VecDeque::new(),
@@ -157,7 +161,9 @@ impl Core {
             return;
         }
         self.legs[leg].reported = Some(status);
-        self.journal(Write::Status(leg, status, at));
+        if !(self.quiet_progress && matches!(status, Status::Ringing | Status::Answered)) {
+            self.journal(Write::Status(leg, status, at));
+        }
     }
 
     /// Dials the leg parked: written as `initiated` first, then the originate. A leg no

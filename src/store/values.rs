@@ -1,0 +1,154 @@
+//! Many rows in one statement: `VALUES (…), (…)` lists of bound parameters, cut into chunks
+//! of a few fixed sizes so that a handful of statement texts (each prepared once per
+//! connection) serve every batch size. An `UPDATE … FROM (VALUES …)` is padded with rows
+//! that match nothing up to its chunk's size; an `INSERT` is cut exactly.
+
+use sqlx::Row;
+
+use super::{Tx, on_tx};
+
+/// A value bound in bulk.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Val<'a> {
+    /// Text (SQL `NULL` when `None`).
+    Text(Option<&'a str>),
+    /// A 64-bit integer (SQL `NULL` when `None`).
+    Int(Option<i64>),
+}
+
+/// Rows per statement, largest first: any batch is a few statements of these sizes.
+const CHUNKS: [usize; 7] = [64, 32, 16, 8, 4, 2, 1];
+
+/// How parameters are written: numbered (`$1`, PostgreSQL) or by position (`?`, SQLite,
+/// whose lookup of numbered names is linear in their count).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Params {
+    /// `$n`.
+    Numbered,
+    /// `?`.
+    Positional,
+}
+
+impl Params {
+    /// The `n`th parameter (from 1).
+    pub(crate) fn nth(self, n: usize) -> String {
+        match self {
+            Params::Numbered => format!("${n}"),
+            Params::Positional => "?".to_string(),
+        }
+    }
+}
+
+/// `(VALUES ($first, …), (…))` for `rows` rows of `cols` values. Its columns are named
+/// `column1`, `column2`, … on both backends.
+fn values(params: Params, rows: usize, cols: usize, first: usize) -> String {
+    let mut out = String::with_capacity(rows * cols * 5 + 10);
+    out.push_str("(VALUES ");
+    let mut n = first;
+    for r in 0..rows {
+        if r > 0 {
+            out.push_str(", ");
+        }
+        out.push('(');
+        for c in 0..cols {
+            if c > 0 {
+                out.push_str(", ");
+            }
+            out.push_str(&params.nth(n));
+            n += 1;
+        }
+        out.push(')');
+    }
+    out.push(')');
+    out
+}
+
+/// How `n` rows are cut: exactly (inserts), or padded up to a chunk size (updates).
+fn chunks(mut n: usize, padded: bool) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    while n > 0 {
+        let size = if padded && n <= CHUNKS[0] {
+            CHUNKS
+                .iter()
+                .rev()
+                .copied()
+                .find(|c| *c >= n)
+                .unwrap_or(CHUNKS[0])
+        } else {
+            CHUNKS.iter().copied().find(|c| *c <= n).unwrap_or(1)
+        };
+        let used = size.min(n);
+        out.push((used, size));
+        n -= used;
+    }
+    out
+}
+
+/// Runs `sql(head, values)` once per chunk of `rows` (each row `cols` values), with `head`
+/// bound first (`head[i]` is how the text names the `i`th of them, before the values);
+/// `pad`, for updates, fills a chunk up to its size with a row that matches nothing.
+/// Returns the first column of every row the statements return (when `returning`).
+pub(crate) async fn run(
+    tx: &mut Tx<'_>,
+    sql: impl Fn(&[String], &str) -> String,
+    head: &[Val<'_>],
+    cols: usize,
+    rows: &[Vec<Val<'_>>],
+    pad: Option<&[Val<'_>]>,
+    returning: bool,
+) -> Result<Vec<String>, sqlx::Error> {
+    let params = match tx {
+        Tx::Sqlite(..) => Params::Positional,
+        Tx::Postgres(_) => Params::Numbered,
+    };
+    let names: Vec<String> = (1..=head.len()).map(|n| params.nth(n)).collect();
+    let mut returned = Vec::new();
+    let mut at = 0;
+    for (used, size) in chunks(rows.len(), pad.is_some()) {
+        let text = sql(&names, &values(params, size, cols, head.len() + 1));
+        let chunk = &rows[at..at + used];
+        at += used;
+        let filler = pad.into_iter().cycle().take(size - used);
+        let binds: Vec<Val<'_>> = head
+            .iter()
+            .copied()
+            .chain(chunk.iter().flatten().copied())
+            .chain(filler.flatten().copied())
+            .collect();
+        on_tx!(&mut *tx, |c| {
+            let mut query = sqlx::query(&text);
+            for v in &binds {
+                query = match *v {
+                    Val::Text(t) => query.bind(t),
+                    Val::Int(i) => query.bind(i),
+                };
+            }
+            if returning {
+                for row in query.fetch_all(&mut *c).await? {
+                    returned.push(row.try_get::<String, _>(0)?);
+                }
+            } else {
+                query.execute(&mut *c).await?;
+            }
+        });
+    }
+    Ok(returned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunk_sizes() {
+        assert_eq!(chunks(70, false), vec![(64, 64), (4, 4), (2, 2)]);
+        assert_eq!(chunks(70, true), vec![(64, 64), (6, 8)]);
+        assert_eq!(chunks(3, true), vec![(3, 4)]);
+        assert_eq!(chunks(0, true), vec![]);
+        assert_eq!(
+            values(Params::Numbered, 2, 2, 3),
+            "(VALUES ($3, $4), ($5, $6))"
+        );
+        assert_eq!(values(Params::Positional, 1, 2, 1), "(VALUES (?, ?))");
+    }
+}
