@@ -3,6 +3,7 @@
 # HTTP, each one durably committed (group commit) before its answer.
 #
 # Usage: benches/accept_load.sh [sqlite|postgres] [seconds] [connections]
+# (VOICEPAAS_BIN: the server binary, default target/release/voicepaas)
 # Needs: wrk (Debian package `wrk`), a release build (cargo build --release), python3;
 # for postgres a server on 127.0.0.1:5432 (user postgres, trust auth). VOICEPAAS_LOG and
 # VOICEPAAS_LOG_FORMAT pass through (default warn: no access log).
@@ -40,6 +41,11 @@ body='{"appid":"'$app'","to":"13800138000","contents":[{"type":"digits","content
 auth="Basic $(printf '%s:%s' "$sid" "$token" | base64 -w0)"
 echo "== $backend, $connections connections, ${seconds}s, $(nproc) cores, $(date -u +%FT%TZ)"
 wrk -t2 -c"$connections" -d"${seconds}s" --latency -s benches/notice.lua "http://127.0.0.1:$port" -- "/Accounts/$sid/VoiceNotices" "$auth" "$body" | tee "$work/wrk.out"
+# The same server's /healthz rate right after: the anchor the notice rate is compared with
+# (these machines vary by up to 3x from one to the next).
+healthz=$(wrk -t2 -c"$connections" -d"${seconds}s" "http://127.0.0.1:$port/healthz" | grep -oE 'Requests/sec: *[0-9.]+' | grep -oE '[0-9.]+$')
+notices=$(grep -oE 'Requests/sec: *[0-9.]+' "$work/wrk.out" | grep -oE '[0-9.]+$')
+echo "healthz: $healthz req/s; notices/healthz: $(python3 -c "print(round($notices / $healthz, 3))")"
 kill $server; wait $server 2>/dev/null || true
 case "$backend" in
   sqlite) stored=$(python3 -c "import sqlite3; print(sqlite3.connect('$work/bench.db').execute('select count(*) from calls').fetchone()[0])") ;;

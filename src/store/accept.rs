@@ -532,17 +532,11 @@ async fn insert_accepted(
             })
         })
         .collect();
-    values::run(
+    values::insert(
         tx,
-        |_, v| format!(
-            "INSERT INTO calls (id, request_id, account_sid, app_id, kind, conversation_id, leg_seq, state, to_number, from_number, userdata, params, created_at, updated_at) {}",
-            &v[1..v.len() - 1]
-        ),
-        &[],
+        "calls (id, request_id, account_sid, app_id, kind, conversation_id, leg_seq, state, to_number, from_number, userdata, params, created_at, updated_at)",
         14,
         &calls,
-        None,
-        false,
     )
     .await?;
     let conversations: Vec<ConversationInsert> = accepted

@@ -10,7 +10,6 @@ use super::Tx;
 pub(crate) enum Table {
     Conversations,
     IdempotencyKeys,
-    Outbox,
     DeliveryAttempts,
 }
 
@@ -25,20 +24,6 @@ impl Table {
                     ("account_sid", "text"),
                     ("app_id", "text"),
                     ("state", "text"),
-                    ("created_at", "bigint"),
-                ],
-            ),
-            Table::Outbox => (
-                "outbox",
-                &[
-                    ("webhook_id", "text"),
-                    ("account_sid", "text"),
-                    ("app_id", "text"),
-                    ("kind", "text"),
-                    ("target_url", "text"),
-                    ("body", "text"),
-                    ("ordering_key", "text"),
-                    ("next_attempt_at", "bigint"),
                     ("created_at", "bigint"),
                 ],
             ),

@@ -215,7 +215,8 @@ impl Store {
             return Ok(());
         }
         let mut tx = self.begin_write().await?;
-        super::bulk::bulk_insert(&mut tx, super::bulk::Table::Outbox, &rows).await?;
+        let rows: Vec<&crate::store::journal::OutboxRow> = rows.iter().collect();
+        super::journal::insert_outbox(&mut tx, &rows).await?;
         tx.commit().await?;
         self.outbox_written.notify_one();
         Ok(())

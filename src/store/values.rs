@@ -135,6 +135,18 @@ pub(crate) async fn run(
     Ok(returned)
 }
 
+/// Inserts `rows` (each `cols` values) into `into` (`table (columns…)`), in as few
+/// statements as the chunk sizes allow.
+pub(crate) async fn insert(
+    tx: &mut Tx<'_>,
+    into: &str,
+    cols: usize,
+    rows: &[Vec<Val<'_>>],
+) -> Result<(), sqlx::Error> {
+    let sql = |_: &[String], v: &str| format!("INSERT INTO {into} {}", &v[1..v.len() - 1]);
+    run(tx, sql, &[], cols, rows, None, false).await.map(|_| ())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

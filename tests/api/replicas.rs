@@ -48,12 +48,12 @@ async fn click2call(app: &TestApp, n: usize) -> String {
 
 async fn wait_state(store: &voicepaas::store::Store, cv: &str, seq: usize, state: &str) {
     let started = Instant::now();
-    while !store
+    while store
         .conversation_legs(cv)
         .await
         .unwrap()
         .get(seq)
-        .is_some_and(|l| l.state == state)
+        .is_none_or(|l| l.state != state)
     {
         assert!(
             started.elapsed() < Duration::from_secs(40),

@@ -1,0 +1,490 @@
+//! One batch of journal writes in one transaction, in a few statements whatever its size:
+//! the fences of the conversations written in one, every leg state change in one, every
+//! leg end in one, the CDRs and callbacks in one each ([`values`]). A call write whose
+//! fence no longer holds (another process took the call over) is skipped whole.
+
+use std::collections::{BTreeMap, HashSet};
+
+use super::{
+    CallWrite, CdrRow, ConversationEnd, Entry, Job, LegFinal, LegState, NewLeg, OutboxRow,
+};
+use crate::domain::time::now_ms;
+use crate::store::deliveries::{Attempt, Delivery, Outcome, write_attempts};
+use crate::store::values::{self, Val};
+use crate::store::{Pool, Tx, WriteGate, on_tx};
+
+/// What a batch did: for each job whether it was applied, and whether the outbox has
+/// something new to send.
+pub(super) struct Written {
+    pub applied: Vec<bool>,
+    pub callbacks: bool,
+}
+
+/// A leg's state changes in a batch, merged (the latest state, every time given).
+struct StateChange<'a> {
+    id: &'a str,
+    epoch: i64,
+    state: LegState,
+    at: [Option<i64>; 3],
+    node: Option<&'a str>,
+}
+
+/// The rows a batch adds besides the calls': snapshots, CDRs, callbacks, live-leg counts.
+#[derive(Default)]
+struct Additions<'a> {
+    snapshots: Vec<(&'a str, &'a str, &'a str)>,
+    cdrs: Vec<&'a CdrRow>,
+    outbox: Vec<&'a OutboxRow>,
+    live: BTreeMap<&'a str, i64>,
+}
+
+/// Writes `jobs` in one transaction.
+pub(super) async fn write(
+    pool: &Pool,
+    gate: &WriteGate,
+    jobs: &[Job],
+) -> Result<Written, sqlx::Error> {
+    let mut tx = super::begin(pool, gate).await?;
+    let now = now_ms();
+    let calls: Vec<(usize, &CallWrite)> = jobs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, j)| match j {
+            Job::Call(w, _) => Some((i, w)),
+            Job::Attempt(..) => None,
+        })
+        .collect();
+    let mut applied = vec![true; jobs.len()];
+    guard_conversations(&mut tx, &calls, &mut applied, now).await?;
+    end_conversations(&mut tx, &calls, &mut applied, now).await?;
+    let live: Vec<&CallWrite> = calls
+        .iter()
+        .filter(|(i, _)| applied[*i])
+        .map(|(_, w)| *w)
+        .collect();
+    // New legs, then every state change, then every end (a leg's own writes keep order).
+    for w in &live {
+        for entry in &w.entries {
+            if let Entry::NewLeg(leg, _) = entry {
+                insert_leg(&mut tx, leg, w.fence.epoch, now).await?;
+            }
+        }
+    }
+    let changed = change_states(&mut tx, &live, now).await?;
+    let ended = end_legs(&mut tx, &live, now).await?;
+    // A notice's or captcha's write holds if its one row took every change.
+    for (i, w) in &calls {
+        if !w.fence.conversation && applied[*i] {
+            applied[*i] = w.entries.iter().all(|e| match e {
+                Entry::Leg { call_id, .. } => changed.contains(call_id),
+                Entry::Finish(f) => f.legs.iter().all(|l| ended.contains(&l.call_id)),
+                Entry::LegEnded(l, _) => ended.contains(&l.call_id),
+                Entry::NewLeg(..) | Entry::Conversation { .. } => true,
+            });
+        }
+    }
+    let added = additions(calls.iter().filter(|(i, _)| applied[*i]).map(|(_, w)| *w));
+    for (id, state, snapshot) in &added.snapshots {
+        on_tx!(&mut tx, |c| sqlx::query(
+            "UPDATE conversations SET state = $2, snapshot = $3 WHERE id = $1 AND state <> 'ended'"
+        )
+        .bind(id)
+        .bind(state)
+        .bind(snapshot)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
+    }
+    insert_cdrs(&mut tx, &added.cdrs).await?;
+    insert_outbox(&mut tx, &added.outbox).await?;
+    let attempts: Vec<&(Delivery, Attempt, Outcome)> = jobs
+        .iter()
+        .filter_map(|j| match j {
+            Job::Attempt(a, _) => Some(&**a),
+            Job::Call(..) => None,
+        })
+        .collect();
+    if !attempts.is_empty() {
+        write_attempts(&mut tx, &attempts, now).await?;
+    }
+    count_live(&mut tx, &added.live).await?;
+    tx.commit().await?;
+    Ok(Written {
+        applied,
+        // New callbacks, or an attempt recorded (the next callback of its key may be due).
+        callbacks: !added.outbox.is_empty() || !attempts.is_empty(),
+    })
+}
+
+/// Conversations: their caller leg must still carry the writer's epoch (locked until the
+/// commit, so no takeover slips in between).
+async fn guard_conversations(
+    tx: &mut Tx<'_>,
+    calls: &[(usize, &CallWrite)],
+    applied: &mut [bool],
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    let guarded: Vec<&(usize, &CallWrite)> =
+        calls.iter().filter(|(_, w)| w.fence.conversation).collect();
+    if guarded.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<Vec<Val<'_>>> = guarded
+        .iter()
+        .map(|(_, w)| {
+            vec![
+                Val::Text(Some(&w.fence.root)),
+                Val::Int(Some(w.fence.epoch)),
+            ]
+        })
+        .collect();
+    let held: HashSet<String> = values::run(
+        tx,
+        |h, v| format!("UPDATE calls SET updated_at = {} FROM {v} AS v WHERE calls.id = v.column1 AND calls.epoch = v.column2 RETURNING calls.id", h[0]),
+        &[Val::Int(Some(now))],
+        2,
+        &rows,
+        Some(&[Val::Text(Some("")), Val::Int(Some(-1))]),
+        true,
+    )
+    .await?
+    .into_iter()
+    .collect();
+    for (i, w) in guarded {
+        applied[*i] = held.contains(&w.fence.root);
+    }
+    Ok(())
+}
+
+/// A conversation ends once: a second end (already over) is not applied.
+async fn end_conversations(
+    tx: &mut Tx<'_>,
+    calls: &[(usize, &CallWrite)],
+    applied: &mut [bool],
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    for (i, w) in calls {
+        let ends = w.entries.iter().filter_map(|e| match e {
+            Entry::Finish(f) => f.conversation.as_ref(),
+            _ => None,
+        });
+        for end in ends {
+            if applied[*i] && end_conversation(tx, end, now).await? == 0 {
+                applied[*i] = false;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Every leg state change of `writes` in one statement (several per leg merged); the
+/// legs that took them.
+async fn change_states(
+    tx: &mut Tx<'_>,
+    writes: &[&CallWrite],
+    now: i64,
+) -> Result<HashSet<String>, sqlx::Error> {
+    let mut states: Vec<StateChange<'_>> = Vec::new();
+    for w in writes {
+        for entry in &w.entries {
+            let Entry::Leg {
+                call_id,
+                state,
+                at_ms,
+                node,
+                ..
+            } = entry
+            else {
+                continue;
+            };
+            let slot = match states.iter().position(|s| s.id == call_id.as_str()) {
+                Some(at) => &mut states[at],
+                None => {
+                    states.push(StateChange {
+                        id: call_id,
+                        epoch: w.fence.epoch,
+                        state: *state,
+                        at: [None; 3],
+                        node: None,
+                    });
+                    states.last_mut().expect("just pushed")
+                }
+            };
+            slot.state = slot.state.max(*state);
+            slot.at[*state as usize] = Some(*at_ms);
+            slot.node = slot.node.or(node.as_deref());
+        }
+    }
+    if states.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let rows: Vec<Vec<Val<'_>>> = states
+        .iter()
+        .map(|s| {
+            vec![
+                Val::Text(Some(s.id)),
+                Val::Int(Some(s.epoch)),
+                Val::Text(Some(s.state.as_str())),
+                Val::Int(s.at[0]),
+                Val::Int(s.at[1]),
+                Val::Int(s.at[2]),
+                Val::Text(s.node),
+            ]
+        })
+        .collect();
+    let pad = [
+        Val::Text(Some("")),
+        Val::Int(Some(-1)),
+        Val::Text(Some("")),
+        Val::Int(None),
+        Val::Int(None),
+        Val::Int(None),
+        Val::Text(None),
+    ];
+    Ok(values::run(
+        tx,
+        |h, v| format!(
+            "UPDATE calls SET state = v.column3, start_at = COALESCE(v.column4, calls.start_at), \
+             ring_at = COALESCE(v.column5, calls.ring_at), answer_at = COALESCE(v.column6, calls.answer_at), \
+             node = COALESCE(v.column7, calls.node), updated_at = {} \
+             FROM {v} AS v WHERE calls.id = v.column1 AND calls.epoch = v.column2 AND calls.end_at IS NULL RETURNING calls.id",
+            h[0]
+        ),
+        &[Val::Int(Some(now))],
+        7,
+        &rows,
+        Some(&pad),
+        true,
+    )
+    .await?
+    .into_iter()
+    .collect())
+}
+
+/// Every leg end of `writes` in one statement; the legs that took them.
+async fn end_legs(
+    tx: &mut Tx<'_>,
+    writes: &[&CallWrite],
+    now: i64,
+) -> Result<HashSet<String>, sqlx::Error> {
+    let ends: Vec<(&LegFinal, i64)> = writes
+        .iter()
+        .flat_map(|w| {
+            w.entries.iter().flat_map(move |e| {
+                let legs: Vec<&LegFinal> = match e {
+                    Entry::LegEnded(leg, _) => vec![leg],
+                    Entry::Finish(f) => f.legs.iter().collect(),
+                    _ => vec![],
+                };
+                legs.into_iter().map(move |l| (l, w.fence.epoch))
+            })
+        })
+        .collect();
+    if ends.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let rows: Vec<Vec<Val<'_>>> = ends
+        .iter()
+        .map(|(leg, epoch)| {
+            vec![
+                Val::Text(Some(&leg.call_id)),
+                Val::Int(Some(*epoch)),
+                Val::Int(Some(leg.end_at)),
+                Val::Text(Some(&leg.hangup_cause)),
+                Val::Text(Some(leg.cause)),
+                Val::Text(leg.inputkey.as_deref()),
+                Val::Text(leg.sip_status.as_deref()),
+                Val::Int(leg.ring_at),
+                Val::Int(leg.answer_at),
+            ]
+        })
+        .collect();
+    let pad = [
+        Val::Text(Some("")),
+        Val::Int(Some(-1)),
+        Val::Int(Some(0)),
+        Val::Text(Some("")),
+        Val::Text(Some("")),
+        Val::Text(None),
+        Val::Text(None),
+        Val::Int(None),
+        Val::Int(None),
+    ];
+    Ok(values::run(
+        tx,
+        |h, v| format!(
+            "UPDATE calls SET state = 'completed', end_at = v.column3, hangup_cause = v.column4, cause = v.column5, \
+             inputkey = v.column6, sip_status = v.column7, ring_at = COALESCE(calls.ring_at, v.column8), \
+             answer_at = COALESCE(calls.answer_at, v.column9), updated_at = {} \
+             FROM {v} AS v WHERE calls.id = v.column1 AND calls.epoch = v.column2 AND calls.end_at IS NULL RETURNING calls.id",
+            h[0]
+        ),
+        &[Val::Int(Some(now))],
+        9,
+        &rows,
+        Some(&pad),
+        true,
+    )
+    .await?
+    .into_iter()
+    .collect())
+}
+
+/// What the applied writes add: the last snapshot of each conversation, CDRs, callbacks
+/// and each account's change of live legs.
+fn additions<'a>(writes: impl Iterator<Item = &'a CallWrite>) -> Additions<'a> {
+    let mut added = Additions::default();
+    for w in writes {
+        let delta = added.live.entry(w.account_sid.as_str()).or_default();
+        for entry in &w.entries {
+            match entry {
+                Entry::Leg { callbacks, .. } => added.outbox.extend(callbacks),
+                Entry::NewLeg(_, callbacks) => {
+                    *delta += 1;
+                    added.outbox.extend(callbacks);
+                }
+                Entry::LegEnded(_, callbacks) => {
+                    *delta -= 1;
+                    added.outbox.extend(callbacks);
+                }
+                Entry::Conversation {
+                    id,
+                    state,
+                    snapshot,
+                } => {
+                    added.snapshots.retain(|s| s.0 != id.as_str());
+                    added.snapshots.push((id, state, snapshot));
+                }
+                Entry::Finish(f) => {
+                    *delta -= f.legs.len() as i64;
+                    added.cdrs.push(&f.cdr);
+                    added.outbox.extend(&f.callbacks);
+                }
+            }
+        }
+    }
+    added
+}
+
+async fn count_live(tx: &mut Tx<'_>, live: &BTreeMap<&str, i64>) -> Result<(), sqlx::Error> {
+    let sql = format!(
+        "UPDATE accounts SET live_calls = {}(live_calls + $2, 0) WHERE sid = $1",
+        tx.greatest()
+    );
+    for (account, delta) in live.iter().filter(|(_, d)| **d != 0) {
+        on_tx!(&mut *tx, |c| sqlx::query(&sql)
+            .bind(account)
+            .bind(delta)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))?;
+    }
+    Ok(())
+}
+
+async fn insert_leg(
+    tx: &mut Tx<'_>,
+    leg: &NewLeg,
+    epoch: i64,
+    now: i64,
+) -> Result<u64, sqlx::Error> {
+    on_tx!(tx, |c| {
+        sqlx::query(
+        "INSERT INTO calls (id, request_id, account_sid, app_id, kind, conversation_id, leg_seq, state, to_number, from_number, userdata, params, epoch, node, start_at, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, 'click2call', $5, $6, 'initiated', $7, $8, $9, '{}', $10, $11, $12, $13, $13)"
+    )
+    .bind(&leg.id)
+    .bind(&leg.request_id)
+    .bind(&leg.account_sid)
+    .bind(&leg.app_id)
+    .bind(&leg.conversation_id)
+    .bind(leg.leg_seq)
+    .bind(&leg.to_number)
+    .bind(&leg.from_number)
+    .bind(&leg.userdata)
+    .bind(epoch)
+    .bind(&leg.node)
+    .bind(leg.start_at)
+    .bind(now)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected())
+    })
+}
+
+/// Marks a conversation ended; 0 when it was over already.
+async fn end_conversation(
+    tx: &mut Tx<'_>,
+    end: &ConversationEnd,
+    now: i64,
+) -> Result<u64, sqlx::Error> {
+    let (url, ms) = end.recording.clone().unzip();
+    on_tx!(&mut *tx, |c| {
+        sqlx::query(
+        "UPDATE conversations SET state = 'ended', bye_type = $2, ended_at = $3, recording_url = $4, recording_ms = $5 WHERE id = $1 AND state <> 'ended'"
+    )
+    .bind(&end.id)
+    .bind(i64::from(end.bye_type))
+    .bind(now)
+    .bind(url)
+    .bind(ms)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected())
+    })
+}
+
+async fn insert_cdrs(tx: &mut Tx<'_>, cdrs: &[&CdrRow]) -> Result<(), sqlx::Error> {
+    let rows: Vec<Vec<Val<'_>>> = cdrs
+        .iter()
+        .map(|c| {
+            vec![
+                Val::Text(Some(&c.id)),
+                Val::Text(Some(&c.account_sid)),
+                Val::Text(Some(&c.app_id)),
+                Val::Text(Some(c.kind.as_str())),
+                Val::Int(Some(c.start_time)),
+                Val::Text(Some(&c.to_number)),
+                Val::Text(Some(&c.body)),
+                Val::Int(Some(c.created_at)),
+            ]
+        })
+        .collect();
+    values::insert(
+        tx,
+        "cdrs (id, account_sid, app_id, kind, start_time, to_number, body, created_at)",
+        8,
+        &rows,
+    )
+    .await
+}
+
+/// Inserts callbacks into the outbox.
+pub(crate) async fn insert_outbox(
+    tx: &mut Tx<'_>,
+    outbox: &[&OutboxRow],
+) -> Result<(), sqlx::Error> {
+    let rows: Vec<Vec<Val<'_>>> = outbox
+        .iter()
+        .map(|o| {
+            vec![
+                Val::Text(Some(&o.webhook_id)),
+                Val::Text(Some(&o.account_sid)),
+                Val::Text(Some(&o.app_id)),
+                Val::Text(Some(o.kind)),
+                Val::Text(Some(&o.target_url)),
+                Val::Text(Some(&o.body)),
+                Val::Text(Some(&o.ordering_key)),
+                Val::Int(Some(o.next_attempt_at)),
+                Val::Int(Some(o.created_at)),
+            ]
+        })
+        .collect();
+    values::insert(
+        tx,
+        "outbox (webhook_id, account_sid, app_id, kind, target_url, body, ordering_key, next_attempt_at, created_at)",
+        9,
+        &rows,
+    )
+    .await
+}
