@@ -279,11 +279,13 @@ impl Ctx {
             }
             match outcome {
                 Ok(driver::Outcome::Done) => {
+                    ctx.forget_broken(&id);
                     if ctx.room_wanted.load(Ordering::Relaxed) {
                         ctx.wake.notify_one();
                     }
                 }
                 Ok(driver::Outcome::Fenced) => {
+                    ctx.forget_broken(&id);
                     tracing::info!(call = %id, "another process drives the call now");
                 }
                 Ok(driver::Outcome::LeaseLost) => {}
@@ -306,10 +308,21 @@ impl Ctx {
         verdict
     }
 
-    /// Remembers a call whose driver failed, for [`recovery`] to end.
+    /// Remembers a call whose driver failed (once more), for [`recovery`] to end.
     fn mark_broken(&self, id: &str) {
         if let Ok(mut broken) = self.broken.lock() {
-            broken.entry(id.to_string()).or_insert(0);
+            broken
+                .entry(id.to_string())
+                .and_modify(|tries| *tries += 1)
+                .or_insert(0);
+        }
+    }
+
+    /// A call whose end is written (or that is no longer this process's) leaves the list
+    /// of broken calls.
+    fn forget_broken(&self, id: &str) {
+        if let Ok(mut broken) = self.broken.lock() {
+            broken.remove(id);
         }
     }
 

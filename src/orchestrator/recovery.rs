@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::Ctx;
-use super::engine::Input;
+use super::engine::{Input, MediaCommand};
 
 /// How long a lease holds without renewal (on the database's clock).
 const LEASE_TTL_MS: i64 = 10_000;
@@ -128,7 +128,11 @@ fn resume(ctx: &Arc<Ctx>, unit: String, first: Vec<Input>, offline: bool) {
     tokio::spawn(async move {
         let stored = match ctx.store.stored_call(&unit, ctx.epoch()).await {
             Ok(Some(stored)) => stored,
-            Ok(None) => return,
+            Ok(None) => {
+                // Over, or no longer this process's.
+                ctx.forget_broken(&unit);
+                return;
+            }
             Err(e) => {
                 tracing::warn!(call = %unit, error = %e, "could not read a call to resume; trying again later");
                 ctx.mark_broken(&unit);
@@ -136,10 +140,18 @@ fn resume(ctx: &Arc<Ctx>, unit: String, first: Vec<Input>, offline: bool) {
             }
         };
         let Some(mut built) = ctx.restored(stored).await else {
+            ctx.forget_broken(&unit);
             return;
         };
         if offline {
-            for leg in &mut built.engine.core.legs {
+            // Its channels are hung up without waiting to hear of it; the call ends from
+            // what is stored.
+            for leg in built.engine.core.legs.iter_mut().filter(|l| l.is_live()) {
+                if let Some(node) = ctx.media.node(&leg.node) {
+                    let kill = MediaCommand::Kill(super::engine::core::ABORT_CAUSE.into());
+                    let line = super::driver::media::api(&leg.id, &kill);
+                    let _ = node.client.send_api_detached(&line, |_| {}).await;
+                }
                 leg.dialed = false;
             }
         }
@@ -147,31 +159,22 @@ fn resume(ctx: &Arc<Ctx>, unit: String, first: Vec<Input>, offline: bool) {
     });
 }
 
-/// Ends the calls whose driver failed: with their media first, then from the store alone.
+/// Ends the calls whose driver failed: with their media first, then (after
+/// [`MEDIA_TRIES`] failures) from the store alone. A call leaves the list once its end is
+/// written.
 async fn end_broken(ctx: &Arc<Ctx>) {
     let broken: Vec<(String, u32)> = match ctx.broken.lock() {
-        Ok(mut b) => std::mem::take(&mut *b).into_iter().collect(),
+        Ok(b) => b.iter().map(|(u, t)| (u.clone(), *t)).collect(),
         Err(_) => return,
     };
     for (unit, tries) in broken {
-        if ctx.drives(&unit) {
-            continue;
+        if !ctx.drives(&unit) {
+            resume(
+                ctx,
+                unit,
+                vec![Input::Start, Input::Abort],
+                tries >= MEDIA_TRIES,
+            );
         }
-        if let Ok(mut b) = ctx.broken.lock() {
-            b.insert(unit.clone(), tries + 1);
-        }
-        let offline = tries >= MEDIA_TRIES;
-        let ctx2 = ctx.clone();
-        let id = unit.clone();
-        resume(ctx, unit, vec![Input::Start, Input::Abort], offline);
-        // Forgotten once its end is written (a later failure marks it again).
-        tokio::spawn(async move {
-            tokio::time::sleep(RENEW_EVERY / 2).await;
-            if ctx2.drives(&id)
-                && let Ok(mut b) = ctx2.broken.lock()
-            {
-                b.remove(&id);
-            }
-        });
     }
 }

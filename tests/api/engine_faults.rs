@@ -366,3 +366,34 @@ fn signal(process: &Proc, which: &str) {
         .unwrap();
     assert!(status.success());
 }
+
+both_backends! {
+    /// A write the database refuses (here a trigger refusing one caller's answer, for
+    /// good): the call's driver gives up, and the call is ended from what is stored: its
+    /// channels hung up, its legs `failed`, its CDR and callbacks written.
+    async fn a_refused_write_ends_the_call(db: TestDb) {
+        let mut app = db.spawn(&[("VOICEPAAS_SANDBOX_SPEED", "10")]).await;
+        let created = app.create_app(&app.sid, json!({"name": "f", "statusUrl": "https://example.com/s", "cdrUrl": "https://example.com/c"})).await;
+        app.app_id = created["appId"].as_str().unwrap().to_string();
+        let refused = "13900000777";
+        if db.backend == "sqlite" {
+            let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
+            sqlx::query(&format!("CREATE TRIGGER refuse_answer BEFORE UPDATE OF state ON calls \
+                WHEN NEW.state = 'answered' AND NEW.to_number = '{refused}' BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"))
+                .execute(&pool).await.unwrap();
+        } else {
+            let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+            sqlx::query(&format!("CREATE FUNCTION refuse_answer() RETURNS trigger AS $$ BEGIN \
+                IF NEW.state = 'answered' AND NEW.to_number = '{refused}' THEN RAISE EXCEPTION 'refused by the test'; END IF; \
+                RETURN NEW; END $$ LANGUAGE plpgsql")).execute(&pool).await.unwrap();
+            sqlx::query("CREATE TRIGGER refuse_answer BEFORE UPDATE ON calls FOR EACH ROW EXECUTE FUNCTION refuse_answer()")
+                .execute(&pool).await.unwrap();
+        }
+        let cv = start(&app, refused, "13900000002", json!({})).await;
+        let store = db.store().await;
+        let cdr = assert_clean_end(&store, &cv).await;
+        let causes: Vec<&str> = cdr["cdrs"].as_array().unwrap().iter().map(|l| l["cause"].as_str().unwrap()).collect();
+        assert!(causes.iter().all(|c| *c == "failed"), "{cdr}");
+        assert_eq!(cdr["byeType"], "0", "the caller's answer was never recorded: {cdr}");
+    }
+}

@@ -92,6 +92,9 @@ impl IvrFlow {
 
     /// Taken over: an answered leg hears the script again from the top.
     pub(super) fn restored(&mut self, core: &mut Core) {
+        if core.ending.is_some() {
+            return;
+        }
         if core.legs[LEG].talking() {
             self.play(core, 0, 0);
         } else if !core.legs[LEG].up() {

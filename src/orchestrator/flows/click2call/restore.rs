@@ -9,6 +9,10 @@ use crate::orchestrator::engine::{ByeType, Core, Happened, Status};
 
 impl Click2CallFlow {
     pub(crate) fn restored(&mut self, core: &mut Core) {
+        if core.ending.is_some() {
+            // Ended (aborted) while the legs were asked about.
+            return;
+        }
         if let Some(bye) = self.state.bye.take() {
             // Decided (a cancel) before the process stopped.
             return self.end(core, bye);
