@@ -63,7 +63,11 @@ fn peak_rss_mb(pid: u32) -> f64 {
 
 /// CPU seconds (user + system) process `pid` has used so far.
 fn cpu_secs(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat_cpu_secs(&std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default())
+}
+
+/// CPU seconds (user + system) of a `/proc/…/stat` line.
+fn stat_cpu_secs(stat: &str) -> f64 {
     // Fields after the command name (which may hold spaces) start after the last ')'.
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
     let fields: Vec<&str> = rest.split_whitespace().collect();
@@ -151,15 +155,7 @@ fn cpu_by_thread(pid: u32) -> std::collections::BTreeMap<String, f64> {
             .and_then(|(_, r)| r.rsplit_once(')'))
             .map_or("?", |(n, _)| n)
             .to_string();
-        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let ticks = |i: usize| {
-            fields
-                .get(i)
-                .and_then(|v| v.parse::<f64>().ok())
-                .unwrap_or(0.0)
-        };
-        *by.entry(name).or_default() += (ticks(11) + ticks(12)) / 100.0;
+        *by.entry(name).or_default() += stat_cpu_secs(&stat);
     }
     by
 }

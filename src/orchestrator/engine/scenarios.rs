@@ -8,7 +8,7 @@ use super::*;
 use crate::cdr::LegEnd;
 use crate::domain::IdGenerator;
 use crate::domain::click2call::RecordMode;
-use crate::orchestrator::flows::click2call::{AddParty, CalleePlan, Click2CallFlow, Plan};
+use crate::orchestrator::flows::click2call::{AddParty, Click2CallFlow};
 
 const T0: i64 = 1_800_000_000_000;
 
@@ -20,28 +20,9 @@ struct Call {
 
 impl Call {
     fn new(record: RecordMode, max: Option<u32>) -> Self {
-        let plan = Plan {
-            caller: Dial {
-                to: "13800000001".into(),
-                from: None,
-                timeout_secs: 45,
-                ignore_early_media: true,
-            },
-            callee: CalleePlan {
-                to: "13800000002".into(),
-                from: "13800000001".into(),
-                greet: None,
-                ringback: None,
-                fail_voice: "fail.wav".into(),
-                callee_voice: None,
-                caller_voice: None,
-                record,
-            },
-            answer_timeout: 45,
-            max_duration: max,
-            last_minute: "last.wav".into(),
-            recording_path: "/rec/CV1.wav".into(),
-        };
+        let mut plan = super::tests::plan(record, max, false, false);
+        plan.callee.callee_voice = None;
+        plan.callee.caller_voice = None;
         let leg = Leg::new(
             "CA0".into(),
             "n1".into(),

@@ -606,30 +606,13 @@ impl Sim {
                 self.world.finished_effects
             ));
         }
-        for row in self.stored.rows.values() {
-            let list = self
-                .world
-                .statuses
-                .get(&row.id)
-                .cloned()
-                .unwrap_or_default();
+        let stored = self.stored.rows.values().map(|row| &row.id);
+        for id in stored.chain(self.engine.core.legs.iter().map(|leg| &leg.id)) {
+            let list = self.world.statuses.get(id).cloned().unwrap_or_default();
             if list.last() != Some(&Status::Completed)
                 || list.iter().filter(|s| **s == Status::Completed).count() != 1
             {
-                return Err(format!("leg {}: statuses {list:?}", row.id));
-            }
-        }
-        for leg in &self.engine.core.legs {
-            let list = self
-                .world
-                .statuses
-                .get(&leg.id)
-                .cloned()
-                .unwrap_or_default();
-            if list.last() != Some(&Status::Completed)
-                || list.iter().filter(|s| **s == Status::Completed).count() != 1
-            {
-                return Err(format!("leg {}: statuses {list:?}", leg.id));
+                return Err(format!("leg {id}: statuses {list:?}"));
             }
         }
         for token in &self.world.commands {
@@ -722,7 +705,8 @@ fn core_with(stored: &Stored) -> Core {
     )
 }
 
-fn plan(record: RecordMode, max: Option<u32>, ringback: bool, greet: bool) -> Plan {
+/// A click-to-call plan with the given recording mode, maxDuration and prompts.
+pub(super) fn plan(record: RecordMode, max: Option<u32>, ringback: bool, greet: bool) -> Plan {
     Plan {
         caller: Dial {
             to: "13800000001".into(),
