@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 
 use crate::config::Settings;
 use crate::domain::Fields;
-use crate::domain::application::AppSettings;
+use crate::domain::application::{AppSettings, MAX_NAME_BYTES};
 use crate::domain::limits::AccountPatch;
 use crate::media::sandbox::Sandbox;
 use crate::startup::Application;
@@ -223,6 +223,7 @@ async fn account(store: &Store, command: AccountCommand) -> Result<(), String> {
     let failed = |e: crate::store::StoreError| e.to_string();
     match command {
         AccountCommand::Create { name } => {
+            crate::domain::check_label("name", &name, MAX_NAME_BYTES).map_err(|e| e.0)?;
             let (account, token) = store.create_account(&name).await.map_err(failed)?;
             print(&json!({"accountSid": account.sid, "authToken": token}));
         }
@@ -260,7 +261,7 @@ async fn app(store: &Store, command: AppCommand) -> Result<(), String> {
                 .await
                 .map_err(failed)?;
             let mut shown = app.to_json();
-            shown["signingSecret"] = app.signing_secret.clone().into();
+            shown["signingSecret"] = app.signing_secret.expose().into();
             print(&shown);
         }
         AppCommand::List { account } => {

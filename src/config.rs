@@ -68,6 +68,12 @@ impl Secret {
     }
 }
 
+impl From<String> for Secret {
+    fn from(value: String) -> Self {
+        Self(value)
+    }
+}
+
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret(***)")
@@ -399,12 +405,21 @@ fn parse_media(value: &str) -> Result<MediaSetting, ConfigError> {
             }
             None => (rest, DEFAULT_NODE_CAPACITY),
         };
-        let (password, hostport) = match rest.rsplit_once('@') {
-            Some((userinfo, hostport)) => {
-                (userinfo.strip_prefix(':').unwrap_or(userinfo), hostport)
-            }
-            None => ("ClueCon", rest),
-        };
+        // No default password: FreeSWITCH's stock `ClueCon` on a reachable node is an
+        // open door, so the operator must name the one the node uses.
+        let (password, hostport) = rest
+            .rsplit_once('@')
+            .map(|(userinfo, hostport)| (userinfo.strip_prefix(':').unwrap_or(userinfo), hostport))
+            .filter(|(password, _)| !password.is_empty())
+            .ok_or_else(|| {
+                ConfigError::new(
+                    VAR,
+                    format!(
+                        "{} has no password: write esl://:<password>@host:port",
+                        item.split('@').next_back().unwrap_or_default()
+                    ),
+                )
+            })?;
         let hostport = hostport.trim_end_matches('/');
         let (host, port) = match hostport.rsplit_once(':') {
             Some((host, port)) => (host, port.parse::<u16>().map_err(|_| bad())?),
@@ -485,10 +500,26 @@ mod tests {
     }
 
     #[test]
+    fn debug_shows_no_secret() {
+        let s = with(&[
+            ("VOICEPAAS_MEDIA", "esl://:s3cret-pw@fs1:8021"),
+            ("DATABASE_URL", "postgres://u:db-pw@h/d"),
+        ])
+        .unwrap();
+        let shown = format!("{s:?}");
+        assert!(
+            !shown.contains("s3cret-pw") && !shown.contains("db-pw"),
+            "{shown}"
+        );
+        let secret = Secret::from("whsec_abc".to_string());
+        assert_eq!(format!("{secret:?}"), "Secret(***)");
+    }
+
+    #[test]
     fn media_nodes_parse() {
         let s = with(&[(
             "VOICEPAAS_MEDIA",
-            "esl://:secret@fs1:8021?capacity=500, esl://fs2",
+            "esl://:secret@fs1:8021?capacity=500, esl://:ClueCon@fs2",
         )])
         .unwrap();
         let MediaSetting::Nodes(nodes) = s.media else {
@@ -500,6 +531,8 @@ mod tests {
             "esl://fs1?capacity=0",
             "esl://fs1?cap=5",
             "esl://fs1?capacity=x",
+            "esl://fs1:8021",
+            "esl://:@fs1:8021",
         ] {
             assert!(with(&[("VOICEPAAS_MEDIA", bad)]).is_err(), "{bad}");
         }

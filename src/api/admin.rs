@@ -10,9 +10,10 @@ use serde_json::{Value, json};
 use super::auth::{self, AdminRefusal};
 use super::error::ApiError;
 use super::{AppState, body, placement};
-use crate::domain::Fields;
 use crate::domain::application::AppSettings;
+use crate::domain::application::MAX_NAME_BYTES;
 use crate::domain::limits::AccountPatch;
+use crate::domain::{Fields, check_label};
 
 /// A refused operator request.
 struct AdminError(StatusCode, String);
@@ -85,6 +86,7 @@ pub async fn create_account(
     operator(&state, &req, async {
         let body = body::json_object(&req, payload).await?;
         let name = Fields(&body).req_str("name")?;
+        check_label("name", name, MAX_NAME_BYTES)?;
         let (account, token) = state.store.create_account(name).await?;
         Ok((
             StatusCode::CREATED,
@@ -166,7 +168,7 @@ pub async fn create_app(
             .ok_or_else(|| no_account(&sid))?;
         let app = state.store.create_app(&sid, &settings).await?;
         let mut shown = app.to_json();
-        shown["signingSecret"] = app.signing_secret.clone().into();
+        shown["signingSecret"] = app.signing_secret.expose().into();
         Ok((StatusCode::CREATED, shown))
     })
     .await

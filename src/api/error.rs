@@ -58,6 +58,12 @@ impl From<ParamError> for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
+        if e.is_unstorable_text() {
+            // Fields are checked before they reach the database; this is the net under
+            // that check, so no odd character can turn into a 5xx.
+            tracing::warn!(error = %e, "a request value reached the database unchecked");
+            return Self::Param("a parameter holds characters that cannot be stored".into());
+        }
         Self::Unavailable(e)
     }
 }

@@ -3,12 +3,14 @@
 
 use serde_json::Value;
 
-use super::fields::{Fields, ParamError};
+use super::fields::{Fields, ParamError, check_label};
 use super::phone::PhoneNumber;
 use super::webhook_url::WebhookUrl;
 
 /// Most caller ids an application may list.
 pub const MAX_ALLOWED_CALLER_IDS: usize = 1000;
+/// Longest application or account name, in bytes.
+pub const MAX_NAME_BYTES: usize = 200;
 
 /// Fields of an application create (`name` required) or update (all optional). For URLs,
 /// `Some(None)` clears the value (`null` or `""` in the request).
@@ -52,8 +54,8 @@ impl AppSettings {
         if creating && name.is_none() {
             return Err(ParamError::new("missing name"));
         }
-        if name.is_some_and(|n| n.len() > 200) {
-            return Err(ParamError::new("name must be at most 200 bytes"));
+        if let Some(name) = name {
+            check_label("name", name, MAX_NAME_BYTES)?;
         }
         let url = |key: &str| -> Result<Option<Option<WebhookUrl>>, ParamError> {
             if !fields.0.contains_key(key) {

@@ -65,6 +65,22 @@ impl<'a> Fields<'a> {
     }
 }
 
+/// Checks a label (an account's or application's name): at most `max` bytes and no
+/// control characters (names are shown on screens and in logs, and U+0000 cannot be stored).
+pub fn check_label(field: &str, value: &str, max: usize) -> Result<(), ParamError> {
+    if value.len() > max {
+        return Err(ParamError::new(format!(
+            "{field} must be at most {max} bytes"
+        )));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(ParamError::new(format!(
+            "{field} must not contain control characters"
+        )));
+    }
+    Ok(())
+}
+
 impl Fields<'_> {
     /// An optional boolean (`true`/`false`, also as strings).
     pub fn opt_bool(&self, name: &str) -> Result<Option<bool>, ParamError> {

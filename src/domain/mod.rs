@@ -15,7 +15,7 @@ pub mod prompt;
 pub mod time;
 pub mod webhook_url;
 
-pub use fields::{Fields, ParamError};
+pub use fields::{Fields, ParamError, check_label};
 pub use ids::{CallId, ConversationId, IdGenerator, RequestId};
 pub use kind::CallKind;
 pub use phone::PhoneNumber;

@@ -108,8 +108,8 @@ pub enum Incoming {
     Reconnected(Vec<String>),
 }
 
-/// Connection settings.
-#[derive(Debug, Clone)]
+/// Connection settings (`Debug` leaves the password out).
+#[derive(Clone)]
 pub struct EslOptions {
     /// Host of the Event Socket.
     pub host: String,
@@ -131,6 +131,18 @@ pub struct EslOptions {
     pub reconnect_max: Duration,
     /// Events buffered for the owner.
     pub event_queue: usize,
+}
+
+impl std::fmt::Debug for EslOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EslOptions")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("password", &"***")
+            .field("api_timeout", &self.api_timeout)
+            .field("bgapi_timeout", &self.bgapi_timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 impl EslOptions {
@@ -886,7 +898,16 @@ impl Connection {
 
 #[cfg(test)]
 mod tests {
-    use super::command_of;
+    use super::{EslOptions, command_of};
+
+    #[test]
+    fn debug_leaves_the_password_out() {
+        let shown = format!("{:?}", EslOptions::new("fs1", 8021, "s3cret-pw"));
+        assert!(
+            shown.contains("fs1") && !shown.contains("s3cret-pw"),
+            "{shown}"
+        );
+    }
 
     #[test]
     fn command_labels_are_bounded() {

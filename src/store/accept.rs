@@ -14,6 +14,7 @@
 //! order) from the start. Batches with captchas always lock first, since their per-callee
 //! counts must not race.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -24,6 +25,7 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::bulk::{Table, bulk_insert};
 use super::idempotency::{IdempotencyClaim, Replay, stored_replay};
+use super::text;
 use super::values::{self, Val};
 use super::{StoreError, Tx, WriteGate, on_tx};
 use crate::config::CaptchaLimits;
@@ -508,9 +510,14 @@ async fn insert_accepted(
     now: i64,
 ) -> Result<(), sqlx::Error> {
     // Calls go as bound rows (the script text would cost more as JSON inside JSON).
+    let userdata: Vec<Option<Cow<'_, str>>> = accepted
+        .iter()
+        .map(|a| a.request.userdata.as_deref().map(text::encode))
+        .collect();
     let calls: Vec<Vec<Val<'_>>> = accepted
         .iter()
-        .flat_map(|a| {
+        .zip(&userdata)
+        .flat_map(|(a, userdata)| {
             let r = &a.request;
             a.calls.iter().map(move |c| {
                 vec![
@@ -524,7 +531,7 @@ async fn insert_accepted(
                     Val::Text(Some("queued")),
                     Val::Text(Some(&c.to_number)),
                     Val::Text(r.from_number.as_deref()),
-                    Val::Text(r.userdata.as_deref()),
+                    Val::Text(userdata.as_deref()),
                     Val::Text(Some(&r.params)),
                     Val::Int(Some(r.created_at)),
                     Val::Int(Some(r.created_at)),

@@ -3,7 +3,11 @@
 use std::sync::Arc;
 
 use super::{Store, StoreError, on_pool};
-use crate::domain::credentials::{new_account_sid, new_auth_token};
+use crate::domain::credentials::{is_hex32, new_account_sid, new_auth_token};
+
+/// A token hash no token has: what an unknown sid's token is checked against.
+const UNKNOWN_ACCOUNT_HASH: &str =
+    "0000000000000000000000000000000000000000000000000000000000000000";
 use crate::domain::limits::AccountPatch;
 use crate::domain::time::now_ms;
 
@@ -124,12 +128,25 @@ impl Store {
         sid: &str,
         token: &str,
     ) -> Result<Option<Arc<AccountRecord>>, StoreError> {
-        let Some(account) = self
-            .cache
-            .accounts
-            .get_or_load(&sid.to_string(), || self.find_account(sid))
-            .await?
-        else {
+        // An unknown sid costs what a known one does (one MAC), and at most one database
+        // read per second: a sid that is not one, or was just looked up in vain, is not
+        // looked up again.
+        let key = sid.to_string();
+        let known = if !is_hex32(sid) || self.cache.missing_accounts.get(&key).is_some() {
+            None
+        } else {
+            let found = self
+                .cache
+                .accounts
+                .get_or_load(&key, || self.find_account(sid))
+                .await?;
+            if found.is_none() {
+                self.cache.missing_accounts.put(key, Arc::new(()));
+            }
+            found
+        };
+        let Some(account) = known else {
+            self.hasher.verify(token, UNKNOWN_ACCOUNT_HASH);
             return Ok(None);
         };
         Ok((account.enabled && self.hasher.verify(token, &account.token_hash)).then_some(account))

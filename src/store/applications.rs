@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use super::{Store, StoreError, on_pool};
+use crate::config::Secret;
 use crate::domain::application::AppSettings;
 use crate::domain::credentials::{new_app_id, new_signing_secret};
 use crate::domain::time::now_ms;
@@ -33,8 +34,9 @@ pub struct ApplicationRecord {
     /// Caller ids the app may show; empty = any. Parsed once, when the row is read.
     #[sqlx(try_from = "String")]
     pub allowed_caller_ids: CallerIds,
-    /// `whsec_…` secret of its webhook signatures.
-    pub signing_secret: String,
+    /// `whsec_…` secret of its webhook signatures (never in `Debug` output).
+    #[sqlx(try_from = "String")]
+    pub signing_secret: Secret,
     /// Creation time, Unix ms.
     pub created_at: i64,
     /// Last update, Unix ms.

@@ -78,6 +78,8 @@ impl<K: Hash + Eq + Clone, V> TtlMap<K, V> {
 pub struct Directory {
     /// Accounts by sid.
     pub accounts: TtlMap<String, AccountRecord>,
+    /// Sids looked up in vain (failed authentications stay off the database).
+    pub missing_accounts: TtlMap<String, ()>,
     /// Applications by app id.
     pub applications: TtlMap<String, ApplicationRecord>,
     /// Prompt names by app id.

@@ -20,6 +20,7 @@ mod open;
 pub mod placing;
 pub mod prompts;
 mod stats;
+pub mod text;
 mod values;
 
 use std::sync::Arc;
@@ -71,6 +72,13 @@ impl StoreError {
             }
             _ => false,
         }
+    }
+
+    /// Whether the database refused a value's characters (PostgreSQL: U+0000 in text, or a
+    /// character its encoding lacks): the request's fault, not the platform's.
+    pub fn is_unstorable_text(&self) -> bool {
+        matches!(self, StoreError::Db(sqlx::Error::Database(db))
+            if matches!(db.code().as_deref(), Some("22021" | "22P05")))
     }
 }
 

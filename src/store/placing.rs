@@ -9,6 +9,7 @@
 //! from its cps bucket and room under `maxConcurrentCalls` (counted in `live_calls`, which
 //! every transaction that adds or ends a leg keeps up to date) in the same transaction.
 
+use super::text::StoredText;
 use super::{Pool, Store, StoreError, Tx, on_pool, on_tx};
 use crate::domain::time::now_ms;
 
@@ -36,6 +37,7 @@ pub struct CallRecord {
     /// Caller id asked for.
     pub from_number: Option<String>,
     /// Customer data.
+    #[sqlx(try_from = "StoredText")]
     pub userdata: Option<String>,
     /// The script / conversation settings, JSON.
     pub params: String,

@@ -16,6 +16,7 @@ use crate::config::Settings;
 use crate::domain::time::now_ms;
 use crate::store::Store;
 use crate::store::deliveries::{Attempt, Delivery, Outcome};
+use crate::store::text::printable;
 
 /// Deliveries in flight at once.
 const MAX_IN_FLIGHT: usize = 256;
@@ -57,6 +58,9 @@ impl Dispatcher {
     pub fn start(store: Store, settings: &Settings) -> Result<Dispatcher, reqwest::Error> {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            // HTTP(S)_PROXY in the environment would send callbacks through a proxy that
+            // resolves the target itself, past the address guard below: never used.
+            .no_proxy()
             .timeout(TIMEOUT)
             .dns_resolver(
                 GuardedResolver {
@@ -212,7 +216,7 @@ impl Inner {
                 let attempt = Attempt {
                     status_code: None,
                     latency_ms: started.elapsed().as_millis() as i64,
-                    error: Some(error),
+                    error: Some(printable(error.as_bytes(), RESPONSE_KEEP)),
                     response: None,
                 };
                 let outcome = if permanent {
@@ -270,7 +274,7 @@ impl Inner {
             .find_app(&d.account_sid, &d.app_id)
             .await
             .map_err(|e| Failure::transient(format!("storage: {e}")))?
-            .map(|a| a.signing_secret.clone())
+            .map(|a| a.signing_secret.expose().to_string())
             .ok_or_else(|| Failure {
                 error: "the application no longer exists".into(),
                 permanent: true,
@@ -307,11 +311,7 @@ impl Inner {
                 _ => break,
             }
         }
-        Ok((
-            status,
-            String::from_utf8_lossy(&kept).into_owned(),
-            retry_after,
-        ))
+        Ok((status, printable(&kept, RESPONSE_KEEP), retry_after))
     }
 }
 

@@ -38,13 +38,21 @@ fn forbidden_v4(ip: Ipv4Addr) -> bool {
 }
 
 fn forbidden_v6(ip: Ipv6Addr) -> bool {
-    let first = ip.segments()[0];
+    let [first, second, third, ..] = ip.segments();
     ip.is_loopback()
         || ip.is_unspecified()
         || ip.is_multicast()
         || (first & 0xfe00) == 0xfc00 // unique local fc00::/7
         || (first & 0xffc0) == 0xfe80 // link-local fe80::/10
-        || (first == 0x2001 && ip.segments()[1] == 0x0db8) // documentation
+        || (first & 0xffc0) == 0xfec0 // site-local fec0::/10 (deprecated)
+        || (first == 0x2001 && second == 0x0db8) // documentation
+        // Addresses that carry an IPv4 address to some gateway, which may be a private
+        // one: refused whole rather than judged by the address inside.
+        || ip.segments()[..6] == [0; 6] // IPv4-compatible ::a.b.c.d (deprecated)
+        || (first == 0x0064 && second == 0xff9b && (third == 0 || third == 1)) // NAT64 64:ff9b::/96, 64:ff9b:1::/48
+        || first == 0x2002 // 6to4 2002::/16
+        || (first == 0x2001 && second == 0) // Teredo 2001::/32
+        || (first == 0x0100 && second == 0 && third == 0 && ip.segments()[3] == 0) // discard-only 100::/64
 }
 
 /// The address a URL's host names literally (`10.0.0.1`, `[::1]`), if it is one.
@@ -162,6 +170,16 @@ mod tests {
             "::",
             "198.18.0.1",
             "240.0.0.1",
+            "64:ff9b::7f00:1",
+            "64:ff9b::808:808",
+            "64:ff9b:1::a00:1",
+            "2002:7f00:1::1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "::127.0.0.1",
+            "::10.0.0.1",
+            "::8.8.8.8",
+            "fec0::1",
+            "100::1",
         ] {
             assert!(is_forbidden(bad.parse().unwrap()), "{bad}");
         }
@@ -172,6 +190,8 @@ mod tests {
             "172.32.0.1",
             "2606:4700::1111",
             "::ffff:8.8.8.8",
+            "2001:4860:4860::8888",
+            "64:ff9c::1",
         ] {
             assert!(!is_forbidden(good.parse().unwrap()), "{good}");
         }

@@ -38,6 +38,7 @@ pub struct Receiver {
     pub base: String,
     got: Arc<Mutex<Vec<Received>>>,
     script: Arc<Mutex<VecDeque<Answer>>>,
+    body: Arc<Mutex<Vec<u8>>>,
 }
 
 impl Receiver {
@@ -48,6 +49,7 @@ impl Receiver {
             base: format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port()),
             got: Arc::default(),
             script: Arc::default(),
+            body: Arc::new(Mutex::new(b"ok".to_vec())),
         };
         let r = receiver.clone();
         tokio::spawn(async move {
@@ -107,14 +109,18 @@ impl Receiver {
                     let next = r.script.lock().unwrap().pop_front();
                     let (status, extra, delay) = next.unwrap_or((200, vec![], Duration::ZERO));
                     tokio::time::sleep(delay).await;
+                    let body = r.body.lock().unwrap().clone();
                     let mut answer = format!(
-                        "HTTP/1.1 {status} X\r\nContent-Length: 2\r\nConnection: close\r\n"
+                        "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n",
+                        body.len()
                     );
                     for (k, v) in extra {
                         answer.push_str(&format!("{k}: {v}\r\n"));
                     }
-                    answer.push_str("\r\nok");
-                    let _ = socket.write_all(answer.as_bytes()).await;
+                    answer.push_str("\r\n");
+                    let mut answer = answer.into_bytes();
+                    answer.extend_from_slice(&body);
+                    let _ = socket.write_all(&answer).await;
                 });
             }
         });
@@ -144,6 +150,11 @@ impl Receiver {
             .lock()
             .unwrap()
             .push_back((status, vec![], delay));
+    }
+
+    /// Every later answer carries `body` (instead of `ok`).
+    pub fn answer_body(&self, body: &[u8]) {
+        *self.body.lock().unwrap() = body.to_vec();
     }
 
     /// Everything received so far.

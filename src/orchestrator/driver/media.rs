@@ -31,7 +31,13 @@ pub fn channel_event(event: &Event, generation: u64) -> Option<MediaEvent> {
         "CHANNEL_CREATE" => MediaEvent::Created { at: at() },
         "CHANNEL_PROGRESS" | "CHANNEL_PROGRESS_MEDIA" => MediaEvent::Progress { at: at() },
         "CHANNEL_ANSWER" => MediaEvent::Answered { at: at() },
-        "DTMF" => MediaEvent::Dtmf(event.dtmf_digit()?.chars().next()?),
+        "DTMF" => MediaEvent::Dtmf(
+            event
+                .dtmf_digit()?
+                .chars()
+                .next()
+                .filter(|c| c.is_ascii_digit() || matches!(c, '*' | '#' | 'A'..='D'))?,
+        ),
         "CHANNEL_EXECUTE_COMPLETE" => MediaEvent::AppDone {
             run: event
                 .application_uuid()
@@ -51,16 +57,22 @@ pub fn channel_event(event: &Event, generation: u64) -> Option<MediaEvent> {
                 .map(|us| us / 1000),
             sip_status: event
                 .get_exact("variable_sip_term_status")
-                .filter(|s| !s.is_empty())
+                .filter(|s| (1..=3).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit()))
                 .map(str::to_string),
         },
         _ => return None,
     })
 }
 
+/// The hangup cause: a FreeSWITCH cause name (`NORMAL_CLEARING`, `USER_BUSY`, …). What a
+/// media server sends that cannot be one (other characters, over 64 of them) counts as
+/// missing, so nothing odd reaches the CDR.
 fn cause(event: &Event) -> String {
     event
         .hangup_cause()
+        .filter(|c| {
+            (1..=64).contains(&c.len()) && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        })
         .unwrap_or("NORMAL_CLEARING")
         .to_string()
 }

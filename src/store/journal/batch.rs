@@ -10,6 +10,7 @@ use super::{
 };
 use crate::domain::time::now_ms;
 use crate::store::deliveries::{Attempt, Delivery, Outcome, write_attempts};
+use crate::store::text;
 use crate::store::values::{self, Val};
 use crate::store::{Pool, Tx, WriteGate, on_tx};
 
@@ -401,7 +402,7 @@ async fn insert_leg(
     .bind(leg.leg_seq)
     .bind(&leg.to_number)
     .bind(&leg.from_number)
-    .bind(&leg.userdata)
+    .bind(leg.userdata.as_deref().map(text::encode))
     .bind(epoch)
     .bind(&leg.node)
     .bind(leg.start_at)
