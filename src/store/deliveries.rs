@@ -53,11 +53,13 @@ pub enum Outcome {
 
 impl Store {
     /// Claims up to `limit` due deliveries until `claim_until` (Unix ms): for each
-    /// ordering key only its oldest pending row, and only if nobody holds it.
+    /// ordering key only its oldest pending row, only if nobody holds it, and none to the
+    /// hosts in `full` (those with their whole in-flight budget taken).
     pub async fn claim_deliveries(
         &self,
         limit: i64,
         claim_until: i64,
+        full: &[String],
     ) -> Result<Vec<Delivery>, StoreError> {
         let now = now_ms();
         let mut tx = self.begin_write().await?;
@@ -70,20 +72,30 @@ impl Store {
                 .await?;
         }
         let lock = tx.skip_locked();
+        let not_full = if full.is_empty() {
+            String::new()
+        } else {
+            let list: Vec<String> = (0..full.len()).map(|i| format!("${}", i + 4)).collect();
+            format!(
+                "AND (o.target_host IS NULL OR o.target_host NOT IN ({})) ",
+                list.join(", ")
+            )
+        };
         let sql = format!(
             "UPDATE outbox SET claimed_until = $2 WHERE seq IN (\
                SELECT o.seq FROM outbox o WHERE o.state = 'pending' AND o.kind <> 'feed' AND o.next_attempt_at <= $1 \
-               AND (o.claimed_until IS NULL OR o.claimed_until < $1) \
+               AND (o.claimed_until IS NULL OR o.claimed_until < $1) {not_full}\
                AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.ordering_key = o.ordering_key AND p.state = 'pending' AND p.seq < o.seq) \
                ORDER BY o.next_attempt_at, o.seq LIMIT $3{lock}) \
              RETURNING seq, webhook_id, account_sid, app_id, target_url, body, attempts, batch_id"
         );
-        let rows: Vec<Delivery> = on_tx!(&mut tx, |c| sqlx::query_as(&sql)
-            .bind(now)
-            .bind(claim_until)
-            .bind(limit)
-            .fetch_all(c)
-            .await)?;
+        let rows: Vec<Delivery> = on_tx!(&mut tx, |c| {
+            let mut q = sqlx::query_as(&sql).bind(now).bind(claim_until).bind(limit);
+            for host in full {
+                q = q.bind(host);
+            }
+            q.fetch_all(c).await
+        })?;
         tx.commit().await?;
         Ok(rows)
     }
@@ -137,22 +149,30 @@ impl Store {
         .fetch_all(c)
         .await
         })?;
+        // Replicas forming batches at once: rows another replica holds are skipped, and a
+        // row stamped meanwhile is not stamped again (`batch_id IS NULL` is checked anew
+        // after any wait for its lock), so every row joins exactly one batch.
+        let lock = tx.skip_locked();
+        // The rows are picked in a CTE, which runs once: a locking sub-select inside
+        // `IN (…)` may be run again by the plan and pick more than its LIMIT.
+        let stamp = format!(
+            "WITH picked AS (SELECT seq FROM outbox \
+             WHERE app_id = $2 AND kind = 'feed' AND state = 'pending' AND batch_id IS NULL ORDER BY seq LIMIT $3{lock}) \
+             UPDATE outbox SET batch_id = $1 FROM picked WHERE outbox.seq = picked.seq AND outbox.batch_id IS NULL"
+        );
         for (app_id, size, window, count, oldest) in waiting {
             if count < size && oldest > now - window {
                 continue;
             }
             let batch = super::journal::new_webhook_id();
             on_tx!(&mut tx, |c| {
-                sqlx::query(
-                "UPDATE outbox SET batch_id = $1 WHERE seq IN (SELECT seq FROM outbox \
-                 WHERE app_id = $2 AND kind = 'feed' AND state = 'pending' AND batch_id IS NULL ORDER BY seq LIMIT $3)"
-            )
-            .bind(&batch)
-            .bind(&app_id)
-            .bind(size)
-            .execute(c)
-            .await
-            .map(|r| r.rows_affected())
+                sqlx::query(&stamp)
+                    .bind(&batch)
+                    .bind(&app_id)
+                    .bind(size)
+                    .execute(c)
+                    .await
+                    .map(|r| r.rows_affected())
             })?;
         }
         let due: Vec<String> = on_tx!(&mut tx, |c| {
@@ -170,11 +190,13 @@ impl Store {
         for batch in due {
             let rows: Vec<Delivery> = on_tx!(&mut tx, |c| {
                 sqlx::query_as(
-                "UPDATE outbox SET claimed_until = $2 WHERE batch_id = $1 \
+                "UPDATE outbox SET claimed_until = $2 WHERE batch_id = $1 AND state = 'pending' \
+                 AND (claimed_until IS NULL OR claimed_until < $3) \
                  RETURNING seq, webhook_id, account_sid, app_id, target_url, body, attempts, batch_id"
             )
             .bind(&batch)
             .bind(claim_until)
+            .bind(now)
             .fetch_all(c)
             .await
             })?;

@@ -16,6 +16,7 @@ use crate::config::Settings;
 use crate::domain::time::now_ms;
 use crate::store::Store;
 use crate::store::deliveries::{Attempt, Delivery, Outcome};
+use crate::store::journal::host_of;
 use crate::store::text::printable;
 
 /// Deliveries in flight at once.
@@ -46,7 +47,8 @@ struct Inner {
     allow_private: bool,
     retry_scale: f64,
     slots: Arc<Semaphore>,
-    hosts: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// Deliveries in flight per host (a host leaves the map when it has none).
+    hosts: Mutex<HashMap<String, usize>>,
     /// Outbox positions being delivered now.
     in_flight: Mutex<HashSet<i64>>,
     /// Set when the process stops: nothing new is claimed.
@@ -117,17 +119,7 @@ impl Dispatcher {
             }
             let free = self.inner.slots.available_permits() as i64;
             let claimed = if free > 0 {
-                let until = now_ms() + CLAIM_FOR.as_millis() as i64;
-                let claimed = async {
-                    let store = &self.inner.store;
-                    let mut rows = store.claim_deliveries(free, until).await?;
-                    let room = free - rows.len() as i64;
-                    if room > 0 {
-                        rows.extend(store.claim_feed_batches(room, until).await?);
-                    }
-                    Ok::<_, crate::store::StoreError>(rows)
-                };
-                match claimed.await {
+                match self.inner.claim(free).await {
                     Ok(rows) => rows,
                     Err(e) => {
                         tracing::warn!(error = %e, "claiming deliveries failed; retrying");
@@ -138,9 +130,11 @@ impl Dispatcher {
                 Vec::new()
             };
             let busy = !claimed.is_empty();
-            for delivery in claimed {
-                let Ok(slot) = self.inner.slots.clone().acquire_owned().await else {
-                    return;
+            for (delivery, host) in claimed {
+                let Ok(slot) = self.inner.slots.clone().try_acquire_owned() else {
+                    // Cannot happen (no more were claimed than slots were free); should it,
+                    // the claim runs out and the delivery goes later.
+                    continue;
                 };
                 let inner = self.inner.clone();
                 if let Ok(mut set) = inner.in_flight.lock() {
@@ -148,7 +142,8 @@ impl Dispatcher {
                 }
                 tokio::spawn(async move {
                     let seq = delivery.seq;
-                    inner.deliver(delivery).await;
+                    inner.deliver(delivery, &host).await;
+                    inner.host_done(&host);
                     if let Ok(mut set) = inner.in_flight.lock() {
                         set.remove(&seq);
                     }
@@ -182,22 +177,64 @@ impl Dispatcher {
 }
 
 impl Inner {
-    fn host_slots(&self, host: &str) -> Arc<Semaphore> {
-        let mut hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
-        hosts
-            .entry(host.to_string())
-            .or_insert_with(|| Arc::new(Semaphore::new(MAX_PER_HOST)))
-            .clone()
+    /// Claims up to `free` due deliveries, none beyond a host's budget: hosts with their
+    /// whole budget in flight are left out of the claim, and what a claim brings for a
+    /// host beyond its room is handed back at once. Every delivery returned is counted
+    /// against its host and must be sent now (nothing claimed waits for a permit, so no
+    /// claim runs out while its delivery waits).
+    async fn claim(&self, free: i64) -> Result<Vec<(Delivery, String)>, crate::store::StoreError> {
+        let until = now_ms() + CLAIM_FOR.as_millis() as i64;
+        let full: Vec<String> = {
+            let hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
+            hosts
+                .iter()
+                .filter(|(_, n)| **n >= MAX_PER_HOST)
+                .map(|(h, _)| h.clone())
+                .collect()
+        };
+        let mut rows = self.store.claim_deliveries(free, until, &full).await?;
+        let room = free - rows.len() as i64;
+        if room > 0 {
+            rows.extend(self.store.claim_feed_batches(room, until).await?);
+        }
+        let mut kept = Vec::with_capacity(rows.len());
+        let mut back = Vec::new();
+        {
+            let mut hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
+            for delivery in rows {
+                let host = host_of(&delivery.target_url);
+                let busy = hosts.entry(host.clone()).or_default();
+                if *busy < MAX_PER_HOST && (kept.len() as i64) < free {
+                    *busy += 1;
+                    kept.push((delivery, host));
+                } else {
+                    back.push(delivery.seq);
+                }
+            }
+            hosts.retain(|_, n| *n > 0);
+        }
+        if !back.is_empty()
+            && let Err(e) = self.store.release_deliveries(&back).await
+        {
+            tracing::warn!(error = %e, "could not hand back deliveries over a host's budget; their claims run out");
+        }
+        Ok(kept)
     }
 
-    async fn deliver(&self, delivery: Delivery) {
-        let host = url::Url::parse(&delivery.target_url)
-            .ok()
-            .and_then(|u| u.host_str().map(str::to_string))
-            .unwrap_or_default();
-        let slot = self.host_slots(&host).acquire_owned().await;
+    /// One delivery to `host` has finished.
+    fn host_done(&self, host: &str) {
+        let mut hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(busy) = hosts.get_mut(host) {
+            *busy -= 1;
+            if *busy == 0 {
+                hosts.remove(host);
+            }
+        }
+    }
+
+    async fn deliver(&self, delivery: Delivery, host: &str) {
         let started = Instant::now();
-        let (attempt, outcome) = match self.attempt(&delivery, &host).await {
+        let (attempt, outcome) = match self.attempt(&delivery, host).await {
             Ok((status, response, retry_after)) => {
                 let attempt = Attempt {
                     status_code: Some(status),
@@ -227,7 +264,6 @@ impl Inner {
                 (attempt, outcome)
             }
         };
-        drop(slot);
         let outcome_name = match outcome {
             Outcome::Delivered => "delivered",
             Outcome::RetryAt(_) => "retry",

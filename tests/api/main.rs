@@ -14,6 +14,7 @@ mod console;
 mod conversation_calls;
 mod conversations;
 mod engine_faults;
+mod fair_delivery;
 mod hostile;
 mod idempotency;
 mod media_timers;

@@ -39,6 +39,7 @@ pub struct Receiver {
     got: Arc<Mutex<Vec<Received>>>,
     script: Arc<Mutex<VecDeque<Answer>>>,
     body: Arc<Mutex<Vec<u8>>>,
+    delay: Arc<Mutex<Duration>>,
 }
 
 impl Receiver {
@@ -50,6 +51,7 @@ impl Receiver {
             got: Arc::default(),
             script: Arc::default(),
             body: Arc::new(Mutex::new(b"ok".to_vec())),
+            delay: Arc::default(),
         };
         let r = receiver.clone();
         tokio::spawn(async move {
@@ -107,7 +109,8 @@ impl Receiver {
                         at: Instant::now(),
                     });
                     let next = r.script.lock().unwrap().pop_front();
-                    let (status, extra, delay) = next.unwrap_or((200, vec![], Duration::ZERO));
+                    let (status, extra, delay) =
+                        next.unwrap_or_else(|| (200, vec![], *r.delay.lock().unwrap()));
                     tokio::time::sleep(delay).await;
                     let body = r.body.lock().unwrap().clone();
                     let mut answer = format!(
@@ -150,6 +153,11 @@ impl Receiver {
             .lock()
             .unwrap()
             .push_back((status, vec![], delay));
+    }
+
+    /// Every later unscripted answer comes only after `delay`.
+    pub fn delay_all(&self, delay: Duration) {
+        *self.delay.lock().unwrap() = delay;
     }
 
     /// Every later answer carries `body` (instead of `ok`).

@@ -474,6 +474,7 @@ pub(crate) async fn insert_outbox(
                 Val::Text(Some(&o.app_id)),
                 Val::Text(Some(o.kind)),
                 Val::Text(Some(&o.target_url)),
+                Val::Text(Some(&o.target_host)),
                 Val::Text(Some(&o.body)),
                 Val::Text(Some(&o.ordering_key)),
                 Val::Int(Some(o.next_attempt_at)),
@@ -483,8 +484,8 @@ pub(crate) async fn insert_outbox(
         .collect();
     values::insert(
         tx,
-        "outbox (webhook_id, account_sid, app_id, kind, target_url, body, ordering_key, next_attempt_at, created_at)",
-        9,
+        "outbox (webhook_id, account_sid, app_id, kind, target_url, target_host, body, ordering_key, next_attempt_at, created_at)",
+        10,
         &rows,
     )
     .await

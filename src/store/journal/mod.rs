@@ -38,6 +38,8 @@ pub struct OutboxRow {
     pub kind: &'static str,
     /// Where to POST.
     pub target_url: String,
+    /// The host of `target_url` (lower case): deliveries are budgeted per host.
+    pub target_host: String,
     /// The JSON body.
     pub body: String,
     /// Rows of one key are delivered in order (a call, or a conversation with its legs).
@@ -65,12 +67,21 @@ impl OutboxRow {
             app_id: app_id.into(),
             kind,
             target_url: target_url.into(),
+            target_host: host_of(target_url),
             body: body.to_string(),
             ordering_key: ordering_key.into(),
             next_attempt_at: now,
             created_at: now,
         }
     }
+}
+
+/// The host part of a callback URL, lower case (`""` when it has none).
+pub fn host_of(url: &str) -> String {
+    url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+        .unwrap_or_default()
 }
 
 /// A fresh `webhook-id`: `msg_` and 32 hex digits.

@@ -1,0 +1,4 @@
+-- The host each callback goes to, so the dispatcher can leave out hosts that already have
+-- their whole in-flight budget (a slow receiver must not hold back the others). Rows from
+-- before this column have none: the dispatcher reads their host from the URL.
+ALTER TABLE outbox ADD COLUMN target_host TEXT;
