@@ -25,6 +25,7 @@ const KEYS: &[(&str, Option<&str>)] = &[
     ("VOICEPAAS_NODE_ID", Some("10000")),
     ("VOICEPAAS_TIMEZONE", Some("Asia/Shanghai")),
     ("VOICEPAAS_WEBHOOK_RETRY_SCALE", Some("1")),
+    ("VOICEPAAS_DELIVERY_RETENTION_DAYS", Some("30")),
     ("VOICEPAAS_SOFT_VERSIONS", Some("v1,2019-08-14")),
     ("VOICEPAAS_CAPTCHA_LIMITS", Some("1,5,20")),
     ("VOICEPAAS_LOG", Some("info")),
@@ -147,6 +148,9 @@ pub struct Settings {
     pub timezone: chrono_tz::Tz,
     /// Multiplier on every webhook retry delay (`VOICEPAAS_WEBHOOK_RETRY_SCALE`).
     pub webhook_retry_scale: f64,
+    /// Days delivered and failed callbacks (and their attempts) are kept after they
+    /// finish (`VOICEPAAS_DELIVERY_RETENTION_DAYS`, fractions allowed).
+    pub delivery_retention_days: f64,
     /// Accepted `{SoftVersion}` path segments of click-to-call (`VOICEPAAS_SOFT_VERSIONS`).
     pub soft_versions: Vec<String>,
     /// Per-callee captcha limits: `per minute,per hour,per day` (`VOICEPAAS_CAPTCHA_LIMITS`).
@@ -283,6 +287,11 @@ impl Settings {
                 "VOICEPAAS_WEBHOOK_RETRY_SCALE",
                 &required("VOICEPAAS_WEBHOOK_RETRY_SCALE"),
                 true,
+            )?,
+            delivery_retention_days: parse_positive(
+                "VOICEPAAS_DELIVERY_RETENTION_DAYS",
+                &required("VOICEPAAS_DELIVERY_RETENTION_DAYS"),
+                false,
             )?,
             soft_versions,
             captcha_limits: parse_captcha_limits(&required("VOICEPAAS_CAPTCHA_LIMITS"))?,

@@ -56,6 +56,8 @@ pub struct Application {
     sandbox: Option<Sandbox>,
     dispatcher: Dispatcher,
     orchestrator: Orchestrator,
+    /// The periodic retention purge.
+    retention: tokio::task::JoinHandle<()>,
 }
 
 impl Application {
@@ -99,6 +101,11 @@ impl Application {
                     source,
                 })?;
         let dispatcher = Dispatcher::start(store.clone(), &settings)?;
+        let keep_deliveries_ms = (settings.delivery_retention_days * 86_400_000.0) as i64;
+        let retention = tokio::spawn(crate::store::retention::purge_periodically(
+            store.clone(),
+            keep_deliveries_ms,
+        ));
         let state = web::Data::new(AppState {
             store,
             ids,
@@ -127,6 +134,7 @@ impl Application {
             sandbox,
             dispatcher,
             orchestrator,
+            retention,
         })
     }
 
@@ -149,6 +157,7 @@ impl Application {
         });
         let result = self.server.await;
         placing.abort();
+        self.retention.abort();
         tracing::info!("stopping: HTTP closed");
         self.dispatcher.stop(DELIVERIES_FINISH_WITHIN).await;
         self.orchestrator.stop().await;

@@ -19,6 +19,7 @@ pub mod journal;
 mod open;
 pub mod placing;
 pub mod prompts;
+pub mod retention;
 mod stats;
 pub mod text;
 mod values;

@@ -113,6 +113,40 @@ impl TestDb {
         })
     }
 
+    /// Runs one SQL statement on this database directly (test set-up behind the API).
+    pub async fn exec(&self, sql: &str) {
+        if self.backend == "sqlite" {
+            let pool = sqlx::SqlitePool::connect(&self.url).await.expect("connect");
+            sqlx::query(sql).execute(&pool).await.expect(sql);
+            pool.close().await;
+        } else {
+            let pool = sqlx::PgPool::connect(&self.url).await.expect("connect");
+            sqlx::query(sql).execute(&pool).await.expect(sql);
+            pool.close().await;
+        }
+    }
+
+    /// The first column of the first row of `sql`, as text (`CAST` it in the query).
+    pub async fn text(&self, sql: &str) -> Option<String> {
+        if self.backend == "sqlite" {
+            let pool = sqlx::SqlitePool::connect(&self.url).await.expect("connect");
+            let v = sqlx::query_scalar(sql)
+                .fetch_optional(&pool)
+                .await
+                .expect(sql);
+            pool.close().await;
+            v
+        } else {
+            let pool = sqlx::PgPool::connect(&self.url).await.expect("connect");
+            let v = sqlx::query_scalar(sql)
+                .fetch_optional(&pool)
+                .await
+                .expect(sql);
+            pool.close().await;
+            v
+        }
+    }
+
     /// A store on this database (migrated), for assertions behind the API.
     pub async fn store(&self) -> Store {
         Store::open(&self.url).await.expect("open store")

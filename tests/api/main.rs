@@ -28,4 +28,5 @@ mod receiver;
 mod recovery;
 mod replicas;
 mod repository;
+mod retention;
 mod webhooks;

@@ -79,8 +79,10 @@ fn cause(event: &Event) -> String {
 
 /// `{vars}<dial string>` for leg `uuid`.
 fn dial_target(uuid: &str, dial: &Dial, dial_string: &str) -> String {
+    // playback_terminators=none: FreeSWITCH's default (`*`) would let a key silently cut
+    // a notice's item short; keys are the flows' to handle (finishkey, repeatkey).
     let mut vars = format!(
-        "{{origination_uuid={uuid},originate_timeout={},ignore_early_media={}",
+        "{{origination_uuid={uuid},originate_timeout={},ignore_early_media={},playback_terminators=none",
         dial.timeout_secs, dial.ignore_early_media
     );
     if let Some(from) = &dial.from {
@@ -207,7 +209,7 @@ mod tests {
         };
         assert_eq!(
             originate("CA1", &dial, "sofia/gateway/pstn/{number}"),
-            "originate {origination_uuid=CA1,originate_timeout=45,ignore_early_media=true,origination_caller_id_number=0101}sofia/gateway/pstn/13800000001 &park()"
+            "originate {origination_uuid=CA1,originate_timeout=45,ignore_early_media=true,playback_terminators=none,origination_caller_id_number=0101}sofia/gateway/pstn/13800000001 &park()"
         );
         assert_eq!(
             api(

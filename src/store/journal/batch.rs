@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, HashSet};
 use super::{
     CallWrite, CdrRow, ConversationEnd, Entry, Job, LegFinal, LegState, NewLeg, OutboxRow,
 };
+use crate::domain::CallKind;
 use crate::domain::time::now_ms;
 use crate::store::deliveries::{Attempt, Delivery, Outcome, write_attempts};
 use crate::store::text;
@@ -97,6 +98,7 @@ pub(super) async fn write(
         .map(|r| r.rows_affected()))?;
     }
     insert_cdrs(&mut tx, &added.cdrs).await?;
+    forget_scripts(&mut tx, &added.cdrs, now).await?;
     insert_outbox(&mut tx, &added.outbox).await?;
     let attempts: Vec<&(Delivery, Attempt, Outcome)> = jobs
         .iter()
@@ -433,6 +435,35 @@ async fn end_conversation(
     .await
     .map(|r| r.rows_affected())
     })
+}
+
+/// A notice's or captcha's script (a captcha's code among it) is not kept once its CDR is
+/// written: the row keeps an empty object.
+async fn forget_scripts(tx: &mut Tx<'_>, cdrs: &[&CdrRow], now: i64) -> Result<(), sqlx::Error> {
+    let rows: Vec<Vec<Val<'_>>> = cdrs
+        .iter()
+        .filter(|c| c.kind != CallKind::Click2Call)
+        .map(|c| vec![Val::Text(Some(&c.id))])
+        .collect();
+    if rows.is_empty() {
+        return Ok(());
+    }
+    values::run(
+        tx,
+        |h, v| {
+            format!(
+                "UPDATE calls SET params = '{{}}', updated_at = {} FROM {v} AS v WHERE calls.id = v.column1",
+                h[0]
+            )
+        },
+        &[Val::Int(Some(now))],
+        1,
+        &rows,
+        Some(&[Val::Text(Some(""))]),
+        false,
+    )
+    .await?;
+    Ok(())
 }
 
 async fn insert_cdrs(tx: &mut Tx<'_>, cdrs: &[&CdrRow]) -> Result<(), sqlx::Error> {
