@@ -198,33 +198,54 @@ async fn repush(
     body: &str,
 ) -> Result<Option<OutboxRow>, ApiError> {
     let cdr = placement::stored_json(body)?;
-    let (id, app_id) = match kind {
-        "click2call" => (cdr["conversationSid"].as_str(), cdr["appSid"].as_str()),
-        _ => (cdr["callid"].as_str(), cdr["appid"].as_str()),
-    };
-    let (Some(id), Some(app_id)) = (id, app_id) else {
+    let Some((id, app_id)) = cdr_ids(&cdr, kind) else {
         return Ok(None);
     };
     let target = match state.store.last_cdr_target(id).await? {
         Some(url) => Some(url),
-        None => state
-            .store
-            .find_app(account_sid, app_id)
-            .await?
-            .and_then(|a| {
-                if kind == "click2call" {
-                    a.cdr_url.clone()
-                } else {
-                    a.notify_url.clone()
-                }
-            }),
+        None => app_target(state, account_sid, app_id, kind).await?,
     };
-    let callback_kind = if kind == "click2call" {
+    Ok(target.map(|url| OutboxRow::new(account_sid, app_id, callback_kind(kind), &url, &cdr, id)))
+}
+
+/// A stored CDR's own id and application (`conversationSid`/`appSid` of a conversation,
+/// `callid`/`appid` otherwise).
+fn cdr_ids<'a>(cdr: &'a Value, kind: &str) -> Option<(&'a str, &'a str)> {
+    let (id, app_id) = match kind {
+        "click2call" => (cdr["conversationSid"].as_str(), cdr["appSid"].as_str()),
+        _ => (cdr["callid"].as_str(), cdr["appid"].as_str()),
+    };
+    Some((id?, app_id?))
+}
+
+/// The application's callback URL for a CDR of `kind` (`cdrUrl` of a conversation,
+/// `notifyUrl` otherwise).
+async fn app_target(
+    state: &AppState,
+    account_sid: &str,
+    app_id: &str,
+    kind: &str,
+) -> Result<Option<String>, ApiError> {
+    Ok(state
+        .store
+        .find_app(account_sid, app_id)
+        .await?
+        .and_then(|a| {
+            if kind == "click2call" {
+                a.cdr_url.clone()
+            } else {
+                a.notify_url.clone()
+            }
+        }))
+}
+
+/// The callback kind re-pushing a CDR of `kind`.
+fn callback_kind(kind: &str) -> &'static str {
+    if kind == "click2call" {
         "cdr"
     } else {
         "result"
-    };
-    Ok(target.map(|url| OutboxRow::new(account_sid, app_id, callback_kind, &url, &cdr, id)))
+    }
 }
 
 /// `POST …/Cdrs/{id}/Redeliver`.
@@ -250,7 +271,10 @@ pub async fn redeliver_one(
     )
 }
 
-/// `POST …/Cdrs/Redeliver` with `{startTime, endTime, appid?}`.
+/// `POST …/Cdrs/Redeliver` with `{startTime, endTime, appid?}`: answered at once with the
+/// number of CDRs in the range (`queued`); a background job then re-pushes them a page at a
+/// time (one query for the page, one for its targets, one insert), at most
+/// [`RANGE_JOBS`] jobs at once in a process.
 pub async fn redeliver_range(
     state: Data<AppState>,
     req: HttpRequest,
@@ -271,30 +295,78 @@ pub async fn redeliver_range(
                 app_id: fields.opt_nonempty_str("appid")?.map(str::to_string),
                 ..Default::default()
             };
-            let mut after = None;
-            let mut queued = 0;
-            loop {
-                let rows = state
-                    .store
-                    .cdr_page(&account.sid, &query, after, MAX_PAGE)
-                    .await?;
-                let mut batch = Vec::new();
-                for r in &rows {
-                    batch.extend(repush(&state, &account.sid, &r.kind, &r.body).await?);
-                }
-                queued += batch.len();
-                state.store.queue_callbacks(&batch).await?;
-                match rows.last() {
-                    Some(last) if rows.len() as i64 == MAX_PAGE => {
-                        after = Some((last.start_time, last.id.clone()))
+            let count = state
+                .store
+                .count_cdrs_in_range(&account.sid, from, to, query.app_id.as_deref())
+                .await?;
+            if count > 0 {
+                let state = state.clone();
+                let account_sid = account.sid.clone();
+                tokio::spawn(async move {
+                    let Ok(_turn) = range_jobs().acquire().await else {
+                        return;
+                    };
+                    if let Err(e) = repush_range(&state, &account_sid, &query).await {
+                        tracing::error!(account = %account_sid, error = %e, "range re-push stopped; ask again to finish it");
                     }
-                    _ => break,
-                }
+                });
             }
-            Ok(json!({"statuscode": "0", "queued": queued}))
+            Ok(json!({"statuscode": "0", "queued": count}))
         }
         .await,
     )
+}
+
+/// Range re-push jobs running at once in one process (others wait their turn).
+pub const RANGE_JOBS: usize = 2;
+
+fn range_jobs() -> &'static tokio::sync::Semaphore {
+    static JOBS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(RANGE_JOBS);
+    &JOBS
+}
+
+/// Queues a re-push of every CDR `query` matches, page by page.
+async fn repush_range(
+    state: &AppState,
+    account_sid: &str,
+    query: &CdrQuery,
+) -> Result<(), ApiError> {
+    let mut after = None;
+    loop {
+        let rows = state
+            .store
+            .cdr_page(account_sid, query, after, MAX_PAGE)
+            .await?;
+        let cdrs: Vec<(Value, &str)> = rows
+            .iter()
+            .filter_map(|r| Some((placement::stored_json(&r.body).ok()?, r.kind.as_str())))
+            .collect();
+        let ids: Vec<&str> = cdrs
+            .iter()
+            .filter_map(|(cdr, kind)| cdr_ids(cdr, kind).map(|(id, _)| id))
+            .collect();
+        let targets = state.store.last_cdr_targets(&ids).await?;
+        let mut batch = Vec::new();
+        for (cdr, kind) in &cdrs {
+            let Some((id, app_id)) = cdr_ids(cdr, kind) else {
+                continue;
+            };
+            let target = match targets.get(id) {
+                Some(url) => Some(url.clone()),
+                None => app_target(state, account_sid, app_id, kind).await?,
+            };
+            batch.extend(target.map(|url| {
+                OutboxRow::new(account_sid, app_id, callback_kind(kind), &url, cdr, id)
+            }));
+        }
+        state.store.queue_callbacks(&batch).await?;
+        match rows.last() {
+            Some(last) if rows.len() as i64 == MAX_PAGE => {
+                after = Some((last.start_time, last.id.clone()))
+            }
+            _ => return Ok(()),
+        }
+    }
 }
 
 /// Query of `GET …/Deliveries`.

@@ -133,6 +133,31 @@ impl Store {
     }
 }
 
+impl Store {
+    /// How many CDRs of `account_sid` started in `[from, to)`, of application `app_id` if
+    /// given.
+    pub async fn count_cdrs_in_range(
+        &self,
+        account_sid: &str,
+        from: i64,
+        to: i64,
+        app_id: Option<&str>,
+    ) -> Result<i64, StoreError> {
+        Ok(on_pool!(self, |p| {
+            sqlx::query_scalar(
+            "SELECT COUNT(*) FROM cdrs WHERE account_sid = $1 AND start_time >= $2 AND start_time < $3 \
+             AND ($4 IS NULL OR app_id = $4)"
+        )
+        .bind(account_sid)
+        .bind(from)
+        .bind(to)
+        .bind(app_id)
+        .fetch_one(p)
+        .await
+        })?)
+    }
+}
+
 /// Filters of a CDR time-range query.
 #[derive(Debug, Clone, Default)]
 pub struct CdrQuery {

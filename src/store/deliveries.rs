@@ -228,6 +228,34 @@ impl Store {
         })?)
     }
 
+    /// [`last_cdr_target`](Self::last_cdr_target) of several CDRs in one query: CDR id →
+    /// the URL its last result/CDR callback went to.
+    pub async fn last_cdr_targets(
+        &self,
+        cdr_ids: &[&str],
+    ) -> Result<HashMap<String, String>, StoreError> {
+        let mut targets = HashMap::new();
+        if cdr_ids.is_empty() {
+            return Ok(targets);
+        }
+        let list: Vec<String> = (1..=cdr_ids.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT ordering_key, target_url FROM outbox WHERE ordering_key IN ({}) \
+             AND kind IN ('result', 'cdr') ORDER BY seq",
+            list.join(", ")
+        );
+        let rows: Vec<(String, String)> = super::on_pool!(self, |p| {
+            let mut q = sqlx::query_as(&sql);
+            for id in cdr_ids {
+                q = q.bind(*id);
+            }
+            q.fetch_all(p).await
+        })?;
+        // In `seq` order: the last one of each key wins.
+        targets.extend(rows);
+        Ok(targets)
+    }
+
     /// Queues callbacks (a re-push) in one statement.
     pub async fn queue_callbacks(
         &self,

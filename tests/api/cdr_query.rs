@@ -84,6 +84,17 @@ both_backends! {
         let body = json!({"startTime": fmt(now - chrono::Duration::days(1)), "endTime": fmt(now + chrono::Duration::days(30))});
         let a = app.post(&app.account_path("Cdrs/Redeliver"), &body).await;
         assert_eq!((a.code(), a.body["queued"].as_i64()), ("0", Some(4)), "{}", a.body);
+        // The job queues them in the background: a third result callback for the first call.
+        let mut results = 0;
+        for _ in 0..200 {
+            let rows = store.outbox_of(&calls[0]).await.unwrap();
+            results = rows.iter().filter(|r| r.kind == "result").count();
+            if results == 3 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        assert_eq!(results, 3, "the range re-push reached the first call");
 
         // Deliveries, newest first, with their attempts.
         let a = get(app.account_path("Deliveries?pageSize=3")).await;
