@@ -33,14 +33,38 @@ pub async fn get(
             .settings
             .recordings_dir
             .join(format!("{}.wav", id.as_str()));
-        tokio::fs::read(&file).await.map_err(|_| missing())
+        let opened = tokio::fs::File::open(&file).await.map_err(|_| missing())?;
+        let len = opened.metadata().await.map_err(|_| missing())?.len();
+        Ok((opened, len))
     };
     match found.await {
-        Ok(wav) => HttpResponse::Ok()
+        // Streamed from disk a chunk at a time: an hour-long recording is not read into
+        // memory.
+        Ok((file, len)) => HttpResponse::Ok()
             .content_type(ContentType(mime_wav()))
-            .body(wav),
+            .no_chunking(len)
+            .streaming(chunks(file)),
         Err(e) => e.notice_response(None),
     }
+}
+
+/// Bytes read from the file per chunk of the answer.
+const CHUNK: usize = 64 * 1024;
+
+/// The file's contents as a stream of chunks.
+fn chunks(
+    file: tokio::fs::File,
+) -> impl futures_util::Stream<Item = Result<actix_web::web::Bytes, std::io::Error>> {
+    futures_util::stream::try_unfold(file, |mut file| async move {
+        use tokio::io::AsyncReadExt;
+        let mut buf = vec![0u8; CHUNK];
+        let n = file.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        buf.truncate(n);
+        Ok(Some((actix_web::web::Bytes::from(buf), file)))
+    })
 }
 
 fn mime_wav() -> actix_web::mime::Mime {

@@ -211,6 +211,7 @@ both_backends! {
         assert_eq!(served.status, 200);
         let raw = app.client.get(app.url(cdr["recordingUrl"].as_str().unwrap())).basic_auth(&app.sid, Some(&app.token)).send().await.unwrap();
         assert_eq!(raw.headers()["content-type"], "audio/wav");
+        assert_eq!(raw.headers()["content-length"], wav.len().to_string().as_str());
         assert_eq!(raw.bytes().await.unwrap().as_ref(), wav.as_slice());
         let (other, other_token) = app.create_account("other").await;
         let foreign = app.client.get(app.url(&format!("/Accounts/{other}/Recordings/{cv}.wav"))).basic_auth(&other, Some(&other_token)).send().await.unwrap();
