@@ -4,6 +4,11 @@
 //! the platform's clock) to the callback's arrival.
 //!
 //! `cargo bench --bench callback_latency` (env `CALLBACK_CALLS`, default 500).
+//!
+//! With `CALLBACK_SLOW=N`, N result callbacks of another application are queued first to a
+//! second receiver, under another host name, that answers only after 20 s (past the 15 s
+//! timeout), and the measure starts once that host has its whole budget in flight: the
+//! figure then says what a timing-out customer costs the others.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -46,6 +51,28 @@ async fn main() {
     let port = receiver.addrs()[0].port();
     tokio::spawn(receiver.run());
 
+    let slow_calls: usize = std::env::var("CALLBACK_SLOW")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let slow_got = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = slow_got.clone();
+    let slow = HttpServer::new(move || {
+        let counter = counter.clone();
+        App::new().default_service(web::to(move || {
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            async {
+                tokio::time::sleep(Duration::from_secs(20)).await;
+                HttpResponse::Ok().finish()
+            }
+        }))
+    })
+    .workers(1)
+    .bind("127.0.0.1:0")
+    .expect("bind");
+    let slow_port = slow.addrs()[0].port();
+    tokio::spawn(slow.run());
+
     let prompts = dir.path().join("prompts").display().to_string();
     let values: HashMap<String, String> = [
         ("VOICEPAAS_LISTEN", "127.0.0.1:0"),
@@ -75,6 +102,29 @@ async fn main() {
     let app = store.create_app(&account.sid, &settings).await.unwrap();
 
     let client = reqwest::Client::new();
+    if slow_calls > 0 {
+        let fields = json!({"name": "slow", "notifyUrl": format!("http://localhost:{slow_port}/s")});
+        let settings = AppSettings::parse(Fields(fields.as_object().unwrap()), true).unwrap();
+        let slow_app = store.create_app(&account.sid, &settings).await.unwrap();
+        let numbers: Vec<String> = (0..slow_calls).map(|i| format!("139{i:04}9990")).collect();
+        for to in numbers.chunks(1000) {
+            let body = json!({"appid": slow_app.app_id, "to": to.join(","), "contents": [{"type": "digits", "content": "1"}]});
+            let answer: Value = client
+                .post(format!("{base}/Accounts/{}/BatchVoiceNotices", account.sid))
+                .basic_auth(&account.sid, Some(&token))
+                .json(&body)
+                .send()
+                .await
+                .expect("post")
+                .json()
+                .await
+                .expect("json");
+            assert_eq!(answer["statuscode"], "0", "{answer}");
+        }
+        while slow_got.load(std::sync::atomic::Ordering::Relaxed) < 16 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
     let started = Instant::now();
     for i in 0..calls {
         let body = json!({"appid": app.app_id, "to": format!("138{i:04}9990"), "contents": [{"type": "digits", "content": "1"}]});
@@ -114,9 +164,10 @@ async fn main() {
     latencies.sort_unstable();
     let pick = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize];
     println!(
-        "call end → result callback received: p50 {} ms, p99 {} ms ({} calls)",
+        "call end → result callback received: p50 {} ms, p99 {} ms ({} calls; {} callbacks due to a timing-out host)",
         pick(0.5),
         pick(0.99),
-        latencies.len()
+        latencies.len(),
+        slow_calls
     );
 }
