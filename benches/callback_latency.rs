@@ -103,7 +103,8 @@ async fn main() {
 
     let client = reqwest::Client::new();
     if slow_calls > 0 {
-        let fields = json!({"name": "slow", "notifyUrl": format!("http://localhost:{slow_port}/s")});
+        let fields =
+            json!({"name": "slow", "notifyUrl": format!("http://localhost:{slow_port}/s")});
         let settings = AppSettings::parse(Fields(fields.as_object().unwrap()), true).unwrap();
         let slow_app = store.create_app(&account.sid, &settings).await.unwrap();
         let numbers: Vec<String> = (0..slow_calls).map(|i| format!("139{i:04}9990")).collect();

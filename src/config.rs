@@ -15,6 +15,7 @@ const KEYS: &[(&str, Option<&str>)] = &[
     ("DATABASE_URL", Some("sqlite://./data/voicepaas.db")),
     ("VOICEPAAS_MEDIA", Some("sandbox")),
     ("VOICEPAAS_DIAL_STRING", Some("sofia/gateway/pstn/{number}")),
+    ("VOICEPAAS_INSTALLATION", Some("voicepaas")),
     ("VOICEPAAS_SANDBOX_SPEED", Some("1")),
     ("VOICEPAAS_SANDBOX_PASSWORD", Some("ClueCon")),
     ("VOICEPAAS_RECORDINGS_DIR", Some("./data/recordings")),
@@ -126,6 +127,9 @@ pub struct Settings {
     pub media: MediaSetting,
     /// Dial string template with `{number}` (`VOICEPAAS_DIAL_STRING`).
     pub dial_string: String,
+    /// Tag set on every channel this installation creates (`VOICEPAAS_INSTALLATION`; its
+    /// replicas share it, other systems on the same FreeSWITCH must use another).
+    pub installation: String,
     /// Sandbox clock speed-up (`VOICEPAAS_SANDBOX_SPEED`).
     pub sandbox_speed: f64,
     /// Event Socket password of the sandbox (`VOICEPAAS_SANDBOX_PASSWORD`).
@@ -220,6 +224,18 @@ impl Settings {
                 "must contain {number}",
             ));
         }
+        let installation = required("VOICEPAAS_INSTALLATION");
+        if installation.is_empty()
+            || installation.len() > 64
+            || !installation
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            return Err(ConfigError::new(
+                "VOICEPAAS_INSTALLATION",
+                "must be 1-64 letters, digits, '_' or '-'",
+            ));
+        }
         let node_id = match required("VOICEPAAS_NODE_ID").as_str() {
             // One per pod of a Deployment: derived from the host name (unique per pod).
             "auto" => node_id_of_host(&std::env::var("HOSTNAME").unwrap_or_default()).to_string(),
@@ -258,6 +274,7 @@ impl Settings {
             database_url: Secret::new(database_url),
             media: parse_media(&required("VOICEPAAS_MEDIA"))?,
             dial_string,
+            installation,
             sandbox_speed: parse_positive(
                 "VOICEPAAS_SANDBOX_SPEED",
                 &required("VOICEPAAS_SANDBOX_SPEED"),

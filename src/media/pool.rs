@@ -40,6 +40,12 @@ pub const LEG_EVENTS: &[&str] = &[
     "DTMF",
 ];
 
+/// The channel variable naming the installation that created a channel: the connection's
+/// event filter lets through only channels carrying this installation's value (plus job
+/// results and DTMF, whose events carry no channel variables), so a FreeSWITCH shared with
+/// other systems does not flood the platform with their events.
+pub const INSTALL_VAR: &str = "voicepaas_install";
+
 /// What a call hears from a node about its legs.
 #[derive(Debug)]
 pub enum LegSignal {
@@ -186,6 +192,18 @@ impl MediaPool {
             }
             // Kept by the client and replayed after every reconnect, so a failure now
             // (not connected yet) is made good on connect.
+            let filters = [
+                (
+                    format!("variable_{INSTALL_VAR}"),
+                    settings.installation.clone(),
+                ),
+                ("Event-Name".to_string(), "DTMF".to_string()),
+            ];
+            for (header, value) in &filters {
+                if let Err(e) = client.filter(header, value).await {
+                    tracing::debug!(node = %name, error = %e, "filter deferred to the connection");
+                }
+            }
             if let Err(e) = client.subscribe(LEG_EVENTS).await {
                 tracing::debug!(node = %name, error = %e, "subscription deferred to the connection");
             }

@@ -885,3 +885,52 @@ async fn an_oversized_message_drops_the_connection() {
         other => panic!("expected a disconnect, got {other:?}"),
     }
 }
+
+/// The platform's filter: channels carrying this installation's `voicepaas_install` pass,
+/// other channels' events do not, except DTMF (FreeSWITCH's DTMF events carry no channel
+/// variables, so a variable filter alone would swallow every key).
+#[tokio::test]
+async fn an_installation_filter_keeps_other_channels_out_but_not_dtmf() {
+    let mut r = rig().await;
+    r.client
+        .filter("variable_voicepaas_install", "shop1")
+        .await
+        .unwrap();
+    r.client.filter("Event-Name", "DTMF").await.unwrap();
+    let (mine, other) = (new_uuid(), new_uuid());
+    r.client
+        .bgapi(&originate(&other, "13800009993", 45))
+        .await
+        .unwrap();
+    let tagged = format!(
+        "originate {{origination_uuid={mine},voicepaas_install=shop1,originate_timeout=45}}sofia/gateway/pstn/13800009993 &park()"
+    );
+    r.client.bgapi(&tagged).await.unwrap();
+    let mut seen = Vec::new();
+    loop {
+        if let Incoming::Event(e) = next(&mut r.incoming).await {
+            let my_key = e.name() == "DTMF" && e.unique_id() == Some(mine.as_str());
+            seen.push(e);
+            if my_key {
+                break;
+            }
+        }
+    }
+    for e in &seen {
+        if !matches!(e.name(), "DTMF" | "BACKGROUND_JOB") {
+            assert_eq!(e.unique_id(), Some(mine.as_str()), "{}", e.name());
+        }
+    }
+    let names: Vec<&str> = seen
+        .iter()
+        .filter(|e| e.unique_id() == Some(mine.as_str()))
+        .map(Event::name)
+        .collect();
+    assert!(
+        names.contains(&"CHANNEL_CREATE") && names.contains(&"CHANNEL_ANSWER"),
+        "{names:?}"
+    );
+    for uuid in [&mine, &other] {
+        r.client.api(&format!("uuid_kill {uuid}")).await.unwrap();
+    }
+}

@@ -2,6 +2,7 @@
 //! answers as the engine's inputs. Every ESL string the orchestrator sends is made here.
 
 use crate::esl::Event;
+use crate::media::pool::INSTALL_VAR;
 use crate::orchestrator::engine::{App, Dial, Hears, MediaCommand, MediaEvent, Probe};
 
 /// The `event-uuid` of application run `run` of driver generation `generation`; the run
@@ -77,37 +78,52 @@ fn cause(event: &Event) -> String {
         .to_string()
 }
 
+/// How legs are dialled: the dial string template (`{number}` is the number) and the
+/// installation's tag, set on every channel so the platform's event filter lets through
+/// only its own channels.
+#[derive(Debug, Clone, Copy)]
+pub struct Dialing<'a> {
+    /// `VOICEPAAS_DIAL_STRING`.
+    pub template: &'a str,
+    /// `VOICEPAAS_INSTALLATION`.
+    pub installation: &'a str,
+}
+
 /// `{vars}<dial string>` for leg `uuid`.
-fn dial_target(uuid: &str, dial: &Dial, dial_string: &str) -> String {
+fn dial_target(uuid: &str, dial: &Dial, dialing: &Dialing<'_>) -> String {
     // playback_terminators=none: FreeSWITCH's default (`*`) would let a key silently cut
     // a notice's item short; keys are the flows' to handle (finishkey, repeatkey).
     let mut vars = format!(
-        "{{origination_uuid={uuid},originate_timeout={},ignore_early_media={},playback_terminators=none",
-        dial.timeout_secs, dial.ignore_early_media
+        "{{origination_uuid={uuid},originate_timeout={},ignore_early_media={},playback_terminators=none,{INSTALL_VAR}={}",
+        dial.timeout_secs, dial.ignore_early_media, dialing.installation
     );
     if let Some(from) = &dial.from {
         vars.push_str(",origination_caller_id_number=");
         vars.push_str(from);
     }
     vars.push('}');
-    vars.push_str(&dial_string.replace("{number}", &dial.to));
+    vars.push_str(&dialing.template.replace("{number}", &dial.to));
     vars
 }
 
 /// `originate … &park()` for leg `uuid` (sent with `bgapi`).
-pub fn originate(uuid: &str, dial: &Dial, dial_string: &str) -> String {
-    format!("originate {} &park()", dial_target(uuid, dial, dial_string))
+pub fn originate(uuid: &str, dial: &Dial, dialing: &Dialing<'_>) -> String {
+    format!("originate {} &park()", dial_target(uuid, dial, dialing))
 }
 
 /// The application name and argument of an [`App`] (`bridge` dials leg `target`).
-pub fn application(app: &App, target: Option<&str>, dial_string: &str) -> (&'static str, String) {
+pub fn application(
+    app: &App,
+    target: Option<&str>,
+    dialing: &Dialing<'_>,
+) -> (&'static str, String) {
     match app {
         App::Playback(file) => ("playback", file.clone()),
         App::Say(args) => ("say", args.clone()),
         App::Set(name, value) => ("set", format!("{name}={value}")),
         App::Bridge(_, dial) => (
             "bridge",
-            dial_target(target.unwrap_or_default(), dial, dial_string),
+            dial_target(target.unwrap_or_default(), dial, dialing),
         ),
         App::Conference(room) => ("conference", room.clone()),
     }
@@ -208,8 +224,15 @@ mod tests {
             ignore_early_media: true,
         };
         assert_eq!(
-            originate("CA1", &dial, "sofia/gateway/pstn/{number}"),
-            "originate {origination_uuid=CA1,originate_timeout=45,ignore_early_media=true,playback_terminators=none,origination_caller_id_number=0101}sofia/gateway/pstn/13800000001 &park()"
+            originate(
+                "CA1",
+                &dial,
+                &Dialing {
+                    template: "sofia/gateway/pstn/{number}",
+                    installation: "shop1"
+                }
+            ),
+            "originate {origination_uuid=CA1,originate_timeout=45,ignore_early_media=true,playback_terminators=none,voicepaas_install=shop1,origination_caller_id_number=0101}sofia/gateway/pstn/13800000001 &park()"
         );
         assert_eq!(
             api(

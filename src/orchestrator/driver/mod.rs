@@ -292,6 +292,13 @@ impl Driver {
         (uuid, node)
     }
 
+    fn dialing(&self) -> media::Dialing<'_> {
+        media::Dialing {
+            template: &self.ctx.settings.dial_string,
+            installation: &self.ctx.settings.installation,
+        }
+    }
+
     async fn originate(&mut self, leg: usize, dial: &super::engine::Dial) {
         let (uuid, node) = self.leg_node(leg);
         let Some(node) = node else {
@@ -299,7 +306,7 @@ impl Driver {
                 .push_back(Input::OriginateFailed(leg, crate::cdr::MEDIA_LOST.into()));
             return;
         };
-        let command = media::originate(&uuid, dial, &self.ctx.settings.dial_string);
+        let command = media::originate(&uuid, dial, &self.dialing());
         let tx = self.signals_tx.clone();
         // The job's result comes straight from the node's connection; only a failure
         // matters (the channel's own events tell the rest).
@@ -331,8 +338,7 @@ impl Driver {
             }
             _ => None,
         };
-        let (name, arg) =
-            media::application(app, target.as_deref(), &self.ctx.settings.dial_string);
+        let (name, arg) = media::application(app, target.as_deref(), &self.dialing());
         let event_uuid = media::run_uuid(self.unit.generation, run);
         let (uuid, node) = self.leg_node(leg);
         let Some(node) = node else {
