@@ -75,8 +75,12 @@ type Routes = Arc<Mutex<HashMap<String, Route>>>;
 pub struct MediaNode {
     /// `host:port`, for logs, `/readyz` and the calls table.
     pub name: String,
-    /// Its Event Socket client.
+    /// Its Event Socket connection for commands (`api`, `bgapi`, `sendmsg`). FreeSWITCH
+    /// runs an `api` inline on its connection and holds that connection's events until it
+    /// answers, so commands never share the connection the channels' events come on.
     pub client: EslClient,
+    /// Its Event Socket connection for channel events (filtered to this installation).
+    events: EslClient,
     /// Most channels it should carry (free capacity = this − live channels).
     pub capacity: usize,
     routes: Routes,
@@ -131,6 +135,11 @@ impl MediaNode {
         now_ms() + self.clock_offset_ms.load(Ordering::Relaxed)
     }
 
+    /// Whether both its connections are up.
+    pub fn is_connected(&self) -> bool {
+        self.client.is_connected() && self.events.is_connected()
+    }
+
     /// Channels registered on this node now.
     pub fn live(&self) -> usize {
         self.routes.lock().map_or(0, |r| r.len())
@@ -182,13 +191,22 @@ impl MediaPool {
                 connected: tokio::sync::Notify::new(),
             });
             let sink = router.clone();
-            let client =
-                EslClient::start_with_sink(options, Arc::new(move |incoming| sink.route(incoming)));
+            let events = EslClient::start_with_sink(
+                options.clone(),
+                Arc::new(move |incoming| sink.route(incoming)),
+            );
+            // Its own state changes are the events connection's to report.
+            let client = EslClient::start_with_sink(options, Arc::new(|_| {}));
             match tokio::time::timeout(wait, router.connected.notified()).await {
                 Ok(()) => tracing::info!(node = %name, "media server connected"),
                 Err(_) => {
                     tracing::warn!(node = %name, "media server not reachable yet; retrying in the background")
                 }
+            }
+            // The command connection comes up alongside; a node counts as up with both.
+            let started = tokio::time::Instant::now();
+            while events.is_connected() && !client.is_connected() && started.elapsed() < wait {
+                tokio::time::sleep(Duration::from_millis(5)).await;
             }
             // Kept by the client and replayed after every reconnect, so a failure now
             // (not connected yet) is made good on connect.
@@ -200,16 +218,17 @@ impl MediaPool {
                 ("Event-Name".to_string(), "DTMF".to_string()),
             ];
             for (header, value) in &filters {
-                if let Err(e) = client.filter(header, value).await {
+                if let Err(e) = events.filter(header, value).await {
                     tracing::debug!(node = %name, error = %e, "filter deferred to the connection");
                 }
             }
-            if let Err(e) = client.subscribe(LEG_EVENTS).await {
+            if let Err(e) = events.subscribe(LEG_EVENTS).await {
                 tracing::debug!(node = %name, error = %e, "subscription deferred to the connection");
             }
             nodes.push(Arc::new(MediaNode {
                 name,
                 client,
+                events,
                 capacity,
                 routes: router.routes.clone(),
                 clock_offset_ms: router.clock_offset_ms.clone(),
@@ -223,7 +242,7 @@ impl MediaPool {
         (
             self.nodes
                 .iter()
-                .filter(|n| n.client.is_connected())
+                .filter(|n| n.is_connected())
                 .count(),
             self.nodes.len(),
         )
@@ -231,7 +250,7 @@ impl MediaPool {
 
     /// Whether at least one node is connected.
     pub fn any_up(&self) -> bool {
-        self.nodes.iter().any(|n| n.client.is_connected())
+        self.nodes.iter().any(|n| n.is_connected())
     }
 
     /// The connected node with the most free capacity (capacity is a weight, not a
@@ -240,7 +259,7 @@ impl MediaPool {
         let loads: Vec<_> = self
             .nodes
             .iter()
-            .map(|n| (n.client.is_connected(), n.capacity, n.live()))
+            .map(|n| (n.is_connected(), n.capacity, n.live()))
             .collect();
         most_free(&loads).map(|i| self.nodes[i].clone())
     }
