@@ -59,6 +59,72 @@ pub enum LegSignal {
     Refused(LegIdx, u32),
     /// The originate of leg `LegIdx` failed with this cause.
     OriginateFailed(LegIdx, String),
+    /// The node's channel list has left out leg `LegIdx`'s channel in two sweeps in a row.
+    Unlisted(LegIdx),
+}
+
+/// Time between two sweeps of a node's channel list (`show channels as json`) against
+/// the legs registered on it: a leg whose end went unheard is noticed within two sweeps
+/// and asked about (`uuid_dump`), so it ends with its CDR within about half a minute.
+pub const SWEEP_EVERY: Duration = Duration::from_secs(12);
+
+/// Sweeps node `node`'s channels every [`SWEEP_EVERY`] while it lives.
+async fn sweep(node: std::sync::Weak<MediaNode>) {
+    let mut missed_before: std::collections::HashSet<String> = Default::default();
+    loop {
+        tokio::time::sleep(SWEEP_EVERY).await;
+        let Some(node) = node.upgrade() else { return };
+        if !node.is_connected() {
+            missed_before.clear();
+            continue;
+        }
+        // Registered before the question: a leg registered later may not be listed yet.
+        let registered: Vec<String> = node
+            .routes
+            .lock()
+            .map(|r| r.keys().cloned().collect())
+            .unwrap_or_default();
+        let Ok(listing) = node.client.api("show channels as json").await else {
+            continue;
+        };
+        let Some(listed) = channel_uuids(&listing) else {
+            continue;
+        };
+        let missing: std::collections::HashSet<String> = registered
+            .into_iter()
+            .filter(|uuid| !listed.contains(uuid))
+            .collect();
+        for uuid in missing.intersection(&missed_before) {
+            let route = node
+                .routes
+                .lock()
+                .ok()
+                .and_then(|r| r.get(uuid).map(|r| (r.tx.clone(), r.leg)));
+            if let Some((tx, leg)) = route {
+                tracing::info!(node = %node.name, channel = %uuid, "channel no longer listed by the node; asking about it");
+                let _ = tx.send(LegSignal::Unlisted(leg));
+            }
+        }
+        missed_before = missing;
+    }
+}
+
+/// The channel uuids of a `show channels as json` answer (`None` if it is not one).
+fn channel_uuids(listing: &str) -> Option<std::collections::HashSet<String>> {
+    let value: serde_json::Value = serde_json::from_str(listing.trim()).ok()?;
+    value.get("row_count")?;
+    Some(
+        value
+            .get("rows")
+            .and_then(|r| r.as_array())
+            .map(|rows| {
+                rows.iter()
+                    .filter_map(|row| row.get("uuid").and_then(|u| u.as_str()))
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default(),
+    )
 }
 
 /// Where a channel's events go: the call's signal queue, the leg, and the generation of
@@ -225,14 +291,16 @@ impl MediaPool {
             if let Err(e) = events.subscribe(LEG_EVENTS).await {
                 tracing::debug!(node = %name, error = %e, "subscription deferred to the connection");
             }
-            nodes.push(Arc::new(MediaNode {
+            let node = Arc::new(MediaNode {
                 name,
                 client,
                 events,
                 capacity,
                 routes: router.routes.clone(),
                 clock_offset_ms: router.clock_offset_ms.clone(),
-            }));
+            });
+            tokio::spawn(sweep(Arc::downgrade(&node)));
+            nodes.push(node);
         }
         MediaPool { nodes }
     }
@@ -240,10 +308,7 @@ impl MediaPool {
     /// How many nodes are connected, and how many there are.
     pub fn up(&self) -> (usize, usize) {
         (
-            self.nodes
-                .iter()
-                .filter(|n| n.is_connected())
-                .count(),
+            self.nodes.iter().filter(|n| n.is_connected()).count(),
             self.nodes.len(),
         )
     }

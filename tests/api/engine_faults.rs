@@ -397,3 +397,45 @@ both_backends! {
         assert_eq!(cdr["byeType"], "0", "the caller's answer was never recorded: {cdr}");
     }
 }
+
+both_backends! {
+    /// A leg whose end the platform never hears (here its channel is re-tagged to another
+    /// installation, so the Event Socket filter drops its hangup, then hung up): the sweep
+    /// of the node's channel list notices it missing, asks about it, and the call ends with
+    /// its CDR within about half a minute.
+    async fn a_channel_gone_unheard_is_swept(db: TestDb) {
+        let dir = tempfile::tempdir().unwrap();
+        let media_port = free_port();
+        let _sandbox = sandbox(media_port, "1", dir.path());
+        let (_server, address) = server(&db, media_port, dir.path(), "2").await;
+        let app = customer(&address, 10).await;
+        let store = db.store().await;
+        let media = Media::connect(media_port).await;
+        let cv = start(&app, "13900000171", "13900000172", json!({})).await;
+        wait_leg(&store, &cv, 1, "answered").await;
+        let callee = legs(&store, &cv).await[1].id.clone();
+        let out = media.client.api(&format!("uuid_setvar {callee} voicepaas_install someone-else")).await.unwrap();
+        assert!(out.starts_with("+OK"), "{out}");
+        media.hang_up(&callee).await;
+        // Two sweeps (24 s) and the probe; unswept, nothing would end it before the
+        // caller's own hang-up 30 s after its answer.
+        let cdr = wait_cdr_within(&store, &cv, Duration::from_secs(27)).await;
+        let callee_leg = &cdr["cdrs"][1];
+        assert_eq!((callee_leg["cause"].as_str(), callee_leg["hangupCause"].as_str()), (Some("failed"), Some("MEDIA_LOST")), "{cdr}");
+    }
+}
+
+/// Waits (up to `limit`) for the CDR of `id`.
+async fn wait_cdr_within(store: &Store, id: &str, limit: Duration) -> Value {
+    let started = Instant::now();
+    loop {
+        if let Some(body) = store.cdr_body(id).await.unwrap() {
+            return serde_json::from_str(&body).unwrap();
+        }
+        assert!(
+            started.elapsed() < limit,
+            "no CDR for {id} within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

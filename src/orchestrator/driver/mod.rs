@@ -104,6 +104,7 @@ pub(crate) async fn drive(
                 LegSignal::Event(leg, event) => Input::Media(leg, event),
                 LegSignal::NodeDown(node) => Input::NodeDown(node),
                 LegSignal::NodeUp(node) => Input::NodeUp(node),
+                LegSignal::Unlisted(leg) => Input::Unlisted(leg),
                 LegSignal::Refused(leg, run) => Input::Refused(leg, run),
                 LegSignal::OriginateFailed(leg, cause) => Input::OriginateFailed(leg, cause),
             }),

@@ -103,6 +103,9 @@ pub enum Input {
     Reply(ReplyToken, bool),
     /// What the media server says of leg `leg`'s channel.
     Probed(LegIdx, Probe),
+    /// The media server's channel list has not shown leg `LegIdx`'s channel for a while
+    /// (its end may have gone unheard): the engine asks about it.
+    Unlisted(LegIdx),
     /// An API command.
     Command(CommandToken, Command),
     /// A timer the engine set has fired.

@@ -129,6 +129,9 @@ impl Conversation {
             Input::Refused(leg, run) if leg < core.legs.len() => core.on_refused(leg, run),
             Input::Reply(token, ok) => self.flow.on_reply(core, token, ok),
             Input::Probed(leg, probe) if leg < core.legs.len() => core.on_probed(leg, probe),
+            Input::Unlisted(leg) if leg < core.legs.len() && core.legs[leg].is_live() => {
+                core.probe(leg)
+            }
             Input::Command(token, command) => self.flow.on_command(core, token, command),
             Input::Timer(timer) if timer.leg().is_none_or(|l| l < core.legs.len()) => {
                 core.on_timer(timer)
@@ -139,6 +142,7 @@ impl Conversation {
             Input::Media(..)
             | Input::OriginateFailed(..)
             | Input::Probed(..)
+            | Input::Unlisted(_)
             | Input::Refused(..)
             | Input::Timer(_) => {}
         }
