@@ -26,7 +26,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::codec::{Decoder, Direction, Message};
+use super::codec::{CodecError, Decoder, Direction, Message};
 use super::event::Event;
 
 /// The command of a wire frame (past its `api `/`bgapi ` verb: `originate`, `uuid_kill`;
@@ -93,6 +93,30 @@ pub enum EslError {
     /// The client task has stopped.
     #[error("the event socket client has stopped")]
     Closed,
+}
+
+/// Why a live connection ended (its text is the reason told to waiting commands and in
+/// [`Incoming::Disconnected`]).
+#[derive(Debug, thiserror::Error)]
+enum ConnectionLost {
+    /// Reading or writing the socket failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The server sent bytes that are not Event Socket messages.
+    #[error("{0}")]
+    Codec(#[from] CodecError),
+    /// The server closed the connection.
+    #[error("closed by the server")]
+    Closed,
+    /// The server said goodbye (`text/disconnect-notice`).
+    #[error("the server said goodbye")]
+    Goodbye,
+    /// A command went unanswered past its deadline.
+    #[error("no answer within the timeout")]
+    Unanswered,
+    /// Whoever took the events is gone.
+    #[error("the event receiver is gone")]
+    ReceiverGone,
 }
 
 /// What the owner receives besides command replies.
@@ -649,7 +673,7 @@ async fn run(inner: Inner, mut rx: mpsc::Receiver<Request>, events: Outlet) {
                 live_before.sort();
                 let why = match why {
                     Ok(()) => return, // every handle is gone
-                    Err(why) => why,
+                    Err(why) => why.to_string(),
                 };
                 tracing::warn!(host = %inner.options.host, port = inner.options.port, reason = %why, "event socket lost");
                 for pending in conn.pending {
@@ -773,18 +797,18 @@ impl Connection {
         options: &EslOptions,
         rx: &mut mpsc::Receiver<Request>,
         events: &Outlet,
-    ) -> Result<(), String> {
+    ) -> Result<(), ConnectionLost> {
         let mut buf = vec![0u8; 64 * 1024];
         loop {
-            while let Some(message) = self.decoder.next_message().map_err(|e| e.to_string())? {
+            while let Some(message) = self.decoder.next_message()? {
                 self.dispatch(message, events).await?;
             }
             let deadline = self.next_deadline(options);
             tokio::select! {
                 read = self.stream.read(&mut buf) => {
-                    let n = read.map_err(|e| e.to_string())?;
+                    let n = read?;
                     if n == 0 {
-                        return Err("closed by the server".into());
+                        return Err(ConnectionLost::Closed);
                     }
                     self.last_heard = Instant::now();
                     self.decoder.feed(&buf[..n]);
@@ -808,7 +832,7 @@ impl Connection {
                         out.extend_from_slice(&wire);
                         next = if out.len() < 64 * 1024 { rx.try_recv().ok() } else { None };
                     }
-                    self.stream.write_all(&out).await.map_err(|e| e.to_string())?;
+                    self.stream.write_all(&out).await?;
                 }
                 _ = tokio::time::sleep_until(deadline) => self.on_deadline(options).await?,
             }
@@ -825,26 +849,23 @@ impl Connection {
         oldest.map_or(probe, |at| at.min(probe))
     }
 
-    async fn on_deadline(&mut self, options: &EslOptions) -> Result<(), String> {
+    async fn on_deadline(&mut self, options: &EslOptions) -> Result<(), ConnectionLost> {
         let now = Instant::now();
         if self.pending.front().is_some_and(|p| p.due() <= now) {
             // The server stopped answering: the connection is no longer trustworthy.
-            return Err("no answer within the timeout".into());
+            return Err(ConnectionLost::Unanswered);
         }
         if self.last_heard + options.idle_probe <= now
             && !self.pending.iter().any(|p| matches!(p, Pending::Probe(_)))
         {
-            self.stream
-                .write_all(&wire("api status", &[]))
-                .await
-                .map_err(|e| e.to_string())?;
+            self.stream.write_all(&wire("api status", &[])).await?;
             self.pending
                 .push_back(Pending::Probe(now + options.probe_timeout));
         }
         Ok(())
     }
 
-    async fn dispatch(&mut self, message: Message, events: &Outlet) -> Result<(), String> {
+    async fn dispatch(&mut self, message: Message, events: &Outlet) -> Result<(), ConnectionLost> {
         match message.content_type() {
             "command/reply" | "api/response" => match self.pending.pop_front() {
                 Some(Pending::Reply {
@@ -875,10 +896,10 @@ impl Connection {
                     }
                 }
                 if !events.give(Incoming::Event(event)).await {
-                    return Err("the event receiver is gone".into());
+                    return Err(ConnectionLost::ReceiverGone);
                 }
             }
-            "text/disconnect-notice" => return Err("the server said goodbye".into()),
+            "text/disconnect-notice" => return Err(ConnectionLost::Goodbye),
             _ => {}
         }
         Ok(())
