@@ -218,14 +218,7 @@ impl Store {
 
     /// Where the last result/CDR callback of `cdr_id` was sent, if one was queued.
     pub async fn last_cdr_target(&self, cdr_id: &str) -> Result<Option<String>, StoreError> {
-        Ok(super::on_pool!(self, |p| {
-            sqlx::query_scalar(
-            "SELECT target_url FROM outbox WHERE ordering_key = $1 AND kind IN ('result', 'cdr') ORDER BY seq DESC LIMIT 1"
-        )
-        .bind(cdr_id)
-        .fetch_optional(p)
-        .await
-        })?)
+        Ok(self.last_cdr_targets(&[cdr_id]).await?.remove(cdr_id))
     }
 
     /// [`last_cdr_target`](Self::last_cdr_target) of several CDRs in one query: CDR id →
