@@ -8,7 +8,6 @@ use std::collections::{BTreeMap, HashSet};
 use super::{
     CallWrite, CdrRow, ConversationEnd, Entry, Job, LegFinal, LegState, NewLeg, OutboxRow,
 };
-use crate::domain::CallKind;
 use crate::domain::time::now_ms;
 use crate::store::deliveries::{Attempt, Delivery, Outcome, write_attempts};
 use crate::store::text;
@@ -98,7 +97,6 @@ pub(super) async fn write(
         .map(|r| r.rows_affected()))?;
     }
     insert_cdrs(&mut tx, &added.cdrs).await?;
-    forget_scripts(&mut tx, &added.cdrs, now).await?;
     insert_outbox(&mut tx, &added.outbox).await?;
     let attempts: Vec<&(Delivery, Attempt, Outcome)> = jobs
         .iter()
@@ -264,7 +262,8 @@ async fn change_states(
     .collect())
 }
 
-/// Every leg end of `writes` in one statement; the legs that took them.
+/// Every leg end of `writes` in one statement; the legs that took them. A notice's or
+/// captcha's script (a captcha's code among it) is not kept once its one leg has ended.
 async fn end_legs(
     tx: &mut Tx<'_>,
     writes: &[&CallWrite],
@@ -318,7 +317,8 @@ async fn end_legs(
         |h, v| format!(
             "UPDATE calls SET state = 'completed', end_at = v.column3, hangup_cause = v.column4, cause = v.column5, \
              inputkey = v.column6, sip_status = v.column7, ring_at = COALESCE(calls.ring_at, v.column8), \
-             answer_at = COALESCE(calls.answer_at, v.column9), updated_at = {} \
+             answer_at = COALESCE(calls.answer_at, v.column9), updated_at = {}, \
+             params = CASE WHEN calls.conversation_id IS NULL THEN '{{}}' ELSE calls.params END \
              FROM {v} AS v WHERE calls.id = v.column1 AND calls.epoch = v.column2 AND calls.end_at IS NULL RETURNING calls.id",
             h[0]
         ),
@@ -435,35 +435,6 @@ async fn end_conversation(
     .await
     .map(|r| r.rows_affected())
     })
-}
-
-/// A notice's or captcha's script (a captcha's code among it) is not kept once its CDR is
-/// written: the row keeps an empty object.
-async fn forget_scripts(tx: &mut Tx<'_>, cdrs: &[&CdrRow], now: i64) -> Result<(), sqlx::Error> {
-    let rows: Vec<Vec<Val<'_>>> = cdrs
-        .iter()
-        .filter(|c| c.kind != CallKind::Click2Call)
-        .map(|c| vec![Val::Text(Some(&c.id))])
-        .collect();
-    if rows.is_empty() {
-        return Ok(());
-    }
-    values::run(
-        tx,
-        |h, v| {
-            format!(
-                "UPDATE calls SET params = '{{}}', updated_at = {} FROM {v} AS v WHERE calls.id = v.column1",
-                h[0]
-            )
-        },
-        &[Val::Int(Some(now))],
-        1,
-        &rows,
-        Some(&[Val::Text(Some(""))]),
-        false,
-    )
-    .await?;
-    Ok(())
 }
 
 async fn insert_cdrs(tx: &mut Tx<'_>, cdrs: &[&CdrRow]) -> Result<(), sqlx::Error> {
