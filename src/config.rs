@@ -21,6 +21,7 @@ const KEYS: &[(&str, Option<&str>)] = &[
     ("VOICEPAAS_RECORDINGS_DIR", Some("./data/recordings")),
     ("VOICEPAAS_PROMPTS_DIR", Some("./data/prompts")),
     ("VOICEPAAS_MEDIA_GRACE_SECS", Some("10")),
+    ("VOICEPAAS_CHANNEL_MAX_SECS", Some("14400")),
     ("VOICEPAAS_ALLOW_PRIVATE_WEBHOOKS", Some("false")),
     ("VOICEPAAS_ADMIN_TOKEN", None),
     ("VOICEPAAS_NODE_ID", Some("10000")),
@@ -142,6 +143,10 @@ pub struct Settings {
     /// How long a leg waits for its lost media server to come back with the channel
     /// before it ends as failed (`VOICEPAAS_MEDIA_GRACE_SECS`).
     pub media_grace: std::time::Duration,
+    /// The longest any channel of this installation may live, from its creation: set on
+    /// the channel at originate, so it holds even when no voicepaas process is left to
+    /// end it (`VOICEPAAS_CHANNEL_MAX_SECS`, 10–86400).
+    pub channel_max_secs: u32,
     /// Whether webhooks may target private addresses (`VOICEPAAS_ALLOW_PRIVATE_WEBHOOKS`).
     pub allow_private_webhooks: bool,
     /// Bearer token of the operator API; the API is off when unset (`VOICEPAAS_ADMIN_TOKEN`).
@@ -291,6 +296,11 @@ impl Settings {
                 )?
                 .min(86_400.0),
             ),
+            channel_max_secs: parse_whole_in(
+                "VOICEPAAS_CHANNEL_MAX_SECS",
+                &required("VOICEPAAS_CHANNEL_MAX_SECS"),
+                10..=86_400,
+            )?,
             allow_private_webhooks: parse_bool(
                 "VOICEPAAS_ALLOW_PRIVATE_WEBHOOKS",
                 &required("VOICEPAAS_ALLOW_PRIVATE_WEBHOOKS"),
@@ -382,6 +392,24 @@ fn parse_positive(var: &str, value: &str, zero_ok: bool) -> Result<f64, ConfigEr
         _ => Err(ConfigError::new(
             var,
             format!("expected a positive number, got {value:?}"),
+        )),
+    }
+}
+
+fn parse_whole_in(
+    var: &str,
+    value: &str,
+    range: std::ops::RangeInclusive<u32>,
+) -> Result<u32, ConfigError> {
+    match value.trim().parse::<u32>() {
+        Ok(v) if range.contains(&v) => Ok(v),
+        _ => Err(ConfigError::new(
+            var,
+            format!(
+                "expected a whole number from {} to {}, got {value:?}",
+                range.start(),
+                range.end()
+            ),
         )),
     }
 }

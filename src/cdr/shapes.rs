@@ -41,6 +41,8 @@ pub struct LegFacts {
     pub hangup_cause: String,
     /// The final SIP response code (`""` when there was none).
     pub sip_status: String,
+    /// The protocol's own cause, e.g. `sip:486` (`""` when there was none).
+    pub proto_cause: String,
 }
 
 impl LegFacts {
@@ -181,6 +183,7 @@ impl ConversationCdr<'_> {
                     "cause": call_cause(leg.end),
                     "hangupCause": leg.hangup_cause,
                     "sipStatus": leg.sip_status,
+                    "protoCause": leg.proto_cause,
                 })
             })
             .collect();
@@ -217,6 +220,7 @@ mod tests {
             end,
             hangup_cause: "NORMAL_CLEARING".into(),
             sip_status: String::new(),
+            proto_cause: String::new(),
         }
     }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use chrono::TimeZone;
 
 use super::Ctx;
-use super::engine::{App, Conversation, Core, Dial, Ended, Leg, Limits, Status};
+use super::engine::{App, Conversation, Core, Dial, Ended, Leg, Limits, Signalling, Status};
 use super::flows::Flow;
 use super::flows::click2call::{self, AddParty, CalleePlan, Click2CallFlow, Plan};
 use super::flows::ivr::{IvrFlow, IvrKind, Keys, Script};
@@ -417,7 +417,10 @@ pub(crate) fn leg_of(row: &CallRecord, now: i64) -> Leg {
         leg.ended = Some(Ended {
             at: end,
             cause,
-            sip_status: row.sip_status.clone(),
+            signalling: Signalling {
+                sip_status: row.sip_status.clone(),
+                proto_cause: row.proto_cause.clone(),
+            },
         });
         leg.settled = row
             .cause

@@ -57,12 +57,14 @@ pub struct CallRecord {
     pub cause: Option<String>,
     /// The final SIP response, once ended.
     pub sip_status: Option<String>,
+    /// The protocol's own cause (`sip:486`), once ended.
+    pub proto_cause: Option<String>,
     /// Accepted at.
     pub created_at: i64,
 }
 
 /// The columns of [`CallRecord`].
-pub(crate) const CALL_COLUMNS: &str = "id, request_id, account_sid, app_id, kind, conversation_id, leg_seq, state, to_number, from_number, userdata, params, node, start_at, ring_at, answer_at, end_at, hangup_cause, cause, sip_status, created_at";
+pub(crate) const CALL_COLUMNS: &str = "id, request_id, account_sid, app_id, kind, conversation_id, leg_seq, state, to_number, from_number, userdata, params, node, start_at, ring_at, answer_at, end_at, hangup_cause, cause, sip_status, proto_cause, created_at";
 
 /// Calls claimed for one account, and when to look again.
 #[derive(Debug, Default)]

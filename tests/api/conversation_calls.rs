@@ -185,8 +185,32 @@ both_backends! {
         let talk: i64 = wait_cdr(&store, &cvs[13]).await["cdrs"][1]["duration"].as_str().unwrap().parse().unwrap();
         assert!((4..=6).contains(&talk), "{talk}");
         // ringbackMode 1 and a busy callee: the caller heard the failure prompt.
-        let heard: i64 = wait_cdr(&store, &cvs[3]).await["cdrs"][0]["duration"].as_str().unwrap().parse().unwrap();
+        let busy = wait_cdr(&store, &cvs[3]).await;
+        let heard: i64 = busy["cdrs"][0]["duration"].as_str().unwrap().parse().unwrap();
         assert!(heard >= 2, "{heard}");
+        // The busy callee's leg keeps the media server's and the SIP side's causes.
+        let signalling = |leg: &Value| ["hangupCause", "sipStatus", "protoCause"].map(|f| leg[f].as_str().map(str::to_string));
+        assert_eq!(signalling(&busy["cdrs"][1]), ["USER_BUSY", "486", "sip:486"].map(|v| Some(v.to_string())), "{busy}");
+        assert_eq!(signalling(&busy["cdrs"][0]), ["NORMAL_CLEARING", "200", ""].map(|v| Some(v.to_string())), "{busy}");
+    }
+}
+
+both_backends! {
+    /// Without maxDuration a conversation still ends at the channel ceiling
+    /// (`VOICEPAAS_CHANNEL_MAX_SECS`, counted from the caller's channel's creation), as if
+    /// maxDuration were reached.
+    async fn the_channel_ceiling_ends_a_conversation(db: TestDb) {
+        let mut app = db.spawn(&[("VOICEPAAS_SANDBOX_SPEED", "10"), ("VOICEPAAS_CHANNEL_MAX_SECS", "10")]).await;
+        let created = app.create_app(&app.sid, json!({"name": "ctc", "statusUrl": "https://example.com/status", "cdrUrl": "https://example.com/cdr"})).await;
+        app.app_id = created["appId"].as_str().unwrap().to_string();
+        let store = db.store().await;
+        let cv = start(&app, "13800000001", "13800000002", json!({})).await;
+        let cdr = ended(&store, &cv).await;
+        assert_eq!((cdr["byeType"].as_str(), causes(&cdr)), (Some("5"), vec!["time-out", "time-out"]), "{cdr}");
+        assert_eq!(cdr["cdrs"][0]["hangupCause"], "ALLOTTED_TIMEOUT", "{cdr}");
+        // Created, rung 1 s, answered: 9 s of talk for the caller at most.
+        let talk: i64 = cdr["cdrs"][0]["duration"].as_str().unwrap().parse().unwrap();
+        assert!((7..=9).contains(&talk), "{cdr}");
     }
 }
 

@@ -439,3 +439,42 @@ async fn wait_cdr_within(store: &Store, id: &str, limit: Duration) -> Value {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+both_backends! {
+    /// No channel outlives a crash of the platform: every channel carries its own ceiling
+    /// (`VOICEPAAS_CHANNEL_MAX_SECS`, here 10 s from its creation), so with the process
+    /// killed and none to replace it the media server still hangs the call up, long
+    /// before its parties would (30 s after answering).
+    async fn channels_end_by_themselves_after_a_crash(db: TestDb) {
+        let dir = tempfile::tempdir().unwrap();
+        let media_port = free_port();
+        let _sandbox = sandbox(media_port, "2", dir.path());
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_voicepaas"));
+        command
+            .env("VOICEPAAS_MEDIA", format!("esl://:ClueCon@127.0.0.1:{media_port}"))
+            .env("VOICEPAAS_CHANNEL_MAX_SECS", "10")
+            .env("VOICEPAAS_LOG", "warn")
+            .stdout(std::process::Stdio::null());
+        let (mut process, address) = serve(&db, dir.path(), command).await;
+        let app = customer(&address, 10).await;
+        let store = db.store().await;
+        let media = Media::connect(media_port).await;
+        let cv = start(&app, "13900000181", "13900000182", json!({})).await;
+        wait_leg(&store, &cv, 1, "answered").await;
+        let uuids: Vec<String> = legs(&store, &cv).await.into_iter().map(|l| l.id).collect();
+        process.0.kill().unwrap();
+        process.0.wait().unwrap();
+        let killed = Instant::now();
+        for uuid in &uuids {
+            loop {
+                let exists = media.client.api(&format!("uuid_exists {uuid}")).await.unwrap();
+                if exists.trim() == "false" {
+                    break;
+                }
+                // 10 sandbox seconds are 5 s here; the parties' own hang-up, 15 s.
+                assert!(killed.elapsed() < Duration::from_secs(9), "{uuid} still up");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}

@@ -335,6 +335,7 @@ impl Channel {
         self.emit("CHANNEL_STATE", "CS_INIT", &[]);
         self.emit("CHANNEL_CREATE", "CS_INIT", &[]);
         self.emit("CHANNEL_ORIGINATE", "CS_INIT", &[]);
+        self.execute_on_originate();
         self.emit("CHANNEL_STATE", "CS_ROUTING", &[]);
         self.emit("CHANNEL_STATE", "CS_CONSUME_MEDIA", &[]);
         if let Some(cause) = self.outcome.fails_with {
@@ -355,6 +356,23 @@ impl Channel {
             Some(ring) if ring < Duration::from_secs(timeout) => self.at(ring, Timer::Answer),
             _ => self.at(Duration::from_secs(timeout), Timer::NoAnswer),
         }
+    }
+
+    /// `execute_on_originate`, as FreeSWITCH runs it on a new outbound channel; the
+    /// sandbox knows its one use here, `sched_hangup +<secs> [<cause>]`.
+    fn execute_on_originate(&mut self) {
+        let Some(value) = self.vars.get("execute_on_originate") else {
+            return;
+        };
+        let mut words = value.split_whitespace();
+        if words.next() != Some("sched_hangup") {
+            return;
+        }
+        let Some(delay) = words.next().and_then(super::switch::parse_delay) else {
+            return;
+        };
+        let cause = words.next().unwrap_or("ALLOTTED_TIMEOUT").to_string();
+        self.at(delay, Timer::Hangup(cause));
     }
 
     fn answer(&mut self) {
@@ -403,6 +421,13 @@ impl Channel {
         self.vars.insert("hangup_cause".into(), cause.to_string());
         if let Some(status) = sip_status(cause, self.answered_us.is_some()) {
             self.vars.insert("sip_term_status".into(), status.into());
+            // A failure response (≥ 300) is also the protocol's own cause (transcript 88).
+            if status != "200" {
+                self.vars.insert(
+                    "proto_specific_hangup_cause".into(),
+                    format!("sip:{status}"),
+                );
+            }
         }
         self.vars
             .insert("hangup_cause_q850".into(), q850(cause).to_string());

@@ -507,7 +507,8 @@ fn broadcast_path(path: &str) -> String {
 }
 
 /// `[+]<secs>`.
-fn parse_delay(s: &str) -> Option<Duration> {
+/// A `[+]<secs>` delay of `sched_hangup`/`sched_broadcast` (and `execute_on_originate`).
+pub(super) fn parse_delay(s: &str) -> Option<Duration> {
     s.strip_prefix('+')
         .unwrap_or(s)
         .parse::<u64>()
@@ -534,7 +535,12 @@ fn parse_originate(args: &str) -> Originate {
         let Some(end) = rest.find(close) else { break };
         for pair in split_unescaped(&rest[1..end]) {
             if let Some((k, v)) = pair.split_once('=') {
-                vars.insert(k.trim().to_string(), v.replace("\\,", ","));
+                let v = v.replace("\\,", ",");
+                let v = v
+                    .strip_prefix('\'')
+                    .and_then(|v| v.strip_suffix('\''))
+                    .map_or(v.clone(), str::to_string);
+                vars.insert(k.trim().to_string(), v);
             }
         }
         rest = &rest[end + 1..];
@@ -608,5 +614,13 @@ mod tests {
             ("9664", "playback")
         );
         assert_eq!(parse_originate("user/1000@example.com 9999").number, "1000");
+        let o = parse_originate(
+            "{execute_on_originate='sched_hangup +60 ALLOTTED_TIMEOUT',y=1}sofia/gateway/pstn/1 &park()",
+        );
+        assert_eq!(
+            o.vars["execute_on_originate"],
+            "sched_hangup +60 ALLOTTED_TIMEOUT"
+        );
+        assert_eq!(o.number, "1");
     }
 }

@@ -92,6 +92,7 @@ impl Render<'_> {
             answer_at: facts.answer_ms,
             hangup_cause: facts.hangup_cause.clone(),
             sip_status: Some(facts.sip_status.clone()).filter(|s| !s.is_empty()),
+            proto_cause: Some(facts.proto_cause.clone()).filter(|s| !s.is_empty()),
             cause: call_cause(facts.end),
             inputkey,
         }

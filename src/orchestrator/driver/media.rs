@@ -3,7 +3,7 @@
 
 use crate::esl::Event;
 use crate::media::pool::INSTALL_VAR;
-use crate::orchestrator::engine::{App, Dial, Hears, MediaCommand, MediaEvent, Probe};
+use crate::orchestrator::engine::{App, Dial, Hears, MediaCommand, MediaEvent, Probe, Signalling};
 
 /// The `event-uuid` of application run `run` of driver generation `generation`; the run
 /// number comes back in CHANNEL_EXECUTE_COMPLETE's `Application-UUID`.
@@ -56,13 +56,31 @@ pub fn channel_event(event: &Event, generation: u64) -> Option<MediaEvent> {
                 .and_then(|v| v.parse::<i64>().ok())
                 .filter(|us| *us > 0)
                 .map(|us| us / 1000),
-            sip_status: event
-                .get_exact("variable_sip_term_status")
-                .filter(|s| (1..=3).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit()))
-                .map(str::to_string),
+            signalling: signalling(event),
         },
         _ => return None,
     })
+}
+
+/// The SIP facts of a channel's end. Values a media server sends that cannot be what
+/// they claim (a status that is not three digits, a cause with odd characters or over 32
+/// bytes) count as missing.
+fn signalling(event: &Event) -> Signalling {
+    Signalling {
+        sip_status: event
+            .get_exact("variable_sip_term_status")
+            .filter(|s| (1..=3).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit()))
+            .map(str::to_string),
+        proto_cause: event
+            .get_exact("variable_proto_specific_hangup_cause")
+            .filter(|s| {
+                (1..=32).contains(&s.len())
+                    && s.bytes().all(|b| {
+                        b.is_ascii_alphanumeric() || matches!(b, b':' | b'_' | b'-' | b'.')
+                    })
+            })
+            .map(str::to_string),
+    }
 }
 
 /// The hangup cause: a FreeSWITCH cause name (`NORMAL_CLEARING`, `USER_BUSY`, …). What a
@@ -78,24 +96,37 @@ fn cause(event: &Event) -> String {
         .to_string()
 }
 
-/// How legs are dialled: the dial string template (`{number}` is the number) and the
+/// How legs are dialled: the dial string template (`{number}` is the number), the
 /// installation's tag, set on every channel so the platform's event filter lets through
-/// only its own channels.
+/// only its own channels, and every channel's lifetime ceiling.
 #[derive(Debug, Clone, Copy)]
 pub struct Dialing<'a> {
     /// `VOICEPAAS_DIAL_STRING`.
     pub template: &'a str,
     /// `VOICEPAAS_INSTALLATION`.
     pub installation: &'a str,
+    /// `VOICEPAAS_CHANNEL_MAX_SECS`.
+    pub max_secs: u32,
 }
+
+/// The hangup cause of a channel that reached `VOICEPAAS_CHANNEL_MAX_SECS`: the same as
+/// maxDuration's, since to the customer both are a talk-time limit (`time-out`).
+const CHANNEL_MAX_CAUSE: &str = crate::orchestrator::flows::click2call::MAX_DURATION_CAUSE;
 
 /// `{vars}<dial string>` for leg `uuid`.
 fn dial_target(uuid: &str, dial: &Dial, dialing: &Dialing<'_>) -> String {
     // playback_terminators=none: FreeSWITCH's default (`*`) would let a key silently cut
     // a notice's item short; keys are the flows' to handle (finishkey, repeatkey).
+    // execute_on_originate runs as the channel is created: it hangs itself up `max_secs`
+    // later, whatever becomes of this process. (No park_timeout: it clears
+    // park_after_bridge.)
     let mut vars = format!(
-        "{{origination_uuid={uuid},originate_timeout={},ignore_early_media={},playback_terminators=none,{INSTALL_VAR}={}",
-        dial.timeout_secs, dial.ignore_early_media, dialing.installation
+        "{{origination_uuid={uuid},originate_timeout={},ignore_early_media={},playback_terminators=none,{INSTALL_VAR}={},execute_on_originate='sched_hangup +{} {}'",
+        dial.timeout_secs,
+        dial.ignore_early_media,
+        dialing.installation,
+        dialing.max_secs,
+        CHANNEL_MAX_CAUSE
     );
     if let Some(from) = &dial.from {
         vars.push_str(",origination_caller_id_number=");
@@ -216,6 +247,31 @@ mod tests {
     }
 
     #[test]
+    fn signalling_keeps_only_what_it_can_be() {
+        let end = |status: &str, proto: &str| {
+            let e = Event::parse_plain(
+                format!(
+                    "Event-Name: CHANNEL_HANGUP_COMPLETE\nHangup-Cause: USER_BUSY\nvariable_sip_term_status: {status}\nvariable_proto_specific_hangup_cause: {proto}\n\n"
+                )
+                .as_bytes(),
+            );
+            match channel_event(&e, 1) {
+                Some(MediaEvent::HangupComplete { signalling, .. }) => signalling,
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(
+            end("486", "sip%3A486"),
+            Signalling {
+                sip_status: Some("486".into()),
+                proto_cause: Some("sip:486".into())
+            }
+        );
+        assert_eq!(end("4866", "sip:486 <script>"), Signalling::default());
+        assert_eq!(end("abc", &"x".repeat(33)), Signalling::default());
+    }
+
+    #[test]
     fn commands() {
         let dial = Dial {
             to: "13800000001".into(),
@@ -229,10 +285,11 @@ mod tests {
                 &dial,
                 &Dialing {
                     template: "sofia/gateway/pstn/{number}",
-                    installation: "shop1"
+                    installation: "shop1",
+                    max_secs: 14_400,
                 }
             ),
-            "originate {origination_uuid=CA1,originate_timeout=45,ignore_early_media=true,playback_terminators=none,voicepaas_install=shop1,origination_caller_id_number=0101}sofia/gateway/pstn/13800000001 &park()"
+            "originate {origination_uuid=CA1,originate_timeout=45,ignore_early_media=true,playback_terminators=none,voicepaas_install=shop1,execute_on_originate='sched_hangup +14400 ALLOTTED_TIMEOUT',origination_caller_id_number=0101}sofia/gateway/pstn/13800000001 &park()"
         );
         assert_eq!(
             api(

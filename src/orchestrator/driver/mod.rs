@@ -297,6 +297,7 @@ impl Driver {
         media::Dialing {
             template: &self.ctx.settings.dial_string,
             installation: &self.ctx.settings.installation,
+            max_secs: self.ctx.settings.channel_max_secs,
         }
     }
 

@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::io::{
-    App, Dial, Effect, LegIdx, MediaCommand, MediaEvent, Probe, ReplyToken, Status, Timer, Write,
+    App, Dial, Effect, LegIdx, MediaCommand, MediaEvent, Probe, ReplyToken, Signalling, Status,
+    Timer, Write,
 };
 use super::leg::{Ended, Leg};
 use crate::cdr::MEDIA_LOST;
@@ -194,7 +195,7 @@ impl Core {
             self.legs[leg].reported = Some(Status::Initiated);
             self.journal(Write::NewLeg(leg));
         }
-        self.end_now(leg, MEDIA_LOST, None);
+        self.end_now(leg, MEDIA_LOST);
     }
 
     fn start_dial(&mut self, leg: LegIdx, dial: &Dial, new_leg: bool) {
@@ -253,7 +254,7 @@ impl Core {
             return;
         }
         if !l.dialed {
-            self.end_now(leg, cause, None);
+            self.end_now(leg, cause);
             return;
         }
         self.legs[leg].kill = Some((cause.to_string(), 1));
@@ -302,11 +303,11 @@ impl Core {
     }
 
     /// Ends `leg` now (the platform's own knowledge: lost, never dialled, given up).
-    pub fn end_now(&mut self, leg: LegIdx, cause: &str, sip: Option<String>) {
-        self.end_at(leg, self.now, cause, sip);
+    pub fn end_now(&mut self, leg: LegIdx, cause: &str) {
+        self.end_at(leg, self.now, cause, Signalling::default());
     }
 
-    fn end_at(&mut self, leg: LegIdx, at: i64, cause: &str, sip: Option<String>) {
+    fn end_at(&mut self, leg: LegIdx, at: i64, cause: &str, signalling: Signalling) {
         if !self.legs[leg].is_live() {
             return;
         }
@@ -316,7 +317,7 @@ impl Core {
         self.legs[leg].ended = Some(Ended {
             at,
             cause: cause.to_string(),
-            sip_status: sip,
+            signalling,
         });
         self.legs[leg].unverified = false;
         self.forget_timers(leg);
@@ -392,12 +393,12 @@ impl Core {
                 at,
                 cause,
                 answered_at,
-                sip_status,
+                signalling,
             } => {
                 if let Some(answered) = answered_at {
                     self.answered(leg, answered);
                 }
-                self.end_at(leg, at, &cause, sip_status);
+                self.end_at(leg, at, &cause, signalling);
             }
         }
     }
@@ -502,7 +503,7 @@ impl Core {
                     (Some((_, cause)), _) | (None, Some((cause, _))) => cause.clone(),
                     (None, None) => MEDIA_LOST.to_string(),
                 };
-                self.end_now(leg, &cause, None);
+                self.end_now(leg, &cause);
             }
             Probe::Alive {
                 progress_at,
@@ -540,7 +541,7 @@ impl Core {
     fn retry_kill(&mut self, leg: LegIdx, cause: String, tries: u8) {
         if tries >= KILL_TRIES {
             // The media server will not end it: stop waiting for it.
-            self.end_now(leg, MEDIA_LOST, None);
+            self.end_now(leg, MEDIA_LOST);
             return;
         }
         self.legs[leg].kill = Some((cause.clone(), tries + 1));
@@ -552,10 +553,10 @@ impl Core {
     /// A core timer fired.
     pub fn on_timer(&mut self, timer: Timer) {
         match timer {
-            Timer::NodeGrace(leg) if self.legs[leg].lost => self.end_now(leg, MEDIA_LOST, None),
+            Timer::NodeGrace(leg) if self.legs[leg].lost => self.end_now(leg, MEDIA_LOST),
             Timer::OriginateFailed(leg) => {
                 if let Some(cause) = self.legs[leg].originate_failed.clone() {
-                    self.end_now(leg, &cause, None);
+                    self.end_now(leg, &cause);
                 }
             }
             Timer::KillWait(leg) if self.legs[leg].is_live() => self.probe(leg),

@@ -51,9 +51,18 @@ pub enum MediaEvent {
         /// When it was answered (`answer_uepoch`), if it was; an answer whose event went
         /// missing shows here.
         answered_at: Option<i64>,
-        /// The final SIP response code (`sip_term_status`), when there was one.
-        sip_status: Option<String>,
+        /// What the far end's signalling said of the end.
+        signalling: Signalling,
     },
+}
+
+/// What the far end's signalling said of a leg's end (SIP legs; empty otherwise).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Signalling {
+    /// The final SIP response code (`sip_term_status`), e.g. `486`.
+    pub sip_status: Option<String>,
+    /// The protocol's own cause (`proto_specific_hangup_cause`), e.g. `sip:486`.
+    pub proto_cause: Option<String>,
 }
 
 /// What the media server says of a channel when asked (`uuid_dump`).

@@ -2,7 +2,7 @@
 //! answered, hangup begun, ended) and what the platform did to it (dialled, hangup asked,
 //! node lost). Facts only move forward: a duplicate or late event changes nothing.
 
-use super::io::Status;
+use super::io::{Signalling, Status};
 use crate::cdr::{LegEnd, LegFacts};
 
 /// How a leg ended.
@@ -12,8 +12,8 @@ pub struct Ended {
     pub at: i64,
     /// The media server's hangup cause (or the platform's, e.g. `MEDIA_LOST`).
     pub cause: String,
-    /// The final SIP response code, if there was one.
-    pub sip_status: Option<String>,
+    /// What the far end's signalling said of it.
+    pub signalling: Signalling,
 }
 
 /// One leg of a conversation.
@@ -119,9 +119,9 @@ impl Leg {
     /// Its facts for the CDR and status callbacks (once ended); `end` overrides how it
     /// ended (maxDuration, a platform failure).
     pub fn facts(&self, end: LegEnd) -> LegFacts {
-        let (end_ms, cause, sip) = match &self.ended {
-            Some(e) => (e.at, e.cause.clone(), e.sip_status.clone()),
-            None => (self.start_ms, String::new(), None),
+        let (end_ms, cause, signalling) = match &self.ended {
+            Some(e) => (e.at, e.cause.clone(), e.signalling.clone()),
+            None => (self.start_ms, String::new(), Signalling::default()),
         };
         LegFacts {
             call_id: self.id.clone(),
@@ -133,7 +133,8 @@ impl Leg {
             end_ms: end_ms.max(self.start_ms),
             end,
             hangup_cause: cause,
-            sip_status: sip.unwrap_or_default(),
+            sip_status: signalling.sip_status.unwrap_or_default(),
+            proto_cause: signalling.proto_cause.unwrap_or_default(),
         }
     }
 }

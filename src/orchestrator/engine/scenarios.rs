@@ -83,7 +83,7 @@ impl Call {
                     at,
                     cause: cause.into(),
                     answered_at: None,
-                    sip_status: None,
+                    signalling: Default::default(),
                 },
             )
             .to_vec(),

@@ -546,7 +546,7 @@ impl Sim {
                 at: self.now,
                 cause: cause.into(),
                 answered_at: answered.then_some(self.now - 1),
-                sip_status: None,
+                signalling: Default::default(),
             },
         ));
     }

@@ -298,6 +298,7 @@ async fn end_legs(
                 Val::Text(leg.sip_status.as_deref()),
                 Val::Int(leg.ring_at),
                 Val::Int(leg.answer_at),
+                Val::Text(leg.proto_cause.as_deref()),
             ]
         })
         .collect();
@@ -311,19 +312,20 @@ async fn end_legs(
         Val::Text(None),
         Val::Int(None),
         Val::Int(None),
+        Val::Text(None),
     ];
     Ok(values::run(
         tx,
         |h, v| format!(
             "UPDATE calls SET state = 'completed', end_at = v.column3, hangup_cause = v.column4, cause = v.column5, \
              inputkey = v.column6, sip_status = v.column7, ring_at = COALESCE(calls.ring_at, v.column8), \
-             answer_at = COALESCE(calls.answer_at, v.column9), updated_at = {}, \
+             answer_at = COALESCE(calls.answer_at, v.column9), proto_cause = v.column10, updated_at = {}, \
              params = CASE WHEN calls.conversation_id IS NULL THEN '{{}}' ELSE calls.params END \
              FROM {v} AS v WHERE calls.id = v.column1 AND calls.epoch = v.column2 AND calls.end_at IS NULL RETURNING calls.id",
             h[0]
         ),
         &[Val::Int(Some(now))],
-        9,
+        10,
         &rows,
         Some(&pad),
         true,

@@ -175,6 +175,8 @@ pub struct LegFinal {
     pub hangup_cause: String,
     /// The final SIP response, if there was one.
     pub sip_status: Option<String>,
+    /// The protocol's own cause (`sip:486`), if there was one.
+    pub proto_cause: Option<String>,
     /// The contract's cause (`callCause`, or the notice reason's name).
     pub cause: &'static str,
     /// Last key pressed (notices).
