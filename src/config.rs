@@ -28,6 +28,7 @@ const KEYS: &[(&str, Option<&str>)] = &[
     ("VOICEPAAS_TIMEZONE", Some("Asia/Shanghai")),
     ("VOICEPAAS_WEBHOOK_RETRY_SCALE", Some("1")),
     ("VOICEPAAS_DELIVERY_RETENTION_DAYS", Some("30")),
+    ("VOICEPAAS_RECORDING_RETENTION_DAYS", Some("90")),
     ("VOICEPAAS_SOFT_VERSIONS", Some("v1,2019-08-14")),
     ("VOICEPAAS_CAPTCHA_LIMITS", Some("1,5,20")),
     ("VOICEPAAS_LOG", Some("info")),
@@ -160,6 +161,9 @@ pub struct Settings {
     /// Days delivered and failed callbacks (and their attempts) are kept after they
     /// finish (`VOICEPAAS_DELIVERY_RETENTION_DAYS`, fractions allowed).
     pub delivery_retention_days: f64,
+    /// Days a recording file is kept after it was last written; `0` keeps recordings for
+    /// ever (`VOICEPAAS_RECORDING_RETENTION_DAYS`, fractions allowed).
+    pub recording_retention_days: f64,
     /// Accepted `{SoftVersion}` path segments of click-to-call (`VOICEPAAS_SOFT_VERSIONS`).
     pub soft_versions: Vec<String>,
     /// Per-callee captcha limits: `per minute,per hour,per day` (`VOICEPAAS_CAPTCHA_LIMITS`).
@@ -319,6 +323,11 @@ impl Settings {
                 "VOICEPAAS_DELIVERY_RETENTION_DAYS",
                 &required("VOICEPAAS_DELIVERY_RETENTION_DAYS"),
                 false,
+            )?,
+            recording_retention_days: parse_positive(
+                "VOICEPAAS_RECORDING_RETENTION_DAYS",
+                &required("VOICEPAAS_RECORDING_RETENTION_DAYS"),
+                true,
             )?,
             soft_versions,
             captcha_limits: parse_captcha_limits(&required("VOICEPAAS_CAPTCHA_LIMITS"))?,

@@ -101,10 +101,9 @@ impl Application {
                     source,
                 })?;
         let dispatcher = Dispatcher::start(store.clone(), &settings)?;
-        let keep_deliveries_ms = (settings.delivery_retention_days * 86_400_000.0) as i64;
         let retention = tokio::spawn(crate::store::retention::purge_periodically(
             store.clone(),
-            keep_deliveries_ms,
+            crate::store::retention::Retention::of(&settings),
         ));
         let state = web::Data::new(AppState {
             store,

@@ -1,9 +1,14 @@
-//! Retention: what the database stops keeping. Idempotency keys after their 24 hours,
+//! Retention: what the platform stops keeping. Idempotency keys after their 24 hours,
 //! delivered and failed callbacks (outbox rows and their attempts) after the configured
-//! number of days. Each purge deletes a bounded number of rows per table so it never holds
-//! the database for long; the periodic task repeats it while there is more.
+//! number of days, recording files after theirs. Each purge deletes a bounded number of
+//! rows per table (and files) so it never holds the database or the disk for long; the
+//! periodic task repeats it while there is more.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use super::{Store, StoreError, on_pool};
+use crate::domain::ConversationId;
 
 /// How long an Idempotency-Key answers for its request (the contract's 24 hours).
 pub const IDEMPOTENCY_KEY_TTL_MS: i64 = 24 * 3_600_000;
@@ -82,16 +87,78 @@ impl Store {
     }
 }
 
+/// What to keep how long.
+#[derive(Debug, Clone)]
+pub struct Retention {
+    /// How long finished callbacks are kept (ms).
+    pub keep_deliveries_ms: i64,
+    /// Where recordings are.
+    pub recordings_dir: PathBuf,
+    /// How long a recording file is kept after it was last written; `None` = for ever.
+    pub keep_recordings: Option<Duration>,
+}
+
+impl Retention {
+    /// The retention the settings ask for.
+    pub fn of(settings: &crate::config::Settings) -> Self {
+        let days = |d: f64| Duration::from_secs_f64((d * 86_400.0).min(1e12));
+        Self {
+            keep_deliveries_ms: days(settings.delivery_retention_days).as_millis() as i64,
+            recordings_dir: settings.recordings_dir.clone(),
+            keep_recordings: (settings.recording_retention_days > 0.0)
+                .then(|| days(settings.recording_retention_days)),
+        }
+    }
+}
+
+/// Deletes up to [`PURGE_BATCH`] recording files in `dir` last written before `cutoff`;
+/// returns how many. Only files named as the platform names recordings
+/// (`<conversationSid>.wav`) are touched: whatever else shares the directory stays.
+pub fn purge_recordings(dir: &Path, cutoff: SystemTime) -> std::io::Result<u64> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut deleted = 0;
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        let is_recording = name
+            .to_str()
+            .and_then(|n| n.strip_suffix(".wav"))
+            .and_then(ConversationId::parse)
+            .is_some();
+        let Ok(meta) = entry.metadata() else { continue };
+        if !is_recording || !meta.is_file() || meta.modified().map_or(true, |m| m >= cutoff) {
+            continue;
+        }
+        match std::fs::remove_file(entry.path()) {
+            Ok(()) => deleted += 1,
+            // Another replica got there first.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        if deleted >= PURGE_BATCH as u64 {
+            break;
+        }
+    }
+    Ok(deleted)
+}
+
 /// Time between purges.
 const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
 
-/// Purges expired rows now and every ten minutes, for the life of the process (each replica
-/// may run it: the deletes do not conflict).
-pub async fn purge_periodically(store: Store, keep_deliveries_ms: i64) {
+/// Purges expired rows and recordings now and every ten minutes, for the life of the
+/// process (each replica may run it: the deletes do not conflict).
+pub async fn purge_periodically(store: Store, retention: Retention) {
     loop {
+        if let Some(keep) = retention.keep_recordings {
+            purge_recordings_until_done(&retention.recordings_dir, keep).await;
+        }
         loop {
             match store
-                .purge_expired(crate::domain::time::now_ms(), keep_deliveries_ms)
+                .purge_expired(crate::domain::time::now_ms(), retention.keep_deliveries_ms)
                 .await
             {
                 Ok(purged) => {
@@ -109,5 +176,30 @@ pub async fn purge_periodically(store: Store, keep_deliveries_ms: i64) {
             }
         }
         tokio::time::sleep(PURGE_EVERY).await;
+    }
+}
+
+/// Deletes expired recording files, a batch at a time, off the async threads.
+async fn purge_recordings_until_done(dir: &Path, keep: Duration) {
+    let Some(cutoff) = SystemTime::now().checked_sub(keep) else {
+        return;
+    };
+    loop {
+        let dir = dir.to_path_buf();
+        match tokio::task::spawn_blocking(move || purge_recordings(&dir, cutoff)).await {
+            Ok(Ok(deleted)) => {
+                if deleted > 0 {
+                    tracing::info!(deleted, "retention purge of recordings");
+                }
+                if deleted < PURGE_BATCH as u64 {
+                    return;
+                }
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "recording purge failed; trying again later");
+                return;
+            }
+            Err(_) => return,
+        }
     }
 }

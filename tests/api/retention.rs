@@ -76,3 +76,35 @@ both_backends! {
         assert_eq!((again.idempotency_keys, again.deliveries, again.attempts), (0, 0, 0));
     }
 }
+
+both_backends! {
+    /// Recording files older than `VOICEPAAS_RECORDING_RETENTION_DAYS` (default 90) are
+    /// deleted by the purge the process runs at start; younger ones and files the
+    /// platform did not name stay.
+    async fn old_recordings_are_deleted(db: TestDb) {
+        let dir = tempfile::tempdir().unwrap();
+        let recordings = dir.path().join("recordings");
+        std::fs::create_dir_all(&recordings).unwrap();
+        let aged = std::time::SystemTime::now() - Duration::from_secs(91 * 86_400);
+        let write = |name: &str, modified: Option<std::time::SystemTime>| {
+            let path = recordings.join(name);
+            std::fs::write(&path, b"RIFF").unwrap();
+            if let Some(at) = modified {
+                std::fs::File::options().write(true).open(&path).unwrap().set_modified(at).unwrap();
+            }
+            path
+        };
+        let old = write("CV00424202611300845525515197158997.wav", Some(aged));
+        let young = write("CV00424202611300845525515197158998.wav", None);
+        let foreign = write("greeting.wav", Some(aged));
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_voicepaas"));
+        command.env("VOICEPAAS_LOG", "warn").stdout(std::process::Stdio::null());
+        let (_server, _) = crate::processes::serve(&db, dir.path(), command).await;
+        let started = std::time::Instant::now();
+        while old.exists() {
+            assert!(started.elapsed() < Duration::from_secs(10), "the aged recording is still there");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(young.exists() && foreign.exists());
+    }
+}
