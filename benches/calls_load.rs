@@ -9,6 +9,12 @@
 //! measured first, default 10; DATABASE_URL, default a temporary SQLite file;
 //! VOICEPAAS_BIN, the server binary, default this build's — to run another build's
 //! server under the same load).
+//!
+//! `LOAD_SIZE=1` (notices only) also measures the database: every call's result callback
+//! goes to a local receiver; once all are delivered the size of the database is reported,
+//! then the server is restarted with a retention of a few milliseconds, its start-up
+//! purge deletes the delivered callbacks, the database is compacted and measured again:
+//! what the platform keeps for good per call.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -115,6 +121,132 @@ impl Db {
     }
 }
 
+impl Db {
+    /// Bytes the database's pages hold (SQLite: pages in use; PostgreSQL: the platform's
+    /// tables with their indexes and TOAST), and rows per table.
+    async fn size(&self) -> (i64, Vec<(&'static str, i64)>) {
+        const TABLES: [&str; 6] = [
+            "calls",
+            "cdrs",
+            "outbox",
+            "delivery_attempts",
+            "conversations",
+            "idempotency_keys",
+        ];
+        let mut rows = Vec::new();
+        for table in TABLES {
+            rows.push((
+                table,
+                self.count(&format!("SELECT COUNT(*) FROM {table}")).await,
+            ));
+        }
+        let bytes = match self {
+            Db::Sqlite(_) => {
+                let pages = self.count("SELECT page_count - freelist_count FROM pragma_page_count(), pragma_freelist_count()").await;
+                pages * self.count("SELECT page_size FROM pragma_page_size()").await
+            }
+            Db::Postgres(_) => {
+                let list = TABLES
+                    .map(|t| format!("pg_total_relation_size('{t}')"))
+                    .join(" + ");
+                self.count(&format!("SELECT ({list})::BIGINT")).await
+            }
+        };
+        (bytes, rows)
+    }
+
+    /// Gives freed space back (what a long-running database reaches as it reuses it).
+    async fn compact(&self) {
+        let sql = match self {
+            Db::Sqlite(_) => "VACUUM",
+            Db::Postgres(_) => "VACUUM FULL",
+        };
+        match self {
+            Db::Sqlite(p) => sqlx::query(sql).execute(p).await.map(|_| ()),
+            Db::Postgres(p) => sqlx::query(sql).execute(p).await.map(|_| ()),
+        }
+        .expect("compact the database");
+    }
+}
+
+/// Prints the database's size after `calls` calls.
+async fn report_size(db: &Db, calls: u64, what: &str) {
+    let (bytes, rows) = db.size().await;
+    let rows: Vec<String> = rows.iter().map(|(t, n)| format!("{t} {n}")).collect();
+    println!(
+        "database {what}: {:.1} MB, {:.0} bytes per call; rows: {}",
+        bytes as f64 / 1e6,
+        bytes as f64 / calls.max(1) as f64,
+        rows.join(", ")
+    );
+}
+
+/// A webhook receiver answering 200 to everything, on a port of its own.
+fn receiver() -> u16 {
+    let server = actix_web::HttpServer::new(|| {
+        actix_web::App::new().default_service(actix_web::web::to(
+            |_body: actix_web::web::Bytes| async { actix_web::HttpResponse::Ok().body("ok") },
+        ))
+    })
+    .workers(1)
+    .bind("127.0.0.1:0")
+    .expect("bind the receiver");
+    let port = server.addrs()[0].port();
+    tokio::spawn(server.run());
+    port
+}
+
+/// Starts `voicepaas serve` (binary `bin`) on `url` and waits until it is ready.
+async fn start_server(
+    bin: &str,
+    url: &str,
+    media_port: u16,
+    dir: &std::path::Path,
+    extra: &[(&str, &str)],
+) -> (Proc, String) {
+    let port = free_port();
+    let mut command = Command::new(bin);
+    command
+        .arg("serve")
+        .env("DATABASE_URL", url)
+        .env("VOICEPAAS_LISTEN", format!("127.0.0.1:{port}"))
+        .env(
+            "VOICEPAAS_MEDIA",
+            format!("esl://:ClueCon@127.0.0.1:{media_port}"),
+        )
+        .env("VOICEPAAS_PROMPTS_DIR", dir.join("prompts"))
+        .env("VOICEPAAS_RECORDINGS_DIR", dir.join("recordings"))
+        .env("VOICEPAAS_ALLOW_PRIVATE_WEBHOOKS", "true")
+        .env("VOICEPAAS_ADMIN_TOKEN", "bench");
+    for (k, v) in extra {
+        command.env(k, v);
+    }
+    let server = Proc::spawn(&mut command);
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let ready = Instant::now();
+    while !client
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
+    {
+        assert!(
+            ready.elapsed() < Duration::from_secs(30),
+            "the server did not become ready"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (server, base)
+}
+
+/// Waits until `sql` counts zero rows.
+async fn until_none(db: &Db, sql: &str) {
+    while db.count(sql).await > 0 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 /// Live legs and CDRs written.
 async fn progress(db: &Db) -> (i64, i64) {
     let live = db
@@ -187,36 +319,11 @@ async fn main() {
             .args(["sandbox", "--listen", &format!("127.0.0.1:{media_port}")])
             .env("VOICEPAAS_RECORDINGS_DIR", dir.path().join("recordings")),
     );
-    let port = free_port();
-    let server = Proc::spawn(
-        Command::new(&bin)
-            .arg("serve")
-            .env("DATABASE_URL", &url)
-            .env("VOICEPAAS_LISTEN", format!("127.0.0.1:{port}"))
-            .env(
-                "VOICEPAAS_MEDIA",
-                format!("esl://:ClueCon@127.0.0.1:{media_port}"),
-            )
-            .env("VOICEPAAS_PROMPTS_DIR", dir.path().join("prompts"))
-            .env("VOICEPAAS_RECORDINGS_DIR", dir.path().join("recordings"))
-            .env("VOICEPAAS_ADMIN_TOKEN", "bench"),
-    );
+    let (server, base) = start_server(&bin, &url, media_port, dir.path(), &[]).await;
     let pid = server.0.id();
-    let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
-    let ready = Instant::now();
-    while !client
-        .get(format!("{base}/readyz"))
-        .send()
-        .await
-        .is_ok_and(|r| r.status().is_success())
-    {
-        assert!(
-            ready.elapsed() < Duration::from_secs(30),
-            "the server did not become ready"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let size = std::env::var("LOAD_SIZE").is_ok_and(|v| v == "1");
+    assert!(!size || kind == "notice", "LOAD_SIZE measures notices");
 
     let db = Db::connect(&url).await;
     let created = admin(
@@ -247,7 +354,11 @@ async fn main() {
         &client,
         reqwest::Method::POST,
         format!("{base}/admin/accounts/{sid}/applications"),
-        json!({"name": "load"}),
+        if size {
+            json!({"name": "load", "notifyUrl": format!("http://127.0.0.1:{}/result", receiver())})
+        } else {
+            json!({"name": "load"})
+        },
     )
     .await;
     let app_id = created["appId"].as_str().expect("appId").to_string();
@@ -367,6 +478,25 @@ async fn main() {
         percentile(&after_end, 0.99)
     );
     println!("peak RSS of the server: {:.0} MB", peak_rss_mb(pid));
+    if size {
+        until_none(&db, "SELECT COUNT(*) FROM outbox WHERE state = 'pending'").await;
+        report_size(&db, calls, "with every callback delivered").await;
+        drop(server);
+        // A retention of under a millisecond: the purge at start-up deletes every
+        // delivered callback, 5,000 rows at a time.
+        let (second, _) = start_server(
+            &bin,
+            &url,
+            media_port,
+            dir.path(),
+            &[("VOICEPAAS_DELIVERY_RETENTION_DAYS", "0.00000001")],
+        )
+        .await;
+        until_none(&db, "SELECT COUNT(*) FROM outbox").await;
+        drop(second);
+        db.compact().await;
+        report_size(&db, calls, "after the retention purge, compacted").await;
+    }
 }
 
 async fn post(
