@@ -81,13 +81,18 @@ impl Store {
                 list.join(", ")
             )
         };
+        // Picked in a CTE, which runs once (a locking sub-select inside `IN (…)` may be run
+        // again by the plan and pick more than its LIMIT); the UPDATE checks the claim
+        // anew, so a row another replica claimed meanwhile is not claimed twice.
         let sql = format!(
-            "UPDATE outbox SET claimed_until = $2 WHERE seq IN (\
+            "WITH picked AS (\
                SELECT o.seq FROM outbox o WHERE o.state = 'pending' AND o.kind <> 'feed' AND o.next_attempt_at <= $1 \
                AND (o.claimed_until IS NULL OR o.claimed_until < $1) {not_full}\
                AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.ordering_key = o.ordering_key AND p.state = 'pending' AND p.seq < o.seq) \
                ORDER BY o.next_attempt_at, o.seq LIMIT $3{lock}) \
-             RETURNING seq, webhook_id, account_sid, app_id, target_url, body, attempts, batch_id"
+             UPDATE outbox SET claimed_until = $2 FROM picked WHERE outbox.seq = picked.seq \
+             AND outbox.state = 'pending' AND (outbox.claimed_until IS NULL OR outbox.claimed_until < $1) \
+             RETURNING outbox.seq, outbox.webhook_id, outbox.account_sid, outbox.app_id, outbox.target_url, outbox.body, outbox.attempts, outbox.batch_id"
         );
         let rows: Vec<Delivery> = on_tx!(&mut tx, |c| {
             let mut q = sqlx::query_as(&sql).bind(now).bind(claim_until).bind(limit);
