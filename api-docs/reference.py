@@ -43,7 +43,7 @@ def schema_line(schema):
 def main(out):
     info = DOC["info"]
     out.write(f"# {info['title']} API reference\n\n")
-    out.write("Generated from `openapi.yaml` by `reference.py`; the contract is API.md.\n\n")
+    out.write("Generated from `openapi.yaml` by `reference.py`; the guide to every field and callback is GUIDE.md.\n\n")
     out.write(info["description"].strip() + "\n\n")
     default_security = DOC.get("security", [])
     for path, item in DOC["paths"].items():
@@ -78,6 +78,14 @@ def main(out):
                 )
                 out.write(f"| {status} | {response.get('description', '').strip()} {kinds} |\n")
             out.write("\n")
+    out.write("## Callbacks\n\nWhat the platform POSTs to your URLs (signed; see GUIDE.md §7).\n\n")
+    for name, item in DOC.get("webhooks", {}).items():
+        op = item["post"]
+        out.write(f"### {name}\n\n{op.get('summary', '')}\n\n")
+        if op.get("description"):
+            out.write(op["description"].strip() + "\n\n")
+        for media, content in op["requestBody"]["content"].items():
+            out.write(f"Body (`{media}`): {schema_line(content.get('schema', {}))}\n\n")
     out.write("## Schemas\n\n")
     for name, schema in DOC["components"]["schemas"].items():
         out.write(f"### {name}\n\n")
@@ -90,7 +98,7 @@ def main(out):
             for field, sub in props.items():
                 notes = (sub.get("description") or "").replace("\n", " ")
                 if "enum" in sub:
-                    notes += " one of " + ", ".join(f"`{v}`" for v in sub["enum"])
+                    notes += ("; " if notes else "") + "one of " + ", ".join(f"`{v}`" for v in sub["enum"])
                 if "pattern" in sub:
                     notes += f" pattern `{sub['pattern']}`"
                 out.write(f"| `{field}` | {'yes' if field in required else 'no'} | {schema_line(sub)} | {notes.strip()} |\n")

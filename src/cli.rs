@@ -14,6 +14,7 @@ use crate::domain::limits::AccountPatch;
 use crate::media::sandbox::Sandbox;
 use crate::startup::Application;
 use crate::store::Store;
+use crate::webhooks::guard::check_targets;
 
 /// voicepaas: self-hostable cloud voice API (notices, captchas, click-to-call).
 #[derive(Debug, Parser)]
@@ -215,7 +216,14 @@ async fn run(command: Command, settings: Settings) -> Result<(), String> {
             Ok(())
         }
         Command::Account(command) => account(&open_store().await?, command).await,
-        Command::App(command) => app(&open_store().await?, command).await,
+        Command::App(command) => {
+            app(
+                &open_store().await?,
+                command,
+                settings.allow_private_webhooks,
+            )
+            .await
+        }
     }
 }
 
@@ -242,7 +250,7 @@ async fn account(store: &Store, command: AccountCommand) -> Result<(), String> {
     Ok(())
 }
 
-async fn app(store: &Store, command: AppCommand) -> Result<(), String> {
+async fn app(store: &Store, command: AppCommand, allow_private: bool) -> Result<(), String> {
     let failed = |e: crate::store::StoreError| e.to_string();
     match command {
         AppCommand::Create {
@@ -251,6 +259,7 @@ async fn app(store: &Store, command: AppCommand) -> Result<(), String> {
             settings,
         } => {
             let settings = settings.parse(Some(&name), true)?;
+            check_targets(settings.urls(), allow_private).await?;
             store
                 .find_account(&account)
                 .await
@@ -277,6 +286,7 @@ async fn app(store: &Store, command: AppCommand) -> Result<(), String> {
             settings,
         } => {
             let settings = settings.parse(name.as_deref(), false)?;
+            check_targets(settings.urls(), allow_private).await?;
             let updated = store
                 .update_app(&account, &app, &settings)
                 .await

@@ -20,7 +20,7 @@ use crate::store::accept::{AcceptOutcome, Acceptance, CallRow, CaptchaWindow, Re
 use crate::store::accounts::AccountRecord;
 use crate::store::applications::ApplicationRecord;
 use crate::store::idempotency::IdempotencyClaim;
-use crate::webhooks::guard::check_target;
+use crate::webhooks::guard::check_targets;
 
 /// The application `app_id` of `account`, or -3 / 10003; `field` names it in the message.
 pub async fn application(
@@ -215,10 +215,7 @@ pub async fn check_urls<'a>(
     state: &AppState,
     urls: impl IntoIterator<Item = (&'static str, &'a WebhookUrl)>,
 ) -> Result<(), ApiError> {
-    for (field, url) in urls {
-        check_target(field, url.as_str(), state.settings.allow_private_webhooks)
-            .await
-            .map_err(ApiError::Param)?;
-    }
-    Ok(())
+    check_targets(urls, state.settings.allow_private_webhooks)
+        .await
+        .map_err(ApiError::Param)
 }

@@ -271,6 +271,10 @@ impl Inner {
         };
         crate::telemetry::metrics::metrics().delivery(outcome_name, started.elapsed());
         tracing::debug!(webhook = %delivery.webhook_id, host = %host, status = ?attempt.status_code, outcome = outcome_name, "webhook attempt");
+        if matches!(outcome, Outcome::Failed) {
+            // Once per delivery: what an operator (or someone trying it out) must see.
+            tracing::warn!(webhook = %delivery.webhook_id, host = %host, error = attempt.error.as_deref().unwrap_or_default(), "webhook delivery failed for good");
+        }
         if let Err(e) = self
             .store
             .record_attempt(&delivery, &attempt, outcome)
@@ -301,7 +305,10 @@ impl Inner {
             && !self.allow_private
         {
             return Err(Failure {
-                error: format!("target address {ip} is private or reserved"),
+                error: format!(
+                    "target address {ip} is private or reserved ({} is false)",
+                    super::guard::ALLOW_PRIVATE_VAR
+                ),
                 permanent: true,
             });
         }

@@ -8,6 +8,8 @@ use std::sync::Arc;
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
+use crate::domain::webhook_url::WebhookUrl;
+
 /// Whether `ip` is an address callbacks may never reach (unless private targets are
 /// allowed): loopback, RFC 1918, link-local (incl. 169.254.169.254), CGNAT, multicast,
 /// unspecified, broadcast, documentation and benchmarking ranges; IPv6 loopback, ULA,
@@ -63,6 +65,20 @@ pub fn address_literal(host: &str) -> Option<IpAddr> {
         .ok()
 }
 
+/// The setting that lets callbacks reach private addresses, named in refusals.
+pub const ALLOW_PRIVATE_VAR: &str = "VOICEPAAS_ALLOW_PRIVATE_WEBHOOKS";
+
+/// [`check_target`] of each `(field, url)`; the first refusal.
+pub async fn check_targets<'a>(
+    urls: impl IntoIterator<Item = (&'static str, &'a WebhookUrl)>,
+    allow_private: bool,
+) -> Result<(), String> {
+    for (field, url) in urls {
+        check_target(field, url.as_str(), allow_private).await?;
+    }
+    Ok(())
+}
+
 /// How long a target check at acceptance waits for DNS.
 const CHECK_DNS_WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -74,7 +90,11 @@ pub async fn check_target(field: &str, url: &str, allow_private: bool) -> Result
     if allow_private {
         return Ok(());
     }
-    let refused = || format!("{field} must not point to a private or reserved address");
+    let refused = || {
+        format!(
+            "{field} must not point to a private or reserved address (set {ALLOW_PRIVATE_VAR}=true to allow it, e.g. for a trial on one machine)"
+        )
+    };
     let Some(host) = url::Url::parse(url)
         .ok()
         .and_then(|u| u.host_str().map(str::to_string))
@@ -126,9 +146,10 @@ impl Resolve for GuardedResolver {
                 .filter(|a| allow_private || !is_forbidden(a.ip()))
                 .collect();
             if allowed.is_empty() {
-                return Err(
-                    format!("{host} resolves only to private or reserved addresses").into(),
-                );
+                return Err(format!(
+                    "{host} resolves only to private or reserved addresses ({ALLOW_PRIVATE_VAR} is false)"
+                )
+                .into());
             }
             let addrs: Addrs = Box::new(allowed.into_iter());
             Ok(addrs)
@@ -207,7 +228,7 @@ mod tests {
         ] {
             assert_eq!(
                 check_target("statusUrl", url, false).await,
-                Err("statusUrl must not point to a private or reserved address".into()),
+                Err("statusUrl must not point to a private or reserved address (set VOICEPAAS_ALLOW_PRIVATE_WEBHOOKS=true to allow it, e.g. for a trial on one machine)".to_string()),
                 "{url}"
             );
             assert_eq!(check_target("statusUrl", url, true).await, Ok(()));

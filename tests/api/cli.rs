@@ -42,6 +42,10 @@ both_backends! {
         let (code, _, err) = voicepaas(&db, &["app", "update", "--account", &sid, "--app", &app_id, "--notify-url", "ftp://x"]);
         assert_eq!(code, 1);
         assert!(err.contains("notifyUrl must be an http or https URL"), "{err}");
+        // A private target is refused as the operator API refuses it, naming the setting.
+        let (code, _, err) = voicepaas(&db, &["app", "update", "--account", &sid, "--app", &app_id, "--cdr-url", "http://127.0.0.1:9000/cdr"]);
+        assert_eq!(code, 1);
+        assert!(err.contains("cdrUrl must not point to a private or reserved address (set VOICEPAAS_ALLOW_PRIVATE_WEBHOOKS=true"), "{err}");
         let (code, updated, _) = voicepaas(&db, &["app", "update", "--account", &sid, "--app", &app_id, "--status-url", "https://example.com/s"]);
         assert_eq!((code, &updated["statusUrl"]), (0, &serde_json::json!("https://example.com/s")));
         let (_, apps, _) = voicepaas(&db, &["app", "list", "--account", &sid]);

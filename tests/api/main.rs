@@ -29,4 +29,5 @@ mod recovery;
 mod replicas;
 mod repository;
 mod retention;
+mod user_docs;
 mod webhooks;

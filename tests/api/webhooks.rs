@@ -145,14 +145,14 @@ both_backends! {
         let name = format!("http://localhost:{port}/n");
         for url in [&literal, &name, &"http://169.254.169.254/latest".to_string()] {
             let a = app.admin(reqwest::Method::POST, &format!("/admin/accounts/{}/applications", app.sid), Some(json!({"name": "x", "notifyUrl": url}))).await;
-            assert_eq!((a.status, a.body["error"].as_str()), (400, Some("notifyUrl must not point to a private or reserved address")), "{url}");
+            assert_eq!((a.status, a.body["error"].as_str()), (400, Some("notifyUrl must not point to a private or reserved address (set VOICEPAAS_ALLOW_PRIVATE_WEBHOOKS=true to allow it, e.g. for a trial on one machine)")), "{url}");
             let a = app.post(&app.ctc_path(), &json!({"action": "click2call", "caller": "13800000001", "callee": "13800000002", "statusUrl": url})).await;
-            assert_eq!((a.code(), a.msg()), ("10004", "statusUrl must not point to a private or reserved address"), "{url}");
+            assert_eq!((a.code(), a.msg()), ("10004", "statusUrl must not point to a private or reserved address (set VOICEPAAS_ALLOW_PRIVATE_WEBHOOKS=true to allow it, e.g. for a trial on one machine)"), "{url}");
         }
         let store = db.store().await;
         for (url, state, error) in [
-            (literal, "failed", "target address 127.0.0.1 is private or reserved"),
-            (name, "pending", "resolves only to private or reserved addresses"),
+            (literal, "failed", "target address 127.0.0.1 is private or reserved (VOICEPAAS_ALLOW_PRIVATE_WEBHOOKS is false)"),
+            (name, "pending", "resolves only to private or reserved addresses (VOICEPAAS_ALLOW_PRIVATE_WEBHOOKS is false)"),
         ] {
             let fields = json!({"name": "inserted behind the API", "notifyUrl": url});
             let settings = voicepaas::domain::application::AppSettings::parse(voicepaas::domain::Fields(fields.as_object().unwrap()), true).unwrap();
