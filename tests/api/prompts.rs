@@ -47,3 +47,25 @@ both_backends! {
         assert_eq!((a.code(), a.msg()), ("-3", "appid not found in this account"));
     }
 }
+
+both_backends! {
+    /// A prompt deleted while its notice waited in the queue: the notice cannot play what
+    /// it was asked to, so it is not placed and its result says it failed (`result` 1,
+    /// `reason` 2), not that it played.
+    async fn a_notice_whose_prompt_is_gone_fails(db: TestDb) {
+        let app = db.spawn(&[]).await;
+        let store = db.store().await;
+        app.upload_prompt("gone.wav").await;
+        app.occupy_line(&store).await;
+        let notice = serde_json::json!({"appid": app.app_id, "to": "13800000001", "contents": [{"type": "voice", "content": "gone.wav"}]});
+        let a = app.post(&app.account_path("VoiceNotices"), &notice).await;
+        assert_eq!(a.code(), "0", "{}", a.body);
+        let callid = a.body["callid"].as_str().unwrap().to_string();
+        let a = app.send(Method::DELETE, &format!("/Accounts/{}/Applications/{}/Prompts/gone.wav", app.sid, app.app_id), None).await;
+        assert_eq!(a.code(), "0");
+        app.set_limits(serde_json::json!({"maxConcurrentCalls": 2})).await;
+        let cdr = crate::helpers::wait_cdr(&store, &callid).await;
+        let outcome = ["result", "reason", "answertime", "ringtime", "duration"].map(|f| cdr[f].as_str().unwrap_or("?").to_string());
+        assert_eq!(outcome, ["1", "2", "", "", "0"].map(String::from), "{cdr}");
+    }
+}

@@ -34,7 +34,8 @@ pub enum IvrKind {
 }
 
 /// What to play: `None` when the script could not be prepared (a prompt deleted after
-/// the call was accepted): the call is hung up once answered.
+/// the call was accepted). Such a call fails (`result` 1, `reason` 2): it is not dialled,
+/// or, taken over after its answer, hung up at once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Script {
     /// The items, in order.
@@ -87,6 +88,11 @@ impl IvrFlow {
     }
 
     pub(super) fn start(&mut self, core: &mut Core) {
+        if self.script.items.is_none() {
+            // Nothing it could play: the callee is not rung for a silent call.
+            self.state = State::Over;
+            return core.abort();
+        }
         core.originate(LEG, self.dial.clone(), false);
     }
 
@@ -117,7 +123,8 @@ impl IvrFlow {
 
     fn play(&mut self, core: &mut Core, pass: u8, item: usize) {
         let Some(items) = &self.script.items else {
-            return self.hang_up(core);
+            self.state = State::Over;
+            return core.abort();
         };
         let (pass, item) = if item >= items.len() {
             (pass + 1, 0)
