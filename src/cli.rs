@@ -235,7 +235,10 @@ async fn account(store: &Store, command: AccountCommand) -> Result<(), String> {
             let (account, token) = store.create_account(&name).await.map_err(failed)?;
             print(&json!({"accountSid": account.sid, "authToken": token}));
         }
-        AccountCommand::List => print(&json!(store.list_accounts().await.map_err(failed)?)),
+        // The operator API's shape (`GET /admin/accounts`).
+        AccountCommand::List => {
+            print(&json!({"accounts": store.list_accounts().await.map_err(failed)?}))
+        }
         AccountCommand::Disable { sid } => {
             let patch = AccountPatch {
                 enabled: Some(false),
@@ -275,9 +278,8 @@ async fn app(store: &Store, command: AppCommand, allow_private: bool) -> Result<
         }
         AppCommand::List { account } => {
             let apps = store.list_apps(&account).await.map_err(failed)?;
-            print(&Value::from(
-                apps.iter().map(|a| a.to_json()).collect::<Vec<_>>(),
-            ));
+            let apps: Vec<Value> = apps.iter().map(|a| a.to_json()).collect();
+            print(&json!({"applications": apps}));
         }
         AppCommand::Update {
             account,

@@ -85,6 +85,7 @@ pub async fn create_account(
 ) -> HttpResponse {
     operator(&state, &req, async {
         let body = body::json_object(&req, payload).await?;
+        Fields(&body).only(&["name"])?;
         let name = Fields(&body).req_str("name")?;
         check_label("name", name, MAX_NAME_BYTES)?;
         let (account, token) = state.store.create_account(name).await?;

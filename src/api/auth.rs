@@ -35,7 +35,7 @@ pub async fn customer(
 ) -> Result<Arc<AccountRecord>, ApiError> {
     let (sid, token) = basic_credentials(req).ok_or(ApiError::Auth)?;
     if sid != path_sid {
-        return Err(ApiError::Auth);
+        return Err(ApiError::SidMismatch);
     }
     state
         .store

@@ -15,6 +15,9 @@ pub enum ApiError {
     /// Bad or missing credentials, a disabled account, or a path sid that is not the header's.
     #[error("authentication failed")]
     Auth,
+    /// Valid-looking credentials for another account than the path names.
+    #[error("authentication failed: the AccountSid in the path is not the one in the credentials")]
+    SidMismatch,
     /// The body is not a JSON object.
     #[error("{0}")]
     Json(String),
@@ -39,6 +42,9 @@ pub enum ApiError {
     /// No such route (an unknown click-to-call API version): HTTP 404.
     #[error("{0}")]
     UnknownRoute(String),
+    /// The route exists, not with this method: HTTP 405.
+    #[error("{0}")]
+    MethodNotAllowed(String),
     /// No media server is connected: the call could not be initiated.
     #[error("no media server available")]
     NoMedia,
@@ -98,10 +104,14 @@ impl ApiError {
 
     fn notice_code(&self) -> &'static str {
         match self {
-            Self::Auth => "-1",
+            Self::Auth | Self::SidMismatch => "-1",
             Self::Json(_) => "-2",
             Self::App(_) => "-3",
-            Self::Param(_) | Self::TooLarge(_) | Self::State(_) | Self::UnknownRoute(_) => "-4",
+            Self::Param(_)
+            | Self::TooLarge(_)
+            | Self::State(_)
+            | Self::UnknownRoute(_)
+            | Self::MethodNotAllowed(_) => "-4",
             Self::Unavailable(_) | Self::NoMedia | Self::Initiate(_) => "-5",
             Self::Limit(_) => "-6",
             Self::NotFound(_) => "-7",
@@ -110,10 +120,13 @@ impl ApiError {
 
     fn ctc_code(&self) -> &'static str {
         match self {
-            Self::Auth => "10001",
+            Self::Auth | Self::SidMismatch => "10001",
             Self::Json(_) => "10002",
             Self::App(_) => "10003",
-            Self::Param(_) | Self::TooLarge(_) | Self::UnknownRoute(_) => "10004",
+            Self::Param(_)
+            | Self::TooLarge(_)
+            | Self::UnknownRoute(_)
+            | Self::MethodNotAllowed(_) => "10004",
             Self::Unavailable(_) | Self::NoMedia | Self::Initiate(_) => "10005",
             Self::NotFound(_) => "10006",
             Self::State(_) => "10007",
@@ -128,6 +141,7 @@ impl ApiError {
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NotFound(_) if !ctc => StatusCode::NOT_FOUND,
             Self::UnknownRoute(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::OK,
         }
@@ -196,6 +210,13 @@ impl Reply {
         response.content_type("application/json");
         if replayed {
             response.insert_header(("Idempotent-Replayed", "true"));
+            // The replayed body names the first request: so does the header.
+            if let Some(first) = serde_json::from_str::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|b| b["requestid"].as_str().map(str::to_string))
+            {
+                response.insert_header(("X-Request-Id", first));
+            }
         }
         response.body(body)
     }

@@ -191,9 +191,54 @@ async fn openapi() -> HttpResponse {
         .body(OPENAPI_YAML)
 }
 
+/// Anything no route answers: HTTP 405 (with `Allow`) when the path is a route's with
+/// another method, else 404; `{"error"}` under `/admin`, the click-to-call shape under
+/// `…/ctc/`, the notice shape elsewhere.
 async fn no_such_route(req: HttpRequest) -> HttpResponse {
-    ApiError::UnknownRoute(format!("no such route: {} {}", req.method(), req.path()))
-        .notice_response(None)
+    static PATTERNS: std::sync::LazyLock<Vec<(Method, actix_web::dev::ResourceDef)>> =
+        std::sync::LazyLock::new(|| {
+            routes()
+                .into_iter()
+                .map(|(method, path)| (method, actix_web::dev::ResourceDef::new(path)))
+                .collect()
+        });
+    let path = req.path();
+    let allowed: Vec<&str> = PATTERNS
+        .iter()
+        .filter(|(_, pattern)| pattern.is_match(path))
+        .map(|(method, _)| method.as_str())
+        .collect();
+    // The raw path (percent-encoded, so printable), quoted and bounded.
+    let shown = format!("{:?}", path.chars().take(200).collect::<String>());
+    let error = if allowed.is_empty() {
+        ApiError::UnknownRoute(format!("no such route: {} {shown}", req.method()))
+    } else {
+        ApiError::MethodNotAllowed(format!(
+            "{} is not allowed on {shown} (allowed: {})",
+            req.method(),
+            allowed.join(", ")
+        ))
+    };
+    let mut response = if path.starts_with("/admin/") || path == "/admin" {
+        let status = if allowed.is_empty() {
+            actix_web::http::StatusCode::NOT_FOUND
+        } else {
+            actix_web::http::StatusCode::METHOD_NOT_ALLOWED
+        };
+        HttpResponse::build(status).json(serde_json::json!({"error": error.to_string()}))
+    } else if path.contains("/ctc/") {
+        error.ctc_response()
+    } else {
+        error.notice_response(None)
+    };
+    if !allowed.is_empty()
+        && let Ok(value) = actix_web::http::header::HeaderValue::from_str(&allowed.join(", "))
+    {
+        response
+            .headers_mut()
+            .insert(actix_web::http::header::ALLOW, value);
+    }
+    response
 }
 
 /// Runs `place` for an authenticated notice-style request and renders the result with

@@ -54,7 +54,10 @@ pub async fn observe(
         tracing::info!(target: "voicepaas::access", status, statuscode, latency_ms = took.as_millis() as u64, "answered");
     });
     result.map(|mut res| {
-        if let Ok(value) = HeaderValue::from_str(id.as_str()) {
+        // A replayed answer already names the request it answers.
+        if !res.headers().contains_key(X_REQUEST_ID)
+            && let Ok(value) = HeaderValue::from_str(id.as_str())
+        {
             res.headers_mut().insert(X_REQUEST_ID, value);
         }
         res

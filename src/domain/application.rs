@@ -50,6 +50,16 @@ impl AppSettings {
     }
 
     pub fn parse(fields: Fields<'_>, creating: bool) -> Result<Self, ParamError> {
+        fields.only(&[
+            "name",
+            "notifyUrl",
+            "statusUrl",
+            "cdrUrl",
+            "cdrFeedUrl",
+            "cdrBatchSize",
+            "cdrBatchWindowMs",
+            "allowedCallerIds",
+        ])?;
         let name = fields.opt_nonempty_str("name")?;
         if creating && name.is_none() {
             return Err(ParamError::new("missing name"));

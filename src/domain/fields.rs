@@ -21,6 +21,20 @@ impl ParamError {
 pub struct Fields<'a>(pub &'a Map<String, Value>);
 
 impl<'a> Fields<'a> {
+    /// Refuses a field not in `known` (the operator API's bodies: a misspelt limit must
+    /// not be ignored in silence; customer requests ignore unknown fields, as the contract
+    /// says).
+    pub fn only(&self, known: &[&str]) -> Result<(), ParamError> {
+        match self.0.keys().find(|k| !known.contains(&k.as_str())) {
+            Some(unknown) => Err(ParamError::new(format!(
+                "unknown field {} (known: {})",
+                super::phone::printable(unknown),
+                known.join(", ")
+            ))),
+            None => Ok(()),
+        }
+    }
+
     /// The raw value of a field; JSON `null` counts as absent.
     pub fn raw(&self, name: &str) -> Option<&'a Value> {
         self.0.get(name).filter(|v| !v.is_null())

@@ -20,6 +20,13 @@ pub struct AccountPatch {
 impl AccountPatch {
     /// Parses `PATCH /admin/accounts/{sid}`.
     pub fn parse(fields: Fields<'_>) -> Result<Self, ParamError> {
+        fields.only(&[
+            "cps",
+            "maxConcurrentCalls",
+            "maxQueuedCalls",
+            "answerTimeout",
+            "enabled",
+        ])?;
         Ok(Self {
             cps: fields.opt_int("cps", 1, 10_000)?,
             max_concurrent_calls: fields.opt_int("maxConcurrentCalls", 1, 1_000_000)?,

@@ -338,7 +338,10 @@ mod tests {
             case(json!({"userdata": "x".repeat(257)})),
             "userdata must be at most 256 bytes"
         );
-        assert_eq!(case(json!({"from": "abc"})), "invalid from: \"abc\"");
+        assert_eq!(
+            case(json!({"from": "abc"})),
+            "invalid from: \"abc\" (expected 3–20 ASCII digits, optionally after a leading +)"
+        );
     }
 
     #[test]
@@ -353,7 +356,10 @@ mod tests {
             true,
         )
         .unwrap_err();
-        assert_eq!(err, "invalid to: \"12x45\"");
+        assert_eq!(
+            err,
+            "invalid to: \"12x45\" (expected 3–20 ASCII digits, optionally after a leading +)"
+        );
         let many: Vec<String> = (0..1001).map(|i| format!("1380000{i:04}")).collect();
         let err = parse(
             json!({"to": many.join(","),"contents":[{"type":"digits","content":"1"}]}),

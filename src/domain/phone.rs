@@ -20,7 +20,7 @@ impl PhoneNumber {
             Ok(Self(s.to_string()))
         } else {
             Err(ParamError::new(format!(
-                "invalid {field}: {}",
+                "invalid {field}: {} (expected 3–20 ASCII digits, optionally after a leading +)",
                 printable(s)
             )))
         }

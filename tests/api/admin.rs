@@ -105,3 +105,30 @@ both_backends! {
         assert_eq!(a.code(), "-4");
     }
 }
+
+both_backends! {
+    /// A route asked with the wrong method is HTTP 405 naming the allowed ones, in the
+    /// route's own dialect; unknown operator paths and misspelt operator fields get the
+    /// operator API's `{"error"}` with a 4xx.
+    async fn wrong_methods_paths_and_fields(db: TestDb) {
+        let app = db.spawn(&[]).await;
+        let a = app.send(Method::GET, &app.account_path("VoiceNotices"), None).await;
+        assert_eq!((a.status, a.code(), a.headers.get("allow").map(|v| v.to_str().unwrap())), (405, "-4", Some("POST")), "{}", a.body);
+        assert_eq!(a.msg(), format!("GET is not allowed on \"/Accounts/{}/VoiceNotices\" (allowed: POST)", app.sid));
+        let a = app.send(Method::GET, &app.ctc_path(), None).await;
+        assert_eq!((a.status, a.code()), (405, "10004"), "{}", a.body);
+        let a = app.send(Method::GET, "/Accounts/x/Nothing", None).await;
+        assert_eq!((a.status, a.code()), (404, "-4"), "{}", a.body);
+
+        let a = app.admin(Method::GET, "/admin/accounts//applications", None).await;
+        assert_eq!(a.status, 404, "{}", a.body);
+        assert!(a.body["error"].as_str().unwrap().starts_with("no such route"), "{}", a.body);
+        let a = app.admin(Method::GET, &format!("/admin/accounts/{}/token", app.sid), None).await;
+        assert_eq!((a.status, a.headers.get("allow").map(|v| v.to_str().unwrap())), (405, Some("POST")), "{}", a.body);
+        let a = app.admin(Method::PATCH, &format!("/admin/accounts/{}", app.sid), Some(json!({"maxConcurrentCall": 5}))).await;
+        assert_eq!(a.status, 400, "{}", a.body);
+        assert_eq!(a.body["error"], "unknown field \"maxConcurrentCall\" (known: cps, maxConcurrentCalls, maxQueuedCalls, answerTimeout, enabled)");
+        let a = app.admin(Method::POST, &format!("/admin/accounts/{}/applications", app.sid), Some(json!({"name": "x", "notifyURL": "https://example.com"}))).await;
+        assert_eq!(a.status, 400, "{}", a.body);
+    }
+}

@@ -12,16 +12,17 @@ both_backends! {
         let (other_sid, other_token) = app.create_account("other").await;
         let path = app.account_path("VoiceNotices");
         let body = app.notice("13800138000");
-        let cases: Vec<(&str, String, String)> = vec![
-            ("wrong token", app.sid.clone(), "0".repeat(64)),
-            ("empty token", app.sid.clone(), String::new()),
-            ("unknown sid", "f".repeat(32), app.token.clone()),
-            ("another account's credentials on this path", other_sid.clone(), other_token.clone()),
-            ("this token with another sid", other_sid.clone(), app.token.clone()),
+        let mismatch = "authentication failed: the AccountSid in the path is not the one in the credentials";
+        let cases: Vec<(&str, String, String, &str)> = vec![
+            ("wrong token", app.sid.clone(), "0".repeat(64), "authentication failed"),
+            ("empty token", app.sid.clone(), String::new(), "authentication failed"),
+            ("unknown sid", "f".repeat(32), app.token.clone(), mismatch),
+            ("another account's credentials on this path", other_sid.clone(), other_token.clone(), mismatch),
+            ("this token with another sid", other_sid.clone(), app.token.clone(), mismatch),
         ];
-        for (case, sid, token) in cases {
+        for (case, sid, token, message) in cases {
             let a = app.post_as(&path, &body, &sid, &token, &[]).await;
-            assert_eq!((a.status, a.code(), a.msg()), (200, "-1", "authentication failed"), "{case}");
+            assert_eq!((a.status, a.code(), a.msg()), (200, "-1", message), "{case}");
             assert!(a.body.get("requestid").is_none(), "{case}");
         }
         for header in ["", "Basic", "Basic !!!notbase64", "Bearer abc", "Basic Zm9v"] {

@@ -49,9 +49,9 @@ both_backends! {
         let (code, updated, _) = voicepaas(&db, &["app", "update", "--account", &sid, "--app", &app_id, "--status-url", "https://example.com/s"]);
         assert_eq!((code, &updated["statusUrl"]), (0, &serde_json::json!("https://example.com/s")));
         let (_, apps, _) = voicepaas(&db, &["app", "list", "--account", &sid]);
-        assert_eq!(apps.as_array().unwrap().len(), 1);
+        assert_eq!(apps["applications"].as_array().unwrap().len(), 1);
         let (_, accounts, _) = voicepaas(&db, &["account", "list"]);
-        assert!(accounts.as_array().unwrap().iter().any(|a| a["accountSid"] == sid.as_str()));
+        assert!(accounts["accounts"].as_array().unwrap().iter().any(|a| a["accountSid"] == sid.as_str()));
 
         let server = db.spawn(&[]).await;
         let body = serde_json::json!({"appid": app_id, "to": "13800138000", "contents": [{"type": "digits", "content": "1"}]});

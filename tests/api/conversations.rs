@@ -38,7 +38,7 @@ both_backends! {
             (json!({"action": "dial"}), "10004", "action must be click2call"),
             (json!({"action": "cancelCall"}), "10004", "action cancelCall needs the conversationSid in the path"),
             (json!({"caller": null}), "10004", "missing caller"),
-            (json!({"callee": "abc"}), "10004", "invalid callee: \"abc\""),
+            (json!({"callee": "abc"}), "10004", "invalid callee: \"abc\" (expected 3–20 ASCII digits, optionally after a leading +)"),
             (json!({"userData": "has space"}), "10004", "userData must contain only letters and digits"),
             (json!({"userData": "a".repeat(257)}), "10004", "userData must be at most 256 bytes"),
             (json!({"ringbackMode": 3}), "10004", "ringbackMode must be 0-1"),

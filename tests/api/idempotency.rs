@@ -20,6 +20,9 @@ both_backends! {
         let again = app.post_as(&path, &reordered, &app.sid, &app.token, &key).await;
         assert_eq!(again.body, first.body);
         assert_eq!(again.headers.get("idempotent-replayed").unwrap(), "true");
+        // The header names the request the body answers, the first one.
+        assert_eq!(again.headers.get("x-request-id").unwrap(), first.body["requestid"].as_str().unwrap());
+        assert_eq!(first.headers.get("x-request-id").unwrap(), first.body["requestid"].as_str().unwrap());
 
         let a = app.post_as(&path, &app.notice("13800138001"), &app.sid, &app.token, &key).await;
         assert_eq!((a.code(), a.msg()), ("-4", "Idempotency-Key was already used with a different request"));

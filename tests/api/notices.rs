@@ -33,9 +33,9 @@ both_backends! {
             (json!({"contents": null}), "missing contents"),
             (json!({"contents": []}), "missing contents"),
             (json!({"to": null}), "missing to"),
-            (json!({"to": "12"}), "invalid to: \"12\""),
-            (json!({"to": "+86 138"}), "invalid to: \"+86 138\""),
-            (json!({"from": "x123"}), "invalid from: \"x123\""),
+            (json!({"to": "12"}), "invalid to: \"12\" (expected 3–20 ASCII digits, optionally after a leading +)"),
+            (json!({"to": "+86 138"}), "invalid to: \"+86 138\" (expected 3–20 ASCII digits, optionally after a leading +)"),
+            (json!({"from": "x123"}), "invalid from: \"x123\" (expected 3–20 ASCII digits, optionally after a leading +)"),
             (json!({"times": 0}), "times must be 1-3"),
             (json!({"times": "4"}), "times must be 1-3"),
             (json!({"finishkey": "ab"}), "finishkey must be one of 0-9 * # or any"),
@@ -134,7 +134,7 @@ both_backends! {
         assert_eq!(stored.len(), 3);
 
         let a = app.post(&path, &patched(body.clone(), json!({"to": "13800000001,13800000002,1380000000x"}))).await;
-        assert_eq!((a.code(), a.msg()), ("-4", "invalid to: \"1380000000x\""));
+        assert_eq!((a.code(), a.msg()), ("-4", "invalid to: \"1380000000x\" (expected 3–20 ASCII digits, optionally after a leading +)"));
         assert!(db.store().await.calls_of_request(a.body["requestid"].as_str().unwrap()).await.unwrap().is_empty());
 
         let many: Vec<String> = (0..1001).map(|i| format!("1390000{i:04}")).collect();
