@@ -40,6 +40,20 @@ pub struct Attempt {
     pub response: Option<String>,
 }
 
+/// How one claim shares its deliveries among hosts.
+#[derive(Debug, Clone, Copy)]
+pub struct HostRoom<'a> {
+    /// Deliveries in flight per host now (a host not in the map has none).
+    pub busy: &'a HashMap<String, usize>,
+    /// Most deliveries in flight to one host.
+    pub per_host: usize,
+    /// The host the previous claim ended at: this one starts after it.
+    pub after: Option<&'a str>,
+}
+
+/// Most hosts one claim visits (the next claim goes on from where this one stopped).
+const MAX_HOSTS_PER_CLAIM: usize = 512;
+
 /// What becomes of the delivery after an attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -53,13 +67,16 @@ pub enum Outcome {
 
 impl Store {
     /// Claims up to `limit` due deliveries until `claim_until` (Unix ms): for each
-    /// ordering key only its oldest pending row, only if nobody holds it, and none to the
-    /// hosts in `full` (those with their whole in-flight budget taken).
+    /// ordering key only its oldest pending row, only if nobody holds it, and for each
+    /// host no more than its room (`room.per_host` less what it has in flight). Hosts are
+    /// visited one at a time in name order, starting after `room.after` and wrapping
+    /// around, so the work of a claim grows with the hosts visited and the rows claimed —
+    /// never with one host's backlog — and a host with its budget taken costs one probe.
     pub async fn claim_deliveries(
         &self,
         limit: i64,
         claim_until: i64,
-        full: &[String],
+        room: HostRoom<'_>,
     ) -> Result<Vec<Delivery>, StoreError> {
         let now = now_ms();
         let mut tx = self.begin_write().await?;
@@ -72,37 +89,80 @@ impl Store {
                 .await?;
         }
         let lock = tx.skip_locked();
-        let not_full = if full.is_empty() {
-            String::new()
-        } else {
-            let list: Vec<String> = (0..full.len()).map(|i| format!("${}", i + 4)).collect();
-            format!(
-                "AND (o.target_host IS NULL OR o.target_host NOT IN ({})) ",
-                list.join(", ")
-            )
-        };
         // Picked in a CTE, which runs once (a locking sub-select inside `IN (…)` may be run
         // again by the plan and pick more than its LIMIT); the UPDATE checks the claim
         // anew, so a row another replica claimed meanwhile is not claimed twice.
-        let sql = format!(
-            "WITH picked AS (\
-               SELECT o.seq FROM outbox o WHERE o.state = 'pending' AND o.kind <> 'feed' AND o.next_attempt_at <= $1 \
-               AND (o.claimed_until IS NULL OR o.claimed_until < $1) {not_full}\
-               AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.ordering_key = o.ordering_key AND p.state = 'pending' AND p.seq < o.seq) \
-               ORDER BY o.next_attempt_at, o.seq LIMIT $3{lock}) \
-             UPDATE outbox SET claimed_until = $2 FROM picked WHERE outbox.seq = picked.seq \
-             AND outbox.state = 'pending' AND (outbox.claimed_until IS NULL OR outbox.claimed_until < $1) \
-             RETURNING outbox.seq, outbox.webhook_id, outbox.account_sid, outbox.app_id, outbox.target_url, outbox.body, outbox.attempts, outbox.batch_id"
-        );
-        let rows: Vec<Delivery> = on_tx!(&mut tx, |c| {
-            let mut q = sqlx::query_as(&sql).bind(now).bind(claim_until).bind(limit);
-            for host in full {
-                q = q.bind(host);
-            }
-            q.fetch_all(c).await
+        let claim = |host_is: &str| {
+            format!(
+                "WITH picked AS (\
+                   SELECT o.seq FROM outbox o WHERE o.state = 'pending' AND o.kind <> 'feed' AND {host_is} \
+                   AND o.next_attempt_at <= $1 AND (o.claimed_until IS NULL OR o.claimed_until < $1) \
+                   AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.ordering_key = o.ordering_key AND p.state = 'pending' AND p.seq < o.seq) \
+                   ORDER BY o.next_attempt_at, o.seq LIMIT $3{lock}) \
+                 UPDATE outbox SET claimed_until = $2 FROM picked WHERE outbox.seq = picked.seq \
+                 AND outbox.state = 'pending' AND (outbox.claimed_until IS NULL OR outbox.claimed_until < $1) \
+                 RETURNING outbox.seq, outbox.webhook_id, outbox.account_sid, outbox.app_id, outbox.target_url, outbox.body, outbox.attempts, outbox.batch_id"
+            )
+        };
+        let by_host = claim("o.target_host = $4");
+        // Rows queued before hosts were recorded: the dispatcher checks their host itself.
+        let mut claimed: Vec<Delivery> = on_tx!(&mut tx, |c| {
+            sqlx::query_as(&claim("o.target_host IS NULL"))
+                .bind(now)
+                .bind(claim_until)
+                .bind(limit)
+                .fetch_all(c)
+                .await
         })?;
+        let first_after = "SELECT MIN(target_host) FROM outbox WHERE state = 'pending' AND kind <> 'feed' AND target_host > $1";
+        let first =
+            "SELECT MIN(target_host) FROM outbox WHERE state = 'pending' AND kind <> 'feed'";
+        let mut cursor = room.after.map(str::to_string);
+        let mut wrapped = room.after.is_none();
+        for _ in 0..MAX_HOSTS_PER_CLAIM {
+            let left = limit - claimed.len() as i64;
+            if left <= 0 {
+                break;
+            }
+            let next: Option<String> = on_tx!(&mut tx, |c| match &cursor {
+                Some(after) =>
+                    sqlx::query_scalar(first_after)
+                        .bind(after)
+                        .fetch_one(c)
+                        .await,
+                None => sqlx::query_scalar(first).fetch_one(c).await,
+            })?;
+            let host = match next {
+                // The second time round, up to where the first began.
+                Some(h) if wrapped && room.after.is_some_and(|a| h.as_str() > a) => break,
+                Some(h) => h,
+                None if wrapped => break,
+                None => {
+                    wrapped = true;
+                    cursor = None;
+                    continue;
+                }
+            };
+            let free = room
+                .per_host
+                .saturating_sub(room.busy.get(&host).copied().unwrap_or(0));
+            if free > 0 {
+                let take = left.min(free as i64);
+                let rows: Vec<Delivery> = on_tx!(&mut tx, |c| {
+                    sqlx::query_as(&by_host)
+                        .bind(now)
+                        .bind(claim_until)
+                        .bind(take)
+                        .bind(&host)
+                        .fetch_all(c)
+                        .await
+                })?;
+                claimed.extend(rows);
+            }
+            cursor = Some(host);
+        }
         tx.commit().await?;
-        Ok(rows)
+        Ok(claimed)
     }
 
     /// Records an attempt of `delivery` and what becomes of it (group-committed with

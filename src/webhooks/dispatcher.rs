@@ -15,7 +15,7 @@ use super::signing::signature;
 use crate::config::Settings;
 use crate::domain::time::now_ms;
 use crate::store::Store;
-use crate::store::deliveries::{Attempt, Delivery, Outcome};
+use crate::store::deliveries::{Attempt, Delivery, HostRoom, Outcome};
 use crate::store::journal::host_of;
 use crate::store::text::printable;
 
@@ -49,6 +49,8 @@ struct Inner {
     slots: Arc<Semaphore>,
     /// Deliveries in flight per host (a host leaves the map when it has none).
     hosts: Mutex<HashMap<String, usize>>,
+    /// The host the last claim took a delivery for: the next claim starts after it.
+    last_host: Mutex<Option<String>>,
     /// Outbox positions being delivered now.
     in_flight: Mutex<HashSet<i64>>,
     /// Set when the process stops: nothing new is claimed.
@@ -80,6 +82,7 @@ impl Dispatcher {
                 retry_scale: settings.webhook_retry_scale,
                 slots: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
                 hosts: Mutex::new(HashMap::new()),
+                last_host: Mutex::new(None),
                 in_flight: Mutex::new(HashSet::new()),
                 stopping: AtomicBool::new(false),
             }),
@@ -177,22 +180,29 @@ impl Dispatcher {
 }
 
 impl Inner {
-    /// Claims up to `free` due deliveries, none beyond a host's budget: hosts with their
-    /// whole budget in flight are left out of the claim, and what a claim brings for a
-    /// host beyond its room is handed back at once. Every delivery returned is counted
+    /// Claims up to `free` due deliveries, none beyond a host's budget (the store takes
+    /// no more for a host than its room; what a claim still brings beyond it — rows queued
+    /// before hosts were recorded, feed batches — is handed back at once). Every delivery returned is counted
     /// against its host and must be sent now (nothing claimed waits for a permit, so no
     /// claim runs out while its delivery waits).
     async fn claim(&self, free: i64) -> Result<Vec<(Delivery, String)>, crate::store::StoreError> {
         let until = now_ms() + CLAIM_FOR.as_millis() as i64;
-        let full: Vec<String> = {
-            let hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
-            hosts
-                .iter()
-                .filter(|(_, n)| **n >= MAX_PER_HOST)
-                .map(|(h, _)| h.clone())
-                .collect()
+        let busy = self.hosts.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let after = self
+            .last_host
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let room = HostRoom {
+            busy: &busy,
+            per_host: MAX_PER_HOST,
+            after: after.as_deref(),
         };
-        let mut rows = self.store.claim_deliveries(free, until, &full).await?;
+        let mut rows = self.store.claim_deliveries(free, until, room).await?;
+        if let Some(last) = rows.last() {
+            *self.last_host.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some(host_of(&last.target_url));
+        }
         let room = free - rows.len() as i64;
         if room > 0 {
             rows.extend(self.store.claim_feed_batches(room, until).await?);
