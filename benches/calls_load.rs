@@ -480,6 +480,10 @@ async fn main() {
     println!("peak RSS of the server: {:.0} MB", peak_rss_mb(pid));
     if size {
         until_none(&db, "SELECT COUNT(*) FROM outbox WHERE state = 'pending'").await;
+        println!(
+            "every result callback delivered after {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
         report_size(&db, calls, "with every callback delivered").await;
         drop(server);
         // A retention of under a millisecond: the purge at start-up deletes every

@@ -83,6 +83,14 @@ async fn main() {
             done += n;
             eprintln!("{done} rows");
         }
+        // The callee filter reads cdr_numbers (every leg's number; one per notice here).
+        sqlx::query(
+            "INSERT INTO cdr_numbers (account_sid, number, start_time, cdr_id) \
+             SELECT account_sid, to_number, start_time, id FROM cdrs",
+        )
+        .execute(&pool)
+        .await
+        .expect("fill cdr_numbers");
         sqlx::query("ANALYZE cdrs").execute(&pool).await.unwrap();
         println!(
             "filled {rows} rows in {:.0} s",

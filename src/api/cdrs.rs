@@ -422,13 +422,21 @@ pub async fn deliveries(
                         "latencyMs": a.latency_ms, "error": a.error, "response": a.response,
                     }))
                     .collect();
-                listed.push(json!({
+                let mut shown = json!({
                     "webhookId": d.webhook_id, "appid": d.app_id, "kind": d.kind, "targetUrl": d.target_url,
                     "id": d.ordering_key, "state": d.state, "createdTime": format_time(d.created_at, tz),
                     "nextAttemptTime": (d.state == "pending").then(|| format_time(d.next_attempt_at, tz)),
                     "finishedTime": d.finished_at.map(|t| format_time(t, tz)), "lastError": d.last_error,
                     "attempts": attempts,
-                }));
+                });
+                // A status callback names its leg and the state it reported.
+                if d.kind == "status"
+                    && let Ok(body) = serde_json::from_str::<Value>(&d.body)
+                {
+                    shown["callSid"] = body["callSid"].clone();
+                    shown["callStatus"] = body["callStatus"].clone();
+                }
+                listed.push(shown);
             }
             let mut page = json!({"statuscode": "0", "deliveries": listed});
             if more && let Some(last) = rows.last() {

@@ -92,18 +92,33 @@ impl Store {
         after: Option<(i64, String)>,
         limit: i64,
     ) -> Result<Vec<CdrListed>, StoreError> {
-        // Only the filters given, so each query shape meets its index
-        // (account, [callee | app | kind,] start_time, id) and reads one page of it.
+        // Only the filters given, so each query shape meets its index and reads one page
+        // of it: (account, [app | kind,] start_time, id) of `cdrs`, or with `to` the
+        // (account, number, start_time, id) of `cdr_numbers`, which holds every leg's.
         let filters: Vec<(&str, &String)> = [
-            ("to_number", &query.to_number),
-            ("app_id", &query.app_id),
-            ("kind", &query.kind),
+            ("n.number", &query.to_number),
+            ("c.app_id", &query.app_id),
+            ("c.kind", &query.kind),
         ]
         .into_iter()
         .filter_map(|(column, value)| value.as_ref().map(|v| (column, v)))
         .collect();
-        let mut sql = String::from(
-            "SELECT id, kind, start_time, body FROM cdrs WHERE account_sid = $1 AND start_time >= $2 AND start_time < $3",
+        let (from, time, id) = if query.to_number.is_some() {
+            (
+                "cdr_numbers n JOIN cdrs c ON c.id = n.cdr_id",
+                "n.start_time",
+                "n.cdr_id",
+            )
+        } else {
+            ("cdrs c", "c.start_time", "c.id")
+        };
+        let account = if query.to_number.is_some() {
+            "n.account_sid"
+        } else {
+            "c.account_sid"
+        };
+        let mut sql = format!(
+            "SELECT c.id, c.kind, c.start_time, c.body FROM {from} WHERE {account} = $1 AND {time} >= $2 AND {time} < $3"
         );
         for (n, (column, _)) in filters.iter().enumerate() {
             sql.push_str(&format!(" AND {column} = ${}", n + 4));
@@ -111,12 +126,12 @@ impl Store {
         let next = filters.len() + 4;
         if after.is_some() {
             sql.push_str(&format!(
-                " AND (start_time > ${next} OR (start_time = ${next} AND id > ${}))",
+                " AND ({time} > ${next} OR ({time} = ${next} AND {id} > ${}))",
                 next + 1
             ));
         }
         let limit_at = if after.is_some() { next + 2 } else { next };
-        sql.push_str(&format!(" ORDER BY start_time, id LIMIT ${limit_at}"));
+        sql.push_str(&format!(" ORDER BY {time}, {id} LIMIT ${limit_at}"));
         Ok(on_pool!(self, |p| {
             let mut q = sqlx::query_as(&sql)
                 .bind(account_sid)

@@ -342,7 +342,7 @@ impl Store {
     ) -> Result<Vec<DeliveryListed>, StoreError> {
         Ok(super::on_pool!(self, |p| {
             sqlx::query_as(
-            "SELECT seq, webhook_id, batch_id, app_id, kind, target_url, ordering_key, state, attempts, next_attempt_at, created_at, finished_at, last_error \
+            "SELECT seq, webhook_id, batch_id, app_id, kind, target_url, ordering_key, state, attempts, next_attempt_at, created_at, finished_at, last_error, body \
              FROM outbox WHERE account_sid = $1 AND ($2 IS NULL OR state = $2) AND ($5 IS NULL OR ordering_key = $5) \
              AND seq < $3 ORDER BY seq DESC LIMIT $4"
         )
@@ -419,6 +419,8 @@ pub struct DeliveryListed {
     pub finished_at: Option<i64>,
     /// The last attempt's error.
     pub last_error: Option<String>,
+    /// The JSON body sent.
+    pub body: String,
 }
 
 /// One attempt as listed.

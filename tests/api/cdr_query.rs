@@ -63,6 +63,13 @@ both_backends! {
         assert_eq!(notices.body["cdrs"].as_array().unwrap().len(), 3);
         let to = get(app.account_path(&format!("Cdrs?{range}&to=13800029990"))).await;
         assert_eq!(to.body["cdrs"][0]["callid"], calls[1].as_str());
+        // `to` matches any leg: the conversation by its callee, and by its caller too.
+        for number in ["13800009990", "13800000001"] {
+            let by_leg = get(app.account_path(&format!("Cdrs?{range}&to={number}&kind=click2call&pageSize=1"))).await;
+            let ids: Vec<&str> = by_leg.body["cdrs"].as_array().unwrap().iter().map(|c| c["conversationSid"].as_str().unwrap()).collect();
+            assert_eq!(ids, [cv.as_str()], "{number}: {}", by_leg.body);
+            assert!(by_leg.body.get("nextCursor").is_none());
+        }
         for (query, msg) in [
             ("endTime=20261121000000".to_string(), "missing startTime"),
             (format!("{range}&pageSize=1001"), "pageSize must be 1-1000"),

@@ -221,6 +221,14 @@ impl Render<'_> {
                 kind: unit.kind,
                 start_time: start,
                 to_number: first.to_number.clone(),
+                numbers: {
+                    let mut numbers: Vec<String> = std::iter::once(first.to_number.clone())
+                        .chain(legs.iter().map(|l| l.to.clone()))
+                        .collect();
+                    numbers.sort();
+                    numbers.dedup();
+                    numbers
+                },
                 body: body.to_string(),
                 created_at: now_ms(),
             },

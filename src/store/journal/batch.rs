@@ -461,6 +461,26 @@ async fn insert_cdrs(tx: &mut Tx<'_>, cdrs: &[&CdrRow]) -> Result<(), sqlx::Erro
         8,
         &rows,
     )
+    .await?;
+    let numbers: Vec<Vec<Val<'_>>> = cdrs
+        .iter()
+        .flat_map(|c| {
+            c.numbers.iter().map(|n| {
+                vec![
+                    Val::Text(Some(&c.account_sid)),
+                    Val::Text(Some(n)),
+                    Val::Int(Some(c.start_time)),
+                    Val::Text(Some(&c.id)),
+                ]
+            })
+        })
+        .collect();
+    values::insert(
+        tx,
+        "cdr_numbers (account_sid, number, start_time, cdr_id)",
+        4,
+        &numbers,
+    )
     .await
 }
 

@@ -104,6 +104,8 @@ pub struct CdrRow {
     pub start_time: i64,
     /// Callee (the caller of a conversation).
     pub to_number: String,
+    /// Every leg's number, once each (the CDR query's `to` matches any of them).
+    pub numbers: Vec<String>,
     /// The CDR object as pushed.
     pub body: String,
     /// Unix ms.
