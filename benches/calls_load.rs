@@ -125,9 +125,10 @@ impl Db {
     /// Bytes the database's pages hold (SQLite: pages in use; PostgreSQL: the platform's
     /// tables with their indexes and TOAST), and rows per table.
     async fn size(&self) -> (i64, Vec<(&'static str, i64)>) {
-        const TABLES: [&str; 6] = [
+        const TABLES: [&str; 7] = [
             "calls",
             "cdrs",
+            "cdr_numbers",
             "outbox",
             "delivery_attempts",
             "conversations",

@@ -106,14 +106,28 @@ impl Store {
         };
         let by_host = claim("o.target_host = $4");
         // Rows queued before hosts were recorded: the dispatcher checks their host itself.
-        let mut claimed: Vec<Delivery> = on_tx!(&mut tx, |c| {
-            sqlx::query_as(&claim("o.target_host IS NULL"))
-                .bind(now)
-                .bind(claim_until)
-                .bind(limit)
-                .fetch_all(c)
-                .await
+        // Looked for by one probe of the host index first: claiming them walks the due
+        // index, which must not happen on every claim when there are none.
+        let legacy: i64 = on_tx!(&mut tx, |c| {
+            sqlx::query_scalar(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM outbox WHERE state = 'pending' AND kind <> 'feed' \
+                 AND target_host IS NULL LIMIT 1) AS t",
+            )
+            .fetch_one(c)
+            .await
         })?;
+        let mut claimed: Vec<Delivery> = if legacy > 0 {
+            on_tx!(&mut tx, |c| {
+                sqlx::query_as(&claim("o.target_host IS NULL"))
+                    .bind(now)
+                    .bind(claim_until)
+                    .bind(limit)
+                    .fetch_all(c)
+                    .await
+            })?
+        } else {
+            Vec::new()
+        };
         let first_after = "SELECT MIN(target_host) FROM outbox WHERE state = 'pending' AND kind <> 'feed' AND target_host > $1";
         let first =
             "SELECT MIN(target_host) FROM outbox WHERE state = 'pending' AND kind <> 'feed'";

@@ -145,12 +145,10 @@ impl Dispatcher {
                 }
                 tokio::spawn(async move {
                     let seq = delivery.seq;
-                    inner.deliver(delivery, &host).await;
-                    inner.host_done(&host);
+                    inner.deliver(delivery, &host, slot).await;
                     if let Ok(mut set) = inner.in_flight.lock() {
                         set.remove(&seq);
                     }
-                    drop(slot);
                 });
             }
             if !busy {
@@ -242,7 +240,15 @@ impl Inner {
         }
     }
 
-    async fn deliver(&self, delivery: Delivery, host: &str) {
+    /// One attempt of `delivery`; its host's budget and its `slot` are given back as soon
+    /// as the HTTP exchange is over, before the outcome is written (the row stays claimed
+    /// and its key's next callback waits until then, so nothing goes twice meanwhile).
+    async fn deliver(
+        &self,
+        delivery: Delivery,
+        host: &str,
+        slot: tokio::sync::OwnedSemaphorePermit,
+    ) {
         let started = Instant::now();
         let (attempt, outcome) = match self.attempt(&delivery, host).await {
             Ok((status, response, retry_after)) => {
@@ -274,6 +280,8 @@ impl Inner {
                 (attempt, outcome)
             }
         };
+        self.host_done(host);
+        drop(slot);
         let outcome_name = match outcome {
             Outcome::Delivered => "delivered",
             Outcome::RetryAt(_) => "retry",
