@@ -51,6 +51,8 @@ struct Inner {
     hosts: Mutex<HashMap<String, usize>>,
     /// The host the last claim took a delivery for: the next claim starts after it.
     last_host: Mutex<Option<String>>,
+    /// Woken when a request ends: its host may have room again.
+    freed: tokio::sync::Notify,
     /// Outbox positions being delivered now.
     in_flight: Mutex<HashSet<i64>>,
     /// Set when the process stops: nothing new is claimed.
@@ -83,6 +85,7 @@ impl Dispatcher {
                 slots: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
                 hosts: Mutex::new(HashMap::new()),
                 last_host: Mutex::new(None),
+                freed: tokio::sync::Notify::new(),
                 in_flight: Mutex::new(HashSet::new()),
                 stopping: AtomicBool::new(false),
             }),
@@ -155,6 +158,7 @@ impl Dispatcher {
                 let pause = self.pause().await;
                 tokio::select! {
                     _ = self.inner.store.outbox_written() => {}
+                    _ = self.inner.freed.notified() => {}
                     _ = tokio::time::sleep(pause) => {}
                 }
             }
@@ -282,6 +286,7 @@ impl Inner {
         };
         self.host_done(host);
         drop(slot);
+        self.freed.notify_one();
         let outcome_name = match outcome {
             Outcome::Delivered => "delivered",
             Outcome::RetryAt(_) => "retry",
