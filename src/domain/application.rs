@@ -146,7 +146,7 @@ mod tests {
             ),
             (
                 json!({"name":"x","allowedCallerIds":["x"]}),
-                "invalid allowedCallerIds: \"x\"",
+                "invalid allowedCallerIds: \"x\" (expected 3–20 ASCII digits, optionally after a leading +)",
             ),
             (
                 json!({"name":"x","cdrUrl":"mailto:a@b"}),
