@@ -99,7 +99,14 @@ impl Dispatcher {
     pub async fn stop(&self, within: Duration) {
         self.inner.stopping.store(true, Ordering::Relaxed);
         let all = MAX_IN_FLIGHT as u32;
-        let finished = tokio::time::timeout(within, self.inner.slots.acquire_many(all)).await;
+        let finished = tokio::time::timeout(within, async {
+            let _all = self.inner.slots.acquire_many(all).await;
+            // The requests are over; their outcomes may still be being written.
+            while self.inner.in_flight.lock().is_ok_and(|s| !s.is_empty()) {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
         if finished.is_ok() {
             return;
         }
