@@ -23,6 +23,8 @@ use voicepaas::domain::limits::AccountPatch;
 use voicepaas::startup::Application;
 use voicepaas::store::Store;
 
+mod support;
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let calls: usize = std::env::var("CALLBACK_CALLS")
@@ -102,6 +104,7 @@ async fn main() {
     let app = store.create_app(&account.sid, &settings).await.unwrap();
 
     let client = reqwest::Client::new();
+    let (as_account, accepted) = ((account.sid.as_str(), token.as_str()), ("statuscode", "0"));
     if slow_calls > 0 {
         let fields =
             json!({"name": "slow", "notifyUrl": format!("http://localhost:{slow_port}/s")});
@@ -110,8 +113,8 @@ async fn main() {
         let numbers: Vec<String> = (0..slow_calls).map(|i| format!("139{i:04}9990")).collect();
         for to in numbers.chunks(1000) {
             let body = json!({"appid": slow_app.app_id, "to": to.join(","), "contents": [{"type": "digits", "content": "1"}]});
-            let path = format!("/Accounts/{}/BatchVoiceNotices", account.sid);
-            place(&client, &base, &path, (&account.sid, &token), &body).await;
+            let url = format!("{base}/Accounts/{}/BatchVoiceNotices", account.sid);
+            support::post(&client, &url, as_account, &body, accepted).await;
         }
         while slow_got.load(std::sync::atomic::Ordering::Relaxed) < 16 {
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -120,8 +123,8 @@ async fn main() {
     let started = Instant::now();
     for i in 0..calls {
         let body = json!({"appid": app.app_id, "to": format!("138{i:04}9990"), "contents": [{"type": "digits", "content": "1"}]});
-        let path = format!("/Accounts/{}/VoiceNotices", account.sid);
-        place(&client, &base, &path, (&account.sid, &token), &body).await;
+        let url = format!("{base}/Accounts/{}/VoiceNotices", account.sid);
+        support::post(&client, &url, as_account, &body, accepted).await;
         // About 250 calls per second.
         tokio::time::sleep(Duration::from_millis(4)).await;
     }
@@ -153,25 +156,4 @@ async fn main() {
         latencies.len(),
         slow_calls
     );
-}
-
-/// POSTs `body` to `path` as the account `(sid, token)`; the answer must be statuscode 0.
-async fn place(
-    client: &reqwest::Client,
-    base: &str,
-    path: &str,
-    (sid, token): (&str, &str),
-    body: &Value,
-) {
-    let answer: Value = client
-        .post(format!("{base}{path}"))
-        .basic_auth(sid, Some(token))
-        .json(body)
-        .send()
-        .await
-        .expect("post")
-        .json()
-        .await
-        .expect("json");
-    assert_eq!(answer["statuscode"], "0", "{answer}");
 }

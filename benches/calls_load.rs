@@ -21,6 +21,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+mod support;
+use support::post;
+
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
@@ -400,7 +403,7 @@ async fn main() {
             "notice" => {
                 let body = json!({"appid": app_id, "to": numbers.join(","), "contents": contents, "times": 1});
                 let url = format!("{base}/Accounts/{}/BatchVoiceNotices", sid);
-                post(&client, &url, &sid, &token, &body, "statuscode", "0").await;
+                post(&client, &url, (&sid, &token), &body, ("statuscode", "0")).await;
             }
             "captcha" | "click2call" => {
                 let posts = numbers.iter().map(|to| {
@@ -420,7 +423,7 @@ async fn main() {
                         )
                     };
                     let (client, sid, token) = (client.clone(), sid.clone(), token.clone());
-                    async move { post(&client, &url, &sid, &token, &body, field, ok).await }
+                    async move { post(&client, &url, (&sid, &token), &body, (field, ok)).await }
                 });
                 futures_util::future::join_all(posts).await;
             }
@@ -502,26 +505,4 @@ async fn main() {
         db.compact().await;
         report_size(&db, calls, "after the retention purge, compacted").await;
     }
-}
-
-async fn post(
-    client: &reqwest::Client,
-    url: &str,
-    sid: &str,
-    token: &str,
-    body: &serde_json::Value,
-    field: &str,
-    ok: &str,
-) {
-    let answer: serde_json::Value = client
-        .post(url)
-        .basic_auth(sid, Some(token))
-        .json(body)
-        .send()
-        .await
-        .expect("post")
-        .json()
-        .await
-        .expect("json");
-    assert_eq!(answer[field], ok, "{answer}");
 }

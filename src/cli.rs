@@ -262,7 +262,9 @@ async fn app(store: &Store, command: AppCommand, allow_private: bool) -> Result<
             settings,
         } => {
             let settings = settings.parse(Some(&name), true)?;
-            check_targets(settings.urls(), allow_private).await?;
+            check_targets(settings.urls(), allow_private)
+                .await
+                .map_err(|e| e.to_string())?;
             store
                 .find_account(&account)
                 .await
@@ -288,7 +290,9 @@ async fn app(store: &Store, command: AppCommand, allow_private: bool) -> Result<
             settings,
         } => {
             let settings = settings.parse(name.as_deref(), false)?;
-            check_targets(settings.urls(), allow_private).await?;
+            check_targets(settings.urls(), allow_private)
+                .await
+                .map_err(|e| e.to_string())?;
             let updated = store
                 .update_app(&account, &app, &settings)
                 .await

@@ -100,6 +100,7 @@ impl Application {
                     dir: settings.prompts_dir.display().to_string(),
                     source,
                 })?;
+        store.fill_missing_hosts().await?;
         let dispatcher = Dispatcher::start(store.clone(), &settings)?;
         let retention = tokio::spawn(crate::store::retention::purge_periodically(
             store.clone(),

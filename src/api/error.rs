@@ -136,7 +136,7 @@ impl ApiError {
 
     /// HTTP status: 200 as the contract says, except 413 for oversized bodies, 404 for
     /// unknown records (§8) and 503 when the platform itself failed.
-    fn http_status(&self, ctc: bool) -> StatusCode {
+    pub(super) fn http_status(&self, ctc: bool) -> StatusCode {
         match self {
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NotFound(_) if !ctc => StatusCode::NOT_FOUND,

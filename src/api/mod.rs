@@ -208,31 +208,27 @@ async fn no_such_route(req: HttpRequest) -> HttpResponse {
         .filter(|(_, pattern)| pattern.is_match(path))
         .map(|(method, _)| method.as_str())
         .collect();
+    let allow = allowed.join(", ");
     // The raw path (percent-encoded, so printable), quoted and bounded.
     let shown = format!("{:?}", path.chars().take(200).collect::<String>());
     let error = if allowed.is_empty() {
         ApiError::UnknownRoute(format!("no such route: {} {shown}", req.method()))
     } else {
         ApiError::MethodNotAllowed(format!(
-            "{} is not allowed on {shown} (allowed: {})",
-            req.method(),
-            allowed.join(", ")
+            "{} is not allowed on {shown} (allowed: {allow})",
+            req.method()
         ))
     };
     let mut response = if path.starts_with("/admin/") || path == "/admin" {
-        let status = if allowed.is_empty() {
-            actix_web::http::StatusCode::NOT_FOUND
-        } else {
-            actix_web::http::StatusCode::METHOD_NOT_ALLOWED
-        };
-        HttpResponse::build(status).json(serde_json::json!({"error": error.to_string()}))
+        HttpResponse::build(error.http_status(false))
+            .json(serde_json::json!({"error": error.to_string()}))
     } else if path.contains("/ctc/") {
         error.ctc_response()
     } else {
         error.notice_response(None)
     };
     if !allowed.is_empty()
-        && let Ok(value) = actix_web::http::header::HeaderValue::from_str(&allowed.join(", "))
+        && let Ok(value) = actix_web::http::header::HeaderValue::from_str(&allow)
     {
         response
             .headers_mut()

@@ -217,5 +217,5 @@ pub async fn check_urls<'a>(
 ) -> Result<(), ApiError> {
     check_targets(urls, state.settings.allow_private_webhooks)
         .await
-        .map_err(ApiError::Param)
+        .map_err(|e| ApiError::Param(e.to_string()))
 }

@@ -92,42 +92,17 @@ impl Store {
         // Picked in a CTE, which runs once (a locking sub-select inside `IN (…)` may be run
         // again by the plan and pick more than its LIMIT); the UPDATE checks the claim
         // anew, so a row another replica claimed meanwhile is not claimed twice.
-        let claim = |host_is: &str| {
-            format!(
-                "WITH picked AS (\
-                   SELECT o.seq FROM outbox o WHERE o.state = 'pending' AND o.kind <> 'feed' AND {host_is} \
+        let by_host = format!(
+            "WITH picked AS (\
+                   SELECT o.seq FROM outbox o WHERE o.state = 'pending' AND o.kind <> 'feed' AND o.target_host = $4 \
                    AND o.next_attempt_at <= $1 AND (o.claimed_until IS NULL OR o.claimed_until < $1) \
                    AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.ordering_key = o.ordering_key AND p.state = 'pending' AND p.seq < o.seq) \
                    ORDER BY o.next_attempt_at, o.seq LIMIT $3{lock}) \
                  UPDATE outbox SET claimed_until = $2 FROM picked WHERE outbox.seq = picked.seq \
                  AND outbox.state = 'pending' AND (outbox.claimed_until IS NULL OR outbox.claimed_until < $1) \
                  RETURNING outbox.seq, outbox.webhook_id, outbox.account_sid, outbox.app_id, outbox.target_url, outbox.body, outbox.attempts, outbox.batch_id"
-            )
-        };
-        let by_host = claim("o.target_host = $4");
-        // Rows queued before hosts were recorded: the dispatcher checks their host itself.
-        // Looked for by one probe of the host index first: claiming them walks the due
-        // index, which must not happen on every claim when there are none.
-        let legacy: i64 = on_tx!(&mut tx, |c| {
-            sqlx::query_scalar(
-                "SELECT COUNT(*) FROM (SELECT 1 FROM outbox WHERE state = 'pending' AND kind <> 'feed' \
-                 AND target_host IS NULL LIMIT 1) AS t",
-            )
-            .fetch_one(c)
-            .await
-        })?;
-        let mut claimed: Vec<Delivery> = if legacy > 0 {
-            on_tx!(&mut tx, |c| {
-                sqlx::query_as(&claim("o.target_host IS NULL"))
-                    .bind(now)
-                    .bind(claim_until)
-                    .bind(limit)
-                    .fetch_all(c)
-                    .await
-            })?
-        } else {
-            Vec::new()
-        };
+        );
+        let mut claimed: Vec<Delivery> = Vec::new();
         let first_after = "SELECT MIN(target_host) FROM outbox WHERE state = 'pending' AND kind <> 'feed' AND target_host > $1";
         let first =
             "SELECT MIN(target_host) FROM outbox WHERE state = 'pending' AND kind <> 'feed'";
@@ -177,6 +152,39 @@ impl Store {
         }
         tx.commit().await?;
         Ok(claimed)
+    }
+
+    /// Records the host of pending callbacks queued before hosts were recorded (migration
+    /// 0006), so that claims, which go host by host, find them; run once at start (with
+    /// none left it is one index probe). Returns how many it filled.
+    pub async fn fill_missing_hosts(&self) -> Result<u64, StoreError> {
+        let mut filled = 0;
+        loop {
+            let rows: Vec<(i64, String)> = super::on_pool!(self, |p| {
+                sqlx::query_as(
+                    "SELECT seq, target_url FROM outbox WHERE state = 'pending' AND kind <> 'feed' \
+                     AND target_host IS NULL LIMIT 1000",
+                )
+                .fetch_all(p)
+                .await
+            })?;
+            if rows.is_empty() {
+                return Ok(filled);
+            }
+            let mut tx = self.begin_write().await?;
+            for (seq, url) in &rows {
+                on_tx!(&mut tx, |c| {
+                    sqlx::query("UPDATE outbox SET target_host = $1 WHERE seq = $2")
+                        .bind(super::journal::host_of(url))
+                        .bind(*seq)
+                        .execute(c)
+                        .await
+                        .map(|r| r.rows_affected())
+                })?;
+            }
+            tx.commit().await?;
+            filled += rows.len() as u64;
+        }
     }
 
     /// Records an attempt of `delivery` and what becomes of it (group-committed with

@@ -190,8 +190,8 @@ impl Dispatcher {
 
 impl Inner {
     /// Claims up to `free` due deliveries, none beyond a host's budget (the store takes
-    /// no more for a host than its room; what a claim still brings beyond it — rows queued
-    /// before hosts were recorded, feed batches — is handed back at once). Every delivery returned is counted
+    /// no more for a host than its room; feed batches a claim brings beyond it are handed
+    /// back at once). Every delivery returned is counted
     /// against its host and must be sent now (nothing claimed waits for a permit, so no
     /// claim runs out while its delivery waits).
     async fn claim(&self, free: i64) -> Result<Vec<(Delivery, String)>, crate::store::StoreError> {

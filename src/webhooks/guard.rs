@@ -68,11 +68,22 @@ pub fn address_literal(host: &str) -> Option<IpAddr> {
 /// The setting that lets callbacks reach private addresses, named in refusals.
 pub const ALLOW_PRIVATE_VAR: &str = "VOICEPAAS_ALLOW_PRIVATE_WEBHOOKS";
 
+/// A callback URL that points where callbacks may not go; its text names the field and
+/// the setting that would allow it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{field} must not point to a private or reserved address (set {ALLOW_PRIVATE_VAR}=true to allow it, e.g. for a trial on one machine)"
+)]
+pub struct TargetRefused {
+    /// The field that holds the URL (`notifyUrl`, `statusUrl`, …).
+    pub field: String,
+}
+
 /// [`check_target`] of each `(field, url)`; the first refusal.
 pub async fn check_targets<'a>(
     urls: impl IntoIterator<Item = (&'static str, &'a WebhookUrl)>,
     allow_private: bool,
-) -> Result<(), String> {
+) -> Result<(), TargetRefused> {
     for (field, url) in urls {
         check_target(field, url.as_str(), allow_private).await?;
     }
@@ -86,14 +97,16 @@ const CHECK_DNS_WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
 /// resolves only to addresses callbacks may not reach, is refused (`field` names it). A
 /// name that does not resolve now is let through: the dispatcher checks again at
 /// delivery, so a passing DNS failure does not refuse a customer's call.
-pub async fn check_target(field: &str, url: &str, allow_private: bool) -> Result<(), String> {
+pub async fn check_target(
+    field: &str,
+    url: &str,
+    allow_private: bool,
+) -> Result<(), TargetRefused> {
     if allow_private {
         return Ok(());
     }
-    let refused = || {
-        format!(
-            "{field} must not point to a private or reserved address (set {ALLOW_PRIVATE_VAR}=true to allow it, e.g. for a trial on one machine)"
-        )
+    let refused = || TargetRefused {
+        field: field.to_string(),
     };
     let Some(host) = url::Url::parse(url)
         .ok()
@@ -227,7 +240,7 @@ mod tests {
             "http://169.254.169.254/latest",
         ] {
             assert_eq!(
-                check_target("statusUrl", url, false).await,
+                check_target("statusUrl", url, false).await.map_err(|e| e.to_string()),
                 Err("statusUrl must not point to a private or reserved address (set VOICEPAAS_ALLOW_PRIVATE_WEBHOOKS=true to allow it, e.g. for a trial on one machine)".to_string()),
                 "{url}"
             );

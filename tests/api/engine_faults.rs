@@ -449,13 +449,7 @@ both_backends! {
         let dir = tempfile::tempdir().unwrap();
         let media_port = free_port();
         let _sandbox = sandbox(media_port, "2", dir.path());
-        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_voicepaas"));
-        command
-            .env("VOICEPAAS_MEDIA", format!("esl://:ClueCon@127.0.0.1:{media_port}"))
-            .env("VOICEPAAS_CHANNEL_MAX_SECS", "10")
-            .env("VOICEPAAS_LOG", "warn")
-            .stdout(std::process::Stdio::null());
-        let (mut process, address) = serve(&db, dir.path(), command).await;
+        let (mut process, address) = server_with(&db, media_port, dir.path(), &[("VOICEPAAS_CHANNEL_MAX_SECS", "10")]).await;
         let app = customer(&address, 10).await;
         let store = db.store().await;
         let media = Media::connect(media_port).await;

@@ -74,12 +74,28 @@ pub async fn server(
     dir: &std::path::Path,
     grace: &str,
 ) -> (Proc, String) {
+    server_with(
+        db,
+        media_port,
+        dir,
+        &[("VOICEPAAS_MEDIA_GRACE_SECS", grace)],
+    )
+    .await
+}
+
+/// [`server`] with other settings (`env`) over the defaults.
+pub async fn server_with(
+    db: &TestDb,
+    media_port: u16,
+    dir: &std::path::Path,
+    env: &[(&str, &str)],
+) -> (Proc, String) {
     let media = format!("esl://:ClueCon@127.0.0.1:{media_port}");
     let mut command = Command::new(env!("CARGO_BIN_EXE_voicepaas"));
     command
         .env("VOICEPAAS_MEDIA", media)
-        .env("VOICEPAAS_MEDIA_GRACE_SECS", grace)
         .env("VOICEPAAS_LOG", "warn")
+        .envs(env.iter().copied())
         .stdout(Stdio::null());
     serve(db, dir, command).await
 }

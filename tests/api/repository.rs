@@ -141,3 +141,19 @@ both_backends! {
         assert_eq!(store.accept(acceptance(10, &a.sid, &app.app_id, "notice", "1")).await.unwrap(), AcceptOutcome::Accepted);
     }
 }
+
+both_backends! {
+    /// Callbacks queued before hosts were recorded get theirs at start, so claims (which
+    /// go host by host) find them.
+    async fn pending_callbacks_get_their_host(db: TestDb) {
+        let store = db.store().await;
+        let (a, _) = store.create_account("a").await.unwrap();
+        let app = store.create_app(&a.sid, &AppSettings { name: Some("x".into()), ..Default::default() }).await.unwrap();
+        let row = voicepaas::store::journal::OutboxRow::new(&a.sid, &app.app_id, "result", "https://Hooks.Example.com:8443/r", &serde_json::json!({}), "CA1");
+        store.queue_callbacks(&[row]).await.unwrap();
+        db.exec("UPDATE outbox SET target_host = NULL").await;
+        assert_eq!(store.fill_missing_hosts().await.unwrap(), 1);
+        assert_eq!(db.text("SELECT target_host FROM outbox").await.as_deref(), Some("hooks.example.com"));
+        assert_eq!(store.fill_missing_hosts().await.unwrap(), 0);
+    }
+}
