@@ -22,6 +22,7 @@ const KEYS: &[(&str, Option<&str>)] = &[
     ("VOICEPAAS_PROMPTS_DIR", Some("./data/prompts")),
     ("VOICEPAAS_MEDIA_GRACE_SECS", Some("10")),
     ("VOICEPAAS_CHANNEL_MAX_SECS", Some("14400")),
+    ("VOICEPAAS_SIP_NUMBER_BASE", Some("80000000")),
     ("VOICEPAAS_ALLOW_PRIVATE_WEBHOOKS", Some("false")),
     ("VOICEPAAS_ADMIN_TOKEN", None),
     ("VOICEPAAS_NODE_ID", Some("10000")),
@@ -148,6 +149,9 @@ pub struct Settings {
     /// the channel at originate, so it holds even when no voicepaas process is left to
     /// end it (`VOICEPAAS_CHANNEL_MAX_SECS`, 10–86400).
     pub channel_max_secs: u32,
+    /// Agents' sipNumbers are handed out after this number, one by one
+    /// (`VOICEPAAS_SIP_NUMBER_BASE`, 1000–4000000000).
+    pub sip_number_base: u32,
     /// Whether webhooks may target private addresses (`VOICEPAAS_ALLOW_PRIVATE_WEBHOOKS`).
     pub allow_private_webhooks: bool,
     /// Bearer token of the operator API; the API is off when unset (`VOICEPAAS_ADMIN_TOKEN`).
@@ -304,6 +308,11 @@ impl Settings {
                 "VOICEPAAS_CHANNEL_MAX_SECS",
                 &required("VOICEPAAS_CHANNEL_MAX_SECS"),
                 10..=86_400,
+            )?,
+            sip_number_base: parse_whole_in(
+                "VOICEPAAS_SIP_NUMBER_BASE",
+                &required("VOICEPAAS_SIP_NUMBER_BASE"),
+                1000..=4_000_000_000,
             )?,
             allow_private_webhooks: parse_bool(
                 "VOICEPAAS_ALLOW_PRIVATE_WEBHOOKS",

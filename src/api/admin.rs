@@ -162,6 +162,8 @@ pub async fn create_app(
         let body = body::json_object(&req, payload).await?;
         let settings = AppSettings::parse(Fields(&body), true)?;
         placement::check_urls(&state, settings.urls()).await?;
+        // A new application has no prompts yet: a musicOnHold is refused as unknown.
+        super::cti::settings::check_patch(&state, "", &settings.cti).await?;
         state
             .store
             .find_account(&sid)
@@ -207,6 +209,7 @@ pub async fn update_app(
         let body = body::json_object(&req, payload).await?;
         let settings = AppSettings::parse(Fields(&body), false)?;
         placement::check_urls(&state, settings.urls()).await?;
+        super::cti::settings::check_patch(&state, &app_id, &settings.cti).await?;
         let app = state.store.update_app(&sid, &app_id, &settings).await?;
         let app = app.ok_or_else(|| {
             AdminError(

@@ -125,7 +125,7 @@ fn decode_cursor(cursor: &str) -> Result<(i64, String), ApiError> {
     Ok((time.parse().map_err(|_| bad())?, id.to_string()))
 }
 
-fn page_size(value: Option<&str>) -> Result<i64, ApiError> {
+pub(super) fn page_size(value: Option<&str>) -> Result<i64, ApiError> {
     match value.filter(|v| !v.is_empty()) {
         None => Ok(PAGE),
         Some(v) => v

@@ -51,6 +51,10 @@ pub enum ApiError {
     /// The call could not be initiated, for the reason given.
     #[error("{0}")]
     Initiate(String),
+    /// The platform's worker threads for slow work (password hashing) are gone: the
+    /// process is shutting down.
+    #[error("the platform is shutting down, retry later")]
+    ShuttingDown,
     /// The platform could not take the request right now (the database failed).
     #[error("service temporarily unavailable, retry later")]
     Unavailable(#[source] StoreError),
@@ -112,13 +116,14 @@ impl ApiError {
             | Self::State(_)
             | Self::UnknownRoute(_)
             | Self::MethodNotAllowed(_) => "-4",
-            Self::Unavailable(_) | Self::NoMedia | Self::Initiate(_) => "-5",
+            Self::Unavailable(_) | Self::ShuttingDown | Self::NoMedia | Self::Initiate(_) => "-5",
             Self::Limit(_) => "-6",
             Self::NotFound(_) => "-7",
         }
     }
 
-    fn ctc_code(&self) -> &'static str {
+    /// The click-to-call statusCode (10001…10008) of this error.
+    pub(super) fn ctc_code(&self) -> &'static str {
         match self {
             Self::Auth | Self::SidMismatch => "10001",
             Self::Json(_) => "10002",
@@ -127,7 +132,9 @@ impl ApiError {
             | Self::TooLarge(_)
             | Self::UnknownRoute(_)
             | Self::MethodNotAllowed(_) => "10004",
-            Self::Unavailable(_) | Self::NoMedia | Self::Initiate(_) => "10005",
+            Self::Unavailable(_) | Self::ShuttingDown | Self::NoMedia | Self::Initiate(_) => {
+                "10005"
+            }
             Self::NotFound(_) => "10006",
             Self::State(_) => "10007",
             Self::Limit(_) => "10008",
@@ -142,7 +149,7 @@ impl ApiError {
             Self::NotFound(_) if !ctc => StatusCode::NOT_FOUND,
             Self::UnknownRoute(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::OK,
         }
     }

@@ -10,6 +10,7 @@ mod captchas;
 mod cdrs;
 mod console;
 mod conversations;
+pub mod cti;
 pub mod error;
 mod health;
 mod notices;
@@ -48,6 +49,19 @@ pub struct AppState {
 /// The OpenAPI document, served at `/api-docs/openapi.yaml`.
 pub const OPENAPI_YAML: &str = include_str!("../../api-docs/openapi.yaml");
 
+/// The agent API's paths (agents' contract §3).
+const AGENTS: &str = "/{SoftVersion}/Accounts/{AccountSid}/Applications/{ApplicationSid}/Agents";
+const AGENT: &str =
+    "/{SoftVersion}/Accounts/{AccountSid}/Applications/{ApplicationSid}/Agents/{AgentNo}";
+const AGENT_TOKENS: &str =
+    "/{SoftVersion}/Accounts/{AccountSid}/Applications/{ApplicationSid}/Agents/{AgentNo}/Tokens";
+const POOLS: &str =
+    "/{SoftVersion}/Accounts/{AccountSid}/Applications/{ApplicationSid}/CallerIdPools";
+const POOL: &str =
+    "/{SoftVersion}/Accounts/{AccountSid}/Applications/{ApplicationSid}/CallerIdPools/{PoolSid}";
+const CTI_SETTINGS: &str =
+    "/{SoftVersion}/Accounts/{AccountSid}/Applications/{ApplicationSid}/CtiSettings";
+
 /// Every route: method, path (as in the OpenAPI document) and handler.
 fn route_table() -> Vec<(Method, &'static str, Route)> {
     let post = || web::route().method(Method::POST);
@@ -80,6 +94,32 @@ fn route_table() -> Vec<(Method, &'static str, Route)> {
             Method::POST,
             "/{SoftVersion}/Accounts/{AccountSid}/Applications/{ApplicationSid}/ctc/Conversations/{ConversationSid}",
             post().to(conversations::act),
+        ),
+        (Method::POST, AGENTS, post().to(cti::agents::create)),
+        (Method::GET, AGENTS, get().to(cti::agents::list)),
+        (Method::GET, AGENT, get().to(cti::agents::get)),
+        (Method::PATCH, AGENT, patch().to(cti::agents::update)),
+        (Method::DELETE, AGENT, delete().to(cti::agents::delete)),
+        (
+            Method::POST,
+            AGENT_TOKENS,
+            post().to(cti::agents::mint_token),
+        ),
+        (
+            Method::DELETE,
+            AGENT_TOKENS,
+            delete().to(cti::agents::revoke_tokens),
+        ),
+        (Method::POST, POOLS, post().to(cti::pools::create)),
+        (Method::GET, POOLS, get().to(cti::pools::list)),
+        (Method::GET, POOL, get().to(cti::pools::get)),
+        (Method::PATCH, POOL, patch().to(cti::pools::update)),
+        (Method::DELETE, POOL, delete().to(cti::pools::delete)),
+        (Method::GET, CTI_SETTINGS, get().to(cti::settings::get)),
+        (
+            Method::PATCH,
+            CTI_SETTINGS,
+            patch().to(cti::settings::update),
         ),
         (
             Method::GET,
@@ -224,6 +264,8 @@ async fn no_such_route(req: HttpRequest) -> HttpResponse {
             .json(serde_json::json!({"error": error.to_string()}))
     } else if path.contains("/ctc/") {
         error.ctc_response()
+    } else if path.contains("/Applications/") && !path.starts_with("/Accounts/") {
+        cti::error::CtiError::from(error).response()
     } else {
         error.notice_response(None)
     };

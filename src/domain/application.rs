@@ -3,6 +3,7 @@
 
 use serde_json::Value;
 
+use super::cti::{CTI_FIELDS, CtiPatch};
 use super::fields::{Fields, ParamError, check_label};
 use super::phone::PhoneNumber;
 use super::webhook_url::WebhookUrl;
@@ -32,10 +33,11 @@ pub struct AppSettings {
     pub cdr_batch_window_ms: Option<i64>,
     /// Caller ids the application may show; empty = any.
     pub allowed_caller_ids: Option<Vec<PhoneNumber>>,
+    /// Its CTI settings (agents' contract §3.5).
+    pub cti: CtiPatch,
 }
 
 impl AppSettings {
-    /// Parses an admin request body; `creating` makes `name` required.
     /// The callback URLs set by this change, with their field names.
     pub fn urls(&self) -> Vec<(&'static str, &WebhookUrl)> {
         [
@@ -43,14 +45,16 @@ impl AppSettings {
             ("statusUrl", &self.status_url),
             ("cdrUrl", &self.cdr_url),
             ("cdrFeedUrl", &self.cdr_feed_url),
+            ("eventUrl", &self.cti.event_url),
         ]
         .into_iter()
         .filter_map(|(f, u)| u.as_ref().and_then(Option::as_ref).map(|u| (f, u)))
         .collect()
     }
 
+    /// Parses an admin request body; `creating` makes `name` required.
     pub fn parse(fields: Fields<'_>, creating: bool) -> Result<Self, ParamError> {
-        fields.only(&[
+        let known: Vec<&str> = [
             "name",
             "notifyUrl",
             "statusUrl",
@@ -59,7 +63,11 @@ impl AppSettings {
             "cdrBatchSize",
             "cdrBatchWindowMs",
             "allowedCallerIds",
-        ])?;
+        ]
+        .into_iter()
+        .chain(CTI_FIELDS.iter().copied())
+        .collect();
+        fields.only(&known)?;
         let name = fields.opt_nonempty_str("name")?;
         if creating && name.is_none() {
             return Err(ParamError::new("missing name"));
@@ -111,6 +119,7 @@ impl AppSettings {
             cdr_batch_size: fields.opt_int("cdrBatchSize", 1, 1000)?,
             cdr_batch_window_ms: fields.opt_int("cdrBatchWindowMs", 0, 60_000)?,
             allowed_caller_ids,
+            cti: CtiPatch::parse(fields)?,
         })
     }
 }

@@ -49,6 +49,48 @@ pub fn new_signing_secret() -> String {
     )
 }
 
+/// A new agent token (agents' contract §1): `agt_` + 48 hex digits.
+pub fn new_agent_token() -> String {
+    format!("agt_{}", hex(&random_bytes::<24>()))
+}
+
+/// A new SIP password: 16 random letters and digits.
+pub fn new_sip_pwd() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut out = String::with_capacity(16);
+    while out.len() < 16 {
+        for b in random_bytes::<32>() {
+            // 248 = 4 × 62: below it every letter is equally likely.
+            if b < 248 && out.len() < 16 {
+                out.push(char::from(ALPHABET[usize::from(b % 62)]));
+            }
+        }
+    }
+    out
+}
+
+/// The stored form of an agent password: an Argon2id PHC string with its own salt
+/// (deliberately slow, ~20 ms: run it off the async workers).
+pub fn hash_password(pwd: &str) -> String {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let salt = SaltString::encode_b64(&random_bytes::<16>()).expect("16 bytes make a valid salt");
+    argon2::Argon2::default()
+        .hash_password(pwd.as_bytes(), &salt)
+        .expect("Argon2 with its default parameters hashes any password")
+        .to_string()
+}
+
+/// Whether `pwd` matches a [`hash_password`] string (constant time; `false` for an
+/// unreadable stored value).
+pub fn verify_password(pwd: &str, stored: &str) -> bool {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    PasswordHash::new(stored).is_ok_and(|hash| {
+        argon2::Argon2::default()
+            .verify_password(pwd.as_bytes(), &hash)
+            .is_ok()
+    })
+}
+
 /// Hashes and checks auth tokens with the installation's key.
 #[derive(Clone)]
 pub struct TokenHasher {
@@ -111,6 +153,21 @@ mod tests {
         assert!(!h.verify(&new_auth_token(), &stored));
         assert!(!TokenHasher::new(b"other").verify(&token, &stored));
         assert!(!h.verify(&token, "zz"));
+    }
+
+    #[test]
+    fn passwords_and_agent_secrets() {
+        let stored = hash_password("s3cret 小休");
+        assert!(stored.starts_with("$argon2id$"));
+        assert_ne!(stored, hash_password("s3cret 小休"), "salted");
+        assert!(verify_password("s3cret 小休", &stored));
+        assert!(!verify_password("s3cret", &stored));
+        assert!(!verify_password("s3cret 小休", "not a hash"));
+        let sip = new_sip_pwd();
+        assert_eq!(sip.len(), 16);
+        assert!(sip.bytes().all(|b| b.is_ascii_alphanumeric()));
+        assert_ne!(sip, new_sip_pwd());
+        assert_eq!(new_agent_token().len(), 52);
     }
 
     #[test]

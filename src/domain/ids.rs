@@ -54,6 +54,10 @@ prefixed_id!(
     /// Id of one click-to-call conversation (`CV…`).
     ConversationId, "CV"
 );
+prefixed_id!(
+    /// Id of one caller-id pool (`CP…`, agents' contract §3.4).
+    PoolId, "CP"
+);
 
 fn is_well_formed(s: &str, prefix: &str) -> bool {
     s.len() == ID_LEN && s.starts_with(prefix) && s.as_bytes()[2..].iter().all(u8::is_ascii_digit)
@@ -102,6 +106,10 @@ impl IdGenerator {
     /// A new conversation id stamped `now`.
     pub fn conversation(&self, now: DateTime<Utc>) -> ConversationId {
         ConversationId(self.next(ConversationId::PREFIX, now))
+    }
+    /// A new caller-id pool id stamped `now`.
+    pub fn pool(&self, now: DateTime<Utc>) -> PoolId {
+        PoolId(self.next(PoolId::PREFIX, now))
     }
 }
 

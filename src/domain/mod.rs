@@ -1,10 +1,13 @@
 //! Parsed, validated types of the contract. Once a value of one of these types exists it
 //! is valid; nothing downstream checks it again. No I/O happens here.
 
+pub mod agent;
 pub mod application;
+pub mod caller_id_pool;
 pub mod captcha;
 pub mod click2call;
 pub mod credentials;
+pub mod cti;
 pub mod fields;
 pub mod ids;
 pub mod kind;

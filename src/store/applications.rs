@@ -4,7 +4,8 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use super::{Store, StoreError, on_pool};
+use super::cti::{CtiSettings, apply_cti};
+use super::{Store, StoreError, on_pool, on_tx};
 use crate::config::Secret;
 use crate::domain::application::AppSettings;
 use crate::domain::credentials::{new_app_id, new_signing_secret};
@@ -41,6 +42,9 @@ pub struct ApplicationRecord {
     pub created_at: i64,
     /// Last update, Unix ms.
     pub updated_at: i64,
+    /// Its CTI settings.
+    #[sqlx(flatten)]
+    pub cti: CtiSettings,
 }
 
 /// An application's allowed caller ids: the stored JSON array, and the numbers in it.
@@ -88,12 +92,15 @@ impl ApplicationRecord {
             "cdrBatchSize": self.cdr_batch_size,
             "cdrBatchWindowMs": self.cdr_batch_window_ms,
             "allowedCallerIds": serde_json::from_str::<serde_json::Value>(self.allowed_caller_ids.as_str()).unwrap_or_default(),
+            "ctiSettings": self.cti.to_json(),
         })
     }
 }
 
 const APP_COLUMNS: &str = "app_id, account_sid, name, notify_url, status_url, cdr_url, cdr_feed_url, cdr_batch_size, \
-                           cdr_batch_window_ms, allowed_caller_ids, signing_secret, created_at, updated_at";
+                           cdr_batch_window_ms, allowed_caller_ids, signing_secret, created_at, updated_at, cti_event_url, \
+                           cti_event_format, cti_encrypt_number, cti_record_agent_calls, cti_agent_ring_timeout, \
+                           cti_max_call_duration, cti_music_on_hold, cti_allowed_origins";
 
 fn caller_ids_json(settings: &AppSettings) -> Option<String> {
     settings
@@ -117,7 +124,8 @@ impl Store {
     ) -> Result<ApplicationRecord, StoreError> {
         let app_id = new_app_id();
         let now = now_ms();
-        on_pool!(self, |p| {
+        let mut tx = self.begin_write().await?;
+        on_tx!(&mut tx, |c| {
             sqlx::query(
                 "INSERT INTO applications (app_id, account_sid, name, notify_url, status_url, cdr_url, cdr_feed_url, \
                  cdr_batch_size, cdr_batch_window_ms, allowed_caller_ids, signing_secret, created_at, updated_at) \
@@ -135,10 +143,12 @@ impl Store {
             .bind(caller_ids_json(settings))
             .bind(new_signing_secret())
             .bind(now)
-            .execute(p)
+            .execute(c)
             .await
             .map(|r| r.rows_affected())
         })?;
+        apply_cti(&mut tx, &app_id, &settings.cti).await?;
+        tx.commit().await?;
         self.load_app(&app_id)
             .await?
             .ok_or_else(|| StoreError::Corrupt(format!("application {app_id} vanished")))
@@ -152,7 +162,8 @@ impl Store {
         settings: &AppSettings,
     ) -> Result<Option<ApplicationRecord>, StoreError> {
         // For each URL: $n+1 says whether to touch it, $n is the new value (NULL clears).
-        let done = on_pool!(self, |p| {
+        let mut tx = self.begin_write().await?;
+        let done = on_tx!(&mut tx, |c| {
             sqlx::query(
                 "UPDATE applications SET name = COALESCE($3, name), \
                  notify_url = CASE WHEN $4 THEN $5 ELSE notify_url END, \
@@ -178,10 +189,14 @@ impl Store {
             .bind(settings.cdr_batch_window_ms)
             .bind(caller_ids_json(settings))
             .bind(now_ms())
-            .execute(p)
+            .execute(c)
             .await
             .map(|r| r.rows_affected())
         })?;
+        if done == 1 {
+            apply_cti(&mut tx, app_id, &settings.cti).await?;
+        }
+        tx.commit().await?;
         self.cache.applications.forget(&app_id.to_string());
         if done == 0 {
             return Ok(None);
@@ -217,7 +232,10 @@ impl Store {
         Ok((app.account_sid == account_sid).then_some(app))
     }
 
-    async fn load_app(&self, app_id: &str) -> Result<Option<ApplicationRecord>, StoreError> {
+    pub(crate) async fn load_app(
+        &self,
+        app_id: &str,
+    ) -> Result<Option<ApplicationRecord>, StoreError> {
         let sql = format!("SELECT {APP_COLUMNS} FROM applications WHERE app_id = $1");
         Ok(on_pool!(self, |p| sqlx::query_as(&sql)
             .bind(app_id)

@@ -7,12 +7,15 @@
 
 pub mod accept;
 pub mod accounts;
+pub mod agents;
 pub mod applications;
 mod bulk;
 mod cache;
+pub mod caller_id_pools;
 pub mod calls;
 pub mod cdrs;
 pub mod conversations;
+pub mod cti;
 pub mod deliveries;
 pub mod idempotency;
 pub mod journal;
@@ -244,6 +247,15 @@ impl Tx<'_> {
         match self {
             Tx::Sqlite(..) => "MAX",
             Tx::Postgres(_) => "GREATEST",
+        }
+    }
+
+    /// `" FOR SHARE"` where the backend has row locks (PostgreSQL): a row read so another
+    /// row can name it stays until the transaction ends.
+    pub(crate) fn for_share(&self) -> &'static str {
+        match self {
+            Tx::Sqlite(..) => "",
+            Tx::Postgres(_) => " FOR SHARE",
         }
     }
 

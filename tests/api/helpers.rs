@@ -418,6 +418,26 @@ impl TestApp {
         panic!("the blocking call was never placed");
     }
 
+    /// Path of an agent-API endpoint of the test application (`rest` after the app).
+    pub fn cti_path(&self, rest: &str) -> String {
+        format!(
+            "/v1/Accounts/{}/Applications/{}/{rest}",
+            self.sid, self.app_id
+        )
+    }
+
+    /// An agent-API request with JSON (or no) body and the test account's credentials.
+    pub async fn cti(&self, method: reqwest::Method, rest: &str, body: Option<Value>) -> Answer {
+        let mut request = self
+            .client
+            .request(method, self.url(&self.cti_path(rest)))
+            .basic_auth(&self.sid, Some(&self.token));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        Answer::from(request.send().await.expect("request")).await
+    }
+
     /// Path of an account endpoint of the test account.
     pub fn account_path(&self, rest: &str) -> String {
         format!("/Accounts/{}/{rest}", self.sid)
