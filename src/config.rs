@@ -23,6 +23,10 @@ const KEYS: &[(&str, Option<&str>)] = &[
     ("VOICEPAAS_MEDIA_GRACE_SECS", Some("10")),
     ("VOICEPAAS_CHANNEL_MAX_SECS", Some("14400")),
     ("VOICEPAAS_SIP_NUMBER_BASE", Some("80000000")),
+    ("VOICEPAAS_SIP_DOMAIN", Some("voicepaas.local")),
+    ("VOICEPAAS_WEBPHONE_WSS", Some("")),
+    ("VOICEPAAS_CTI_GRACE_SECONDS", Some("60")),
+    ("VOICEPAAS_CTI_SILENCE_SECONDS", Some("45")),
     ("VOICEPAAS_ALLOW_PRIVATE_WEBHOOKS", Some("false")),
     ("VOICEPAAS_ADMIN_TOKEN", None),
     ("VOICEPAAS_NODE_ID", Some("10000")),
@@ -152,6 +156,17 @@ pub struct Settings {
     /// Agents' sipNumbers are handed out after this number, one by one
     /// (`VOICEPAAS_SIP_NUMBER_BASE`, 1000–4000000000).
     pub sip_number_base: u32,
+    /// The SIP domain of agents' devices (`VOICEPAAS_SIP_DOMAIN`).
+    pub sip_domain: String,
+    /// The WSS address WebPhones register over, handed out as `wsAddr`
+    /// (`VOICEPAAS_WEBPHONE_WSS`; empty: none).
+    pub webphone_wss: String,
+    /// How long a logged-in agent may be without a socket before it is logged out
+    /// (`VOICEPAAS_CTI_GRACE_SECONDS`, 1–3600).
+    pub cti_grace_secs: u32,
+    /// An agent socket silent this long is closed (4004); the server pings at 4/9 of it
+    /// (`VOICEPAAS_CTI_SILENCE_SECONDS`, 2–3600, default 45: pings every 20 s).
+    pub cti_silence_secs: u32,
     /// Whether webhooks may target private addresses (`VOICEPAAS_ALLOW_PRIVATE_WEBHOOKS`).
     pub allow_private_webhooks: bool,
     /// Bearer token of the operator API; the API is off when unset (`VOICEPAAS_ADMIN_TOKEN`).
@@ -313,6 +328,18 @@ impl Settings {
                 "VOICEPAAS_SIP_NUMBER_BASE",
                 &required("VOICEPAAS_SIP_NUMBER_BASE"),
                 1000..=4_000_000_000,
+            )?,
+            sip_domain: required("VOICEPAAS_SIP_DOMAIN"),
+            webphone_wss: get("VOICEPAAS_WEBPHONE_WSS").unwrap_or_default(),
+            cti_grace_secs: parse_whole_in(
+                "VOICEPAAS_CTI_GRACE_SECONDS",
+                &required("VOICEPAAS_CTI_GRACE_SECONDS"),
+                1..=3600,
+            )?,
+            cti_silence_secs: parse_whole_in(
+                "VOICEPAAS_CTI_SILENCE_SECONDS",
+                &required("VOICEPAAS_CTI_SILENCE_SECONDS"),
+                2..=3600,
             )?,
             allow_private_webhooks: parse_bool(
                 "VOICEPAAS_ALLOW_PRIVATE_WEBHOOKS",

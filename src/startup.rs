@@ -56,6 +56,8 @@ pub struct Application {
     sandbox: Option<Sandbox>,
     dispatcher: Dispatcher,
     orchestrator: Orchestrator,
+    /// Agent sessions (their sockets close at a stop).
+    agents: std::sync::Arc<crate::agents::Agents>,
     /// The periodic retention purge.
     retention: tokio::task::JoinHandle<()>,
 }
@@ -106,12 +108,14 @@ impl Application {
             store.clone(),
             crate::store::retention::Retention::of(&settings),
         ));
+        let agents = crate::agents::Agents::start(store.clone(), settings.clone(), ids.clone());
         let state = web::Data::new(AppState {
             store,
             ids,
             settings,
             media,
             orchestrator: orchestrator.clone(),
+            agents: agents.clone(),
         });
         let workers = std::thread::available_parallelism().map_or(2, usize::from);
         let server = HttpServer::new(move || {
@@ -134,6 +138,7 @@ impl Application {
             sandbox,
             dispatcher,
             orchestrator,
+            agents,
             retention,
         })
     }
@@ -151,9 +156,13 @@ impl Application {
         // No call is placed once the stop is asked for: calls accepted while requests
         // drain are left queued for the next process.
         let orchestrator = self.orchestrator.clone();
+        let agents = self.agents.clone();
         let placing = tokio::spawn(async move {
             stop_signal().await;
             orchestrator.stop_placing();
+            // Agent sockets close with 1001 so their clients reconnect to another replica
+            // (and the HTTP server, which waits for open connections, can stop).
+            agents.stop();
         });
         let result = self.server.await;
         placing.abort();

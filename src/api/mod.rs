@@ -44,6 +44,8 @@ pub struct AppState {
     pub media: std::sync::Arc<crate::media::pool::MediaPool>,
     /// The call orchestrator (told when calls are queued; drives live conversations).
     pub orchestrator: crate::orchestrator::Orchestrator,
+    /// Agent sessions.
+    pub agents: std::sync::Arc<crate::agents::Agents>,
 }
 
 /// The OpenAPI document, served at `/api-docs/openapi.yaml`.
@@ -55,6 +57,9 @@ const AGENT: &str =
     "/{SoftVersion}/Accounts/{AccountSid}/Applications/{ApplicationSid}/Agents/{AgentNo}";
 const AGENT_TOKENS: &str =
     "/{SoftVersion}/Accounts/{AccountSid}/Applications/{ApplicationSid}/Agents/{AgentNo}/Tokens";
+const AGENT_COMMANDS: &str =
+    "/{SoftVersion}/Accounts/{AccountSid}/Applications/{ApplicationSid}/Agents/{AgentNo}/Commands";
+const AGENT_SOCKET: &str = "/v1/Applications/{ApplicationSid}/cti";
 const POOLS: &str =
     "/{SoftVersion}/Accounts/{AccountSid}/Applications/{ApplicationSid}/CallerIdPools";
 const POOL: &str =
@@ -110,6 +115,8 @@ fn route_table() -> Vec<(Method, &'static str, Route)> {
             AGENT_TOKENS,
             delete().to(cti::agents::revoke_tokens),
         ),
+        (Method::POST, AGENT_COMMANDS, post().to(cti::commands::run)),
+        (Method::GET, AGENT_SOCKET, get().to(cti::socket::connect)),
         (Method::POST, POOLS, post().to(cti::pools::create)),
         (Method::GET, POOLS, get().to(cti::pools::list)),
         (Method::GET, POOL, get().to(cti::pools::get)),

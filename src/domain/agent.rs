@@ -107,7 +107,7 @@ impl TryFrom<String> for AgentRole {
 }
 
 /// The device an agent takes calls on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum PhoneType {
     /// A SIP phone registered with its sipNumber (1).
     Sip,

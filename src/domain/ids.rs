@@ -55,6 +55,10 @@ prefixed_id!(
     ConversationId, "CV"
 );
 prefixed_id!(
+    /// Id of one agent session, login to logout (`AG…`, agents' contract §4).
+    AgentSessionId, "AG"
+);
+prefixed_id!(
     /// Id of one caller-id pool (`CP…`, agents' contract §3.4).
     PoolId, "CP"
 );
@@ -106,6 +110,10 @@ impl IdGenerator {
     /// A new conversation id stamped `now`.
     pub fn conversation(&self, now: DateTime<Utc>) -> ConversationId {
         ConversationId(self.next(ConversationId::PREFIX, now))
+    }
+    /// A new agent session id stamped `now`.
+    pub fn agent_session(&self, now: DateTime<Utc>) -> AgentSessionId {
+        AgentSessionId(self.next(AgentSessionId::PREFIX, now))
     }
     /// A new caller-id pool id stamped `now`.
     pub fn pool(&self, now: DateTime<Utc>) -> PoolId {

@@ -232,6 +232,21 @@ impl Store {
         Ok((app.account_sid == account_sid).then_some(app))
     }
 
+    /// The application `app_id` of any account (cached briefly): agent sockets name only
+    /// the application.
+    pub async fn find_app_by_id(
+        &self,
+        app_id: &str,
+    ) -> Result<Option<Arc<ApplicationRecord>>, StoreError> {
+        if !crate::domain::credentials::is_hex32(app_id) {
+            return Ok(None);
+        }
+        self.cache
+            .applications
+            .get_or_load(&app_id.to_string(), || self.load_app(app_id))
+            .await
+    }
+
     pub(crate) async fn load_app(
         &self,
         app_id: &str,

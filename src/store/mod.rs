@@ -7,6 +7,7 @@
 
 pub mod accept;
 pub mod accounts;
+pub mod agent_sessions;
 pub mod agents;
 pub mod applications;
 mod bulk;
@@ -178,6 +179,14 @@ impl Store {
         match self.pool {
             Pool::Sqlite(_) => "sqlite",
             Pool::Postgres(_) => "postgres",
+        }
+    }
+
+    /// The PostgreSQL pool, when that is the backend (for `LISTEN`).
+    pub fn postgres_pool(&self) -> Option<PgPool> {
+        match &self.pool {
+            Pool::Postgres(p) => Some(p.clone()),
+            Pool::Sqlite(_) => None,
         }
     }
 

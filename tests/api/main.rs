@@ -4,6 +4,8 @@
 mod helpers;
 
 mod admin;
+mod agent_client;
+mod agent_sessions;
 mod agents;
 mod auth;
 mod bad_input;

@@ -28,7 +28,7 @@ async fn replica(db: &TestDb, media_port: u16, dir: &std::path::Path, node: u32)
 }
 
 /// The same customer, talking to another replica.
-fn through(app: &TestApp, address: &str) -> TestApp {
+pub fn through(app: &TestApp, address: &str) -> TestApp {
     TestApp {
         address: address.to_string(),
         client: app.client.clone(),

@@ -11,6 +11,8 @@ use super::error::CtiError;
 use super::{
     CtiContext, cti_style, idempotent_create, list_answer, page, query, read_body, success,
 };
+use crate::agents::bus::revoked_payload;
+use crate::agents::machine::{Input, LogoutCause};
 use crate::api::AppState;
 use crate::api::error::ApiError;
 use crate::cdr::format_time;
@@ -161,6 +163,20 @@ pub async fn update(
             .store
             .update_agent(&ctx.app.app_id, &agent_no, &spec, pwd_hash.as_deref())
             .await?;
+        if spec.enabled == Some(false) {
+            // Logged out (after its call, if it is in one); its socket closes with 4005
+            // once the logout is sent.
+            state
+                .agents
+                .change(&ctx.app.app_id, &agent_no, |current| {
+                    let logout = Input::Logout {
+                        cause: LogoutCause::Disabled,
+                        forced_by: String::new(),
+                    };
+                    Ok((current.is_some().then_some(logout), ()))
+                })
+                .await?;
+        }
         Ok(success(
             StatusCode::OK,
             json!({"agent": agent.to_json(state.settings.timezone)}),
@@ -175,6 +191,16 @@ pub async fn delete(state: Data<AppState>, req: HttpRequest, path: AgentPath) ->
     let (state, req) = (&state, &req);
     cti_style(state, req, (&version, &sid, &app_id), |ctx| async move {
         existing(state, &ctx, &agent_no).await?;
+        if state
+            .store
+            .live_session(&ctx.app.app_id, &agent_no)
+            .await?
+            .is_some()
+        {
+            return Err(CtiError::InUse(
+                "agent is logged in (log it out or disable it first)".into(),
+            ));
+        }
         if !state.store.delete_agent(&ctx.app.app_id, &agent_no).await? {
             return Err(CtiError::AgentNotFound);
         }
@@ -232,6 +258,10 @@ pub async fn revoke_tokens(
         {
             return Err(CtiError::AgentNotFound);
         }
+        // Sockets opened with a token close (4001), on whichever replica holds them.
+        let payload = revoked_payload(&ctx.app.app_id, &agent_no);
+        state.agents.bus().deliver(&payload);
+        state.store.notify_agents(&payload).await?;
         Ok(success(StatusCode::OK, json!({})))
     })
     .await

@@ -7,6 +7,7 @@ use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
 use serde_json::json;
 
+use crate::agents::error::CommandError;
 use crate::api::error::{ApiError, ApiStatus};
 use crate::domain::ParamError;
 use crate::store::StoreError;
@@ -40,6 +41,12 @@ pub enum CtiError {
     /// 20008.
     #[error("displayNum not allowed for this application")]
     DisplayNumNotAllowed,
+    /// 20101 before the upgrade: the page's origin is not among `allowedOrigins`.
+    #[error("origin not allowed for this application")]
+    OriginRefused,
+    /// A refused agent command (§2 codes 10004, 10005, 201xx).
+    #[error(transparent)]
+    Command(#[from] CommandError),
 }
 
 impl From<ParamError> for CtiError {
@@ -79,6 +86,8 @@ impl CtiError {
             Self::PoolNotFound => "20006",
             Self::SipNumberTaken => "20007",
             Self::DisplayNumNotAllowed => "20008",
+            Self::OriginRefused => "20101",
+            Self::Command(e) => e.code(),
         }
     }
 
@@ -102,13 +111,18 @@ impl CtiError {
             },
             Self::AgentNotFound | Self::QueueNotFound | Self::PoolNotFound => StatusCode::NOT_FOUND,
             Self::AgentExists | Self::InUse(_) | Self::SipNumberTaken => StatusCode::CONFLICT,
-            Self::DisplayNumNotAllowed => StatusCode::FORBIDDEN,
+            Self::DisplayNumNotAllowed | Self::OriginRefused => StatusCode::FORBIDDEN,
+            Self::Command(e) => {
+                StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::BAD_REQUEST)
+            }
         }
     }
 
     /// The answer: `{"statusCode","statusMsg"}` with the table's HTTP status.
     pub fn response(&self) -> HttpResponse {
-        if let Self::Api(ApiError::Unavailable(e)) = self {
+        if let Self::Api(ApiError::Unavailable(e)) | Self::Command(CommandError::Unavailable(e)) =
+            self
+        {
             tracing::error!(error = %e, "request failed inside the platform");
         }
         let mut response = HttpResponse::build(self.http_status())

@@ -3,9 +3,11 @@
 //! Answers are `{"statusCode","statusMsg",…}` with the HTTP statuses of §2.
 
 pub mod agents;
+pub mod commands;
 pub mod error;
 pub mod pools;
 pub mod settings;
+pub mod socket;
 
 use std::future::Future;
 use std::sync::Arc;

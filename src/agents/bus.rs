@@ -1,0 +1,205 @@
+//! How a change of an agent reaches the process holding its socket: an in-process registry
+//! of socket tasks by agent, fed by this process's own changes and, on PostgreSQL, by
+//! `LISTEN` on the agents channel (other replicas' changes). A notice only says "look":
+//! the socket task reads the events from the database by seq, so a lost notice delays an
+//! event (until the task's next periodic look) but never loses or reorders one.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::mpsc;
+
+use crate::store::agent_sessions::AGENT_CHANNEL;
+
+/// What a socket task is told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// The agent's session has new events.
+    Events,
+    /// A socket attached to the agent: every other socket of the agent is taken over.
+    Attached {
+        /// The socket that now holds the agent.
+        socket_id: String,
+    },
+    /// The agent's tokens were revoked: sockets opened with one close (4001).
+    TokensRevoked,
+    /// Notices may have been lost (the listener reconnected): look again.
+    Resync,
+}
+
+type Key = (String, String);
+/// The socket tasks of one agent: (registration id, their channel).
+type Subscribers = Vec<(u64, mpsc::UnboundedSender<Notice>)>;
+
+/// The registry of socket tasks of this process, by (appSid, agentNo).
+#[derive(Default)]
+pub struct Bus {
+    subscribers: Mutex<HashMap<Key, Subscribers>>,
+    next_id: AtomicU64,
+}
+
+/// A socket task's registration; dropping it unregisters.
+pub struct Subscription {
+    bus: Arc<Bus>,
+    key: Key,
+    id: u64,
+    /// The notices for this agent.
+    pub notices: mpsc::UnboundedReceiver<Notice>,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        let mut subscribers = self
+            .bus
+            .subscribers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(list) = subscribers.get_mut(&self.key) {
+            list.retain(|(id, _)| *id != self.id);
+            if list.is_empty() {
+                subscribers.remove(&self.key);
+            }
+        }
+    }
+}
+
+/// The notification payload saying an agent's session has new events.
+pub fn events_payload(app_id: &str, agent_no: &str) -> String {
+    format!("E\t{app_id}\t{agent_no}")
+}
+
+/// The notification payload saying an agent's tokens were revoked.
+pub fn revoked_payload(app_id: &str, agent_no: &str) -> String {
+    format!("R\t{app_id}\t{agent_no}")
+}
+
+/// The notification payload saying `socket_id` attached to an agent.
+pub fn attached_payload(app_id: &str, agent_no: &str, socket_id: &str) -> String {
+    format!("S\t{app_id}\t{agent_no}\t{socket_id}")
+}
+
+impl Bus {
+    /// Registers a socket task for an agent's notices.
+    pub fn subscribe(self: &Arc<Self>, app_id: &str, agent_no: &str) -> Subscription {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let key = (app_id.to_string(), agent_no.to_string());
+        self.subscribers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(key.clone())
+            .or_default()
+            .push((id, tx));
+        Subscription {
+            bus: self.clone(),
+            key,
+            id,
+            notices: rx,
+        }
+    }
+
+    /// Hands a notification payload to the socket tasks of its agent (unknown payloads
+    /// are ignored).
+    pub fn deliver(&self, payload: &str) {
+        let mut parts = payload.split('\t');
+        let (Some(kind), Some(app_id), Some(agent_no)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return;
+        };
+        let notice = match (kind, parts.next()) {
+            ("E", None) => Notice::Events,
+            ("R", None) => Notice::TokensRevoked,
+            ("S", Some(socket_id)) => Notice::Attached {
+                socket_id: socket_id.to_string(),
+            },
+            _ => return,
+        };
+        let subscribers = self.subscribers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(list) = subscribers.get(&(app_id.to_string(), agent_no.to_string())) {
+            for (_, tx) in list {
+                let _ = tx.send(notice.clone());
+            }
+        }
+    }
+
+    /// Tells every socket task of this process to look again.
+    pub fn resync_all(&self) {
+        let subscribers = self.subscribers.lock().unwrap_or_else(|e| e.into_inner());
+        for (_, tx) in subscribers.values().flatten() {
+            let _ = tx.send(Notice::Resync);
+        }
+    }
+}
+
+/// Forwards the agents channel of PostgreSQL to `bus` until `stop`; after a lost
+/// connection every socket task looks again.
+pub async fn listen(
+    pool: sqlx::PgPool,
+    bus: Arc<Bus>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "agent notifications: cannot listen; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => continue,
+                    _ = stop.changed() => return,
+                }
+            }
+        };
+        if let Err(e) = listener.listen(AGENT_CHANNEL).await {
+            tracing::warn!(error = %e, "agent notifications: LISTEN failed; retrying");
+            continue;
+        }
+        bus.resync_all();
+        loop {
+            tokio::select! {
+                received = listener.try_recv() => match received {
+                    Ok(Some(n)) => bus.deliver(n.payload()),
+                    Ok(None) => {
+                        // The connection was lost (and is re-established by the next
+                        // call): what was sent meanwhile is gone.
+                        bus.resync_all();
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "agent notifications: listener failed");
+                        bus.resync_all();
+                        break;
+                    }
+                },
+                _ = stop.changed() => return,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notices_reach_only_their_agent() {
+        let bus = Arc::new(Bus::default());
+        let mut a = bus.subscribe("app", "1001");
+        let mut b = bus.subscribe("app", "1002");
+        bus.deliver(&events_payload("app", "1001"));
+        bus.deliver(&attached_payload("app", "1001", "s2"));
+        bus.deliver("garbage");
+        assert_eq!(a.notices.try_recv(), Ok(Notice::Events));
+        assert_eq!(
+            a.notices.try_recv(),
+            Ok(Notice::Attached {
+                socket_id: "s2".into()
+            })
+        );
+        assert!(a.notices.try_recv().is_err());
+        assert!(b.notices.try_recv().is_err());
+        bus.resync_all();
+        assert_eq!(b.notices.try_recv(), Ok(Notice::Resync));
+        drop(a);
+        assert_eq!(bus.subscribers.lock().unwrap().len(), 1);
+    }
+}

@@ -1,0 +1,82 @@
+//! Why an agent command or socket authentication was refused: the statusCodes of agents'
+//! contract §2 that sessions use, with their messages.
+
+use crate::store::StoreError;
+
+/// A refused agent command or authentication.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// 10004: a parameter error naming the field.
+    #[error("{0}")]
+    Param(String),
+    /// 10005: the platform failed (the database); safe to retry.
+    #[error("service temporarily unavailable, retry later")]
+    Unavailable(#[from] StoreError),
+    /// 20100: a socket's first frame was not `auth`.
+    #[error("authenticate first")]
+    AuthFirst,
+    /// 20101: wrong or unknown agent, password or token.
+    #[error("agent authentication failed")]
+    AuthFailed,
+    /// 20101: this address failed too often; it must wait.
+    #[error("too many failed attempts")]
+    TooManyAttempts,
+    /// 20102.
+    #[error("agent disabled")]
+    AgentDisabled,
+    /// 20103.
+    #[error("agent not logged in")]
+    NotLoggedIn,
+    /// 20104.
+    #[error("not allowed in the agent's current state")]
+    WrongState,
+    /// 20110.
+    #[error("no pstnNumber bound to the agent")]
+    NoPstnNumber,
+    /// 20111.
+    #[error("unknown command")]
+    UnknownCommand,
+}
+
+impl CommandError {
+    /// The statusCode.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Param(_) => "10004",
+            Self::Unavailable(_) => "10005",
+            Self::AuthFirst => "20100",
+            Self::AuthFailed | Self::TooManyAttempts => "20101",
+            Self::AgentDisabled => "20102",
+            Self::NotLoggedIn => "20103",
+            Self::WrongState => "20104",
+            Self::NoPstnNumber => "20110",
+            Self::UnknownCommand => "20111",
+        }
+    }
+
+    /// The HTTP status of the code when it answers a REST request (§2).
+    pub fn http_status(&self) -> u16 {
+        match self {
+            Self::Param(_) | Self::UnknownCommand => 400,
+            Self::Unavailable(_) => 503,
+            Self::AuthFirst | Self::AuthFailed | Self::TooManyAttempts => 401,
+            Self::AgentDisabled => 403,
+            Self::NotLoggedIn | Self::WrongState | Self::NoPstnNumber => 409,
+        }
+    }
+}
+
+impl From<crate::domain::ParamError> for CommandError {
+    fn from(e: crate::domain::ParamError) -> Self {
+        Self::Param(e.0)
+    }
+}
+
+impl From<super::machine::TableRefusal> for CommandError {
+    fn from(r: super::machine::TableRefusal) -> Self {
+        match r {
+            super::machine::TableRefusal::NotLoggedIn => Self::NotLoggedIn,
+            super::machine::TableRefusal::NotInThisState => Self::WrongState,
+        }
+    }
+}

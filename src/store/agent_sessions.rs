@@ -1,0 +1,501 @@
+//! Agent sessions as stored (agents' contract §4, §6): each agent's live session, its last
+//! 500 events with their seq, the socket attached to each agent, failed password attempts.
+//! What a session holds is the `agents` module's business: here it is JSON text.
+//!
+//! A change of a session runs in one transaction that holds the session row (on
+//! PostgreSQL `FOR UPDATE`; on SQLite the single writer), so commands and call events
+//! arriving at any replica are applied one at a time, and the events they cause get
+//! consecutive seqs. On PostgreSQL the transaction also sends a `NOTIFY` on
+//! [`AGENT_CHANNEL`], delivered at commit, for the replica holding the agent's socket.
+
+use super::{Store, StoreError, Tx, on_pool, on_tx};
+use crate::domain::time::now_ms;
+
+/// The PostgreSQL notification channel of agent events and socket changes.
+pub const AGENT_CHANNEL: &str = "voicepaas_agents";
+/// Events kept per session for resuming.
+pub const KEPT_EVENTS: i64 = 500;
+
+/// An agent's live session as stored.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct StoredSession {
+    /// `AG…`.
+    pub session_sid: String,
+    /// The state machine's session, JSON.
+    pub session: String,
+    /// The seq of its latest event.
+    pub last_seq: i64,
+}
+
+/// A session's state after a change.
+#[derive(Debug, Clone)]
+pub struct SessionState {
+    /// The state machine's session, JSON.
+    pub json: String,
+    /// `agentState`, for queries.
+    pub agent_state: &'static str,
+    /// Its next timer, Unix ms.
+    pub due_at: Option<i64>,
+}
+
+/// What a change writes.
+#[derive(Debug, Clone, Default)]
+pub struct SessionWrite {
+    /// The session after the change; `None` ends it (or leaves the agent offline).
+    pub session: Option<SessionState>,
+    /// Events to append: (type, data JSON object), in order.
+    pub events: Vec<(&'static str, String)>,
+    /// The payload to notify on [`AGENT_CHANNEL`] when events were written.
+    pub notice: String,
+}
+
+/// What a committed change did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    /// The session the events went to (`None`: the agent was and stays offline).
+    pub session_sid: Option<String>,
+    /// Its latest seq after the change.
+    pub last_seq: i64,
+    /// Whether the change ended the session.
+    pub ended: bool,
+}
+
+/// Failed password attempts of one (agent, address).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
+pub struct AuthFailures {
+    /// How many since `window_start`.
+    pub failures: i64,
+    /// When the counted run began, Unix ms.
+    pub window_start: i64,
+    /// The latest, Unix ms.
+    pub last_at: i64,
+}
+
+fn frame(kind: &str, seq: i64, data: &str) -> String {
+    format!(r#"{{"type":"{kind}","seq":{seq},"data":{data}}}"#)
+}
+
+async fn notify(tx: &mut Tx<'_>, payload: &str) -> Result<(), sqlx::Error> {
+    if let Tx::Postgres(t) = tx {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(AGENT_CHANNEL)
+            .bind(payload)
+            .execute(&mut **t)
+            .await?;
+    }
+    Ok(())
+}
+
+impl Store {
+    /// The live session of an agent, if it is logged in.
+    pub async fn live_session(
+        &self,
+        app_id: &str,
+        agent_no: &str,
+    ) -> Result<Option<StoredSession>, StoreError> {
+        Ok(on_pool!(self, |p| {
+            sqlx::query_as(
+            "SELECT session_sid, session, last_seq FROM agent_sessions WHERE app_id = $1 AND agent_no = $2 AND ended_at IS NULL"
+        )
+        .bind(app_id)
+        .bind(agent_no)
+        .fetch_optional(p)
+        .await
+        })?)
+    }
+
+    /// Changes an agent's session: `decide` sees the live session (or `None`) and the sid a
+    /// new session would get, and says what to write and what to answer; an `Err` from it
+    /// writes nothing. Concurrent first logins on PostgreSQL meet at the unique index and
+    /// the loser decides again.
+    pub async fn change_session<T, E>(
+        &self,
+        app_id: &str,
+        agent_no: &str,
+        new_sid: &str,
+        decide: impl Fn(Option<&StoredSession>) -> Result<(SessionWrite, T), E>,
+    ) -> Result<Result<(T, Committed), E>, StoreError> {
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match self.change_once(app_id, agent_no, new_sid, &decide).await {
+                Err(StoreError::Db(sqlx::Error::Database(db)))
+                    if db.is_unique_violation() && attempts < 3 =>
+                {
+                    continue;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn change_once<T, E>(
+        &self,
+        app_id: &str,
+        agent_no: &str,
+        new_sid: &str,
+        decide: &impl Fn(Option<&StoredSession>) -> Result<(SessionWrite, T), E>,
+    ) -> Result<Result<(T, Committed), E>, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let sql = format!(
+            "SELECT session_sid, session, last_seq FROM agent_sessions WHERE app_id = $1 AND agent_no = $2 \
+             AND ended_at IS NULL{}",
+            tx.for_update()
+        );
+        let current: Option<StoredSession> = on_tx!(&mut tx, |c| sqlx::query_as(&sql)
+            .bind(app_id)
+            .bind(agent_no)
+            .fetch_optional(c)
+            .await)?;
+        let (write, answer) = match decide(current.as_ref()) {
+            Ok(decided) => decided,
+            Err(e) => return Ok(Err(e)),
+        };
+        let now = now_ms();
+        let events = write.events.len() as i64;
+        let (sid, first_seq) = match (&current, &write.session) {
+            (None, None) => {
+                return Ok(Ok((
+                    answer,
+                    Committed {
+                        session_sid: None,
+                        last_seq: 0,
+                        ended: false,
+                    },
+                )));
+            }
+            (None, Some(state)) => {
+                on_tx!(&mut tx, |c| {
+                    sqlx::query(
+                    "INSERT INTO agent_sessions (session_sid, app_id, agent_no, session, agent_state, last_seq, due_at, \
+                     ended_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $8, $8)"
+                )
+                .bind(new_sid)
+                .bind(app_id)
+                .bind(agent_no)
+                .bind(&state.json)
+                .bind(state.agent_state)
+                .bind(events)
+                .bind(state.due_at)
+                .bind(now)
+                .execute(c)
+                .await
+                .map(|r| r.rows_affected())
+                })?;
+                (new_sid.to_string(), 1)
+            }
+            (Some(row), state) => {
+                let (json, agent_state, due_at, ended) = match state {
+                    Some(s) => (s.json.as_str(), s.agent_state, s.due_at, None),
+                    None => (row.session.as_str(), "offline", None, Some(now)),
+                };
+                on_tx!(&mut tx, |c| {
+                    sqlx::query(
+                    "UPDATE agent_sessions SET session = $2, agent_state = $3, last_seq = last_seq + $4, due_at = $5, \
+                     ended_at = $6, updated_at = $7 WHERE session_sid = $1"
+                )
+                .bind(&row.session_sid)
+                .bind(json)
+                .bind(agent_state)
+                .bind(events)
+                .bind(due_at)
+                .bind(ended)
+                .bind(now)
+                .execute(c)
+                .await
+                .map(|r| r.rows_affected())
+                })?;
+                (row.session_sid.clone(), row.last_seq + 1)
+            }
+        };
+        for (i, (kind, data)) in write.events.iter().enumerate() {
+            let seq = first_seq + i as i64;
+            on_tx!(&mut tx, |c| {
+                sqlx::query(
+                "INSERT INTO agent_events (session_sid, seq, frame, created_at) VALUES ($1, $2, $3, $4)"
+            )
+            .bind(&sid)
+            .bind(seq)
+            .bind(frame(kind, seq, data))
+            .bind(now)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected())
+            })?;
+        }
+        let last_seq = first_seq + events - 1;
+        if events > 0 {
+            on_tx!(&mut tx, |c| sqlx::query(
+                "DELETE FROM agent_events WHERE session_sid = $1 AND seq <= $2"
+            )
+            .bind(&sid)
+            .bind(last_seq - KEPT_EVENTS)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))?;
+            notify(&mut tx, &write.notice).await?;
+        }
+        tx.commit().await?;
+        Ok(Ok((
+            answer,
+            Committed {
+                session_sid: Some(sid),
+                last_seq,
+                ended: current.is_some() && write.session.is_none(),
+            },
+        )))
+    }
+
+    /// Sends `payload` on [`AGENT_CHANNEL`] (PostgreSQL; SQLite has one process).
+    pub async fn notify_agents(&self, payload: &str) -> Result<(), StoreError> {
+        if let Some(pool) = self.postgres_pool() {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(AGENT_CHANNEL)
+                .bind(payload)
+                .execute(&pool)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Events of session `sid` after seq `after`, in order, at most `limit`: (seq, frame).
+    pub async fn session_events(
+        &self,
+        sid: &str,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, String)>, StoreError> {
+        Ok(on_pool!(self, |p| {
+            sqlx::query_as(
+            "SELECT seq, frame FROM agent_events WHERE session_sid = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+        )
+        .bind(sid)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(p)
+        .await
+        })?)
+    }
+
+    /// The oldest seq still kept of session `sid`.
+    pub async fn oldest_kept_seq(&self, sid: &str) -> Result<Option<i64>, StoreError> {
+        Ok(on_pool!(self, |p| sqlx::query_scalar(
+            "SELECT MIN(seq) FROM agent_events WHERE session_sid = $1"
+        )
+        .bind(sid)
+        .fetch_one(p)
+        .await)?)
+    }
+
+    /// Attaches socket `socket_id` (held by process `holder`) to an agent, replacing any
+    /// other; tells the other's holder on PostgreSQL with `notice`.
+    pub async fn attach_socket(
+        &self,
+        app_id: &str,
+        agent_no: &str,
+        socket_id: &str,
+        holder: &str,
+        notice: &str,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        on_tx!(&mut tx, |c| {
+            sqlx::query(
+            "INSERT INTO agent_sockets (app_id, agent_no, socket_id, holder, seen_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (app_id, agent_no) DO UPDATE SET socket_id = excluded.socket_id, holder = excluded.holder, \
+             seen_at = excluded.seen_at"
+        )
+        .bind(app_id)
+        .bind(agent_no)
+        .bind(socket_id)
+        .bind(holder)
+        .bind(now_ms())
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected())
+        })?;
+        notify(&mut tx, notice).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Detaches socket `socket_id` from its agent; whether it was the attached one.
+    pub async fn detach_socket(
+        &self,
+        app_id: &str,
+        agent_no: &str,
+        socket_id: &str,
+    ) -> Result<bool, StoreError> {
+        let done = on_pool!(self, |p| sqlx::query(
+            "DELETE FROM agent_sockets WHERE app_id = $1 AND agent_no = $2 AND socket_id = $3"
+        )
+        .bind(app_id)
+        .bind(agent_no)
+        .bind(socket_id)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(done == 1)
+    }
+
+    /// The socket attached to an agent, if any.
+    pub async fn attached_socket(
+        &self,
+        app_id: &str,
+        agent_no: &str,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(on_pool!(self, |p| sqlx::query_scalar(
+            "SELECT socket_id FROM agent_sockets WHERE app_id = $1 AND agent_no = $2"
+        )
+        .bind(app_id)
+        .bind(agent_no)
+        .fetch_optional(p)
+        .await)?)
+    }
+
+    /// Vouches for every socket process `holder` holds.
+    pub async fn touch_sockets(&self, holder: &str) -> Result<(), StoreError> {
+        on_pool!(self, |p| sqlx::query(
+            "UPDATE agent_sockets SET seen_at = $2 WHERE holder = $1"
+        )
+        .bind(holder)
+        .bind(now_ms())
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// Sockets nobody vouched for since `before` (their process is gone), removed: the
+    /// agents they belonged to, as (app_id, agent_no).
+    pub async fn take_stale_sockets(
+        &self,
+        before: i64,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let stale: Vec<(String, String, String)> = on_pool!(self, |p| sqlx::query_as(
+            "SELECT app_id, agent_no, socket_id FROM agent_sockets WHERE seen_at < $1 LIMIT 500"
+        )
+        .bind(before)
+        .fetch_all(p)
+        .await)?;
+        let mut agents = Vec::with_capacity(stale.len());
+        for (app_id, agent_no, socket_id) in stale {
+            if self.detach_socket(&app_id, &agent_no, &socket_id).await? {
+                agents.push((app_id, agent_no));
+            }
+        }
+        Ok(agents)
+    }
+
+    /// Agents whose session has a timer due by `now`, at most `limit`.
+    pub async fn due_sessions(
+        &self,
+        now: i64,
+        limit: i64,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(on_pool!(self, |p| {
+            sqlx::query_as(
+            "SELECT app_id, agent_no FROM agent_sessions WHERE ended_at IS NULL AND due_at IS NOT NULL AND due_at <= $1 \
+             ORDER BY due_at LIMIT $2"
+        )
+        .bind(now)
+        .bind(limit)
+        .fetch_all(p)
+        .await
+        })?)
+    }
+
+    /// The earliest session timer, Unix ms.
+    pub async fn next_session_due(&self) -> Result<Option<i64>, StoreError> {
+        Ok(on_pool!(self, |p| sqlx::query_scalar(
+            "SELECT MIN(due_at) FROM agent_sessions WHERE ended_at IS NULL AND due_at IS NOT NULL"
+        )
+        .fetch_one(p)
+        .await)?)
+    }
+
+    /// Whether `token` is a live token of the agent.
+    pub async fn agent_token_valid(
+        &self,
+        app_id: &str,
+        agent_no: &str,
+        token: &str,
+    ) -> Result<bool, StoreError> {
+        let found: Option<String> = on_pool!(self, |p| {
+            sqlx::query_scalar(
+            "SELECT agent_no FROM agent_tokens WHERE token_hash = $1 AND app_id = $2 AND agent_no = $3 AND expires_at > $4"
+        )
+        .bind(self.hasher.hash(token))
+        .bind(app_id)
+        .bind(agent_no)
+        .bind(now_ms())
+        .fetch_optional(p)
+        .await
+        })?;
+        Ok(found.is_some())
+    }
+
+    /// Failed password attempts of (agent, address), if any.
+    pub async fn auth_failures(
+        &self,
+        app_id: &str,
+        agent_no: &str,
+        address: &str,
+    ) -> Result<Option<AuthFailures>, StoreError> {
+        Ok(on_pool!(self, |p| {
+            sqlx::query_as(
+            "SELECT failures, window_start, last_at FROM agent_auth_failures WHERE app_id = $1 AND agent_no = $2 AND address = $3"
+        )
+        .bind(app_id)
+        .bind(agent_no)
+        .bind(address)
+        .fetch_optional(p)
+        .await
+        })?)
+    }
+
+    /// Records the failed attempts of (agent, address) as `failures`.
+    pub async fn set_auth_failures(
+        &self,
+        app_id: &str,
+        agent_no: &str,
+        address: &str,
+        failures: AuthFailures,
+    ) -> Result<(), StoreError> {
+        on_pool!(self, |p| {
+            sqlx::query(
+            "INSERT INTO agent_auth_failures (app_id, agent_no, address, failures, window_start, last_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (app_id, agent_no, address) DO UPDATE SET \
+             failures = excluded.failures, window_start = excluded.window_start, last_at = excluded.last_at"
+        )
+        .bind(app_id)
+        .bind(agent_no)
+        .bind(address)
+        .bind(failures.failures)
+        .bind(failures.window_start)
+        .bind(failures.last_at)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected())
+        })?;
+        Ok(())
+    }
+
+    /// Forgets the failed attempts of (agent, address) after a success.
+    pub async fn clear_auth_failures(
+        &self,
+        app_id: &str,
+        agent_no: &str,
+        address: &str,
+    ) -> Result<(), StoreError> {
+        on_pool!(self, |p| sqlx::query(
+            "DELETE FROM agent_auth_failures WHERE app_id = $1 AND agent_no = $2 AND address = $3"
+        )
+        .bind(app_id)
+        .bind(agent_no)
+        .bind(address)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+}
