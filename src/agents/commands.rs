@@ -112,7 +112,7 @@ impl Agents {
         {
             return Err(CommandError::Param(format!("{cmd} is a socket command")));
         }
-        if !agent.enabled {
+        if !agent.enabled && name == CommandName::Login {
             return Err(CommandError::AgentDisabled);
         }
         let table = |current: &Option<super::Current<'_>>| {

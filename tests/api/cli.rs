@@ -90,3 +90,40 @@ fn bad_configuration_names_the_variable() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("VOICEPAAS_TIMEZONE: unknown time zone"));
 }
+
+both_backends! {
+    /// `voicepaas agent …`: create, list, update (disabling logs the agent out), token,
+    /// delete; refusals name what is wrong.
+    async fn cli_agents(db: TestDb) {
+        let server = db.spawn(&[]).await;
+        let (sid, app) = (server.sid.clone(), server.app_id.clone());
+        let target = ["--account", sid.as_str(), "--app", app.as_str(), "--agent-no", "1001"];
+        let (code, agent, err) = voicepaas(&db, &[&["agent", "create"][..], &target, &["--pwd", "s3cret!", "--name", "Li Lei", "--wrapup-time", "5"]].concat());
+        assert_eq!(code, 0, "{err}");
+        assert_eq!((agent["sipNumber"].as_str(), agent["wrapupTime"].as_i64()), (Some("80000001"), Some(5)));
+        let (code, _, err) = voicepaas(&db, &[&["agent", "create"][..], &target, &["--pwd", "s3cret!"]].concat());
+        assert_eq!(code, 1);
+        assert!(err.contains("agentNo already exists in this application"), "{err}");
+        let (code, _, err) = voicepaas(&db, &[&["agent", "create"][..], &target[..4], &["--agent-no", "1002", "--pwd", "short"]].concat());
+        assert_eq!(code, 1);
+        assert!(err.contains("pwd must be 6-64 characters"), "{err}");
+        let (_, list, _) = voicepaas(&db, &["agent", "list", "--account", &sid, "--app", &app]);
+        assert_eq!(list["agents"].as_array().unwrap().len(), 1);
+        let (code, token, _) = voicepaas(&db, &[&["agent", "token"][..], &target].concat());
+        assert_eq!(code, 0);
+        assert!(token["token"].as_str().unwrap().starts_with("agt_"));
+
+        // Logged in over REST, the agent cannot be deleted; disabling it logs it out.
+        let a = server.cti(reqwest::Method::POST, "Agents/1001/Commands", Some(serde_json::json!({"cmd": "login"}))).await;
+        assert_eq!(a.code(), "00000");
+        let (code, _, err) = voicepaas(&db, &[&["agent", "delete"][..], &target].concat());
+        assert_eq!(code, 1);
+        assert!(err.contains("is logged in"), "{err}");
+        let (code, updated, err) = voicepaas(&db, &[&["agent", "update"][..], &target, &["--enabled", "false"]].concat());
+        assert_eq!((code, updated["enabled"].as_bool()), (0, Some(false)), "{err}");
+        let a = server.cti(reqwest::Method::POST, "Agents/1001/Commands", Some(serde_json::json!({"cmd": "getState"}))).await;
+        assert_eq!(a.body["data"]["agentState"], "offline");
+        let (code, deleted, _) = voicepaas(&db, &[&["agent", "delete"][..], &target].concat());
+        assert_eq!((code, deleted["deleted"].as_str()), (0, Some("1001")));
+    }
+}

@@ -1,6 +1,8 @@
-//! Subcommands of the `voicepaas` binary: `serve`, `migrate`, `account …`, `app …`. The
-//! account and app commands work directly on the database named by `DATABASE_URL` and
-//! print JSON.
+//! Subcommands of the `voicepaas` binary: `serve`, `migrate`, `account …`, `app …`,
+//! `agent …`. The account, app and agent commands work directly on the database named by
+//! `DATABASE_URL` and print JSON.
+
+mod agent;
 
 use std::process::ExitCode;
 
@@ -36,6 +38,9 @@ enum Command {
     /// Manage applications.
     #[command(subcommand)]
     App(AppCommand),
+    /// Manage the agents of an application.
+    #[command(subcommand)]
+    Agent(agent::AgentCommand),
     /// Run the sandbox media server alone (FreeSWITCH's Event Socket protocol, API.md §12).
     Sandbox {
         /// Address to listen on.
@@ -216,6 +221,7 @@ async fn run(command: Command, settings: Settings) -> Result<(), String> {
             Ok(())
         }
         Command::Account(command) => account(&open_store().await?, command).await,
+        Command::Agent(command) => agent::run(&open_store().await?, &settings, command).await,
         Command::App(command) => {
             app(
                 &open_store().await?,
