@@ -16,79 +16,13 @@
 //! purge deletes the delivered callbacks, the database is compacted and measured again:
 //! what the platform keeps for good per call.
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
 mod support;
-use support::post;
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// A child process, killed when dropped.
-struct Proc(Child);
-
-impl Proc {
-    fn spawn(command: &mut Command) -> Proc {
-        let child = command
-            .env("VOICEPAAS_LOG", "warn")
-            .env_remove("VOICEPAAS_CONFIG")
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start voicepaas");
-        Proc(child)
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-/// Peak resident memory (VmHWM) of process `pid`, in MB.
-fn peak_rss_mb(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
-/// CPU seconds (user + system) process `pid` has used so far.
-fn cpu_secs(pid: u32) -> f64 {
-    stat_cpu_secs(&std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default())
-}
-
-/// CPU seconds (user + system) of a `/proc/…/stat` line.
-fn stat_cpu_secs(stat: &str) -> f64 {
-    // Fields after the command name (which may hold spaces) start after the last ')'.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // utime and stime are fields 14 and 15 of the whole line: 12 and 13 here.
-    (ticks(11) + ticks(12)) / 100.0
-}
+use support::{Proc, admin, cpu_secs, env_u64, free_port, peak_rss_mb, post, stat_cpu_secs};
 
 /// The server's database, read directly (not migrated: the server may be another build).
 #[derive(Clone)]
@@ -257,25 +191,6 @@ async fn progress(db: &Db) -> (i64, i64) {
         .count("SELECT COUNT(*) FROM calls WHERE state IN ('placing', 'initiated', 'ringing', 'answered')")
         .await;
     (live, db.count("SELECT COUNT(*) FROM cdrs").await)
-}
-
-/// The admin API of the server at `base`: a JSON request.
-async fn admin(
-    client: &reqwest::Client,
-    method: reqwest::Method,
-    url: String,
-    body: serde_json::Value,
-) -> serde_json::Value {
-    client
-        .request(method, url)
-        .bearer_auth("bench")
-        .json(&body)
-        .send()
-        .await
-        .expect("admin")
-        .json()
-        .await
-        .expect("admin json")
 }
 
 /// CPU seconds used so far by the threads of process `pid`, summed by thread name.

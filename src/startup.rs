@@ -108,7 +108,8 @@ impl Application {
             store.clone(),
             crate::store::retention::Retention::of(&settings),
         ));
-        let agents = crate::agents::Agents::start(store.clone(), settings.clone(), ids.clone());
+        let agents =
+            crate::agents::Agents::start(store.clone(), settings.clone(), ids.clone()).await;
         let state = web::Data::new(AppState {
             store,
             ids,

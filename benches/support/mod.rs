@@ -1,4 +1,7 @@
-//! What the benchmarks that drive a server over HTTP share.
+//! What the benchmarks that drive a server over HTTP share (each bench uses a part).
+#![allow(dead_code)]
+
+use std::process::{Child, Command, Stdio};
 
 /// POSTs `body` to `url` as the account `(sid, token)`; the answer's `field` must be `ok`
 /// (`statuscode` `0`, `statusCode` `00000`).
@@ -20,4 +23,89 @@ pub async fn post(
         .await
         .expect("json");
     assert_eq!(answer[field], ok, "{answer}");
+}
+
+pub fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A child process, killed when dropped.
+pub struct Proc(pub Child);
+
+impl Proc {
+    pub fn spawn(command: &mut Command) -> Proc {
+        let child = command
+            .env("VOICEPAAS_LOG", "warn")
+            .env_remove("VOICEPAAS_CONFIG")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start voicepaas");
+        Proc(child)
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// Peak resident memory (VmHWM) of process `pid`, in MB.
+pub fn peak_rss_mb(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// CPU seconds (user + system) process `pid` has used so far.
+pub fn cpu_secs(pid: u32) -> f64 {
+    stat_cpu_secs(&std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default())
+}
+
+/// CPU seconds (user + system) of a `/proc/…/stat` line.
+pub fn stat_cpu_secs(stat: &str) -> f64 {
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the whole line: 12 and 13 here.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// The admin API of the server at `base`: a JSON request.
+pub async fn admin(
+    client: &reqwest::Client,
+    method: reqwest::Method,
+    url: String,
+    body: serde_json::Value,
+) -> serde_json::Value {
+    client
+        .request(method, url)
+        .bearer_auth("bench")
+        .json(&body)
+        .send()
+        .await
+        .expect("admin")
+        .json()
+        .await
+        .expect("admin json")
 }

@@ -27,17 +27,22 @@ CREATE TABLE agent_events (
     PRIMARY KEY (session_sid, seq)
 );
 
--- The socket attached to each agent (the latest authentication wins), the process holding
--- it and when that process last vouched for it.
+-- The socket attached to each agent (the latest authentication wins) and the process
+-- holding it.
 CREATE TABLE agent_sockets (
     app_id    TEXT NOT NULL,
     agent_no  TEXT NOT NULL,
     socket_id TEXT NOT NULL,
     holder    TEXT NOT NULL,
-    seen_at   BIGINT NOT NULL,
     PRIMARY KEY (app_id, agent_no)
 );
 CREATE INDEX agent_sockets_by_holder ON agent_sockets (holder);
+
+-- When each process holding sockets last vouched for them (one row per process).
+CREATE TABLE agent_holders (
+    holder  TEXT PRIMARY KEY,
+    seen_at BIGINT NOT NULL
+);
 
 -- Failed password authentications per agent and client address (throttling).
 CREATE TABLE agent_auth_failures (

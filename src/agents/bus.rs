@@ -1,8 +1,9 @@
 //! How a change of an agent reaches the process holding its socket: an in-process registry
 //! of socket tasks by agent, fed by this process's own changes and, on PostgreSQL, by
-//! `LISTEN` on the agents channel (other replicas' changes). A notice only says "look":
-//! the socket task reads the events from the database by seq, so a lost notice delays an
-//! event (until the task's next periodic look) but never loses or reorders one.
+//! `LISTEN` on the agents channel (other replicas' changes). A notice carries the new
+//! events when they fit; the socket task sends them if they follow what it sent, and
+//! otherwise reads the events from the database by seq, so a notice lost or out of turn
+//! costs a read, never an event or its order.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,8 +16,14 @@ use crate::store::agent_sessions::AGENT_CHANNEL;
 /// What a socket task is told.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Notice {
-    /// The agent's session has new events.
-    Events,
+    /// The agent's session has new events; the frames (seq, frame) when the notice
+    /// carried them.
+    Events {
+        /// The session.
+        sid: String,
+        /// Its new frames, in seq order (empty: read them).
+        frames: Vec<(i64, String)>,
+    },
     /// A socket attached to the agent: every other socket of the agent is taken over.
     Attached {
         /// The socket that now holds the agent.
@@ -64,11 +71,6 @@ impl Drop for Subscription {
     }
 }
 
-/// The notification payload saying an agent's session has new events.
-pub fn events_payload(app_id: &str, agent_no: &str) -> String {
-    format!("E\t{app_id}\t{agent_no}")
-}
-
 /// The notification payload saying an agent's tokens were revoked.
 pub fn revoked_payload(app_id: &str, agent_no: &str) -> String {
     format!("R\t{app_id}\t{agent_no}")
@@ -108,7 +110,20 @@ impl Bus {
             return;
         };
         let notice = match (kind, parts.next()) {
-            ("E", None) => Notice::Events,
+            ("E", Some(sid)) => {
+                let rest: Vec<&str> = parts.collect();
+                let frames = rest
+                    .chunks(2)
+                    .map_while(|pair| match pair {
+                        [seq, frame] => seq.parse().ok().map(|seq| (seq, frame.to_string())),
+                        _ => None,
+                    })
+                    .collect();
+                Notice::Events {
+                    sid: sid.to_string(),
+                    frames,
+                }
+            }
             ("R", None) => Notice::TokensRevoked,
             ("S", Some(socket_id)) => Notice::Attached {
                 socket_id: socket_id.to_string(),
@@ -179,16 +194,27 @@ pub async fn listen(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::agent_sessions::events_notice;
 
     #[test]
     fn notices_reach_only_their_agent() {
         let bus = Arc::new(Bus::default());
         let mut a = bus.subscribe("app", "1001");
         let mut b = bus.subscribe("app", "1002");
-        bus.deliver(&events_payload("app", "1001"));
+        let frames = vec![
+            (7, r#"{"seq":7}"#.to_string()),
+            (8, r#"{"seq":8}"#.to_string()),
+        ];
+        bus.deliver(&events_notice("app", "1001", "AG1", &frames));
         bus.deliver(&attached_payload("app", "1001", "s2"));
         bus.deliver("garbage");
-        assert_eq!(a.notices.try_recv(), Ok(Notice::Events));
+        assert_eq!(
+            a.notices.try_recv(),
+            Ok(Notice::Events {
+                sid: "AG1".into(),
+                frames
+            })
+        );
         assert_eq!(
             a.notices.try_recv(),
             Ok(Notice::Attached {

@@ -62,7 +62,7 @@ pub struct Changed {
 impl Agents {
     /// Starts the agent machinery: on PostgreSQL the listener of other replicas' notices,
     /// and the loop of session timers and lost sockets.
-    pub fn start(store: Store, settings: Settings, ids: Arc<IdGenerator>) -> Arc<Self> {
+    pub async fn start(store: Store, settings: Settings, ids: Arc<IdGenerator>) -> Arc<Self> {
         let (stop, stopped) = watch::channel(false);
         let agents = Arc::new(Self {
             store: store.clone(),
@@ -73,6 +73,11 @@ impl Agents {
             timer_set: Notify::new(),
             stop,
         });
+        // Vouched for before any socket is accepted, so no replica takes this process's
+        // first sockets for those of a dead one.
+        if let Err(e) = store.touch_sockets(&agents.holder).await {
+            tracing::warn!(error = %e, "agent sockets: cannot vouch for this process yet");
+        }
         if let Some(pool) = store.postgres_pool() {
             tokio::spawn(bus::listen(pool, agents.bus.clone(), stopped.clone()));
         }
@@ -122,7 +127,6 @@ impl Agents {
         let now = now_ms();
         let new_sid = self.ids.agent_session(chrono::Utc::now()).to_string();
         let tz = self.settings.timezone;
-        let notice = bus::events_payload(app_id, agent_no);
         let result = self
             .store
             .change_session(app_id, agent_no, &new_sid, |stored| {
@@ -162,18 +166,13 @@ impl Agents {
                     agent_state: s.state.as_str(),
                     due_at: s.due_at(),
                 });
-                Ok::<_, CommandError>((
-                    SessionWrite {
-                        session,
-                        events,
-                        notice: notice.clone(),
-                    },
-                    (answer, outcome.session),
-                ))
+                Ok::<_, CommandError>((SessionWrite { session, events }, (answer, outcome.session)))
             })
             .await?;
         let ((answer, session), committed) = result?;
-        self.bus.deliver(&notice);
+        if let Some(notice) = &committed.notice {
+            self.bus.deliver(notice);
+        }
         if session.as_ref().is_some_and(|s| s.due_at().is_some()) {
             self.timer_set.notify_one();
         }

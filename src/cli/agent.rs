@@ -206,7 +206,8 @@ pub async fn run(store: &Store, settings: &Settings, command: AgentCommand) -> R
                     store.clone(),
                     settings.clone(),
                     std::sync::Arc::new(IdGenerator::new(settings.node_id)),
-                );
+                )
+                .await;
                 let logged_out = agents
                     .change(&app_id, &target.agent_no, |current| {
                         let logout = Input::Logout {

@@ -45,8 +45,6 @@ pub struct SessionWrite {
     pub session: Option<SessionState>,
     /// Events to append: (type, data JSON object), in order.
     pub events: Vec<(&'static str, String)>,
-    /// The payload to notify on [`AGENT_CHANNEL`] when events were written.
-    pub notice: String,
 }
 
 /// What a committed change did.
@@ -58,6 +56,25 @@ pub struct Committed {
     pub last_seq: i64,
     /// Whether the change ended the session.
     pub ended: bool,
+    /// The notice sent on [`AGENT_CHANNEL`] (see [`events_notice`]), when events were written.
+    pub notice: Option<String>,
+}
+
+/// Largest notice that carries its frames (PostgreSQL takes payloads under 8000 bytes).
+const NOTICE_WITH_FRAMES: usize = 7000;
+
+/// The notice that an agent's session has new events: `E`, appSid, agentNo, the session
+/// and, when they fit, the frames themselves (seq, frame …), tab-separated (a frame's JSON
+/// has no raw tab), so the holder of the socket need not read them back.
+pub fn events_notice(app_id: &str, agent_no: &str, sid: &str, frames: &[(i64, String)]) -> String {
+    let mut notice = format!("E\t{app_id}\t{agent_no}\t{sid}");
+    let size: usize = frames.iter().map(|(_, f)| f.len() + 24).sum();
+    if notice.len() + size <= NOTICE_WITH_FRAMES {
+        for (seq, frame) in frames {
+            notice.push_str(&format!("\t{seq}\t{frame}"));
+        }
+    }
+    notice
 }
 
 /// Failed password attempts of one (agent, address).
@@ -161,6 +178,7 @@ impl Store {
                         session_sid: None,
                         last_seq: 0,
                         ended: false,
+                        notice: None,
                     },
                 )));
             }
@@ -208,15 +226,17 @@ impl Store {
                 (row.session_sid.clone(), row.last_seq + 1)
             }
         };
+        let mut frames = Vec::with_capacity(write.events.len());
         for (i, (kind, data)) in write.events.iter().enumerate() {
             let seq = first_seq + i as i64;
+            frames.push((seq, frame(kind, seq, data)));
             on_tx!(&mut tx, |c| {
                 sqlx::query(
                 "INSERT INTO agent_events (session_sid, seq, frame, created_at) VALUES ($1, $2, $3, $4)"
             )
             .bind(&sid)
             .bind(seq)
-            .bind(frame(kind, seq, data))
+            .bind(&frames[i].1)
             .bind(now)
             .execute(c)
             .await
@@ -224,7 +244,7 @@ impl Store {
             })?;
         }
         let last_seq = first_seq + events - 1;
-        if events > 0 {
+        if events > 0 && last_seq > KEPT_EVENTS {
             on_tx!(&mut tx, |c| sqlx::query(
                 "DELETE FROM agent_events WHERE session_sid = $1 AND seq <= $2"
             )
@@ -233,7 +253,10 @@ impl Store {
             .execute(c)
             .await
             .map(|r| r.rows_affected()))?;
-            notify(&mut tx, &write.notice).await?;
+        }
+        let notice = (events > 0).then(|| events_notice(app_id, agent_no, &sid, &frames));
+        if let Some(notice) = &notice {
+            notify(&mut tx, notice).await?;
         }
         tx.commit().await?;
         Ok(Ok((
@@ -242,6 +265,7 @@ impl Store {
                 session_sid: Some(sid),
                 last_seq,
                 ended: current.is_some() && write.session.is_none(),
+                notice,
             },
         )))
     }
@@ -300,15 +324,13 @@ impl Store {
         let mut tx = self.begin_write().await?;
         on_tx!(&mut tx, |c| {
             sqlx::query(
-            "INSERT INTO agent_sockets (app_id, agent_no, socket_id, holder, seen_at) VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (app_id, agent_no) DO UPDATE SET socket_id = excluded.socket_id, holder = excluded.holder, \
-             seen_at = excluded.seen_at"
+            "INSERT INTO agent_sockets (app_id, agent_no, socket_id, holder) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (app_id, agent_no) DO UPDATE SET socket_id = excluded.socket_id, holder = excluded.holder"
         )
         .bind(app_id)
         .bind(agent_no)
         .bind(socket_id)
         .bind(holder)
-        .bind(now_ms())
         .execute(c)
         .await
         .map(|r| r.rows_affected())
@@ -352,10 +374,11 @@ impl Store {
         .await)?)
     }
 
-    /// Vouches for every socket process `holder` holds.
+    /// Vouches for every socket process `holder` holds (one row per process).
     pub async fn touch_sockets(&self, holder: &str) -> Result<(), StoreError> {
         on_pool!(self, |p| sqlx::query(
-            "UPDATE agent_sockets SET seen_at = $2 WHERE holder = $1"
+            "INSERT INTO agent_holders (holder, seen_at) VALUES ($1, $2) \
+             ON CONFLICT (holder) DO UPDATE SET seen_at = excluded.seen_at"
         )
         .bind(holder)
         .bind(now_ms())
@@ -365,23 +388,39 @@ impl Store {
         Ok(())
     }
 
-    /// Sockets nobody vouched for since `before` (their process is gone), removed: the
-    /// agents they belonged to, as (app_id, agent_no).
+    /// Sockets whose process has not vouched for them since `before` (it is gone),
+    /// removed, with that process's row: the agents they belonged to, as (app_id, agent_no).
+    /// A socket whose process never vouched counts as gone too (the process vouches before
+    /// it accepts any socket).
     pub async fn take_stale_sockets(
         &self,
         before: i64,
     ) -> Result<Vec<(String, String)>, StoreError> {
-        let stale: Vec<(String, String, String)> = on_pool!(self, |p| sqlx::query_as(
-            "SELECT app_id, agent_no, socket_id FROM agent_sockets WHERE seen_at < $1 LIMIT 500"
+        let stale: Vec<(String, String, String)> = on_pool!(self, |p| {
+            sqlx::query_as(
+            "SELECT s.app_id, s.agent_no, s.socket_id FROM agent_sockets s LEFT JOIN agent_holders h \
+             ON h.holder = s.holder WHERE h.seen_at IS NULL OR h.seen_at < $1 LIMIT 500"
         )
         .bind(before)
         .fetch_all(p)
-        .await)?;
+        .await
+        })?;
         let mut agents = Vec::with_capacity(stale.len());
         for (app_id, agent_no, socket_id) in stale {
             if self.detach_socket(&app_id, &agent_no, &socket_id).await? {
                 agents.push((app_id, agent_no));
             }
+        }
+        if agents.is_empty() {
+            on_pool!(self, |p| {
+                sqlx::query(
+                "DELETE FROM agent_holders WHERE seen_at < $1 AND holder NOT IN (SELECT holder FROM agent_sockets)"
+            )
+            .bind(before)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected())
+            })?;
         }
         Ok(agents)
     }

@@ -342,19 +342,28 @@ impl Store {
             .ok_or(AgentWriteError::NotFound)
     }
 
+    /// Agent `agent_no` of application `app_id` without its memberships (one read, for
+    /// sessions and commands).
+    pub async fn find_agent_alone(
+        &self,
+        app_id: &str,
+        agent_no: &str,
+    ) -> Result<Option<AgentRecord>, StoreError> {
+        let sql = format!("SELECT {AGENT_COLUMNS} FROM agents WHERE app_id = $1 AND agent_no = $2");
+        Ok(on_pool!(self, |p| sqlx::query_as(&sql)
+            .bind(app_id)
+            .bind(agent_no)
+            .fetch_optional(p)
+            .await)?)
+    }
+
     /// Agent `agent_no` of application `app_id`, with its memberships.
     pub async fn find_agent(
         &self,
         app_id: &str,
         agent_no: &str,
     ) -> Result<Option<AgentRecord>, StoreError> {
-        let sql = format!("SELECT {AGENT_COLUMNS} FROM agents WHERE app_id = $1 AND agent_no = $2");
-        let agent: Option<AgentRecord> = on_pool!(self, |p| sqlx::query_as(&sql)
-            .bind(app_id)
-            .bind(agent_no)
-            .fetch_optional(p)
-            .await)?;
-        let Some(mut agent) = agent else {
+        let Some(mut agent) = self.find_agent_alone(app_id, agent_no).await? else {
             return Ok(None);
         };
         agent.queues = self

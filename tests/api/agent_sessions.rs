@@ -381,3 +381,58 @@ async fn events_cross_replicas() {
         "3"
     );
 }
+
+/// A replica killed (-9) while holding an agent's socket: the other replica sees that
+/// process stop vouching for its sockets, starts the agent's grace and logs it out
+/// (`disconnected`), as if the socket had closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sockets_of_a_killed_replica_start_their_grace() {
+    let Some(db) =
+        TestDb::postgres("api::agent_sessions::sockets_of_a_killed_replica_start_their_grace")
+            .await
+    else {
+        return;
+    };
+    let timing = [
+        ("VOICEPAAS_CTI_SILENCE_SECONDS", "2"),
+        ("VOICEPAAS_CTI_GRACE_SECONDS", "1"),
+    ];
+    let survivor = db.spawn(&timing).await;
+    agent(&survivor, "1001", json!({})).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut process = std::process::Command::new(env!("CARGO_BIN_EXE_voicepaas"));
+    process
+        .envs(timing)
+        .env("VOICEPAAS_LOG", "warn")
+        .stdout(std::process::Stdio::null());
+    let (doomed, address) = crate::processes::serve(&db, dir.path(), process).await;
+    let mut s = AgentSocket::open(&address, &survivor.app_id, "1001").await;
+    ok(&s.auth("s3cret!").await);
+    ok(&s.request("login", json!({})).await);
+    let kill = std::process::Command::new("kill")
+        .args(["-9", &doomed.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let started = std::time::Instant::now();
+    loop {
+        let a = command(&survivor, "1001", "getState", json!({})).await;
+        if a.body["data"]["agentState"] == "offline" {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "still logged in: {}",
+            a.body
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let logout = db
+        .text("SELECT frame FROM agent_events WHERE frame LIKE '%\"logout\"%'")
+        .await
+        .unwrap();
+    assert!(
+        logout.contains("\"logoutCause\":\"disconnected\""),
+        "{logout}"
+    );
+}

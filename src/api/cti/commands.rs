@@ -42,14 +42,16 @@ pub async fn run(
         };
         let agent = state
             .store
-            .find_agent(&ctx.app.app_id, &agent_no)
+            .find_agent_alone(&ctx.app.app_id, &agent_no)
             .await?
             .ok_or(CtiError::AgentNotFound)?;
-        let attached = state
-            .store
-            .attached_socket(&ctx.app.app_id, &agent_no)
-            .await?
-            .is_some();
+        // Only a login asks whether a socket is there (a socketless session otherwise).
+        let attached = cmd == "login"
+            && state
+                .store
+                .attached_socket(&ctx.app.app_id, &agent_no)
+                .await?
+                .is_some();
         let data = state
             .agents
             .run(

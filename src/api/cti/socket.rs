@@ -253,7 +253,9 @@ impl Socket {
                 .filter(|s| !s.is_empty())
         };
         let store = self.agents.store().clone();
-        let agent = store.find_agent(&self.app.app_id, &self.agent_no).await?;
+        let agent = store
+            .find_agent_alone(&self.app.app_id, &self.agent_no)
+            .await?;
         let by_token = match (text("pwd"), text("token")) {
             (Some(pwd), None) => {
                 self.check_password(agent.as_ref(), pwd).await?;
@@ -294,13 +296,29 @@ impl Socket {
             )
             .await?;
         self.agents.bus().deliver(&notice);
-        let (current, changed) = self
-            .agents
-            .change(&self.app.app_id, &self.agent_no, |current| {
-                let sid = current.as_ref().map(|c| (c.sid.to_string(), c.last_seq));
-                Ok((current.is_some().then_some(Input::SocketBack), sid))
-            })
-            .await?;
+        // A logged-in agent's socket is back (its grace ends). An offline agent has nothing
+        // to change: the attach above already shows a REST login that a socket is there.
+        let (current, changed) = if store
+            .live_session(&self.app.app_id, &self.agent_no)
+            .await?
+            .is_some()
+        {
+            self.agents
+                .change(&self.app.app_id, &self.agent_no, |current| {
+                    let sid = current.as_ref().map(|c| (c.sid.to_string(), c.last_seq));
+                    Ok((current.is_some().then_some(Input::SocketBack), sid))
+                })
+                .await?
+        } else {
+            (
+                None,
+                crate::agents::Changed {
+                    session: None,
+                    sid: String::new(),
+                    last_seq: 0,
+                },
+            )
+        };
         let asked = text("sessionSid").zip(text("lastSeq").and_then(|s| s.parse::<i64>().ok()));
         let (mut following, resumed, gap) = match (&current, asked) {
             (Some((sid, _)), Some((asked_sid, last_seq))) if sid == asked_sid && last_seq >= 0 => {
@@ -480,6 +498,9 @@ impl Socket {
                         return;
                     }
                     Some(Notice::TokensRevoked) if attached.by_token => break 4001,
+                    Some(Notice::Events { sid, frames }) => {
+                        if let Some(code) = self.deliver(&mut attached, &sid, frames).await { break code; }
+                    }
                     Some(_) => {
                         if let Some(code) = self.follow(&mut attached).await { break code; }
                     }
@@ -490,12 +511,38 @@ impl Socket {
                         break 4004;
                     }
                     if self.ws.ping(b"").await.is_err() { break 1000; }
-                    if let Some(code) = self.follow(&mut attached).await { break code; }
                 }
                 _ = stopping.changed() => break 1001,
             }
         };
         self.finish(Some(attached), code).await;
+    }
+
+    /// Sends the frames a notice carried when they continue what the socket sent of the
+    /// session it follows; otherwise reads what is new from the database.
+    async fn deliver(
+        &mut self,
+        attached: &mut Attached,
+        sid: &str,
+        frames: Vec<(i64, String)>,
+    ) -> Option<u16> {
+        let Some((following, sent)) = attached.following.clone() else {
+            return self.follow(attached).await;
+        };
+        let fresh: Vec<_> = frames.into_iter().filter(|(seq, _)| *seq > sent).collect();
+        if following != sid || fresh.first().is_none_or(|(seq, _)| *seq != sent + 1) {
+            return self.follow(attached).await;
+        }
+        let mut disabled = false;
+        for (seq, frame) in fresh {
+            disabled |= frame.contains(r#""eventName":"logout""#)
+                && frame.contains(r#""logoutCause":"disabled""#);
+            if !self.send(frame).await {
+                return None;
+            }
+            attached.following = Some((sid.to_string(), seq));
+        }
+        disabled.then_some(4005)
     }
 
     /// Sends what the agent's sessions have new; a close code when the agent was logged
