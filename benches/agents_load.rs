@@ -205,7 +205,10 @@ async fn main() {
     for p in probes {
         healthz += p.await.expect("probe");
     }
-    println!("anchor: /healthz {:.0} requests/s (32 concurrent)", healthz as f64 / 2.0);
+    println!(
+        "anchor: /healthz {:.0} requests/s (32 concurrent)",
+        healthz as f64 / 2.0
+    );
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss_before = rss_mb(pid);
     let cpu_before = cpu_secs(pid);

@@ -1,6 +1,7 @@
 //! Retention: what the platform stops keeping. Idempotency keys after their 24 hours,
 //! delivered and failed callbacks (outbox rows and their attempts) after the configured
-//! number of days, recording files after theirs. Each purge deletes a bounded number of
+//! number of days, recording files after theirs, agent sessions (with their events) a day
+//! after they ended and failed password attempts once they no longer count. Each purge deletes a bounded number of
 //! rows per table (and files) so it never holds the database or the disk for long; the
 //! periodic task repeats it while there is more.
 
@@ -14,6 +15,10 @@ use crate::domain::ConversationId;
 pub const IDEMPOTENCY_KEY_TTL_MS: i64 = 24 * 3_600_000;
 /// Most rows one purge deletes from one table.
 pub const PURGE_BATCH: i64 = 5_000;
+/// How long an ended agent session and its events are kept.
+pub const ENDED_SESSION_TTL_MS: i64 = 24 * 3_600_000;
+/// How long failed password attempts count (agents' contract §1).
+pub const AUTH_FAILURE_WINDOW_MS: i64 = 10 * 60_000;
 
 /// What one purge deleted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -24,13 +29,16 @@ pub struct Purged {
     pub deliveries: u64,
     /// The attempts of those callbacks.
     pub attempts: u64,
+    /// Ended agent sessions (their events go with them) and failed password attempts
+    /// that no longer count.
+    pub agent_rows: u64,
 }
 
 impl Purged {
     /// Whether some table had a whole batch to delete (more may be waiting).
     pub fn full(&self) -> bool {
         let batch = PURGE_BATCH as u64;
-        self.idempotency_keys >= batch || self.deliveries >= batch
+        self.idempotency_keys >= batch || self.deliveries >= batch || self.agent_rows >= batch
     }
 }
 
@@ -83,7 +91,46 @@ impl Store {
             idempotency_keys,
             deliveries,
             attempts,
+            agent_rows: self.purge_agent_rows(now).await?,
         })
+    }
+
+    /// Deletes agent sessions that ended a day ago, with their events, and failed
+    /// password attempts past their window; at most [`PURGE_BATCH`] of each.
+    async fn purge_agent_rows(&self, now: i64) -> Result<u64, StoreError> {
+        let failures = on_pool!(self, |p| {
+            sqlx::query(
+            "DELETE FROM agent_auth_failures WHERE (app_id, agent_no, address) IN \
+             (SELECT app_id, agent_no, address FROM agent_auth_failures WHERE window_start < $1 LIMIT $2)"
+        )
+        .bind(now - AUTH_FAILURE_WINDOW_MS)
+        .bind(PURGE_BATCH)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected())
+        })?;
+        let ended: Vec<String> = on_pool!(self, |p| sqlx::query_scalar(
+            "SELECT session_sid FROM agent_sessions WHERE ended_at < $1 LIMIT $2"
+        )
+        .bind(now - ENDED_SESSION_TTL_MS)
+        .bind(PURGE_BATCH / 10)
+        .fetch_all(p)
+        .await)?;
+        let mut tx = self.begin_write().await?;
+        for sid in &ended {
+            for sql in [
+                "DELETE FROM agent_events WHERE session_sid = $1",
+                "DELETE FROM agent_sessions WHERE session_sid = $1",
+            ] {
+                super::on_tx!(&mut tx, |c| sqlx::query(sql)
+                    .bind(sid)
+                    .execute(c)
+                    .await
+                    .map(|r| r.rows_affected()))?;
+            }
+        }
+        tx.commit().await?;
+        Ok(failures + ended.len() as u64)
     }
 }
 

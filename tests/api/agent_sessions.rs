@@ -65,7 +65,7 @@ fn status(frame: &Value, seq: i64, name: &str, work: &str, pause: &str) -> Value
     d.clone()
 }
 
-async fn command(
+pub async fn command(
     app: &TestApp,
     agent_no: &str,
     cmd: &str,
@@ -435,4 +435,54 @@ async fn sockets_of_a_killed_replica_start_their_grace() {
         logout.contains("\"logoutCause\":\"disconnected\""),
         "{logout}"
     );
+}
+
+/// The database stops under a logged-in agent: commands answer 10005 (HTTP 503 over REST)
+/// without hanging, the socket stays open, and once the database is back the session
+/// goes on where it was, with no seq lost or repeated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_outage_under_a_session() {
+    let Some(pg) = crate::own_postgres::OwnPostgres::start(
+        "api::agent_sessions::a_database_outage_under_a_session",
+    ) else {
+        return;
+    };
+    let db = TestDb::at_postgres(pg.url());
+    let app = db.spawn(&[]).await;
+    agent(&app, "1001", json!({})).await;
+    let mut s = signed_in(&app, "1001").await;
+    ok(&s.request("login", json!({})).await);
+    status(&s.take_events(1).await[0], 1, "login", "ready", "");
+
+    pg.stop();
+    let started = std::time::Instant::now();
+    let a = command(&app, "1001", "pause", json!({"pauseCause": "x"})).await;
+    assert_eq!((a.status, a.code()), (503, "10005"), "{}", a.body);
+    refused(
+        &s.request("ready", json!({})).await,
+        "10005",
+        "service temporarily unavailable, retry later",
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+
+    pg.resume();
+    let back = std::time::Instant::now();
+    loop {
+        let a = command(&app, "1001", "pause", json!({"pauseCause": "back"})).await;
+        if a.code() == "00000" {
+            break;
+        }
+        assert!(
+            back.elapsed() < Duration::from_secs(30),
+            "the database is back: {}",
+            a.body
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    status(&s.take_events(1).await[0], 2, "pause", "pause", "back");
+    assert_eq!(ok(&s.request("getState", json!({})).await)["lastSeq"], "2");
 }

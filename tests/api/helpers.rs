@@ -113,6 +113,16 @@ impl TestDb {
         })
     }
 
+    /// A PostgreSQL database the test made itself (e.g. its own instance), used as it is.
+    pub fn at_postgres(url: String) -> Self {
+        Self {
+            url,
+            backend: "postgres",
+            _dir: None,
+            schema: None,
+        }
+    }
+
     /// Runs one SQL statement on this database directly (test set-up behind the API).
     pub async fn exec(&self, sql: &str) {
         if self.backend == "sqlite" {

@@ -25,6 +25,7 @@ mod notices;
 mod openapi;
 mod operability;
 mod ops_tools;
+mod own_postgres;
 mod processes;
 mod prompts;
 mod receiver;

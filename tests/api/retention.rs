@@ -108,3 +108,32 @@ both_backends! {
         assert!(young.exists() && foreign.exists());
     }
 }
+
+both_backends! {
+    /// Agent sessions go a day after they ended, with their events; live sessions stay;
+    /// failed password attempts go once they no longer count.
+    async fn ended_agent_sessions_are_purged(db: TestDb) {
+        let app = db.spawn(&[]).await;
+        let store = db.store().await;
+        crate::agent_sessions::agent(&app, "1001", json!({})).await;
+        crate::agent_sessions::agent(&app, "1002", json!({})).await;
+        for (agent, cmds) in [("1001", &["login", "logout"][..]), ("1002", &["login"][..])] {
+            for cmd in cmds {
+                let a = app.cti(reqwest::Method::POST, &format!("Agents/{agent}/Commands"), Some(json!({"cmd": cmd}))).await;
+                assert_eq!(a.code(), "00000");
+            }
+        }
+        let mut socket = crate::agent_client::AgentSocket::open(&app.address, &app.app_id, "1002").await;
+        assert_eq!(socket.auth("wrong!").await["statusCode"], "20101");
+        let count = |sql: &'static str| {
+            let db = &db;
+            async move { db.text(sql).await.unwrap_or_default() }
+        };
+        let later = voicepaas::domain::time::now_ms() + 2 * DAY_MS;
+        let purged = store.purge_expired(later, 30 * DAY_MS).await.expect("purge");
+        assert_eq!(purged.agent_rows, 2, "the ended session and the failed attempts");
+        assert_eq!(count("SELECT CAST(COUNT(*) AS TEXT) FROM agent_sessions").await, "1");
+        assert_eq!(count("SELECT CAST(COUNT(*) AS TEXT) FROM agent_events").await, "1", "the live session's login");
+        assert_eq!(count("SELECT CAST(COUNT(*) AS TEXT) FROM agent_auth_failures").await, "0");
+    }
+}
