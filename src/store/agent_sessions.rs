@@ -321,20 +321,30 @@ impl Store {
         holder: &str,
         notice: &str,
     ) -> Result<(), StoreError> {
+        const UPSERT: &str = "INSERT INTO agent_sockets (app_id, agent_no, socket_id, holder) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (app_id, agent_no) DO UPDATE SET socket_id = excluded.socket_id, holder = excluded.holder";
+        if self.postgres_pool().is_none() {
+            // SQLite: one statement, no transaction around it (nobody else listens).
+            let _turn = self.gate.turn().await;
+            on_pool!(self, |p| sqlx::query(UPSERT)
+                .bind(app_id)
+                .bind(agent_no)
+                .bind(socket_id)
+                .bind(holder)
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected()))?;
+            return Ok(());
+        }
         let mut tx = self.begin_write().await?;
-        on_tx!(&mut tx, |c| {
-            sqlx::query(
-            "INSERT INTO agent_sockets (app_id, agent_no, socket_id, holder) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (app_id, agent_no) DO UPDATE SET socket_id = excluded.socket_id, holder = excluded.holder"
-        )
-        .bind(app_id)
-        .bind(agent_no)
-        .bind(socket_id)
-        .bind(holder)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected())
-        })?;
+        on_tx!(&mut tx, |c| sqlx::query(UPSERT)
+            .bind(app_id)
+            .bind(agent_no)
+            .bind(socket_id)
+            .bind(holder)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))?;
         notify(&mut tx, notice).await?;
         tx.commit().await?;
         Ok(())
@@ -452,25 +462,29 @@ impl Store {
         .await)?)
     }
 
-    /// Whether `token` is a live token of the agent.
-    pub async fn agent_token_valid(
+    /// The agent whose live token `token` is (one read: the token and the agent).
+    pub async fn agent_by_token(
         &self,
         app_id: &str,
         agent_no: &str,
         token: &str,
-    ) -> Result<bool, StoreError> {
-        let found: Option<String> = on_pool!(self, |p| {
-            sqlx::query_scalar(
-            "SELECT agent_no FROM agent_tokens WHERE token_hash = $1 AND app_id = $2 AND agent_no = $3 AND expires_at > $4"
-        )
-        .bind(self.hasher.hash(token))
-        .bind(app_id)
-        .bind(agent_no)
-        .bind(now_ms())
-        .fetch_optional(p)
-        .await
-        })?;
-        Ok(found.is_some())
+    ) -> Result<Option<crate::store::agents::AgentRecord>, StoreError> {
+        let columns = crate::store::agents::AGENT_COLUMNS
+            .split(", ")
+            .map(|c| format!("a.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT {columns} FROM agent_tokens t JOIN agents a ON a.app_id = t.app_id AND a.agent_no = t.agent_no \
+             WHERE t.token_hash = $1 AND t.app_id = $2 AND t.agent_no = $3 AND t.expires_at > $4"
+        );
+        Ok(on_pool!(self, |p| sqlx::query_as(&sql)
+            .bind(self.hasher.hash(token))
+            .bind(app_id)
+            .bind(agent_no)
+            .bind(now_ms())
+            .fetch_optional(p)
+            .await)?)
     }
 
     /// Failed password attempts of (agent, address), if any.

@@ -115,7 +115,8 @@ pub struct AgentFilter {
     pub role: Option<AgentRole>,
 }
 
-const AGENT_COLUMNS: &str = "app_id, agent_no, name, pwd_hash, role, phone_type, pstn_number, sip_number, sip_pwd, \
+/// The columns of an [`AgentRecord`].
+pub(crate) const AGENT_COLUMNS: &str = "app_id, agent_no, name, pwd_hash, role, phone_type, pstn_number, sip_number, sip_pwd, \
                              wrapup_time, auto_answer, caller_id_pool_sid, enabled, created_at, updated_at";
 
 /// Checks that every membership's queue and the pool belong to application `app_id`; on

@@ -12,7 +12,7 @@ type Stream =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// How long a test waits for one frame.
-const FRAME_WITHIN: Duration = Duration::from_secs(15);
+const FRAME_WITHIN: Duration = Duration::from_secs(30);
 
 /// One agent socket.
 pub struct AgentSocket {

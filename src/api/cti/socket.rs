@@ -253,24 +253,20 @@ impl Socket {
                 .filter(|s| !s.is_empty())
         };
         let store = self.agents.store().clone();
-        let agent = store
-            .find_agent_alone(&self.app.app_id, &self.agent_no)
-            .await?;
-        let by_token = match (text("pwd"), text("token")) {
+        let (agent, by_token) = match (text("pwd"), text("token")) {
             (Some(pwd), None) => {
+                let agent = store
+                    .find_agent_alone(&self.app.app_id, &self.agent_no)
+                    .await?;
                 self.check_password(agent.as_ref(), pwd).await?;
-                false
+                (agent, false)
             }
-            (None, Some(token)) => {
-                if agent.is_none()
-                    || !store
-                        .agent_token_valid(&self.app.app_id, &self.agent_no, token)
-                        .await?
-                {
-                    return Err(CommandError::AuthFailed);
-                }
-                true
-            }
+            (None, Some(token)) => (
+                store
+                    .agent_by_token(&self.app.app_id, &self.agent_no, token)
+                    .await?,
+                true,
+            ),
             _ => {
                 return Err(CommandError::Param(
                     "auth needs exactly one of pwd and token".into(),
@@ -485,8 +481,9 @@ impl Socket {
                                     .run(&self.app.app_id, &attached.agent, &cmd, &params, Origin::Socket, true)
                                     .await
                             };
+                            // The events the command caused follow from the notices (in
+                            // the channel already), after the reply.
                             if !self.send(reply(&id, &result)).await { break 1000; }
-                            if let Some(code) = self.follow(&mut attached).await { break code; }
                         }
                     }
                 }
@@ -526,8 +523,12 @@ impl Socket {
         sid: &str,
         frames: Vec<(i64, String)>,
     ) -> Option<u16> {
-        let Some((following, sent)) = attached.following.clone() else {
-            return self.follow(attached).await;
+        // A socket following no session (all sent of any before) takes up a new session
+        // from its first event.
+        let (following, sent) = match attached.following.clone() {
+            Some(followed) => followed,
+            None if frames.first().is_some_and(|(seq, _)| *seq == 1) => (sid.to_string(), 0),
+            None => return self.follow(attached).await,
         };
         let fresh: Vec<_> = frames.into_iter().filter(|(seq, _)| *seq > sent).collect();
         if following != sid || fresh.first().is_none_or(|(seq, _)| *seq != sent + 1) {
