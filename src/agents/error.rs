@@ -11,7 +11,7 @@ pub enum CommandError {
     Param(String),
     /// 10005: the platform failed (the database); safe to retry.
     #[error("service temporarily unavailable, retry later")]
-    Unavailable(#[from] StoreError),
+    Unavailable(StoreError),
     /// 20100: a socket's first frame was not `auth`.
     #[error("authenticate first")]
     AuthFirst,
@@ -63,6 +63,18 @@ impl CommandError {
             Self::AgentDisabled => 403,
             Self::NotLoggedIn | Self::WrongState | Self::NoPstnNumber => 409,
         }
+    }
+}
+
+impl From<StoreError> for CommandError {
+    fn from(e: StoreError) -> Self {
+        if e.is_unstorable_text() {
+            // Params are checked before they reach the database; this is the net under
+            // that check, so no odd character turns into a 10005.
+            tracing::warn!(error = %e, "an agent command's value reached the database unchecked");
+            return Self::Param("a parameter holds characters that cannot be stored".into());
+        }
+        Self::Unavailable(e)
     }
 }
 

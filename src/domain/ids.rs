@@ -63,7 +63,9 @@ prefixed_id!(
     PoolId, "CP"
 );
 
-fn is_well_formed(s: &str, prefix: &str) -> bool {
+/// Whether `s` has the shape of an id with `prefix` (kinds of id without a type of their
+/// own here, such as queue sids, are checked with this before any lookup).
+pub fn is_well_formed(s: &str, prefix: &str) -> bool {
     s.len() == ID_LEN && s.starts_with(prefix) && s.as_bytes()[2..].iter().all(u8::is_ascii_digit)
 }
 

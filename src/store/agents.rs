@@ -128,6 +128,20 @@ async fn check_references(
     spec: &AgentSpec,
 ) -> Result<(), AgentWriteError> {
     let lock = tx.for_share();
+    let well_formed = crate::domain::ids::is_well_formed;
+    if spec
+        .queues
+        .iter()
+        .flatten()
+        .any(|m| !well_formed(&m.queue_sid, "QU"))
+    {
+        return Err(AgentWriteError::QueueNotFound);
+    }
+    if let Some(pool) = spec.caller_id_pool_sid.as_deref().filter(|p| !p.is_empty())
+        && !well_formed(pool, "CP")
+    {
+        return Err(AgentWriteError::PoolNotFound);
+    }
     for m in spec.queues.iter().flatten() {
         let sql =
             format!("SELECT queue_sid FROM queues WHERE app_id = $1 AND queue_sid = $2{lock}");

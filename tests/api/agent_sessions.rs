@@ -486,3 +486,50 @@ async fn a_database_outage_under_a_session() {
     status(&s.take_events(1).await[0], 2, "pause", "pause", "back");
     assert_eq!(ok(&s.request("getState", json!({})).await)["lastSeq"], "2");
 }
+
+both_backends! {
+    /// Odd bytes in every place a client controls: the agentNo of the URL (refused before
+    /// the upgrade, 10004) and of REST paths (20001), caller-id pool sids, frame ids,
+    /// command names and params of the wrong type or with control characters. Each gets
+    /// its code; nothing closes the socket or answers 5xx.
+    async fn hostile_frames_and_fields(db: TestDb) {
+        let app = db.spawn(&[]).await;
+        agent(&app, "1001", json!({})).await;
+        for odd in ["%00", "..%2F..", "a%20b", "%F0%9F%93%9E", &"9".repeat(300)] {
+            let refused_upgrade = AgentSocket::open_with(&app.address, &app.app_id, odd, &[]).await.err();
+            assert_eq!(refused_upgrade, Some(400), "{odd}");
+            let a = app.cti(Method::POST, &format!("Agents/{odd}/Commands"), Some(json!({"cmd": "getState"}))).await;
+            assert!(a.status == 404 && a.code() == "20001", "{odd}: {} {}", a.status, a.body);
+        }
+        for odd in ["%00", "CP%00", "x"] {
+            let a = app.cti(Method::GET, &format!("CallerIdPools/{odd}"), None).await;
+            assert!(a.status == 404 && a.code() == "20006", "{odd}: {} {}", a.status, a.body);
+            let a = app.cti(Method::DELETE, &format!("CallerIdPools/{odd}"), None).await;
+            assert!(a.status == 404 && a.code() == "20006", "{odd}: {} {}", a.status, a.body);
+        }
+        let a = app.cti(Method::PATCH, "Agents/1001", Some(json!({"queues": [{"queueSid": "QU\u{0}"}]}))).await;
+        assert_eq!((a.status, a.code()), (404, "20003"), "{}", a.body);
+        let a = app.cti(Method::PATCH, "Agents/1001", Some(json!({"callerIdPoolSid": "CP\u{0}"}))).await;
+        assert_eq!((a.status, a.code()), (404, "20006"), "{}", a.body);
+        let mut s = signed_in(&app, "1001").await;
+        ok(&s.request("login", json!({})).await);
+        s.take_events(1).await;
+        for (frame, code) in [
+            (r#"{"id":1,"cmd":5}"#, "20111"),
+            (r#"{"id":2,"cmd":"pause","params":{"pauseCause":{"a":1}}}"#, "10004"),
+            (r#"{"id":3,"cmd":"pause","params":{"pauseCause":"a\u0000b"}}"#, "10004"),
+            (r#"{"id":4,"cmd":"login","params":{"phoneType":"3\n"}}"#, "10004"),
+            (r#"{"id":5,"cmd":"login","params":{"workStatus":[1]}}"#, "10004"),
+            (r#"{"id":"x","cmd":"getState"}"#, "00000"),
+            (r#"{"id":1e400,"cmd":"getState"}"#, "10002"),
+            (r#"{"id":6,"cmd":"getState","params":"x"}"#, "00000"),
+        ] {
+            s.send_text(frame.to_string()).await;
+            let Got::Frame(f) = s.next().await else { panic!("closed after {frame}") };
+            assert_eq!(f["statusCode"], code, "{frame}: {f}");
+        }
+        // Pause causes are any UTF-8 text, emoji included.
+        ok(&s.request("pause", json!({"pauseCause": "☕ 小休"})).await);
+        status(&s.take_events(1).await[0], 2, "pause", "pause", "☕ 小休");
+    }
+}

@@ -115,8 +115,8 @@ both_backends! {
         let cases = [
             (json!({"agentNo": "1001", "pwd": "s3cret!"}), 409, "20002", "agentNo already exists in this application"),
             (json!({"agentNo": "1002", "pwd": "s3cret!", "sipNumber": "7001"}), 409, "20007", "sipNumber already in use"),
-            (json!({"agentNo": "1002", "pwd": "s3cret!", "queues": [{"queueSid": "QU0000120261130000000000000000001"}]}), 404, "20003", "queue not found"),
-            (json!({"agentNo": "1002", "pwd": "s3cret!", "callerIdPoolSid": "CP0000120261130000000000000000001"}), 404, "20006", "caller-id pool not found"),
+            (json!({"agentNo": "1002", "pwd": "s3cret!", "queues": [{"queueSid": "QU00001202611300000000000000000001"}]}), 404, "20003", "queue not found"),
+            (json!({"agentNo": "1002", "pwd": "s3cret!", "callerIdPoolSid": "CP00001202611300000000000000000001"}), 404, "20006", "caller-id pool not found"),
             (json!({"agentNo": "1002"}), 400, "10004", "missing pwd"),
             (json!({"agentNo": "1002", "pwd": "s3cret!", "wrapupTime": -1}), 400, "10004", "wrapupTime must be 0-3600"),
             (json!({"agentNo": "1002", "pwd": "s3cret!", "wrapUpTime": 5}), 400, "10004",
@@ -161,7 +161,7 @@ both_backends! {
     /// Queue memberships name queues of the same application only; the list filters by them.
     async fn memberships(db: TestDb) {
         let app = db.spawn(&[]).await;
-        let (mine, other_app) = ("QU0000120261130000000000000000001", "QU0000120261130000000000000000002");
+        let (mine, other_app) = ("QU00001202611300000000000000000001", "QU00001202611300000000000000000002");
         queue_row(&db, &app.app_id, mine).await;
         queue_row(&db, "00000000000000000000000000000000", other_app).await;
         let a = app.cti(Method::POST, "Agents", Some(json!({"agentNo": "1001", "pwd": "s3cret!", "queues": [{"queueSid": mine, "skillLevel": 9}]}))).await;

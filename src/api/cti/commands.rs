@@ -40,6 +40,9 @@ pub async fn run(
             Some(Value::Object(p)) => p.clone(),
             Some(_) => return Err(ApiError::Param("params must be an object".into()).into()),
         };
+        if crate::domain::agent::AgentNo::parse("agentNo", &agent_no).is_err() {
+            return Err(CtiError::AgentNotFound);
+        }
         let agent = state
             .store
             .find_agent_alone(&ctx.app.app_id, &agent_no)

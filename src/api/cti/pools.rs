@@ -38,6 +38,9 @@ async fn existing(
     ctx: &CtiContext,
     pool_sid: &str,
 ) -> Result<PoolRecord, CtiError> {
+    if crate::domain::ids::PoolId::parse(pool_sid).is_none() {
+        return Err(CtiError::PoolNotFound);
+    }
     state
         .store
         .find_pool(&ctx.app.app_id, pool_sid)
@@ -150,6 +153,7 @@ pub async fn delete(state: Data<AppState>, req: HttpRequest, path: PoolPath) -> 
     let (version, sid, app_id, pool_sid) = path.into_inner();
     let (state, req) = (&state, &req);
     cti_style(state, req, (&version, &sid, &app_id), |ctx| async move {
+        existing(state, &ctx, &pool_sid).await?;
         match state.store.delete_pool(&ctx.app.app_id, &pool_sid).await? {
             PoolDeletion::Deleted => Ok(success(StatusCode::OK, json!({}))),
             PoolDeletion::NotFound => Err(CtiError::PoolNotFound),

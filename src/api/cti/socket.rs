@@ -76,6 +76,9 @@ pub async fn connect(
             .agent_no
             .filter(|a| !a.is_empty())
             .ok_or_else(|| ApiError::Param("missing agentNo".into()))?;
+        let agent_no = crate::domain::agent::AgentNo::parse("agentNo", &agent_no)?
+            .as_str()
+            .to_string();
         if let Some(events) = q.events.filter(|e| !e.is_empty()) {
             return Err(ApiError::Param(format!(
                 "events={} is not served (this server sends the JSON events of the contract)",
