@@ -68,13 +68,10 @@ impl CommandError {
 
 impl From<StoreError> for CommandError {
     fn from(e: StoreError) -> Self {
-        if e.is_unstorable_text() {
-            // Params are checked before they reach the database; this is the net under
-            // that check, so no odd character turns into a 10005.
-            tracing::warn!(error = %e, "an agent command's value reached the database unchecked");
-            return Self::Param("a parameter holds characters that cannot be stored".into());
+        match e.unstorable_param() {
+            Some(message) => Self::Param(message),
+            None => Self::Unavailable(e),
         }
-        Self::Unavailable(e)
     }
 }
 

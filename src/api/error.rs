@@ -68,13 +68,10 @@ impl From<ParamError> for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        if e.is_unstorable_text() {
-            // Fields are checked before they reach the database; this is the net under
-            // that check, so no odd character can turn into a 5xx.
-            tracing::warn!(error = %e, "a request value reached the database unchecked");
-            return Self::Param("a parameter holds characters that cannot be stored".into());
+        match e.unstorable_param() {
+            Some(message) => Self::Param(message),
+            None => Self::Unavailable(e),
         }
-        Self::Unavailable(e)
     }
 }
 

@@ -79,6 +79,16 @@ impl StoreError {
         }
     }
 
+    /// The request's fault, when the database refused a value's characters: the message
+    /// to answer with (a parameter error). Values are checked before they reach the
+    /// database; this is the net under that check, so no odd character becomes a 5xx.
+    pub fn unstorable_param(&self) -> Option<String> {
+        self.is_unstorable_text().then(|| {
+            tracing::warn!(error = %self, "a request value reached the database unchecked");
+            "a parameter holds characters that cannot be stored".to_string()
+        })
+    }
+
     /// Whether the database refused a value's characters (PostgreSQL: U+0000 in text, or a
     /// character its encoding lacks): the request's fault, not the platform's.
     pub fn is_unstorable_text(&self) -> bool {
