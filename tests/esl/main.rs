@@ -934,3 +934,49 @@ async fn an_installation_filter_keeps_other_channels_out_but_not_dtmf() {
         r.client.api(&format!("uuid_kill {uuid}")).await.unwrap();
     }
 }
+
+/// An agent's device (`user/…`) rings 1 s, answers and stays up until it is hung up
+/// (where a phone number would hang up after 30 s); its suffix 9995 still hangs up 2 s
+/// after answering.
+#[tokio::test]
+async fn agent_devices_answer_and_stay_up() {
+    let mut r = rig().await;
+    let uuid = new_uuid();
+    let dial = format!(
+        "originate {{origination_uuid={uuid},originate_timeout=20,sip_auto_answer=true}}user/80000017@voicepaas.local &park()"
+    );
+    assert_eq!(
+        r.client.bgapi(&dial).await.unwrap(),
+        format!("+OK {uuid}\n")
+    );
+    loop {
+        if let Incoming::Event(e) = next(&mut r.incoming).await
+            && e.unique_id() == Some(uuid.as_str())
+            && e.name() == "CHANNEL_ANSWER"
+        {
+            break;
+        }
+    }
+    // 60 sandbox seconds later it is still there.
+    tokio::time::sleep(Duration::from_secs_f64(60.0 / SPEED)).await;
+    assert_eq!(
+        r.client.api(&format!("uuid_exists {uuid}")).await.unwrap(),
+        "true"
+    );
+    r.client.api(&format!("uuid_kill {uuid}")).await.unwrap();
+    let events = life_of(&mut r.incoming, &uuid).await;
+    assert_eq!(
+        hangup_complete(&events).hangup_cause(),
+        Some("NORMAL_CLEARING")
+    );
+
+    let uuid = new_uuid();
+    let dial = format!(
+        "originate {{origination_uuid={uuid},originate_timeout=20}}user/80009995@voicepaas.local &park()"
+    );
+    r.client.bgapi(&dial).await.unwrap();
+    let events = life_of(&mut r.incoming, &uuid).await;
+    let done = hangup_complete(&events);
+    let billmsec = done.variable_i64("billmsec").unwrap();
+    assert!((2000..2900).contains(&billmsec), "{billmsec}");
+}

@@ -173,7 +173,12 @@ impl Channel {
     /// Starts the channel's task; returns its command sender.
     pub fn spawn(switch: Arc<Switch>, spawn: Spawn) -> mpsc::Sender<Command> {
         let (tx, rx) = mpsc::channel(256);
-        let outcome = Outcome::for_number(&spawn.number);
+        // `user/…` is an agent's device (its registration); anything else a phone number.
+        let outcome = if spawn.dial.starts_with("user/") {
+            Outcome::for_agent_device(&spawn.number)
+        } else {
+            Outcome::for_number(&spawn.number)
+        };
         let created_us = switch.clock.now_us();
         let name = format!("sofia/sandbox/{}", spawn.number);
         let mut vars = spawn.vars;

@@ -1,5 +1,5 @@
 //! What the far end of a sandbox call does, by the callee number's last four digits
-//! (API.md §12).
+//! (API.md §12), and what an agent's device does (agents' contract §12).
 
 use std::time::Duration;
 
@@ -57,6 +57,28 @@ impl Outcome {
             _ => answered(1, vec![], 30),
         }
     }
+
+    /// The outcome for an agent's device (`user/…`): it rings 1 s, answers by itself and
+    /// stays up until the platform hangs up, unless its number's suffix says otherwise
+    /// (busy, never answers, fails, hangs up 2 s after answering, rings 10 s; 9993 and
+    /// 9994 press nothing).
+    pub fn for_agent_device(number: &str) -> Self {
+        let stays_up = |rings: u64| Outcome {
+            fails_with: None,
+            rings_for: Some(Duration::from_secs(rings)),
+            presses: vec![],
+            hangs_up_after: None,
+        };
+        let user = Self::for_number(number);
+        match number
+            .get(number.len().saturating_sub(4)..)
+            .unwrap_or_default()
+        {
+            "9990" | "9991" | "9992" | "9995" => user,
+            "9996" => stays_up(10),
+            _ => stays_up(1),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -87,5 +109,23 @@ mod tests {
             Outcome::for_number("12").rings_for,
             Some(Duration::from_secs(1))
         );
+    }
+
+    #[test]
+    fn agent_devices_stay_up() {
+        let device = Outcome::for_agent_device;
+        assert_eq!(device("80000001").hangs_up_after, None);
+        assert_eq!(device("80000001").rings_for, Some(Duration::from_secs(1)));
+        assert!(device("80009993").presses.is_empty());
+        assert!(device("80009994").presses.is_empty());
+        assert_eq!(device("80009990").fails_with, Some("USER_BUSY"));
+        assert_eq!(device("80009991").rings_for, None);
+        assert_eq!(device("80009992").fails_with, Some("UNALLOCATED_NUMBER"));
+        assert_eq!(
+            device("80009995").hangs_up_after,
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(device("80009996").rings_for, Some(Duration::from_secs(10)));
+        assert_eq!(device("80009996").hangs_up_after, None);
     }
 }
