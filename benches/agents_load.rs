@@ -41,7 +41,7 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
 
 /// Writes `n` agents (`a00000` …) of `app_id` with one password hash.
 async fn insert_agents(url: &str, app_id: &str, n: usize) {
-    let hash = voicepaas::domain::credentials::hash_password("s3cret!");
+    let hash = voicepaas::domain::credentials::hash_password("s3cret!").expect("hash");
     let rows: Vec<String> = (0..n)
         .map(|i| {
             format!(

@@ -121,23 +121,55 @@ impl AgentFlags {
     }
 }
 
-async fn app_of(store: &Store, target: &AppTarget) -> Result<String, String> {
-    store
-        .find_app(&target.account, &target.app)
-        .await
-        .map_err(|e| e.to_string())?
-        .map(|app| app.app_id.clone())
-        .ok_or_else(|| {
-            format!(
-                "application {} not found in account {}",
-                target.app, target.account
-            )
+/// Why an agent command failed; its text is what the CLI prints.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentCliError {
+    /// The application is not the account's.
+    #[error("application {app} not found in account {account}")]
+    AppNotFound {
+        /// The appId given.
+        app: String,
+        /// The AccountSid given.
+        account: String,
+    },
+    /// No such agent.
+    #[error("agent {0} not found")]
+    AgentNotFound(String),
+    /// The agent is logged in (it cannot be deleted).
+    #[error("agent {0} is logged in (log it out or disable it first)")]
+    LoggedIn(String),
+    /// A value breaks the agent API's rules.
+    #[error("{0}")]
+    Param(#[from] crate::domain::ParamError),
+    /// The password could not be hashed.
+    #[error("pwd cannot be stored: {0}")]
+    Password(crate::domain::credentials::PasswordHashError),
+    /// The agent could not be written (exists, sipNumber taken, unknown queue or pool).
+    #[error(transparent)]
+    Write(#[from] crate::store::agents::AgentWriteError),
+    /// The logout of a disabled agent failed.
+    #[error(transparent)]
+    Logout(#[from] crate::agents::error::CommandError),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+async fn app_of(store: &Store, target: &AppTarget) -> Result<String, AgentCliError> {
+    let app = store.find_app(&target.account, &target.app).await?;
+    app.map(|app| app.app_id.clone())
+        .ok_or_else(|| AgentCliError::AppNotFound {
+            app: target.app.clone(),
+            account: target.account.clone(),
         })
 }
 
 /// Runs an agent command.
-pub async fn run(store: &Store, settings: &Settings, command: AgentCommand) -> Result<(), String> {
-    let failed = |e: crate::store::StoreError| e.to_string();
+pub async fn run(
+    store: &Store,
+    settings: &Settings,
+    command: AgentCommand,
+) -> Result<(), AgentCliError> {
     let tz = settings.timezone;
     match command {
         AgentCommand::Create {
@@ -150,12 +182,12 @@ pub async fn run(store: &Store, settings: &Settings, command: AgentCommand) -> R
             body.insert("agentNo".into(), target.agent_no.into());
             body.insert("pwd".into(), pwd.into());
             fields.into_body(&mut body);
-            let new = NewAgent::parse(Fields(&body)).map_err(|e| e.0)?;
-            let hash = hash_password(new.spec.pwd.as_deref().unwrap_or_default());
+            let new = NewAgent::parse(Fields(&body))?;
+            let hash = hash_password(new.spec.pwd.as_deref().unwrap_or_default())
+                .map_err(AgentCliError::Password)?;
             let agent = store
                 .create_agent(&app_id, &new, &hash, settings.sip_number_base)
-                .await
-                .map_err(|e| e.to_string())?;
+                .await?;
             print(&agent.to_json(tz));
         }
         AgentCommand::List { app } => {
@@ -165,8 +197,7 @@ pub async fn run(store: &Store, settings: &Settings, command: AgentCommand) -> R
             loop {
                 let page = store
                     .list_agents(&app_id, &AgentFilter::default(), after.as_deref(), 1000)
-                    .await
-                    .map_err(failed)?;
+                    .await?;
                 let done = page.len() < 1000;
                 after = page.last().map(|a| a.agent_no.clone());
                 all.extend(page.iter().map(|a| a.to_json(tz)));
@@ -195,12 +226,16 @@ pub async fn run(store: &Store, settings: &Settings, command: AgentCommand) -> R
             if let Some(enabled) = enabled {
                 body.insert("enabled".into(), enabled.into());
             }
-            let spec = AgentSpec::parse_change(Fields(&body), &target.agent_no).map_err(|e| e.0)?;
-            let hash = spec.pwd.as_deref().map(hash_password);
+            let spec = AgentSpec::parse_change(Fields(&body), &target.agent_no)?;
+            let hash = spec
+                .pwd
+                .as_deref()
+                .map(hash_password)
+                .transpose()
+                .map_err(AgentCliError::Password)?;
             let agent = store
                 .update_agent(&app_id, &target.agent_no, &spec, hash.as_deref())
-                .await
-                .map_err(|e| e.to_string())?;
+                .await?;
             if enabled == Some(false) {
                 let agents = Agents::start(
                     store.clone(),
@@ -218,7 +253,7 @@ pub async fn run(store: &Store, settings: &Settings, command: AgentCommand) -> R
                     })
                     .await;
                 agents.stop();
-                logged_out.map_err(|e| e.to_string())?;
+                logged_out?;
             }
             print(&agent.to_json(tz));
         }
@@ -226,37 +261,28 @@ pub async fn run(store: &Store, settings: &Settings, command: AgentCommand) -> R
             let app_id = app_of(store, &target.app).await?;
             if store
                 .live_session(&app_id, &target.agent_no)
-                .await
-                .map_err(failed)?
+                .await?
                 .is_some()
             {
-                return Err(format!(
-                    "agent {} is logged in (log it out or disable it first)",
-                    target.agent_no
-                ));
+                return Err(AgentCliError::LoggedIn(target.agent_no));
             }
-            if !store
-                .delete_agent(&app_id, &target.agent_no)
-                .await
-                .map_err(failed)?
-            {
-                return Err(format!("agent {} not found", target.agent_no));
+            if !store.delete_agent(&app_id, &target.agent_no).await? {
+                return Err(AgentCliError::AgentNotFound(target.agent_no));
             }
             print(&json!({"deleted": target.agent_no}));
         }
         AgentCommand::Token { target, ttl } => {
             let app_id = app_of(store, &target.app).await?;
             if !(60..=86_400).contains(&ttl) {
-                return Err("ttl must be 60-86400".into());
+                return Err(crate::domain::ParamError::new("ttl must be 60-86400").into());
             }
             let token = new_agent_token();
             let expires_at = now_ms() + ttl * 1000;
             if !store
                 .mint_agent_token(&app_id, &target.agent_no, &token, expires_at)
-                .await
-                .map_err(failed)?
+                .await?
             {
-                return Err(format!("agent {} not found", target.agent_no));
+                return Err(AgentCliError::AgentNotFound(target.agent_no));
             }
             print(&json!({"token": token, "expiresAt": crate::cdr::format_time(expires_at, tz)}));
         }

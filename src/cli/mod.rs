@@ -221,7 +221,9 @@ async fn run(command: Command, settings: Settings) -> Result<(), String> {
             Ok(())
         }
         Command::Account(command) => account(&open_store().await?, command).await,
-        Command::Agent(command) => agent::run(&open_store().await?, &settings, command).await,
+        Command::Agent(command) => agent::run(&open_store().await?, &settings, command)
+            .await
+            .map_err(|e| e.to_string()),
         Command::App(command) => {
             app(
                 &open_store().await?,

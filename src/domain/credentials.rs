@@ -69,15 +69,18 @@ pub fn new_sip_pwd() -> String {
     out
 }
 
+/// A password Argon2 would not hash (its limits are far beyond the 64 characters the
+/// contract allows, so this is a safety net, not a path).
+pub type PasswordHashError = argon2::password_hash::Error;
+
 /// The stored form of an agent password: an Argon2id PHC string with its own salt
 /// (deliberately slow, ~20 ms: run it off the async workers).
-pub fn hash_password(pwd: &str) -> String {
+pub fn hash_password(pwd: &str) -> Result<String, PasswordHashError> {
     use argon2::password_hash::{PasswordHasher, SaltString};
-    let salt = SaltString::encode_b64(&random_bytes::<16>()).expect("16 bytes make a valid salt");
-    argon2::Argon2::default()
-        .hash_password(pwd.as_bytes(), &salt)
-        .expect("Argon2 with its default parameters hashes any password")
-        .to_string()
+    let salt = SaltString::encode_b64(&random_bytes::<16>())?;
+    Ok(argon2::Argon2::default()
+        .hash_password(pwd.as_bytes(), &salt)?
+        .to_string())
 }
 
 /// Whether `pwd` matches a [`hash_password`] string (constant time; `false` for an
@@ -157,9 +160,9 @@ mod tests {
 
     #[test]
     fn passwords_and_agent_secrets() {
-        let stored = hash_password("s3cret 小休");
+        let stored = hash_password("s3cret 小休").unwrap();
         assert!(stored.starts_with("$argon2id$"));
-        assert_ne!(stored, hash_password("s3cret 小休"), "salted");
+        assert_ne!(stored, hash_password("s3cret 小休").unwrap(), "salted");
         assert!(verify_password("s3cret 小休", &stored));
         assert!(!verify_password("s3cret", &stored));
         assert!(!verify_password("s3cret 小休", "not a hash"));

@@ -30,10 +30,11 @@ type AgentPath = Path<(String, String, String, String)>;
 /// Hashes a password on the blocking pool (Argon2 takes tens of milliseconds).
 async fn hash_off_thread(pwd: Option<String>) -> Result<Option<String>, CtiError> {
     let Some(pwd) = pwd else { return Ok(None) };
-    actix_web::web::block(move || hash_password(&pwd))
-        .await
-        .map(Some)
-        .map_err(|_| ApiError::ShuttingDown.into())
+    match actix_web::web::block(move || hash_password(&pwd)).await {
+        Ok(Ok(hash)) => Ok(Some(hash)),
+        Ok(Err(e)) => Err(ApiError::Param(format!("pwd cannot be stored: {e}")).into()),
+        Err(_) => Err(ApiError::ShuttingDown.into()),
+    }
 }
 
 /// The agent numbered as the path says, or 20001.
