@@ -13,7 +13,6 @@ mod timers;
 
 use std::sync::Arc;
 
-use serde_json::Value;
 use tokio::sync::{Notify, watch};
 
 use crate::config::Settings;
@@ -184,21 +183,5 @@ impl Agents {
                 last_seq: committed.last_seq,
             },
         ))
-    }
-
-    /// The frames of session `sid` after seq `after` (at most `limit`).
-    pub async fn frames_after(
-        &self,
-        sid: &str,
-        after: i64,
-        limit: i64,
-    ) -> Result<Vec<(i64, Value)>, StoreError> {
-        Ok(self
-            .store
-            .session_events(sid, after, limit)
-            .await?
-            .into_iter()
-            .filter_map(|(seq, frame)| serde_json::from_str(&frame).ok().map(|f| (seq, f)))
-            .collect())
     }
 }

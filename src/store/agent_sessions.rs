@@ -54,8 +54,6 @@ pub struct Committed {
     pub session_sid: Option<String>,
     /// Its latest seq after the change.
     pub last_seq: i64,
-    /// Whether the change ended the session.
-    pub ended: bool,
     /// The notice sent on [`AGENT_CHANNEL`] (see [`events_notice`]), when events were written.
     pub notice: Option<String>,
 }
@@ -177,7 +175,6 @@ impl Store {
                     Committed {
                         session_sid: None,
                         last_seq: 0,
-                        ended: false,
                         notice: None,
                     },
                 )));
@@ -264,7 +261,6 @@ impl Store {
             Committed {
                 session_sid: Some(sid),
                 last_seq,
-                ended: current.is_some() && write.session.is_none(),
                 notice,
             },
         )))
@@ -469,11 +465,7 @@ impl Store {
         agent_no: &str,
         token: &str,
     ) -> Result<Option<crate::store::agents::AgentRecord>, StoreError> {
-        let columns = crate::store::agents::AGENT_COLUMNS
-            .split(", ")
-            .map(|c| format!("a.{c}"))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let columns = crate::store::agents::agent_columns_of("a");
         let sql = format!(
             "SELECT {columns} FROM agent_tokens t JOIN agents a ON a.app_id = t.app_id AND a.agent_no = t.agent_no \
              WHERE t.token_hash = $1 AND t.app_id = $2 AND t.agent_no = $3 AND t.expires_at > $4"

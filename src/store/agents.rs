@@ -115,8 +115,17 @@ pub struct AgentFilter {
     pub role: Option<AgentRole>,
 }
 
+/// The columns of an [`AgentRecord`] of the table aliased `alias`.
+pub(crate) fn agent_columns_of(alias: &str) -> String {
+    AGENT_COLUMNS
+        .split(", ")
+        .map(|c| format!("{alias}.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The columns of an [`AgentRecord`].
-pub(crate) const AGENT_COLUMNS: &str = "app_id, agent_no, name, pwd_hash, role, phone_type, pstn_number, sip_number, sip_pwd, \
+const AGENT_COLUMNS: &str = "app_id, agent_no, name, pwd_hash, role, phone_type, pstn_number, sip_number, sip_pwd, \
                              wrapup_time, auto_answer, caller_id_pool_sid, enabled, created_at, updated_at";
 
 /// Checks that every membership's queue and the pool belong to application `app_id`; on
@@ -430,11 +439,7 @@ impl Store {
         after: Option<&str>,
         limit: i64,
     ) -> Result<Vec<AgentRecord>, StoreError> {
-        let columns = AGENT_COLUMNS
-            .split(", ")
-            .map(|c| format!("a.{c}"))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let columns = agent_columns_of("a");
         let sql = format!(
             "SELECT {columns} FROM agents a WHERE a.app_id = $1 AND a.agent_no > $2 \
              AND ($3 IS NULL OR a.role = $3) \
@@ -513,23 +518,15 @@ impl Store {
         .execute(p)
         .await
         .map(|r| r.rows_affected()))?;
-        // Expired tokens of anyone go while we are here: a mint is rare, the table stays small.
-        on_pool!(self, |p| sqlx::query(
-            "DELETE FROM agent_tokens WHERE expires_at < $1"
-        )
-        .bind(now)
-        .execute(p)
-        .await
-        .map(|r| r.rows_affected()))?;
         Ok(done == 1)
     }
 
-    /// Revokes every token of an agent; whether the agent exists.
+    /// Revokes every token of an agent.
     pub async fn revoke_agent_tokens(
         &self,
         app_id: &str,
         agent_no: &str,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<(), StoreError> {
         on_pool!(self, |p| sqlx::query(
             "DELETE FROM agent_tokens WHERE app_id = $1 AND agent_no = $2"
         )
@@ -538,6 +535,6 @@ impl Store {
         .execute(p)
         .await
         .map(|r| r.rows_affected()))?;
-        Ok(self.find_agent(app_id, agent_no).await?.is_some())
+        Ok(())
     }
 }

@@ -1,7 +1,8 @@
 //! Retention: what the platform stops keeping. Idempotency keys after their 24 hours,
 //! delivered and failed callbacks (outbox rows and their attempts) after the configured
 //! number of days, recording files after theirs, agent sessions (with their events) a day
-//! after they ended and failed password attempts once they no longer count. Each purge deletes a bounded number of
+//! after they ended, failed password attempts once they no longer count and agent tokens
+//! once expired. Each purge deletes a bounded number of
 //! rows per table (and files) so it never holds the database or the disk for long; the
 //! periodic task repeats it while there is more.
 
@@ -29,8 +30,8 @@ pub struct Purged {
     pub deliveries: u64,
     /// The attempts of those callbacks.
     pub attempts: u64,
-    /// Ended agent sessions (their events go with them) and failed password attempts
-    /// that no longer count.
+    /// Ended agent sessions (their events go with them), failed password attempts that
+    /// no longer count and expired agent tokens.
     pub agent_rows: u64,
 }
 
@@ -95,8 +96,8 @@ impl Store {
         })
     }
 
-    /// Deletes agent sessions that ended a day ago, with their events, and failed
-    /// password attempts past their window; at most [`PURGE_BATCH`] of each.
+    /// Deletes agent sessions that ended a day ago, with their events, failed password
+    /// attempts past their window and expired agent tokens; at most [`PURGE_BATCH`] of each.
     async fn purge_agent_rows(&self, now: i64) -> Result<u64, StoreError> {
         let failures = on_pool!(self, |p| {
             sqlx::query(
@@ -109,6 +110,15 @@ impl Store {
         .await
         .map(|r| r.rows_affected())
         })?;
+        let tokens = on_pool!(self, |p| sqlx::query(
+            "DELETE FROM agent_tokens WHERE token_hash IN \
+             (SELECT token_hash FROM agent_tokens WHERE expires_at < $1 LIMIT $2)"
+        )
+        .bind(now)
+        .bind(PURGE_BATCH)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))?;
         let ended: Vec<String> = on_pool!(self, |p| sqlx::query_scalar(
             "SELECT session_sid FROM agent_sessions WHERE ended_at < $1 LIMIT $2"
         )
@@ -130,7 +140,7 @@ impl Store {
             }
         }
         tx.commit().await?;
-        Ok(failures + ended.len() as u64)
+        Ok(failures + tokens + ended.len() as u64)
     }
 }
 

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::error::CtiError;
 use super::{
-    CtiContext, cti_style, idempotent_create, list_answer, page, query, read_body, success,
+    CtiContext, cti_style, idempotent_create, page, page_answer, query, read_body, success,
 };
 use crate::agents::bus::revoked_payload;
 use crate::agents::machine::{Input, LogoutCause};
@@ -114,19 +114,17 @@ pub async fn list(state: Data<AppState>, req: HttpRequest, path: AppPath) -> Htt
             queue_sid: q.queue_sid.filter(|s| !s.is_empty()),
             role,
         };
-        let mut agents = state
+        let agents = state
             .store
             .list_agents(&ctx.app.app_id, &filter, after.as_deref(), size + 1)
             .await?;
-        let more = agents.len() as i64 > size;
-        agents.truncate(size as usize);
         let tz = state.settings.timezone;
-        let last = agents.last().map(|a| a.agent_no.clone());
-        Ok(list_answer(
+        Ok(page_answer(
             "agents",
-            agents.iter().map(|a| a.to_json(tz)).collect(),
-            more,
-            last.as_deref(),
+            agents,
+            size,
+            |a| &a.agent_no,
+            |a| a.to_json(tz),
         ))
     })
     .await
@@ -252,13 +250,10 @@ pub async fn revoke_tokens(
     let (state, req) = (&state, &req);
     cti_style(state, req, (&version, &sid, &app_id), |ctx| async move {
         existing(state, &ctx, &agent_no).await?;
-        if !state
+        state
             .store
             .revoke_agent_tokens(&ctx.app.app_id, &agent_no)
-            .await?
-        {
-            return Err(CtiError::AgentNotFound);
-        }
+            .await?;
         // Sockets opened with a token close (4001), on whichever replica holds them.
         let payload = revoked_payload(&ctx.app.app_id, &agent_no);
         state.agents.bus().deliver(&payload);

@@ -66,14 +66,19 @@ where
     }
 }
 
-/// The success answer: `{"statusCode":"00000","statusMsg":"success"}` and the members of
+/// The success body: `{"statusCode":"00000","statusMsg":"success"}` and the members of
 /// `fields` (a JSON object).
-pub fn success(status: StatusCode, fields: Value) -> HttpResponse {
+fn success_body(fields: Value) -> Value {
     let mut body = json!({"statusCode": "00000", "statusMsg": "success"});
     if let (Value::Object(out), Value::Object(fields)) = (&mut body, fields) {
         out.extend(fields);
     }
-    let mut response = HttpResponse::build(status).json(body);
+    body
+}
+
+/// The success answer with `fields` and this HTTP status.
+pub fn success(status: StatusCode, fields: Value) -> HttpResponse {
+    let mut response = HttpResponse::build(status).json(success_body(fields));
     response.extensions_mut().insert(ApiStatus("00000"));
     response
 }
@@ -116,11 +121,7 @@ where
             None => {}
         }
     }
-    let mut body = json!({"statusCode": "00000", "statusMsg": "success"});
-    if let (Value::Object(out), Value::Object(fields)) = (&mut body, create.await?) {
-        out.extend(fields);
-    }
-    let text = body.to_string();
+    let text = success_body(create.await?).to_string();
     if let Some(claim) = claim {
         state
             .store
@@ -161,18 +162,21 @@ pub fn page(
     Ok((size, after))
 }
 
-/// A list answer: `{…, key: items, "nextCursor"}`; `more` says whether rows follow the
-/// page (the store was asked for one more than the page size), so the last page has no
-/// cursor.
-pub fn list_answer(
+/// A page of a list: `rows` as the store gave them (asked for one more than `size`, so a
+/// row past the page says another page follows), answered as `{…, key: [...],
+/// "nextCursor"}`; the last page has no cursor.
+pub fn page_answer<T>(
     key: &str,
-    items: Vec<Value>,
-    more: bool,
-    last_key: Option<&str>,
+    mut rows: Vec<T>,
+    size: i64,
+    key_of: impl Fn(&T) -> &str,
+    to_json: impl Fn(&T) -> Value,
 ) -> HttpResponse {
-    let mut fields = json!({ key: items });
-    if more && let Some(last) = last_key {
-        fields["nextCursor"] = URL_SAFE_NO_PAD.encode(last).into();
+    let more = rows.len() as i64 > size;
+    rows.truncate(usize::try_from(size).unwrap_or(0));
+    let mut fields = json!({ key: rows.iter().map(&to_json).collect::<Vec<_>>() });
+    if more && let Some(last) = rows.last() {
+        fields["nextCursor"] = URL_SAFE_NO_PAD.encode(key_of(last)).into();
     }
     success(StatusCode::OK, fields)
 }

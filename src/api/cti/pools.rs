@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::error::CtiError;
 use super::{
-    CtiContext, cti_style, idempotent_create, list_answer, page, query, read_body, success,
+    CtiContext, cti_style, idempotent_create, page, page_answer, query, read_body, success,
 };
 use crate::api::AppState;
 use crate::domain::Fields;
@@ -89,19 +89,17 @@ pub async fn list(state: Data<AppState>, req: HttpRequest, path: AppPath) -> Htt
     cti_style(state, req, (&version, &sid, &app_id), |ctx| async move {
         let q: PoolListQuery = query(req)?;
         let (size, after) = page(q.page_size.as_deref(), q.cursor.as_deref())?;
-        let mut pools = state
+        let pools = state
             .store
             .list_pools(&ctx.app.app_id, after.as_deref(), size + 1)
             .await?;
-        let more = pools.len() as i64 > size;
-        pools.truncate(size as usize);
         let tz = state.settings.timezone;
-        let last = pools.last().map(|p| p.pool_sid.clone());
-        Ok(list_answer(
+        Ok(page_answer(
             "callerIdPools",
-            pools.iter().map(|p| p.to_json(tz)).collect(),
-            more,
-            last.as_deref(),
+            pools,
+            size,
+            |p| &p.pool_sid,
+            |p| p.to_json(tz),
         ))
     })
     .await

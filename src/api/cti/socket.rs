@@ -423,14 +423,13 @@ impl Socket {
         loop {
             if let Some((sid, sent)) = following.as_mut() {
                 loop {
-                    let Ok(frames) = self.agents.frames_after(sid, *sent, BATCH).await else {
+                    let Ok(frames) = store.session_events(sid, *sent, BATCH).await else {
                         return None;
                     };
                     let done = (frames.len() as i64) < BATCH;
                     for (seq, frame) in frames {
-                        disabled |= frame["data"]["eventName"] == "logout"
-                            && frame["data"]["logoutCause"] == "disabled";
-                        if !self.send(frame.to_string()).await {
+                        disabled |= logs_out_disabled(&frame);
+                        if !self.send(frame).await {
                             return None;
                         }
                         *sent = seq;
@@ -539,8 +538,7 @@ impl Socket {
         }
         let mut disabled = false;
         for (seq, frame) in fresh {
-            disabled |= frame.contains(r#""eventName":"logout""#)
-                && frame.contains(r#""logoutCause":"disabled""#);
+            disabled |= logs_out_disabled(&frame);
             if !self.send(frame).await {
                 return None;
             }
@@ -586,6 +584,12 @@ impl Socket {
             }
         }
     }
+}
+
+/// Whether an event frame (as stored and sent) is the logout of a disabled agent, after
+/// which its socket closes (4005).
+fn logs_out_disabled(frame: &str) -> bool {
+    frame.contains(r#""eventName":"logout""#) && frame.contains(r#""logoutCause":"disabled""#)
 }
 
 /// The reply to an unreadable frame.
