@@ -25,6 +25,10 @@ const KEYS: &[(&str, Option<&str>)] = &[
     ("VOICEPAAS_SIP_NUMBER_BASE", Some("80000000")),
     ("VOICEPAAS_SIP_DOMAIN", Some("voicepaas.local")),
     ("VOICEPAAS_WEBPHONE_WSS", Some("")),
+    (
+        "VOICEPAAS_AGENT_DIAL_STRING",
+        Some("user/{sipNumber}@{domain}"),
+    ),
     ("VOICEPAAS_CTI_GRACE_SECONDS", Some("60")),
     ("VOICEPAAS_CTI_SILENCE_SECONDS", Some("45")),
     ("VOICEPAAS_ALLOW_PRIVATE_WEBHOOKS", Some("false")),
@@ -161,6 +165,9 @@ pub struct Settings {
     /// The WSS address WebPhones register over, handed out as `wsAddr`
     /// (`VOICEPAAS_WEBPHONE_WSS`; empty: none).
     pub webphone_wss: String,
+    /// How agents' SIP and WebPhone devices are dialled (`VOICEPAAS_AGENT_DIAL_STRING`;
+    /// `{sipNumber}` and `{domain}` are filled in).
+    pub agent_dial_string: String,
     /// How long a logged-in agent may be without a socket before it is logged out
     /// (`VOICEPAAS_CTI_GRACE_SECONDS`, 1–3600).
     pub cti_grace_secs: u32,
@@ -331,6 +338,7 @@ impl Settings {
             )?,
             sip_domain: required("VOICEPAAS_SIP_DOMAIN"),
             webphone_wss: get("VOICEPAAS_WEBPHONE_WSS").unwrap_or_default(),
+            agent_dial_string: agent_dial_string(&required("VOICEPAAS_AGENT_DIAL_STRING"))?,
             cti_grace_secs: parse_whole_in(
                 "VOICEPAAS_CTI_GRACE_SECONDS",
                 &required("VOICEPAAS_CTI_GRACE_SECONDS"),
@@ -439,6 +447,17 @@ fn parse_positive(var: &str, value: &str, zero_ok: bool) -> Result<f64, ConfigEr
             format!("expected a positive number, got {value:?}"),
         )),
     }
+}
+
+/// `VOICEPAAS_AGENT_DIAL_STRING`, which must name the device (`{sipNumber}`).
+fn agent_dial_string(template: &str) -> Result<String, ConfigError> {
+    if !template.contains("{sipNumber}") {
+        return Err(ConfigError::new(
+            "VOICEPAAS_AGENT_DIAL_STRING",
+            "must contain {sipNumber}",
+        ));
+    }
+    Ok(template.to_string())
 }
 
 fn parse_whole_in(

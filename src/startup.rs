@@ -108,8 +108,13 @@ impl Application {
             store.clone(),
             crate::store::retention::Retention::of(&settings),
         ));
-        let agents =
-            crate::agents::Agents::start(store.clone(), settings.clone(), ids.clone()).await;
+        let agents = crate::agents::Agents::start(
+            store.clone(),
+            settings.clone(),
+            ids.clone(),
+            Some(orchestrator.clone()),
+        )
+        .await;
         let state = web::Data::new(AppState {
             store,
             ids,

@@ -26,7 +26,10 @@ const RESERVED_CAUSES: &[&str] = &["wrapup", "no-answer", "rejected", "forced"];
 
 /// A param as a string: strings as they are, numbers and booleans as their text (params
 /// carry strings, management-style numbers are accepted).
-fn param(params: &Map<String, Value>, name: &str) -> Result<Option<String>, CommandError> {
+pub(super) fn param(
+    params: &Map<String, Value>,
+    name: &str,
+) -> Result<Option<String>, CommandError> {
     match params.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
@@ -225,6 +228,10 @@ impl Agents {
                 .await?;
                 Ok(json!({}))
             }
+            CommandName::CallOut => self.call_out(app_id, agent, params).await,
+            CommandName::Hangup | CommandName::SendDtmf | CommandName::SetUserData => {
+                self.order_call(app_id, agent, name, params).await
+            }
             _ => {
                 // The rest of §7 is not served yet: the §6 table still answers for them.
                 let state = self
@@ -252,7 +259,7 @@ impl Agents {
             "phoneType": session.as_ref().map_or(agent.phone_type, |s| s.phone_type).code().to_string(),
             "sessionSid": stored.as_ref().map(|s| s.session_sid.as_str()).unwrap_or_default(),
             "lastSeq": stored.as_ref().map_or(0, |s| s.last_seq).to_string(),
-            "calls": [],
+            "calls": self.calls_of(app_id, &agent.agent_no).await?,
         }))
     }
 

@@ -30,6 +30,18 @@ pub enum CommandError {
     /// 20104.
     #[error("not allowed in the agent's current state")]
     WrongState,
+    /// 10008: the account's maxConcurrentCalls is reached.
+    #[error("platform limit: the account's maxConcurrentCalls is reached")]
+    AtCapacity,
+    /// 20008: displayNum is in none of the application's caller-id pools.
+    #[error("displayNum not allowed for this application")]
+    DisplayNumNotAllowed,
+    /// 20105: the agent's call is not in a state that allows the command; why.
+    #[error("not allowed in the current call state: {0}")]
+    WrongCallState(String),
+    /// 10005: the call's media server (or the replica driving it) could not do it.
+    #[error("call could not be initiated: {0}")]
+    NoMedia(String),
     /// 20110.
     #[error("no pstnNumber bound to the agent")]
     NoPstnNumber,
@@ -43,7 +55,10 @@ impl CommandError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::Param(_) => "10004",
-            Self::Unavailable(_) => "10005",
+            Self::Unavailable(_) | Self::NoMedia(_) => "10005",
+            Self::AtCapacity => "10008",
+            Self::DisplayNumNotAllowed => "20008",
+            Self::WrongCallState(_) => "20105",
             Self::AuthFirst => "20100",
             Self::AuthFailed | Self::TooManyAttempts => "20101",
             Self::AgentDisabled => "20102",
@@ -58,7 +73,10 @@ impl CommandError {
     pub fn http_status(&self) -> u16 {
         match self {
             Self::Param(_) | Self::UnknownCommand => 400,
-            Self::Unavailable(_) => 503,
+            Self::Unavailable(_) | Self::NoMedia(_) => 503,
+            Self::AtCapacity => 429,
+            Self::DisplayNumNotAllowed => 403,
+            Self::WrongCallState(_) => 409,
             Self::AuthFirst | Self::AuthFailed | Self::TooManyAttempts => 401,
             Self::AgentDisabled => 403,
             Self::NotLoggedIn | Self::WrongState | Self::NoPstnNumber => 409,
@@ -87,5 +105,11 @@ impl From<super::machine::TableRefusal> for CommandError {
             super::machine::TableRefusal::NotLoggedIn => Self::NotLoggedIn,
             super::machine::TableRefusal::NotInThisState => Self::WrongState,
         }
+    }
+}
+
+impl From<crate::store::agent_calls::NoRoom> for CommandError {
+    fn from(_: crate::store::agent_calls::NoRoom) -> Self {
+        Self::AtCapacity
     }
 }

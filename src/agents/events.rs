@@ -30,3 +30,126 @@ pub fn status_data(
         "forcedBy": e.forced_by,
     })
 }
+
+/// `callEvent` names (§8.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallEventName {
+    /// The leg is dialled.
+    Initiated,
+    /// It rings.
+    Ringing,
+    /// It answered (or was connected).
+    Answered,
+    /// It ended after answering.
+    Completed,
+    /// It ended unanswered.
+    Failed,
+}
+
+impl CallEventName {
+    /// The contract's word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Initiated => "initiated",
+            Self::Ringing => "ringing",
+            Self::Answered => "answered",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// One callEvent of a leg, before it is JSON.
+#[derive(Debug, Clone)]
+pub struct CallEvent<'a> {
+    /// eventName.
+    pub name: CallEventName,
+    /// The conversation.
+    pub call: &'a crate::domain::agent_call::AgentCall,
+    /// Its application.
+    pub app_id: &'a str,
+    /// `CV…`.
+    pub conversation_sid: &'a str,
+    /// The leg, `CA…`.
+    pub call_sid: &'a str,
+    /// The leg's callSubtype.
+    pub subtype: crate::domain::agent_call::CallSubtype,
+    /// `idle`, `ringing`, `connected` or `held`: the leg after the event.
+    pub call_state: &'static str,
+    /// The leg is connected to the other party.
+    pub bridged: bool,
+    /// On failed: why.
+    pub failed_cause: &'static str,
+    /// On completed: `""` or `time-limit`.
+    pub completed_cause: &'static str,
+    /// The conversation's userData.
+    pub user_data: &'a str,
+    /// When (Unix ms).
+    pub at_ms: i64,
+}
+
+impl CallEvent<'_> {
+    /// Its `data` (§8.1), unmasked (sockets that mask numbers mask them when sending).
+    pub fn data(&self, tz: chrono_tz::Tz) -> Value {
+        let call = self.call;
+        json!({
+            "eventName": self.name.as_str(),
+            "appSid": self.app_id,
+            "agentNo": call.agent_no,
+            "agentNumber": call.agent_number,
+            "conversationSid": self.conversation_sid,
+            "callSid": self.call_sid,
+            "failedCause": self.failed_cause,
+            "completedCause": self.completed_cause,
+            "callType": call.call_type.code(),
+            "callSubtype": self.subtype.code(),
+            "callState": self.call_state,
+            "userNumber": call.user_number,
+            "userNumberType": crate::domain::agent_call::user_number_type(&call.user_number),
+            "userArea": "",
+            "isBridged": if self.bridged { "1" } else { "0" },
+            "coAgentNo": "",
+            "userData": self.user_data,
+            "timestamp": format_time(self.at_ms, tz),
+            "queueSid": "",
+            "didNumber": "",
+            "monitorMode": "",
+        })
+    }
+}
+
+/// failedCause (§8.1) of a leg that ended unanswered with `hangup_cause`; `canceled` when
+/// the platform withdrew it.
+pub fn failed_cause(hangup_cause: &str, canceled: bool) -> &'static str {
+    match hangup_cause {
+        _ if canceled => "canceled",
+        "NO_ANSWER" | "NO_USER_RESPONSE" => "no-answer",
+        "RECOVERY_ON_TIMER_EXPIRE" | "PROGRESS_TIMEOUT" => "time-out",
+        "ORIGINATOR_CANCEL" | "LOSE_RACE" => "canceled",
+        _ => "failed",
+    }
+}
+
+/// A frame as a socket that masks users' numbers sends it (§8.5): `userNumber` of an
+/// event or reply and of getState's `calls`, masked by
+/// [`crate::domain::agent_call::mask_number`]. Frames without one go as they are.
+pub fn mask_frame(frame: String) -> String {
+    if !frame.contains(r#""userNumber""#) {
+        return frame;
+    }
+    let Ok(mut value) = serde_json::from_str::<Value>(&frame) else {
+        return frame;
+    };
+    fn mask(object: &mut Value) {
+        if let Some(Value::String(n)) = object.get_mut("userNumber") {
+            *n = crate::domain::agent_call::mask_number(n);
+        }
+    }
+    if let Some(data) = value.get_mut("data") {
+        mask(data);
+        if let Some(Value::Array(calls)) = data.get_mut("calls") {
+            calls.iter_mut().for_each(mask);
+        }
+    }
+    value.to_string()
+}

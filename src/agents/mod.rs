@@ -5,6 +5,7 @@
 //! so any replica may take an agent's command or hold its socket.
 
 pub mod bus;
+mod calls;
 pub mod commands;
 pub mod error;
 pub mod events;
@@ -18,11 +19,97 @@ use tokio::sync::{Notify, watch};
 use crate::config::Settings;
 use crate::domain::IdGenerator;
 use crate::domain::time::now_ms;
+use crate::orchestrator::Orchestrator;
+use crate::store::agent_calls::NewAgentCall;
 use crate::store::agent_sessions::{SessionState, SessionWrite};
+use crate::store::journal::SessionChange;
 use crate::store::{Store, StoreError};
 use bus::Bus;
 use error::CommandError;
 use machine::{Input, Session, step};
+
+/// Where and when a session steps: what its statusEvents carry.
+struct Stepped<'a> {
+    app_id: &'a str,
+    agent_no: &'a str,
+    sid: &'a str,
+    now: i64,
+    tz: chrono_tz::Tz,
+}
+
+impl Stepped<'_> {
+    /// The write of `input` applied to `session` (none: unchanged), after `call_events`
+    /// (callEvent data, already JSON), and the session after it.
+    fn step(
+        &self,
+        session: Option<Session>,
+        input: Option<Input>,
+        call_events: Vec<String>,
+    ) -> (SessionWrite, Option<Session>) {
+        let outcome = match input {
+            Some(input) => step(session, input, self.now),
+            None => machine::Outcome {
+                session,
+                events: vec![],
+            },
+        };
+        let status = outcome.events.iter().map(|e| {
+            let data =
+                events::status_data(e, self.app_id, self.agent_no, self.sid, self.now, self.tz);
+            ("statusEvent", data.to_string())
+        });
+        let events = call_events
+            .into_iter()
+            .map(|data| ("callEvent", data))
+            .chain(status)
+            .collect();
+        let state = outcome.session.as_ref().map(|s| SessionState {
+            json: serde_json::to_string(s).unwrap_or_default(),
+            agent_state: s.state.as_str(),
+            due_at: s.due_at(),
+        });
+        (
+            SessionWrite {
+                session: state,
+                events,
+                call: None,
+            },
+            outcome.session,
+        )
+    }
+}
+
+/// What a call does to its agent's session, for the journal to apply in the call's own
+/// transaction: its callEvents, then `input` to the machine with the statusEvents it
+/// causes. An agent no longer logged in gets nothing.
+pub fn call_change(
+    app_id: String,
+    agent_no: String,
+    call_events: Vec<String>,
+    input: Option<Input>,
+    tz: chrono_tz::Tz,
+) -> SessionChange {
+    SessionChange(Arc::new(move |stored| {
+        let Some(stored) = stored else {
+            return SessionWrite::default();
+        };
+        let session = match serde_json::from_str::<Session>(&stored.session) {
+            Ok(session) => session,
+            Err(e) => {
+                tracing::error!(session = %stored.session_sid, error = %e, "agent session unreadable; its call events are dropped");
+                return SessionWrite::default();
+            }
+        };
+        let at = Stepped {
+            app_id: &app_id,
+            agent_no: &agent_no,
+            sid: &stored.session_sid,
+            now: now_ms(),
+            tz,
+        };
+        at.step(Some(session), input.clone(), call_events.clone()).0
+    }))
+}
 
 /// The agent sessions of this process: shared by the HTTP handlers and socket tasks.
 pub struct Agents {
@@ -30,6 +117,8 @@ pub struct Agents {
     bus: Arc<Bus>,
     settings: Settings,
     ids: Arc<IdGenerator>,
+    /// Drives agents' conversations (`None` in a process that places no calls: the CLI).
+    orchestrator: Option<Orchestrator>,
     /// This process, as the holder of its sockets.
     holder: String,
     /// A session timer was set: the timer loop looks again.
@@ -61,13 +150,22 @@ pub struct Changed {
 impl Agents {
     /// Starts the agent machinery: on PostgreSQL the listener of other replicas' notices,
     /// and the loop of session timers and lost sockets.
-    pub async fn start(store: Store, settings: Settings, ids: Arc<IdGenerator>) -> Arc<Self> {
+    pub async fn start(
+        store: Store,
+        settings: Settings,
+        ids: Arc<IdGenerator>,
+        orchestrator: Option<Orchestrator>,
+    ) -> Arc<Self> {
         let (stop, stopped) = watch::channel(false);
+        let bus = Arc::new(Bus::default());
+        let sink = bus.clone();
+        store.set_agent_sink(Box::new(move |notice| sink.deliver(notice)));
         let agents = Arc::new(Self {
             store: store.clone(),
-            bus: Arc::new(Bus::default()),
+            bus,
             settings,
             ids,
+            orchestrator,
             holder: uuid::Uuid::new_v4().simple().to_string(),
             timer_set: Notify::new(),
             stop,
@@ -104,6 +202,11 @@ impl Agents {
         &self.store
     }
 
+    /// The orchestrator that drives agents' conversations, if this process has one.
+    pub fn orchestrator(&self) -> Option<&Orchestrator> {
+        self.orchestrator.as_ref()
+    }
+
     /// Settings.
     pub fn settings(&self) -> &Settings {
         &self.settings
@@ -123,6 +226,23 @@ impl Agents {
         agent_no: &str,
         decide: impl Fn(Option<Current<'_>>) -> Result<(Option<Input>, T), CommandError>,
     ) -> Result<(T, Changed), CommandError> {
+        self.change_with_call(app_id, agent_no, |current| {
+            let (input, answer) = decide(current)?;
+            Ok((input, None, answer))
+        })
+        .await
+    }
+
+    /// [`Agents::change`] that may also write a conversation the change starts (callOut),
+    /// in the same transaction; refused with 10008 when the account has no room for it.
+    pub async fn change_with_call<T>(
+        &self,
+        app_id: &str,
+        agent_no: &str,
+        decide: impl Fn(
+            Option<Current<'_>>,
+        ) -> Result<(Option<Input>, Option<NewAgentCall>, T), CommandError>,
+    ) -> Result<(T, Changed), CommandError> {
         let now = now_ms();
         let new_sid = self.ids.agent_session(chrono::Utc::now()).to_string();
         let tz = self.settings.timezone;
@@ -141,31 +261,18 @@ impl Agents {
                     session,
                     last_seq: s.last_seq,
                 });
-                let (input, answer) = decide(current)?;
+                let (input, call, answer) = decide(current)?;
                 let sid = stored.map_or(new_sid.as_str(), |s| s.session_sid.as_str());
-                let outcome = match input {
-                    Some(input) => step(parsed.clone(), input, now),
-                    None => machine::Outcome {
-                        session: parsed.clone(),
-                        events: vec![],
-                    },
+                let at = Stepped {
+                    app_id,
+                    agent_no,
+                    sid,
+                    now,
+                    tz,
                 };
-                let events = outcome
-                    .events
-                    .iter()
-                    .map(|e| {
-                        (
-                            "statusEvent",
-                            events::status_data(e, app_id, agent_no, sid, now, tz).to_string(),
-                        )
-                    })
-                    .collect();
-                let session = outcome.session.as_ref().map(|s| SessionState {
-                    json: serde_json::to_string(s).unwrap_or_default(),
-                    agent_state: s.state.as_str(),
-                    due_at: s.due_at(),
-                });
-                Ok::<_, CommandError>((SessionWrite { session, events }, (answer, outcome.session)))
+                let (mut write, session) = at.step(parsed.clone(), input, Vec::new());
+                write.call = call;
+                Ok::<_, CommandError>((write, (answer, session)))
             })
             .await?;
         let ((answer, session), committed) = result?;

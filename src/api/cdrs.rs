@@ -148,10 +148,10 @@ pub async fn list(state: Data<AppState>, req: HttpRequest, sid: Path<String>) ->
             if let Some(kind) = q
                 .kind
                 .as_deref()
-                .filter(|k| !["notice", "captcha", "click2call"].contains(k))
+                .filter(|k| crate::domain::CallKind::parse(k).is_none())
             {
                 return Err(ApiError::Param(format!(
-                    "kind must be notice, captcha or click2call, not {}",
+                    "kind must be notice, captcha, click2call or agent, not {}",
                     crate::domain::phone::printable(kind)
                 )));
             }

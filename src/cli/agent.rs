@@ -241,6 +241,7 @@ pub async fn run(
                     store.clone(),
                     settings.clone(),
                     std::sync::Arc::new(IdGenerator::new(settings.node_id)),
+                    None,
                 )
                 .await;
                 let logged_out = agents

@@ -12,11 +12,18 @@ pub enum CallKind {
     Captcha,
     /// A click-to-call conversation (§6).
     Click2Call,
+    /// An agent's conversation (agents' contract §7, §10).
+    Agent,
 }
 
 impl CallKind {
     /// Every kind.
-    pub const ALL: [CallKind; 3] = [CallKind::Notice, CallKind::Captcha, CallKind::Click2Call];
+    pub const ALL: [CallKind; 4] = [
+        CallKind::Notice,
+        CallKind::Captcha,
+        CallKind::Click2Call,
+        CallKind::Agent,
+    ];
 
     /// Its name in the contract and in the store.
     pub fn as_str(self) -> &'static str {
@@ -24,6 +31,7 @@ impl CallKind {
             Self::Notice => "notice",
             Self::Captcha => "captcha",
             Self::Click2Call => "click2call",
+            Self::Agent => "agent",
         }
     }
 
@@ -32,11 +40,16 @@ impl CallKind {
         Self::ALL.into_iter().find(|k| k.as_str() == s)
     }
 
+    /// Whether it is a conversation of several legs (fenced through its first leg).
+    pub fn is_conversation(self) -> bool {
+        matches!(self, Self::Click2Call | Self::Agent)
+    }
+
     /// The callback kind of its CDR: `result` (§5) or `cdr` (§6.2).
     pub fn cdr_callback(self) -> &'static str {
         match self {
             Self::Notice | Self::Captcha => "result",
-            Self::Click2Call => "cdr",
+            Self::Click2Call | Self::Agent => "cdr",
         }
     }
 }
@@ -52,6 +65,6 @@ mod tests {
             let json = serde_json::to_string(&kind).unwrap();
             assert_eq!(json, format!("\"{}\"", kind.as_str()));
         }
-        assert_eq!(CallKind::parse("agent"), None);
+        assert_eq!(CallKind::parse("Agent"), None);
     }
 }

@@ -2,6 +2,7 @@
 //! is valid; nothing downstream checks it again. No I/O happens here.
 
 pub mod agent;
+pub mod agent_call;
 pub mod application;
 pub mod caller_id_pool;
 pub mod captcha;

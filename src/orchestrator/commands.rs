@@ -14,6 +14,7 @@ use tokio::time::Instant;
 
 use super::Ctx;
 use super::engine::{Command, ENDED, Input, Refusal};
+use super::flows::agent_call::AgentOrder;
 use crate::domain::click2call::AddCall;
 use crate::store::StoreError;
 use crate::store::conversations::ConversationState;
@@ -55,6 +56,7 @@ impl From<Refusal> for Refused {
 enum Wire {
     Cancel,
     AddCall(AddCall),
+    Agent(AgentOrder),
 }
 
 /// cancelCall.
@@ -99,6 +101,29 @@ pub(super) async fn add_call(ctx: &Arc<Ctx>, id: &str, add: AddCall) -> Result<(
         Some(verdict) => verdict.map_err(Refused::from),
         None => Err(Refused::NoMedia(
             "the replica driving the conversation did not answer in time; nothing was done".into(),
+        )),
+    }
+}
+
+/// An agent's command on its conversation.
+pub(super) async fn agent_order(
+    ctx: &Arc<Ctx>,
+    id: &str,
+    order: AgentOrder,
+) -> Result<(), Refused> {
+    if let Some(verdict) = ctx.order(id, Command::Agent(order.clone())) {
+        return answered(verdict).await;
+    }
+    if ended(ctx, id).await? {
+        return Err(Refused::State(ENDED.into()));
+    }
+    let hangup = order == AgentOrder::Hangup;
+    match remote(ctx, id, &Wire::Agent(order)).await? {
+        Some(verdict) => verdict.map_err(Refused::from),
+        // Written down, a hangup is carried out by whoever drives the call.
+        None if hangup => Ok(()),
+        None => Err(Refused::NoMedia(
+            "the replica driving the conversation did not answer in time".into(),
         )),
     }
 }
@@ -153,7 +178,10 @@ async fn remote(
         }
         if Instant::now() >= deadline {
             match command {
-                Wire::Cancel => return Ok(None),
+                // A hangup taken late still ends the call: answered as accepted.
+                Wire::Cancel | Wire::Agent(AgentOrder::Hangup) => return Ok(None),
+                Wire::Agent(_) if ctx.store.withdraw_command(cmd).await? => return Ok(None),
+                Wire::Agent(_) => deadline += VERDICT_WAIT,
                 Wire::AddCall(_) if ctx.store.withdraw_command(cmd).await? => return Ok(None),
                 // Taken: its verdict is on its way.
                 Wire::AddCall(_) => deadline += VERDICT_WAIT,
@@ -175,6 +203,7 @@ pub(super) async fn deliver(ctx: &Arc<Ctx>, id: &str) {
     for (cmd, json) in commands {
         let command = match serde_json::from_str::<Wire>(&json) {
             Ok(Wire::Cancel) => Command::Cancel,
+            Ok(Wire::Agent(order)) => Command::Agent(order),
             Ok(Wire::AddCall(add)) => match ctx.app_of(id) {
                 Some(app) => Command::AddCall(Box::new(ctx.resolve_add(&app, &add).await)),
                 None => Command::Cancel,

@@ -162,6 +162,32 @@ impl Orchestrator {
         commands::cancel(&self.0, id).await
     }
 
+    /// The lease epoch an agent call claimed now must carry; `None` while this process
+    /// may not start calls (its lease lapsed, or it is stopping).
+    pub fn claim_epoch(&self) -> Option<i64> {
+        let ctx = &self.0;
+        (ctx.lease.valid() && ctx.placing()).then(|| ctx.epoch())
+    }
+
+    /// Starts driving an agent conversation whose first leg was just written, claimed with
+    /// [`Orchestrator::claim_epoch`].
+    pub fn start_agent_call(&self, first: crate::store::placing::CallRecord) {
+        let ctx = self.0.clone();
+        tokio::spawn(async move {
+            let built = ctx.fresh(first, 0).await;
+            ctx.launch(built, vec![engine::Input::Start], None);
+        });
+    }
+
+    /// An agent's command on its conversation `id`, wherever it is driven.
+    pub async fn agent_order(
+        &self,
+        id: &str,
+        order: flows::agent_call::AgentOrder,
+    ) -> Result<(), Refused> {
+        commands::agent_order(&self.0, id, order).await
+    }
+
     /// addCall on conversation `id`.
     pub async fn add_call(
         &self,
@@ -242,7 +268,7 @@ impl Ctx {
     ) -> Option<oneshot::Receiver<Result<(), Refusal>>> {
         let id = built.unit.id.clone();
         let app_id = built.unit.first.app_id.clone();
-        let waiting = (built.unit.kind == crate::domain::CallKind::Click2Call).then(|| id.clone());
+        let waiting = built.unit.kind.is_conversation().then(|| id.clone());
         let (orders, rx) = mpsc::unbounded_channel();
         let verdict = order.map(|command| {
             let (reply, verdict) = oneshot::channel();

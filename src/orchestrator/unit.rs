@@ -10,11 +10,13 @@ use chrono::TimeZone;
 use super::Ctx;
 use super::engine::{App, Conversation, Core, Dial, Ended, Leg, Limits, Signalling, Status};
 use super::flows::Flow;
-use super::flows::click2call::{self, AddParty, CalleePlan, Click2CallFlow, Plan};
+use super::flows::agent_call::AgentCallFlow;
+use super::flows::click2call::{AddParty, CalleePlan, Click2CallFlow, Plan};
 use super::flows::ivr::{IvrFlow, IvrKind, Keys, Script};
 use super::prompts::Builtin;
 use crate::cdr::LegEnd;
 use crate::domain::CallKind;
+use crate::domain::agent_call::{AgentCall, CallType};
 use crate::domain::captcha::{CaptchaScript, Lang};
 use crate::domain::click2call::{AddCall, RingbackMode, StoredClick2Call};
 use crate::domain::notice::{ContentItem, NoticeScript};
@@ -76,7 +78,7 @@ impl Ctx {
         let (unit, flow) = self.unit_and_flow(call, answer_timeout, None).await;
         let mut core = Core::new(unit.id.clone(), vec![leg], self.limits(), self.ids.clone());
         core.now = now;
-        core.quiet_progress = unit.kind != CallKind::Click2Call;
+        core.quiet_progress = !unit.kind.is_conversation();
         Built {
             unit,
             engine: Conversation::new(core, flow),
@@ -90,17 +92,12 @@ impl Ctx {
             .media
             .now_ms_on(first.node.as_deref().unwrap_or_default());
         let legs: Vec<Leg> = stored.legs.iter().map(|r| leg_of(r, now)).collect();
-        let snapshot = stored.snapshot.as_deref().and_then(|s| {
-            serde_json::from_str::<click2call::State>(s)
-                .map_err(|e| tracing::error!(call = %first.id, error = %e, "snapshot unreadable; resumed from the legs alone"))
-                .ok()
-        });
         let (unit, flow) = self
-            .unit_and_flow(first, stored.answer_timeout, Some(snapshot))
+            .unit_and_flow(first, stored.answer_timeout, Some(stored.snapshot))
             .await;
         let mut core = Core::new(unit.id.clone(), legs, self.limits(), self.ids.clone());
         core.now = now;
-        core.quiet_progress = unit.kind != CallKind::Click2Call;
+        core.quiet_progress = !unit.kind.is_conversation();
         Some(Built {
             unit,
             engine: Conversation::restored(core, flow),
@@ -112,7 +109,7 @@ impl Ctx {
         &self,
         call: CallRecord,
         answer_timeout: i64,
-        resumed: Option<Option<click2call::State>>,
+        resumed: Option<Option<String>>,
     ) -> (Unit, Flow) {
         let kind = CallKind::parse(&call.kind).unwrap_or(CallKind::Notice);
         let app = self.app(&call.account_sid, &call.app_id).await;
@@ -122,6 +119,7 @@ impl Ctx {
             from: call.from_number.clone(),
             timeout_secs: answer_timeout,
             ignore_early_media: true,
+            ..Dial::default()
         };
         let mut unit = Unit {
             id: call
@@ -165,8 +163,25 @@ impl Ctx {
                         .or_else(|| app.and_then(|a| a.cdr_url.clone()));
                 }
                 Flow::Click2Call(Box::new(match resumed {
-                    Some(snapshot) => Click2CallFlow::resumed(plan, snapshot),
+                    Some(snapshot) => {
+                        Click2CallFlow::resumed(plan, snapshot_of(&unit.id, snapshot))
+                    }
                     None => Click2CallFlow::new(plan),
+                }))
+            }
+            CallKind::Agent => {
+                let call: AgentCall = serde_json::from_str(&unit.first.params)
+                    .unwrap_or_else(|e| {
+                        tracing::error!(call = %unit.id, error = %e, "stored agent call unreadable; it fails");
+                        unreadable_agent_call()
+                    });
+                unit.cdr_url = unit.app.as_deref().and_then(|a| a.cdr_url.clone());
+                let user_data = unit.first.userdata.clone().unwrap_or_default();
+                Flow::Agent(Box::new(match resumed {
+                    Some(snapshot) => {
+                        AgentCallFlow::resumed(call, user_data, snapshot_of(&unit.id, snapshot))
+                    }
+                    None => AgentCallFlow::new(call, user_data),
                 }))
             }
         };
@@ -282,6 +297,7 @@ impl Ctx {
                 from: call.caller_cli.as_ref().map(ToString::to_string),
                 timeout_secs: answer_timeout,
                 ignore_early_media: true,
+                ..Dial::default()
             },
             callee: CalleePlan {
                 to: dial.callee.to_string(),
@@ -315,6 +331,7 @@ impl Ctx {
                 from: None,
                 timeout_secs: answer_timeout,
                 ignore_early_media: true,
+                ..Dial::default()
             },
             callee: CalleePlan {
                 to: String::new(),
@@ -389,6 +406,34 @@ impl Ctx {
             Some(path) => path,
             None => self.prompts.builtin(builtin),
         }
+    }
+}
+
+/// A conversation's stored snapshot, read as its flow's state (`None` when it has none or
+/// it cannot be read: the flow resumes from the legs alone).
+fn snapshot_of<T: serde::de::DeserializeOwned>(id: &str, snapshot: Option<String>) -> Option<T> {
+    snapshot.as_deref().and_then(|s| {
+        serde_json::from_str(s)
+            .map_err(|e| tracing::error!(call = %id, error = %e, "snapshot unreadable; resumed from the legs alone"))
+            .ok()
+    })
+}
+
+/// An agent call whose stored request cannot be read: nothing to dial, so it fails at once.
+fn unreadable_agent_call() -> AgentCall {
+    AgentCall {
+        call_type: CallType::CallOut,
+        agent_no: String::new(),
+        agent_number: String::new(),
+        phone_type: crate::domain::agent::PhoneType::Pstn,
+        user_number: String::new(),
+        display_num: String::new(),
+        caller_id: None,
+        agent_ring_timeout: 1,
+        answer_timeout: 1,
+        max_call_duration: 0,
+        wrapup_time: 0,
+        masked: false,
     }
 }
 

@@ -8,6 +8,7 @@
 //! consecutive seqs. On PostgreSQL the transaction also sends a `NOTIFY` on
 //! [`AGENT_CHANNEL`], delivered at commit, for the replica holding the agent's socket.
 
+use super::agent_calls::{NoRoom, insert_agent_call};
 use super::{Store, StoreError, Tx, on_pool, on_tx};
 use crate::domain::time::now_ms;
 
@@ -45,6 +46,8 @@ pub struct SessionWrite {
     pub session: Option<SessionState>,
     /// Events to append: (type, data JSON object), in order.
     pub events: Vec<(&'static str, String)>,
+    /// A conversation the change starts (callOut), written in the same transaction.
+    pub call: Option<super::agent_calls::NewAgentCall>,
 }
 
 /// What a committed change did.
@@ -101,6 +104,129 @@ async fn notify(tx: &mut Tx<'_>, payload: &str) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
+/// Reads an agent's live session and holds it until the transaction ends (PostgreSQL
+/// `FOR UPDATE`; SQLite's single writer holds everything).
+pub(crate) async fn lock_session(
+    tx: &mut Tx<'_>,
+    app_id: &str,
+    agent_no: &str,
+) -> Result<Option<StoredSession>, sqlx::Error> {
+    let sql = format!(
+        "SELECT session_sid, session, last_seq FROM agent_sessions WHERE app_id = $1 AND agent_no = $2 \
+         AND ended_at IS NULL{}",
+        tx.for_update()
+    );
+    on_tx!(tx, |c| sqlx::query_as(&sql)
+        .bind(app_id)
+        .bind(agent_no)
+        .fetch_optional(c)
+        .await)
+}
+
+/// Writes a change of the session `current` (locked by [`lock_session`] in `tx`): the
+/// session after it (a new one gets `new_sid`), its events with consecutive seqs, and the
+/// notice for the socket's holder (sent at commit on PostgreSQL).
+pub(crate) async fn apply_session(
+    tx: &mut Tx<'_>,
+    app_id: &str,
+    agent_no: &str,
+    new_sid: &str,
+    current: Option<StoredSession>,
+    write: &SessionWrite,
+) -> Result<Committed, sqlx::Error> {
+    let now = now_ms();
+    let events = write.events.len() as i64;
+    let (sid, first_seq) = match (&current, &write.session) {
+        (None, None) => {
+            return Ok(Committed {
+                session_sid: None,
+                last_seq: 0,
+                notice: None,
+            });
+        }
+        (None, Some(state)) => {
+            on_tx!(tx, |c| {
+                sqlx::query(
+                "INSERT INTO agent_sessions (session_sid, app_id, agent_no, session, agent_state, last_seq, due_at, \
+                 ended_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $8, $8)"
+            )
+            .bind(new_sid)
+            .bind(app_id)
+            .bind(agent_no)
+            .bind(&state.json)
+            .bind(state.agent_state)
+            .bind(events)
+            .bind(state.due_at)
+            .bind(now)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected())
+            })?;
+            (new_sid.to_string(), 1)
+        }
+        (Some(row), state) => {
+            let (json, agent_state, due_at, ended) = match state {
+                Some(s) => (s.json.as_str(), s.agent_state, s.due_at, None),
+                None => (row.session.as_str(), "offline", None, Some(now)),
+            };
+            on_tx!(tx, |c| {
+                sqlx::query(
+                "UPDATE agent_sessions SET session = $2, agent_state = $3, last_seq = last_seq + $4, due_at = $5, \
+                 ended_at = $6, updated_at = $7 WHERE session_sid = $1"
+            )
+            .bind(&row.session_sid)
+            .bind(json)
+            .bind(agent_state)
+            .bind(events)
+            .bind(due_at)
+            .bind(ended)
+            .bind(now)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected())
+            })?;
+            (row.session_sid.clone(), row.last_seq + 1)
+        }
+    };
+    let mut frames = Vec::with_capacity(write.events.len());
+    for (i, (kind, data)) in write.events.iter().enumerate() {
+        let seq = first_seq + i as i64;
+        frames.push((seq, frame(kind, seq, data)));
+        on_tx!(tx, |c| {
+            sqlx::query(
+            "INSERT INTO agent_events (session_sid, seq, frame, created_at) VALUES ($1, $2, $3, $4)"
+        )
+        .bind(&sid)
+        .bind(seq)
+        .bind(&frames[i].1)
+        .bind(now)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected())
+        })?;
+    }
+    let last_seq = first_seq + events - 1;
+    if events > 0 && last_seq > KEPT_EVENTS {
+        on_tx!(tx, |c| sqlx::query(
+            "DELETE FROM agent_events WHERE session_sid = $1 AND seq <= $2"
+        )
+        .bind(&sid)
+        .bind(last_seq - KEPT_EVENTS)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
+    }
+    let notice = (events > 0).then(|| events_notice(app_id, agent_no, &sid, &frames));
+    if let Some(notice) = &notice {
+        notify(tx, notice).await?;
+    }
+    Ok(Committed {
+        session_sid: Some(sid),
+        last_seq,
+        notice,
+    })
+}
+
 impl Store {
     /// The live session of an agent, if it is logged in.
     pub async fn live_session(
@@ -123,7 +249,7 @@ impl Store {
     /// new session would get, and says what to write and what to answer; an `Err` from it
     /// writes nothing. Concurrent first logins on PostgreSQL meet at the unique index and
     /// the loser decides again.
-    pub async fn change_session<T, E>(
+    pub async fn change_session<T, E: From<NoRoom>>(
         &self,
         app_id: &str,
         agent_no: &str,
@@ -144,7 +270,7 @@ impl Store {
         }
     }
 
-    async fn change_once<T, E>(
+    async fn change_once<T, E: From<NoRoom>>(
         &self,
         app_id: &str,
         agent_no: &str,
@@ -152,118 +278,19 @@ impl Store {
         decide: &impl Fn(Option<&StoredSession>) -> Result<(SessionWrite, T), E>,
     ) -> Result<Result<(T, Committed), E>, StoreError> {
         let mut tx = self.begin_write().await?;
-        let sql = format!(
-            "SELECT session_sid, session, last_seq FROM agent_sessions WHERE app_id = $1 AND agent_no = $2 \
-             AND ended_at IS NULL{}",
-            tx.for_update()
-        );
-        let current: Option<StoredSession> = on_tx!(&mut tx, |c| sqlx::query_as(&sql)
-            .bind(app_id)
-            .bind(agent_no)
-            .fetch_optional(c)
-            .await)?;
+        let current = lock_session(&mut tx, app_id, agent_no).await?;
         let (write, answer) = match decide(current.as_ref()) {
             Ok(decided) => decided,
             Err(e) => return Ok(Err(e)),
         };
-        let now = now_ms();
-        let events = write.events.len() as i64;
-        let (sid, first_seq) = match (&current, &write.session) {
-            (None, None) => {
-                return Ok(Ok((
-                    answer,
-                    Committed {
-                        session_sid: None,
-                        last_seq: 0,
-                        notice: None,
-                    },
-                )));
-            }
-            (None, Some(state)) => {
-                on_tx!(&mut tx, |c| {
-                    sqlx::query(
-                    "INSERT INTO agent_sessions (session_sid, app_id, agent_no, session, agent_state, last_seq, due_at, \
-                     ended_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $8, $8)"
-                )
-                .bind(new_sid)
-                .bind(app_id)
-                .bind(agent_no)
-                .bind(&state.json)
-                .bind(state.agent_state)
-                .bind(events)
-                .bind(state.due_at)
-                .bind(now)
-                .execute(c)
-                .await
-                .map(|r| r.rows_affected())
-                })?;
-                (new_sid.to_string(), 1)
-            }
-            (Some(row), state) => {
-                let (json, agent_state, due_at, ended) = match state {
-                    Some(s) => (s.json.as_str(), s.agent_state, s.due_at, None),
-                    None => (row.session.as_str(), "offline", None, Some(now)),
-                };
-                on_tx!(&mut tx, |c| {
-                    sqlx::query(
-                    "UPDATE agent_sessions SET session = $2, agent_state = $3, last_seq = last_seq + $4, due_at = $5, \
-                     ended_at = $6, updated_at = $7 WHERE session_sid = $1"
-                )
-                .bind(&row.session_sid)
-                .bind(json)
-                .bind(agent_state)
-                .bind(events)
-                .bind(due_at)
-                .bind(ended)
-                .bind(now)
-                .execute(c)
-                .await
-                .map(|r| r.rows_affected())
-                })?;
-                (row.session_sid.clone(), row.last_seq + 1)
-            }
-        };
-        let mut frames = Vec::with_capacity(write.events.len());
-        for (i, (kind, data)) in write.events.iter().enumerate() {
-            let seq = first_seq + i as i64;
-            frames.push((seq, frame(kind, seq, data)));
-            on_tx!(&mut tx, |c| {
-                sqlx::query(
-                "INSERT INTO agent_events (session_sid, seq, frame, created_at) VALUES ($1, $2, $3, $4)"
-            )
-            .bind(&sid)
-            .bind(seq)
-            .bind(&frames[i].1)
-            .bind(now)
-            .execute(c)
-            .await
-            .map(|r| r.rows_affected())
-            })?;
+        if let Some(call) = &write.call
+            && !insert_agent_call(&mut tx, call).await?
+        {
+            return Ok(Err(E::from(NoRoom)));
         }
-        let last_seq = first_seq + events - 1;
-        if events > 0 && last_seq > KEPT_EVENTS {
-            on_tx!(&mut tx, |c| sqlx::query(
-                "DELETE FROM agent_events WHERE session_sid = $1 AND seq <= $2"
-            )
-            .bind(&sid)
-            .bind(last_seq - KEPT_EVENTS)
-            .execute(c)
-            .await
-            .map(|r| r.rows_affected()))?;
-        }
-        let notice = (events > 0).then(|| events_notice(app_id, agent_no, &sid, &frames));
-        if let Some(notice) = &notice {
-            notify(&mut tx, notice).await?;
-        }
+        let committed = apply_session(&mut tx, app_id, agent_no, new_sid, current, &write).await?;
         tx.commit().await?;
-        Ok(Ok((
-            answer,
-            Committed {
-                session_sid: Some(sid),
-                last_seq,
-                notice,
-            },
-        )))
+        Ok(Ok((answer, committed)))
     }
 
     /// Sends `payload` on [`AGENT_CHANNEL`] (PostgreSQL; SQLite has one process).

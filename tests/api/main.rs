@@ -4,6 +4,7 @@
 mod helpers;
 
 mod admin;
+mod agent_calls;
 mod agent_client;
 mod agent_sessions;
 mod agents;

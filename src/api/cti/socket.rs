@@ -16,6 +16,7 @@ use crate::agents::Agents;
 use crate::agents::bus::{Notice, Subscription, attached_payload};
 use crate::agents::commands::Origin;
 use crate::agents::error::CommandError;
+use crate::agents::events::mask_frame;
 use crate::agents::machine::Input;
 use crate::api::AppState;
 use crate::api::error::ApiError;
@@ -134,6 +135,7 @@ pub async fn connect(
             ws,
             stream,
             socket_id: uuid::Uuid::new_v4().simple().to_string(),
+            masked: false,
         };
         socket.run().await;
     });
@@ -149,6 +151,8 @@ struct Socket {
     ws: Ws,
     stream: AggregatedMessageStream,
     socket_id: String,
+    /// Users' numbers are masked in what this socket sends (§8.5).
+    masked: bool,
 }
 
 /// A frame read: a request, or why the socket must close.
@@ -205,6 +209,10 @@ impl Socket {
     }
 
     async fn send(&mut self, text: String) -> bool {
+        let text = match self.masked {
+            true => mask_frame(text),
+            false => text,
+        };
         self.ws.text(text).await.is_ok()
     }
 
@@ -280,6 +288,7 @@ impl Socket {
         if !agent.enabled {
             return Err(CommandError::AgentDisabled);
         }
+        self.masked = self.app.cti.encrypt_number || text("encryptNumber") == Some("true");
         let subscription = self
             .agents
             .bus()

@@ -173,8 +173,13 @@ impl Channel {
     /// Starts the channel's task; returns its command sender.
     pub fn spawn(switch: Arc<Switch>, spawn: Spawn) -> mpsc::Sender<Command> {
         let (tx, rx) = mpsc::channel(256);
-        // `user/…` is an agent's device (its registration); anything else a phone number.
-        let outcome = if spawn.dial.starts_with("user/") {
+        // `user/…` is an agent's device (its registration), and so is any leg dialled to
+        // answer by itself (an agent's pstnNumber); anything else a phone number.
+        let agent_leg = spawn
+            .vars
+            .get("sip_auto_answer")
+            .is_some_and(|v| v == "true");
+        let outcome = if spawn.dial.starts_with("user/") || agent_leg {
             Outcome::for_agent_device(&spawn.number)
         } else {
             Outcome::for_number(&spawn.number)

@@ -19,14 +19,19 @@ pub(super) fn call_write(
     tz: chrono_tz::Tz,
 ) -> CallWrite {
     let render = Render { unit, engine, tz };
+    let agent = super::agent_journal::agent_entry(unit, engine, &writes, tz);
     CallWrite {
         fence: Fence {
             epoch: unit.epoch,
             root: unit.first.id.clone(),
-            conversation: unit.kind == CallKind::Click2Call,
+            conversation: unit.kind.is_conversation(),
         },
         account_sid: unit.first.account_sid.clone(),
-        entries: writes.into_iter().map(|w| render.entry(w)).collect(),
+        entries: writes
+            .into_iter()
+            .map(|w| render.entry(w))
+            .chain(agent)
+            .collect(),
     }
 }
 
@@ -177,6 +182,24 @@ impl Render<'_> {
                 };
                 (None, Some(end), body)
             }
+            (CallKind::Agent, kind) => {
+                let bye = match kind {
+                    CdrKind::Agent { bye } => bye,
+                    _ => crate::domain::agent_call::AgentBye::MediaFailure,
+                };
+                let body = match super::agent_journal::agent_flow(self.engine) {
+                    Some(flow) => {
+                        super::agent_journal::agent_cdr(unit, flow, &legs, bye.code(), self.tz)
+                    }
+                    None => serde_json::Value::Null,
+                };
+                let end = ConversationEnd {
+                    id: unit.id.clone(),
+                    bye_type: bye.code(),
+                    recording: None,
+                };
+                (None, Some(end), body)
+            }
             (notice_or_captcha, kind) => {
                 let inputkey = match kind {
                     CdrKind::Notice { inputkey } => inputkey.map(String::from),
@@ -243,7 +266,7 @@ impl Render<'_> {
         let first = &unit.first;
         let app = unit.app.as_deref();
         let url = match unit.kind {
-            CallKind::Click2Call => unit.cdr_url.clone(),
+            CallKind::Click2Call | CallKind::Agent => unit.cdr_url.clone(),
             _ => app.and_then(|a| a.notify_url.clone()),
         };
         let mut rows = Vec::new();

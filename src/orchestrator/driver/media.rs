@@ -3,7 +3,9 @@
 
 use crate::esl::Event;
 use crate::media::pool::INSTALL_VAR;
-use crate::orchestrator::engine::{App, Dial, Hears, MediaCommand, MediaEvent, Probe, Signalling};
+use crate::orchestrator::engine::{
+    App, Dial, Endpoint, Hears, MediaCommand, MediaEvent, Probe, Signalling,
+};
 
 /// The `event-uuid` of application run `run` of driver generation `generation`; the run
 /// number comes back in CHANNEL_EXECUTE_COMPLETE's `Application-UUID`.
@@ -103,6 +105,10 @@ fn cause(event: &Event) -> String {
 pub struct Dialing<'a> {
     /// `VOICEPAAS_DIAL_STRING`.
     pub template: &'a str,
+    /// `VOICEPAAS_AGENT_DIAL_STRING`.
+    pub device_template: &'a str,
+    /// `VOICEPAAS_SIP_DOMAIN` (the device template's `{domain}`).
+    pub sip_domain: &'a str,
     /// `VOICEPAAS_INSTALLATION`.
     pub installation: &'a str,
     /// `VOICEPAAS_CHANNEL_MAX_SECS`.
@@ -132,8 +138,22 @@ fn dial_target(uuid: &str, dial: &Dial, dialing: &Dialing<'_>) -> String {
         vars.push_str(",origination_caller_id_number=");
         vars.push_str(from);
     }
+    if dial.auto_answer {
+        vars.push_str(",sip_auto_answer=true");
+    }
+    if dial.park_after_bridge {
+        vars.push_str(",park_after_bridge=true");
+    }
     vars.push('}');
-    vars.push_str(&dialing.template.replace("{number}", &dial.to));
+    match dial.endpoint {
+        Endpoint::Number => vars.push_str(&dialing.template.replace("{number}", &dial.to)),
+        Endpoint::Device => vars.push_str(
+            &dialing
+                .device_template
+                .replace("{sipNumber}", &dial.to)
+                .replace("{domain}", dialing.sip_domain),
+        ),
+    }
     vars
 }
 
@@ -176,6 +196,7 @@ pub fn api(uuid: &str, command: &MediaCommand) -> String {
         }
         MediaCommand::SetVar(name, value) => format!("uuid_setvar {uuid} {name} {value}"),
         MediaCommand::RecordStart(path) => format!("uuid_record {uuid} start {path}"),
+        MediaCommand::SendDtmf(digits) => format!("uuid_send_dtmf {uuid} {digits}"),
         MediaCommand::BothToConference(room) => {
             format!("uuid_transfer {uuid} -both conference:{room} inline")
         }
@@ -273,11 +294,32 @@ mod tests {
 
     #[test]
     fn commands() {
+        let dialing = Dialing {
+            template: "sofia/gateway/pstn/{number}",
+            device_template: "user/{sipNumber}@{domain}",
+            sip_domain: "voicepaas.local",
+            installation: "shop1",
+            max_secs: 14_400,
+        };
+        let device = Dial {
+            to: "80000017".into(),
+            from: Some("13800000001".into()),
+            timeout_secs: 20,
+            ignore_early_media: true,
+            endpoint: Endpoint::Device,
+            auto_answer: true,
+            park_after_bridge: true,
+        };
+        assert_eq!(
+            originate("CA2", &device, &dialing),
+            "originate {origination_uuid=CA2,originate_timeout=20,ignore_early_media=true,playback_terminators=none,voicepaas_install=shop1,execute_on_originate='sched_hangup +14400 ALLOTTED_TIMEOUT',origination_caller_id_number=13800000001,sip_auto_answer=true,park_after_bridge=true}user/80000017@voicepaas.local &park()"
+        );
         let dial = Dial {
             to: "13800000001".into(),
             from: Some("0101".into()),
             timeout_secs: 45,
             ignore_early_media: true,
+            ..Dial::default()
         };
         assert_eq!(
             originate(
@@ -285,6 +327,8 @@ mod tests {
                 &dial,
                 &Dialing {
                     template: "sofia/gateway/pstn/{number}",
+                    device_template: "user/{sipNumber}@{domain}",
+                    sip_domain: "voicepaas.local",
                     installation: "shop1",
                     max_secs: 14_400,
                 }

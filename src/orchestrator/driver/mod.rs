@@ -7,6 +7,7 @@
 //! Nothing here waits without a bound: commands are bounded by the Event Socket client,
 //! channels by the engine's timers, the whole driver by the lease (lost → it stops).
 
+mod agent_journal;
 pub mod journal;
 pub mod media;
 
@@ -296,6 +297,8 @@ impl Driver {
     fn dialing(&self) -> media::Dialing<'_> {
         media::Dialing {
             template: &self.ctx.settings.dial_string,
+            device_template: &self.ctx.settings.agent_dial_string,
+            sip_domain: &self.ctx.settings.sip_domain,
             installation: &self.ctx.settings.installation,
             max_secs: self.ctx.settings.channel_max_secs,
         }

@@ -127,6 +127,33 @@ impl Core {
         self.writes.push(write);
     }
 
+    /// Writes a flow's state for the API (`stage`) and a later takeover.
+    pub fn snapshot<T: serde::Serialize>(&mut self, stage: &'static str, state: &T) {
+        let data = serde_json::to_value(state).unwrap_or_default();
+        self.journal(Write::Snapshot(stage, data));
+    }
+
+    /// Hangs leg `leg` up at `deadline` (media clock) with `cause`, on the media server
+    /// (`sched_hangup`, at least 1 s from now); the seconds until then.
+    pub fn hang_up_at(&mut self, leg: LegIdx, deadline: i64, cause: &str) -> u32 {
+        let left_ms = (deadline - self.now).max(1000);
+        let secs = u32::try_from((left_ms + 999) / 1000).unwrap_or(u32::MAX);
+        self.media(leg, MediaCommand::HangupAfter(secs, cause.into()));
+        secs
+    }
+
+    /// The legs whose hangup began while nobody watched (a takeover) and was not reported,
+    /// with its cause, in dialling order: the flow hears them as if just now.
+    pub fn unheard_hangups(&self) -> Vec<(LegIdx, String)> {
+        self.legs
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| !(l.is_live() && l.hangup.is_none()))
+            .filter(|(_, l)| l.reported != Some(Status::Completed))
+            .filter_map(|(i, l)| l.hangup.as_ref().map(|(_, cause)| (i, cause.clone())))
+            .collect()
+    }
+
     /// Adds an effect after the writes before it.
     pub fn emit(&mut self, effect: Effect) {
         self.flush();

@@ -91,6 +91,8 @@ pub enum Command {
     Cancel,
     /// addCall, its prompts already resolved to files.
     AddCall(Box<super::super::flows::click2call::AddParty>),
+    /// An agent's command on its conversation.
+    Agent(super::super::flows::agent_call::AgentOrder),
 }
 
 /// Where an API command's verdict goes.
@@ -157,8 +159,19 @@ impl Timer {
     }
 }
 
+/// What a dial reaches: a phone number (`VOICEPAAS_DIAL_STRING`) or an agent's SIP or
+/// WebPhone device by its sipNumber (`VOICEPAAS_AGENT_DIAL_STRING`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Endpoint {
+    /// A phone number.
+    #[default]
+    Number,
+    /// An agent's registered device.
+    Device,
+}
+
 /// A channel variable set at dial time, or an argument of a dial.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Dial {
     /// The number.
     pub to: String,
@@ -168,6 +181,13 @@ pub struct Dial {
     pub timeout_secs: u32,
     /// Whether early media counts as progress only (and the platform plays ringback).
     pub ignore_early_media: bool,
+    /// What `to` names.
+    pub endpoint: Endpoint,
+    /// The device answers by itself (`sip_auto_answer=true`).
+    pub auto_answer: bool,
+    /// A leg of an agent conversation: parked, not hung up, when its bridge ends
+    /// (`park_after_bridge=true`).
+    pub park_after_bridge: bool,
 }
 
 /// An application run on a channel (`sendmsg … execute`).
@@ -212,6 +232,8 @@ pub enum MediaCommand {
     SetVar(String, String),
     /// `uuid_record start <path>`.
     RecordStart(String),
+    /// `uuid_send_dtmf`: these keys toward the channel's far end.
+    SendDtmf(String),
     /// `uuid_transfer <uuid> -both conference:<room> inline`: the channel and its partner
     /// into a conference.
     BothToConference(String),
@@ -258,6 +280,11 @@ pub enum CdrKind {
         bye: super::ByeType,
         /// The recording's length (ms), if one was made.
         recording_ms: Option<i64>,
+    },
+    /// An agent's conversation (agents' contract §10).
+    Agent {
+        /// byeType.
+        bye: crate::domain::agent_call::AgentBye,
     },
 }
 

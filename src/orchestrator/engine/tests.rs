@@ -713,6 +713,7 @@ pub(super) fn plan(record: RecordMode, max: Option<u32>, ringback: bool, greet: 
             from: None,
             timeout_secs: 45,
             ignore_early_media: true,
+            ..Dial::default()
         },
         callee: CalleePlan {
             to: "13800000002".into(),
@@ -763,6 +764,7 @@ fn notice_flow(times: u8, keys: bool) -> Flow {
         from: None,
         timeout_secs: 45,
         ignore_early_media: true,
+        ..Dial::default()
     };
     Flow::Ivr(IvrFlow::new(
         IvrKind::Notice(keys),

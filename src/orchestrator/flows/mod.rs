@@ -1,6 +1,7 @@
 //! The scripts of the kinds of call, each driving the engine's [`Core`]: one module per
 //! kind. Adding a kind of call means adding a module here and a variant to [`Flow`].
 
+pub mod agent_call;
 pub mod click2call;
 pub mod ivr;
 
@@ -16,6 +17,8 @@ pub enum Flow {
     Ivr(ivr::IvrFlow),
     /// A click-to-call conversation.
     Click2Call(Box<click2call::Click2CallFlow>),
+    /// An agent's conversation.
+    Agent(Box<agent_call::AgentCallFlow>),
 }
 
 impl Flow {
@@ -24,6 +27,7 @@ impl Flow {
         match self {
             Flow::Ivr(f) => f.start(core),
             Flow::Click2Call(f) => f.start(core),
+            Flow::Agent(f) => f.start(core),
         }
     }
 
@@ -32,6 +36,7 @@ impl Flow {
         match self {
             Flow::Ivr(f) => f.restored(core),
             Flow::Click2Call(f) => f.restored(core),
+            Flow::Agent(f) => f.restored(core),
         }
     }
 
@@ -40,6 +45,7 @@ impl Flow {
         match self {
             Flow::Ivr(f) => f.on_leg(core, leg, happened),
             Flow::Click2Call(f) => f.on_leg(core, leg, happened),
+            Flow::Agent(f) => f.on_leg(core, leg, happened),
         }
     }
 
@@ -55,6 +61,7 @@ impl Flow {
         match self {
             Flow::Ivr(f) => f.on_command(core, token, command),
             Flow::Click2Call(f) => f.on_command(core, token, command),
+            Flow::Agent(f) => f.on_command(core, token, command),
         }
     }
 
@@ -63,6 +70,7 @@ impl Flow {
         match self {
             Flow::Ivr(_) => core.legs[leg].facts(core.legs[leg].end_kind()),
             Flow::Click2Call(f) => f.leg_facts(core, leg),
+            Flow::Agent(f) => f.leg_facts(core, leg),
         }
     }
 
@@ -71,6 +79,7 @@ impl Flow {
         match self {
             Flow::Ivr(f) => f.cdr_kind(),
             Flow::Click2Call(f) => f.cdr_kind(core),
+            Flow::Agent(f) => f.cdr_kind(),
         }
     }
 }

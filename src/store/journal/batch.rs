@@ -9,6 +9,7 @@ use super::{
     CallWrite, CdrRow, ConversationEnd, Entry, Job, LegFinal, LegState, NewLeg, OutboxRow,
 };
 use crate::domain::time::now_ms;
+use crate::store::agent_sessions::{apply_session, lock_session};
 use crate::store::deliveries::{Attempt, Delivery, Outcome, write_attempts};
 use crate::store::text;
 use crate::store::values::{self, Val};
@@ -19,6 +20,8 @@ use crate::store::{Pool, Tx, WriteGate, on_tx};
 pub(super) struct Written {
     pub applied: Vec<bool>,
     pub callbacks: bool,
+    /// Notices of agent changes, for this process's sockets.
+    pub notices: Vec<String>,
 }
 
 /// A leg's state changes in a batch, merged (the latest state, every time given).
@@ -80,7 +83,7 @@ pub(super) async fn write(
                 Entry::Leg { call_id, .. } => changed.contains(call_id),
                 Entry::Finish(f) => f.legs.iter().all(|l| ended.contains(&l.call_id)),
                 Entry::LegEnded(l, _) => ended.contains(&l.call_id),
-                Entry::NewLeg(..) | Entry::Conversation { .. } => true,
+                Entry::NewLeg(..) | Entry::Conversation { .. } | Entry::Agent { .. } => true,
             });
         }
     }
@@ -96,6 +99,11 @@ pub(super) async fn write(
         .await
         .map(|r| r.rows_affected()))?;
     }
+    let notices = change_agents(
+        &mut tx,
+        calls.iter().filter(|(i, _)| applied[*i]).map(|(_, w)| *w),
+    )
+    .await?;
     insert_cdrs(&mut tx, &added.cdrs).await?;
     insert_outbox(&mut tx, &added.outbox).await?;
     let attempts: Vec<&(Delivery, Attempt, Outcome)> = jobs
@@ -114,7 +122,30 @@ pub(super) async fn write(
         applied,
         // New callbacks, or an attempt recorded (the next callback of its key may be due).
         callbacks: !added.outbox.is_empty() || !attempts.is_empty(),
+        notices,
     })
+}
+
+/// The agent sessions the calls change, each under its lock, in the calls' order.
+async fn change_agents<'a>(
+    tx: &mut Tx<'_>,
+    calls: impl Iterator<Item = &'a CallWrite>,
+) -> Result<Vec<String>, sqlx::Error> {
+    let mut notices = Vec::new();
+    for entry in calls.flat_map(|w| &w.entries) {
+        if let Entry::Agent {
+            app_id,
+            agent_no,
+            change,
+        } = entry
+        {
+            let current = lock_session(tx, app_id, agent_no).await?;
+            let write = (change.0)(current.as_ref());
+            let committed = apply_session(tx, app_id, agent_no, "", current, &write).await?;
+            notices.extend(committed.notice);
+        }
+    }
+    Ok(notices)
 }
 
 /// Conversations: their caller leg must still carry the writer's epoch (locked until the
@@ -365,6 +396,7 @@ fn additions<'a>(writes: impl Iterator<Item = &'a CallWrite>) -> Additions<'a> {
                     added.cdrs.push(&f.cdr);
                     added.outbox.extend(&f.callbacks);
                 }
+                Entry::Agent { .. } => {}
             }
         }
     }

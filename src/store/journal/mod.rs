@@ -14,6 +14,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
+use super::agent_sessions::{SessionWrite, StoredSession};
 use super::deliveries::{Attempt, Delivery, Outcome};
 use super::{Pool, StoreError, Tx, WriteGate};
 use crate::domain::time::now_ms;
@@ -240,7 +241,34 @@ pub enum Entry {
     },
     /// A call or conversation ended.
     Finish(Box<Finish>),
+    /// A change of an agent's session the call causes (its callEvents, its state), applied
+    /// under the session's lock in the same transaction.
+    Agent {
+        /// The agent's application.
+        app_id: String,
+        /// The agent.
+        agent_no: String,
+        /// What to write, from the session as it is.
+        change: SessionChange,
+    },
 }
+
+/// Decides an agent session's change from the session as stored (`None`: not logged in).
+#[derive(Clone)]
+pub struct SessionChange(pub Arc<DecideSession>);
+
+/// The decision of a [`SessionChange`].
+pub type DecideSession = dyn Fn(Option<&StoredSession>) -> SessionWrite + Send + Sync;
+
+impl std::fmt::Debug for SessionChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionChange")
+    }
+}
+
+/// Where the notices of agent changes written by the journal go in this process (the
+/// registry of agent sockets).
+pub type NoticeSink = Box<dyn Fn(&str) + Send + Sync>;
 
 /// Who may write a call: the lease epoch of the process driving it. A write naming an
 /// epoch the call no longer has (another process took it over) is refused whole.
@@ -304,9 +332,16 @@ impl Job {
 }
 
 /// The handle calls submit their writes to.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Journal {
     tx: mpsc::Sender<Job>,
+    sink: Arc<std::sync::OnceLock<NoticeSink>>,
+}
+
+impl std::fmt::Debug for Journal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Journal")
+    }
 }
 
 impl std::fmt::Debug for Job {
@@ -323,6 +358,7 @@ impl Journal {
     pub(crate) fn start(pool: Pool, gate: WriteGate, written: Arc<tokio::sync::Notify>) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         let rx = Arc::new(Mutex::new(rx));
+        let sink: Arc<std::sync::OnceLock<NoticeSink>> = Arc::default();
         let writers = match pool {
             Pool::Sqlite(_) => 1,
             Pool::Postgres(_) => POSTGRES_WRITERS,
@@ -333,9 +369,10 @@ impl Journal {
                 gate.clone(),
                 rx.clone(),
                 written.clone(),
+                sink.clone(),
             ));
         }
-        Self { tx }
+        Self { tx, sink }
     }
 
     async fn submit(
@@ -352,6 +389,12 @@ impl Journal {
 }
 
 impl super::Store {
+    /// Where the notices of agent changes the journal writes go in this process (set once,
+    /// at startup).
+    pub fn set_agent_sink(&self, sink: NoticeSink) {
+        let _ = self.journal.sink.set(sink);
+    }
+
     /// Writes one step of a call durably, fenced by its epoch.
     pub async fn journal(&self, write: CallWrite) -> Result<(), JournalError> {
         self.journal.submit(|done| Job::Call(write, done)).await
@@ -380,7 +423,13 @@ async fn writer(
     gate: WriteGate,
     rx: Arc<Mutex<mpsc::Receiver<Job>>>,
     written: Arc<tokio::sync::Notify>,
+    sink: Arc<std::sync::OnceLock<NoticeSink>>,
 ) {
+    let tell = |notices: &[String]| {
+        if let Some(sink) = sink.get() {
+            notices.iter().for_each(|n| sink(n));
+        }
+    };
     loop {
         let batch = {
             let mut rx = rx.lock().await;
@@ -395,10 +444,15 @@ async fn writer(
             batch
         };
         match write(&pool, &gate, &batch).await {
-            Ok(Written { applied, callbacks }) => {
+            Ok(Written {
+                applied,
+                callbacks,
+                notices,
+            }) => {
                 if callbacks {
                     written.notify_one();
                 }
+                tell(&notices);
                 for (job, applied) in batch.into_iter().zip(applied) {
                     job.answer(if applied {
                         Ok(())
@@ -415,6 +469,7 @@ async fn writer(
                             if done.callbacks {
                                 written.notify_one();
                             }
+                            tell(&done.notices);
                             Ok(())
                         }
                         Ok(_) => Err(JournalError::Fenced),

@@ -20,7 +20,7 @@ use crate::cdr::{LegEnd, LegFacts};
 use crate::domain::click2call::RecordMode;
 use crate::orchestrator::engine::{
     ByeType, CdrKind, Command, CommandToken, Core, Dial, Effect, Happened, LegIdx, Refusal,
-    ReplyToken, Write,
+    ReplyToken,
 };
 
 pub use parties::AddParty;
@@ -163,8 +163,7 @@ impl Click2CallFlow {
             Phase::Talking => "bridged",
             _ => "dialing",
         };
-        let data = serde_json::to_value(&self.state).unwrap_or_default();
-        core.journal(Write::Snapshot(stage, data));
+        core.snapshot(stage, &self.state);
     }
 
     pub(super) fn start(&mut self, core: &mut Core) {
@@ -283,6 +282,9 @@ impl Click2CallFlow {
                     Ok(())
                 }
                 Command::AddCall(party) => self.add_call(core, *party),
+                Command::Agent(_) => Err(Refusal::State(
+                    "not a command of a click-to-call conversation".into(),
+                )),
             }
         };
         core.emit(Effect::Reply(token, verdict));

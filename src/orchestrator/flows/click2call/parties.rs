@@ -69,6 +69,7 @@ impl Click2CallFlow {
             from: party.from.clone(),
             timeout_secs: party.timeout,
             ignore_early_media: true,
+            ..Dial::default()
         };
         self.state.adding = Some((leg, party));
         self.snapshot(core);

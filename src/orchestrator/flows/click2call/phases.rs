@@ -38,6 +38,7 @@ impl Click2CallFlow {
             from: Some(self.plan.callee.from.clone()),
             timeout_secs: self.plan.answer_timeout,
             ignore_early_media: self.plan.callee.ringback.is_some(),
+            ..Dial::default()
         };
         core.bridge(CALLER, CALLEE, dial);
     }
@@ -76,12 +77,7 @@ impl Click2CallFlow {
             return;
         }
         self.state.armed.push(leg);
-        let left_ms = (deadline - core.now).max(1000);
-        let secs = u32::try_from((left_ms + 999) / 1000).unwrap_or(u32::MAX);
-        core.media(
-            leg,
-            MediaCommand::HangupAfter(secs, MAX_DURATION_CAUSE.into()),
-        );
+        let secs = core.hang_up_at(leg, deadline, MAX_DURATION_CAUSE);
         if secs > 60 {
             let last = self.plan.last_minute.clone();
             core.media(

@@ -5,7 +5,7 @@
 
 use super::{CALLEE, CALLER, Click2CallFlow, Phase};
 use crate::domain::click2call::RecordMode;
-use crate::orchestrator::engine::{ByeType, Core, Happened, Status};
+use crate::orchestrator::engine::{ByeType, Core, Happened};
 
 impl Click2CallFlow {
     pub(crate) fn restored(&mut self, core: &mut Core) {
@@ -28,14 +28,8 @@ impl Click2CallFlow {
             rec.started = true;
         }
         self.resume_answers(core);
-        for leg in 0..core.legs.len() {
-            let l = &core.legs[leg];
-            if (l.is_live() && l.hangup.is_none()) || l.reported == Some(Status::Completed) {
-                continue;
-            }
-            if let Some((_, cause)) = l.hangup.clone() {
-                self.on_leg(core, leg, Happened::HangingUp(cause));
-            }
+        for (leg, cause) in core.unheard_hangups() {
+            self.on_leg(core, leg, Happened::HangingUp(cause));
         }
         if self.state.bye.is_none() {
             self.resume_timers(core);

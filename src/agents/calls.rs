@@ -1,0 +1,252 @@
+//! The commands of an agent's call (agents' contract §7.1): `callOut` writes the
+//! conversation together with the agent's change to `ringing` and hands it to the
+//! orchestrator; `hangup`, `sendDtmf` and `setUserData` go to whichever replica drives the
+//! conversation; `getState` lists the agent's legs.
+
+use serde_json::{Map, Value, json};
+
+use super::Agents;
+use super::commands::param;
+use super::error::CommandError;
+use super::machine::{AgentState, CommandName, Input, Session, check};
+use crate::domain::PhoneNumber;
+use crate::domain::agent::PhoneType;
+use crate::domain::agent_call::{AgentCall, CallType};
+use crate::domain::time::now_ms;
+use crate::orchestrator::Refused;
+use crate::orchestrator::flows::agent_call::AgentOrder;
+use crate::store::agent_calls::{NewAgentCall, NotInPool};
+use crate::store::agents::AgentRecord;
+use crate::store::placing::CallRecord;
+
+/// Longest userData an agent may give (bytes).
+const MAX_USER_DATA: usize = 1024;
+
+/// A userData param: any text without control characters, at most 1024 bytes.
+fn user_data(params: &Map<String, Value>) -> Result<Option<String>, CommandError> {
+    let Some(data) = param(params, "userData")? else {
+        return Ok(None);
+    };
+    if data.len() > MAX_USER_DATA || data.chars().any(char::is_control) {
+        return Err(CommandError::Param(
+            "invalid userData (at most 1024 bytes, no control characters)".into(),
+        ));
+    }
+    Ok(Some(data))
+}
+
+impl Agents {
+    /// `callOut`: the agent's device is dialled, then the user (§7.1). Answers
+    /// `{"conversationSid","callSid"}` once the call is written.
+    pub(super) async fn call_out(
+        &self,
+        app_id: &str,
+        agent: &AgentRecord,
+        params: &Map<String, Value>,
+    ) -> Result<Value, CommandError> {
+        // The state first: a command the state does not allow is refused as such, whatever
+        // its params.
+        let session = self.session_of(app_id, &agent.agent_no).await?;
+        check(
+            CommandName::CallOut,
+            session.as_ref().map_or(AgentState::Offline, |s| s.state),
+        )?;
+        let user_number = param(params, "userNumber")?
+            .ok_or_else(|| CommandError::Param("userNumber is required".into()))?;
+        let user_number = PhoneNumber::parse("userNumber", &user_number)?.to_string();
+        let display_num = param(params, "displayNum")?.unwrap_or_default();
+        if !display_num.is_empty() {
+            PhoneNumber::parse("displayNum", &display_num)?;
+        }
+        let user_data = user_data(params)?;
+        let orchestrator = self
+            .orchestrator()
+            .ok_or_else(|| CommandError::NoMedia("this process places no calls".into()))?;
+        let app = self
+            .store()
+            .find_app_by_id(app_id)
+            .await?
+            .ok_or(CommandError::Unavailable(
+                crate::store::StoreError::Corrupt("the agent's application is gone".into()),
+            ))?;
+        let account = self.store().find_account(&app.account_sid).await?;
+        let pool = Some(agent.caller_id_pool_sid.as_str()).filter(|p| !p.is_empty());
+        let caller_id = self
+            .store()
+            .agent_caller_id(app_id, pool, &display_num)
+            .await?
+            .map_err(|NotInPool| CommandError::DisplayNumNotAllowed)?;
+        let epoch = orchestrator
+            .claim_epoch()
+            .ok_or_else(|| CommandError::NoMedia("this replica is stopping; retry".into()))?;
+        let phone_type = session.as_ref().map_or(agent.phone_type, |s| s.phone_type);
+        let call = AgentCall {
+            call_type: CallType::CallOut,
+            agent_no: agent.agent_no.clone(),
+            agent_number: match phone_type {
+                PhoneType::Pstn => agent.pstn_number.clone(),
+                PhoneType::Sip | PhoneType::WebPhone => agent.sip_number.clone(),
+            },
+            phone_type,
+            user_number,
+            display_num,
+            caller_id,
+            agent_ring_timeout: app.cti.agent_ring_timeout.clamp(5, 120) as u32,
+            answer_timeout: account.map_or(45, |a| a.answer_timeout).clamp(1, 600) as u32,
+            max_call_duration: app.cti.max_call_duration.clamp(0, 86_400) as u32,
+            wrapup_time: agent.wrapup_time,
+            masked: app.cti.encrypt_number,
+        };
+        let now = chrono::Utc::now();
+        let ids = &self.ids;
+        let new = NewAgentCall {
+            conversation_id: ids.conversation(now).to_string(),
+            leg_id: ids.call(now).to_string(),
+            request_id: ids.request(now).to_string(),
+            account_sid: app.account_sid.clone(),
+            app_id: app_id.to_string(),
+            agent_no: agent.agent_no.clone(),
+            agent_number: call.agent_number.clone(),
+            shown: match call.masked {
+                false => Some(call.user_number.clone()),
+                true => call.caller_id.clone(),
+            },
+            userdata: user_data,
+            params: serde_json::to_string(&call).unwrap_or_default(),
+            epoch,
+            created_at: now_ms(),
+        };
+        self.change_with_call(app_id, &agent.agent_no, |current| {
+            check(
+                CommandName::CallOut,
+                current.map_or(AgentState::Offline, |c| c.session.state),
+            )?;
+            Ok((Some(Input::CallStarted), Some(new.clone()), ()))
+        })
+        .await?;
+        orchestrator.start_agent_call(CallRecord {
+            id: new.leg_id.clone(),
+            request_id: new.request_id.clone(),
+            account_sid: new.account_sid.clone(),
+            app_id: new.app_id.clone(),
+            kind: crate::domain::CallKind::Agent.as_str().into(),
+            conversation_id: Some(new.conversation_id.clone()),
+            leg_seq: 0,
+            state: "placing".into(),
+            to_number: new.agent_number.clone(),
+            from_number: new.shown.clone(),
+            userdata: new.userdata.clone(),
+            params: new.params.clone(),
+            created_at: new.created_at,
+            ..CallRecord::default()
+        });
+        Ok(json!({"conversationSid": new.conversation_id, "callSid": new.leg_id}))
+    }
+
+    /// `hangup`, `sendDtmf`, `setUserData`: checked against the §6 table, then carried to
+    /// the agent's conversation.
+    pub(super) async fn order_call(
+        &self,
+        app_id: &str,
+        agent: &AgentRecord,
+        name: CommandName,
+        params: &Map<String, Value>,
+    ) -> Result<Value, CommandError> {
+        let session = self.session_of(app_id, &agent.agent_no).await?;
+        check(
+            name,
+            session.as_ref().map_or(AgentState::Offline, |s| s.state),
+        )?;
+        let order = match name {
+            CommandName::SendDtmf => {
+                let digits = param(params, "digits")?.unwrap_or_default();
+                let ok = (1..=32).contains(&digits.len())
+                    && digits
+                        .bytes()
+                        .all(|b| b.is_ascii_digit() || b == b'*' || b == b'#');
+                if !ok {
+                    return Err(CommandError::Param(
+                        "invalid digits (1-32 of 0-9, * and #)".into(),
+                    ));
+                }
+                AgentOrder::SendDtmf(digits)
+            }
+            CommandName::SetUserData => AgentOrder::SetUserData(
+                user_data(params)?
+                    .ok_or_else(|| CommandError::Param("userData is required".into()))?,
+            ),
+            _ => AgentOrder::Hangup,
+        };
+        let legs = self.store().agent_legs(app_id, &agent.agent_no).await?;
+        let conversation = legs
+            .iter()
+            .find_map(|l| l.conversation_id.clone())
+            .ok_or_else(|| CommandError::WrongCallState("the agent has no call".into()))?;
+        let orchestrator = self
+            .orchestrator()
+            .ok_or_else(|| CommandError::NoMedia("this process places no calls".into()))?;
+        orchestrator
+            .agent_order(&conversation, order)
+            .await
+            .map_err(|e| match e {
+                Refused::State(why) => CommandError::WrongCallState(why),
+                Refused::NoMedia(why) => CommandError::NoMedia(why),
+                Refused::Unavailable(e) => CommandError::Unavailable(e),
+            })?;
+        Ok(json!({}))
+    }
+
+    /// getState's `calls`: the agent's legs in its live conversations (§7.1).
+    pub(super) async fn calls_of(
+        &self,
+        app_id: &str,
+        agent_no: &str,
+    ) -> Result<Vec<Value>, CommandError> {
+        let legs = self.store().agent_legs(app_id, agent_no).await?;
+        let answered = |cv: &Option<String>| {
+            legs.iter()
+                .filter(|l| &l.conversation_id == cv && l.state == "answered")
+                .count()
+        };
+        Ok(legs
+            .iter()
+            .filter(|l| l.end_at.is_none())
+            .map(|l| {
+                let call: Option<AgentCall> = legs
+                    .iter()
+                    .find(|f| f.conversation_id == l.conversation_id && f.leg_seq == 0)
+                    .and_then(|f| serde_json::from_str(&f.params).ok());
+                let bridged = l.state == "answered" && answered(&l.conversation_id) >= 2;
+                json!({
+                    "conversationSid": l.conversation_id.clone().unwrap_or_default(),
+                    "callSid": l.id,
+                    "callType": call.as_ref().map_or("", |c| c.call_type.code()),
+                    "callSubtype": if l.leg_seq == 0 { "2" } else { "1" },
+                    "callState": match l.state.as_str() {
+                        "ringing" => "ringing",
+                        "answered" => "connected",
+                        _ => "idle",
+                    },
+                    "userNumber": call.as_ref().map(|c| c.user_number.as_str()).unwrap_or_default(),
+                    "isBridged": if bridged { "1" } else { "0" },
+                    "coAgentNo": "",
+                    "queueSid": "",
+                    "userData": l.userdata.clone().unwrap_or_default(),
+                })
+            })
+            .collect())
+    }
+
+    /// The agent's live session, read without a lock.
+    async fn session_of(
+        &self,
+        app_id: &str,
+        agent_no: &str,
+    ) -> Result<Option<Session>, CommandError> {
+        Ok(self
+            .store()
+            .live_session(app_id, agent_no)
+            .await?
+            .and_then(|s| serde_json::from_str::<Session>(&s.session).ok()))
+    }
+}

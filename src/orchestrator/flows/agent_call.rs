@@ -1,0 +1,337 @@
+//! An agent's conversation (agents' contract §7.1) as a script over the engine. callOut:
+//! the agent's device is dialled first, answering by itself; once it answers, the user is
+//! dialled from the agent's channel (`bridge`, so the agent hears the network's ringback
+//! and early media); the user answers and both talk, under maxCallDuration's
+//! `sched_hangup`. The agent's commands (`hangup`, `sendDtmf`, `setUserData`) act on it
+//! wherever it is driven.
+//!
+//! Legs: 0 the agent (A), 1 the user (U). What a takeover needs (phase, the userData, a
+//! decided byeType, maxCallDuration's deadline) is written as a snapshot whenever it
+//! changes.
+
+use serde::{Deserialize, Serialize};
+
+use super::click2call::MAX_DURATION_CAUSE;
+use crate::cdr::{LegEnd, LegFacts};
+use crate::domain::agent::PhoneType;
+use crate::domain::agent_call::{AgentBye, AgentCall};
+use crate::orchestrator::engine::{
+    CdrKind, Command, CommandToken, Core, Dial, Effect, Endpoint, Happened, LegIdx, MediaCommand,
+    Refusal,
+};
+
+/// The agent's leg.
+pub const AGENT: LegIdx = 0;
+/// The user's leg.
+pub const USER: LegIdx = 1;
+
+/// What an agent asks of its conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AgentOrder {
+    /// `hangup`: end the call (cancel a callOut still ringing).
+    Hangup,
+    /// `sendDtmf` toward the user.
+    SendDtmf(String),
+    /// `setUserData`: the conversation's userData from now on.
+    SetUserData(String),
+}
+
+/// Where the conversation is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Phase {
+    /// The agent's device is dialled.
+    DialAgent,
+    /// The user is dialled from the agent's channel.
+    DialUser,
+    /// Agent and user talk.
+    Talking,
+}
+
+/// What a takeover needs to go on with the conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    /// Where it is.
+    pub phase: Phase,
+    /// The conversation's userData.
+    pub user_data: String,
+    /// maxCallDuration's deadline (Unix ms, media clock).
+    pub deadline: Option<i64>,
+    /// Legs whose maxCallDuration hangup is set on the media server.
+    pub armed: Vec<LegIdx>,
+    /// Legs cut by maxCallDuration.
+    pub timed_out: Vec<LegIdx>,
+    /// The byeType, once decided.
+    pub bye: Option<AgentBye>,
+    /// The leg whose own hangup ended the conversation (the side that hung up first).
+    #[serde(default)]
+    pub first_gone: Option<LegIdx>,
+}
+
+/// An agent's conversation.
+#[derive(Debug)]
+pub struct AgentCallFlow {
+    call: AgentCall,
+    state: State,
+}
+
+impl AgentCallFlow {
+    /// A new conversation with its first userData.
+    pub fn new(call: AgentCall, user_data: String) -> Self {
+        AgentCallFlow {
+            call,
+            state: State {
+                phase: Phase::DialAgent,
+                user_data,
+                deadline: None,
+                armed: Vec::new(),
+                timed_out: Vec::new(),
+                bye: None,
+                first_gone: None,
+            },
+        }
+    }
+
+    /// A conversation taken over, from its last snapshot (else as new).
+    pub fn resumed(call: AgentCall, user_data: String, snapshot: Option<State>) -> Self {
+        match snapshot {
+            Some(state) => AgentCallFlow { call, state },
+            None => Self::new(call, user_data),
+        }
+    }
+
+    /// What the conversation is.
+    pub fn call(&self) -> &AgentCall {
+        &self.call
+    }
+
+    /// The leg whose own hangup ended the conversation, if one did.
+    pub fn first_gone(&self) -> Option<LegIdx> {
+        self.state.first_gone
+    }
+
+    /// Its userData now.
+    pub fn user_data(&self) -> &str {
+        &self.state.user_data
+    }
+
+    fn snapshot(&self, core: &mut Core) {
+        let stage = match self.state.phase {
+            Phase::Talking => "bridged",
+            _ => "dialing",
+        };
+        core.snapshot(stage, &self.state);
+    }
+
+    pub(super) fn start(&mut self, core: &mut Core) {
+        if self.state.bye.is_some() {
+            return;
+        }
+        self.snapshot(core);
+        let call = &self.call;
+        // The agent's device shows the user's number, or the caller id when numbers are
+        // masked for it.
+        let shown = match call.masked {
+            false => Some(call.user_number.clone()),
+            true => Some(call.display_num.clone())
+                .filter(|d| !d.is_empty())
+                .or_else(|| call.caller_id.clone()),
+        };
+        let dial = Dial {
+            to: call.agent_number.clone(),
+            from: shown,
+            timeout_secs: call.agent_ring_timeout,
+            ignore_early_media: true,
+            endpoint: match call.phone_type {
+                PhoneType::Pstn => Endpoint::Number,
+                PhoneType::Sip | PhoneType::WebPhone => Endpoint::Device,
+            },
+            auto_answer: true,
+            park_after_bridge: true,
+        };
+        core.originate(AGENT, dial, false);
+    }
+
+    pub(super) fn restored(&mut self, core: &mut Core) {
+        if core.ending.is_some() {
+            return;
+        }
+        if let Some(bye) = self.state.bye.take() {
+            return self.end(core, bye);
+        }
+        match self.state.phase {
+            Phase::DialAgent if core.legs[AGENT].answered() && core.legs[AGENT].up() => {
+                self.dial_user(core)
+            }
+            Phase::DialUser if core.legs.get(USER).is_some_and(|l| l.answered()) => {
+                self.user_answered(core)
+            }
+            _ => {}
+        }
+        for (leg, cause) in core.unheard_hangups() {
+            self.on_leg(core, leg, Happened::HangingUp(cause));
+        }
+        if self.state.bye.is_none() {
+            for leg in 0..core.legs.len() {
+                self.arm(core, leg);
+            }
+            self.snapshot(core);
+        }
+    }
+
+    pub(super) fn on_leg(&mut self, core: &mut Core, leg: LegIdx, happened: Happened) {
+        if core.ending.is_some() {
+            return;
+        }
+        match happened {
+            Happened::Answered if leg == AGENT && self.state.phase == Phase::DialAgent => {
+                self.dial_user(core)
+            }
+            Happened::Answered if leg == USER && self.state.phase == Phase::DialUser => {
+                self.user_answered(core)
+            }
+            Happened::HangingUp(cause) => self.on_hanging_up(core, leg, &cause),
+            _ => {}
+        }
+    }
+
+    /// Dials the user from the agent's channel.
+    fn dial_user(&mut self, core: &mut Core) {
+        let call = &self.call;
+        let node = core.legs[AGENT].node.clone();
+        let from = call.caller_id.clone().unwrap_or_default();
+        let leg = core.add_leg(node, from, call.user_number.clone());
+        debug_assert_eq!(leg, USER);
+        self.state.phase = Phase::DialUser;
+        self.snapshot(core);
+        let dial = Dial {
+            to: self.call.user_number.clone(),
+            from: self.call.caller_id.clone(),
+            timeout_secs: self.call.answer_timeout,
+            ignore_early_media: false,
+            endpoint: Endpoint::Number,
+            auto_answer: false,
+            park_after_bridge: true,
+        };
+        core.bridge(AGENT, USER, dial);
+    }
+
+    fn user_answered(&mut self, core: &mut Core) {
+        self.state.phase = Phase::Talking;
+        if let (max @ 1.., Some(at)) = (self.call.max_call_duration, core.legs[USER].answer_ms) {
+            self.state.deadline = Some(at + i64::from(max) * 1000);
+        }
+        for leg in [AGENT, USER] {
+            self.arm(core, leg);
+        }
+        self.snapshot(core);
+    }
+
+    /// maxCallDuration on a talking leg: `sched_hangup` at the deadline, on the media server.
+    fn arm(&mut self, core: &mut Core, leg: LegIdx) {
+        let Some(deadline) = self.state.deadline else {
+            return;
+        };
+        if !core.legs[leg].talking() || self.state.armed.contains(&leg) {
+            return;
+        }
+        self.state.armed.push(leg);
+        core.hang_up_at(leg, deadline, MAX_DURATION_CAUSE);
+    }
+
+    /// The first hangup decides the byeType (§10).
+    fn on_hanging_up(&mut self, core: &mut Core, leg: LegIdx, cause: &str) {
+        if self.state.bye.is_some() {
+            return;
+        }
+        self.state.first_gone = Some(leg);
+        if cause == crate::cdr::MEDIA_LOST {
+            return self.end(core, AgentBye::MediaFailure);
+        }
+        if cause == MAX_DURATION_CAUSE && core.legs[leg].answered() {
+            self.state.timed_out = (0..core.legs.len())
+                .filter(|&l| l == leg || core.legs[l].talking())
+                .collect();
+            return self.end(core, AgentBye::MaxDuration);
+        }
+        let bye = match (leg, self.state.phase) {
+            (AGENT, Phase::DialAgent) => AgentBye::FirstNoAnswer,
+            (AGENT, Phase::DialUser) => AgentBye::FirstHungUpDialing,
+            (AGENT, Phase::Talking) => AgentBye::AgentHungUp,
+            (_, Phase::Talking) => AgentBye::UserHungUp,
+            _ => AgentBye::SecondNoAnswer,
+        };
+        self.end(core, bye);
+    }
+
+    /// Ends the conversation: legs still ringing are abandoned, every leg is hung up.
+    fn end(&mut self, core: &mut Core, bye: AgentBye) {
+        if self.state.bye.is_some() {
+            return;
+        }
+        self.state.bye = Some(bye);
+        for leg in core.legs.iter_mut().filter(|l| l.up() && !l.answered()) {
+            leg.canceled = true;
+        }
+        self.snapshot(core);
+        core.end_call("NORMAL_CLEARING");
+    }
+
+    pub(super) fn on_command(&mut self, core: &mut Core, token: CommandToken, command: Command) {
+        let verdict = match command {
+            _ if self.state.bye.is_some() || core.ending.is_some() => {
+                Err(Refusal::State(crate::orchestrator::engine::ENDED.into()))
+            }
+            Command::Agent(order) => self.order(core, order),
+            Command::Cancel | Command::AddCall(_) => Err(Refusal::State(
+                "not a command of an agent's conversation".into(),
+            )),
+        };
+        core.emit(Effect::Reply(token, verdict));
+    }
+
+    fn order(&mut self, core: &mut Core, order: AgentOrder) -> Result<(), Refusal> {
+        match order {
+            AgentOrder::Hangup => {
+                let bye = match self.state.phase {
+                    Phase::DialAgent => AgentBye::FirstNoAnswer,
+                    Phase::DialUser => AgentBye::FirstHungUpDialing,
+                    Phase::Talking => AgentBye::AgentHungUp,
+                };
+                self.end(core, bye);
+                Ok(())
+            }
+            AgentOrder::SendDtmf(digits) if self.state.phase == Phase::Talking => {
+                core.media(USER, MediaCommand::SendDtmf(digits));
+                Ok(())
+            }
+            AgentOrder::SendDtmf(_) => {
+                Err(Refusal::State("sendDtmf needs a connected call".into()))
+            }
+            AgentOrder::SetUserData(data) => {
+                self.state.user_data = data;
+                self.snapshot(core);
+                Ok(())
+            }
+        }
+    }
+
+    /// How leg `leg` ended (maxCallDuration applies to the legs it cut).
+    pub(super) fn leg_facts(&self, core: &Core, leg: LegIdx) -> LegFacts {
+        let l = &core.legs[leg];
+        match l.end_kind() {
+            LegEnd::Completed if self.state.timed_out.contains(&leg) => {
+                l.facts(LegEnd::MaxDuration)
+            }
+            end => l.facts(end),
+        }
+    }
+
+    /// The byeType: decided, or that of the state it was in (an abort, a lost node).
+    pub(super) fn bye(&self) -> AgentBye {
+        self.state.bye.unwrap_or(AgentBye::MediaFailure)
+    }
+
+    pub(super) fn cdr_kind(&self) -> CdrKind {
+        CdrKind::Agent { bye: self.bye() }
+    }
+}

@@ -1,0 +1,346 @@
+//! Agents' calls (agents' contract §7.1 callOut, hangup, sendDtmf, setUserData, getState
+//! calls; §8.1 callEvents; §8.5 masking; §10 agent CDRs): over a real socket to the real
+//! server and the sandbox, whose agent devices answer by themselves.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::agent_client::AgentSocket;
+use crate::agent_sessions::{agent, command, signed_in};
+use crate::both_backends;
+use crate::helpers::{TestApp, TestDb, wait_cdr};
+
+fn ok(reply: &Value) -> &Value {
+    assert_eq!(reply["statusCode"], "00000", "{reply}");
+    &reply["data"]
+}
+
+/// The next frames, as `name/subtype(+|-)` for callEvents and `st name` for statusEvents,
+/// checking that seqs follow `after`.
+async fn script(socket: &mut AgentSocket, n: usize, after: i64) -> (Vec<String>, Vec<Value>) {
+    let frames = socket.take_events(n).await;
+    let mut names = Vec::new();
+    for (i, f) in frames.iter().enumerate() {
+        assert_eq!(f["seq"], after + 1 + i as i64, "{f}");
+        let d = &f["data"];
+        names.push(match f["type"].as_str() {
+            Some("callEvent") => {
+                let mut s = format!(
+                    "{}/{}",
+                    d["eventName"].as_str().unwrap(),
+                    d["callSubtype"].as_str().unwrap()
+                );
+                if d["eventName"] == "answered" {
+                    s.push(if d["isBridged"] == "1" { '+' } else { '-' });
+                }
+                for cause in ["failedCause", "completedCause"] {
+                    if let Some(c) = d[cause].as_str().filter(|c| !c.is_empty()) {
+                        s.push_str(&format!(" ({c})"));
+                    }
+                }
+                s
+            }
+            _ => format!("st {}", d["eventName"].as_str().unwrap()),
+        });
+    }
+    (names, frames)
+}
+
+/// Logs `agent_no` in (ready) over its socket; the seq of the login event.
+async fn ready(app: &TestApp, agent_no: &str) -> AgentSocket {
+    let mut socket = signed_in(app, agent_no).await;
+    ok(&socket.request("login", json!({})).await);
+    let login = socket.take_events(1).await;
+    assert_eq!(login[0]["data"]["eventName"], "login");
+    socket
+}
+
+async fn agent_cdr(app: &TestApp, db: &TestDb, cv: &str) -> Value {
+    let store = db.store().await;
+    wait_cdr(&store, cv).await;
+    let a = app
+        .send(Method::GET, &app.account_path(&format!("Cdrs/{cv}")), None)
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    a.body["cdr"].clone()
+}
+
+both_backends! {
+    async fn call_out_to_a_user_who_hangs_up(db: TestDb) {
+        let app = db.spawn(&[("VOICEPAAS_SANDBOX_SPEED", "20")]).await;
+        let a = agent(&app, "1001", json!({"wrapupTime": 0, "sipNumber": "80001001"})).await;
+        let mut socket = ready(&app, "1001").await;
+        let reply = socket
+            .request("callOut", json!({"userNumber": "13800009995", "userData": "order 42/张"}))
+            .await;
+        let data = ok(&reply).clone();
+        let cv = data["conversationSid"].as_str().unwrap().to_string();
+        let agent_leg = data["callSid"].as_str().unwrap().to_string();
+        assert!(cv.starts_with("CV") && agent_leg.starts_with("CA"), "{data}");
+        let (names, frames) = script(&mut socket, 11, 1).await;
+        assert_eq!(
+            names,
+            [
+                "initiated/2", "ringing/2", "answered/2-", "initiated/1", "ringing/1",
+                "answered/1+", "answered/2+", "completed/1", "completed/2", "st completed",
+                "st autoReady",
+            ]
+        );
+        let first = &frames[0]["data"];
+        let user_leg = frames[3]["data"]["callSid"].as_str().unwrap().to_string();
+        assert_eq!(first["callSid"], agent_leg.as_str());
+        let t = first["timestamp"].as_str().unwrap().to_string();
+        assert!(t.len() == 14 && t.bytes().all(|b| b.is_ascii_digit()), "{t}");
+        assert_eq!(
+            first,
+            &json!({
+                "eventName": "initiated", "appSid": app.app_id, "agentNo": "1001",
+                "agentNumber": a["sipNumber"], "conversationSid": cv, "callSid": agent_leg,
+                "failedCause": "", "completedCause": "", "callType": "4", "callSubtype": "2",
+                "callState": "idle", "userNumber": "13800009995", "userNumberType": "2",
+                "userArea": "", "isBridged": "0", "coAgentNo": "", "userData": "order 42/张",
+                "timestamp": t, "queueSid": "", "didNumber": "", "monitorMode": "",
+            })
+        );
+        assert_eq!(frames[5]["data"]["callState"], "connected");
+        assert_eq!(frames[7]["data"]["callSid"], user_leg.as_str());
+        assert_eq!(frames[9]["data"]["wrapupTime"], "0");
+        assert_eq!(frames[10]["data"]["readyCause"], "wrapup");
+
+        let cdr = agent_cdr(&app, &db, &cv).await;
+        assert_eq!(
+            (cdr["kind"].as_str(), cdr["callType"].as_str(), cdr["agentNo"].as_str(), cdr["byeType"].as_str()),
+            (Some("agent"), Some("4"), Some("1001"), Some("3")),
+            "{cdr}"
+        );
+        assert_eq!(cdr["userNumber"], "13800009995");
+        assert_eq!(cdr["userData"], "order 42/张");
+        assert_eq!(cdr["waitSeconds"], "0");
+        assert_ne!(cdr["answerTime"], "");
+        let legs = cdr["cdrs"].as_array().unwrap();
+        assert_eq!(legs.len(), 2);
+        assert_eq!((legs[0]["role"].as_str(), legs[0]["agentNo"].as_str(), legs[0]["callSid"].as_str()), (Some("agent"), Some("1001"), Some(agent_leg.as_str())));
+        assert_eq!((legs[1]["role"].as_str(), legs[1]["agentNo"].as_str(), legs[1]["to"].as_str()), (Some("user"), Some(""), Some("13800009995")));
+        assert_eq!((legs[0]["cause"].as_str(), legs[1]["cause"].as_str()), (Some("completed"), Some("completed")));
+        // Every CA finds the same CDR.
+        let by_leg = app.send(Method::GET, &app.account_path(&format!("Cdrs/{user_leg}")), None).await;
+        assert_eq!(by_leg.body["cdr"], cdr);
+        let state = ok(&socket.request("getState", json!({})).await).clone();
+        assert_eq!((state["agentState"].as_str(), state["calls"].as_array().map(Vec::len)), (Some("ready"), Some(0)));
+    }
+}
+
+both_backends! {
+    async fn call_out_failures(db: TestDb) {
+        let app = db.spawn(&[("VOICEPAAS_SANDBOX_SPEED", "20")]).await;
+        // The agent's device never answers: failed/2 only, back to the chosen state.
+        agent(&app, "1001", json!({"sipNumber": "80009991"})).await;
+        let patch = app.cti(Method::PATCH, "CtiSettings", Some(json!({"agentRingTimeout": 5}))).await;
+        assert_eq!(patch.status, 200, "{}", patch.body);
+        let mut socket = ready(&app, "1001").await;
+        let cv = ok(&socket.request("callOut", json!({"userNumber": "13800000001"})).await)["conversationSid"]
+            .as_str().unwrap().to_string();
+        let (names, _) = script(&mut socket, 3, 1).await;
+        assert_eq!(names, ["initiated/2", "ringing/2", "failed/2 (no-answer)"]);
+        let cdr = agent_cdr(&app, &db, &cv).await;
+        assert_eq!((cdr["byeType"].as_str(), cdr["answerTime"].as_str(), cdr["duration"].as_str()), (Some("0"), Some(""), Some("0")));
+        assert_eq!(cdr["cdrs"].as_array().map(Vec::len), Some(1));
+        let state = ok(&socket.request("getState", json!({})).await).clone();
+        assert_eq!(state["agentState"], "ready");
+
+        // The user is busy: failed/1, the agent's leg completed, no wrapup.
+        agent(&app, "1002", json!({"wrapupTime": 0})).await;
+        let mut socket = ready(&app, "1002").await;
+        let cv = ok(&socket.request("callOut", json!({"userNumber": "13800009990"})).await)["conversationSid"]
+            .as_str().unwrap().to_string();
+        let (names, _) = script(&mut socket, 6, 1).await;
+        assert_eq!(names, ["initiated/2", "ringing/2", "answered/2-", "initiated/1", "failed/1 (failed)", "completed/2"]);
+        let cdr = agent_cdr(&app, &db, &cv).await;
+        assert_eq!(cdr["byeType"], "2");
+        assert_eq!(cdr["cdrs"][1]["hangupCause"], "USER_BUSY");
+        let state = ok(&socket.request("getState", json!({})).await).clone();
+        assert_eq!(state["agentState"], "ready");
+        // Nothing more came (no statusEvent): the next event is the pause asked for now.
+        ok(&socket.request("pause", json!({})).await);
+        let (names, _) = script(&mut socket, 1, 7).await;
+        assert_eq!(names, ["st pause"]);
+    }
+}
+
+both_backends! {
+    async fn the_agent_hangs_up_and_commands_its_call(db: TestDb) {
+        let app = db.spawn(&[("VOICEPAAS_SANDBOX_SPEED", "5")]).await;
+        agent(&app, "1001", json!({"wrapupTime": 0})).await;
+        let mut socket = ready(&app, "1001").await;
+        // Nothing to hang up yet.
+        let r = socket.request("hangup", json!({})).await;
+        assert_eq!((r["statusCode"].as_str(), r["statusMsg"].as_str()), (Some("20104"), Some("not allowed in the agent's current state")));
+        let r = socket.request("callOut", json!({"userNumber": "12"})).await;
+        assert_eq!(r["statusCode"], "10004", "{r}");
+        let r = socket.request("callOut", json!({"userNumber": "13800000001", "displayNum": "01088880000"})).await;
+        assert_eq!((r["statusCode"].as_str(), r["statusMsg"].as_str()), (Some("20008"), Some("displayNum not allowed for this application")));
+        let cv = ok(&socket.request("callOut", json!({"userNumber": "13800000001"})).await)["conversationSid"]
+            .as_str().unwrap().to_string();
+        let (names, _) = script(&mut socket, 7, 1).await;
+        assert_eq!(names[6], "answered/2+");
+        // In a call: a second callOut is refused, the call's commands work.
+        let r = socket.request("callOut", json!({"userNumber": "13800000002"})).await;
+        assert_eq!(r["statusCode"], "20104", "{r}");
+        let r = socket.request("sendDtmf", json!({"digits": "12#x"})).await;
+        assert_eq!((r["statusCode"].as_str(), r["statusMsg"].as_str()), (Some("10004"), Some("invalid digits (1-32 of 0-9, * and #)")));
+        ok(&socket.request("sendDtmf", json!({"digits": "1*#"})).await);
+        ok(&socket.request("setUserData", json!({"userData": "ticket 7"})).await);
+        let state = ok(&socket.request("getState", json!({})).await).clone();
+        assert_eq!(state["agentState"], "talking");
+        let calls = state["calls"].as_array().unwrap();
+        assert_eq!(calls.len(), 2, "{state}");
+        assert_eq!(
+            (calls[0]["callSubtype"].as_str(), calls[0]["callState"].as_str(), calls[0]["isBridged"].as_str(), calls[0]["userNumber"].as_str()),
+            (Some("2"), Some("connected"), Some("1"), Some("13800000001"))
+        );
+        assert_eq!(calls[1]["callSubtype"], "1");
+        // Another agent finds the account at its limit (this call holds its one place).
+        agent(&app, "1002", json!({})).await;
+        assert_eq!(command(&app, "1002", "login", json!({})).await.status, 200);
+        app.set_limits(json!({"maxConcurrentCalls": 1})).await;
+        let a = command(&app, "1002", "callOut", json!({"userNumber": "13800000001"})).await;
+        assert_eq!(
+            (a.status, a.body["statusCode"].as_str(), a.body["statusMsg"].as_str()),
+            (429, Some("10008"), Some("platform limit: the account's maxConcurrentCalls is reached")),
+            "{}", a.body
+        );
+        app.set_limits(json!({"maxConcurrentCalls": 10})).await;
+        ok(&socket.request("hangup", json!({})).await);
+        let (names, frames) = script(&mut socket, 4, 8).await;
+        assert_eq!(names, ["completed/2", "completed/1", "st completed", "st autoReady"]);
+        assert_eq!(frames[0]["data"]["userData"], "ticket 7");
+        let cdr = agent_cdr(&app, &db, &cv).await;
+        assert_eq!((cdr["byeType"].as_str(), cdr["userData"].as_str()), (Some("4"), Some("ticket 7")));
+
+        // The same over REST.
+        let a = command(&app, "1001", "callOut", json!({"userNumber": "13800009991"})).await;
+        assert_eq!(a.status, 200, "{}", a.body);
+        let cv = a.body["data"]["conversationSid"].as_str().unwrap().to_string();
+        let (names, _) = script(&mut socket, 5, 12).await;
+        assert_eq!(names, ["initiated/2", "ringing/2", "answered/2-", "initiated/1", "ringing/1"]);
+        // Hanging up while the user rings cancels the call.
+        let a = command(&app, "1001", "hangup", json!({})).await;
+        assert_eq!(a.status, 200, "{}", a.body);
+        let (names, _) = script(&mut socket, 2, 17).await;
+        assert_eq!(names, ["failed/1 (canceled)", "completed/2"]);
+        assert_eq!(agent_cdr(&app, &db, &cv).await["byeType"], "1");
+    }
+}
+
+both_backends! {
+    async fn numbers_are_masked_on_masking_sockets_only(db: TestDb) {
+        let app = db.spawn(&[("VOICEPAAS_SANDBOX_SPEED", "20")]).await;
+        agent(&app, "1001", json!({"wrapupTime": 0})).await;
+        let mut socket = AgentSocket::open(&app.address, &app.app_id, "1001").await;
+        let r = socket.request("auth", json!({"pwd": "s3cret!", "encryptNumber": "true"})).await;
+        ok(&r);
+        ok(&socket.request("login", json!({})).await);
+        socket.take_events(1).await;
+        ok(&socket.request("callOut", json!({"userNumber": "13800009995"})).await);
+        let (_, frames) = script(&mut socket, 11, 1).await;
+        for f in frames.iter().filter(|f| f["type"] == "callEvent") {
+            assert_eq!(f["data"]["userNumber"], "138****9995", "{f}");
+        }
+        let state = ok(&socket.request("getState", json!({})).await).clone();
+        assert_eq!(state["calls"], json!([]));
+        // The CDR is never masked.
+        let cv = frames[0]["data"]["conversationSid"].as_str().unwrap().to_string();
+        assert_eq!(agent_cdr(&app, &db, &cv).await["userNumber"], "13800009995");
+    }
+}
+
+both_backends! {
+    async fn a_call_outlives_its_agents_socket(db: TestDb) {
+        let app = db
+            .spawn(&[("VOICEPAAS_SANDBOX_SPEED", "10"), ("VOICEPAAS_CTI_GRACE_SECONDS", "1")])
+            .await;
+        // A PSTN agent: its phone is dialled at its pstnNumber and answers by itself.
+        agent(&app, "1001", json!({"phoneType": 2, "pstnNumber": "13900000001"})).await;
+        let mut socket = ready(&app, "1001").await;
+        let data = ok(&socket.request("callOut", json!({"userNumber": "13800000001"})).await).clone();
+        let cv = data["conversationSid"].as_str().unwrap().to_string();
+        let (names, frames) = script(&mut socket, 7, 1).await;
+        assert_eq!(names[6], "answered/2+");
+        assert_eq!(frames[0]["data"]["agentNumber"], "13900000001");
+        socket.close().await;
+        // The grace runs out during the call: the agent is logged out when it ends (the
+        // user hangs up after 30 sandbox seconds), without wrapup.
+        let cdr = agent_cdr(&app, &db, &cv).await;
+        assert_eq!(cdr["byeType"], "3");
+        assert_eq!(cdr["cdrs"][0]["to"], "13900000001");
+        let a = command(&app, "1001", "getState", json!({})).await;
+        assert_eq!(a.body["data"]["agentState"], "offline", "{}", a.body);
+        let sql = match db.backend {
+            "sqlite" => "SELECT group_concat(frame, char(10)) FROM (SELECT frame FROM agent_events ORDER BY seq)",
+            _ => "SELECT string_agg(frame, chr(10) ORDER BY seq) FROM agent_events",
+        };
+        let frames = db.text(sql).await.unwrap();
+        let names: Vec<String> = frames
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .skip(8)
+            .map(|f| format!("{} {}", f["data"]["eventName"].as_str().unwrap(), f["data"]["callSubtype"].as_str().or(f["data"]["logoutCause"].as_str()).unwrap()))
+            .collect();
+        assert_eq!(names, ["completed 1", "completed 2", "logout disconnected"]);
+    }
+}
+
+/// The agent's socket on one replica, its call driven by another: the events reach the
+/// socket in order, and a hangup sent to the first replica reaches the call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_driven_by_another_replica() {
+    let Some(db) = TestDb::postgres("api::agent_calls::a_call_driven_by_another_replica").await
+    else {
+        return;
+    };
+    let speed = [("VOICEPAAS_SANDBOX_SPEED", "5")];
+    let one = db.spawn(&speed).await;
+    let other = crate::replicas::through(&one, &db.spawn(&speed).await.address);
+    agent(&one, "1001", json!({"wrapupTime": 0})).await;
+    let mut socket = ready(&one, "1001").await;
+    let a = command(
+        &other,
+        "1001",
+        "callOut",
+        json!({"userNumber": "13800000001"}),
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let cv = a.body["data"]["conversationSid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (names, _) = script(&mut socket, 7, 1).await;
+    assert_eq!(
+        names,
+        [
+            "initiated/2",
+            "ringing/2",
+            "answered/2-",
+            "initiated/1",
+            "ringing/1",
+            "answered/1+",
+            "answered/2+"
+        ]
+    );
+    ok(&socket
+        .request("setUserData", json!({"userData": "from one"}))
+        .await);
+    ok(&socket.request("hangup", json!({})).await);
+    let (names, frames) = script(&mut socket, 4, 8).await;
+    assert_eq!(
+        names,
+        ["completed/2", "completed/1", "st completed", "st autoReady"]
+    );
+    assert_eq!(frames[0]["data"]["userData"], "from one");
+    let cdr = agent_cdr(&one, &db, &cv).await;
+    assert_eq!(
+        (cdr["byeType"].as_str(), cdr["userData"].as_str()),
+        (Some("4"), Some("from one"))
+    );
+}
