@@ -14,8 +14,11 @@ use proptest::prelude::*;
 use super::*;
 use crate::cdr::LegEnd;
 use crate::domain::IdGenerator;
+use crate::domain::agent::PhoneType;
+use crate::domain::agent_call::{AgentBye, AgentCall, CallType};
 use crate::domain::click2call::RecordMode;
 use crate::domain::notice::DtmfKey;
+use crate::orchestrator::flows::agent_call::{AgentCallFlow, AgentOrder};
 use crate::orchestrator::flows::click2call::{AddParty, CalleePlan, Click2CallFlow, Plan};
 use crate::orchestrator::flows::ivr::{IvrFlow, IvrKind, Keys, Script};
 use crate::store::placing::CallRecord;
@@ -64,7 +67,7 @@ struct World {
 }
 
 /// How to build the call's flow again (a takeover).
-type Recipe = fn(Option<crate::orchestrator::flows::click2call::State>) -> Flow;
+type Recipe = fn(Option<serde_json::Value>) -> Flow;
 
 /// The database as the call's writes left it.
 #[derive(Default, Clone)]
@@ -125,11 +128,7 @@ impl Sim {
             .rows
             .get(&0)
             .is_some_and(|r| r.state == "placing");
-        let snapshot = self
-            .stored
-            .snapshot
-            .clone()
-            .and_then(|s| serde_json::from_value(s).ok());
+        let snapshot = self.stored.snapshot.clone();
         let mut core = core_with(&self.stored);
         core.now = self.now;
         self.engine = if queued {
@@ -405,6 +404,13 @@ impl Sim {
             } else {
                 Input::NodeUp(NODE.into())
             }),
+            9 if matches!(self.engine.flow, Flow::Agent(_)) => {
+                self.command(Command::Agent(match choice % 3 {
+                    0 => AgentOrder::Hangup,
+                    1 => AgentOrder::SendDtmf("1#".into()),
+                    _ => AgentOrder::SetUserData("v".into()),
+                }))
+            }
             9 if choice.is_multiple_of(5) => self.command(Command::Cancel),
             9 => self.command(Command::AddCall(Box::new(party()))),
             10 if choice.is_multiple_of(7) => self.journal_fails = true,
@@ -624,13 +630,15 @@ impl Sim {
         if legs.len() != self.engine.core.legs.len() {
             return Err("the CDR lacks legs".into());
         }
-        if let CdrKind::Click2Call { bye, .. } = kind {
-            bye_agrees(
+        match kind {
+            CdrKind::Click2Call { bye, .. } => bye_agrees(
                 *bye,
                 legs,
                 self.world.cancel_accepted,
                 self.world.cancel_asked,
-            )?;
+            )?,
+            CdrKind::Agent { bye } => agent_bye_agrees(*bye, legs)?,
+            _ => {}
         }
         Ok(())
     }
@@ -660,6 +668,26 @@ fn bye_agrees(
     if canceled && bye != ByeType::Canceled {
         // A cancel accepted before another rule fired decides.
         return Err(format!("cancel accepted but byeType {bye:?}: {legs:#?}"));
+    }
+    ok.then_some(())
+        .ok_or_else(|| format!("byeType {bye:?} disagrees with {legs:#?}"))
+}
+
+/// An agent call's byeType against what its legs say (agents' contract §10): the user
+/// is dialled only once the agent answered, and a connected call's end names a side.
+fn agent_bye_agrees(bye: AgentBye, legs: &[crate::cdr::LegFacts]) -> Result<(), String> {
+    let answered = |i: usize| legs.get(i).is_some_and(|l| l.answer_ms.is_some());
+    let ok = match bye {
+        AgentBye::FirstNoAnswer => legs.len() == 1,
+        AgentBye::FirstHungUpDialing | AgentBye::SecondNoAnswer => answered(0) && legs.len() == 2,
+        AgentBye::UserHungUp | AgentBye::AgentHungUp => answered(0) && answered(1),
+        AgentBye::MaxDuration => legs.iter().any(|l| l.end == LegEnd::MaxDuration),
+        AgentBye::MediaFailure => true,
+    };
+    if legs.len() == 2 && !answered(0) {
+        return Err(format!(
+            "the user was dialled before the agent answered: {legs:#?}"
+        ));
     }
     ok.then_some(())
         .ok_or_else(|| format!("byeType {bye:?} disagrees with {legs:#?}"))
@@ -742,12 +770,41 @@ const CLICK2CALLS: [Recipe; 6] = [
     |s| c2c(plan(RecordMode::FromCalleeRinging, None, false, false), s),
 ];
 
-fn c2c(plan: Plan, snapshot: Option<crate::orchestrator::flows::click2call::State>) -> Flow {
+fn c2c(plan: Plan, snapshot: Option<serde_json::Value>) -> Flow {
     Flow::Click2Call(Box::new(match snapshot {
-        Some(_) => Click2CallFlow::resumed(plan, snapshot),
+        Some(s) => Click2CallFlow::resumed(plan, serde_json::from_value(s).ok()),
         None => Click2CallFlow::new(plan),
     }))
 }
+
+/// An agent's callOut with the given maxCallDuration and device.
+fn agent_call(max: u32, phone_type: PhoneType, snapshot: Option<serde_json::Value>) -> Flow {
+    let call = AgentCall {
+        call_type: CallType::CallOut,
+        agent_no: "1001".into(),
+        agent_number: "80001001".into(),
+        phone_type,
+        user_number: "13800000002".into(),
+        display_num: String::new(),
+        caller_id: Some("01088880000".into()),
+        agent_ring_timeout: 20,
+        answer_timeout: 45,
+        max_call_duration: max,
+        wrapup_time: 0,
+        masked: max > 0,
+    };
+    Flow::Agent(Box::new(match snapshot {
+        Some(s) => AgentCallFlow::resumed(call, String::new(), serde_json::from_value(s).ok()),
+        None => AgentCallFlow::new(call, "u".into()),
+    }))
+}
+
+/// The agent calls the property test draws from.
+const AGENT_CALLS: [Recipe; 3] = [
+    |s| agent_call(0, PhoneType::WebPhone, s),
+    |s| agent_call(60, PhoneType::Sip, s),
+    |s| agent_call(5, PhoneType::Pstn, s),
+];
 
 fn notice_flow(times: u8, keys: bool) -> Flow {
     let items = vec![
@@ -806,6 +863,15 @@ proptest! {
     }
 
     #[test]
+    fn agent_call_ends_cleanly_whatever_happens(
+        choices in proptest::collection::vec(any::<u16>(), 0..200),
+        variant in 0usize..AGENT_CALLS.len(),
+    ) {
+        let result = run(AGENT_CALLS[variant], &choices);
+        prop_assert!(result.is_ok(), "{}", result.unwrap_err());
+    }
+
+    #[test]
     fn notice_ends_cleanly_whatever_happens(
         choices in proptest::collection::vec(any::<u16>(), 0..150),
         variant in 0usize..NOTICES.len(),
@@ -851,4 +917,35 @@ fn fixed_interleavings_reach_every_outcome() {
         three >= 20 && recorded >= 20 && taken >= 200,
         "{three} {recorded} {taken}"
     );
+}
+
+/// 3,000 fixed interleavings of agent calls: each ends cleanly, and together they reach
+/// every byeType and takeovers.
+#[test]
+fn agent_calls_reach_every_outcome() {
+    let mut seed: u64 = 54321;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed >> 16) as u16
+    };
+    let mut byes: BTreeMap<String, u32> = BTreeMap::new();
+    let mut taken = 0;
+    for n in 0..3000 {
+        let choices: Vec<u16> = (0..(n % 200)).map(|_| next()).collect();
+        let mut sim = Sim::new(AGENT_CALLS[n % AGENT_CALLS.len()]);
+        sim.feed(Input::Start);
+        for &c in &choices {
+            sim.happen(c);
+        }
+        sim.drain();
+        assert_eq!(sim.check(), Ok(()));
+        if let CdrKind::Agent { bye } = &sim.world.finishes[0].1 {
+            *byes.entry(format!("{bye:?}")).or_default() += 1;
+        }
+        taken += u32::from(sim.generation > 0);
+    }
+    assert_eq!(byes.len(), 7, "{byes:?}");
+    assert!(taken >= 100, "{taken}");
 }

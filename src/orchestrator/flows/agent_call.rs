@@ -247,7 +247,7 @@ impl AgentCallFlow {
         if cause == crate::cdr::MEDIA_LOST {
             return self.end(core, AgentBye::MediaFailure);
         }
-        if cause == MAX_DURATION_CAUSE && core.legs[leg].answered() {
+        if cause == MAX_DURATION_CAUSE && self.state.phase == Phase::Talking {
             self.state.timed_out = (0..core.legs.len())
                 .filter(|&l| l == leg || core.legs[l].talking())
                 .collect();
@@ -319,7 +319,7 @@ impl AgentCallFlow {
     pub(super) fn leg_facts(&self, core: &Core, leg: LegIdx) -> LegFacts {
         let l = &core.legs[leg];
         match l.end_kind() {
-            LegEnd::Completed if self.state.timed_out.contains(&leg) => {
+            _ if l.answered() && self.state.timed_out.contains(&leg) => {
                 l.facts(LegEnd::MaxDuration)
             }
             end => l.facts(end),
