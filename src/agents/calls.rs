@@ -143,8 +143,8 @@ impl Agents {
         Ok(json!({"conversationSid": new.conversation_id, "callSid": new.leg_id}))
     }
 
-    /// `hangup`, `sendDtmf`, `setUserData`: checked against the §6 table, then carried to
-    /// the agent's conversation.
+    /// `hangup`, `sendDtmf`, `setUserData`, `holdCall`, `retrieveCall`: checked against
+    /// the §6 table, then carried to the agent's conversation.
     pub(super) async fn order_call(
         &self,
         app_id: &str,
@@ -175,6 +175,8 @@ impl Agents {
                 user_data(params)?
                     .ok_or_else(|| CommandError::Param("userData is required".into()))?,
             ),
+            CommandName::HoldCall => AgentOrder::Hold,
+            CommandName::RetrieveCall => AgentOrder::Retrieve,
             _ => AgentOrder::Hangup,
         };
         let legs = self.store().agent_legs(app_id, &agent.agent_no).await?;

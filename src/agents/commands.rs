@@ -229,9 +229,11 @@ impl Agents {
                 Ok(json!({}))
             }
             CommandName::CallOut => self.call_out(app_id, agent, params).await,
-            CommandName::Hangup | CommandName::SendDtmf | CommandName::SetUserData => {
-                self.order_call(app_id, agent, name, params).await
-            }
+            CommandName::Hangup
+            | CommandName::SendDtmf
+            | CommandName::SetUserData
+            | CommandName::HoldCall
+            | CommandName::RetrieveCall => self.order_call(app_id, agent, name, params).await,
             _ => {
                 // The rest of §7 is not served yet: the §6 table still answers for them.
                 let state = self

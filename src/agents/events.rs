@@ -40,6 +40,10 @@ pub enum CallEventName {
     Ringing,
     /// It answered (or was connected).
     Answered,
+    /// The agent put the user on hold.
+    Held,
+    /// The agent took the user off hold.
+    Retrieved,
     /// It ended after answering.
     Completed,
     /// It ended unanswered.
@@ -53,6 +57,8 @@ impl CallEventName {
             Self::Initiated => "initiated",
             Self::Ringing => "ringing",
             Self::Answered => "answered",
+            Self::Held => "held",
+            Self::Retrieved => "retrieved",
             Self::Completed => "completed",
             Self::Failed => "failed",
         }

@@ -177,17 +177,36 @@ impl Ctx {
                     });
                 unit.cdr_url = unit.app.as_deref().and_then(|a| a.cdr_url.clone());
                 let user_data = unit.first.userdata.clone().unwrap_or_default();
+                let music = self.hold_music(&unit).await;
                 Flow::Agent(Box::new(match resumed {
-                    Some(snapshot) => {
-                        AgentCallFlow::resumed(call, user_data, snapshot_of(&unit.id, snapshot))
-                    }
-                    None => AgentCallFlow::new(call, user_data),
+                    Some(snapshot) => AgentCallFlow::resumed(
+                        call,
+                        user_data,
+                        music,
+                        snapshot_of(&unit.id, snapshot),
+                    ),
+                    None => AgentCallFlow::new(call, user_data, music),
                 }))
             }
         };
         // The script is in the flow now; the call need not carry its text.
         unit.first.params = String::new();
         (unit, flow)
+    }
+
+    /// What the user of an agent call hears on hold: the application's musicOnHold, or
+    /// FreeSWITCH's own music on hold.
+    async fn hold_music(&self, unit: &Unit) -> String {
+        let name = unit
+            .app
+            .as_deref()
+            .map(|a| a.cti.music_on_hold.clone())
+            .filter(|m| !m.is_empty());
+        let name = name.and_then(|n| crate::domain::PromptName::parse("musicOnHold", &n).ok());
+        match self.prompt(&unit.first.app_id, name.as_ref()).await {
+            Some(path) => path,
+            None => FREESWITCH_MUSIC_ON_HOLD.into(),
+        }
     }
 
     async fn notice(&self, call: &CallRecord, dial: Dial) -> IvrFlow {
@@ -436,6 +455,9 @@ fn unreadable_agent_call() -> AgentCall {
         masked: false,
     }
 }
+
+/// FreeSWITCH's stock music on hold (`local_stream://moh`), the built-in musicOnHold.
+const FREESWITCH_MUSIC_ON_HOLD: &str = "local_stream://moh";
 
 /// A stored leg as the engine knows it.
 pub(crate) fn leg_of(row: &CallRecord, now: i64) -> Leg {

@@ -190,6 +190,17 @@ both_backends! {
         assert_eq!((r["statusCode"].as_str(), r["statusMsg"].as_str()), (Some("10004"), Some("invalid digits (1-32 of 0-9, * and #)")));
         ok(&socket.request("sendDtmf", json!({"digits": "1*#"})).await);
         ok(&socket.request("setUserData", json!({"userData": "ticket 7"})).await);
+        // Hold and retrieve: the user hears the music meanwhile.
+        let r = socket.request("retrieveCall", json!({})).await;
+        assert_eq!((r["statusCode"].as_str(), r["statusMsg"].as_str()), (Some("20105"), Some("not allowed in the current call state: retrieveCall needs a held call")));
+        ok(&socket.request("holdCall", json!({})).await);
+        let r = socket.request("holdCall", json!({})).await;
+        assert_eq!(r["statusCode"], "20105", "{r}");
+        ok(&socket.request("retrieveCall", json!({})).await);
+        let (names, frames) = script(&mut socket, 2, 8).await;
+        assert_eq!(names, ["held/2", "retrieved/2"]);
+        assert_eq!((frames[0]["data"]["callState"].as_str(), frames[1]["data"]["callState"].as_str()), (Some("held"), Some("connected")));
+        assert_eq!(frames[0]["data"]["userData"], "ticket 7");
         let state = ok(&socket.request("getState", json!({})).await).clone();
         assert_eq!(state["agentState"], "talking");
         let calls = state["calls"].as_array().unwrap();
@@ -211,7 +222,7 @@ both_backends! {
         );
         app.set_limits(json!({"maxConcurrentCalls": 10})).await;
         ok(&socket.request("hangup", json!({})).await);
-        let (names, frames) = script(&mut socket, 4, 8).await;
+        let (names, frames) = script(&mut socket, 4, 10).await;
         assert_eq!(names, ["completed/2", "completed/1", "st completed", "st autoReady"]);
         assert_eq!(frames[0]["data"]["userData"], "ticket 7");
         let cdr = agent_cdr(&app, &db, &cv).await;
@@ -221,12 +232,12 @@ both_backends! {
         let a = command(&app, "1001", "callOut", json!({"userNumber": "13800009991"})).await;
         assert_eq!(a.status, 200, "{}", a.body);
         let cv = a.body["data"]["conversationSid"].as_str().unwrap().to_string();
-        let (names, _) = script(&mut socket, 5, 12).await;
+        let (names, _) = script(&mut socket, 5, 14).await;
         assert_eq!(names, ["initiated/2", "ringing/2", "answered/2-", "initiated/1", "ringing/1"]);
         // Hanging up while the user rings cancels the call.
         let a = command(&app, "1001", "hangup", json!({})).await;
         assert_eq!(a.status, 200, "{}", a.body);
-        let (names, _) = script(&mut socket, 2, 17).await;
+        let (names, _) = script(&mut socket, 2, 19).await;
         assert_eq!(names, ["failed/1 (canceled)", "completed/2"]);
         assert_eq!(agent_cdr(&app, &db, &cv).await["byeType"], "1");
     }

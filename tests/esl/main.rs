@@ -957,6 +957,28 @@ async fn agent_devices_answer_and_stay_up() {
             break;
         }
     }
+    // Hold and retrieve as on a SIP leg (esl-transcripts 80-hold-retrieve-sofia).
+    for (command, event) in [
+        ("uuid_hold", "CHANNEL_HOLD"),
+        ("uuid_hold off", "CHANNEL_UNHOLD"),
+    ] {
+        assert_eq!(
+            r.client.api(&format!("{command} {uuid}")).await.unwrap(),
+            "+OK Success\n"
+        );
+        loop {
+            if let Incoming::Event(e) = next(&mut r.incoming).await
+                && e.unique_id() == Some(uuid.as_str())
+                && e.name() == event
+            {
+                break;
+            }
+        }
+    }
+    assert_eq!(
+        r.client.api("uuid_hold off no-such-uuid").await.unwrap(),
+        "-ERR No such channel!\n"
+    );
     // 60 sandbox seconds later it is still there.
     tokio::time::sleep(Duration::from_secs_f64(60.0 / SPEED)).await;
     assert_eq!(

@@ -49,6 +49,8 @@ pub enum Command {
     /// uuid_transfer to an inline application: leave any bridge (without hanging up the
     /// partner), drop what runs or is queued, run `App`; `true` = the partner too.
     Transfer(App, bool),
+    /// `uuid_hold` (`true`) or `uuid_hold off`, as a SIP leg takes it (esl-transcripts 80).
+    Hold(bool),
 }
 
 /// Which legs a broadcast plays to (`uuid_broadcast`/`sched_broadcast`'s last argument).
@@ -824,6 +826,10 @@ impl Channel {
             }
             Command::SetVar(name, value) => {
                 self.vars.insert(name, value);
+            }
+            Command::Hold(on) => {
+                let event = if on { "CHANNEL_HOLD" } else { "CHANNEL_UNHOLD" };
+                self.emit(event, "CS_EXECUTE", &[]);
             }
             Command::Dump(reply) => {
                 let mut current = vec![];

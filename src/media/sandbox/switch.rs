@@ -277,6 +277,10 @@ impl Switch {
             }
             "uuid_exists" => self.exists(arg(0)).to_string(),
             "uuid_break" => told(arg(0), Command::Break, "+OK\n"),
+            "uuid_hold" => match arg(0) {
+                "off" => told(arg(1), Command::Hold(false), "+OK Success\n"),
+                uuid => told(uuid, Command::Hold(true), "+OK Success\n"),
+            },
             "uuid_transfer" => {
                 // uuid_transfer <uuid> [-bleg|-both] <app:arg> inline
                 let both = arg(1) == "-both";

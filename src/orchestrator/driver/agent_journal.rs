@@ -88,6 +88,14 @@ pub(super) fn agent_entry(
                 false,
                 *at,
             )),
+            Write::Held(leg, true, at) => push(event(*leg, CallEventName::Held, "held", true, *at)),
+            Write::Held(leg, false, at) => push(event(
+                *leg,
+                CallEventName::Retrieved,
+                "connected",
+                true,
+                *at,
+            )),
             Write::Status(_, Status::Completed, _) | Write::Snapshot(..) => {}
             Write::LegEnded(leg, facts) => push(end_event(
                 event(*leg, CallEventName::Completed, "idle", false, 0),

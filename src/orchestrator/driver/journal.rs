@@ -29,7 +29,7 @@ pub(super) fn call_write(
         account_sid: unit.first.account_sid.clone(),
         entries: writes
             .into_iter()
-            .map(|w| render.entry(w))
+            .filter_map(|w| render.entry(w))
             .chain(agent)
             .collect(),
     }
@@ -42,9 +42,11 @@ struct Render<'a> {
 }
 
 impl Render<'_> {
-    fn entry(&self, write: Write) -> Entry {
+    /// The row of `write`, if it has one of its own (a hold is only an agent's event).
+    fn entry(&self, write: Write) -> Option<Entry> {
         let legs = &self.engine.core.legs;
-        match write {
+        Some(match write {
+            Write::Held(..) => return None,
             Write::Status(leg, status, at) => Entry::Leg {
                 call_id: legs[leg].id.clone(),
                 state: match status {
@@ -86,7 +88,7 @@ impl Render<'_> {
                 snapshot: data.to_string(),
             },
             Write::Finish { ending, legs, kind } => self.finish(ending, legs, kind),
-        }
+        })
     }
 
     fn final_of(&self, facts: &LegFacts, inputkey: Option<String>) -> LegFinal {

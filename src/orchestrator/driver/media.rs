@@ -197,6 +197,9 @@ pub fn api(uuid: &str, command: &MediaCommand) -> String {
         MediaCommand::SetVar(name, value) => format!("uuid_setvar {uuid} {name} {value}"),
         MediaCommand::RecordStart(path) => format!("uuid_record {uuid} start {path}"),
         MediaCommand::SendDtmf(digits) => format!("uuid_send_dtmf {uuid} {digits}"),
+        MediaCommand::Hold(true) => format!("uuid_hold {uuid}"),
+        MediaCommand::Hold(false) => format!("uuid_hold off {uuid}"),
+        MediaCommand::BridgeWith(other) => format!("uuid_bridge {uuid} {other}"),
         MediaCommand::BothToConference(room) => {
             format!("uuid_transfer {uuid} -both conference:{room} inline")
         }

@@ -234,6 +234,11 @@ pub enum MediaCommand {
     RecordStart(String),
     /// `uuid_send_dtmf`: these keys toward the channel's far end.
     SendDtmf(String),
+    /// `uuid_hold` (`true`) or `uuid_hold off` (`false`).
+    Hold(bool),
+    /// `uuid_bridge`: the channel and the one of this uuid talk (whatever either played
+    /// stops).
+    BridgeWith(String),
     /// `uuid_transfer <uuid> -both conference:<room> inline`: the channel and its partner
     /// into a conference.
     BothToConference(String),
@@ -295,6 +300,8 @@ pub enum Write {
     Status(LegIdx, Status, i64),
     /// A new leg of a conversation, dialled now (`initiated`).
     NewLeg(LegIdx),
+    /// Leg `leg` was put on hold (`true`) or taken off it, at `at` (agents' calls).
+    Held(LegIdx, bool, i64),
     /// Leg `leg` ended while the call goes on (`completed`).
     LegEnded(LegIdx, LegFacts),
     /// The conversation's stage for the API (`dialing`, `bridged`, `three_way`) and its

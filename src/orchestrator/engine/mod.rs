@@ -206,6 +206,7 @@ impl Conversation {
         }
         let kind = self.flow.cdr_kind(&self.core);
         self.core.journal(Write::Finish { ending, legs, kind });
+        self.flow.finished(&mut self.core);
         self.core.emit(Effect::Finished);
         self.core.finished = true;
     }

@@ -116,6 +116,15 @@ impl Sim {
         self.generation += 1;
         self.world.timers.clear();
         self.world.replies.clear();
+        // The old driver's end drops the commands it had not answered: their callers hear
+        // that the call is gone.
+        let answered: Vec<CommandToken> = self
+            .world
+            .answered_commands
+            .iter()
+            .map(|(t, _)| *t)
+            .collect();
+        self.world.commands.retain(|t| answered.contains(t));
         self.world.probes.clear();
         for chan in self.world.chans.values_mut() {
             // Runs of the old driver now end as someone else's.
@@ -315,6 +324,13 @@ impl Sim {
                     self.status(leg, Status::Completed);
                     self.stored_end(leg, &facts);
                 }
+                Write::Held(leg, _, _) => {
+                    if !self.engine.core.legs[leg].answered() {
+                        self.world
+                            .violations
+                            .push(format!("leg {leg} held before it answered"));
+                    }
+                }
                 Write::Snapshot(_, data) => {
                     // A cancel (by command or by a MANAGER_REQUEST hangup) decided and written.
                     self.world.cancel_asked |= data["bye"] == "Canceled";
@@ -405,9 +421,11 @@ impl Sim {
                 Input::NodeUp(NODE.into())
             }),
             9 if matches!(self.engine.flow, Flow::Agent(_)) => {
-                self.command(Command::Agent(match choice % 3 {
+                self.command(Command::Agent(match choice % 5 {
                     0 => AgentOrder::Hangup,
                     1 => AgentOrder::SendDtmf("1#".into()),
+                    2 => AgentOrder::Hold,
+                    3 => AgentOrder::Retrieve,
                     _ => AgentOrder::SetUserData("v".into()),
                 }))
             }
@@ -794,8 +812,13 @@ fn agent_call(max: u32, phone_type: PhoneType, snapshot: Option<serde_json::Valu
         masked: max > 0,
     };
     Flow::Agent(Box::new(match snapshot {
-        Some(s) => AgentCallFlow::resumed(call, String::new(), serde_json::from_value(s).ok()),
-        None => AgentCallFlow::new(call, "u".into()),
+        Some(s) => AgentCallFlow::resumed(
+            call,
+            String::new(),
+            "moh".into(),
+            serde_json::from_value(s).ok(),
+        ),
+        None => AgentCallFlow::new(call, "u".into(), "moh".into()),
     }))
 }
 

@@ -17,7 +17,7 @@ use crate::domain::agent::PhoneType;
 use crate::domain::agent_call::{AgentBye, AgentCall};
 use crate::orchestrator::engine::{
     CdrKind, Command, CommandToken, Core, Dial, Effect, Endpoint, Happened, LegIdx, MediaCommand,
-    Refusal,
+    Refusal, ReplyToken, Write,
 };
 
 /// The agent's leg.
@@ -34,6 +34,10 @@ pub enum AgentOrder {
     SendDtmf(String),
     /// `setUserData`: the conversation's userData from now on.
     SetUserData(String),
+    /// `holdCall`: the user hears the music on hold.
+    Hold,
+    /// `retrieveCall`: the user and the agent talk again.
+    Retrieve,
 }
 
 /// Where the conversation is.
@@ -65,6 +69,20 @@ pub struct State {
     /// The leg whose own hangup ended the conversation (the side that hung up first).
     #[serde(default)]
     pub first_gone: Option<LegIdx>,
+    /// The user is on hold.
+    #[serde(default)]
+    pub held: bool,
+}
+
+/// A hold or retrieve asked of the media server, whose answer decides the command's.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    /// The media server's answer.
+    reply: ReplyToken,
+    /// The command waiting for it.
+    command: CommandToken,
+    /// `true`: a hold; `false`: a retrieve.
+    hold: bool,
 }
 
 /// An agent's conversation.
@@ -72,13 +90,18 @@ pub struct State {
 pub struct AgentCallFlow {
     call: AgentCall,
     state: State,
+    /// What the user hears on hold (the application's musicOnHold, or FreeSWITCH's own).
+    music: String,
+    pending: Option<Pending>,
 }
 
 impl AgentCallFlow {
-    /// A new conversation with its first userData.
-    pub fn new(call: AgentCall, user_data: String) -> Self {
+    /// A new conversation with its first userData and the music its user hears on hold.
+    pub fn new(call: AgentCall, user_data: String, music: String) -> Self {
         AgentCallFlow {
             call,
+            music,
+            pending: None,
             state: State {
                 phase: Phase::DialAgent,
                 user_data,
@@ -87,15 +110,26 @@ impl AgentCallFlow {
                 timed_out: Vec::new(),
                 bye: None,
                 first_gone: None,
+                held: false,
             },
         }
     }
 
     /// A conversation taken over, from its last snapshot (else as new).
-    pub fn resumed(call: AgentCall, user_data: String, snapshot: Option<State>) -> Self {
+    pub fn resumed(
+        call: AgentCall,
+        user_data: String,
+        music: String,
+        snapshot: Option<State>,
+    ) -> Self {
         match snapshot {
-            Some(state) => AgentCallFlow { call, state },
-            None => Self::new(call, user_data),
+            Some(state) => AgentCallFlow {
+                call,
+                state,
+                music,
+                pending: None,
+            },
+            None => Self::new(call, user_data, music),
         }
     }
 
@@ -281,15 +315,93 @@ impl AgentCallFlow {
             _ if self.state.bye.is_some() || core.ending.is_some() => {
                 Err(Refusal::State(crate::orchestrator::engine::ENDED.into()))
             }
-            Command::Agent(order) => self.order(core, order),
+            Command::Agent(order) => self.order(core, token, order),
             Command::Cancel | Command::AddCall(_) => Err(Refusal::State(
                 "not a command of an agent's conversation".into(),
             )),
         };
-        core.emit(Effect::Reply(token, verdict));
+        // `None`: answered once the media server has.
+        if let Some(verdict) = verdict.transpose() {
+            core.emit(Effect::Reply(token, verdict));
+        }
     }
 
-    fn order(&mut self, core: &mut Core, order: AgentOrder) -> Result<(), Refusal> {
+    /// The media server answered a hold or retrieve.
+    pub(super) fn on_reply(&mut self, core: &mut Core, token: ReplyToken, ok: bool) {
+        let Some(pending) = self.pending.filter(|p| p.reply == token) else {
+            return;
+        };
+        self.pending = None;
+        let verdict = match (pending.hold, ok) {
+            _ if core.ending.is_some() => {
+                Err(Refusal::State(crate::orchestrator::engine::ENDED.into()))
+            }
+            (true, true) => {
+                self.held(core, true);
+                Ok(())
+            }
+            (true, false) => Err(Refusal::NoMedia),
+            (false, ok) => {
+                if !ok {
+                    // A leg that refuses the re-INVITE (esl-transcripts 80): the bridge
+                    // itself ends the music and joins the two again.
+                    let agent = core.legs[AGENT].id.clone();
+                    core.media(USER, MediaCommand::BridgeWith(agent));
+                }
+                self.held(core, false);
+                Ok(())
+            }
+        };
+        core.emit(Effect::Reply(pending.command, verdict));
+    }
+
+    /// The call is over: a hold or retrieve still waiting is refused.
+    pub(super) fn finished(&mut self, core: &mut Core) {
+        if let Some(pending) = self.pending.take() {
+            let ended = Refusal::State(crate::orchestrator::engine::ENDED.into());
+            core.emit(Effect::Reply(pending.command, Err(ended)));
+        }
+    }
+
+    fn held(&mut self, core: &mut Core, held: bool) {
+        self.state.held = held;
+        core.journal(Write::Held(AGENT, held, core.now));
+        self.snapshot(core);
+    }
+
+    fn order(
+        &mut self,
+        core: &mut Core,
+        token: CommandToken,
+        order: AgentOrder,
+    ) -> Result<Option<()>, Refusal> {
+        if matches!(order, AgentOrder::Hold | AgentOrder::Retrieve) {
+            let hold = order == AgentOrder::Hold;
+            let talking = self.state.phase == Phase::Talking;
+            if !talking || self.pending.is_some() || self.state.held == hold {
+                return Err(Refusal::State(match hold {
+                    true => "holdCall needs a connected call that is not held".into(),
+                    false => "retrieveCall needs a held call".into(),
+                }));
+            }
+            if hold {
+                let music = self.music.clone();
+                core.media(AGENT, MediaCommand::SetVar("hold_music".into(), music));
+            }
+            let reply = core
+                .ask(AGENT, MediaCommand::Hold(hold))
+                .ok_or(Refusal::NoMedia)?;
+            self.pending = Some(Pending {
+                reply,
+                command: token,
+                hold,
+            });
+            return Ok(None);
+        }
+        self.order_now(core, order).map(Some)
+    }
+
+    fn order_now(&mut self, core: &mut Core, order: AgentOrder) -> Result<(), Refusal> {
         match order {
             AgentOrder::Hangup => {
                 let bye = match self.state.phase {
@@ -312,6 +424,7 @@ impl AgentCallFlow {
                 self.snapshot(core);
                 Ok(())
             }
+            AgentOrder::Hold | AgentOrder::Retrieve => Ok(()),
         }
     }
 

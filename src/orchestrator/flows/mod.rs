@@ -51,8 +51,17 @@ impl Flow {
 
     /// The media server answered a question of the flow's.
     pub fn on_reply(&mut self, core: &mut Core, token: ReplyToken, ok: bool) {
-        if let Flow::Click2Call(f) = self {
-            f.on_reply(core, token, ok);
+        match self {
+            Flow::Click2Call(f) => f.on_reply(core, token, ok),
+            Flow::Agent(f) => f.on_reply(core, token, ok),
+            Flow::Ivr(_) => {}
+        }
+    }
+
+    /// The call is over: the flow answers the commands still waiting on it.
+    pub fn finished(&mut self, core: &mut Core) {
+        if let Flow::Agent(f) = self {
+            f.finished(core);
         }
     }
 
