@@ -2,6 +2,8 @@
 //! calls; §8.1 callEvents; §8.5 masking; §10 agent CDRs): over a real socket to the real
 //! server and the sandbox, whose agent devices answer by themselves.
 
+use std::collections::BTreeMap;
+
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -354,4 +356,101 @@ async fn a_call_driven_by_another_replica() {
         (cdr["byeType"].as_str(), cdr["userData"].as_str()),
         (Some("4"), Some("from one"))
     );
+}
+
+both_backends! {
+    /// SIGKILL of the process driving agents' calls, the media server alive: the next
+    /// process takes them over in the shape they are in (talking, the agent's device
+    /// ringing, the user ringing), carries them on and ends them; each agent's events
+    /// stay one ordered stream that ends every leg once, and every call has one CDR.
+    async fn sigkill_under_agent_calls(db: TestDb) {
+        use crate::processes::{customer, free_port, sandbox, server};
+        let dir = tempfile::tempdir().unwrap();
+        let media_port = free_port();
+        let _sandbox = sandbox(media_port, "1", dir.path());
+        let (mut first, address) = server(&db, media_port, dir.path(), "10").await;
+        let app = customer(&address, 100).await;
+        let store = db.store().await;
+        let mut calls = Vec::new();
+        for (agent_no, sip, user) in [
+            ("1001", "80001001", "13900000001"),
+            ("1002", "80009996", "13900000002"),
+            ("1003", "80001003", "13900009996"),
+        ] {
+            agent(&app, agent_no, json!({"wrapupTime": 0, "sipNumber": sip})).await;
+            assert_eq!(command(&app, agent_no, "login", json!({})).await.status, 200);
+            let a = command(&app, agent_no, "callOut", json!({"userNumber": user})).await;
+            assert_eq!(a.status, 200, "{}", a.body);
+            calls.push(a.body["data"]["conversationSid"].as_str().unwrap().to_string());
+        }
+        let started = std::time::Instant::now();
+        loop {
+            let states: Vec<String> = {
+                let mut s = Vec::new();
+                for cv in &calls {
+                    let legs = store.conversation_legs(cv).await.unwrap();
+                    s.push(legs.iter().map(|l| l.state.clone()).collect::<Vec<_>>().join(","));
+                }
+                s
+            };
+            if states[0] == "answered,answered" && states[1] == "ringing" && states[2] == "answered,ringing" {
+                break;
+            }
+            assert!(started.elapsed() < std::time::Duration::from_secs(20), "{states:?}");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        first.0.kill().unwrap();
+        first.0.wait().unwrap();
+
+        let (_second, address) = server(&db, media_port, dir.path(), "10").await;
+        let mut app = app;
+        app.address = address;
+        // Taken over once the lease runs out: the device and the user that rang answer,
+        // and both calls talk under the new process; their agents hang up.
+        for agent_no in ["1002", "1003"] {
+            let started = std::time::Instant::now();
+            loop {
+                let a = command(&app, agent_no, "getState", json!({})).await;
+                if a.body["data"]["agentState"] == "talking" {
+                    break;
+                }
+                assert!(started.elapsed() < std::time::Duration::from_secs(40), "{}", a.body);
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            let a = command(&app, agent_no, "hangup", json!({})).await;
+            assert_eq!(a.status, 200, "{}", a.body);
+        }
+        let byes: Vec<String> = {
+            let mut byes = Vec::new();
+            for cv in &calls {
+                byes.push(wait_cdr(&store, cv).await["byeType"].as_str().unwrap().to_string());
+            }
+            byes
+        };
+        assert_eq!(byes, ["3", "4", "4"]);
+        for agent_no in ["1001", "1002", "1003"] {
+            let sql = match db.backend {
+                "sqlite" => format!("SELECT group_concat(frame, char(10)) FROM (SELECT e.frame FROM agent_events e JOIN agent_sessions s ON s.session_sid = e.session_sid WHERE s.agent_no = '{agent_no}' ORDER BY e.seq)"),
+                _ => format!("SELECT string_agg(e.frame, chr(10) ORDER BY e.seq) FROM agent_events e JOIN agent_sessions s ON s.session_sid = e.session_sid WHERE s.agent_no = '{agent_no}'"),
+            };
+            let frames: Vec<Value> = db.text(&sql).await.unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+            let seqs: Vec<i64> = frames.iter().map(|f| f["seq"].as_i64().unwrap()).collect();
+            assert_eq!(seqs, (1..=frames.len() as i64).collect::<Vec<_>>(), "{agent_no}");
+            let mut per_leg: BTreeMap<String, Vec<String>> = BTreeMap::new();
+            for f in frames.iter().filter(|f| f["type"] == "callEvent") {
+                per_leg.entry(f["data"]["callSid"].as_str().unwrap().into()).or_default().push(f["data"]["eventName"].as_str().unwrap().into());
+            }
+            assert_eq!(per_leg.len(), 2, "{agent_no}: {per_leg:?}");
+            for (leg, events) in &per_leg {
+                let order = ["initiated", "ringing", "answered", "completed"];
+                let ranks: Vec<usize> = events.iter().map(|e| order.iter().position(|o| o == e).unwrap()).collect();
+                assert!(ranks.windows(2).all(|w| w[0] <= w[1]), "{agent_no} {leg}: {events:?}");
+                assert_eq!((ranks[0], ranks.last()), (0, Some(&3)), "{agent_no} {leg}: {events:?}");
+                assert_eq!(events.iter().filter(|e| *e == "completed").count(), 1, "{agent_no} {leg}: {events:?}");
+            }
+            let tail: Vec<&str> = frames.iter().rev().take(2).rev().map(|f| f["data"]["eventName"].as_str().unwrap()).collect();
+            assert_eq!(tail, ["completed", "autoReady"], "{agent_no}");
+        }
+        assert_eq!(store.count_cdrs().await.unwrap(), 3);
+    }
 }
