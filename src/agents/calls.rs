@@ -96,6 +96,7 @@ impl Agents {
             max_call_duration: app.cti.max_call_duration.clamp(0, 86_400) as u32,
             wrapup_time: agent.wrapup_time,
             masked: app.cti.encrypt_number,
+            record: app.cti.record_agent_calls,
         };
         let now = chrono::Utc::now();
         let ids = &self.ids;
@@ -187,6 +188,10 @@ impl Agents {
         let orchestrator = self
             .orchestrator()
             .ok_or_else(|| CommandError::NoMedia("this process places no calls".into()))?;
+        let user_data = match &order {
+            AgentOrder::SetUserData(data) => Some(data.clone()),
+            _ => None,
+        };
         orchestrator
             .agent_order(&conversation, order)
             .await
@@ -195,6 +200,11 @@ impl Agents {
                 Refused::NoMedia(why) => CommandError::NoMedia(why),
                 Refused::Unavailable(e) => CommandError::Unavailable(e),
             })?;
+        if let Some(data) = user_data {
+            self.store()
+                .set_conversation_userdata(&conversation, &data)
+                .await?;
+        }
         Ok(json!({}))
     }
 

@@ -38,6 +38,10 @@ pub struct AgentCdr<'a> {
     pub user_data: &'a str,
     /// byeType.
     pub bye_type: u8,
+    /// Where the recording is fetched, `""` without one.
+    pub recording_url: &'a str,
+    /// Its length, seconds.
+    pub recording_secs: i64,
     /// When the agent and user were first connected (Unix ms), if they were.
     pub connected_ms: Option<i64>,
     /// The legs, in dialling order.
@@ -100,8 +104,8 @@ impl AgentCdr<'_> {
             "stopTime": format_time(stop, tz),
             "duration": duration.to_string(),
             "waitSeconds": "0",
-            "recordingUrl": "",
-            "recordingDuration": "0",
+            "recordingUrl": self.recording_url,
+            "recordingDuration": self.recording_secs.to_string(),
             "userData": self.user_data,
             "byeType": self.bye_type.to_string(),
             "cdrs": cdrs,

@@ -113,6 +113,10 @@ pub struct AgentCall {
     pub wrapup_time: i64,
     /// Numbers are masked for the agent (the agent's device shows `displayNum`).
     pub masked: bool,
+    /// The call is recorded from the first agent–user connection to its end
+    /// (`recordAgentCalls`).
+    #[serde(default)]
+    pub record: bool,
 }
 
 /// `userNumberType`: `1` a fixed line (leading 0), `2` a mobile (11 digits from 1, with an

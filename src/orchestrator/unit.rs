@@ -10,7 +10,7 @@ use chrono::TimeZone;
 use super::Ctx;
 use super::engine::{App, Conversation, Core, Dial, Ended, Leg, Limits, Signalling, Status};
 use super::flows::Flow;
-use super::flows::agent_call::AgentCallFlow;
+use super::flows::agent_call::{AgentCallFlow, Files};
 use super::flows::click2call::{AddParty, CalleePlan, Click2CallFlow, Plan};
 use super::flows::ivr::{IvrFlow, IvrKind, Keys, Script};
 use super::prompts::Builtin;
@@ -177,15 +177,18 @@ impl Ctx {
                     });
                 unit.cdr_url = unit.app.as_deref().and_then(|a| a.cdr_url.clone());
                 let user_data = unit.first.userdata.clone().unwrap_or_default();
-                let music = self.hold_music(&unit).await;
+                let files = Files {
+                    music: self.hold_music(&unit).await,
+                    recording: self.recording_path(&unit.id),
+                };
                 Flow::Agent(Box::new(match resumed {
                     Some(snapshot) => AgentCallFlow::resumed(
                         call,
                         user_data,
-                        music,
+                        files,
                         snapshot_of(&unit.id, snapshot),
                     ),
-                    None => AgentCallFlow::new(call, user_data, music),
+                    None => AgentCallFlow::new(call, user_data, files),
                 }))
             }
         };
@@ -453,6 +456,7 @@ fn unreadable_agent_call() -> AgentCall {
         max_call_duration: 0,
         wrapup_time: 0,
         masked: false,
+        record: false,
     }
 }
 

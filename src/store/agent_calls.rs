@@ -145,6 +145,23 @@ impl Store {
         })))
     }
 
+    /// The userData of conversation `id`'s legs as `getState` shows it (the conversation's
+    /// own copy, in its snapshot, is what its events and CDR use).
+    pub async fn set_conversation_userdata(&self, id: &str, data: &str) -> Result<(), StoreError> {
+        let data = super::text::encode(data);
+        let mut tx = self.begin_write().await?;
+        on_tx!(&mut tx, |c| sqlx::query(
+            "UPDATE calls SET userdata = $2 WHERE conversation_id = $1"
+        )
+        .bind(id)
+        .bind(data.as_ref())
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// The legs of agent `agent_no`'s live conversations, in dialling order.
     pub async fn agent_legs(
         &self,

@@ -71,6 +71,8 @@ both_backends! {
     async fn call_out_to_a_user_who_hangs_up(db: TestDb) {
         let app = db.spawn(&[("VOICEPAAS_SANDBOX_SPEED", "20")]).await;
         let a = agent(&app, "1001", json!({"wrapupTime": 0, "sipNumber": "80001001"})).await;
+        let patch = app.cti(Method::PATCH, "CtiSettings", Some(json!({"recordAgentCalls": true}))).await;
+        assert_eq!(patch.status, 200, "{}", patch.body);
         let mut socket = ready(&app, "1001").await;
         let reply = socket
             .request("callOut", json!({"userNumber": "13800009995", "userData": "order 42/张"}))
@@ -118,6 +120,11 @@ both_backends! {
         assert_eq!(cdr["userNumber"], "13800009995");
         assert_eq!(cdr["userData"], "order 42/张");
         assert_eq!(cdr["waitSeconds"], "0");
+        // Recorded from the connection to the end (the user hangs up 2 s after answering).
+        assert_eq!(cdr["recordingUrl"], format!("/Accounts/{}/Recordings/{cv}.wav", app.sid));
+        assert_eq!(cdr["recordingDuration"], "2");
+        let served = app.send(Method::GET, cdr["recordingUrl"].as_str().unwrap(), None).await;
+        assert_eq!(served.status, 200);
         assert_ne!(cdr["answerTime"], "");
         let legs = cdr["cdrs"].as_array().unwrap();
         assert_eq!(legs.len(), 2);
@@ -212,6 +219,7 @@ both_backends! {
             (Some("2"), Some("connected"), Some("1"), Some("13800000001"))
         );
         assert_eq!(calls[1]["callSubtype"], "1");
+        assert_eq!((calls[0]["userData"].as_str(), calls[1]["userData"].as_str()), (Some("ticket 7"), Some("ticket 7")));
         // Another agent finds the account at its limit (this call holds its one place).
         agent(&app, "1002", json!({})).await;
         assert_eq!(command(&app, "1002", "login", json!({})).await.status, 200);

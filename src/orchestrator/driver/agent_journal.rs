@@ -161,7 +161,7 @@ pub(super) fn agent_cdr(
     unit: &Unit,
     flow: &AgentCallFlow,
     legs: &[LegFacts],
-    bye: u8,
+    (bye, recording): (u8, Option<&(String, i64)>),
     tz: chrono_tz::Tz,
 ) -> serde_json::Value {
     let call = flow.call();
@@ -185,6 +185,8 @@ pub(super) fn agent_cdr(
         display_num: &call.display_num,
         user_data: flow.user_data(),
         bye_type: bye,
+        recording_url: recording.map_or("", |(url, _)| url.as_str()),
+        recording_secs: recording.map_or(0, |(_, ms)| ms / 1000),
         connected_ms: connected,
         legs: &roles,
     }

@@ -152,12 +152,7 @@ impl Render<'_> {
                     CdrKind::Click2Call { bye, recording_ms } => (bye, recording_ms),
                     _ => (ByeType::CallerNoAnswer, None),
                 };
-                let recording = recording_ms.map(|ms| {
-                    (
-                        format!("/Accounts/{}/Recordings/{}.wav", first.account_sid, unit.id),
-                        ms,
-                    )
-                });
+                let recording = recording_ms.map(|ms| (self.recording_url(), ms));
                 for (leg, facts) in &ending {
                     callbacks.extend(self.status(
                         *leg,
@@ -185,20 +180,25 @@ impl Render<'_> {
                 (None, Some(end), body)
             }
             (CallKind::Agent, kind) => {
-                let bye = match kind {
-                    CdrKind::Agent { bye } => bye,
-                    _ => crate::domain::agent_call::AgentBye::MediaFailure,
+                let (bye, recording_ms) = match kind {
+                    CdrKind::Agent { bye, recording_ms } => (bye, recording_ms),
+                    _ => (crate::domain::agent_call::AgentBye::MediaFailure, None),
                 };
+                let recording = recording_ms.map(|ms| (self.recording_url(), ms));
                 let body = match super::agent_journal::agent_flow(self.engine) {
-                    Some(flow) => {
-                        super::agent_journal::agent_cdr(unit, flow, &legs, bye.code(), self.tz)
-                    }
+                    Some(flow) => super::agent_journal::agent_cdr(
+                        unit,
+                        flow,
+                        &legs,
+                        (bye.code(), recording.as_ref()),
+                        self.tz,
+                    ),
                     None => serde_json::Value::Null,
                 };
                 let end = ConversationEnd {
                     id: unit.id.clone(),
                     bye_type: bye.code(),
-                    recording: None,
+                    recording,
                 };
                 (None, Some(end), body)
             }
@@ -259,6 +259,15 @@ impl Render<'_> {
             },
             callbacks,
         }))
+    }
+
+    /// Where a conversation's recording is fetched.
+    fn recording_url(&self) -> String {
+        let unit = self.unit;
+        format!(
+            "/Accounts/{}/Recordings/{}.wav",
+            unit.first.account_sid, unit.id
+        )
     }
 
     /// The CDR's callbacks: to the result/CDR URL (when set) and to the application's

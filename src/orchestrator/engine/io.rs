@@ -290,6 +290,8 @@ pub enum CdrKind {
     Agent {
         /// byeType.
         bye: crate::domain::agent_call::AgentBye,
+        /// The recording's length (ms), if one was made.
+        recording_ms: Option<i64>,
     },
 }
 

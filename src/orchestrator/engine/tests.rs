@@ -655,7 +655,7 @@ impl Sim {
                 self.world.cancel_accepted,
                 self.world.cancel_asked,
             )?,
-            CdrKind::Agent { bye } => agent_bye_agrees(*bye, legs)?,
+            CdrKind::Agent { bye, .. } => agent_bye_agrees(*bye, legs)?,
             _ => {}
         }
         Ok(())
@@ -810,16 +810,21 @@ fn agent_call(max: u32, phone_type: PhoneType, snapshot: Option<serde_json::Valu
         max_call_duration: max,
         wrapup_time: 0,
         masked: max > 0,
+        record: max != 60,
     };
     Flow::Agent(Box::new(match snapshot {
-        Some(s) => AgentCallFlow::resumed(
-            call,
-            String::new(),
-            "moh".into(),
-            serde_json::from_value(s).ok(),
-        ),
-        None => AgentCallFlow::new(call, "u".into(), "moh".into()),
+        Some(s) => {
+            AgentCallFlow::resumed(call, String::new(), files(), serde_json::from_value(s).ok())
+        }
+        None => AgentCallFlow::new(call, "u".into(), files()),
     }))
+}
+
+fn files() -> crate::orchestrator::flows::agent_call::Files {
+    crate::orchestrator::flows::agent_call::Files {
+        music: "moh".into(),
+        recording: "/rec/CV1.wav".into(),
+    }
 }
 
 /// The agent calls the property test draws from.
@@ -964,7 +969,7 @@ fn agent_calls_reach_every_outcome() {
         }
         sim.drain();
         assert_eq!(sim.check(), Ok(()));
-        if let CdrKind::Agent { bye } = &sim.world.finishes[0].1 {
+        if let CdrKind::Agent { bye, .. } = &sim.world.finishes[0].1 {
             *byes.entry(format!("{bye:?}")).or_default() += 1;
         }
         taken += u32::from(sim.generation > 0);

@@ -72,6 +72,19 @@ pub struct State {
     /// The user is on hold.
     #[serde(default)]
     pub held: bool,
+    /// The recording (recordAgentCalls): asked for at this instant (Unix ms, media clock),
+    /// and whether the media server confirmed it (after a takeover: assumed).
+    #[serde(default)]
+    pub recording: Option<(i64, bool)>,
+}
+
+/// The media files of an agent's conversation, resolved when its driver starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Files {
+    /// What the user hears on hold (the application's musicOnHold, or FreeSWITCH's own).
+    pub music: String,
+    /// Where the recording goes on the media server.
+    pub recording: String,
 }
 
 /// A hold or retrieve asked of the media server, whose answer decides the command's.
@@ -90,18 +103,20 @@ struct Pending {
 pub struct AgentCallFlow {
     call: AgentCall,
     state: State,
-    /// What the user hears on hold (the application's musicOnHold, or FreeSWITCH's own).
-    music: String,
+    files: Files,
     pending: Option<Pending>,
+    /// The answer that tells whether the recording started.
+    record_reply: Option<ReplyToken>,
 }
 
 impl AgentCallFlow {
-    /// A new conversation with its first userData and the music its user hears on hold.
-    pub fn new(call: AgentCall, user_data: String, music: String) -> Self {
+    /// A new conversation with its first userData and its media files.
+    pub fn new(call: AgentCall, user_data: String, files: Files) -> Self {
         AgentCallFlow {
             call,
-            music,
+            files,
             pending: None,
+            record_reply: None,
             state: State {
                 phase: Phase::DialAgent,
                 user_data,
@@ -111,6 +126,7 @@ impl AgentCallFlow {
                 bye: None,
                 first_gone: None,
                 held: false,
+                recording: None,
             },
         }
     }
@@ -119,17 +135,18 @@ impl AgentCallFlow {
     pub fn resumed(
         call: AgentCall,
         user_data: String,
-        music: String,
+        files: Files,
         snapshot: Option<State>,
     ) -> Self {
         match snapshot {
             Some(state) => AgentCallFlow {
                 call,
                 state,
-                music,
+                files,
                 pending: None,
+                record_reply: None,
             },
-            None => Self::new(call, user_data, music),
+            None => Self::new(call, user_data, files),
         }
     }
 
@@ -192,6 +209,8 @@ impl AgentCallFlow {
         if let Some(bye) = self.state.bye.take() {
             return self.end(core, bye);
         }
+        // Asked for, answer unknown: assume it runs.
+        self.state.recording = self.state.recording.map(|(at, _)| (at, true));
         match self.state.phase {
             Phase::DialAgent if core.legs[AGENT].answered() && core.legs[AGENT].up() => {
                 self.dial_user(core)
@@ -256,6 +275,13 @@ impl AgentCallFlow {
         }
         for leg in [AGENT, USER] {
             self.arm(core, leg);
+        }
+        if self.call.record && self.state.recording.is_none() {
+            // On the agent's channel, which hears both sides, from the first connection
+            // to the end.
+            let path = self.files.recording.clone();
+            self.record_reply = core.ask(AGENT, MediaCommand::RecordStart(path));
+            self.state.recording = self.record_reply.map(|_| (core.now, false));
         }
         self.snapshot(core);
     }
@@ -326,8 +352,19 @@ impl AgentCallFlow {
         }
     }
 
-    /// The media server answered a hold or retrieve.
+    /// The media server answered a hold, a retrieve or the recording.
     pub(super) fn on_reply(&mut self, core: &mut Core, token: ReplyToken, ok: bool) {
+        if self.record_reply == Some(token) {
+            self.record_reply = None;
+            // Refused: no recording, no recordingUrl.
+            self.state.recording = self
+                .state
+                .recording
+                .filter(|_| ok)
+                .map(|(at, _)| (at, true));
+            self.snapshot(core);
+            return;
+        }
         let Some(pending) = self.pending.filter(|p| p.reply == token) else {
             return;
         };
@@ -385,7 +422,7 @@ impl AgentCallFlow {
                 }));
             }
             if hold {
-                let music = self.music.clone();
+                let music = self.files.music.clone();
                 core.media(AGENT, MediaCommand::SetVar("hold_music".into(), music));
             }
             let reply = core
@@ -444,7 +481,17 @@ impl AgentCallFlow {
         self.state.bye.unwrap_or(AgentBye::MediaFailure)
     }
 
-    pub(super) fn cdr_kind(&self) -> CdrKind {
-        CdrKind::Agent { bye: self.bye() }
+    pub(super) fn cdr_kind(&self, core: &Core) -> CdrKind {
+        CdrKind::Agent {
+            bye: self.bye(),
+            recording_ms: self.recording_ms(core),
+        }
+    }
+
+    /// The recording's length: from its start to the end of the agent's leg, if it ran.
+    fn recording_ms(&self, core: &Core) -> Option<i64> {
+        let (from, on) = self.state.recording?;
+        let end = core.legs[AGENT].ended.as_ref().map_or(core.now, |e| e.at);
+        on.then(|| (end - from).max(0))
     }
 }

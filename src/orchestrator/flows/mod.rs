@@ -88,7 +88,7 @@ impl Flow {
         match self {
             Flow::Ivr(f) => f.cdr_kind(),
             Flow::Click2Call(f) => f.cdr_kind(core),
-            Flow::Agent(f) => f.cdr_kind(),
+            Flow::Agent(f) => f.cdr_kind(core),
         }
     }
 }
