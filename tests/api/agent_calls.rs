@@ -462,3 +462,46 @@ both_backends! {
         assert_eq!(store.count_cdrs().await.unwrap(), 3);
     }
 }
+
+both_backends! {
+    /// The agent CDR goes to the application's cdrUrl like every CDR, signed, the same
+    /// body as stored; hostile params are refused with 10004, never 10005.
+    async fn the_agent_cdr_is_pushed_and_bad_params_refused(db: TestDb) {
+        let receiver = crate::receiver::Receiver::start().await;
+        let mut app = db
+            .spawn(&[("VOICEPAAS_SANDBOX_SPEED", "20"), ("VOICEPAAS_ALLOW_PRIVATE_WEBHOOKS", "true")])
+            .await;
+        let created = app
+            .create_app(&app.sid.clone(), json!({"name": "hooks", "cdrUrl": format!("{}/cdr", receiver.base)}))
+            .await;
+        app.app_id = created["appId"].as_str().unwrap().to_string();
+        agent(&app, "1001", json!({"wrapupTime": 0})).await;
+        assert_eq!(command(&app, "1001", "login", json!({})).await.status, 200);
+        for (params, field) in [
+            (json!({"userNumber": "1380013\u{0}8000"}), "userNumber"),
+            (json!({"userNumber": "+"}), "userNumber"),
+            (json!({"userNumber": ["13800138000"]}), "userNumber"),
+            (json!({"userNumber": "13800138000", "userData": "a\u{0}b"}), "userData"),
+            (json!({"userNumber": "13800138000", "userData": "x".repeat(1025)}), "userData"),
+            (json!({"userNumber": "13800138000", "displayNum": "\u{202e}123"}), "displayNum"),
+        ] {
+            let a = command(&app, "1001", "callOut", params.clone()).await;
+            assert_eq!((a.status, a.body["statusCode"].as_str()), (400, Some("10004")), "{params}: {}", a.body);
+            assert!(a.body["statusMsg"].as_str().unwrap().contains(field), "{}", a.body);
+        }
+        let a = command(&app, "1001", "callOut", json!({"userNumber": "13800009995"})).await;
+        assert_eq!(a.status, 200, "{}", a.body);
+        let cv = a.body["data"]["conversationSid"].as_str().unwrap().to_string();
+        let stored = agent_cdr(&app, &db, &cv).await;
+        let got = receiver.wait_for(1, std::time::Duration::from_secs(30)).await;
+        assert_eq!(got[0].path, "/cdr");
+        assert!(got[0].headers.contains_key("webhook-signature"), "{:?}", got[0].headers);
+        assert_eq!(got[0].json(), stored);
+        let listed = app
+            .send(Method::GET, &app.account_path("Cdrs?kind=agent&startTime=20000101000000&endTime=20991231000000"), None)
+            .await;
+        assert_eq!(listed.status, 200, "{}", listed.body);
+        assert_eq!(listed.body["cdrs"].as_array().map(Vec::len), Some(1), "{}", listed.body);
+        assert_eq!(listed.body["cdrs"][0]["conversationSid"], cv.as_str());
+    }
+}
