@@ -117,12 +117,13 @@ impl Agents {
             epoch,
             created_at: now_ms(),
         };
-        self.change_with_call(app_id, &agent.agent_no, |current| {
+        let written = new.clone();
+        self.change_with_call(app_id, &agent.agent_no, move |current| {
             check(
                 CommandName::CallOut,
                 current.map_or(AgentState::Offline, |c| c.session.state),
             )?;
-            Ok((Some(Input::CallStarted), Some(new.clone()), ()))
+            Ok((Some(Input::CallStarted), Some(written.clone()), ()))
         })
         .await?;
         orchestrator.start_agent_call(CallRecord {

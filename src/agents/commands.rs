@@ -118,7 +118,7 @@ impl Agents {
         if !agent.enabled && name == CommandName::Login {
             return Err(CommandError::AgentDisabled);
         }
-        let table = |current: &Option<super::Current<'_>>| {
+        let table = move |current: &Option<super::Current<'_>>| {
             check(
                 name,
                 current
@@ -160,7 +160,7 @@ impl Agents {
                 };
                 let socketless = origin == Origin::Rest && !attached;
                 let (_, changed) = self
-                    .change(app_id, &agent.agent_no, |current| {
+                    .change(app_id, &agent.agent_no, move |current| {
                         table(&current)?;
                         Ok((
                             Some(Input::Login {
@@ -183,7 +183,7 @@ impl Agents {
             }
             CommandName::Logout => {
                 let (phone_type, _) = self
-                    .change(app_id, &agent.agent_no, |current| {
+                    .change(app_id, &agent.agent_no, move |current| {
                         table(&current)?;
                         let phone_type = current.as_ref().map(|c| c.session.phone_type);
                         Ok((
@@ -201,7 +201,7 @@ impl Agents {
                 Ok(json!({}))
             }
             CommandName::Ready => {
-                self.change(app_id, &agent.agent_no, |current| {
+                self.change(app_id, &agent.agent_no, move |current| {
                     table(&current)?;
                     Ok((
                         Some(Input::Ready {
@@ -215,7 +215,7 @@ impl Agents {
             }
             CommandName::Pause => {
                 let cause = pause_cause(params)?;
-                self.change(app_id, &agent.agent_no, |current| {
+                self.change(app_id, &agent.agent_no, move |current| {
                     table(&current)?;
                     Ok((
                         Some(Input::Pause {

@@ -21,8 +21,9 @@ use crate::domain::IdGenerator;
 use crate::domain::time::now_ms;
 use crate::orchestrator::Orchestrator;
 use crate::store::agent_calls::NewAgentCall;
-use crate::store::agent_sessions::{SessionState, SessionWrite};
+use crate::store::agent_sessions::{SessionState, SessionWrite, StoredSession};
 use crate::store::journal::SessionChange;
+use crate::store::session_writer::{Decide, Outcome};
 use crate::store::{Store, StoreError};
 use bus::Bus;
 use error::CommandError;
@@ -219,14 +220,18 @@ impl Agents {
 
     /// Changes an agent's session under its lock: `decide` sees the current session and
     /// says which input to apply (`None`: none) and what to answer; the machine's events
-    /// are stored with their seqs and the socket's holder is told.
-    pub async fn change<T>(
+    /// are stored with their seqs and the socket's holder is told. Changes of many agents
+    /// arriving together are committed together.
+    pub async fn change<T: Send + 'static>(
         &self,
         app_id: &str,
         agent_no: &str,
-        decide: impl Fn(Option<Current<'_>>) -> Result<(Option<Input>, T), CommandError>,
+        decide: impl Fn(Option<Current<'_>>) -> Result<(Option<Input>, T), CommandError>
+        + Send
+        + Sync
+        + 'static,
     ) -> Result<(T, Changed), CommandError> {
-        self.change_with_call(app_id, agent_no, |current| {
+        self.change_with_call(app_id, agent_no, move |current| {
             let (input, answer) = decide(current)?;
             Ok((input, None, answer))
         })
@@ -235,47 +240,76 @@ impl Agents {
 
     /// [`Agents::change`] that may also write a conversation the change starts (callOut),
     /// in the same transaction; refused with 10008 when the account has no room for it.
-    pub async fn change_with_call<T>(
+    pub async fn change_with_call<T: Send + 'static>(
         &self,
         app_id: &str,
         agent_no: &str,
         decide: impl Fn(
             Option<Current<'_>>,
-        ) -> Result<(Option<Input>, Option<NewAgentCall>, T), CommandError>,
+        ) -> Result<(Option<Input>, Option<NewAgentCall>, T), CommandError>
+        + Send
+        + Sync
+        + 'static,
     ) -> Result<(T, Changed), CommandError> {
+        type Slot<T> = Arc<std::sync::Mutex<Option<Result<(T, Option<Session>), CommandError>>>>;
         let now = now_ms();
         let new_sid = self.ids.agent_session(chrono::Utc::now()).to_string();
         let tz = self.settings.timezone;
-        let result = self
-            .store
-            .change_session(app_id, agent_no, &new_sid, |stored| {
-                let parsed = stored
-                    .map(|s| {
-                        serde_json::from_str::<Session>(&s.session).map_err(|e| {
-                            StoreError::Corrupt(format!("agent session {}: {e}", s.session_sid))
-                        })
+        // The decision's answer (or why it refused) comes back through here: the store
+        // decides in its writer, maybe more than once (a batch retried), the last counts.
+        let slot: Slot<T> = Arc::default();
+        let kept = slot.clone();
+        let (app, agent, sid_if_new) = (app_id.to_string(), agent_no.to_string(), new_sid.clone());
+        let decided = move |stored: Option<&StoredSession>| {
+            let parsed = stored
+                .map(|s| {
+                    serde_json::from_str::<Session>(&s.session).map_err(|e| {
+                        StoreError::Corrupt(format!("agent session {}: {e}", s.session_sid))
                     })
-                    .transpose()?;
-                let current = stored.zip(parsed.as_ref()).map(|(s, session)| Current {
-                    sid: &s.session_sid,
-                    session,
-                    last_seq: s.last_seq,
-                });
-                let (input, call, answer) = decide(current)?;
-                let sid = stored.map_or(new_sid.as_str(), |s| s.session_sid.as_str());
-                let at = Stepped {
-                    app_id,
-                    agent_no,
-                    sid,
-                    now,
-                    tz,
-                };
-                let (mut write, session) = at.step(parsed.clone(), input, Vec::new());
-                write.call = call;
-                Ok::<_, CommandError>((write, (answer, session)))
-            })
+                })
+                .transpose()?;
+            let current = stored.zip(parsed.as_ref()).map(|(s, session)| Current {
+                sid: &s.session_sid,
+                session,
+                last_seq: s.last_seq,
+            });
+            let (input, call, answer) = decide(current)?;
+            let sid = stored.map_or(sid_if_new.as_str(), |s| s.session_sid.as_str());
+            let at = Stepped {
+                app_id: &app,
+                agent_no: &agent,
+                sid,
+                now,
+                tz,
+            };
+            let (mut write, session) = at.step(parsed.clone(), input, Vec::new());
+            write.call = call;
+            Ok::<_, CommandError>((write, (answer, session)))
+        };
+        let decide: Decide = Box::new(move |stored| {
+            let (write, answer) = match decided(stored) {
+                Ok((write, answer)) => (Some(write), Ok(answer)),
+                Err(e) => (None, Err(e)),
+            };
+            *kept.lock().unwrap_or_else(|e| e.into_inner()) = Some(answer);
+            write
+        });
+        let outcome = self
+            .store
+            .change_session(app_id, agent_no, &new_sid, decide)
             .await?;
-        let ((answer, session), committed) = result?;
+        let decided = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let committed = match (outcome, decided) {
+            (Outcome::Written(committed), Some(Ok(answer))) => (committed, answer),
+            (Outcome::NoRoom, _) => return Err(CommandError::AtCapacity),
+            (_, Some(Err(e))) => return Err(e),
+            (_, _) => {
+                return Err(CommandError::Unavailable(StoreError::Corrupt(
+                    "an agent change came back without its decision".into(),
+                )));
+            }
+        };
+        let (committed, (answer, session)) = committed;
         if let Some(notice) = &committed.notice {
             self.bus.deliver(notice);
         }

@@ -32,7 +32,7 @@ pub(super) async fn run(agents: Arc<Agents>, mut stop: watch::Receiver<bool>) {
                 Ok(lost) => {
                     for (app_id, agent_no) in lost {
                         let gone = agents
-                            .change(&app_id, &agent_no, |_| {
+                            .change(&app_id, &agent_no, move |_| {
                                 Ok((Some(Input::SocketGone { grace_ms }), ()))
                             })
                             .await;
@@ -50,7 +50,7 @@ pub(super) async fn run(agents: Arc<Agents>, mut stop: watch::Receiver<bool>) {
             Ok(due) => {
                 for (app_id, agent_no) in due {
                     if let Err(e) = agents
-                        .change(&app_id, &agent_no, |_| Ok((Some(Input::Due), ())))
+                        .change(&app_id, &agent_no, move |_| Ok((Some(Input::Due), ())))
                         .await
                     {
                         tracing::warn!(error = %e, agent_no, "agent session timer: not applied");

@@ -245,7 +245,7 @@ pub async fn run(
                 )
                 .await;
                 let logged_out = agents
-                    .change(&app_id, &target.agent_no, |current| {
+                    .change(&app_id, &target.agent_no, move |current| {
                         let logout = Input::Logout {
                             cause: LogoutCause::Disabled,
                             forced_by: String::new(),

@@ -8,7 +8,7 @@
 //! consecutive seqs. On PostgreSQL the transaction also sends a `NOTIFY` on
 //! [`AGENT_CHANNEL`], delivered at commit, for the replica holding the agent's socket.
 
-use super::agent_calls::{NoRoom, insert_agent_call};
+use super::session_writer::{Decide, Outcome};
 use super::{Store, StoreError, Tx, on_pool, on_tx};
 use crate::domain::time::now_ms;
 
@@ -245,52 +245,21 @@ impl Store {
         })?)
     }
 
-    /// Changes an agent's session: `decide` sees the live session (or `None`) and the sid a
-    /// new session would get, and says what to write and what to answer; an `Err` from it
-    /// writes nothing. Concurrent first logins on PostgreSQL meet at the unique index and
+    /// Changes an agent's session: `decide` sees the live session (or `None`) and says
+    /// what to write (`None`: nothing, the change is refused); a new session gets
+    /// `new_sid`. Changes arriving together are committed together, each under its
+    /// session's lock; concurrent first logins on PostgreSQL meet at the unique index and
     /// the loser decides again.
-    pub async fn change_session<T, E: From<NoRoom>>(
+    pub async fn change_session(
         &self,
         app_id: &str,
         agent_no: &str,
         new_sid: &str,
-        decide: impl Fn(Option<&StoredSession>) -> Result<(SessionWrite, T), E>,
-    ) -> Result<Result<(T, Committed), E>, StoreError> {
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            match self.change_once(app_id, agent_no, new_sid, &decide).await {
-                Err(StoreError::Db(sqlx::Error::Database(db)))
-                    if db.is_unique_violation() && attempts < 3 =>
-                {
-                    continue;
-                }
-                other => return other,
-            }
-        }
-    }
-
-    async fn change_once<T, E: From<NoRoom>>(
-        &self,
-        app_id: &str,
-        agent_no: &str,
-        new_sid: &str,
-        decide: &impl Fn(Option<&StoredSession>) -> Result<(SessionWrite, T), E>,
-    ) -> Result<Result<(T, Committed), E>, StoreError> {
-        let mut tx = self.begin_write().await?;
-        let current = lock_session(&mut tx, app_id, agent_no).await?;
-        let (write, answer) = match decide(current.as_ref()) {
-            Ok(decided) => decided,
-            Err(e) => return Ok(Err(e)),
-        };
-        if let Some(call) = &write.call
-            && !insert_agent_call(&mut tx, call).await?
-        {
-            return Ok(Err(E::from(NoRoom)));
-        }
-        let committed = apply_session(&mut tx, app_id, agent_no, new_sid, current, &write).await?;
-        tx.commit().await?;
-        Ok(Ok((answer, committed)))
+        decide: Decide,
+    ) -> Result<Outcome, StoreError> {
+        self.sessions
+            .change(app_id, agent_no, new_sid, decide)
+            .await
     }
 
     /// Sends `payload` on [`AGENT_CHANNEL`] (PostgreSQL; SQLite has one process).

@@ -25,6 +25,7 @@ mod open;
 pub mod placing;
 pub mod prompts;
 pub mod retention;
+pub mod session_writer;
 mod stats;
 pub mod text;
 mod values;
@@ -127,6 +128,7 @@ pub struct Store {
     cache: Arc<cache::Directory>,
     accept: accept::AcceptQueue,
     journal: journal::Journal,
+    sessions: session_writer::SessionWriter,
     gate: WriteGate,
     /// Told when callbacks may have been added to the outbox by this process.
     outbox_written: Arc<tokio::sync::Notify>,
@@ -168,12 +170,14 @@ impl Store {
         let accept = accept::AcceptQueue::start(writer, gate.clone());
         let outbox_written = Arc::new(tokio::sync::Notify::new());
         let journal = journal::Journal::start(pool.clone(), gate.clone(), outbox_written.clone());
+        let sessions = session_writer::SessionWriter::start(pool.clone(), gate.clone());
         Ok(Self {
             pool,
             hasher,
             cache: Arc::new(cache::Directory::default()),
             accept,
             journal,
+            sessions,
             gate,
             outbox_written,
         })

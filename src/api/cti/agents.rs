@@ -167,7 +167,7 @@ pub async fn update(
             // once the logout is sent.
             state
                 .agents
-                .change(&ctx.app.app_id, &agent_no, |current| {
+                .change(&ctx.app.app_id, &agent_no, move |current| {
                     let logout = Input::Logout {
                         cause: LogoutCause::Disabled,
                         forced_by: String::new(),

@@ -312,7 +312,7 @@ impl Socket {
             .is_some()
         {
             self.agents
-                .change(&self.app.app_id, &self.agent_no, |current| {
+                .change(&self.app.app_id, &self.agent_no, move |current| {
                     let sid = current.as_ref().map(|c| (c.sid.to_string(), c.last_seq));
                     Ok((current.is_some().then_some(Input::SocketBack), sid))
                 })
@@ -576,7 +576,7 @@ impl Socket {
                 let grace_ms = i64::from(self.agents.settings().cti_grace_secs) * 1000;
                 let gone = self
                     .agents
-                    .change(&self.app.app_id, &self.agent_no, |current| {
+                    .change(&self.app.app_id, &self.agent_no, move |current| {
                         Ok((
                             current.is_some().then_some(Input::SocketGone { grace_ms }),
                             (),
