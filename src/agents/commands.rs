@@ -153,6 +153,9 @@ impl Agents {
                 if phone_type == PhoneType::Pstn && agent.pstn_number.is_empty() {
                     return Err(CommandError::NoPstnNumber);
                 }
+                if phone_type == PhoneType::Sip {
+                    self.check_registered(agent).await?;
+                }
                 let agent = if phone_type == PhoneType::WebPhone {
                     self.rotate_sip_pwd(app_id, agent).await?
                 } else {
@@ -263,6 +266,22 @@ impl Agents {
             "lastSeq": stored.as_ref().map_or(0, |s| s.last_seq).to_string(),
             "calls": self.calls_of(app_id, &agent.agent_no).await?,
         }))
+    }
+
+    /// A SIP phone must be registered to log in with it (20109), asked of the media
+    /// servers; a process without them (the CLI) does not check.
+    async fn check_registered(&self, agent: &AgentRecord) -> Result<(), CommandError> {
+        let Some(orchestrator) = self.orchestrator() else {
+            return Ok(());
+        };
+        let user = format!("{}@{}", agent.sip_number, self.settings.sip_domain);
+        match orchestrator.registered(&user).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(CommandError::NotRegistered),
+            Err(e) => Err(CommandError::NoMedia(format!(
+                "cannot ask the media servers about the SIP device: {e}"
+            ))),
+        }
     }
 
     /// Hands the agent a new sipPwd (each WebPhone login and logout, §11.3).

@@ -42,6 +42,9 @@ pub enum CommandError {
     /// 10005: the call's media server (or the replica driving it) could not do it.
     #[error("call could not be initiated: {0}")]
     NoMedia(String),
+    /// 20109: a SIP phone login whose sipNumber is registered on no media server.
+    #[error("SIP device not registered")]
+    NotRegistered,
     /// 20110.
     #[error("no pstnNumber bound to the agent")]
     NoPstnNumber,
@@ -64,6 +67,7 @@ impl CommandError {
             Self::AgentDisabled => "20102",
             Self::NotLoggedIn => "20103",
             Self::WrongState => "20104",
+            Self::NotRegistered => "20109",
             Self::NoPstnNumber => "20110",
             Self::UnknownCommand => "20111",
         }
@@ -79,7 +83,7 @@ impl CommandError {
             Self::WrongCallState(_) => 409,
             Self::AuthFirst | Self::AuthFailed | Self::TooManyAttempts => 401,
             Self::AgentDisabled => 403,
-            Self::NotLoggedIn | Self::WrongState | Self::NoPstnNumber => 409,
+            Self::NotLoggedIn | Self::WrongState | Self::NotRegistered | Self::NoPstnNumber => 409,
         }
     }
 }

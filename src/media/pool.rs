@@ -127,6 +127,13 @@ fn channel_uuids(listing: &str) -> Option<std::collections::HashSet<String>> {
     )
 }
 
+/// Whether a `sofia_contact` reply is a contact (`sofia/internal/sip:…`) rather than
+/// `error/user_not_registered` or another error.
+fn is_contact(reply: &str) -> bool {
+    let reply = reply.trim();
+    !reply.is_empty() && !reply.starts_with("error/") && !reply.starts_with("-ERR")
+}
+
 /// Where a channel's events go: the call's signal queue, the leg, and the generation of
 /// the call's driver (which tells its application runs from others').
 struct Route {
@@ -329,6 +336,25 @@ impl MediaPool {
         most_free(&loads).map(|i| self.nodes[i].clone())
     }
 
+    /// Whether SIP user `user` (`sipNumber@domain`) is registered on any connected node,
+    /// asked of each (`sofia_contact`, on the command connection); an error when no node
+    /// could be asked.
+    pub async fn registered(&self, user: &str) -> Result<bool, crate::esl::EslError> {
+        let mut last_error = None;
+        for node in self.nodes.iter().filter(|n| n.is_connected()) {
+            match node.client.api(&format!("sofia_contact {user}")).await {
+                Ok(reply) if is_contact(&reply) => return Ok(true),
+                Ok(_) => {}
+                Err(e) => last_error = Some(e),
+            }
+        }
+        match (last_error, self.any_up()) {
+            (Some(e), _) => Err(e),
+            (None, true) => Ok(false),
+            (None, false) => Err(crate::esl::EslError::NotConnected),
+        }
+    }
+
     /// Any node, connected or not (to ask about a channel whose node is unknown).
     pub fn any(&self) -> Option<Arc<MediaNode>> {
         self.nodes.first().cloned()
@@ -440,4 +466,12 @@ mod tests {
         // Every node over its capacity: the least overloaded.
         assert_eq!(most_free(&[(true, 10, 30), (true, 10, 12)]), Some(1));
     }
+}
+
+#[test]
+fn sofia_contact_replies() {
+    assert!(is_contact("sofia/internal/sip:1000@127.0.0.1:5070"));
+    assert!(!is_contact("error/user_not_registered"));
+    assert!(!is_contact("-ERR no reply\n"));
+    assert!(!is_contact(""));
 }

@@ -179,6 +179,11 @@ impl Orchestrator {
         });
     }
 
+    /// Whether SIP user `user` (`sipNumber@domain`) is registered on a media server.
+    pub async fn registered(&self, user: &str) -> Result<bool, crate::esl::EslError> {
+        self.0.media.registered(user).await
+    }
+
     /// An agent's command on its conversation `id`, wherever it is driven.
     pub async fn agent_order(
         &self,

@@ -533,3 +533,79 @@ both_backends! {
         status(&s.take_events(1).await[0], 2, "pause", "pause", "☕ 小休");
     }
 }
+
+/// A media server that knows no SIP registration: an Event Socket peer answering every
+/// command with `+OK` and `sofia_contact` with `error/user_not_registered`, as FreeSWITCH
+/// does for a device that is not registered (esl-transcripts 86).
+async fn unregistering_media() -> u16 {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (read, mut write) = socket.into_split();
+                let mut lines = BufReader::new(read).lines();
+                let _ = write.write_all(b"Content-Type: auth/request\n\n").await;
+                let mut command = String::new();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if !line.is_empty() {
+                        if command.is_empty() {
+                            command = line;
+                        }
+                        continue;
+                    }
+                    let reply = if let Some(api) = command.strip_prefix("api ") {
+                        let body = if api.starts_with("sofia_contact") {
+                            "error/user_not_registered"
+                        } else {
+                            "+OK\n"
+                        };
+                        format!(
+                            "Content-Type: api/response\nContent-Length: {}\n\n{body}",
+                            body.len()
+                        )
+                    } else {
+                        "Content-Type: command/reply\nReply-Text: +OK\n\n".to_string()
+                    };
+                    let _ = write.write_all(reply.as_bytes()).await;
+                    command.clear();
+                }
+            });
+        }
+    });
+    port
+}
+
+both_backends! {
+    /// A SIP phone login is refused with 20109 while its sipNumber is registered on no
+    /// media server; the sandbox counts every device as registered.
+    async fn sip_phone_login_needs_a_registration(db: TestDb) {
+        let port = unregistering_media().await;
+        let media = format!("esl://:ClueCon@127.0.0.1:{port}");
+        let app = db.spawn(&[("VOICEPAAS_MEDIA", media.as_str())]).await;
+        agent(&app, "1001", json!({"phoneType": 1})).await;
+        let mut s = signed_in(&app, "1001").await;
+        let started = std::time::Instant::now();
+        loop {
+            let r = s.request("login", json!({})).await;
+            if r["statusCode"] == "20109" {
+                refused(&r, "20109", "SIP device not registered");
+                break;
+            }
+            // Until the media connection is up: 10005.
+            assert_eq!(r["statusCode"], "10005", "{r}");
+            assert!(started.elapsed() < Duration::from_secs(10), "{r}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let a = command(&app, "1001", "login", json!({"phoneType": "1"})).await;
+        assert_eq!((a.status, a.code()), (409, "20109"), "{}", a.body);
+        // A WebPhone login is not held to it (its registration decides its offers).
+        ok(&s.request("login", json!({"phoneType": "3"})).await);
+
+        let sandbox = db.spawn(&[]).await;
+        agent(&sandbox, "1001", json!({"phoneType": 1})).await;
+        let a = command(&sandbox, "1001", "login", json!({})).await;
+        assert_eq!((a.status, a.code()), (200, "00000"), "{}", a.body);
+    }
+}

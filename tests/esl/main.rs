@@ -979,6 +979,14 @@ async fn agent_devices_answer_and_stay_up() {
         r.client.api("uuid_hold off no-such-uuid").await.unwrap(),
         "-ERR No such channel!\n"
     );
+    // Every agent's device counts as registered.
+    assert_eq!(
+        r.client
+            .api("sofia_contact 80000017@voicepaas.local")
+            .await
+            .unwrap(),
+        "sofia/internal/sip:80000017@127.0.0.1:5070"
+    );
     // 60 sandbox seconds later it is still there.
     tokio::time::sleep(Duration::from_secs_f64(60.0 / SPEED)).await;
     assert_eq!(

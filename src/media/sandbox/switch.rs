@@ -276,6 +276,11 @@ impl Switch {
                 told(arg(0), Command::Hangup(cause.into()), "+OK\n")
             }
             "uuid_exists" => self.exists(arg(0)).to_string(),
+            // Every agent's device counts as registered (agents' contract §12).
+            "sofia_contact" => {
+                let user = arg(0).split('@').next().unwrap_or_default();
+                format!("sofia/internal/sip:{user}@127.0.0.1:5070")
+            }
             "uuid_break" => told(arg(0), Command::Break, "+OK\n"),
             "uuid_hold" => match arg(0) {
                 "off" => told(arg(1), Command::Hold(false), "+OK Success\n"),
