@@ -175,15 +175,7 @@ impl super::Store {
 }
 
 async fn next_batch(rx: &mut mpsc::Receiver<Job>) -> Option<Vec<Job>> {
-    let first = rx.recv().await?;
-    let mut batch = vec![first];
-    while batch.len() < MAX_BATCH {
-        match rx.try_recv() {
-            Ok(job) => batch.push(job),
-            Err(_) => break,
-        }
-    }
-    Some(batch)
+    super::next_batch(rx, MAX_BATCH).await
 }
 
 async fn sqlite_writer(

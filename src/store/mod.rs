@@ -306,3 +306,20 @@ impl Store {
         })
     }
 }
+
+/// The next batch of a writer's queue: the first job waited for, then whatever else is
+/// already queued, up to `max` (`None`: the queue is closed).
+pub(crate) async fn next_batch<T>(
+    rx: &mut tokio::sync::mpsc::Receiver<T>,
+    max: usize,
+) -> Option<Vec<T>> {
+    let first = rx.recv().await?;
+    let mut batch = vec![first];
+    while batch.len() < max {
+        match rx.try_recv() {
+            Ok(job) => batch.push(job),
+            Err(_) => break,
+        }
+    }
+    Some(batch)
+}

@@ -912,26 +912,33 @@ proptest! {
 /// 5,000 fixed interleavings: each ends cleanly, and together they reach every byeType,
 /// three-party calls, recordings and takeovers (so the random ones above are not just
 /// short walks).
-#[test]
-fn fixed_interleavings_reach_every_outcome() {
-    let mut seed: u64 = 12345;
+/// `runs` fixed interleavings (a xorshift from `seed`, up to 199 steps) of the recipes in
+/// turn, each checked to end cleanly; `look` sees each finished simulation.
+fn fixed_runs(recipes: &[Recipe], runs: usize, mut seed: u64, mut look: impl FnMut(&Sim)) {
     let mut next = || {
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
         (seed >> 16) as u16
     };
-    let mut byes: BTreeMap<String, u32> = BTreeMap::new();
-    let (mut three, mut recorded, mut taken) = (0, 0, 0);
-    for n in 0..5000 {
+    for n in 0..runs {
         let choices: Vec<u16> = (0..(n % 200)).map(|_| next()).collect();
-        let mut sim = Sim::new(CLICK2CALLS[n % CLICK2CALLS.len()]);
+        let mut sim = Sim::new(recipes[n % recipes.len()]);
         sim.feed(Input::Start);
         for &c in &choices {
             sim.happen(c);
         }
         sim.drain();
         assert_eq!(sim.check(), Ok(()));
+        look(&sim);
+    }
+}
+
+#[test]
+fn fixed_interleavings_reach_every_outcome() {
+    let mut byes: BTreeMap<String, u32> = BTreeMap::new();
+    let (mut three, mut recorded, mut taken) = (0, 0, 0);
+    fixed_runs(&CLICK2CALLS, 5000, 12345, |sim| {
         let (legs, kind) = &sim.world.finishes[0];
         if let CdrKind::Click2Call { bye, recording_ms } = kind {
             *byes.entry(format!("{bye:?}")).or_default() += 1;
@@ -939,7 +946,7 @@ fn fixed_interleavings_reach_every_outcome() {
         }
         three += u32::from(legs.len() >= 3);
         taken += u32::from(sim.generation > 0);
-    }
+    });
     assert_eq!(byes.len(), 7, "{byes:?}");
     assert!(
         three >= 20 && recorded >= 20 && taken >= 200,
@@ -951,29 +958,14 @@ fn fixed_interleavings_reach_every_outcome() {
 /// every byeType and takeovers.
 #[test]
 fn agent_calls_reach_every_outcome() {
-    let mut seed: u64 = 54321;
-    let mut next = || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        (seed >> 16) as u16
-    };
     let mut byes: BTreeMap<String, u32> = BTreeMap::new();
     let mut taken = 0;
-    for n in 0..3000 {
-        let choices: Vec<u16> = (0..(n % 200)).map(|_| next()).collect();
-        let mut sim = Sim::new(AGENT_CALLS[n % AGENT_CALLS.len()]);
-        sim.feed(Input::Start);
-        for &c in &choices {
-            sim.happen(c);
-        }
-        sim.drain();
-        assert_eq!(sim.check(), Ok(()));
+    fixed_runs(&AGENT_CALLS, 3000, 54321, |sim| {
         if let CdrKind::Agent { bye, .. } = &sim.world.finishes[0].1 {
             *byes.entry(format!("{bye:?}")).or_default() += 1;
         }
         taken += u32::from(sim.generation > 0);
-    }
+    });
     assert_eq!(byes.len(), 7, "{byes:?}");
     assert!(taken >= 100, "{taken}");
 }

@@ -431,17 +431,8 @@ async fn writer(
         }
     };
     loop {
-        let batch = {
-            let mut rx = rx.lock().await;
-            let Some(first) = rx.recv().await else { return };
-            let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(job) => batch.push(job),
-                    Err(_) => break,
-                }
-            }
-            batch
+        let Some(batch) = super::next_batch(&mut *rx.lock().await, MAX_BATCH).await else {
+            return;
         };
         match write(&pool, &gate, &batch).await {
             Ok(Written {
