@@ -3,21 +3,22 @@
 //! orchestrator; `hangup`, `sendDtmf` and `setUserData` go to whichever replica drives the
 //! conversation; `getState` lists the agent's legs.
 
+use std::collections::HashMap;
+
 use serde_json::{Map, Value, json};
 
 use super::Agents;
 use super::commands::param;
 use super::error::CommandError;
-use super::machine::{AgentState, CommandName, Input, Session, check};
+use super::machine::{AgentState, CommandName, Input, check};
 use crate::domain::PhoneNumber;
 use crate::domain::agent::PhoneType;
-use crate::domain::agent_call::{AgentCall, CallType};
+use crate::domain::agent_call::{AgentCall, CallSubtype, CallType};
 use crate::domain::time::now_ms;
 use crate::orchestrator::Refused;
 use crate::orchestrator::flows::agent_call::AgentOrder;
 use crate::store::agent_calls::{NewAgentCall, NotInPool};
 use crate::store::agents::AgentRecord;
-use crate::store::placing::CallRecord;
 
 /// Longest userData an agent may give (bytes).
 const MAX_USER_DATA: usize = 1024;
@@ -108,10 +109,7 @@ impl Agents {
             app_id: app_id.to_string(),
             agent_no: agent.agent_no.clone(),
             agent_number: call.agent_number.clone(),
-            shown: match call.masked {
-                false => Some(call.user_number.clone()),
-                true => call.caller_id.clone(),
-            },
+            shown: call.shown_to_agent(),
             userdata: user_data,
             params: serde_json::to_string(&call).unwrap_or_default(),
             epoch,
@@ -126,22 +124,7 @@ impl Agents {
             Ok((Some(Input::CallStarted), Some(written.clone()), ()))
         })
         .await?;
-        orchestrator.start_agent_call(CallRecord {
-            id: new.leg_id.clone(),
-            request_id: new.request_id.clone(),
-            account_sid: new.account_sid.clone(),
-            app_id: new.app_id.clone(),
-            kind: crate::domain::CallKind::Agent.as_str().into(),
-            conversation_id: Some(new.conversation_id.clone()),
-            leg_seq: 0,
-            state: "placing".into(),
-            to_number: new.agent_number.clone(),
-            from_number: new.shown.clone(),
-            userdata: new.userdata.clone(),
-            params: new.params.clone(),
-            created_at: new.created_at,
-            ..CallRecord::default()
-        });
+        orchestrator.start_agent_call(new.first_leg());
         Ok(json!({"conversationSid": new.conversation_id, "callSid": new.leg_id}))
     }
 
@@ -216,25 +199,31 @@ impl Agents {
         agent_no: &str,
     ) -> Result<Vec<Value>, CommandError> {
         let legs = self.store().agent_legs(app_id, agent_no).await?;
-        let answered = |cv: &Option<String>| {
-            legs.iter()
-                .filter(|l| &l.conversation_id == cv && l.state == "answered")
-                .count()
-        };
+        // Per conversation: its call (on its first leg) and how many of its legs answered.
+        let mut conversations: HashMap<&Option<String>, (Option<AgentCall>, usize)> =
+            HashMap::new();
+        for l in &legs {
+            let entry = conversations.entry(&l.conversation_id).or_default();
+            if l.leg_seq == 0 {
+                entry.0 = serde_json::from_str(&l.params).ok();
+            }
+            entry.1 += usize::from(l.state == "answered");
+        }
         Ok(legs
             .iter()
             .filter(|l| l.end_at.is_none())
             .map(|l| {
-                let call: Option<AgentCall> = legs
-                    .iter()
-                    .find(|f| f.conversation_id == l.conversation_id && f.leg_seq == 0)
-                    .and_then(|f| serde_json::from_str(&f.params).ok());
-                let bridged = l.state == "answered" && answered(&l.conversation_id) >= 2;
+                let (call, answered) = &conversations[&l.conversation_id];
+                let bridged = l.state == "answered" && *answered >= 2;
+                let subtype = match l.leg_seq {
+                    0 => CallSubtype::Agent,
+                    _ => CallSubtype::User,
+                };
                 json!({
                     "conversationSid": l.conversation_id.clone().unwrap_or_default(),
                     "callSid": l.id,
                     "callType": call.as_ref().map_or("", |c| c.call_type.code()),
-                    "callSubtype": if l.leg_seq == 0 { "2" } else { "1" },
+                    "callSubtype": subtype.code(),
                     "callState": match l.state.as_str() {
                         "ringing" => "ringing",
                         "answered" => "connected",
@@ -248,18 +237,5 @@ impl Agents {
                 })
             })
             .collect())
-    }
-
-    /// The agent's live session, read without a lock.
-    async fn session_of(
-        &self,
-        app_id: &str,
-        agent_no: &str,
-    ) -> Result<Option<Session>, CommandError> {
-        Ok(self
-            .store()
-            .live_session(app_id, agent_no)
-            .await?
-            .and_then(|s| serde_json::from_str::<Session>(&s.session).ok()))
     }
 }

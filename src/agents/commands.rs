@@ -240,10 +240,8 @@ impl Agents {
             _ => {
                 // The rest of §7 is not served yet: the §6 table still answers for them.
                 let state = self
-                    .store
-                    .live_session(app_id, &agent.agent_no)
+                    .session_of(app_id, &agent.agent_no)
                     .await?
-                    .and_then(|s| serde_json::from_str::<Session>(&s.session).ok())
                     .map_or(AgentState::Offline, |s| s.state);
                 check(name, state)?;
                 Err(CommandError::UnknownCommand)

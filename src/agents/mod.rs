@@ -218,6 +218,19 @@ impl Agents {
         &self.holder
     }
 
+    /// The agent's live session, read without a lock.
+    pub(super) async fn session_of(
+        &self,
+        app_id: &str,
+        agent_no: &str,
+    ) -> Result<Option<Session>, CommandError> {
+        Ok(self
+            .store()
+            .live_session(app_id, agent_no)
+            .await?
+            .and_then(|s| serde_json::from_str::<Session>(&s.session).ok()))
+    }
+
     /// Changes an agent's session under its lock: `decide` sees the current session and
     /// says which input to apply (`None`: none) and what to answer; the machine's events
     /// are stored with their seqs and the socket's holder is told. Changes of many agents

@@ -119,6 +119,17 @@ pub struct AgentCall {
     pub record: bool,
 }
 
+impl AgentCall {
+    /// The number the agent's device shows: the user's, or — numbers masked — the caller
+    /// id the user sees (`displayNum` when one was given), else none.
+    pub fn shown_to_agent(&self) -> Option<String> {
+        match self.masked {
+            false => Some(self.user_number.clone()),
+            true => self.caller_id.clone(),
+        }
+    }
+}
+
 /// `userNumberType`: `1` a fixed line (leading 0), `2` a mobile (11 digits from 1, with an
 /// optional +86), else `""`.
 pub fn user_number_type(number: &str) -> &'static str {

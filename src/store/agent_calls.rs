@@ -35,6 +35,28 @@ pub struct NewAgentCall {
     pub created_at: i64,
 }
 
+impl NewAgentCall {
+    /// Its first leg as the orchestrator drives it (as written, claimed).
+    pub fn first_leg(&self) -> CallRecord {
+        CallRecord {
+            id: self.leg_id.clone(),
+            request_id: self.request_id.clone(),
+            account_sid: self.account_sid.clone(),
+            app_id: self.app_id.clone(),
+            kind: crate::domain::CallKind::Agent.as_str().into(),
+            conversation_id: Some(self.conversation_id.clone()),
+            leg_seq: 0,
+            state: "placing".into(),
+            to_number: self.agent_number.clone(),
+            from_number: self.shown.clone(),
+            userdata: self.userdata.clone(),
+            params: self.params.clone(),
+            created_at: self.created_at,
+            ..CallRecord::default()
+        }
+    }
+}
+
 /// The account is at its `maxConcurrentCalls` (10008): the call was not written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NoRoom;

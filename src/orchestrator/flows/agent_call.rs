@@ -179,17 +179,9 @@ impl AgentCallFlow {
         }
         self.snapshot(core);
         let call = &self.call;
-        // The agent's device shows the user's number, or the caller id when numbers are
-        // masked for it.
-        let shown = match call.masked {
-            false => Some(call.user_number.clone()),
-            true => Some(call.display_num.clone())
-                .filter(|d| !d.is_empty())
-                .or_else(|| call.caller_id.clone()),
-        };
         let dial = Dial {
             to: call.agent_number.clone(),
-            from: shown,
+            from: call.shown_to_agent(),
             timeout_secs: call.agent_ring_timeout,
             ignore_early_media: true,
             endpoint: match call.phone_type {
