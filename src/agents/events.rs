@@ -63,6 +63,16 @@ impl CallEventName {
             Self::Failed => "failed",
         }
     }
+
+    /// `callState`: the leg after the event.
+    pub fn call_state(self) -> &'static str {
+        match self {
+            Self::Ringing => "ringing",
+            Self::Answered | Self::Retrieved => "connected",
+            Self::Held => "held",
+            Self::Initiated | Self::Completed | Self::Failed => "idle",
+        }
+    }
 }
 
 /// One callEvent of a leg, before it is JSON.
@@ -80,8 +90,6 @@ pub struct CallEvent<'a> {
     pub call_sid: &'a str,
     /// The leg's callSubtype.
     pub subtype: crate::domain::agent_call::CallSubtype,
-    /// `idle`, `ringing`, `connected` or `held`: the leg after the event.
-    pub call_state: &'static str,
     /// The leg is connected to the other party.
     pub bridged: bool,
     /// On failed: why.
@@ -109,7 +117,7 @@ impl CallEvent<'_> {
             "completedCause": self.completed_cause,
             "callType": call.call_type.code(),
             "callSubtype": self.subtype.code(),
-            "callState": self.call_state,
+            "callState": self.name.call_state(),
             "userNumber": call.user_number,
             "userNumberType": crate::domain::agent_call::user_number_type(&call.user_number),
             "userArea": "",

@@ -91,14 +91,12 @@ pub fn call_change(
     tz: chrono_tz::Tz,
 ) -> SessionChange {
     SessionChange(Arc::new(move |stored| {
-        let Some(stored) = stored else {
-            return SessionWrite::default();
-        };
+        let stored = stored?;
         let session = match serde_json::from_str::<Session>(&stored.session) {
             Ok(session) => session,
             Err(e) => {
                 tracing::error!(session = %stored.session_sid, error = %e, "agent session unreadable; its call events are dropped");
-                return SessionWrite::default();
+                return None;
             }
         };
         let at = Stepped {
@@ -108,7 +106,7 @@ pub fn call_change(
             now: now_ms(),
             tz,
         };
-        at.step(Some(session), input.clone(), call_events.clone()).0
+        Some(at.step(Some(session), input.clone(), call_events.clone()).0)
     }))
 }
 

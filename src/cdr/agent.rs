@@ -3,8 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::causes::call_cause;
-use super::shapes::{LegFacts, format_time};
+use super::shapes::{LegFacts, format_time, leg_fields};
 
 /// One leg of an agent conversation with who it was.
 #[derive(Debug, Clone)]
@@ -69,23 +68,12 @@ impl AgentCdr<'_> {
             .iter()
             .enumerate()
             .map(|(seq, leg)| {
-                let f = leg.facts;
-                json!({
-                    "callSeq": seq.to_string(),
-                    "callSid": f.call_id,
-                    "role": leg.role,
-                    "agentNo": leg.agent_no,
-                    "from": f.from,
-                    "to": f.to,
-                    "startTime": format_time(f.start_ms, tz),
-                    "ringTime": f.ring_ms.map(|t| format_time(t, tz)).unwrap_or_default(),
-                    "answerTime": f.answer_ms.map(|t| format_time(t, tz)).unwrap_or_default(),
-                    "stopTime": format_time(f.end_ms, tz),
-                    "duration": f.duration_secs().to_string(),
-                    "cause": call_cause(f.end),
-                    "hangupCause": f.hangup_cause,
-                    "sipStatus": f.sip_status,
-                })
+                // The conversation CDR's leg, with who it was (§10 carries no protoCause).
+                let mut fields = leg_fields(seq, leg.facts, tz);
+                fields.remove("protoCause");
+                fields.insert("role".into(), leg.role.into());
+                fields.insert("agentNo".into(), leg.agent_no.into());
+                Value::Object(fields)
             })
             .collect();
         json!({

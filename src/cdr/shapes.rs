@@ -169,23 +169,7 @@ impl ConversationCdr<'_> {
             .legs
             .iter()
             .enumerate()
-            .map(|(seq, leg)| {
-                json!({
-                    "callSeq": seq.to_string(),
-                    "callSid": leg.call_id,
-                    "from": leg.from,
-                    "to": leg.to,
-                    "startTime": format_time(leg.start_ms, tz),
-                    "ringTime": opt_time(leg.ring_ms, tz),
-                    "answerTime": opt_time(leg.answer_ms, tz),
-                    "stopTime": format_time(leg.end_ms, tz),
-                    "duration": leg.duration_secs().to_string(),
-                    "cause": call_cause(leg.end),
-                    "hangupCause": leg.hangup_cause,
-                    "sipStatus": leg.sip_status,
-                    "protoCause": leg.proto_cause,
-                })
-            })
+            .map(|(seq, leg)| Value::Object(leg_fields(seq, leg, tz)))
             .collect();
         let mut body = Map::new();
         for (k, v) in [
@@ -201,6 +185,29 @@ impl ConversationCdr<'_> {
         }
         body.insert("cdrs".into(), Value::Array(cdrs));
         Value::Object(body)
+    }
+}
+
+/// A leg of a conversation's CDR (`cdrs[]`), every value a string.
+pub(super) fn leg_fields(seq: usize, leg: &LegFacts, tz: chrono_tz::Tz) -> Map<String, Value> {
+    let fields = json!({
+        "callSeq": seq.to_string(),
+        "callSid": leg.call_id,
+        "from": leg.from,
+        "to": leg.to,
+        "startTime": format_time(leg.start_ms, tz),
+        "ringTime": opt_time(leg.ring_ms, tz),
+        "answerTime": opt_time(leg.answer_ms, tz),
+        "stopTime": format_time(leg.end_ms, tz),
+        "duration": leg.duration_secs().to_string(),
+        "cause": call_cause(leg.end),
+        "hangupCause": leg.hangup_cause,
+        "sipStatus": leg.sip_status,
+        "protoCause": leg.proto_cause,
+    });
+    match fields {
+        Value::Object(map) => map,
+        _ => Map::new(),
     }
 }
 

@@ -172,8 +172,7 @@ async fn remote(
             told = Instant::now();
         }
         if let Some(verdict) = ctx.store.command_verdict(cmd).await? {
-            let verdict = serde_json::from_str(&verdict)
-                .unwrap_or_else(|_| Err(Refusal::State(ENDED.into())));
+            let verdict = serde_json::from_str(&verdict).unwrap_or_else(|_| Err(Refusal::ended()));
             return Ok(Some(verdict));
         }
         if Instant::now() >= deadline {

@@ -23,8 +23,12 @@ const POSTGRES_WRITERS: usize = 2;
 const UNIQUE_RETRIES: usize = 3;
 
 /// What to write, decided from the session as it is (`None`: nothing, the change was
-/// refused; the decider keeps why).
-pub type Decide = Box<dyn Fn(Option<&StoredSession>) -> Option<SessionWrite> + Send + Sync>;
+/// refused; the decider keeps why). Commands, sockets and timers decide through the
+/// session writer, calls through their journal writes.
+pub type DecideFn = dyn Fn(Option<&StoredSession>) -> Option<SessionWrite> + Send + Sync;
+
+/// A decision sent to the session writer.
+pub type Decide = Box<DecideFn>;
 
 /// What became of a change.
 #[derive(Debug)]
@@ -152,15 +156,23 @@ async fn write(pool: &Pool, gate: &WriteGate, jobs: &[Job]) -> Result<Vec<Outcom
     let mut tx = super::journal::begin(pool, gate).await?;
     let mut outcomes = Vec::with_capacity(jobs.len());
     for job in jobs {
-        outcomes.push(change(&mut tx, job).await?);
+        let (app, agent) = (&job.app_id, &job.agent_no);
+        outcomes.push(apply_change(&mut tx, app, agent, &job.new_sid, &*job.decide).await?);
     }
     tx.commit().await?;
     Ok(outcomes)
 }
 
-async fn change(tx: &mut Tx<'_>, job: &Job) -> Result<Outcome, sqlx::Error> {
-    let current = lock_session(tx, &job.app_id, &job.agent_no).await?;
-    let Some(write) = (job.decide)(current.as_ref()) else {
+/// One change in `tx`: the session locked, decided, written (with the call it starts).
+pub(crate) async fn apply_change(
+    tx: &mut Tx<'_>,
+    app_id: &str,
+    agent_no: &str,
+    new_sid: &str,
+    decide: &DecideFn,
+) -> Result<Outcome, sqlx::Error> {
+    let current = lock_session(tx, app_id, agent_no).await?;
+    let Some(write) = decide(current.as_ref()) else {
         return Ok(Outcome::Refused);
     };
     if let Some(call) = &write.call
@@ -168,14 +180,6 @@ async fn change(tx: &mut Tx<'_>, job: &Job) -> Result<Outcome, sqlx::Error> {
     {
         return Ok(Outcome::NoRoom);
     }
-    let committed = apply_session(
-        tx,
-        &job.app_id,
-        &job.agent_no,
-        &job.new_sid,
-        current,
-        &write,
-    )
-    .await?;
+    let committed = apply_session(tx, app_id, agent_no, new_sid, current, &write).await?;
     Ok(Outcome::Written(committed))
 }

@@ -40,14 +40,13 @@ pub(super) fn agent_entry(
     let legs = &engine.core.legs;
     let mut events = Vec::new();
     let mut input = None;
-    let event = |leg: LegIdx, name, call_state, bridged, at_ms| CallEvent {
+    let event = |leg: LegIdx, name, bridged, at_ms| CallEvent {
         name,
         call: flow.call(),
         app_id: &unit.first.app_id,
         conversation_sid: &unit.id,
         call_sid: &legs[leg].id,
         subtype: subtype(leg),
-        call_state,
         bridged,
         failed_cause: "",
         completed_cause: "",
@@ -58,47 +57,30 @@ pub(super) fn agent_entry(
     for write in writes {
         match write {
             Write::Status(leg, Status::Initiated, at) => {
-                push(event(*leg, CallEventName::Initiated, "idle", false, *at))
+                push(event(*leg, CallEventName::Initiated, false, *at))
             }
             Write::NewLeg(leg) => push(event(
                 *leg,
                 CallEventName::Initiated,
-                "idle",
                 false,
                 legs[*leg].start_ms,
             )),
             Write::Status(leg, Status::Ringing, at) => {
-                push(event(*leg, CallEventName::Ringing, "ringing", false, *at))
+                push(event(*leg, CallEventName::Ringing, false, *at))
             }
             Write::Status(USER, Status::Answered, at) => {
-                push(event(USER, CallEventName::Answered, "connected", true, *at));
-                push(event(
-                    AGENT,
-                    CallEventName::Answered,
-                    "connected",
-                    true,
-                    *at,
-                ));
+                push(event(USER, CallEventName::Answered, true, *at));
+                push(event(AGENT, CallEventName::Answered, true, *at));
                 input = Some(Input::CallConnected);
             }
-            Write::Status(leg, Status::Answered, at) => push(event(
-                *leg,
-                CallEventName::Answered,
-                "connected",
-                false,
-                *at,
-            )),
-            Write::Held(leg, true, at) => push(event(*leg, CallEventName::Held, "held", true, *at)),
-            Write::Held(leg, false, at) => push(event(
-                *leg,
-                CallEventName::Retrieved,
-                "connected",
-                true,
-                *at,
-            )),
+            Write::Status(leg, Status::Answered, at) => {
+                push(event(*leg, CallEventName::Answered, false, *at))
+            }
+            Write::Held(leg, true, at) => push(event(*leg, CallEventName::Held, true, *at)),
+            Write::Held(leg, false, at) => push(event(*leg, CallEventName::Retrieved, true, *at)),
             Write::Status(_, Status::Completed, _) | Write::Snapshot(..) => {}
             Write::LegEnded(leg, facts) => push(end_event(
-                event(*leg, CallEventName::Completed, "idle", false, 0),
+                event(*leg, CallEventName::Completed, false, 0),
                 facts,
             )),
             Write::Finish { ending, .. } => {
@@ -111,7 +93,7 @@ pub(super) fn agent_entry(
                 });
                 for (leg, facts) in ending {
                     push(end_event(
-                        event(*leg, CallEventName::Completed, "idle", false, 0),
+                        event(*leg, CallEventName::Completed, false, 0),
                         facts,
                     ));
                 }

@@ -362,3 +362,10 @@ pub enum Refusal {
     /// The conversation's media server is down (10005).
     NoMedia,
 }
+
+impl Refusal {
+    /// The conversation is over (10007).
+    pub fn ended() -> Self {
+        Refusal::State(super::ENDED.into())
+    }
+}

@@ -106,7 +106,7 @@ impl Conversation {
         if self.core.finished {
             return match input {
                 Input::Command(token, _) => {
-                    vec![Effect::Reply(token, Err(Refusal::State(ENDED.into())))]
+                    vec![Effect::Reply(token, Err(Refusal::ended()))]
                 }
                 _ => Vec::new(),
             };

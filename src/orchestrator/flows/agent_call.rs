@@ -306,13 +306,20 @@ impl AgentCallFlow {
             return self.end(core, AgentBye::MaxDuration);
         }
         let bye = match (leg, self.state.phase) {
-            (AGENT, Phase::DialAgent) => AgentBye::FirstNoAnswer,
-            (AGENT, Phase::DialUser) => AgentBye::FirstHungUpDialing,
-            (AGENT, Phase::Talking) => AgentBye::AgentHungUp,
+            (AGENT, _) => self.agent_left(),
             (_, Phase::Talking) => AgentBye::UserHungUp,
             _ => AgentBye::SecondNoAnswer,
         };
         self.end(core, bye);
+    }
+
+    /// The byeType of the agent leaving (hanging up, or `hangup`) in the current phase.
+    fn agent_left(&self) -> AgentBye {
+        match self.state.phase {
+            Phase::DialAgent => AgentBye::FirstNoAnswer,
+            Phase::DialUser => AgentBye::FirstHungUpDialing,
+            Phase::Talking => AgentBye::AgentHungUp,
+        }
     }
 
     /// Ends the conversation: legs still ringing are abandoned, every leg is hung up.
@@ -330,9 +337,7 @@ impl AgentCallFlow {
 
     pub(super) fn on_command(&mut self, core: &mut Core, token: CommandToken, command: Command) {
         let verdict = match command {
-            _ if self.state.bye.is_some() || core.ending.is_some() => {
-                Err(Refusal::State(crate::orchestrator::engine::ENDED.into()))
-            }
+            _ if self.state.bye.is_some() || core.ending.is_some() => Err(Refusal::ended()),
             Command::Agent(order) => self.order(core, token, order),
             Command::Cancel | Command::AddCall(_) => Err(Refusal::State(
                 "not a command of an agent's conversation".into(),
@@ -362,9 +367,7 @@ impl AgentCallFlow {
         };
         self.pending = None;
         let verdict = match (pending.hold, ok) {
-            _ if core.ending.is_some() => {
-                Err(Refusal::State(crate::orchestrator::engine::ENDED.into()))
-            }
+            _ if core.ending.is_some() => Err(Refusal::ended()),
             (true, true) => {
                 self.held(core, true);
                 Ok(())
@@ -387,7 +390,7 @@ impl AgentCallFlow {
     /// The call is over: a hold or retrieve still waiting is refused.
     pub(super) fn finished(&mut self, core: &mut Core) {
         if let Some(pending) = self.pending.take() {
-            let ended = Refusal::State(crate::orchestrator::engine::ENDED.into());
+            let ended = Refusal::ended();
             core.emit(Effect::Reply(pending.command, Err(ended)));
         }
     }
@@ -398,52 +401,23 @@ impl AgentCallFlow {
         self.snapshot(core);
     }
 
+    /// Carries out an order; `Ok(None)`: answered once the media server has.
     fn order(
         &mut self,
         core: &mut Core,
         token: CommandToken,
         order: AgentOrder,
     ) -> Result<Option<()>, Refusal> {
-        if matches!(order, AgentOrder::Hold | AgentOrder::Retrieve) {
-            let hold = order == AgentOrder::Hold;
-            let talking = self.state.phase == Phase::Talking;
-            if !talking || self.pending.is_some() || self.state.held == hold {
-                return Err(Refusal::State(match hold {
-                    true => "holdCall needs a connected call that is not held".into(),
-                    false => "retrieveCall needs a held call".into(),
-                }));
-            }
-            if hold {
-                let music = self.files.music.clone();
-                core.media(AGENT, MediaCommand::SetVar("hold_music".into(), music));
-            }
-            let reply = core
-                .ask(AGENT, MediaCommand::Hold(hold))
-                .ok_or(Refusal::NoMedia)?;
-            self.pending = Some(Pending {
-                reply,
-                command: token,
-                hold,
-            });
-            return Ok(None);
-        }
-        self.order_now(core, order).map(Some)
-    }
-
-    fn order_now(&mut self, core: &mut Core, order: AgentOrder) -> Result<(), Refusal> {
         match order {
+            AgentOrder::Hold => self.ask_hold(core, token, true).map(|()| None),
+            AgentOrder::Retrieve => self.ask_hold(core, token, false).map(|()| None),
             AgentOrder::Hangup => {
-                let bye = match self.state.phase {
-                    Phase::DialAgent => AgentBye::FirstNoAnswer,
-                    Phase::DialUser => AgentBye::FirstHungUpDialing,
-                    Phase::Talking => AgentBye::AgentHungUp,
-                };
-                self.end(core, bye);
-                Ok(())
+                self.end(core, self.agent_left());
+                Ok(Some(()))
             }
             AgentOrder::SendDtmf(digits) if self.state.phase == Phase::Talking => {
                 core.media(USER, MediaCommand::SendDtmf(digits));
-                Ok(())
+                Ok(Some(()))
             }
             AgentOrder::SendDtmf(_) => {
                 Err(Refusal::State("sendDtmf needs a connected call".into()))
@@ -451,10 +425,39 @@ impl AgentCallFlow {
             AgentOrder::SetUserData(data) => {
                 self.state.user_data = data;
                 self.snapshot(core);
-                Ok(())
+                Ok(Some(()))
             }
-            AgentOrder::Hold | AgentOrder::Retrieve => Ok(()),
         }
+    }
+
+    /// Asks the media server to hold (`true`) or retrieve the user; the command is
+    /// answered with its reply.
+    fn ask_hold(
+        &mut self,
+        core: &mut Core,
+        token: CommandToken,
+        hold: bool,
+    ) -> Result<(), Refusal> {
+        let talking = self.state.phase == Phase::Talking;
+        if !talking || self.pending.is_some() || self.state.held == hold {
+            return Err(Refusal::State(match hold {
+                true => "holdCall needs a connected call that is not held".into(),
+                false => "retrieveCall needs a held call".into(),
+            }));
+        }
+        if hold {
+            let music = self.files.music.clone();
+            core.media(AGENT, MediaCommand::SetVar("hold_music".into(), music));
+        }
+        let reply = core
+            .ask(AGENT, MediaCommand::Hold(hold))
+            .ok_or(Refusal::NoMedia)?;
+        self.pending = Some(Pending {
+            reply,
+            command: token,
+            hold,
+        });
+        Ok(())
     }
 
     /// How leg `leg` ended (maxCallDuration applies to the legs it cut).

@@ -9,8 +9,8 @@ use super::{
     CallWrite, CdrRow, ConversationEnd, Entry, Job, LegFinal, LegState, NewLeg, OutboxRow,
 };
 use crate::domain::time::now_ms;
-use crate::store::agent_sessions::{apply_session, lock_session};
 use crate::store::deliveries::{Attempt, Delivery, Outcome, write_attempts};
+use crate::store::session_writer::{self, apply_change};
 use crate::store::text;
 use crate::store::values::{self, Val};
 use crate::store::{Pool, Tx, WriteGate, on_tx};
@@ -139,10 +139,12 @@ async fn change_agents<'a>(
             change,
         } = entry
         {
-            let current = lock_session(tx, app_id, agent_no).await?;
-            let write = (change.0)(current.as_ref());
-            let committed = apply_session(tx, app_id, agent_no, "", current, &write).await?;
-            notices.extend(committed.notice);
+            // A call's change names the agent's live session: it never starts one.
+            if let session_writer::Outcome::Written(committed) =
+                apply_change(tx, app_id, agent_no, "", &*change.0).await?
+            {
+                notices.extend(committed.notice);
+            }
         }
     }
     Ok(notices)

@@ -14,8 +14,8 @@ use std::sync::Arc;
 use serde::Serialize;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-use super::agent_sessions::{SessionWrite, StoredSession};
 use super::deliveries::{Attempt, Delivery, Outcome};
+use super::session_writer::DecideFn;
 use super::{Pool, StoreError, Tx, WriteGate};
 use crate::domain::time::now_ms;
 
@@ -253,12 +253,9 @@ pub enum Entry {
     },
 }
 
-/// Decides an agent session's change from the session as stored (`None`: not logged in).
+/// Decides an agent session's change from the session as stored.
 #[derive(Clone)]
-pub struct SessionChange(pub Arc<DecideSession>);
-
-/// The decision of a [`SessionChange`].
-pub type DecideSession = dyn Fn(Option<&StoredSession>) -> SessionWrite + Send + Sync;
+pub struct SessionChange(pub Arc<DecideFn>);
 
 impl std::fmt::Debug for SessionChange {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

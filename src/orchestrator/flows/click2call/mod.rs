@@ -274,7 +274,7 @@ impl Click2CallFlow {
 
     pub(super) fn on_command(&mut self, core: &mut Core, token: CommandToken, command: Command) {
         let verdict = if self.state.bye.is_some() || core.ending.is_some() {
-            Err(Refusal::State(crate::orchestrator::engine::ENDED.into()))
+            Err(Refusal::ended())
         } else {
             match command {
                 Command::Cancel => {
