@@ -16,7 +16,7 @@ use crate::domain::limits::AccountPatch;
 use crate::domain::{Fields, check_label};
 
 /// A refused operator request.
-struct AdminError(StatusCode, String);
+pub(super) struct AdminError(pub(super) StatusCode, pub(super) String);
 
 impl From<ApiError> for AdminError {
     fn from(e: ApiError) -> Self {
@@ -46,7 +46,7 @@ impl From<crate::store::StoreError> for AdminError {
     }
 }
 
-fn no_account(sid: &str) -> AdminError {
+pub(super) fn no_account(sid: &str) -> AdminError {
     AdminError(
         StatusCode::NOT_FOUND,
         format!("account {} not found", crate::domain::phone::printable(sid)),
@@ -54,7 +54,7 @@ fn no_account(sid: &str) -> AdminError {
 }
 
 /// Checks the bearer token, runs `handle`, renders its status and JSON.
-async fn operator<F>(state: &AppState, req: &HttpRequest, handle: F) -> HttpResponse
+pub(super) async fn operator<F>(state: &AppState, req: &HttpRequest, handle: F) -> HttpResponse
 where
     F: std::future::Future<Output = Result<(StatusCode, Value), AdminError>>,
 {

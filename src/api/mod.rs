@@ -4,6 +4,7 @@
 //! and a test checks each is in `api-docs/openapi.yaml`.
 
 mod admin;
+mod admin_numbers;
 mod auth;
 mod body;
 mod captchas;
@@ -60,6 +61,12 @@ const AGENT_TOKENS: &str =
 const AGENT_COMMANDS: &str =
     "/{SoftVersion}/Accounts/{AccountSid}/Applications/{ApplicationSid}/Agents/{AgentNo}/Commands";
 const AGENT_SOCKET: &str = "/v1/Applications/{ApplicationSid}/cti";
+const QUEUES: &str = "/{SoftVersion}/Accounts/{AccountSid}/Applications/{ApplicationSid}/Queues";
+const QUEUE: &str =
+    "/{SoftVersion}/Accounts/{AccountSid}/Applications/{ApplicationSid}/Queues/{QueueSid}";
+const NUMBERS: &str = "/{SoftVersion}/Accounts/{AccountSid}/Applications/{ApplicationSid}/Numbers";
+const NUMBER: &str =
+    "/{SoftVersion}/Accounts/{AccountSid}/Applications/{ApplicationSid}/Numbers/{Number}";
 const POOLS: &str =
     "/{SoftVersion}/Accounts/{AccountSid}/Applications/{ApplicationSid}/CallerIdPools";
 const POOL: &str =
@@ -122,6 +129,15 @@ fn route_table() -> Vec<(Method, &'static str, Route)> {
         (Method::GET, POOL, get().to(cti::pools::get)),
         (Method::PATCH, POOL, patch().to(cti::pools::update)),
         (Method::DELETE, POOL, delete().to(cti::pools::delete)),
+        (Method::POST, QUEUES, post().to(cti::queues::create)),
+        (Method::GET, QUEUES, get().to(cti::queues::list)),
+        (Method::GET, QUEUE, get().to(cti::queues::get)),
+        (Method::PATCH, QUEUE, patch().to(cti::queues::update)),
+        (Method::DELETE, QUEUE, delete().to(cti::queues::delete)),
+        (Method::GET, NUMBERS, get().to(cti::numbers::list)),
+        (Method::PUT, NUMBER, put().to(cti::numbers::put)),
+        (Method::GET, NUMBER, get().to(cti::numbers::get)),
+        (Method::DELETE, NUMBER, delete().to(cti::numbers::delete)),
         (Method::GET, CTI_SETTINGS, get().to(cti::settings::get)),
         (
             Method::PATCH,
@@ -208,6 +224,17 @@ fn route_table() -> Vec<(Method, &'static str, Route)> {
             Method::PATCH,
             "/admin/accounts/{AccountSid}/applications/{AppId}",
             patch().to(admin::update_app),
+        ),
+        (Method::GET, "/admin/numbers", get().to(admin_numbers::list)),
+        (
+            Method::PUT,
+            "/admin/numbers/{Number}",
+            put().to(admin_numbers::grant),
+        ),
+        (
+            Method::DELETE,
+            "/admin/numbers/{Number}",
+            delete().to(admin_numbers::revoke),
         ),
         (Method::GET, "/healthz", get().to(health::healthz)),
         (Method::GET, "/readyz", get().to(health::readyz)),

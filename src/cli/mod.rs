@@ -1,8 +1,9 @@
 //! Subcommands of the `voicepaas` binary: `serve`, `migrate`, `account …`, `app …`,
-//! `agent …`. The account, app and agent commands work directly on the database named by
+//! `agent …`, `number …`. The account, app, agent and number commands work directly on the database named by
 //! `DATABASE_URL` and print JSON.
 
 mod agent;
+mod number;
 
 use std::process::ExitCode;
 
@@ -41,6 +42,9 @@ enum Command {
     /// Manage the agents of an application.
     #[command(subcommand)]
     Agent(agent::AgentCommand),
+    /// Grant, revoke and list inbound numbers (DIDs).
+    #[command(subcommand)]
+    Number(number::NumberCommand),
     /// Run the sandbox media server alone (FreeSWITCH's Event Socket protocol, API.md §12).
     Sandbox {
         /// Address to listen on.
@@ -224,6 +228,7 @@ async fn run(command: Command, settings: Settings) -> Result<(), String> {
         Command::Agent(command) => agent::run(&open_store().await?, &settings, command)
             .await
             .map_err(|e| e.to_string()),
+        Command::Number(command) => number::run(&open_store().await?, &settings, command).await,
         Command::App(command) => {
             app(
                 &open_store().await?,

@@ -62,6 +62,10 @@ prefixed_id!(
     /// Id of one caller-id pool (`CP…`, agents' contract §3.4).
     PoolId, "CP"
 );
+prefixed_id!(
+    /// Id of one queue (skill group, `QU…`, agents' contract §3.2).
+    QueueId, "QU"
+);
 
 /// Whether `s` has the shape of an id with `prefix` (kinds of id without a type of their
 /// own here, such as queue sids, are checked with this before any lookup).
@@ -120,6 +124,10 @@ impl IdGenerator {
     /// A new caller-id pool id stamped `now`.
     pub fn pool(&self, now: DateTime<Utc>) -> PoolId {
         PoolId(self.next(PoolId::PREFIX, now))
+    }
+    /// A new queue id stamped `now`.
+    pub fn queue(&self, now: DateTime<Utc>) -> QueueId {
+        QueueId(self.next(QueueId::PREFIX, now))
     }
 }
 

@@ -14,8 +14,11 @@ pub mod ids;
 pub mod kind;
 pub mod limits;
 pub mod notice;
+pub mod number;
 pub mod phone;
 pub mod prompt;
+pub mod queue;
+pub mod route;
 pub mod time;
 pub mod webhook_url;
 

@@ -138,28 +138,13 @@ async fn check_references(
 ) -> Result<(), AgentWriteError> {
     let lock = tx.for_share();
     let well_formed = crate::domain::ids::is_well_formed;
-    if spec
-        .queues
-        .iter()
-        .flatten()
-        .any(|m| !well_formed(&m.queue_sid, "QU"))
-    {
-        return Err(AgentWriteError::QueueNotFound);
-    }
     if let Some(pool) = spec.caller_id_pool_sid.as_deref().filter(|p| !p.is_empty())
         && !well_formed(pool, "CP")
     {
         return Err(AgentWriteError::PoolNotFound);
     }
     for m in spec.queues.iter().flatten() {
-        let sql =
-            format!("SELECT queue_sid FROM queues WHERE app_id = $1 AND queue_sid = $2{lock}");
-        let found: Option<String> = on_tx!(tx, |c| sqlx::query_scalar(&sql)
-            .bind(app_id)
-            .bind(&m.queue_sid)
-            .fetch_optional(c)
-            .await)?;
-        if found.is_none() {
+        if !super::queues::queue_in_app(tx, app_id, &m.queue_sid).await? {
             return Err(AgentWriteError::QueueNotFound);
         }
     }

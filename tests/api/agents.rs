@@ -7,17 +7,6 @@ use serde_json::{Value, json};
 use crate::both_backends;
 use crate::helpers::TestDb;
 
-/// Inserts a queue row for `app_id` straight into the database (queues get their own
-/// endpoints with the inbound work; memberships only need the row).
-async fn queue_row(db: &TestDb, app_id: &str, queue_sid: &str) {
-    db.exec(&format!(
-        "INSERT INTO queues (queue_sid, app_id, name, strategy, ring_timeout, last_agent_routing, \
-         last_agent_window_hours, max_wait_seconds, overflow, music_on_hold, announce, created_at, updated_at) \
-         VALUES ('{queue_sid}', '{app_id}', 'q', 'longest-idle', 20, FALSE, 24, 300, '{{\"type\":\"hangup\",\"prompt\":\"\"}}', '', NULL, 0, 0)"
-    ))
-    .await;
-}
-
 fn time_shape(v: &Value) {
     let s = v.as_str().unwrap();
     assert!(
@@ -161,9 +150,10 @@ both_backends! {
     /// Queue memberships name queues of the same application only; the list filters by them.
     async fn memberships(db: TestDb) {
         let app = db.spawn(&[]).await;
-        let (mine, other_app) = ("QU00001202611300000000000000000001", "QU00001202611300000000000000000002");
-        queue_row(&db, &app.app_id, mine).await;
-        queue_row(&db, "00000000000000000000000000000000", other_app).await;
+        let mine = &crate::queues::create_queue(&app, json!({"name": "mine"})).await;
+        let other = app.create_app(&app.sid, json!({"name": "other"})).await["appId"].as_str().unwrap().to_string();
+        let a = app.cti_in(&other, Method::POST, "Queues", Some(json!({"name": "theirs"}))).await;
+        let other_app = a.body["queue"]["queueSid"].as_str().unwrap();
         let a = app.cti(Method::POST, "Agents", Some(json!({"agentNo": "1001", "pwd": "s3cret!", "queues": [{"queueSid": mine, "skillLevel": 9}]}))).await;
         assert_eq!(a.status, 201);
         assert_eq!(a.body["agent"]["queues"], json!([{"queueSid": mine, "skillLevel": 9}]));

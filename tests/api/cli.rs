@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use crate::both_backends;
 
-fn voicepaas(db: &crate::helpers::TestDb, args: &[&str]) -> (i32, Value, String) {
+pub fn voicepaas(db: &crate::helpers::TestDb, args: &[&str]) -> (i32, Value, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_voicepaas"))
         .args(args)
         .env("DATABASE_URL", &db.url)

@@ -438,9 +438,21 @@ impl TestApp {
 
     /// An agent-API request with JSON (or no) body and the test account's credentials.
     pub async fn cti(&self, method: reqwest::Method, rest: &str, body: Option<Value>) -> Answer {
+        self.cti_in(&self.app_id, method, rest, body).await
+    }
+
+    /// [`TestApp::cti`] on another application `app_id` of the test account.
+    pub async fn cti_in(
+        &self,
+        app_id: &str,
+        method: reqwest::Method,
+        rest: &str,
+        body: Option<Value>,
+    ) -> Answer {
+        let path = format!("/v1/Accounts/{}/Applications/{app_id}/{rest}", self.sid);
         let mut request = self
             .client
-            .request(method, self.url(&self.cti_path(rest)))
+            .request(method, self.url(&path))
             .basic_auth(&self.sid, Some(&self.token));
         if let Some(body) = body {
             request = request.json(&body);

@@ -12,6 +12,8 @@ use crate::api::error::{ApiError, ApiStatus};
 use crate::domain::ParamError;
 use crate::store::StoreError;
 use crate::store::agents::AgentWriteError;
+use crate::store::numbers::NumberWriteError;
+use crate::store::queues::QueueWriteError;
 
 /// A refused agent-API request.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +34,9 @@ pub enum CtiError {
     /// 20004: the resource is named by something else (the text says by what).
     #[error("{0}")]
     InUse(String),
+    /// 20005.
+    #[error("number not granted to this account")]
+    NumberNotGranted,
     /// 20006.
     #[error("caller-id pool not found")]
     PoolNotFound,
@@ -74,6 +79,29 @@ impl From<AgentWriteError> for CtiError {
     }
 }
 
+impl From<QueueWriteError> for CtiError {
+    fn from(e: QueueWriteError) -> Self {
+        match e {
+            QueueWriteError::QueueNotFound => Self::QueueNotFound,
+            QueueWriteError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<NumberWriteError> for CtiError {
+    fn from(e: NumberWriteError) -> Self {
+        match e {
+            NumberWriteError::NotGranted => Self::NumberNotGranted,
+            NumberWriteError::OtherApplication => {
+                Self::InUse("number routed by another application".into())
+            }
+            NumberWriteError::QueueNotFound => Self::QueueNotFound,
+            NumberWriteError::AgentNotFound => Self::AgentNotFound,
+            NumberWriteError::Store(e) => e.into(),
+        }
+    }
+}
+
 impl CtiError {
     /// The statusCode.
     pub fn code(&self) -> &'static str {
@@ -83,6 +111,7 @@ impl CtiError {
             Self::AgentExists => "20002",
             Self::QueueNotFound => "20003",
             Self::InUse(_) => "20004",
+            Self::NumberNotGranted => "20005",
             Self::PoolNotFound => "20006",
             Self::SipNumberTaken => "20007",
             Self::DisplayNumNotAllowed => "20008",
@@ -109,7 +138,10 @@ impl CtiError {
                 | ApiError::NoMedia
                 | ApiError::Initiate(_) => StatusCode::SERVICE_UNAVAILABLE,
             },
-            Self::AgentNotFound | Self::QueueNotFound | Self::PoolNotFound => StatusCode::NOT_FOUND,
+            Self::AgentNotFound
+            | Self::QueueNotFound
+            | Self::NumberNotGranted
+            | Self::PoolNotFound => StatusCode::NOT_FOUND,
             Self::AgentExists | Self::InUse(_) | Self::SipNumberTaken => StatusCode::CONFLICT,
             Self::DisplayNumNotAllowed | Self::OriginRefused => StatusCode::FORBIDDEN,
             Self::Command(e) => {

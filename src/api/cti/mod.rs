@@ -5,7 +5,9 @@
 pub mod agents;
 pub mod commands;
 pub mod error;
+pub mod numbers;
 pub mod pools;
+pub mod queues;
 pub mod settings;
 pub mod socket;
 
@@ -179,4 +181,44 @@ pub fn page_answer<T>(
         fields["nextCursor"] = URL_SAFE_NO_PAD.encode(key_of(last)).into();
     }
     success(StatusCode::OK, fields)
+}
+
+/// Refuses a prompt the application does not have (10004 `unknown prompt x`).
+pub async fn prompts_exist<'a>(
+    state: &AppState,
+    app_id: &str,
+    prompts: impl IntoIterator<Item = &'a crate::domain::PromptName>,
+) -> Result<(), ApiError> {
+    for prompt in prompts {
+        if !state.store.prompt_exists(app_id, prompt.as_str()).await? {
+            return Err(ApiError::Param(format!("unknown prompt {prompt}")));
+        }
+    }
+    Ok(())
+}
+
+/// The query of a list that only pages (`pageSize`, `cursor`).
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PageQuery {
+    page_size: Option<String>,
+    cursor: Option<String>,
+}
+
+/// A list endpoint that only pages: reads [`PageQuery`], asks `fetch(after, limit)` for one
+/// row more than the page, and answers the page under `key` ([`page_answer`]).
+pub async fn paged_list<T, Fut>(
+    req: &HttpRequest,
+    key: &str,
+    fetch: impl FnOnce(Option<String>, i64) -> Fut,
+    key_of: impl Fn(&T) -> &str,
+    to_json: impl Fn(&T) -> Value,
+) -> Result<HttpResponse, CtiError>
+where
+    Fut: Future<Output = Result<Vec<T>, crate::store::StoreError>>,
+{
+    let q: PageQuery = query(req)?;
+    let (size, after) = page(q.page_size.as_deref(), q.cursor.as_deref())?;
+    let rows = fetch(after, size + 1).await?;
+    Ok(page_answer(key, rows, size, key_of, to_json))
 }

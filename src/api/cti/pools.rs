@@ -3,13 +3,10 @@
 use actix_web::http::StatusCode;
 use actix_web::web::{Data, Path, Payload};
 use actix_web::{HttpRequest, HttpResponse};
-use serde::Deserialize;
 use serde_json::json;
 
 use super::error::CtiError;
-use super::{
-    CtiContext, cti_style, idempotent_create, page, page_answer, query, read_body, success,
-};
+use super::{CtiContext, cti_style, idempotent_create, paged_list, read_body, success};
 use crate::api::AppState;
 use crate::domain::Fields;
 use crate::domain::caller_id_pool::PoolSpec;
@@ -74,33 +71,26 @@ pub async fn create(
     .await
 }
 
-/// Query of the pool list.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PoolListQuery {
-    page_size: Option<String>,
-    cursor: Option<String>,
-}
-
 /// `GET …/CallerIdPools?pageSize&cursor`: by poolSid.
 pub async fn list(state: Data<AppState>, req: HttpRequest, path: AppPath) -> HttpResponse {
     let (version, sid, app_id) = path.into_inner();
     let (state, req) = (&state, &req);
     cti_style(state, req, (&version, &sid, &app_id), |ctx| async move {
-        let q: PoolListQuery = query(req)?;
-        let (size, after) = page(q.page_size.as_deref(), q.cursor.as_deref())?;
-        let pools = state
-            .store
-            .list_pools(&ctx.app.app_id, after.as_deref(), size + 1)
-            .await?;
         let tz = state.settings.timezone;
-        Ok(page_answer(
+        let app_id = &ctx.app.app_id;
+        paged_list(
+            req,
             "callerIdPools",
-            pools,
-            size,
+            |after, limit| async move {
+                state
+                    .store
+                    .list_pools(app_id, after.as_deref(), limit)
+                    .await
+            },
             |p| &p.pool_sid,
             |p| p.to_json(tz),
-        ))
+        )
+        .await
     })
     .await
 }

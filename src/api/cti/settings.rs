@@ -34,10 +34,8 @@ pub async fn check_patch(state: &AppState, app_id: &str, patch: &CtiPatch) -> Re
     if let Some(Some(url)) = &patch.event_url {
         placement::check_urls(state, [("eventUrl", url)]).await?;
     }
-    if let Some(Some(prompt)) = &patch.music_on_hold
-        && !state.store.prompt_exists(app_id, prompt.as_str()).await?
-    {
-        return Err(ApiError::Param(format!("unknown prompt {prompt}")));
+    if let Some(Some(prompt)) = &patch.music_on_hold {
+        super::prompts_exist(state, app_id, [prompt]).await?;
     }
     Ok(())
 }

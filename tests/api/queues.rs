@@ -1,0 +1,117 @@
+//! Queues (agents' contract §3.2): create with defaults, change, list, delete, and the
+//! references a queue takes part in (overflows, memberships, routes).
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::both_backends;
+use crate::helpers::{TestApp, TestDb, assert_id};
+
+/// Creates a queue from `body`; its queueSid.
+pub async fn create_queue(app: &TestApp, body: Value) -> String {
+    let a = app.cti(Method::POST, "Queues", Some(body)).await;
+    assert_eq!((a.status, a.code()), (201, "00000"), "{}", a.body);
+    a.body["queue"]["queueSid"].as_str().unwrap().to_string()
+}
+
+both_backends! {
+    /// A queue's defaults, a change of some fields, the list and the deletion.
+    async fn queue_lifecycle(db: TestDb) {
+        let app = db.spawn(&[]).await;
+        let a = app.cti(Method::POST, "Queues", Some(json!({"name": "sales"}))).await;
+        assert_eq!((a.status, a.code(), a.msg()), (201, "00000", "success"));
+        let queue = a.body["queue"].clone();
+        assert_id(&queue["queueSid"], "QU");
+        let sid = queue["queueSid"].as_str().unwrap().to_string();
+        for (field, value) in [
+            ("name", json!("sales")), ("strategy", json!("longest-idle")), ("ringTimeout", json!(20)),
+            ("lastAgentRouting", json!(false)), ("lastAgentWindowHours", json!(24)),
+            ("maxWaitSeconds", json!(300)), ("overflow", json!({"type": "hangup", "prompt": ""})),
+            ("musicOnHold", json!("")), ("announce", Value::Null),
+        ] {
+            assert_eq!(queue[field], value, "{field}");
+        }
+        assert_eq!(queue["createdAt"].as_str().unwrap().len(), 14);
+        let a = app.cti(Method::GET, &format!("Queues/{sid}"), None).await;
+        assert_eq!((a.status, &a.body["queue"]), (200, &queue));
+
+        app.upload_prompt("moh.wav").await;
+        app.upload_prompt("position.wav").await;
+        let second = crate::queues::create_queue(&app, json!({"name": "overflow"})).await;
+        let a = app.cti(Method::PATCH, &format!("Queues/{sid}"), Some(json!({
+            "strategy": "skill-then-longest-idle", "ringTimeout": 5, "lastAgentRouting": true,
+            "lastAgentWindowHours": 720, "maxWaitSeconds": 0, "overflow": {"type": "queue", "queueSid": second},
+            "musicOnHold": "moh.wav", "announce": {"everySeconds": 30, "prompt": "position.wav"}}))).await;
+        assert_eq!((a.status, a.code()), (200, "00000"), "{}", a.body);
+        let changed = &a.body["queue"];
+        assert_eq!(changed["name"], "sales", "fields not given stay");
+        assert_eq!(changed["strategy"], "skill-then-longest-idle");
+        assert_eq!(changed["overflow"], json!({"type": "queue", "queueSid": second}));
+        assert_eq!(changed["announce"], json!({"everySeconds": 30, "prompt": "position.wav"}));
+        let a = app.cti(Method::PATCH, &format!("Queues/{sid}"), Some(json!({"announce": null}))).await;
+        assert_eq!(a.body["queue"]["announce"], Value::Null, "null clears the announcement");
+        assert_eq!(a.body["queue"]["musicOnHold"], "moh.wav");
+
+        let a = app.cti(Method::GET, "Queues?pageSize=1", None).await;
+        assert_eq!(a.body["queues"].as_array().unwrap().len(), 1);
+        let cursor = a.body["nextCursor"].as_str().unwrap().to_string();
+        let a = app.cti(Method::GET, &format!("Queues?pageSize=1&cursor={cursor}"), None).await;
+        assert_eq!(a.body["queues"].as_array().unwrap().len(), 1);
+        assert!(a.body.get("nextCursor").is_none(), "the last page has no cursor");
+
+        // Named by another queue's overflow: 20004 until the overflow changes.
+        let a = app.cti(Method::DELETE, &format!("Queues/{second}"), None).await;
+        assert_eq!((a.status, a.code(), a.msg()), (409, "20004", format!("queue in use by the overflow of queue {sid}").as_str()));
+        app.cti(Method::PATCH, &format!("Queues/{sid}"), Some(json!({"overflow": {"type": "hangup", "prompt": ""}}))).await;
+        let a = app.cti(Method::DELETE, &format!("Queues/{second}"), None).await;
+        assert_eq!((a.status, a.code()), (200, "00000"));
+        let a = app.cti(Method::GET, &format!("Queues/{second}"), None).await;
+        assert_eq!((a.status, a.code(), a.msg()), (404, "20003", "queue not found"));
+    }
+}
+
+both_backends! {
+    /// Bad fields name themselves; sids never cross applications; a membership goes
+    /// with its queue.
+    async fn queue_refusals(db: TestDb) {
+        let app = db.spawn(&[]).await;
+        let sid = create_queue(&app, json!({"name": "q"})).await;
+        for (body, msg) in [
+            (json!({}), "missing name"),
+            (json!({"name": "q", "strategy": "random"}), "strategy must be longest-idle, round-robin, ring-all or skill-then-longest-idle"),
+            (json!({"name": "q", "ringTimeout": 121}), "ringTimeout must be 5-120"),
+            (json!({"name": "q", "maxWaitSeconds": 5}), "maxWaitSeconds must be 0 or 10-86400"),
+            (json!({"name": "q", "announce": {"everySeconds": 601, "prompt": "p.wav"}}), "announce.everySeconds must be 30-600"),
+            (json!({"name": "q", "musicOnHold": "none.wav"}), "unknown prompt none.wav"),
+            (json!({"name": "q", "overflow": {"type": "hangup", "prompt": "closed.wav"}}), "unknown prompt closed.wav"),
+            (json!({"name": "q", "colour": "red"}), "unknown field \"colour\" (known: name, strategy, ringTimeout, lastAgentRouting, lastAgentWindowHours, maxWaitSeconds, overflow, musicOnHold, announce)"),
+        ] {
+            let a = app.cti(Method::POST, "Queues", Some(body.clone())).await;
+            assert_eq!((a.status, a.code(), a.msg()), (400, "10004", msg), "{body}");
+        }
+        let a = app.cti(Method::PATCH, &format!("Queues/{sid}"), Some(json!({"overflow": {"type": "queue", "queueSid": sid}}))).await;
+        assert_eq!((a.status, a.code(), a.msg()), (400, "10004", "overflow must not name the queue itself"));
+
+        // Another application's queue does not exist here.
+        let other = app.create_app(&app.sid, json!({"name": "other"})).await["appId"].as_str().unwrap().to_string();
+        let a = app.cti_in(&other, Method::POST, "Queues", Some(json!({"name": "theirs"}))).await;
+        let theirs = a.body["queue"]["queueSid"].as_str().unwrap().to_string();
+        for (method, rest, body) in [
+            (Method::GET, format!("Queues/{theirs}"), None),
+            (Method::PATCH, format!("Queues/{theirs}"), Some(json!({"name": "x"}))),
+            (Method::DELETE, format!("Queues/{theirs}"), None),
+            (Method::POST, "Queues".to_string(), Some(json!({"name": "x", "overflow": {"type": "queue", "queueSid": theirs}}))),
+            (Method::GET, "Queues/QU-not-a-sid".to_string(), None),
+        ] {
+            let a = app.cti(method, &rest, body).await;
+            assert_eq!((a.status, a.code(), a.msg()), (404, "20003", "queue not found"), "{rest}");
+        }
+
+        let a = app.cti(Method::POST, "Agents", Some(json!({"agentNo": "1001", "pwd": "s3cret!", "queues": [{"queueSid": sid}]}))).await;
+        assert_eq!(a.status, 201);
+        let a = app.cti(Method::DELETE, &format!("Queues/{sid}"), None).await;
+        assert_eq!((a.status, a.code()), (200, "00000"), "memberships do not hold a queue");
+        let a = app.cti(Method::GET, "Agents/1001", None).await;
+        assert_eq!(a.body["agent"]["queues"], json!([]), "memberships go with the queue");
+    }
+}
