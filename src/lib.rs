@@ -3,6 +3,7 @@
 //! validated into `domain` types and stored durably (`store`). See `DESIGN.md` for the
 //! whole architecture.
 
+pub mod acd;
 pub mod agents;
 pub mod api;
 pub mod cdr;

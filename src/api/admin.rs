@@ -15,28 +15,50 @@ use crate::domain::application::MAX_NAME_BYTES;
 use crate::domain::limits::AccountPatch;
 use crate::domain::{Fields, check_label};
 
-/// A refused operator request.
-pub(super) struct AdminError(pub(super) StatusCode, pub(super) String);
+/// A refused operator request: its HTTP status, message and, where the contract names
+/// one, its statusCode.
+pub(super) struct AdminError {
+    status: StatusCode,
+    message: String,
+    code: Option<&'static str>,
+}
+
+impl AdminError {
+    /// A refusal with this status and message.
+    pub(super) fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+            code: None,
+        }
+    }
+
+    /// The same refusal carrying the contract's `statusCode`.
+    pub(super) fn with_code(mut self, code: &'static str) -> Self {
+        self.code = Some(code);
+        self
+    }
+}
 
 impl From<ApiError> for AdminError {
     fn from(e: ApiError) -> Self {
         match e {
-            ApiError::TooLarge(m) => Self(StatusCode::PAYLOAD_TOO_LARGE, m),
+            ApiError::TooLarge(m) => Self::new(StatusCode::PAYLOAD_TOO_LARGE, m),
             ApiError::Unavailable(err) => {
                 tracing::error!(error = %err, "operator request failed");
-                Self(
+                Self::new(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    "service temporarily unavailable".into(),
+                    "service temporarily unavailable",
                 )
             }
-            other => Self(StatusCode::BAD_REQUEST, other.to_string()),
+            other => Self::new(StatusCode::BAD_REQUEST, other.to_string()),
         }
     }
 }
 
 impl From<crate::domain::ParamError> for AdminError {
     fn from(e: crate::domain::ParamError) -> Self {
-        Self(StatusCode::BAD_REQUEST, e.0)
+        Self::new(StatusCode::BAD_REQUEST, e.0)
     }
 }
 
@@ -47,7 +69,7 @@ impl From<crate::store::StoreError> for AdminError {
 }
 
 pub(super) fn no_account(sid: &str) -> AdminError {
-    AdminError(
+    AdminError::new(
         StatusCode::NOT_FOUND,
         format!("account {} not found", crate::domain::phone::printable(sid)),
     )
@@ -59,20 +81,28 @@ where
     F: std::future::Future<Output = Result<(StatusCode, Value), AdminError>>,
 {
     let result = match auth::admin(state, req) {
-        Err(AdminRefusal::Disabled) => Err(AdminError(
+        Err(AdminRefusal::Disabled) => Err(AdminError::new(
             StatusCode::NOT_FOUND,
-            "the operator API is off (VOICEPAAS_ADMIN_TOKEN is unset)".into(),
+            "the operator API is off (VOICEPAAS_ADMIN_TOKEN is unset)",
         )),
-        Err(AdminRefusal::BadToken) => Err(AdminError(
+        Err(AdminRefusal::BadToken) => Err(AdminError::new(
             StatusCode::UNAUTHORIZED,
-            "a valid Authorization: Bearer token is required".into(),
+            "a valid Authorization: Bearer token is required",
         )),
         Ok(()) => handle.await,
     };
     match result {
         Ok((status, body)) => HttpResponse::build(status).json(body),
-        Err(AdminError(status, message)) => {
-            HttpResponse::build(status).json(json!({"error": message}))
+        Err(AdminError {
+            status,
+            message,
+            code,
+        }) => {
+            let mut body = json!({"error": message});
+            if let Some(code) = code {
+                body["statusCode"] = code.into();
+            }
+            HttpResponse::build(status).json(body)
         }
     }
 }
@@ -212,7 +242,7 @@ pub async fn update_app(
         super::cti::settings::check_patch(&state, &app_id, &settings.cti).await?;
         let app = state.store.update_app(&sid, &app_id, &settings).await?;
         let app = app.ok_or_else(|| {
-            AdminError(
+            AdminError::new(
                 StatusCode::NOT_FOUND,
                 format!(
                     "application {} not found in this account",

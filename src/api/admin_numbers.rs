@@ -39,7 +39,7 @@ pub async fn grant(
             .store
             .find_grant(number.as_str())
             .await?
-            .ok_or_else(|| AdminError(StatusCode::CONFLICT, "revoked meanwhile".into()))?;
+            .ok_or_else(|| AdminError::new(StatusCode::CONFLICT, "revoked meanwhile"))?;
         let status = if created {
             StatusCode::CREATED
         } else {
@@ -56,7 +56,7 @@ pub async fn revoke(state: Data<AppState>, req: HttpRequest, number: Path<String
         if state.store.revoke_number(&number).await? {
             Ok((StatusCode::OK, json!({"number": number.as_str()})))
         } else {
-            Err(AdminError(
+            Err(AdminError::new(
                 StatusCode::NOT_FOUND,
                 format!(
                     "number {} is not granted",
@@ -82,7 +82,7 @@ pub struct GrantQuery {
 pub async fn list(state: Data<AppState>, req: HttpRequest) -> HttpResponse {
     operator(&state, &req, async {
         let q = Query::<GrantQuery>::from_query(req.query_string())
-            .map_err(|e| AdminError(StatusCode::BAD_REQUEST, format!("bad query: {e}")))?
+            .map_err(|e| AdminError::new(StatusCode::BAD_REQUEST, format!("bad query: {e}")))?
             .into_inner();
         let size: i64 = match q.page_size.as_deref().filter(|s| !s.is_empty()) {
             None => 1000,
@@ -91,7 +91,7 @@ pub async fn list(state: Data<AppState>, req: HttpRequest) -> HttpResponse {
                 .ok()
                 .filter(|n| (1..=1000).contains(n))
                 .ok_or_else(|| {
-                    AdminError(StatusCode::BAD_REQUEST, "pageSize must be 1-1000".into())
+                    AdminError::new(StatusCode::BAD_REQUEST, "pageSize must be 1-1000")
                 })?,
         };
         let account = q.account_sid.as_deref().filter(|s| !s.is_empty());

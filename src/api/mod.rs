@@ -5,6 +5,7 @@
 
 mod admin;
 mod admin_numbers;
+mod admin_sandbox;
 mod auth;
 mod body;
 mod captchas;
@@ -235,6 +236,11 @@ fn route_table() -> Vec<(Method, &'static str, Route)> {
             Method::DELETE,
             "/admin/numbers/{Number}",
             delete().to(admin_numbers::revoke),
+        ),
+        (
+            Method::POST,
+            "/admin/sandbox/inbound",
+            post().to(admin_sandbox::inbound),
         ),
         (Method::GET, "/healthz", get().to(health::healthz)),
         (Method::GET, "/readyz", get().to(health::readyz)),

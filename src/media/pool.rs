@@ -355,6 +355,23 @@ impl MediaPool {
         }
     }
 
+    /// Has a connected node simulate caller `from` dialling DID `to`, with `call_sid` for
+    /// the caller's leg (the sandbox's own `voicepaas_inbound`, agents' contract §12):
+    /// `Ok(false)` when the node does not know the command (it is a real FreeSWITCH).
+    pub async fn dial_in(
+        &self,
+        from: &str,
+        to: &str,
+        call_sid: &str,
+    ) -> Result<bool, crate::esl::EslError> {
+        let node = self.pick().ok_or(crate::esl::EslError::NotConnected)?;
+        let reply = node
+            .client
+            .api(&format!("voicepaas_inbound {from} {to} {call_sid}"))
+            .await?;
+        Ok(reply.starts_with("+OK"))
+    }
+
     /// Any node, connected or not (to ask about a channel whose node is unknown).
     pub fn any(&self) -> Option<Arc<MediaNode>> {
         self.nodes.first().cloned()

@@ -534,10 +534,11 @@ both_backends! {
     }
 }
 
-/// A media server that knows no SIP registration: an Event Socket peer answering every
-/// command with `+OK` and `sofia_contact` with `error/user_not_registered`, as FreeSWITCH
-/// does for a device that is not registered (esl-transcripts 86).
-async fn unregistering_media() -> u16 {
+/// A media server that is a FreeSWITCH knowing no SIP registration: an Event Socket peer
+/// answering every command with `+OK`, `sofia_contact` with `error/user_not_registered`
+/// as FreeSWITCH does for a device that is not registered (esl-transcripts 86), and the
+/// sandbox's own `voicepaas_inbound` as FreeSWITCH answers a command it does not have.
+pub async fn unregistering_media() -> u16 {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -558,6 +559,8 @@ async fn unregistering_media() -> u16 {
                     let reply = if let Some(api) = command.strip_prefix("api ") {
                         let body = if api.starts_with("sofia_contact") {
                             "error/user_not_registered"
+                        } else if api.starts_with("voicepaas_inbound") {
+                            "-ERR voicepaas_inbound Command not found!\n"
                         } else {
                             "+OK\n"
                         };

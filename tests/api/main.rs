@@ -21,6 +21,7 @@ mod engine_faults;
 mod fair_delivery;
 mod hostile;
 mod idempotency;
+mod inbound;
 mod media_timers;
 mod notices;
 mod numbers;

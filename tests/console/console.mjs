@@ -30,8 +30,11 @@ try {
   await page.click("#signin-form button");
   await page.waitForSelector("#search:not([hidden])");
   const defaults = [await page.inputValue("#from"), await page.inputValue("#to")];
-  await page.fill("#from", from);
-  await page.fill("#to", to);
+  // Chromium keeps a datetime-local value with zero seconds as HH:mm, so a fill of
+  // "…:00" reads back different and Playwright refuses it: give it the short form.
+  const local = (v) => (v.endsWith(":00") ? v.slice(0, -3) : v);
+  await page.fill("#from", local(from));
+  await page.fill("#to", local(to));
   await page.fill("#page-size", "2");
   await page.click("#by-range button");
   const ids = [];

@@ -1010,3 +1010,85 @@ async fn agent_devices_answer_and_stay_up() {
     let billmsec = done.variable_i64("billmsec").unwrap();
     assert!((2000..2900).contains(&billmsec), "{billmsec}");
 }
+
+/// A simulated caller (agents' contract §12) parks unanswered with `voicepaas_did` as the
+/// §11.1 extension leaves it (esl-transcripts 85), is answered by `answer`, then behaves
+/// by its own number; one nobody answers gives up after a minute.
+#[tokio::test]
+async fn callers_dial_in_and_park_with_the_did() {
+    let mut r = rig().await;
+    let reply = r
+        .client
+        .api("voicepaas_inbound 13800009995 4008001000 CA1")
+        .await
+        .unwrap();
+    let uuid = reply
+        .strip_prefix("+OK ")
+        .and_then(|u| u.strip_suffix('\n'))
+        .expect("+OK <uuid>")
+        .to_string();
+    let park = loop {
+        if let Incoming::Event(e) = next(&mut r.incoming).await
+            && e.unique_id() == Some(uuid.as_str())
+            && e.name() == "CHANNEL_PARK"
+        {
+            break e;
+        }
+    };
+    for (header, value) in [
+        ("Call-Direction", "inbound"),
+        ("Answer-State", "ringing"),
+        ("Caller-Caller-ID-Number", "13800009995"),
+        ("Caller-Destination-Number", "4008001000"),
+        ("variable_voicepaas_did", "4008001000"),
+        ("variable_park_after_bridge", "true"),
+    ] {
+        assert_eq!(park.get(header), Some(value), "{header}");
+    }
+    assert_eq!(
+        r.client
+            .api(&format!("uuid_setvar {uuid} voicepaas_conversation CV1"))
+            .await
+            .unwrap(),
+        "+OK\n"
+    );
+    r.client
+        .execute(&uuid, locked("answer", "", "answer-1"))
+        .await
+        .unwrap();
+    let life = life_of(&mut r.incoming, &uuid).await;
+    let seen = names(&life);
+    let answer = seen
+        .iter()
+        .position(|n| *n == "CHANNEL_ANSWER")
+        .expect("answered");
+    assert!(seen[answer..].contains(&"CHANNEL_HANGUP"));
+    let complete = hangup_complete(&life);
+    assert_eq!(
+        complete.get("Hangup-Cause"),
+        Some("NORMAL_CLEARING"),
+        "9995 hangs up 2 s after the answer"
+    );
+    assert_eq!(complete.get("variable_voicepaas_conversation"), Some("CV1"));
+    assert_eq!(complete.get("variable_voicepaas_call_sid"), Some("CA1"));
+
+    let reply = r
+        .client
+        .api("voicepaas_inbound 13800138000 4008001000")
+        .await
+        .unwrap();
+    let waiting = reply.trim().trim_start_matches("+OK ").to_string();
+    let life = life_of(&mut r.incoming, &waiting).await;
+    assert!(!names(&life).contains(&"CHANNEL_ANSWER"));
+    assert_eq!(
+        hangup_complete(&life).get("Hangup-Cause"),
+        Some("ORIGINATOR_CANCEL")
+    );
+    assert_eq!(
+        r.client
+            .api("voicepaas_inbound x 4008001000")
+            .await
+            .unwrap(),
+        "-ERR usage: voicepaas_inbound <from> <to> [callSid]\n"
+    );
+}

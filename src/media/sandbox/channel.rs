@@ -97,6 +97,8 @@ enum Phase {
 enum Timer {
     Answer,
     NoAnswer,
+    /// A caller waiting to be answered hangs up.
+    GiveUp,
     RemoteHangup,
     Press(char),
     AppDone,
@@ -135,6 +137,9 @@ pub struct Spawn {
     pub result: Option<oneshot::Sender<String>>,
     /// For a bridge app's B leg: the A leg.
     pub bridge_for: Option<String>,
+    /// For a simulated caller dialling in: its own number (the channel is inbound and
+    /// `number` is the DID it dialled).
+    pub caller: Option<String>,
 }
 
 /// The channel task's state.
@@ -161,9 +166,13 @@ pub struct Channel {
     conference: Option<String>,
     job: Option<(String, String, String)>,
     result: Option<oneshot::Sender<String>>,
+    /// The caller's number when the channel dials in (inbound), else `None`.
+    caller: Option<String>,
     rx: mpsc::Receiver<Command>,
 }
 
+/// How long a simulated caller waits unanswered before hanging up.
+const CALLER_GIVES_UP: Duration = Duration::from_secs(60);
 /// Seconds a prompt file plays in the sandbox (API.md §12).
 const PROMPT_FILE: Duration = Duration::from_secs(2);
 /// Seconds one `say` of a content item takes.
@@ -181,13 +190,18 @@ impl Channel {
             .vars
             .get("sip_auto_answer")
             .is_some_and(|v| v == "true");
-        let outcome = if spawn.dial.starts_with("user/") || agent_leg {
-            Outcome::for_agent_device(&spawn.number)
-        } else {
-            Outcome::for_number(&spawn.number)
+        let outcome = match &spawn.caller {
+            Some(caller) => Outcome::for_caller(caller),
+            None if spawn.dial.starts_with("user/") || agent_leg => {
+                Outcome::for_agent_device(&spawn.number)
+            }
+            None => Outcome::for_number(&spawn.number),
         };
         let created_us = switch.clock.now_us();
-        let name = format!("sofia/sandbox/{}", spawn.number);
+        let name = format!(
+            "sofia/sandbox/{}",
+            spawn.caller.as_deref().unwrap_or(&spawn.number)
+        );
         let mut vars = spawn.vars;
         vars.insert("dialed_number".into(), spawn.number.clone());
         vars.entry("origination_dial_string".into())
@@ -214,6 +228,7 @@ impl Channel {
             conference: None,
             job: spawn.job,
             result: spawn.result,
+            caller: spawn.caller,
             rx,
         };
         tokio::spawn(channel.live());
@@ -278,20 +293,23 @@ impl Channel {
         h.push("Channel-State-Number", state_number(state));
         h.push("Channel-Name", self.name.clone());
         h.push("Unique-ID", self.uuid.clone());
-        h.push("Call-Direction", "outbound");
-        h.push("Presence-Call-Direction", "outbound");
+        let direction = self.direction();
+        h.push("Call-Direction", direction);
+        h.push("Presence-Call-Direction", direction);
         h.push("Channel-Call-UUID", self.uuid.clone());
         h.push("Answer-State", self.answer_state());
         if let Some(cause) = &self.hangup_cause {
             h.push("Hangup-Cause", cause.clone());
         }
-        h.push("Caller-Direction", "outbound");
+        h.push("Caller-Direction", direction);
         h.push(
             "Caller-Caller-ID-Number",
-            self.vars
-                .get("origination_caller_id_number")
-                .cloned()
-                .unwrap_or_else(|| "0000000000".into()),
+            self.caller.clone().unwrap_or_else(|| {
+                self.vars
+                    .get("origination_caller_id_number")
+                    .cloned()
+                    .unwrap_or_else(|| "0000000000".into())
+            }),
         );
         h.push("Caller-Destination-Number", self.number.clone());
         h.push("Caller-Unique-ID", self.uuid.clone());
@@ -328,6 +346,15 @@ impl Channel {
         e
     }
 
+    /// `inbound` for a caller dialling in, `outbound` for a leg the platform dials.
+    fn direction(&self) -> &'static str {
+        if self.caller.is_some() {
+            "inbound"
+        } else {
+            "outbound"
+        }
+    }
+
     fn emit(&self, name: &str, state: &str, extra: &[(&str, String)]) {
         self.switch.publish(self.event(name, state, extra));
     }
@@ -343,6 +370,10 @@ impl Channel {
     // ---- life --------------------------------------------------------------------
 
     fn begin(&mut self) {
+        if self.caller.is_some() {
+            self.begin_inbound();
+            return;
+        }
         self.emit("CHANNEL_OUTGOING", "CS_NONE", &[]);
         self.emit("CHANNEL_STATE", "CS_INIT", &[]);
         self.emit("CHANNEL_CREATE", "CS_INIT", &[]);
@@ -370,6 +401,33 @@ impl Channel {
         }
     }
 
+    /// A caller dialling a DID: the carrier's context runs the platform's extension
+    /// (agents' contract §11.1: `set voicepaas_did`, `set park_after_bridge`, `park`), so the
+    /// channel parks unanswered with the variables (esl-transcripts 85). The caller gives
+    /// up after a minute unanswered.
+    fn begin_inbound(&mut self) {
+        self.emit("CHANNEL_CREATE", "CS_INIT", &[]);
+        self.emit("CHANNEL_STATE", "CS_ROUTING", &[]);
+        self.emit("CHANNEL_STATE", "CS_EXECUTE", &[]);
+        for (name, value) in [
+            ("voicepaas_did", self.number.clone()),
+            ("park_after_bridge", "true".into()),
+        ] {
+            let app = App {
+                name: "set".into(),
+                arg: format!("{name}={value}"),
+                event_uuid: None,
+            };
+            self.start_app(app);
+        }
+        self.at(CALLER_GIVES_UP, Timer::GiveUp);
+        self.start_app(App {
+            name: "park".into(),
+            arg: String::new(),
+            event_uuid: None,
+        });
+    }
+
     /// `execute_on_originate`, as FreeSWITCH runs it on a new outbound channel; the
     /// sandbox knows its one use here, `sched_hangup +<secs> [<cause>]`.
     fn execute_on_originate(&mut self) {
@@ -388,6 +446,14 @@ impl Channel {
     }
 
     fn answer(&mut self) {
+        self.answer_media();
+        self.next_app();
+    }
+
+    /// The answer itself: events, the far end's timers, the bridge it completes.
+    fn answer_media(&mut self) {
+        // A caller who was waiting to be answered no longer gives up.
+        self.cancel_timers(|t| !matches!(t, Timer::GiveUp));
         self.phase = Phase::Answered;
         let now = self.switch.clock.now_us();
         self.answered_us = Some(now);
@@ -411,7 +477,6 @@ impl Channel {
             self.switch
                 .tell(&a_leg, Command::Bridged(self.uuid.clone(), true));
         }
-        self.next_app();
     }
 
     fn job_done(&mut self, body: String) {
@@ -538,8 +603,10 @@ impl Channel {
     // ---- applications ------------------------------------------------------------
 
     fn next_app(&mut self) {
-        while self.running.is_none() && self.phase == Phase::Answered && self.hangup_cause.is_none()
-        {
+        // A leg the platform dialled runs its applications once answered; a caller's
+        // channel runs them at once (the dialplan runs before any answer).
+        let runs = |c: &Self| c.phase == Phase::Answered || c.caller.is_some();
+        while self.running.is_none() && runs(self) && self.hangup_cause.is_none() {
             let Some(app) = self.queue.pop_front() else {
                 return;
             };
@@ -624,7 +691,13 @@ impl Channel {
                     playing: Some(file),
                 });
             }
-            "answer" | "pre_answer" | "ring_ready" => self.complete(&app, "_none_"),
+            "answer" => {
+                if self.phase == Phase::Ringing {
+                    self.answer_media();
+                }
+                self.complete(&app, "_none_");
+            }
+            "pre_answer" | "ring_ready" => self.complete(&app, "_none_"),
             "hangup" => {
                 self.complete(&app, "_none_");
                 self.hang_up(if arg.is_empty() {
@@ -875,6 +948,7 @@ impl Channel {
         match timer {
             Timer::Answer => self.answer(),
             Timer::NoAnswer => self.hang_up("NO_ANSWER"),
+            Timer::GiveUp => self.hang_up("ORIGINATOR_CANCEL"),
             Timer::RemoteHangup => self.hang_up("NORMAL_CLEARING"),
             Timer::Press(key) => self.press(key),
             Timer::AppDone => {

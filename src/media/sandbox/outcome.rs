@@ -58,6 +58,24 @@ impl Outcome {
         }
     }
 
+    /// The outcome for a simulated caller dialling in from `number` (agents' contract
+    /// §12): it waits to be answered, then 9993/9994 press their keys, 9995 hangs up 2 s
+    /// after the answer and any other number 60 s after it.
+    pub fn for_caller(number: &str) -> Self {
+        let user = Self::for_number(number);
+        let hangs_up = if user.hangs_up_after == Some(Duration::from_secs(2)) {
+            2
+        } else {
+            60
+        };
+        Outcome {
+            fails_with: None,
+            rings_for: None,
+            presses: user.presses,
+            hangs_up_after: Some(Duration::from_secs(hangs_up)),
+        }
+    }
+
     /// The outcome for an agent's device (`user/…`): it rings 1 s, answers by itself and
     /// stays up until the platform hangs up, unless its number's suffix says otherwise
     /// (busy, never answers, fails, hangs up 2 s after answering, rings 10 s; 9993 and
@@ -109,6 +127,26 @@ mod tests {
             Outcome::for_number("12").rings_for,
             Some(Duration::from_secs(1))
         );
+    }
+
+    #[test]
+    fn callers_wait_then_behave_by_their_own_number() {
+        let caller = Outcome::for_caller;
+        assert_eq!(
+            caller("13800009995").hangs_up_after,
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(
+            caller("13800138000").hangs_up_after,
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(caller("13800009994").presses.len(), 2);
+        assert_eq!(
+            caller("13800009990").fails_with,
+            None,
+            "a caller is never busy"
+        );
+        assert_eq!(caller("13800009990").rings_for, None);
     }
 
     #[test]

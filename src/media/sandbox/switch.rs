@@ -11,6 +11,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::channel::{App, Channel, Command, Legs, Spawn};
 use super::clock::SandboxClock;
+use crate::domain::PhoneNumber;
 use crate::esl::Event;
 
 /// Events buffered per listener before a slow one is cut off (FreeSWITCH kills listeners
@@ -158,7 +159,30 @@ impl Switch {
             job: None,
             result: None,
             bridge_for: Some(a_leg.to_string()),
+            caller: None,
         });
+    }
+
+    /// A simulated caller `from` dialling DID `to` (with the platform's `call_sid` for it,
+    /// if given); the new channel's uuid.
+    pub fn dial_in(self: &Arc<Self>, from: &str, to: &str, call_sid: Option<&str>) -> String {
+        let uuid = uuid::Uuid::new_v4().to_string();
+        let vars = call_sid
+            .map(|sid| ("voicepaas_call_sid".to_string(), sid.to_string()))
+            .into_iter()
+            .collect();
+        self.start_channel(Spawn {
+            uuid: uuid.clone(),
+            number: to.to_string(),
+            dial: format!("sofia/sandbox/{to}"),
+            vars,
+            first_app: None,
+            job: None,
+            result: None,
+            bridge_for: None,
+            caller: Some(from.to_string()),
+        });
+        uuid
     }
 
     fn start_channel(self: &Arc<Self>, spawn: Spawn) {
@@ -240,6 +264,7 @@ impl Switch {
             job,
             result,
             bridge_for: None,
+            caller: None,
         });
         Some(uuid)
     }
@@ -276,6 +301,22 @@ impl Switch {
                 told(arg(0), Command::Hangup(cause.into()), "+OK\n")
             }
             "uuid_exists" => self.exists(arg(0)).to_string(),
+            // The sandbox's own: a simulated caller `from` dials DID `to` (agents' contract
+            // §12), the platform's callSid for it riding along as `voicepaas_call_sid`;
+            // FreeSWITCH answers an unknown command with `-ERR … Command not found!`.
+            "voicepaas_inbound" => match (
+                PhoneNumber::parse("from", arg(0)),
+                PhoneNumber::parse("to", arg(1)),
+            ) {
+                (Ok(from), Ok(to)) => {
+                    let call_sid = Some(arg(2)).filter(|s| !s.is_empty());
+                    format!(
+                        "+OK {}\n",
+                        self.dial_in(from.as_str(), to.as_str(), call_sid)
+                    )
+                }
+                _ => "-ERR usage: voicepaas_inbound <from> <to> [callSid]\n".into(),
+            },
             // Every agent's device counts as registered (agents' contract §12).
             "sofia_contact" => {
                 let user = arg(0).split('@').next().unwrap_or_default();
