@@ -3,4 +3,5 @@
 //! machine whose effects (offers, withdrawals) the caller's driver carries out.
 
 pub mod dispatch;
+pub mod live;
 pub mod strategy;

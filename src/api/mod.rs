@@ -65,6 +65,8 @@ const AGENT_SOCKET: &str = "/v1/Applications/{ApplicationSid}/cti";
 const QUEUES: &str = "/{SoftVersion}/Accounts/{AccountSid}/Applications/{ApplicationSid}/Queues";
 const QUEUE: &str =
     "/{SoftVersion}/Accounts/{AccountSid}/Applications/{ApplicationSid}/Queues/{QueueSid}";
+const QUEUE_LIVE: &str =
+    "/{SoftVersion}/Accounts/{AccountSid}/Applications/{ApplicationSid}/Queues/{QueueSid}/Live";
 const NUMBERS: &str = "/{SoftVersion}/Accounts/{AccountSid}/Applications/{ApplicationSid}/Numbers";
 const NUMBER: &str =
     "/{SoftVersion}/Accounts/{AccountSid}/Applications/{ApplicationSid}/Numbers/{Number}";
@@ -135,6 +137,7 @@ fn route_table() -> Vec<(Method, &'static str, Route)> {
         (Method::GET, QUEUE, get().to(cti::queues::get)),
         (Method::PATCH, QUEUE, patch().to(cti::queues::update)),
         (Method::DELETE, QUEUE, delete().to(cti::queues::delete)),
+        (Method::GET, QUEUE_LIVE, get().to(cti::queues::live)),
         (Method::GET, NUMBERS, get().to(cti::numbers::list)),
         (Method::PUT, NUMBER, put().to(cti::numbers::put)),
         (Method::GET, NUMBER, get().to(cti::numbers::get)),

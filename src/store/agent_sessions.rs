@@ -148,7 +148,7 @@ pub(crate) async fn apply_session(
             on_tx!(tx, |c| {
                 sqlx::query(
                 "INSERT INTO agent_sessions (session_sid, app_id, agent_no, session, agent_state, last_seq, due_at, \
-                 ended_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $8, $8)"
+                 ended_at, created_at, updated_at, state_since) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $8, $8, $8)"
             )
             .bind(new_sid)
             .bind(app_id)
@@ -171,8 +171,11 @@ pub(crate) async fn apply_session(
             };
             on_tx!(tx, |c| {
                 sqlx::query(
+                // The right-hand sides read the row as it was: state_since moves only
+                // when agentState changes.
                 "UPDATE agent_sessions SET session = $2, agent_state = $3, last_seq = last_seq + $4, due_at = $5, \
-                 ended_at = $6, updated_at = $7 WHERE session_sid = $1"
+                 ended_at = $6, updated_at = $7, \
+                 state_since = CASE WHEN agent_state = $3 THEN state_since ELSE $7 END WHERE session_sid = $1"
             )
             .bind(&row.session_sid)
             .bind(json)

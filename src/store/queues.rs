@@ -142,6 +142,17 @@ pub(crate) async fn queues_in_app<'a>(
     Ok(())
 }
 
+/// A member of a queue with its live session, if it is logged in.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct MemberSession {
+    /// The agent.
+    pub agent_no: String,
+    /// Its session (the state machine's JSON), when logged in.
+    pub session: Option<String>,
+    /// When it entered its agentState, Unix ms.
+    pub state_since: Option<i64>,
+}
+
 fn text(value: Value) -> String {
     value.to_string()
 }
@@ -206,6 +217,25 @@ impl Store {
             .fetch_optional(p)
             .await)?;
         row.map(from_row).transpose()
+    }
+
+    /// The members of queue `queue_sid` by agentNo, with their live sessions.
+    pub async fn queue_members(
+        &self,
+        app_id: &str,
+        queue_sid: &str,
+    ) -> Result<Vec<MemberSession>, StoreError> {
+        Ok(on_pool!(self, |p| {
+            sqlx::query_as(
+            "SELECT q.agent_no, s.session, s.state_since FROM agent_queues q \
+             LEFT JOIN agent_sessions s ON s.app_id = q.app_id AND s.agent_no = q.agent_no AND s.ended_at IS NULL \
+             WHERE q.app_id = $1 AND q.queue_sid = $2 ORDER BY q.agent_no"
+        )
+        .bind(app_id)
+        .bind(queue_sid)
+        .fetch_all(p)
+        .await
+        })?)
     }
 
     /// Up to `limit` queues of `app_id` after queueSid `after`, by queueSid.

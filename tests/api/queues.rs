@@ -115,3 +115,57 @@ both_backends! {
         assert_eq!(a.body["agent"]["queues"], json!([]), "memberships go with the queue");
     }
 }
+
+both_backends! {
+    /// The Live view counts the members by state and shows each one's state and since when.
+    async fn live_view_shows_the_members(db: TestDb) {
+        let app = db.spawn(&[]).await;
+        let sid = create_queue(&app, json!({"name": "support"})).await;
+        for (agent_no, member) in [("1001", true), ("1002", true), ("1003", true), ("1004", false)] {
+            let queues = if member { json!([{"queueSid": sid}]) } else { json!([]) };
+            let a = app.cti(Method::POST, "Agents", Some(json!({"agentNo": agent_no, "pwd": "s3cret!", "queues": queues}))).await;
+            assert_eq!(a.status, 201);
+        }
+        let run = |agent_no: &str, cmd: &str, params: Value| {
+            let (app, path) = (&app, format!("Agents/{agent_no}/Commands"));
+            let body = json!({"cmd": cmd, "params": params});
+            async move {
+                let a = app.cti(Method::POST, &path, Some(body)).await;
+                assert_eq!(a.code(), "00000", "{}", a.body);
+            }
+        };
+        run("1001", "login", json!({})).await;
+        run("1002", "login", json!({"workStatus": "2", "pauseCause": "lunch"})).await;
+        run("1004", "login", json!({})).await;
+        let a = app.cti(Method::GET, &format!("Queues/{sid}/Live"), None).await;
+        assert_eq!((a.status, a.code()), (200, "00000"), "{}", a.body);
+        let live = &a.body["queue"];
+        assert_eq!((&live["appSid"], &live["queueSid"], &live["queueName"]), (&json!(app.app_id), &json!(sid), &json!("support")));
+        for (field, value) in [("waitingCount", 0), ("longestWaitSeconds", 0), ("agentsReady", 1), ("agentsBusy", 0),
+                               ("agentsPaused", 1), ("agentsWrapup", 0), ("agentsOffline", 1)] {
+            assert_eq!(live[field], value, "{field}");
+        }
+        assert_eq!(live["members"], json!([]));
+        assert_eq!(live["timestamp"].as_str().unwrap().len(), 14);
+        let agents = live["agents"].as_array().unwrap();
+        let shown: Vec<(&str, &str, &str, &str)> = agents.iter().map(|m| (
+            m["agentNo"].as_str().unwrap(), m["agentState"].as_str().unwrap(),
+            m["workStatus"].as_str().unwrap(), m["pauseCause"].as_str().unwrap())).collect();
+        assert_eq!(shown, [("1001", "ready", "ready", ""), ("1002", "pause", "pause", "lunch"), ("1003", "offline", "offline", "")]);
+        assert_eq!(agents[0]["since"].as_str().unwrap().len(), 14);
+        assert_eq!(agents[2]["since"], "");
+
+        // `since` moves with the agentState only: a new pause cause keeps it.
+        let since = agents[1]["since"].clone();
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        run("1002", "pause", json!({"pauseCause": "meeting"})).await;
+        run("1001", "pause", json!({})).await;
+        let a = app.cti(Method::GET, &format!("Queues/{sid}/Live"), None).await;
+        let agents = &a.body["queue"]["agents"];
+        assert_eq!((&agents[1]["pauseCause"], &agents[1]["since"]), (&json!("meeting"), &since));
+        assert_ne!(agents[0]["since"], json!(""));
+        assert_eq!(a.body["queue"]["agentsPaused"], 2);
+        let a = app.cti(Method::GET, "Queues/QU00001202611300000000000000000009/Live", None).await;
+        assert_eq!((a.status, a.code()), (404, "20003"));
+    }
+}

@@ -9,6 +9,7 @@ use super::error::CtiError;
 use super::{
     CtiContext, cti_style, idempotent_create, paged_list, prompts_exist, read_body, success,
 };
+use crate::acd::live::{Live, MemberView};
 use crate::api::AppState;
 use crate::domain::Fields;
 use crate::domain::ids::QueueId;
@@ -156,6 +157,37 @@ pub async fn delete(state: Data<AppState>, req: HttpRequest, path: QueuePath) ->
             QueueDeletion::NotFound => Err(CtiError::QueueNotFound),
             QueueDeletion::InUse(by) => Err(CtiError::InUse(by)),
         }
+    })
+    .await
+}
+
+/// `GET …/Queues/{queueSid}/Live`: the queueEvent counters, the waiting callers
+/// (`members`) and the members' states (`agents`), never masked.
+pub async fn live(state: Data<AppState>, req: HttpRequest, path: QueuePath) -> HttpResponse {
+    let (version, sid, app_id, queue_sid) = path.into_inner();
+    let (state, req) = (&state, &req);
+    cti_style(state, req, (&version, &sid, &app_id), |ctx| async move {
+        let queue = existing(state, &ctx, &queue_sid).await?;
+        let members = state
+            .store
+            .queue_members(&ctx.app.app_id, &queue_sid)
+            .await?
+            .into_iter()
+            .map(|m| MemberView::of(m.agent_no, m.session.as_deref(), m.state_since))
+            .collect();
+        let live = Live {
+            app_sid: &ctx.app.app_id,
+            queue_sid: &queue.queue_sid,
+            queue_name: &queue.settings.name,
+            members,
+            waiting: Vec::new(),
+            waiting_since: Vec::new(),
+        };
+        let now = crate::domain::time::now_ms();
+        Ok(success(
+            StatusCode::OK,
+            json!({"queue": live.to_json(now, state.settings.timezone)}),
+        ))
     })
     .await
 }
