@@ -31,6 +31,7 @@ const FIRST_CONNECT_NODE: Duration = Duration::from_secs(1);
 /// The channel events the orchestrator follows.
 pub const LEG_EVENTS: &[&str] = &[
     "CHANNEL_CREATE",
+    "CHANNEL_PARK",
     "CHANNEL_PROGRESS",
     "CHANNEL_PROGRESS_MEDIA",
     "CHANNEL_ANSWER",
@@ -45,6 +46,38 @@ pub const LEG_EVENTS: &[&str] = &[
 /// results and DTMF, whose events carry no channel variables), so a FreeSWITCH shared with
 /// other systems does not flood the platform with their events.
 pub const INSTALL_VAR: &str = "voicepaas_install";
+
+/// A DID channel parked on a media node and not yet claimed, as its CHANNEL_PARK told
+/// it (agents' contract §11.1: `voicepaas_did` set, `voicepaas_conversation` not).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParkedCall {
+    /// The media node.
+    pub node: String,
+    /// The channel's uuid.
+    pub uuid: String,
+    /// The number dialled (`voicepaas_did`).
+    pub did: String,
+    /// The caller's number.
+    pub caller: String,
+}
+
+impl ParkedCall {
+    /// The parked DID channel an event on `node` announces, if it is one.
+    pub fn of(node: &str, event: &crate::esl::Event) -> Option<Self> {
+        if event.name() != "CHANNEL_PARK" || event.variable("voicepaas_conversation").is_some() {
+            return None;
+        }
+        Some(Self {
+            node: node.to_string(),
+            uuid: event.unique_id()?.to_string(),
+            did: event.variable("voicepaas_did")?.to_string(),
+            caller: event
+                .get("Caller-Caller-ID-Number")
+                .unwrap_or_default()
+                .to_string(),
+        })
+    }
+}
 
 /// What a call hears from a node about its legs.
 #[derive(Debug)]
@@ -222,7 +255,11 @@ impl MediaNode {
 /// Every media server of this process.
 pub struct MediaPool {
     nodes: Vec<Arc<MediaNode>>,
+    parked: ParkedSink,
 }
+
+/// Where parked DID channels are told (nowhere until someone asks for them).
+type ParkedSink = Arc<Mutex<Option<mpsc::UnboundedSender<ParkedCall>>>>;
 
 impl MediaPool {
     /// Connects to the configured media servers (`sandbox` is the in-process one at
@@ -255,6 +292,7 @@ impl MediaPool {
             FIRST_CONNECT_NODE
         };
         let mut nodes = Vec::with_capacity(targets.len());
+        let parked = ParkedSink::default();
         for (options, capacity) in targets {
             let name = format!("{}:{}", options.host, options.port);
             let router = Arc::new(Router {
@@ -262,6 +300,7 @@ impl MediaPool {
                 routes: Routes::default(),
                 clock_offset_ms: Arc::new(AtomicI64::new(0)),
                 connected: tokio::sync::Notify::new(),
+                parked: parked.clone(),
             });
             let sink = router.clone();
             let events = EslClient::start_with_sink(
@@ -289,6 +328,8 @@ impl MediaPool {
                     settings.installation.clone(),
                 ),
                 ("Event-Name".to_string(), "DTMF".to_string()),
+                // DID channels park without the installation's variable (§11.1).
+                ("Event-Name".to_string(), "CHANNEL_PARK".to_string()),
             ];
             for (header, value) in &filters {
                 if let Err(e) = events.filter(header, value).await {
@@ -309,7 +350,17 @@ impl MediaPool {
             tokio::spawn(sweep(Arc::downgrade(&node)));
             nodes.push(node);
         }
-        MediaPool { nodes }
+        MediaPool { nodes, parked }
+    }
+
+    /// The DID channels parking on any node from now on (agents' contract §11.1); a later
+    /// call replaces the earlier receiver.
+    pub fn parked_calls(&self) -> mpsc::UnboundedReceiver<ParkedCall> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        if let Ok(mut sink) = self.parked.lock() {
+            *sink = Some(tx);
+        }
+        rx
     }
 
     /// How many nodes are connected, and how many there are.
@@ -396,6 +447,8 @@ struct Router {
     clock_offset_ms: Arc<AtomicI64>,
     /// Told on every connect (start-up waits for the first).
     connected: tokio::sync::Notify,
+    /// Where DID channels parking on this node are told.
+    parked: ParkedSink,
 }
 
 impl Router {
@@ -413,10 +466,20 @@ impl Router {
                     .lock()
                     .ok()
                     .and_then(|r| r.get(uuid).map(|r| (r.tx.clone(), r.leg, r.generation)));
-                if let Some((tx, leg, generation)) = target
-                    && let Some(typed) = channel_event(&event, generation)
-                {
-                    let _ = tx.send(LegSignal::Event(leg, typed));
+                match target {
+                    Some((tx, leg, generation)) => {
+                        if let Some(typed) = channel_event(&event, generation) {
+                            let _ = tx.send(LegSignal::Event(leg, typed));
+                        }
+                    }
+                    None => {
+                        if let Some(call) = ParkedCall::of(&self.name, &event)
+                            && let Ok(sink) = self.parked.lock()
+                            && let Some(sink) = sink.as_ref()
+                        {
+                            let _ = sink.send(call);
+                        }
+                    }
                 }
             }
             Incoming::Disconnected(why) => {

@@ -9,6 +9,7 @@ pub mod commands;
 pub mod driver;
 pub mod engine;
 pub mod flows;
+mod inbound;
 pub mod prompts;
 mod recovery;
 mod scheduler;
@@ -126,6 +127,7 @@ impl Orchestrator {
         recovery::start(ctx.clone()).await;
         tokio::spawn(scheduler::run(ctx.clone()));
         commands::listen(ctx.clone());
+        inbound::start(ctx.clone());
         Ok(Orchestrator(ctx))
     }
 

@@ -20,6 +20,7 @@ pub mod conversations;
 pub mod cti;
 pub mod deliveries;
 pub mod idempotency;
+pub mod inbound;
 pub mod journal;
 pub mod numbers;
 mod open;

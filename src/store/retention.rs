@@ -97,7 +97,8 @@ impl Store {
     }
 
     /// Deletes agent sessions that ended a day ago, with their events, failed password
-    /// attempts past their window and expired agent tokens; at most [`PURGE_BATCH`] of each.
+    /// attempts past their window, expired agent tokens and day-old inbound claims; at
+    /// most [`PURGE_BATCH`] of each.
     async fn purge_agent_rows(&self, now: i64) -> Result<u64, StoreError> {
         let failures = on_pool!(self, |p| {
             sqlx::query(
@@ -140,7 +141,8 @@ impl Store {
             }
         }
         tx.commit().await?;
-        Ok(failures + tokens + ended.len() as u64)
+        let claims = self.purge_inbound_claims(now, PURGE_BATCH).await?;
+        Ok(failures + tokens + ended.len() as u64 + claims)
     }
 }
 

@@ -45,3 +45,92 @@ both_backends! {
         }
     }
 }
+
+/// Dials `callers` simulated callers to the numbers given (round-robin) on the sandbox at
+/// `port` through the test's own Event Socket connection, and waits until every one has
+/// ended; each channel's hangup cause.
+async fn callers_end(port: u16, to: &[&str], callers: usize) -> Vec<String> {
+    use voicepaas::esl::{EslClient, EslOptions, Incoming};
+    let (client, mut incoming) = EslClient::start(EslOptions::new("127.0.0.1", port, "ClueCon"));
+    assert_eq!(incoming.recv().await, Some(Incoming::Connected));
+    client
+        .subscribe(&["CHANNEL_HANGUP_COMPLETE"])
+        .await
+        .unwrap();
+    let mut uuids = std::collections::HashSet::new();
+    for n in 0..callers {
+        let reply = client
+            .api(&format!(
+                "voicepaas_inbound 1380013{n:04} {}",
+                to[n % to.len()]
+            ))
+            .await
+            .unwrap();
+        uuids.insert(reply.trim().trim_start_matches("+OK ").to_string());
+    }
+    let mut causes = Vec::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    while causes.len() < callers {
+        let notice = tokio::time::timeout_at(deadline, incoming.recv()).await;
+        let Ok(Some(Incoming::Event(e))) = notice else {
+            panic!(
+                "only {} of {callers} callers ended: {causes:?}",
+                causes.len()
+            );
+        };
+        if e.unique_id().is_some_and(|u| uuids.contains(u)) {
+            causes.push(e.hangup_cause().unwrap_or_default().to_string());
+        }
+    }
+    causes
+}
+
+both_backends! {
+    /// A number without a route — granted and unrouted, or granted to nobody — is refused
+    /// with UNALLOCATED_NUMBER at once, as FreeSWITCH refuses an unknown number.
+    async fn calls_to_unrouted_numbers_are_refused(db: TestDb) {
+        let dir = tempfile::tempdir().unwrap();
+        let port = crate::processes::free_port();
+        let _sandbox = crate::processes::sandbox(port, "1", dir.path());
+        let (_server, address) = crate::processes::server(&db, port, dir.path(), "30").await;
+        let app = crate::processes::customer(&address, 10).await;
+        app.admin(Method::PUT, "/admin/numbers/4008001000", Some(json!({"accountSid": app.sid}))).await;
+        let started = std::time::Instant::now();
+        let causes = callers_end(port, &["4008001000", "4008009999"], 4).await;
+        assert_eq!(causes, ["UNALLOCATED_NUMBER"; 4]);
+        assert!(started.elapsed() < std::time::Duration::from_secs(10), "refused at once, not after the caller gave up");
+        assert_eq!(db.text("SELECT CAST(COUNT(*) AS TEXT) FROM inbound_claims").await.as_deref(), Some("4"));
+    }
+}
+
+/// Three replicas watch the same media server: each refused call is claimed by exactly
+/// one of them (one claim row per channel, one hangup each).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_replica_handles_each_inbound_call() {
+    let Some(db) = TestDb::postgres("api::inbound::one_replica_handles_each_inbound_call").await
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let port = crate::processes::free_port();
+    let _sandbox = crate::processes::sandbox(port, "1", dir.path());
+    let mut replicas = Vec::new();
+    for _ in 0..3 {
+        replicas.push(crate::processes::server(&db, port, dir.path(), "30").await);
+    }
+    let causes = callers_end(port, &["4008007000"], 30).await;
+    assert_eq!(causes, vec!["UNALLOCATED_NUMBER".to_string(); 30]);
+    // Every replica heard every park; the claims say one handled each.
+    assert_eq!(
+        db.text("SELECT CAST(COUNT(*) AS TEXT) FROM inbound_claims")
+            .await
+            .as_deref(),
+        Some("30")
+    );
+    assert_eq!(
+        db.text("SELECT CAST(COUNT(DISTINCT channel_uuid) AS TEXT) FROM inbound_claims")
+            .await
+            .as_deref(),
+        Some("30")
+    );
+}
