@@ -5,6 +5,8 @@ use serde_json::{Value, json};
 
 use crate::agents::machine::{AgentState, Session};
 use crate::cdr::format_time;
+use crate::store::queues::QueueRecord;
+use crate::store::{Store, StoreError};
 
 /// One member as the Live view shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,6 +114,24 @@ impl Counters {
     }
 }
 
+/// The Live view of `queue` from what is stored now (waiting callers: none are stored yet).
+pub async fn load<'a>(store: &Store, queue: &'a QueueRecord) -> Result<Live<'a>, StoreError> {
+    let members = store
+        .queue_members(&queue.app_id, &queue.queue_sid)
+        .await?
+        .into_iter()
+        .map(|m| MemberView::of(m.agent_no, m.session.as_deref(), m.state_since))
+        .collect();
+    Ok(Live {
+        app_sid: &queue.app_id,
+        queue_sid: &queue.queue_sid,
+        queue_name: &queue.settings.name,
+        members,
+        waiting: Vec::new(),
+        waiting_since: Vec::new(),
+    })
+}
+
 /// What the Live view is made of.
 #[derive(Debug, Clone)]
 pub struct Live<'a> {
@@ -130,17 +150,29 @@ pub struct Live<'a> {
 }
 
 impl Live<'_> {
-    /// `{"queue":{…}}`'s object: counters, `members` (the waiting callers) and `agents`.
-    pub fn to_json(&self, now_ms: i64, tz: chrono_tz::Tz) -> Value {
+    /// The queue's counters now.
+    pub fn counters(&self, now_ms: i64) -> Counters {
+        Counters::of(&self.members, &self.waiting_since, now_ms)
+    }
+
+    /// The queue, its `counters` and the time: a counters-only queueEvent's fields.
+    pub fn counters_json(&self, counters: &Counters, now_ms: i64, tz: chrono_tz::Tz) -> Value {
         let mut out = json!({
             "appSid": self.app_sid,
             "queueSid": self.queue_sid,
             "queueName": self.queue_name,
         });
-        let counters = Counters::of(&self.members, &self.waiting_since, now_ms).to_json();
-        if let (Value::Object(out), Value::Object(counters)) = (&mut out, counters) {
+        if let (Value::Object(out), Value::Object(counters)) = (&mut out, counters.to_json()) {
             out.extend(counters);
             out.insert("timestamp".into(), format_time(now_ms, tz).into());
+        }
+        out
+    }
+
+    /// `{"queue":{…}}`'s object: counters, `members` (the waiting callers) and `agents`.
+    pub fn to_json(&self, now_ms: i64, tz: chrono_tz::Tz) -> Value {
+        let mut out = self.counters_json(&self.counters(now_ms), now_ms, tz);
+        if let Value::Object(out) = &mut out {
             out.insert("members".into(), Value::Array(self.waiting.clone()));
             out.insert(
                 "agents".into(),

@@ -33,9 +33,13 @@ pub enum Notice {
     TokensRevoked,
     /// Notices may have been lost (the listener reconnected): look again.
     Resync,
+    /// A queueEvent frame for this socket only (queueEvents carry no seq and are never
+    /// replayed).
+    Queue(String),
 }
 
-type Key = (String, String);
+/// An agent: (appSid, agentNo).
+pub type Key = (String, String);
 /// The socket tasks of one agent: (registration id, their channel).
 type Subscribers = Vec<(u64, mpsc::UnboundedSender<Notice>)>;
 
@@ -135,6 +139,26 @@ impl Bus {
             for (_, tx) in list {
                 let _ = tx.send(notice.clone());
             }
+        }
+    }
+
+    /// Every socket task of this process: its agent and registration id.
+    pub fn subscriptions(&self) -> Vec<(Key, u64)> {
+        let subscribers = self.subscribers.lock().unwrap_or_else(|e| e.into_inner());
+        subscribers
+            .iter()
+            .flat_map(|(key, list)| list.iter().map(|(id, _)| (key.clone(), *id)))
+            .collect()
+    }
+
+    /// Tells one socket task (`key`, registration `id`) `notice`.
+    pub fn send_to(&self, key: &Key, id: u64, notice: Notice) {
+        let subscribers = self.subscribers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, tx)) = subscribers
+            .get(key)
+            .and_then(|list| list.iter().find(|(i, _)| *i == id))
+        {
+            let _ = tx.send(notice);
         }
     }
 

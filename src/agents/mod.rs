@@ -10,6 +10,7 @@ pub mod commands;
 pub mod error;
 pub mod events;
 pub mod machine;
+mod snapshots;
 mod timers;
 
 use std::sync::Arc;
@@ -178,6 +179,7 @@ impl Agents {
             tokio::spawn(bus::listen(pool, agents.bus.clone(), stopped.clone()));
         }
         tokio::spawn(timers::run(agents.clone(), stopped));
+        tokio::spawn(snapshots::run(agents.clone()));
         agents
     }
 

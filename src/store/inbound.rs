@@ -17,9 +17,8 @@ impl Store {
         call: &ParkedCall,
         claimed_by: &str,
     ) -> Result<bool, StoreError> {
-        let inserted =
-            on_pool!(self, |p| {
-                sqlx::query(
+        let inserted = on_pool!(self, |p| {
+            sqlx::query(
             "INSERT INTO inbound_claims (channel_uuid, node, did, caller, claimed_by, claimed_at) \
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (channel_uuid) DO NOTHING"
         )
@@ -32,7 +31,7 @@ impl Store {
         .execute(p)
         .await
         .map(|r| r.rows_affected())
-            })?;
+        })?;
         Ok(inserted == 1)
     }
 

@@ -238,6 +238,23 @@ impl Store {
         })?)
     }
 
+    /// Every (agentNo, queueSid) membership of the logged-in agents of `app_id`.
+    pub async fn logged_in_memberships(
+        &self,
+        app_id: &str,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(on_pool!(self, |p| {
+            sqlx::query_as(
+            "SELECT q.agent_no, q.queue_sid FROM agent_queues q \
+             JOIN agent_sessions s ON s.app_id = q.app_id AND s.agent_no = q.agent_no AND s.ended_at IS NULL \
+             WHERE q.app_id = $1"
+        )
+        .bind(app_id)
+        .fetch_all(p)
+        .await
+        })?)
+    }
+
     /// Up to `limit` queues of `app_id` after queueSid `after`, by queueSid.
     pub async fn list_queues(
         &self,

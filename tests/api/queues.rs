@@ -169,3 +169,55 @@ both_backends! {
         assert_eq!((a.status, a.code()), (404, "20003"));
     }
 }
+
+/// The next queueEvent on `s` (other events are kept), or `None` within `within`.
+async fn queue_event(
+    s: &mut crate::agent_client::AgentSocket,
+    within: std::time::Duration,
+) -> Option<Value> {
+    use crate::agent_client::Got;
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, s.next()).await {
+            Err(_) => return None,
+            Ok(Got::Frame(f)) if f["type"] == "queueEvent" => return Some(f),
+            Ok(Got::Frame(f)) => s.events.push(f),
+            Ok(Got::Closed(code)) => panic!("closed with {code}"),
+        }
+    }
+}
+
+both_backends! {
+    /// A logged-in member's socket gets a counters-only snapshot of its queue, then one
+    /// again only when the counters change (agents' contract §8.4).
+    async fn members_get_snapshots_when_counters_change(db: TestDb) {
+        let app = db.spawn(&[]).await;
+        let sid = create_queue(&app, json!({"name": "support"})).await;
+        for agent_no in ["1001", "1002"] {
+            let body = json!({"agentNo": agent_no, "pwd": "s3cret!", "queues": [{"queueSid": sid}]});
+            assert_eq!(app.cti(Method::POST, "Agents", Some(body)).await.status, 201);
+        }
+        let mut s = crate::agent_sessions::signed_in(&app, "1001").await;
+        // Not logged in yet: nothing.
+        assert_eq!(queue_event(&mut s, std::time::Duration::from_secs(6)).await, None);
+        let r = s.request("login", json!({})).await;
+        assert_eq!(r["statusCode"], "00000");
+        let within = std::time::Duration::from_secs(7);
+        let first = queue_event(&mut s, within).await.expect("a snapshot within 5 s");
+        let data = &first["data"];
+        assert_eq!((&data["eventName"], &data["appSid"], &data["queueSid"], &data["queueName"]),
+                   (&json!("snapshot"), &json!(app.app_id), &json!(sid), &json!("support")), "{first}");
+        for (field, value) in [("waitingCount", 0), ("longestWaitSeconds", 0), ("agentsReady", 1), ("agentsBusy", 0),
+                               ("agentsPaused", 0), ("agentsWrapup", 0), ("agentsOffline", 1)] {
+            assert_eq!(data[field], value, "{field}");
+        }
+        assert_eq!(data["timestamp"].as_str().unwrap().len(), 14);
+        assert!(first.get("seq").is_none(), "queueEvents carry no seq");
+        // Unchanged: no snapshot.
+        assert_eq!(queue_event(&mut s, within).await, None);
+        let a = app.cti(Method::POST, "Agents/1002/Commands", Some(json!({"cmd": "login", "params": {"workStatus": 2}}))).await;
+        assert_eq!(a.code(), "00000");
+        let next = queue_event(&mut s, within).await.expect("a snapshot after the change");
+        assert_eq!((&next["data"]["agentsPaused"], &next["data"]["agentsOffline"]), (&json!(1), &json!(0)));
+    }
+}

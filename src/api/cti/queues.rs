@@ -9,7 +9,6 @@ use super::error::CtiError;
 use super::{
     CtiContext, cti_style, idempotent_create, paged_list, prompts_exist, read_body, success,
 };
-use crate::acd::live::{Live, MemberView};
 use crate::api::AppState;
 use crate::domain::Fields;
 use crate::domain::ids::QueueId;
@@ -168,21 +167,7 @@ pub async fn live(state: Data<AppState>, req: HttpRequest, path: QueuePath) -> H
     let (state, req) = (&state, &req);
     cti_style(state, req, (&version, &sid, &app_id), |ctx| async move {
         let queue = existing(state, &ctx, &queue_sid).await?;
-        let members = state
-            .store
-            .queue_members(&ctx.app.app_id, &queue_sid)
-            .await?
-            .into_iter()
-            .map(|m| MemberView::of(m.agent_no, m.session.as_deref(), m.state_since))
-            .collect();
-        let live = Live {
-            app_sid: &ctx.app.app_id,
-            queue_sid: &queue.queue_sid,
-            queue_name: &queue.settings.name,
-            members,
-            waiting: Vec::new(),
-            waiting_since: Vec::new(),
-        };
+        let live = crate::acd::live::load(&state.store, &queue).await?;
         let now = crate::domain::time::now_ms();
         Ok(success(
             StatusCode::OK,

@@ -509,6 +509,9 @@ impl Socket {
                     Some(Notice::Events { sid, frames }) => {
                         if let Some(code) = self.deliver(&mut attached, &sid, frames).await { break code; }
                     }
+                    Some(Notice::Queue(frame)) => {
+                        if !self.send(frame).await { break 1000; }
+                    }
                     Some(_) => {
                         if let Some(code) = self.follow(&mut attached).await { break code; }
                     }
