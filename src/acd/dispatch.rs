@@ -324,11 +324,17 @@ impl Acd {
     fn dispatch(&mut self, effects: &mut Vec<Effect>) {
         let mut blocked: HashSet<QueueSid> = HashSet::new();
         loop {
-            let next = self
-                .lines
-                .keys()
+            // Only the lines some free agent serves can be offered now.
+            let served: BTreeSet<&str> = self
+                .agents
+                .values()
+                .filter(|slot| slot.free())
+                .flat_map(|slot| slot.queues.iter().map(|(q, _)| q.as_str()))
                 .filter(|q| !blocked.contains(*q))
-                .filter_map(|q| self.first_unoffered(q).map(|head| (head, q.clone())))
+                .collect();
+            let next = served
+                .into_iter()
+                .filter_map(|q| self.first_unoffered(q).map(|head| (head, q.to_string())))
                 .min();
             let Some(((_, caller), queue)) = next else {
                 return;
