@@ -83,9 +83,11 @@ pub async fn get(state: Data<AppState>, req: HttpRequest, path: NumberPath) -> H
     let (version, sid, app_id, number) = path.into_inner();
     let (state, req) = (&state, &req);
     cti_style(state, req, (&version, &sid, &app_id), |ctx| async move {
+        let number =
+            PhoneNumber::parse("number", &number).map_err(|_| CtiError::NumberNotGranted)?;
         let record = state
             .store
-            .find_number(&ctx.app.app_id, &number)
+            .find_number(&ctx.app.app_id, number.as_str())
             .await?
             .ok_or(CtiError::NumberNotGranted)?;
         Ok(success(
@@ -102,7 +104,13 @@ pub async fn delete(state: Data<AppState>, req: HttpRequest, path: NumberPath) -
     let (version, sid, app_id, number) = path.into_inner();
     let (state, req) = (&state, &req);
     cti_style(state, req, (&version, &sid, &app_id), |ctx| async move {
-        if state.store.unroute_number(&ctx.app.app_id, &number).await? {
+        let number =
+            PhoneNumber::parse("number", &number).map_err(|_| CtiError::NumberNotGranted)?;
+        if state
+            .store
+            .unroute_number(&ctx.app.app_id, number.as_str())
+            .await?
+        {
             Ok(success(StatusCode::OK, json!({})))
         } else {
             Err(CtiError::NumberNotGranted)
