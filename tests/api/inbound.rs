@@ -134,3 +134,34 @@ async fn one_replica_handles_each_inbound_call() {
         Some("30")
     );
 }
+
+/// The database stops while callers dial in: each park is heard once, so the claim is
+/// retried; once the database is back within a few seconds, every caller is handled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_database_outage_loses_no_caller() {
+    let Some(pg) = crate::own_postgres::OwnPostgres::start(
+        "api::inbound::a_short_database_outage_loses_no_caller",
+    ) else {
+        return;
+    };
+    let db = TestDb::at_postgres(pg.url());
+    let dir = tempfile::tempdir().unwrap();
+    let port = crate::processes::free_port();
+    let _sandbox = crate::processes::sandbox(port, "1", dir.path());
+    let (_server, _address) = crate::processes::server(&db, port, dir.path(), "30").await;
+    pg.stop();
+    let resume = tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        pg.resume();
+        pg
+    });
+    let causes = callers_end(port, &["4008005000"], 5).await;
+    assert_eq!(causes, ["UNALLOCATED_NUMBER"; 5]);
+    let _pg = resume.await.unwrap();
+    assert_eq!(
+        db.text("SELECT CAST(COUNT(*) AS TEXT) FROM inbound_claims")
+            .await
+            .as_deref(),
+        Some("5")
+    );
+}
