@@ -263,6 +263,20 @@ mod tests {
         assert!(q.check_overflow("QUy").is_ok());
     }
 
+    proptest::proptest! {
+        /// Whatever object comes, applying it never panics, and settings read back the
+        /// same from their own JSON.
+        #[test]
+        fn any_json_applies_or_is_refused(value in crate::domain::route::tests::route_like_json()) {
+            if let Some(fields) = value.as_object()
+                && let Ok(settings) = (QueueSettings { name: "q".into(), ..QueueSettings::default() })
+                    .apply(Fields(fields), false)
+            {
+                proptest::prop_assert_eq!(QueueSettings::from_json(&settings.to_json()).ok(), Some(settings));
+            }
+        }
+    }
+
     #[test]
     fn bad_fields_are_named() {
         for (body, msg) in [

@@ -296,7 +296,7 @@ impl Route {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     const Q: &str = "QU0000120261130120000000000000001";
@@ -327,6 +327,76 @@ mod tests {
         .unwrap();
         let names = menu.names();
         assert_eq!((names.queues.len(), names.prompts.len()), (1, 1));
+    }
+
+    /// JSON built from the routes' and queues' own vocabulary, nested, with odd leaves.
+    pub(crate) fn route_like_json() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let words = prop::sample::select(
+            &[
+                "type",
+                "queue",
+                "agent",
+                "menu",
+                "hangup",
+                "queueSid",
+                "agentNo",
+                "fallback",
+                "prompt",
+                "keys",
+                "timeout",
+                "tries",
+                "default",
+                "1",
+                "#",
+                "*",
+                "12",
+                "m.wav",
+                "QU0000120261130120000000000000001",
+                "",
+                "\u{0}",
+                "name",
+                "strategy",
+                "ring-all",
+                "overflow",
+                "announce",
+                "everySeconds",
+                "musicOnHold",
+            ][..],
+        );
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            (-1.0e3f64..1.0e3).prop_map(Value::from),
+            words.clone().prop_map(Value::from),
+            "\\PC{0,8}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 48, 6, move |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                proptest::collection::btree_map(
+                    words.clone().prop_map(str::to_string),
+                    inner,
+                    0..6
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        /// Whatever JSON comes, parsing never panics, and what parses reads back the same
+        /// from its own JSON.
+        #[test]
+        fn any_json_parses_or_is_refused(value in route_like_json()) {
+            if let Ok(route) = Route::parse(&value) {
+                proptest::prop_assert_eq!(Route::parse(&route.to_json()).ok(), Some(route));
+            }
+            if let Ok(ending) = Ending::parse("overflow", &value) {
+                proptest::prop_assert_eq!(Ending::parse("overflow", &ending.to_json()).ok(), Some(ending));
+            }
+        }
     }
 
     #[test]
