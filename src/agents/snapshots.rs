@@ -40,25 +40,22 @@ pub async fn run(agents: Arc<Agents>) {
 
 /// One look: the queues of the agents with sockets here, their counters, the changes sent.
 async fn look(agents: &Agents, sent: &mut Sent) -> Result<(), StoreError> {
-    let sockets = agents.bus.subscriptions();
-    let live: HashSet<(Key, u64)> = sockets.iter().cloned().collect();
-    sent.retain(|(key, id, _), _| live.contains(&(key.clone(), *id)));
-    let apps: HashSet<&str> = sockets.iter().map(|((app, _), _)| app.as_str()).collect();
+    let mut sockets: HashMap<Key, Vec<u64>> = HashMap::new();
+    for (key, id) in agents.bus.subscriptions() {
+        sockets.entry(key).or_default().push(id);
+    }
+    sent.retain(|(key, id, _), _| sockets.get(key).is_some_and(|ids| ids.contains(id)));
+    let apps: HashSet<String> = sockets.keys().map(|(app, _)| app.clone()).collect();
     let now = now_ms();
     let tz = agents.settings.timezone;
-    for app_id in apps {
+    for app_id in &apps {
         let memberships = agents.store.logged_in_memberships(app_id).await?;
         let mut by_queue: HashMap<String, (Counters, Value)> = HashMap::new();
         for (agent_no, queue_sid) in memberships {
-            let key = (app_id.to_string(), agent_no);
-            let ids: Vec<u64> = sockets
-                .iter()
-                .filter(|(k, _)| *k == key)
-                .map(|(_, id)| *id)
-                .collect();
-            if ids.is_empty() {
+            let key = (app_id.clone(), agent_no);
+            let Some(ids) = sockets.get(&key) else {
                 continue;
-            }
+            };
             if !by_queue.contains_key(&queue_sid) {
                 let Some(queue) = agents.store.find_queue(app_id, &queue_sid).await? else {
                     continue;
@@ -70,7 +67,7 @@ async fn look(agents: &Agents, sent: &mut Sent) -> Result<(), StoreError> {
                 by_queue.insert(queue_sid.clone(), (counters, data));
             }
             let (counters, data) = &by_queue[&queue_sid];
-            for id in ids {
+            for &id in ids {
                 let entry = (key.clone(), id, queue_sid.clone());
                 if sent.get(&entry) == Some(counters) {
                     continue;
