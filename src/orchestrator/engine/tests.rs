@@ -969,3 +969,15 @@ fn agent_calls_reach_every_outcome() {
     assert_eq!(byes.len(), 7, "{byes:?}");
     assert!(taken >= 100, "{taken}");
 }
+
+/// A leg hung up by the channel's own time cap (ALLOTTED_TIMEOUT, with no maxDuration of
+/// the customer's), whose node is then lost before its hangup completes, still ended the
+/// call by maxDuration: byeType 5 and that leg's end agree (found by the property test).
+#[test]
+fn a_capped_leg_lost_before_its_hangup_completes_is_max_duration() {
+    let result = run(
+        CLICK2CALLS[3],
+        &[29360, 22416, 22834, 19158, 41871, 15067, 5823],
+    );
+    assert!(result.is_ok(), "{}", result.unwrap_err());
+}

@@ -307,11 +307,14 @@ impl Click2CallFlow {
             .is_some_and(|e| e.cause == crate::cdr::MEDIA_LOST);
         match (l.end_kind(), self.state.deadline) {
             (LegEnd::Completed, _) if cut => l.facts(LegEnd::MaxDuration),
-            // Gone while nobody watched, after its deadline: maxDuration's hangup cut it.
-            (LegEnd::Failed, Some(deadline)) if cut && lost && l.answered() => {
+            // Cut by maxDuration (the customer's deadline or the channel's own time cap),
+            // then gone while nobody watched: maxDuration's hangup ended it.
+            (LegEnd::Failed, deadline) if cut && lost && l.answered() => {
                 let mut facts = l.facts(LegEnd::MaxDuration);
-                facts.end_ms =
-                    deadline.clamp(facts.answer_ms.unwrap_or(facts.start_ms), facts.end_ms);
+                if let Some(deadline) = deadline {
+                    facts.end_ms =
+                        deadline.clamp(facts.answer_ms.unwrap_or(facts.start_ms), facts.end_ms);
+                }
                 facts.hangup_cause = MAX_DURATION_CAUSE.to_string();
                 facts
             }
