@@ -9,6 +9,7 @@ use serde_json::json;
 
 use super::admin::{AdminError, no_account, operator};
 use super::{AppState, body};
+use crate::domain::credentials::is_hex32;
 use crate::domain::{Fields, PhoneNumber};
 
 fn number_of(raw: &str) -> Result<PhoneNumber, AdminError> {
@@ -29,10 +30,6 @@ pub async fn grant(
         let fields = Fields(&body);
         fields.only(&["accountSid"])?;
         let sid = fields.req_str("accountSid")?;
-        // No account's sid holds control characters (and PostgreSQL could not look one up).
-        if sid.chars().any(char::is_control) {
-            return Err(no_account(sid));
-        }
         state
             .store
             .find_account(sid)
@@ -76,6 +73,9 @@ pub async fn revoke(state: Data<AppState>, req: HttpRequest, number: Path<String
     .await
 }
 
+/// Grants in a page of the list when `pageSize` is not given.
+const GRANT_PAGE: i64 = 1000;
+
 /// Query of the grant list.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -92,21 +92,14 @@ pub async fn list(state: Data<AppState>, req: HttpRequest) -> HttpResponse {
         let q = Query::<GrantQuery>::from_query(req.query_string())
             .map_err(|e| AdminError::new(StatusCode::BAD_REQUEST, format!("bad query: {e}")))?
             .into_inner();
-        let size: i64 = match q.page_size.as_deref().filter(|s| !s.is_empty()) {
-            None => 1000,
-            Some(s) => s
-                .parse()
-                .ok()
-                .filter(|n| (1..=1000).contains(n))
-                .ok_or_else(|| {
-                    AdminError::new(StatusCode::BAD_REQUEST, "pageSize must be 1-1000")
-                })?,
-        };
+        let size = super::cdrs::page_size_or(q.page_size.as_deref(), GRANT_PAGE)?;
         let account = q.account_sid.as_deref().filter(|s| !s.is_empty());
         let after = q.cursor.as_deref().filter(|s| !s.is_empty());
-        // Control characters are in no account's sid nor in any number.
-        let odd = |v: Option<&str>| v.is_some_and(|v| v.chars().any(char::is_control));
-        let mut grants = if odd(account) || odd(after) {
+        // No account's sid is other than 32 hex digits, and no number holds a control
+        // character (which PostgreSQL could not compare).
+        let none = account.is_some_and(|a| !is_hex32(a))
+            || after.is_some_and(|c| c.chars().any(char::is_control));
+        let mut grants = if none {
             Vec::new()
         } else {
             state.store.list_grants(account, after, size + 1).await?

@@ -125,9 +125,15 @@ fn decode_cursor(cursor: &str) -> Result<(i64, String), ApiError> {
     Ok((time.parse().map_err(|_| bad())?, id.to_string()))
 }
 
+/// A list's `pageSize` (1–1000), [`PAGE`] when not given.
 pub(super) fn page_size(value: Option<&str>) -> Result<i64, ApiError> {
+    page_size_or(value, PAGE)
+}
+
+/// A list's `pageSize` (1–1000), `default` when not given.
+pub(super) fn page_size_or(value: Option<&str>, default: i64) -> Result<i64, ApiError> {
     match value.filter(|v| !v.is_empty()) {
-        None => Ok(PAGE),
+        None => Ok(default),
         Some(v) => v
             .parse::<i64>()
             .ok()

@@ -228,7 +228,9 @@ async fn run(command: Command, settings: Settings) -> Result<(), String> {
         Command::Agent(command) => agent::run(&open_store().await?, &settings, command)
             .await
             .map_err(|e| e.to_string()),
-        Command::Number(command) => number::run(&open_store().await?, &settings, command).await,
+        Command::Number(command) => number::run(&open_store().await?, &settings, command)
+            .await
+            .map_err(|e| e.to_string()),
         Command::App(command) => {
             app(
                 &open_store().await?,

@@ -33,32 +33,50 @@ pub enum NumberCommand {
     },
 }
 
+/// Why a number command failed; its text is what the CLI prints.
+#[derive(Debug, thiserror::Error)]
+pub enum NumberCliError {
+    /// The number is not a phone number.
+    #[error("{0}")]
+    Param(#[from] crate::domain::ParamError),
+    /// No such account.
+    #[error("account {0} not found")]
+    AccountNotFound(String),
+    /// The number is not granted (revoke), or its grant went meanwhile (grant).
+    #[error("number {0} is not granted")]
+    NotGranted(String),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+/// Grants listed per database read.
+const LIST_PAGE: i64 = 1000;
+
 /// Runs one number command.
-pub async fn run(store: &Store, settings: &Settings, command: NumberCommand) -> Result<(), String> {
-    let failed = |e: crate::store::StoreError| e.to_string();
+pub async fn run(
+    store: &Store,
+    settings: &Settings,
+    command: NumberCommand,
+) -> Result<(), NumberCliError> {
     let tz = settings.timezone;
     match command {
         NumberCommand::Grant { number, account } => {
-            let number = PhoneNumber::parse("number", &number).map_err(|e| e.0)?;
+            let number = PhoneNumber::parse("number", &number)?;
             store
                 .find_account(&account)
-                .await
-                .map_err(failed)?
-                .ok_or_else(|| format!("account {account} not found"))?;
-            store
-                .grant_number(number.as_str(), &account)
-                .await
-                .map_err(failed)?;
+                .await?
+                .ok_or(NumberCliError::AccountNotFound(account.clone()))?;
+            store.grant_number(number.as_str(), &account).await?;
             let grant = store
                 .find_grant(number.as_str())
-                .await
-                .map_err(failed)?
-                .ok_or("the grant was revoked meanwhile")?;
+                .await?
+                .ok_or_else(|| NumberCliError::NotGranted(number.to_string()))?;
             print(&grant.to_json(tz));
         }
         NumberCommand::Revoke { number } => {
-            if !store.revoke_number(&number).await.map_err(failed)? {
-                return Err(format!("number {number} is not granted"));
+            if !store.revoke_number(&number).await? {
+                return Err(NumberCliError::NotGranted(number));
             }
             print(&json!({"number": number}));
         }
@@ -67,12 +85,11 @@ pub async fn run(store: &Store, settings: &Settings, command: NumberCommand) -> 
             let mut after: Option<String> = None;
             loop {
                 let page = store
-                    .list_grants(account.as_deref(), after.as_deref(), 1000)
-                    .await
-                    .map_err(failed)?;
+                    .list_grants(account.as_deref(), after.as_deref(), LIST_PAGE)
+                    .await?;
                 after = page.last().map(|g| g.number.clone());
                 numbers.extend(page.iter().map(|g| g.to_json(tz)));
-                if page.len() < 1000 {
+                if (page.len() as i64) < LIST_PAGE {
                     break;
                 }
             }

@@ -69,8 +69,12 @@ impl Store {
         Ok(on_pool!(self, |p| sqlx::query_as(&sql).fetch_all(p).await)?)
     }
 
-    /// One account, read from the database.
+    /// One account, read from the database (a sid that is not 32 hex digits is no
+    /// account's, and is not looked up).
     pub async fn find_account(&self, sid: &str) -> Result<Option<AccountRecord>, StoreError> {
+        if !is_hex32(sid) {
+            return Ok(None);
+        }
         let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE sid = $1");
         Ok(on_pool!(self, |p| sqlx::query_as(&sql)
             .bind(sid)

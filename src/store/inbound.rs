@@ -1,7 +1,6 @@
 //! Inbound calls (agents' contract §9, §11.1): the claim that makes exactly one replica
-//! handle a parked DID channel, and the route it follows.
+//! handle a parked DID channel (its route: [`Store::did_route`]).
 
-use super::numbers::NumberRecord;
 use super::{Store, StoreError, on_pool};
 use crate::domain::time::now_ms;
 use crate::media::pool::ParkedCall;
@@ -33,20 +32,6 @@ impl Store {
         .map(|r| r.rows_affected())
         })?;
         Ok(inserted == 1)
-    }
-
-    /// The route of `did`, if an application of the account it is granted to routes it.
-    pub async fn did_route(&self, did: &str) -> Result<Option<NumberRecord>, StoreError> {
-        let app_id: Option<Option<String>> = on_pool!(self, |p| sqlx::query_scalar(
-            "SELECT app_id FROM did_numbers WHERE number = $1"
-        )
-        .bind(did)
-        .fetch_optional(p)
-        .await)?;
-        match app_id.flatten() {
-            Some(app_id) => self.find_number(&app_id, did).await,
-            None => Ok(None),
-        }
     }
 
     /// Deletes claims older than a day; at most `limit`.

@@ -279,6 +279,18 @@ impl Store {
         row.map(routed).transpose()
     }
 
+    /// The route of `did`, if an application of the account it is granted to routes it.
+    pub async fn did_route(&self, did: &str) -> Result<Option<NumberRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {ROUTED_COLUMNS} FROM did_numbers WHERE number = $1 AND app_id IS NOT NULL"
+        );
+        let row: Option<RoutedRow> = on_pool!(self, |p| sqlx::query_as(&sql)
+            .bind(did)
+            .fetch_optional(p)
+            .await)?;
+        row.map(routed).transpose()
+    }
+
     /// Up to `limit` numbers routed by `app_id` after `after`, by number.
     pub async fn list_numbers(
         &self,

@@ -297,33 +297,27 @@ impl Store {
         // Sids are fixed-shape ids, so the quoted sid inside a stored route or overflow
         // is that queue and nothing else.
         let quoted = format!("%\"{queue_sid}\"%");
-        let number: Option<String> = on_tx!(&mut tx, |c| {
-            sqlx::query_scalar(
-            "SELECT number FROM did_numbers WHERE app_id = $1 AND route LIKE $2 ORDER BY number LIMIT 1"
-        )
-        .bind(app_id)
-        .bind(&quoted)
-        .fetch_optional(c)
-        .await
-        })?;
-        if let Some(number) = number {
-            return Ok(QueueDeletion::InUse(format!(
-                "queue in use by the route of number {number}"
-            )));
-        }
-        let other: Option<String> = on_tx!(&mut tx, |c| {
-            sqlx::query_scalar(
-            "SELECT queue_sid FROM queues WHERE app_id = $1 AND overflow LIKE $2 ORDER BY queue_sid LIMIT 1"
-        )
-        .bind(app_id)
-        .bind(&quoted)
-        .fetch_optional(c)
-        .await
-        })?;
-        if let Some(other) = other {
-            return Ok(QueueDeletion::InUse(format!(
-                "queue in use by the overflow of queue {other}"
-            )));
+        let holders = [
+            (
+                "SELECT number FROM did_numbers WHERE app_id = $1 AND route LIKE $2 ORDER BY number LIMIT 1",
+                "the route of number",
+            ),
+            (
+                "SELECT queue_sid FROM queues WHERE app_id = $1 AND overflow LIKE $2 ORDER BY queue_sid LIMIT 1",
+                "the overflow of queue",
+            ),
+        ];
+        for (sql, what) in holders {
+            let holder: Option<String> = on_tx!(&mut tx, |c| sqlx::query_scalar(sql)
+                .bind(app_id)
+                .bind(&quoted)
+                .fetch_optional(c)
+                .await)?;
+            if let Some(holder) = holder {
+                return Ok(QueueDeletion::InUse(format!(
+                    "queue in use by {what} {holder}"
+                )));
+            }
         }
         on_tx!(&mut tx, |c| sqlx::query(
             "DELETE FROM agent_queues WHERE app_id = $1 AND queue_sid = $2"

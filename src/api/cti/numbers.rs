@@ -17,6 +17,11 @@ type AppPath = Path<(String, String, String)>;
 /// Path of one number: version, AccountSid, ApplicationSid, number.
 type NumberPath = Path<(String, String, String, String)>;
 
+/// The number of the path; one that is not a phone number is granted to nobody (20005).
+fn number_in_path(raw: &str) -> Result<PhoneNumber, CtiError> {
+    PhoneNumber::parse("number", raw).map_err(|_| CtiError::NumberNotGranted)
+}
+
 /// `PUT …/Numbers/{number}`: creates (201) or replaces (200) the application's route.
 pub async fn put(
     state: Data<AppState>,
@@ -27,8 +32,7 @@ pub async fn put(
     let (version, sid, app_id, number) = path.into_inner();
     let (state, req) = (&state, &req);
     cti_style(state, req, (&version, &sid, &app_id), |ctx| async move {
-        let number =
-            PhoneNumber::parse("number", &number).map_err(|_| CtiError::NumberNotGranted)?;
+        let number = number_in_path(&number)?;
         let body = read_body(req, payload).await?;
         let routing = NumberRouting::parse(Fields(&body.body))?;
         prompts_exist(state, &ctx.app.app_id, routing.names().prompts).await?;
@@ -83,8 +87,7 @@ pub async fn get(state: Data<AppState>, req: HttpRequest, path: NumberPath) -> H
     let (version, sid, app_id, number) = path.into_inner();
     let (state, req) = (&state, &req);
     cti_style(state, req, (&version, &sid, &app_id), |ctx| async move {
-        let number =
-            PhoneNumber::parse("number", &number).map_err(|_| CtiError::NumberNotGranted)?;
+        let number = number_in_path(&number)?;
         let record = state
             .store
             .find_number(&ctx.app.app_id, number.as_str())
@@ -104,8 +107,7 @@ pub async fn delete(state: Data<AppState>, req: HttpRequest, path: NumberPath) -
     let (version, sid, app_id, number) = path.into_inner();
     let (state, req) = (&state, &req);
     cti_style(state, req, (&version, &sid, &app_id), |ctx| async move {
-        let number =
-            PhoneNumber::parse("number", &number).map_err(|_| CtiError::NumberNotGranted)?;
+        let number = number_in_path(&number)?;
         if state
             .store
             .unroute_number(&ctx.app.app_id, number.as_str())

@@ -21,7 +21,7 @@ type AppPath = Path<(String, String, String)>;
 type QueuePath = Path<(String, String, String, String)>;
 
 /// Queue `queue_sid` of the context's application, else 20003.
-pub async fn existing(
+async fn existing(
     state: &AppState,
     ctx: &CtiContext,
     queue_sid: &str,
