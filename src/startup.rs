@@ -95,13 +95,19 @@ impl Application {
         let media =
             Arc::new(MediaPool::connect(&settings, sandbox.as_ref().map(Sandbox::addr)).await);
         let ids = Arc::new(IdGenerator::new(settings.node_id));
-        let orchestrator =
-            Orchestrator::start(store.clone(), media.clone(), settings.clone(), ids.clone())
-                .await
-                .map_err(|source| StartError::Prompts {
-                    dir: settings.prompts_dir.display().to_string(),
-                    source,
-                })?;
+        let (acd, acd_inputs) = crate::acd::hub::AcdHandle::new();
+        let orchestrator = Orchestrator::start(
+            store.clone(),
+            media.clone(),
+            settings.clone(),
+            ids.clone(),
+            acd.clone(),
+        )
+        .await
+        .map_err(|source| StartError::Prompts {
+            dir: settings.prompts_dir.display().to_string(),
+            source,
+        })?;
         store.fill_missing_hosts().await?;
         let dispatcher = Dispatcher::start(store.clone(), &settings)?;
         let retention = tokio::spawn(crate::store::retention::purge_periodically(
@@ -115,6 +121,12 @@ impl Application {
             Some(orchestrator.clone()),
         )
         .await;
+        agents.bus().watch(acd);
+        tokio::spawn(crate::acd::hub::run(
+            acd_inputs,
+            agents.clone(),
+            orchestrator.clone(),
+        ));
         let state = web::Data::new(AppState {
             store,
             ids,

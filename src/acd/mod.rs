@@ -3,5 +3,6 @@
 //! machine whose effects (offers, withdrawals) the caller's driver carries out.
 
 pub mod dispatch;
+pub mod hub;
 pub mod live;
 pub mod strategy;

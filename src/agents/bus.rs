@@ -48,6 +48,8 @@ type Subscribers = Vec<(u64, mpsc::UnboundedSender<Notice>)>;
 pub struct Bus {
     subscribers: Mutex<HashMap<Key, Subscribers>>,
     next_id: AtomicU64,
+    /// The matchmaker, told of every agent whose session changed.
+    watcher: Mutex<Option<crate::acd::hub::AcdHandle>>,
 }
 
 /// A socket task's registration; dropping it unregisters.
@@ -105,6 +107,11 @@ impl Bus {
         }
     }
 
+    /// Tells `acd` of every agent whose session changes from now on (on any replica).
+    pub fn watch(&self, acd: crate::acd::hub::AcdHandle) {
+        *self.watcher.lock().unwrap_or_else(|e| e.into_inner()) = Some(acd);
+    }
+
     /// Hands a notification payload to the socket tasks of its agent (unknown payloads
     /// are ignored).
     pub fn deliver(&self, payload: &str) {
@@ -113,6 +120,14 @@ impl Bus {
         else {
             return;
         };
+        if kind == "E"
+            && let Some(acd) = &*self.watcher.lock().unwrap_or_else(|e| e.into_inner())
+        {
+            acd.send(crate::acd::hub::HubInput::AgentChanged {
+                app_id: app_id.to_string(),
+                agent_no: agent_no.to_string(),
+            });
+        }
         let notice = match (kind, parts.next()) {
             ("E", Some(sid)) => {
                 let rest: Vec<&str> = parts.collect();

@@ -16,6 +16,7 @@ use crate::domain::agent::PhoneType;
 use crate::domain::agent_call::{AgentCall, CallSubtype, CallType};
 use crate::domain::time::now_ms;
 use crate::orchestrator::Refused;
+use crate::orchestrator::flows::StoredAgentConversation;
 use crate::orchestrator::flows::agent_call::AgentOrder;
 use crate::store::agent_calls::{NewAgentCall, NotInPool};
 use crate::store::agents::AgentRecord;
@@ -128,7 +129,8 @@ impl Agents {
         Ok(json!({"conversationSid": new.conversation_id, "callSid": new.leg_id}))
     }
 
-    /// `hangup`, `sendDtmf`, `setUserData`, `holdCall`, `retrieveCall`: checked against
+    /// `hangup`, `sendDtmf`, `setUserData`, `holdCall`, `retrieveCall`, `answer`,
+    /// `bridge`: checked against
     /// the §6 table, then carried to the agent's conversation.
     pub(super) async fn order_call(
         &self,
@@ -161,6 +163,7 @@ impl Agents {
                     .ok_or_else(|| CommandError::Param("userData is required".into()))?,
             ),
             CommandName::HoldCall => AgentOrder::Hold,
+            CommandName::Answer | CommandName::Bridge => AgentOrder::Bridge,
             CommandName::RetrieveCall => AgentOrder::Retrieve,
             _ => AgentOrder::Hangup,
         };
@@ -177,7 +180,7 @@ impl Agents {
             _ => None,
         };
         orchestrator
-            .agent_order(&conversation, order)
+            .agent_order(&conversation, &agent.agent_no, order)
             .await
             .map_err(|e| match e {
                 Refused::State(why) => CommandError::WrongCallState(why),
@@ -200,7 +203,7 @@ impl Agents {
     ) -> Result<Vec<Value>, CommandError> {
         let legs = self.store().agent_legs(app_id, agent_no).await?;
         // Per conversation: its call (on its first leg) and how many of its legs answered.
-        let mut conversations: HashMap<&Option<String>, (Option<AgentCall>, usize)> =
+        let mut conversations: HashMap<&Option<String>, (Option<StoredAgentConversation>, usize)> =
             HashMap::new();
         for l in &legs {
             let entry = conversations.entry(&l.conversation_id).or_default();
@@ -212,24 +215,32 @@ impl Agents {
         Ok(legs
             .iter()
             .filter(|l| l.end_at.is_none())
+            // Its own legs, and the user's leg of a callOut (a dial-in's is not the agent's).
+            .filter(|l| match l.agent_no.as_deref() {
+                Some(other) => other == agent_no,
+                None => conversations[&l.conversation_id]
+                    .0
+                    .as_ref()
+                    .is_some_and(|c| c.call_type() == CallType::CallOut),
+            })
             .map(|l| {
                 let (call, answered) = &conversations[&l.conversation_id];
                 let bridged = l.state == "answered" && *answered >= 2;
-                let subtype = match l.leg_seq {
-                    0 => CallSubtype::Agent,
-                    _ => CallSubtype::User,
+                let subtype = match l.agent_no {
+                    Some(_) => CallSubtype::Agent,
+                    None => CallSubtype::User,
                 };
                 json!({
                     "conversationSid": l.conversation_id.clone().unwrap_or_default(),
                     "callSid": l.id,
-                    "callType": call.as_ref().map_or("", |c| c.call_type.code()),
+                    "callType": call.as_ref().map_or("", |c| c.call_type().code()),
                     "callSubtype": subtype.code(),
                     "callState": match l.state.as_str() {
                         "ringing" => "ringing",
                         "answered" => "connected",
                         _ => "idle",
                     },
-                    "userNumber": call.as_ref().map(|c| c.user_number.as_str()).unwrap_or_default(),
+                    "userNumber": call.as_ref().map(|c| c.user_number()).unwrap_or_default(),
                     "isBridged": if bridged { "1" } else { "0" },
                     "coAgentNo": "",
                     "queueSid": "",

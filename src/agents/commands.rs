@@ -236,7 +236,9 @@ impl Agents {
             | CommandName::SendDtmf
             | CommandName::SetUserData
             | CommandName::HoldCall
-            | CommandName::RetrieveCall => self.order_call(app_id, agent, name, params).await,
+            | CommandName::RetrieveCall
+            | CommandName::Answer
+            | CommandName::Bridge => self.order_call(app_id, agent, name, params).await,
             _ => {
                 // The rest of §7 is not served yet: the §6 table still answers for them.
                 let state = self

@@ -75,13 +75,44 @@ impl CallEventName {
     }
 }
 
+/// What every callEvent of one agent's leg in a conversation shares.
+#[derive(Debug, Clone, Copy)]
+pub struct CallView<'a> {
+    /// The agent the event is for.
+    pub agent_no: &'a str,
+    /// Its device's number.
+    pub agent_number: &'a str,
+    /// The conversation's callType.
+    pub call_type: crate::domain::agent_call::CallType,
+    /// The user's number.
+    pub user_number: &'a str,
+    /// The queue the call came through (`""`: none).
+    pub queue_sid: &'a str,
+    /// The DID dialled (`""`: not a dial-in).
+    pub did_number: &'a str,
+}
+
+impl<'a> CallView<'a> {
+    /// A callOut's view.
+    pub fn of_call_out(call: &'a crate::domain::agent_call::AgentCall) -> Self {
+        CallView {
+            agent_no: &call.agent_no,
+            agent_number: &call.agent_number,
+            call_type: call.call_type,
+            user_number: &call.user_number,
+            queue_sid: "",
+            did_number: "",
+        }
+    }
+}
+
 /// One callEvent of a leg, before it is JSON.
 #[derive(Debug, Clone)]
 pub struct CallEvent<'a> {
     /// eventName.
     pub name: CallEventName,
-    /// The conversation.
-    pub call: &'a crate::domain::agent_call::AgentCall,
+    /// The conversation as the agent sees it.
+    pub call: CallView<'a>,
     /// Its application.
     pub app_id: &'a str,
     /// `CV…`.
@@ -105,7 +136,7 @@ pub struct CallEvent<'a> {
 impl CallEvent<'_> {
     /// Its `data` (§8.1), unmasked (sockets that mask numbers mask them when sending).
     pub fn data(&self, tz: chrono_tz::Tz) -> Value {
-        let call = self.call;
+        let call = &self.call;
         json!({
             "eventName": self.name.as_str(),
             "appSid": self.app_id,
@@ -119,14 +150,14 @@ impl CallEvent<'_> {
             "callSubtype": self.subtype.code(),
             "callState": self.name.call_state(),
             "userNumber": call.user_number,
-            "userNumberType": crate::domain::agent_call::user_number_type(&call.user_number),
+            "userNumberType": crate::domain::agent_call::user_number_type(call.user_number),
             "userArea": "",
             "isBridged": if self.bridged { "1" } else { "0" },
             "coAgentNo": "",
             "userData": self.user_data,
             "timestamp": format_time(self.at_ms, tz),
-            "queueSid": "",
-            "didNumber": "",
+            "queueSid": call.queue_sid,
+            "didNumber": call.did_number,
             "monitorMode": "",
         })
     }

@@ -218,6 +218,12 @@ pub enum Input {
     CallStarted,
     /// The agent is connected to a party.
     CallConnected,
+    /// An offer rang the agent and was not taken: not answered in time or the device
+    /// failed (`no-answer`), or the agent refused it (`rejected`). The agent is paused.
+    OfferMissed {
+        /// `no-answer` or `rejected`.
+        cause: &'static str,
+    },
     /// The agent's call ended.
     CallEnded {
         /// Whether the agent was connected to another party (then wrapup follows).
@@ -266,6 +272,16 @@ fn logout_event(session: &Session, cause: LogoutCause, forced_by: String) -> Sta
         forced_by,
         ..event(session, StatusName::Logout)
     }
+}
+
+/// A logout that waited for the agent's call, now that the call is over.
+fn deferred_logout(s: &mut Session) -> Option<Outcome> {
+    let cause = s.pending_logout.take()?;
+    let e = logout_event(s, cause, String::new());
+    Some(Outcome {
+        session: None,
+        events: vec![e],
+    })
 }
 
 /// The state a choice puts an agent without a call in.
@@ -400,6 +416,23 @@ pub fn step(session: Option<Session>, input: Input, now: i64) -> Outcome {
             s.state = AgentState::Talking;
             unchanged(Some(s))
         }
+        Input::OfferMissed { cause } => {
+            if s.state != AgentState::Ringing {
+                return unchanged(Some(s));
+            }
+            if let Some(out) = deferred_logout(&mut s) {
+                return out;
+            }
+            s.chosen = Choice::Pause {
+                cause: cause.to_string(),
+            };
+            s.state = AgentState::Pause;
+            let e = event(&s, StatusName::Pause);
+            Outcome {
+                session: Some(s),
+                events: vec![e],
+            }
+        }
         Input::CallEnded {
             connected,
             wrapup_time,
@@ -407,12 +440,8 @@ pub fn step(session: Option<Session>, input: Input, now: i64) -> Outcome {
             if !s.in_call() {
                 return unchanged(Some(s));
             }
-            if let Some(cause) = s.pending_logout.take() {
-                let e = logout_event(&s, cause, String::new());
-                return Outcome {
-                    session: None,
-                    events: vec![e],
-                };
+            if let Some(out) = deferred_logout(&mut s) {
+                return out;
             }
             if !connected {
                 s.state = settled(&s.chosen);

@@ -43,6 +43,12 @@ pub struct AgentCdr<'a> {
     pub recording_secs: i64,
     /// When the agent and user were first connected (Unix ms), if they were.
     pub connected_ms: Option<i64>,
+    /// The queue the user was connected from (else the last it waited in), `""` for none.
+    pub queue_sid: &'a str,
+    /// The DID dialled, `""` when not a dial-in.
+    pub did_number: &'a str,
+    /// Seconds spent waiting in queues.
+    pub wait_secs: i64,
     /// The legs, in dialling order.
     pub legs: &'a [AgentLeg<'a>],
 }
@@ -83,15 +89,15 @@ impl AgentCdr<'_> {
             "appSid": self.app_sid,
             "callType": self.call_type,
             "agentNo": self.agent_no,
-            "queueSid": "",
-            "didNumber": "",
+            "queueSid": self.queue_sid,
+            "didNumber": self.did_number,
             "userNumber": self.user_number,
             "displayNum": self.display_num,
             "startTime": format_time(start, tz),
             "answerTime": self.connected_ms.map(|t| format_time(t, tz)).unwrap_or_default(),
             "stopTime": format_time(stop, tz),
             "duration": duration.to_string(),
-            "waitSeconds": "0",
+            "waitSeconds": self.wait_secs.to_string(),
             "recordingUrl": self.recording_url,
             "recordingDuration": self.recording_secs.to_string(),
             "userData": self.user_data,

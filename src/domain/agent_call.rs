@@ -10,6 +10,8 @@ use super::agent::PhoneType;
 /// callType (§8.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CallType {
+    /// `1`: a user dialled in (拨号呼入).
+    DialIn,
     /// `4`: click-to-call (`callOut`).
     CallOut,
 }
@@ -18,6 +20,7 @@ impl CallType {
     /// Its number in events and the CDR.
     pub fn code(self) -> &'static str {
         match self {
+            Self::DialIn => "1",
             Self::CallOut => "4",
         }
     }
@@ -65,6 +68,10 @@ pub enum AgentBye {
     AgentHungUp,
     /// `5`: maxCallDuration.
     MaxDuration,
+    /// `7`: the user hung up in a queue or a menu (abandoned).
+    Abandoned,
+    /// `8`: an overflow or a route's hangup ended the call.
+    RouteHangup,
     /// `10`: the media failed (a node lost, the platform failed).
     MediaFailure,
 }
@@ -79,6 +86,8 @@ impl AgentBye {
             Self::UserHungUp => 3,
             Self::AgentHungUp => 4,
             Self::MaxDuration => 5,
+            Self::Abandoned => 7,
+            Self::RouteHangup => 8,
             Self::MediaFailure => 10,
         }
     }

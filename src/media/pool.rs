@@ -59,6 +59,8 @@ pub struct ParkedCall {
     pub did: String,
     /// The caller's number.
     pub caller: String,
+    /// The callSid the sandbox gave its simulated caller (`voicepaas_call_sid`), if any.
+    pub call_sid: Option<String>,
 }
 
 impl ParkedCall {
@@ -75,6 +77,10 @@ impl ParkedCall {
                 .get("Caller-Caller-ID-Number")
                 .unwrap_or_default()
                 .to_string(),
+            call_sid: event
+                .variable("voicepaas_call_sid")
+                .filter(|sid| crate::domain::ids::is_well_formed(sid, "CA"))
+                .map(str::to_string),
         })
     }
 }
@@ -256,6 +262,9 @@ impl MediaNode {
 pub struct MediaPool {
     nodes: Vec<Arc<MediaNode>>,
     parked: ParkedSink,
+    /// How much faster than real time the media clock runs: the built-in sandbox's speed,
+    /// else 1.
+    rate: f64,
 }
 
 /// Where parked DID channels are told (nowhere until someone asks for them).
@@ -350,7 +359,21 @@ impl MediaPool {
             tokio::spawn(sweep(Arc::downgrade(&node)));
             nodes.push(node);
         }
-        MediaPool { nodes, parked }
+        let rate = match (&settings.media, sandbox_addr) {
+            (MediaSetting::Sandbox, Some(_)) => settings.sandbox_speed,
+            _ => 1.0,
+        };
+        MediaPool {
+            nodes,
+            parked,
+            rate,
+        }
+    }
+
+    /// Real milliseconds for `media_ms` on the media clock (the built-in sandbox's clock
+    /// runs at its speed).
+    pub fn real_ms(&self, media_ms: i64) -> i64 {
+        (media_ms as f64 / self.rate) as i64
     }
 
     /// The DID channels parking on any node from now on (agents' contract §11.1); a later

@@ -56,7 +56,7 @@ impl From<Refusal> for Refused {
 enum Wire {
     Cancel,
     AddCall(AddCall),
-    Agent(AgentOrder),
+    Agent(String, AgentOrder),
 }
 
 /// cancelCall.
@@ -109,16 +109,17 @@ pub(super) async fn add_call(ctx: &Arc<Ctx>, id: &str, add: AddCall) -> Result<(
 pub(super) async fn agent_order(
     ctx: &Arc<Ctx>,
     id: &str,
+    agent_no: &str,
     order: AgentOrder,
 ) -> Result<(), Refused> {
-    if let Some(verdict) = ctx.order(id, Command::Agent(order.clone())) {
+    if let Some(verdict) = ctx.order(id, Command::Agent(agent_no.to_string(), order.clone())) {
         return answered(verdict).await;
     }
     if ended(ctx, id).await? {
         return Err(Refused::State(ENDED.into()));
     }
     let hangup = order == AgentOrder::Hangup;
-    match remote(ctx, id, &Wire::Agent(order)).await? {
+    match remote(ctx, id, &Wire::Agent(agent_no.to_string(), order)).await? {
         Some(verdict) => verdict.map_err(Refused::from),
         // Written down, a hangup is carried out by whoever drives the call.
         None if hangup => Ok(()),
@@ -178,9 +179,9 @@ async fn remote(
         if Instant::now() >= deadline {
             match command {
                 // A hangup taken late still ends the call: answered as accepted.
-                Wire::Cancel | Wire::Agent(AgentOrder::Hangup) => return Ok(None),
-                Wire::Agent(_) if ctx.store.withdraw_command(cmd).await? => return Ok(None),
-                Wire::Agent(_) => deadline += VERDICT_WAIT,
+                Wire::Cancel | Wire::Agent(_, AgentOrder::Hangup) => return Ok(None),
+                Wire::Agent(..) if ctx.store.withdraw_command(cmd).await? => return Ok(None),
+                Wire::Agent(..) => deadline += VERDICT_WAIT,
                 Wire::AddCall(_) if ctx.store.withdraw_command(cmd).await? => return Ok(None),
                 // Taken: its verdict is on its way.
                 Wire::AddCall(_) => deadline += VERDICT_WAIT,
@@ -202,7 +203,7 @@ pub(super) async fn deliver(ctx: &Arc<Ctx>, id: &str) {
     for (cmd, json) in commands {
         let command = match serde_json::from_str::<Wire>(&json) {
             Ok(Wire::Cancel) => Command::Cancel,
-            Ok(Wire::Agent(order)) => Command::Agent(order),
+            Ok(Wire::Agent(agent_no, order)) => Command::Agent(agent_no, order),
             Ok(Wire::AddCall(add)) => match ctx.app_of(id) {
                 Some(app) => Command::AddCall(Box::new(ctx.resolve_add(&app, &add).await)),
                 None => Command::Cancel,

@@ -1,5 +1,7 @@
 //! Inbound calls (agents' contract §9, §11.1): every replica hears each DID channel park
 //! on every node; the one whose claim lands handles it, so each call is handled exactly
+//! once. A routed number's call becomes a conversation ([`super::flows::inbound`]) whose
+//! plan — the route, its prompts as files, the queues it can reach — is resolved here,
 //! once. A number that no application routes (or that is granted to no account) is
 //! refused with `UNALLOCATED_NUMBER`, as FreeSWITCH refuses an unknown number.
 
@@ -8,8 +10,17 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::Ctx;
-use crate::media::pool::ParkedCall;
+use super::engine::Input;
+use super::flows::StoredAgentConversation;
+use super::flows::inbound::{CLAIMED_VAR, MAX_OVERFLOWS, Menu, Plan, QueuePlan, Route, Step};
+use super::prompts::Builtin;
+use super::unit::FREESWITCH_MUSIC_ON_HOLD;
+use crate::domain::PromptName;
+use crate::domain::route::{Ending, Route as DomainRoute, Step as DomainStep};
+use crate::media::pool::{INSTALL_VAR, ParkedCall};
 use crate::store::StoreError;
+use crate::store::inbound::NewInbound;
+use crate::store::numbers::NumberRecord;
 
 /// Tries of a database step for one parked call, and the first pause between them
 /// (doubled each time): the event is heard once, so a short outage must not lose it.
@@ -59,12 +70,63 @@ async fn handle(ctx: Arc<Ctx>, call: ParkedCall) {
     else {
         return;
     };
-    if route.is_some() {
-        // Routed numbers are answered by the inbound conversation, which is not built
-        // yet: the channel is left parked for it, unclaimed.
-        tracing::debug!(channel = %call.uuid, did = %call.did, "routed inbound call not handled yet");
+    match route {
+        Some(record) => open(ctx, call, record).await,
+        None => refuse(ctx, call).await,
+    }
+}
+
+/// Claims a routed call and drives its conversation.
+async fn open(ctx: Arc<Ctx>, call: ParkedCall, record: NumberRecord) {
+    if !ctx.lease.valid() {
+        // Without a lease this process may not drive calls: the others claim it.
         return;
     }
+    let plan = plan_of(&ctx, &call, &record).await;
+    let now = chrono::Utc::now();
+    let new = NewInbound {
+        conversation_id: ctx.ids.conversation(now).to_string(),
+        leg_id: call
+            .call_sid
+            .clone()
+            .unwrap_or_else(|| ctx.ids.call(now).to_string()),
+        request_id: ctx.ids.request(now).to_string(),
+        account_sid: record.account_sid.clone(),
+        app_id: record.app_id.clone(),
+        params: serde_json::to_string(&StoredAgentConversation::Inbound {
+            inbound: Box::new(plan),
+        })
+        .unwrap_or_default(),
+        epoch: ctx.epoch(),
+        created_at: ctx.media.now_ms_on(&call.node),
+    };
+    let claimed = retried(&call, "claim", || {
+        ctx.store.open_inbound(&call, &ctx.instance, &new)
+    })
+    .await;
+    if claimed != Some(true) {
+        return;
+    }
+    tracing::info!(channel = %call.uuid, did = %call.did, conversation = %new.conversation_id, "inbound call claimed");
+    // Marked as claimed (a later park opens nothing) and as this installation's, so its
+    // events pass the node's event filter from now on.
+    if let Some(node) = ctx.media.node(&call.node) {
+        for (name, value) in [
+            (CLAIMED_VAR, new.conversation_id.as_str()),
+            (INSTALL_VAR, ctx.settings.installation.as_str()),
+        ] {
+            let set = format!("uuid_setvar {} {name} {value}", call.uuid);
+            if let Err(e) = node.client.api(&set).await {
+                tracing::warn!(channel = %call.uuid, error = %e, "could not mark an inbound call");
+            }
+        }
+    }
+    let built = ctx.inbound(new.user_leg(&call)).await;
+    ctx.launch(built, vec![Input::Start], None);
+}
+
+/// Refuses a call to a number nobody routes.
+async fn refuse(ctx: Arc<Ctx>, call: ParkedCall) {
     let claimed = retried(&call, "claim", || {
         ctx.store.claim_inbound(&call, &ctx.instance)
     })
@@ -79,5 +141,126 @@ async fn handle(ctx: Arc<Ctx>, call: ParkedCall) {
     let kill = format!("uuid_kill {} UNALLOCATED_NUMBER", call.uuid);
     if let Err(e) = node.client.api(&kill).await {
         tracing::warn!(channel = %call.uuid, error = %e, "could not refuse an inbound call");
+    }
+}
+
+/// The conversation's plan: the route with its prompts as files, and every queue it can
+/// reach (through menu keys, fallbacks and up to [`MAX_OVERFLOWS`] overflows).
+async fn plan_of(ctx: &Ctx, call: &ParkedCall, record: &NumberRecord) -> Plan {
+    let app_id = &record.app_id;
+    let failure = ctx.prompts.builtin(Builtin::Failure);
+    let app = ctx.app(&record.account_sid, app_id).await;
+    let app_music = app
+        .as_deref()
+        .map(|a| a.cti.music_on_hold.clone())
+        .filter(|m| !m.is_empty())
+        .and_then(|m| PromptName::parse("musicOnHold", &m).ok());
+    let resolver = Resolver {
+        ctx,
+        app_id,
+        failure: &failure,
+    };
+    let routing = &record.routing;
+    let route = match &routing.route {
+        DomainRoute::Step(step) => Route::Step(resolver.step(step).await),
+        DomainRoute::Menu(menu) => {
+            let mut keys = std::collections::BTreeMap::new();
+            for (key, step) in &menu.keys {
+                keys.insert(*key, resolver.step(step).await);
+            }
+            Route::Menu(Menu {
+                prompt: resolver.file(Some(&menu.prompt)).await,
+                keys,
+                timeout_secs: menu.timeout_secs,
+                tries: menu.tries,
+                default: resolver.step(&menu.default).await,
+            })
+        }
+    };
+    let mut queues = std::collections::BTreeMap::new();
+    let mut next: Vec<String> = routing
+        .names()
+        .queues
+        .iter()
+        .map(|q| q.to_string())
+        .collect();
+    for _ in 0..=MAX_OVERFLOWS {
+        let mut later = Vec::new();
+        for sid in next.drain(..) {
+            if queues.contains_key(&sid) {
+                continue;
+            }
+            let found = match ctx.store.find_queue(app_id, &sid).await {
+                Ok(found) => found,
+                Err(e) => {
+                    tracing::warn!(error = %e, queue = %sid, "queue unreadable; callers who reach it hear the failure tone");
+                    None
+                }
+            };
+            let Some(queue) = found else { continue };
+            let settings = &queue.settings;
+            let overflow = resolver.ending(&settings.overflow).await;
+            if let Step::Queue(other) = &overflow {
+                later.push(other.clone());
+            }
+            let music_name = settings.music_on_hold.as_ref().or(app_music.as_ref());
+            let music = match ctx.prompt(app_id, music_name).await {
+                Some(path) => path,
+                None => FREESWITCH_MUSIC_ON_HOLD.into(),
+            };
+            queues.insert(
+                sid,
+                QueuePlan {
+                    ring_timeout_secs: settings.ring_timeout_secs,
+                    max_wait_secs: settings.max_wait_secs,
+                    overflow,
+                    music,
+                },
+            );
+        }
+        next = later;
+    }
+    let welcome = ctx.prompt(app_id, routing.welcome_prompt.as_ref()).await;
+    Plan {
+        did: call.did.clone(),
+        user_number: call.caller.clone(),
+        welcome,
+        route,
+        queues,
+        failure,
+    }
+}
+
+/// Turns a stored route's steps into the plan's, prompts as files.
+struct Resolver<'a> {
+    ctx: &'a Ctx,
+    app_id: &'a str,
+    failure: &'a str,
+}
+
+impl Resolver<'_> {
+    async fn file(&self, prompt: Option<&PromptName>) -> String {
+        match self.ctx.prompt(self.app_id, prompt).await {
+            Some(path) => path,
+            None => self.failure.to_string(),
+        }
+    }
+
+    async fn ending(&self, ending: &Ending) -> Step {
+        match ending {
+            Ending::Queue(sid) => Step::Queue(sid.clone()),
+            Ending::Hangup(prompt) => Step::Hangup(self.file(prompt.as_ref()).await),
+        }
+    }
+
+    async fn step(&self, step: &DomainStep) -> Step {
+        match step {
+            DomainStep::Queue(sid) => Step::Queue(sid.clone()),
+            DomainStep::Agent { agent_no, fallback } => Step::Agent {
+                agent_no: agent_no.as_str().to_string(),
+                fallback: Box::new(self.ending(fallback).await),
+            },
+            DomainStep::Hangup(prompt) => Step::Hangup(self.file(prompt.as_ref()).await),
+        }
     }
 }

@@ -88,6 +88,8 @@ pub(crate) struct Ctx {
     /// Set when a stop is asked for: no more calls are placed or taken over.
     placing_stopped: AtomicBool,
     generations: AtomicU64,
+    /// The matchmaker of this process's inbound callers.
+    acd: crate::acd::hub::AcdHandle,
 }
 
 /// The orchestrator of this process.
@@ -102,6 +104,7 @@ impl Orchestrator {
         media: Arc<MediaPool>,
         settings: Settings,
         ids: Arc<IdGenerator>,
+        acd: crate::acd::hub::AcdHandle,
     ) -> std::io::Result<Orchestrator> {
         let prompts = Prompts::new(&settings.prompts_dir, store.clone())?;
         let ctx = Arc::new(Ctx {
@@ -123,6 +126,7 @@ impl Orchestrator {
             stopping: AtomicBool::new(false),
             placing_stopped: AtomicBool::new(false),
             generations: AtomicU64::new(1),
+            acd,
         });
         recovery::start(ctx.clone()).await;
         tokio::spawn(scheduler::run(ctx.clone()));
@@ -190,9 +194,20 @@ impl Orchestrator {
     pub async fn agent_order(
         &self,
         id: &str,
+        agent_no: &str,
         order: flows::agent_call::AgentOrder,
     ) -> Result<(), Refused> {
-        commands::agent_order(&self.0, id, order).await
+        commands::agent_order(&self.0, id, agent_no, order).await
+    }
+
+    /// What the matchmaker tells inbound conversation `id`, if this process drives it;
+    /// its verdict comes back on the receiver.
+    pub fn queue_order(
+        &self,
+        id: &str,
+        order: flows::inbound::QueueOrder,
+    ) -> Option<oneshot::Receiver<Result<(), Refusal>>> {
+        self.0.order(id, Command::Queue(order))
     }
 
     /// addCall on conversation `id`.

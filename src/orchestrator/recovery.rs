@@ -149,7 +149,7 @@ fn resume(ctx: &Arc<Ctx>, unit: String, first: Vec<Input>, offline: bool) {
             for leg in built.engine.core.legs.iter_mut().filter(|l| l.is_live()) {
                 if let Some(node) = ctx.media.node(&leg.node) {
                     let kill = MediaCommand::Kill(super::engine::core::ABORT_CAUSE.into());
-                    let line = super::driver::media::api(&leg.id, &kill);
+                    let line = super::driver::media::api(&leg.channel, &kill);
                     let _ = node.client.send_api_detached(&line, |_| {}).await;
                 }
                 leg.dialed = false;

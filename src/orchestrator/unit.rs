@@ -9,10 +9,11 @@ use chrono::TimeZone;
 
 use super::Ctx;
 use super::engine::{App, Conversation, Core, Dial, Ended, Leg, Limits, Signalling, Status};
-use super::flows::Flow;
 use super::flows::agent_call::{AgentCallFlow, Files};
 use super::flows::click2call::{AddParty, CalleePlan, Click2CallFlow, Plan};
+use super::flows::inbound::InboundFlow;
 use super::flows::ivr::{IvrFlow, IvrKind, Keys, Script};
+use super::flows::{Flow, StoredAgentConversation};
 use super::prompts::Builtin;
 use crate::cdr::LegEnd;
 use crate::domain::CallKind;
@@ -79,6 +80,21 @@ impl Ctx {
         let mut core = Core::new(unit.id.clone(), vec![leg], self.limits(), self.ids.clone());
         core.now = now;
         core.quiet_progress = !unit.kind.is_conversation();
+        Built {
+            unit,
+            engine: Conversation::new(core, flow),
+        }
+    }
+
+    /// An inbound conversation just opened on its caller's parked channel.
+    pub(crate) async fn inbound(&self, user: CallRecord) -> Built {
+        let now = self
+            .media
+            .now_ms_on(user.node.as_deref().unwrap_or_default());
+        let leg = leg_of(&user, now);
+        let (unit, flow) = self.unit_and_flow(user, 0, None).await;
+        let mut core = Core::new(unit.id.clone(), vec![leg], self.limits(), self.ids.clone());
+        core.now = now;
         Built {
             unit,
             engine: Conversation::new(core, flow),
@@ -170,26 +186,38 @@ impl Ctx {
                 }))
             }
             CallKind::Agent => {
-                let call: AgentCall = serde_json::from_str(&unit.first.params)
+                unit.cdr_url = unit.app.as_deref().and_then(|a| a.cdr_url.clone());
+                let stored = serde_json::from_str::<StoredAgentConversation>(&unit.first.params)
                     .unwrap_or_else(|e| {
                         tracing::error!(call = %unit.id, error = %e, "stored agent call unreadable; it fails");
-                        unreadable_agent_call()
+                        StoredAgentConversation::CallOut(Box::new(unreadable_agent_call()))
                     });
-                unit.cdr_url = unit.app.as_deref().and_then(|a| a.cdr_url.clone());
-                let user_data = unit.first.userdata.clone().unwrap_or_default();
-                let files = Files {
-                    music: self.hold_music(&unit).await,
-                    recording: self.recording_path(&unit.id),
-                };
-                Flow::Agent(Box::new(match resumed {
-                    Some(snapshot) => AgentCallFlow::resumed(
-                        call,
-                        user_data,
-                        files,
-                        snapshot_of(&unit.id, snapshot),
-                    ),
-                    None => AgentCallFlow::new(call, user_data, files),
-                }))
+                match stored {
+                    StoredAgentConversation::Inbound { inbound } => {
+                        Flow::Inbound(Box::new(match resumed {
+                            Some(snapshot) => {
+                                InboundFlow::resumed(*inbound, snapshot_of(&unit.id, snapshot))
+                            }
+                            None => InboundFlow::new(*inbound),
+                        }))
+                    }
+                    StoredAgentConversation::CallOut(call) => {
+                        let user_data = unit.first.userdata.clone().unwrap_or_default();
+                        let files = Files {
+                            music: self.hold_music(&unit).await,
+                            recording: self.recording_path(&unit.id),
+                        };
+                        Flow::Agent(Box::new(match resumed {
+                            Some(snapshot) => AgentCallFlow::resumed(
+                                *call,
+                                user_data,
+                                files,
+                                snapshot_of(&unit.id, snapshot),
+                            ),
+                            None => AgentCallFlow::new(*call, user_data, files),
+                        }))
+                    }
+                }
             }
         };
         // The script is in the flow now; the call need not carry its text.
@@ -403,7 +431,7 @@ impl Ctx {
         }
     }
 
-    async fn prompt(
+    pub(crate) async fn prompt(
         &self,
         app_id: &str,
         name: Option<&crate::domain::PromptName>,
@@ -461,7 +489,7 @@ fn unreadable_agent_call() -> AgentCall {
 }
 
 /// FreeSWITCH's stock music on hold (`local_stream://moh`), the built-in musicOnHold.
-const FREESWITCH_MUSIC_ON_HOLD: &str = "local_stream://moh";
+pub(crate) const FREESWITCH_MUSIC_ON_HOLD: &str = "local_stream://moh";
 
 /// A stored leg as the engine knows it.
 pub(crate) fn leg_of(row: &CallRecord, now: i64) -> Leg {
@@ -472,6 +500,9 @@ pub(crate) fn leg_of(row: &CallRecord, now: i64) -> Leg {
         row.to_number.clone(),
         row.start_at.unwrap_or(now),
     );
+    if let Some(channel) = &row.channel_uuid {
+        leg.channel = channel.clone();
+    }
     leg.ring_ms = row.ring_at;
     leg.answer_ms = row.answer_at;
     leg.dialed = !matches!(row.state.as_str(), "queued" | "placing");

@@ -52,6 +52,7 @@ impl NewAgentCall {
             userdata: self.userdata.clone(),
             params: self.params.clone(),
             created_at: self.created_at,
+            agent_no: Some(self.agent_no.clone()),
             ..CallRecord::default()
         }
     }
@@ -102,8 +103,8 @@ pub(crate) async fn insert_agent_call(
     on_tx!(tx, |c| {
         sqlx::query(
         "INSERT INTO calls (id, request_id, account_sid, app_id, kind, conversation_id, leg_seq, state, to_number, \
-         from_number, userdata, params, epoch, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, 'agent', $5, 0, 'placing', $6, $7, $8, $9, $10, $11, $11)"
+         from_number, userdata, params, epoch, created_at, updated_at, agent_no) \
+         VALUES ($1, $2, $3, $4, 'agent', $5, 0, 'placing', $6, $7, $8, $9, $10, $11, $11, $12)"
     )
     .bind(&call.leg_id)
     .bind(&call.request_id)
@@ -116,6 +117,7 @@ pub(crate) async fn insert_agent_call(
     .bind(&call.params)
     .bind(call.epoch)
     .bind(call.created_at)
+    .bind(&call.agent_no)
     .execute(c)
     .await
     .map(|r| r.rows_affected())
@@ -192,7 +194,8 @@ impl Store {
     ) -> Result<Vec<CallRecord>, StoreError> {
         let sql = format!(
             "SELECT {CALL_COLUMNS} FROM calls WHERE conversation_id IN (SELECT id FROM conversations \
-             WHERE app_id = $1 AND agent_no = $2 AND state <> 'ended') ORDER BY conversation_id, leg_seq"
+             WHERE app_id = $1 AND state <> 'ended' AND (agent_no = $2 OR id IN (SELECT conversation_id FROM calls \
+             WHERE app_id = $1 AND agent_no = $2 AND end_at IS NULL))) ORDER BY conversation_id, leg_seq"
         );
         Ok(on_pool!(self, |p| sqlx::query_as(&sql)
             .bind(app_id)

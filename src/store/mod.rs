@@ -7,6 +7,7 @@
 
 pub mod accept;
 pub mod accounts;
+pub mod acd;
 pub mod agent_calls;
 pub mod agent_sessions;
 pub mod agents;

@@ -61,10 +61,14 @@ pub struct CallRecord {
     pub proto_cause: Option<String>,
     /// Accepted at.
     pub created_at: i64,
+    /// Its channel's uuid when it is not the callSid (an inbound caller's channel).
+    pub channel_uuid: Option<String>,
+    /// The agent on it (an agent conversation's agent legs).
+    pub agent_no: Option<String>,
 }
 
 /// The columns of [`CallRecord`].
-pub(crate) const CALL_COLUMNS: &str = "id, request_id, account_sid, app_id, kind, conversation_id, leg_seq, state, to_number, from_number, userdata, params, node, start_at, ring_at, answer_at, end_at, hangup_cause, cause, sip_status, proto_cause, created_at";
+pub(crate) const CALL_COLUMNS: &str = "id, request_id, account_sid, app_id, kind, conversation_id, leg_seq, state, to_number, from_number, userdata, params, node, start_at, ring_at, answer_at, end_at, hangup_cause, cause, sip_status, proto_cause, created_at, channel_uuid, agent_no";
 
 /// Calls claimed for one account, and when to look again.
 #[derive(Debug, Default)]

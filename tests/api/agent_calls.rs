@@ -19,7 +19,11 @@ fn ok(reply: &Value) -> &Value {
 
 /// The next frames, as `name/subtype(+|-)` for callEvents and `st name` for statusEvents,
 /// checking that seqs follow `after`.
-async fn script(socket: &mut AgentSocket, n: usize, after: i64) -> (Vec<String>, Vec<Value>) {
+pub(crate) async fn script(
+    socket: &mut AgentSocket,
+    n: usize,
+    after: i64,
+) -> (Vec<String>, Vec<Value>) {
     let frames = socket.take_events(n).await;
     let mut names = Vec::new();
     for (i, f) in frames.iter().enumerate() {
@@ -49,7 +53,7 @@ async fn script(socket: &mut AgentSocket, n: usize, after: i64) -> (Vec<String>,
 }
 
 /// Logs `agent_no` in (ready) over its socket; the seq of the login event.
-async fn ready(app: &TestApp, agent_no: &str) -> AgentSocket {
+pub(crate) async fn ready(app: &TestApp, agent_no: &str) -> AgentSocket {
     let mut socket = signed_in(app, agent_no).await;
     ok(&socket.request("login", json!({})).await);
     let login = socket.take_events(1).await;
@@ -57,7 +61,7 @@ async fn ready(app: &TestApp, agent_no: &str) -> AgentSocket {
     socket
 }
 
-async fn agent_cdr(app: &TestApp, db: &TestDb, cv: &str) -> Value {
+pub(crate) async fn agent_cdr(app: &TestApp, db: &TestDb, cv: &str) -> Value {
     let store = db.store().await;
     wait_cdr(&store, cv).await;
     let a = app

@@ -20,6 +20,8 @@ pub struct AgentSocket {
     next_id: i64,
     /// Events read and not yet taken by a test.
     pub events: Vec<Value>,
+    /// queueEvents read while waiting for events.
+    pub queue_events: Vec<Value>,
 }
 
 /// What the server did to a socket: a frame, or closed it with a code.
@@ -63,6 +65,7 @@ impl AgentSocket {
                 stream,
                 next_id: 1,
                 events: vec![],
+                queue_events: vec![],
             }),
             Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
                 Err(response.status().as_u16())
@@ -120,10 +123,12 @@ impl AgentSocket {
         self.request("auth", json!({"pwd": pwd})).await
     }
 
-    /// The next `n` events (those already read first).
+    /// The next `n` events (those already read first); queueEvents (no seq, never
+    /// replayed) are set aside in `queue_events`.
     pub async fn take_events(&mut self, n: usize) -> Vec<Value> {
         while self.events.len() < n {
             match self.next().await {
+                Got::Frame(f) if f["type"] == "queueEvent" => self.queue_events.push(f),
                 Got::Frame(f) => self.events.push(f),
                 Got::Closed(code) => panic!("closed with {code} while waiting for events"),
             }

@@ -17,6 +17,7 @@ mod cli;
 mod console;
 mod conversation_calls;
 mod conversations;
+mod dial_in;
 mod engine_faults;
 mod fair_delivery;
 mod hostile;

@@ -647,6 +647,19 @@ impl Channel {
                     playing: Some(arg),
                 });
             }
+            "endless_playback" => {
+                // Loops until the channel is transferred, bridged or hung up.
+                self.emit(
+                    "PLAYBACK_START",
+                    "CS_EXECUTE",
+                    &[("Playback-File-Path", arg.clone())],
+                );
+                self.running = Some(Running {
+                    app,
+                    digits: None,
+                    playing: Some(arg),
+                });
+            }
             "say" => {
                 self.at(say_length(&arg), Timer::AppDone);
                 self.running = Some(Running {
@@ -839,11 +852,31 @@ impl Channel {
             }
             Command::Hangup(cause) => self.hang_up(&cause),
             Command::Dtmf(digits) => digits.chars().for_each(|d| self.press(d)),
-            Command::Break => {
-                if self.running.as_ref().is_some_and(|r| r.app.name != "park") {
-                    self.end_app("FILE PLAYED", "break");
+            Command::Break => match self.running.as_ref().map(|r| r.app.name.as_str()) {
+                // endless_playback only restarts its file (esl-transcripts 82).
+                Some("endless_playback") => {
+                    let file = self
+                        .running
+                        .as_ref()
+                        .and_then(|r| r.playing.clone())
+                        .unwrap_or_default();
+                    self.emit(
+                        "PLAYBACK_STOP",
+                        "CS_EXECUTE",
+                        &[
+                            ("Playback-File-Path", file.clone()),
+                            ("Playback-Status", "break".into()),
+                        ],
+                    );
+                    self.emit(
+                        "PLAYBACK_START",
+                        "CS_EXECUTE",
+                        &[("Playback-File-Path", file)],
+                    );
                 }
-            }
+                Some("park") | None => {}
+                Some(_) => self.end_app("FILE PLAYED", "break"),
+            },
             Command::ScheduleHangup(delay, cause) => self.at(delay, Timer::Hangup(cause)),
             Command::Broadcast(delay, path, legs) => self.at(delay, Timer::Broadcast(path, legs)),
             Command::Record { start: true, path } => self.start_recording(path),
@@ -859,6 +892,17 @@ impl Channel {
                             ("Bridge-B-Unique-ID", partner),
                         ],
                     );
+                }
+                // uuid_bridge takes the channel from whatever it parked or played.
+                let interrupted = self.running.as_ref().is_some_and(|r| {
+                    matches!(
+                        r.app.name.as_str(),
+                        "park" | "playback" | "endless_playback"
+                    )
+                });
+                if interrupted {
+                    self.queue.clear();
+                    self.end_app("_none_", "break");
                 }
             }
             Command::PartnerGone => {
@@ -879,6 +923,19 @@ impl Channel {
                 {
                     // The bridge app returns; the A leg goes on with what is queued.
                     self.end_app("_none_", "done");
+                } else if self
+                    .vars
+                    .get("park_after_bridge")
+                    .is_some_and(|v| v == "true")
+                {
+                    // The other side left a uuid_bridge: this one parks and lives on
+                    // (esl-transcripts 81).
+                    self.queue.push_back(App {
+                        name: "park".into(),
+                        arg: String::new(),
+                        event_uuid: None,
+                    });
+                    self.next_app();
                 } else {
                     // uuid_bridge: both legs end together.
                     self.hang_up("NORMAL_CLEARING");
@@ -995,9 +1052,13 @@ impl Channel {
                 );
             }
             Timer::Broadcast(path, _) => {
+                let (name, arg) = match path.strip_prefix("endless_playback::") {
+                    Some(file) => ("endless_playback", file.to_string()),
+                    None => ("playback", path),
+                };
                 self.queue.push_front(App {
-                    name: "playback".into(),
-                    arg: path,
+                    name: name.into(),
+                    arg,
                     event_uuid: None,
                 });
                 if self.running.as_ref().is_some_and(|r| r.app.name == "park") {

@@ -3,7 +3,7 @@
 //! machine's input (connected, ended) and the statusEvents it causes, in the step's own
 //! transaction; the end becomes the agent CDR.
 
-use crate::agents::events::{CallEvent, CallEventName, failed_cause};
+use crate::agents::events::{CallEvent, CallEventName, CallView, failed_cause};
 use crate::agents::{call_change, machine::Input};
 use crate::cdr::{AgentCdr, AgentLeg, LegEnd, LegFacts};
 use crate::domain::agent_call::CallSubtype;
@@ -42,7 +42,7 @@ pub(super) fn agent_entry(
     let mut input = None;
     let event = |leg: LegIdx, name, bridged, at_ms| CallEvent {
         name,
-        call: flow.call(),
+        call: CallView::of_call_out(flow.call()),
         app_id: &unit.first.app_id,
         conversation_sid: &unit.id,
         call_sid: &legs[leg].id,
@@ -77,6 +77,7 @@ pub(super) fn agent_entry(
                 push(event(*leg, CallEventName::Answered, false, *at))
             }
             Write::Held(leg, true, at) => push(event(*leg, CallEventName::Held, true, *at)),
+            Write::Bridged(..) => {}
             Write::Held(leg, false, at) => push(event(*leg, CallEventName::Retrieved, true, *at)),
             Write::Status(_, Status::Completed, _) | Write::Snapshot(..) => {}
             Write::LegEnded(leg, facts) => push(end_event(
@@ -123,7 +124,7 @@ pub(super) fn agent_entry(
 
 /// A leg's last event: `completed` once answered (`time-limit` when maxCallDuration cut
 /// it), else `failed` with its cause.
-fn end_event<'a>(mut e: CallEvent<'a>, facts: &LegFacts) -> CallEvent<'a> {
+pub(super) fn end_event<'a>(mut e: CallEvent<'a>, facts: &LegFacts) -> CallEvent<'a> {
     e.at_ms = facts.end_ms;
     if facts.answer_ms.is_some() {
         e.name = CallEventName::Completed;
@@ -170,6 +171,9 @@ pub(super) fn agent_cdr(
         recording_url: recording.map_or("", |(url, _)| url.as_str()),
         recording_secs: recording.map_or(0, |(_, ms)| ms / 1000),
         connected_ms: connected,
+        queue_sid: "",
+        did_number: "",
+        wait_secs: 0,
         legs: &roles,
     }
     .body(tz)

@@ -20,6 +20,7 @@ pub(super) fn call_write(
 ) -> CallWrite {
     let render = Render { unit, engine, tz };
     let agent = super::agent_journal::agent_entry(unit, engine, &writes, tz);
+    let agents = super::inbound_journal::inbound_entries(unit, engine, &writes, tz);
     CallWrite {
         fence: Fence {
             epoch: unit.epoch,
@@ -31,6 +32,7 @@ pub(super) fn call_write(
             .into_iter()
             .filter_map(|w| render.entry(w))
             .chain(agent)
+            .chain(agents)
             .collect(),
     }
 }
@@ -46,7 +48,7 @@ impl Render<'_> {
     fn entry(&self, write: Write) -> Option<Entry> {
         let legs = &self.engine.core.legs;
         Some(match write {
-            Write::Held(..) => return None,
+            Write::Held(..) | Write::Bridged(..) => return None,
             Write::Status(leg, status, at) => Entry::Leg {
                 call_id: legs[leg].id.clone(),
                 state: match status {
@@ -74,6 +76,9 @@ impl Render<'_> {
                         userdata: first.userdata.clone(),
                         node: l.node.clone(),
                         start_at: l.start_ms,
+                        agent_no: super::inbound_journal::inbound_flow(self.engine)
+                            .and_then(|f| f.offer(leg))
+                            .map(|o| o.offer.agent_no.clone()),
                     }),
                     self.status(leg, Status::Initiated, l.start_ms, None),
                 )
@@ -185,15 +190,26 @@ impl Render<'_> {
                     _ => (crate::domain::agent_call::AgentBye::MediaFailure, None),
                 };
                 let recording = recording_ms.map(|ms| (self.recording_url(), ms));
-                let body = match super::agent_journal::agent_flow(self.engine) {
-                    Some(flow) => super::agent_journal::agent_cdr(
+                let body = match (
+                    super::agent_journal::agent_flow(self.engine),
+                    super::inbound_journal::inbound_flow(self.engine),
+                ) {
+                    (Some(flow), _) => super::agent_journal::agent_cdr(
                         unit,
                         flow,
                         &legs,
                         (bye.code(), recording.as_ref()),
                         self.tz,
                     ),
-                    None => serde_json::Value::Null,
+                    (_, Some(flow)) => super::inbound_journal::inbound_cdr(
+                        unit,
+                        self.engine,
+                        flow,
+                        &legs,
+                        bye.code(),
+                        self.tz,
+                    ),
+                    (None, None) => serde_json::Value::Null,
                 };
                 let end = ConversationEnd {
                     id: unit.id.clone(),

@@ -177,6 +177,11 @@ pub fn application(
             dial_target(target.unwrap_or_default(), dial, dialing),
         ),
         App::Conference(room) => ("conference", room.clone()),
+        App::Answer => ("answer", String::new()),
+        App::OneKey(file, timeout_ms) => (
+            "play_and_get_digits",
+            format!("1 1 1 {timeout_ms} none {file} silence_stream://250 voicepaas_key [0-9*#]"),
+        ),
     }
 }
 
@@ -203,6 +208,7 @@ pub fn api(uuid: &str, command: &MediaCommand) -> String {
         MediaCommand::BothToConference(room) => {
             format!("uuid_transfer {uuid} -both conference:{room} inline")
         }
+        MediaCommand::Park => format!("uuid_transfer {uuid} park inline"),
     }
 }
 

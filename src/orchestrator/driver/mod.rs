@@ -8,6 +8,7 @@
 //! channels by the engine's timers, the whole driver by the lease (lost → it stops).
 
 mod agent_journal;
+mod inbound_journal;
 pub mod journal;
 pub mod media;
 
@@ -198,7 +199,7 @@ impl Driver {
                     }
                 }
                 Effect::Media(leg, command, Some(token)) => {
-                    let uuid = self.engine.core.legs[leg].id.clone();
+                    let uuid = self.engine.core.legs[leg].channel.clone();
                     let line = media::api(&uuid, &command);
                     self.api(leg, line, move |out| {
                         Some(Input::Reply(token, out.is_ok_and(|o| media::succeeded(&o))))
@@ -206,7 +207,7 @@ impl Driver {
                     .await;
                 }
                 Effect::Probe(leg) => {
-                    let uuid = self.engine.core.legs[leg].id.clone();
+                    let uuid = self.engine.core.legs[leg].channel.clone();
                     self.api(leg, media::probe_command(&uuid), move |out| {
                         Some(Input::Probed(
                             leg,
@@ -219,6 +220,11 @@ impl Driver {
                     if let Some(at) = self.deadlines.remove(&timer) {
                         self.timers.remove(&(at, timer));
                     }
+                    // A flow's own timers are the call's, on the media clock.
+                    let after_ms = match timer.is_flow() {
+                        true => self.ctx.media.real_ms(after_ms),
+                        false => after_ms,
+                    };
                     let at = Instant::now() + Duration::from_millis(after_ms.max(0) as u64);
                     self.timers.insert((at, timer), ());
                     self.deadlines.insert(timer, at);
@@ -232,6 +238,20 @@ impl Driver {
                     if let Some(reply) = self.replies.remove(&token) {
                         let _ = reply.send(verdict);
                     }
+                }
+                Effect::Queue(signal) => {
+                    let numbers = match &self.engine.flow {
+                        super::flows::Flow::Inbound(f) => {
+                            (f.plan().did.clone(), f.plan().user_number.clone())
+                        }
+                        _ => Default::default(),
+                    };
+                    self.ctx.acd.send(crate::acd::hub::HubInput::Caller {
+                        app_id: self.unit.first.app_id.clone(),
+                        conversation: self.unit.id.clone(),
+                        signal,
+                        numbers,
+                    });
                 }
                 Effect::Finished => return Some(Outcome::Done),
             }
@@ -276,7 +296,7 @@ impl Driver {
     fn follow(&mut self, leg: usize) {
         let (uuid, node) = {
             let l = &self.engine.core.legs[leg];
-            (l.id.clone(), l.node.clone())
+            (l.channel.clone(), l.node.clone())
         };
         if let Some(node) = self.node(&node) {
             let reg = node.register(&uuid, leg, self.unit.generation, self.signals_tx.clone());
@@ -288,7 +308,7 @@ impl Driver {
     fn leg_node(&mut self, leg: usize) -> (String, Option<Arc<MediaNode>>) {
         let (uuid, node) = {
             let l = &self.engine.core.legs[leg];
-            (l.id.clone(), l.node.clone())
+            (l.channel.clone(), l.node.clone())
         };
         let node = self.node(&node);
         (uuid, node)
@@ -339,7 +359,7 @@ impl Driver {
     async fn execute(&mut self, leg: usize, app: &super::engine::App, run: u32) {
         let target = match app {
             super::engine::App::Bridge(target, _) => {
-                Some(self.engine.core.legs[*target].id.clone())
+                Some(self.engine.core.legs[*target].channel.clone())
             }
             _ => None,
         };

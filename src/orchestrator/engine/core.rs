@@ -127,6 +127,13 @@ impl Core {
         self.writes.push(write);
     }
 
+    /// Writes an agent conversation's state for a takeover, its stage `bridged` once the
+    /// parties are `connected`, else `dialing`.
+    pub fn snapshot_connected<T: serde::Serialize>(&mut self, connected: bool, state: &T) {
+        let stage = if connected { "bridged" } else { "dialing" };
+        self.snapshot(stage, state);
+    }
+
     /// Writes a flow's state for the API (`stage`) and a later takeover.
     pub fn snapshot<T: serde::Serialize>(&mut self, stage: &'static str, state: &T) {
         let data = serde_json::to_value(state).unwrap_or_default();
@@ -362,6 +369,7 @@ impl Core {
             Timer::OriginateFailed(leg),
             Timer::KillWait(leg),
             Timer::DialWatchdog(leg),
+            Timer::OfferBridge(leg),
         ] {
             self.effects.push(Effect::CancelTimer(timer));
         }

@@ -91,8 +91,10 @@ pub enum Command {
     Cancel,
     /// addCall, its prompts already resolved to files.
     AddCall(Box<super::super::flows::click2call::AddParty>),
-    /// An agent's command on its conversation.
-    Agent(super::super::flows::agent_call::AgentOrder),
+    /// An agent's command on its conversation: the agent, and what it asks.
+    Agent(String, super::super::flows::agent_call::AgentOrder),
+    /// What the matchmaker says to an inbound caller's conversation.
+    Queue(super::super::flows::inbound::QueueOrder),
 }
 
 /// Where an API command's verdict goes.
@@ -144,6 +146,11 @@ pub enum Timer {
     DialWatchdog(LegIdx),
     /// An application run has not finished in any reasonable time.
     AppWatchdog(u32),
+    /// The caller has waited its queue's maxWaitSeconds (the flow's own timer).
+    QueueWait,
+    /// An offer answered by itself (autoAnswer) waits for the agent's `bridge` no longer
+    /// than the queue's ringTimeout (the flow's own timer).
+    OfferBridge(LegIdx),
 }
 
 impl Timer {
@@ -153,9 +160,15 @@ impl Timer {
             Timer::NodeGrace(leg)
             | Timer::OriginateFailed(leg)
             | Timer::KillWait(leg)
-            | Timer::DialWatchdog(leg) => Some(leg),
-            Timer::AppWatchdog(_) => None,
+            | Timer::DialWatchdog(leg)
+            | Timer::OfferBridge(leg) => Some(leg),
+            Timer::AppWatchdog(_) | Timer::QueueWait => None,
         }
+    }
+
+    /// Whether the flow, not the core, handles it (a call's own timer, on the media clock).
+    pub fn is_flow(self) -> bool {
+        matches!(self, Timer::QueueWait | Timer::OfferBridge(_))
     }
 }
 
@@ -204,6 +217,11 @@ pub enum App {
     Bridge(LegIdx, Dial),
     /// `conference <room>`.
     Conference(String),
+    /// `answer`.
+    Answer,
+    /// `play_and_get_digits` of one key (`0-9 * #`, no terminator) with this prompt and
+    /// timeout (ms); the key comes back as the channel's DTMF event.
+    OneKey(String, u32),
 }
 
 /// Which channels a broadcast plays to.
@@ -242,6 +260,9 @@ pub enum MediaCommand {
     /// `uuid_transfer <uuid> -both conference:<room> inline`: the channel and its partner
     /// into a conference.
     BothToConference(String),
+    /// `uuid_transfer <uuid> park inline`: whatever the channel plays stops (the only
+    /// reliable end of `endless_playback`) and it parks.
+    Park,
 }
 
 /// A leg's status on its way to `completed` (§6.1), in contract order.
@@ -304,6 +325,8 @@ pub enum Write {
     NewLeg(LegIdx),
     /// Leg `leg` was put on hold (`true`) or taken off it, at `at` (agents' calls).
     Held(LegIdx, bool, i64),
+    /// Agent leg `leg` was connected with the user at `at` (an offer bridged).
+    Bridged(LegIdx, i64),
     /// Leg `leg` ended while the call goes on (`completed`).
     LegEnded(LegIdx, LegFacts),
     /// The conversation's stage for the API (`dialing`, `bridged`, `three_way`) and its
@@ -350,6 +373,9 @@ pub enum Effect {
     CancelTimer(Timer),
     /// Answer an API command.
     Reply(CommandToken, Result<(), Refusal>),
+    /// Tell the matchmaker of the call's application (inbound callers in queues), after
+    /// the writes before it.
+    Queue(super::super::flows::inbound::QueueSignal),
     /// The call is over and its end is written: the driver stops.
     Finished,
 }

@@ -19,8 +19,11 @@ pub struct Ended {
 /// One leg of a conversation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Leg {
-    /// `CA…`, also its channel's uuid.
+    /// `CA…`.
     pub id: String,
+    /// Its channel's uuid: the callSid for a leg the platform dials, the channel's own
+    /// for a caller who dialled in.
+    pub channel: String,
     /// The media node it is (or will be) on; empty when none could take it.
     pub node: String,
     /// Caller id shown to it (`""` when the platform default is used).
@@ -64,6 +67,7 @@ impl Leg {
     /// A leg about to be dialled on `node` at `now`.
     pub fn new(id: String, node: String, from: String, to: String, now: i64) -> Self {
         Leg {
+            channel: id.clone(),
             id,
             node,
             from,

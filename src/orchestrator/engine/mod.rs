@@ -133,6 +133,11 @@ impl Conversation {
                 core.probe(leg)
             }
             Input::Command(token, command) => self.flow.on_command(core, token, command),
+            Input::Timer(timer)
+                if timer.is_flow() && timer.leg().is_none_or(|l| l < core.legs.len()) =>
+            {
+                self.flow.on_timer(core, timer)
+            }
             Input::Timer(timer) if timer.leg().is_none_or(|l| l < core.legs.len()) => {
                 core.on_timer(timer)
             }

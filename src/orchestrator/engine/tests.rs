@@ -222,7 +222,7 @@ impl Sim {
         for effect in effects {
             match effect {
                 Effect::Journal(writes) => self.write(writes),
-                Effect::Follow(_) => {}
+                Effect::Follow(_) | Effect::Queue(_) => {}
                 Effect::Originate(leg, _) => {
                     if !self.written(leg) {
                         self.world
@@ -324,7 +324,7 @@ impl Sim {
                     self.status(leg, Status::Completed);
                     self.stored_end(leg, &facts);
                 }
-                Write::Held(leg, _, _) => {
+                Write::Held(leg, _, _) | Write::Bridged(leg, _) => {
                     if !self.engine.core.legs[leg].answered() {
                         self.world
                             .violations
@@ -420,15 +420,16 @@ impl Sim {
             } else {
                 Input::NodeUp(NODE.into())
             }),
-            9 if matches!(self.engine.flow, Flow::Agent(_)) => {
-                self.command(Command::Agent(match choice % 5 {
+            9 if matches!(self.engine.flow, Flow::Agent(_)) => self.command(Command::Agent(
+                "1001".into(),
+                match choice % 5 {
                     0 => AgentOrder::Hangup,
                     1 => AgentOrder::SendDtmf("1#".into()),
                     2 => AgentOrder::Hold,
                     3 => AgentOrder::Retrieve,
                     _ => AgentOrder::SetUserData("v".into()),
-                }))
-            }
+                },
+            )),
             9 if choice.is_multiple_of(5) => self.command(Command::Cancel),
             9 => self.command(Command::AddCall(Box::new(party()))),
             10 if choice.is_multiple_of(7) => self.journal_fails = true,
@@ -701,6 +702,8 @@ fn agent_bye_agrees(bye: AgentBye, legs: &[crate::cdr::LegFacts]) -> Result<(), 
         AgentBye::UserHungUp | AgentBye::AgentHungUp => answered(0) && answered(1),
         AgentBye::MaxDuration => legs.iter().any(|l| l.end == LegEnd::MaxDuration),
         AgentBye::MediaFailure => true,
+        // Dial-ins only.
+        AgentBye::Abandoned | AgentBye::RouteHangup => false,
     };
     if legs.len() == 2 && !answered(0) {
         return Err(format!(

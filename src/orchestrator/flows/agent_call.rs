@@ -38,6 +38,8 @@ pub enum AgentOrder {
     Hold,
     /// `retrieveCall`: the user and the agent talk again.
     Retrieve,
+    /// `answer` / `bridge`: connect an offer the device answered by itself.
+    Bridge,
 }
 
 /// Where the conversation is.
@@ -166,11 +168,7 @@ impl AgentCallFlow {
     }
 
     fn snapshot(&self, core: &mut Core) {
-        let stage = match self.state.phase {
-            Phase::Talking => "bridged",
-            _ => "dialing",
-        };
-        core.snapshot(stage, &self.state);
+        core.snapshot_connected(self.state.phase == Phase::Talking, &self.state);
     }
 
     pub(super) fn start(&mut self, core: &mut Core) {
@@ -338,8 +336,8 @@ impl AgentCallFlow {
     pub(super) fn on_command(&mut self, core: &mut Core, token: CommandToken, command: Command) {
         let verdict = match command {
             _ if self.state.bye.is_some() || core.ending.is_some() => Err(Refusal::ended()),
-            Command::Agent(order) => self.order(core, token, order),
-            Command::Cancel | Command::AddCall(_) => Err(Refusal::State(
+            Command::Agent(_, order) => self.order(core, token, order),
+            Command::Cancel | Command::AddCall(_) | Command::Queue(_) => Err(Refusal::State(
                 "not a command of an agent's conversation".into(),
             )),
         };
@@ -377,7 +375,7 @@ impl AgentCallFlow {
                 if !ok {
                     // A leg that refuses the re-INVITE (esl-transcripts 80): the bridge
                     // itself ends the music and joins the two again.
-                    let agent = core.legs[AGENT].id.clone();
+                    let agent = core.legs[AGENT].channel.clone();
                     core.media(USER, MediaCommand::BridgeWith(agent));
                 }
                 self.held(core, false);
@@ -410,6 +408,9 @@ impl AgentCallFlow {
     ) -> Result<Option<()>, Refusal> {
         match order {
             AgentOrder::Hold => self.ask_hold(core, token, true).map(|()| None),
+            AgentOrder::Bridge => Err(Refusal::State(
+                "bridge connects an offer; a callOut connects by itself".into(),
+            )),
             AgentOrder::Retrieve => self.ask_hold(core, token, false).map(|()| None),
             AgentOrder::Hangup => {
                 self.end(core, self.agent_left());

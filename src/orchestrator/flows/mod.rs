@@ -3,12 +3,45 @@
 
 pub mod agent_call;
 pub mod click2call;
+pub mod inbound;
 pub mod ivr;
 
 use crate::cdr::LegFacts;
 use crate::orchestrator::engine::{
-    CdrKind, Command, CommandToken, Core, Happened, LegIdx, ReplyToken,
+    CdrKind, Command, CommandToken, Core, Happened, LegIdx, ReplyToken, Timer,
 };
+
+/// What an agent conversation's first leg stores (`params`): a dial-in's plan, or a
+/// callOut's settings.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+pub enum StoredAgentConversation {
+    /// A user dialled in.
+    Inbound {
+        /// Its plan.
+        inbound: Box<inbound::Plan>,
+    },
+    /// An agent's callOut.
+    CallOut(Box<crate::domain::agent_call::AgentCall>),
+}
+
+impl StoredAgentConversation {
+    /// Its callType.
+    pub fn call_type(&self) -> crate::domain::agent_call::CallType {
+        match self {
+            Self::Inbound { .. } => crate::domain::agent_call::CallType::DialIn,
+            Self::CallOut(call) => call.call_type,
+        }
+    }
+
+    /// The user's number.
+    pub fn user_number(&self) -> &str {
+        match self {
+            Self::Inbound { inbound } => &inbound.user_number,
+            Self::CallOut(call) => &call.user_number,
+        }
+    }
+}
 
 /// The script of one call.
 #[derive(Debug)]
@@ -19,6 +52,8 @@ pub enum Flow {
     Click2Call(Box<click2call::Click2CallFlow>),
     /// An agent's conversation.
     Agent(Box<agent_call::AgentCallFlow>),
+    /// A user dialling in.
+    Inbound(Box<inbound::InboundFlow>),
 }
 
 impl Flow {
@@ -28,6 +63,7 @@ impl Flow {
             Flow::Ivr(f) => f.start(core),
             Flow::Click2Call(f) => f.start(core),
             Flow::Agent(f) => f.start(core),
+            Flow::Inbound(f) => f.start(core),
         }
     }
 
@@ -37,6 +73,7 @@ impl Flow {
             Flow::Ivr(f) => f.restored(core),
             Flow::Click2Call(f) => f.restored(core),
             Flow::Agent(f) => f.restored(core),
+            Flow::Inbound(f) => f.restored(core),
         }
     }
 
@@ -46,6 +83,7 @@ impl Flow {
             Flow::Ivr(f) => f.on_leg(core, leg, happened),
             Flow::Click2Call(f) => f.on_leg(core, leg, happened),
             Flow::Agent(f) => f.on_leg(core, leg, happened),
+            Flow::Inbound(f) => f.on_leg(core, leg, happened),
         }
     }
 
@@ -54,14 +92,24 @@ impl Flow {
         match self {
             Flow::Click2Call(f) => f.on_reply(core, token, ok),
             Flow::Agent(f) => f.on_reply(core, token, ok),
+            Flow::Inbound(f) => f.on_reply(core, token, ok),
             Flow::Ivr(_) => {}
+        }
+    }
+
+    /// A timer of the flow's own fired.
+    pub fn on_timer(&mut self, core: &mut Core, timer: Timer) {
+        if let Flow::Inbound(f) = self {
+            f.on_timer(core, timer);
         }
     }
 
     /// The call is over: the flow answers the commands still waiting on it.
     pub fn finished(&mut self, core: &mut Core) {
-        if let Flow::Agent(f) = self {
-            f.finished(core);
+        match self {
+            Flow::Agent(f) => f.finished(core),
+            Flow::Inbound(f) => f.finished(core),
+            Flow::Ivr(_) | Flow::Click2Call(_) => {}
         }
     }
 
@@ -71,6 +119,7 @@ impl Flow {
             Flow::Ivr(f) => f.on_command(core, token, command),
             Flow::Click2Call(f) => f.on_command(core, token, command),
             Flow::Agent(f) => f.on_command(core, token, command),
+            Flow::Inbound(f) => f.on_command(core, token, command),
         }
     }
 
@@ -80,6 +129,7 @@ impl Flow {
             Flow::Ivr(_) => core.legs[leg].facts(core.legs[leg].end_kind()),
             Flow::Click2Call(f) => f.leg_facts(core, leg),
             Flow::Agent(f) => f.leg_facts(core, leg),
+            Flow::Inbound(f) => f.leg_facts(core, leg),
         }
     }
 
@@ -89,6 +139,7 @@ impl Flow {
             Flow::Ivr(f) => f.cdr_kind(),
             Flow::Click2Call(f) => f.cdr_kind(core),
             Flow::Agent(f) => f.cdr_kind(core),
+            Flow::Inbound(f) => f.cdr_kind(),
         }
     }
 }

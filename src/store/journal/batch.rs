@@ -429,8 +429,8 @@ async fn insert_leg(
 ) -> Result<u64, sqlx::Error> {
     on_tx!(tx, |c| {
         sqlx::query(
-        "INSERT INTO calls (id, request_id, account_sid, app_id, kind, conversation_id, leg_seq, state, to_number, from_number, userdata, params, epoch, node, start_at, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, 'click2call', $5, $6, 'initiated', $7, $8, $9, '{}', $10, $11, $12, $13, $13)"
+        "INSERT INTO calls (id, request_id, account_sid, app_id, kind, conversation_id, leg_seq, state, to_number, from_number, userdata, params, epoch, node, start_at, created_at, updated_at, agent_no) \
+         VALUES ($1, $2, $3, $4, 'click2call', $5, $6, 'initiated', $7, $8, $9, '{}', $10, $11, $12, $13, $13, $14)"
     )
     .bind(&leg.id)
     .bind(&leg.request_id)
@@ -445,6 +445,7 @@ async fn insert_leg(
     .bind(&leg.node)
     .bind(leg.start_at)
     .bind(now)
+    .bind(&leg.agent_no)
     .execute(c)
     .await
     .map(|r| r.rows_affected())

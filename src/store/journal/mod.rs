@@ -160,6 +160,8 @@ pub struct NewLeg {
     pub node: String,
     /// When it was dialled (Unix ms).
     pub start_at: i64,
+    /// The agent on it (an offer's leg).
+    pub agent_no: Option<String>,
 }
 
 /// The end of one leg.

@@ -282,7 +282,7 @@ impl Click2CallFlow {
                     Ok(())
                 }
                 Command::AddCall(party) => self.add_call(core, *party),
-                Command::Agent(_) => Err(Refusal::State(
+                Command::Agent(..) | Command::Queue(_) => Err(Refusal::State(
                     "not a command of a click-to-call conversation".into(),
                 )),
             }

@@ -1,0 +1,433 @@
+//! The matchmaker at work (agents' contract §9): one task per process runs an [`Acd`] per
+//! application for the inbound callers this process drives. Callers' conversations tell it
+//! who waits ([`QueueSignal`]); agents' changes (from any replica, through the agent bus)
+//! tell it who may take an offer. An offer first claims the agent (its session moves to
+//! `ringing` under its lock, so no two callers of any replica get the same agent), then
+//! goes to the caller's conversation, which dials the agent.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use super::dispatch::{Acd, Effect, Input};
+use crate::agents::Agents;
+use crate::agents::error::CommandError;
+use crate::agents::machine::{AgentState, Input as AgentInput};
+use crate::domain::agent::PhoneType;
+use crate::orchestrator::Orchestrator;
+use crate::orchestrator::engine::Endpoint;
+use crate::orchestrator::flows::inbound::{Offer, QueueOrder, QueueSignal, Target};
+use crate::store::StoreError;
+
+/// How often the agents of applications with waiting callers are read again (a notice
+/// of a change can be missed).
+const REFRESH: Duration = Duration::from_secs(2);
+
+/// What the matchmaker hears.
+#[derive(Debug)]
+pub enum HubInput {
+    /// An inbound conversation of this process says something.
+    Caller {
+        /// Its application.
+        app_id: String,
+        /// `CV…`.
+        conversation: String,
+        /// What.
+        signal: QueueSignal,
+        /// The DID and the caller's number (what the agent's device shows).
+        numbers: (String, String),
+    },
+    /// An agent's session changed (on any replica).
+    AgentChanged {
+        /// Its application.
+        app_id: String,
+        /// The agent.
+        agent_no: String,
+    },
+}
+
+/// Where the matchmaker's inputs go.
+#[derive(Debug, Clone)]
+pub struct AcdHandle(mpsc::UnboundedSender<HubInput>);
+
+impl AcdHandle {
+    /// A handle and the receiver [`run`] consumes.
+    pub fn new() -> (Self, mpsc::UnboundedReceiver<HubInput>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (AcdHandle(tx), rx)
+    }
+
+    /// Tells the matchmaker (dropped when it is gone: the process is stopping).
+    pub fn send(&self, input: HubInput) {
+        let _ = self.0.send(input);
+    }
+}
+
+/// A caller the matchmaker knows.
+struct Caller {
+    did: String,
+    user_number: String,
+}
+
+/// One application's matchmaker.
+#[derive(Default)]
+struct App {
+    acd: Acd,
+    callers: HashMap<String, Caller>,
+    /// Queues whose strategy the matchmaker was given.
+    rules: HashSet<String>,
+    /// Agents it believes available.
+    available: HashSet<String>,
+}
+
+struct Hub {
+    agents: Arc<Agents>,
+    orchestrator: Orchestrator,
+    apps: HashMap<String, App>,
+}
+
+/// Runs the matchmaker of this process until the handle's senders are gone.
+pub async fn run(
+    mut inputs: mpsc::UnboundedReceiver<HubInput>,
+    agents: Arc<Agents>,
+    orchestrator: Orchestrator,
+) {
+    let mut hub = Hub {
+        agents,
+        orchestrator,
+        apps: HashMap::new(),
+    };
+    let mut refresh = tokio::time::interval(REFRESH);
+    loop {
+        tokio::select! {
+            input = inputs.recv() => match input {
+                Some(input) => hub.on(input).await,
+                None => return,
+            },
+            _ = refresh.tick() => hub.refresh_all().await,
+        }
+    }
+}
+
+impl Hub {
+    async fn on(&mut self, input: HubInput) {
+        match input {
+            HubInput::Caller {
+                app_id,
+                conversation,
+                signal,
+                numbers,
+            } => self.caller(app_id, conversation, signal, numbers).await,
+            HubInput::AgentChanged { app_id, agent_no } => {
+                if self.apps.contains_key(&app_id) {
+                    let ready = self.agents.store().ready_agent(&app_id, &agent_no).await;
+                    match ready {
+                        Ok(ready) => self.believe(&app_id, &agent_no, ready).await,
+                        Err(e) => tracing::warn!(error = %e, "matchmaker: agent unreadable"),
+                    }
+                }
+            }
+        }
+    }
+
+    async fn caller(
+        &mut self,
+        app_id: String,
+        conversation: String,
+        signal: QueueSignal,
+        (did, user_number): (String, String),
+    ) {
+        let input = match signal {
+            QueueSignal::Join {
+                target: Target::Agent(agent_no),
+                ..
+            } => {
+                return self
+                    .direct(&app_id, &conversation, &agent_no, &did, &user_number)
+                    .await;
+            }
+            QueueSignal::Join {
+                target: Target::Queue(queue),
+                join_ms,
+                place,
+                ..
+            } => {
+                if let Err(e) = self.prepare(&app_id, &queue).await {
+                    tracing::warn!(error = %e, "matchmaker: queue unreadable; the caller overflows");
+                    return self.tell(&conversation, QueueOrder::NoAgents).await;
+                }
+                match self.agents.store().queue_staffed(&app_id, &queue).await {
+                    Ok(true) => {}
+                    Ok(false) => return self.tell(&conversation, QueueOrder::NoAgents).await,
+                    Err(e) => tracing::warn!(error = %e, "matchmaker: members unreadable"),
+                }
+                let app = self.apps.entry(app_id.clone()).or_default();
+                app.callers
+                    .insert(conversation.clone(), Caller { did, user_number });
+                Input::Join {
+                    caller: conversation,
+                    queue,
+                    join_ms,
+                    place,
+                    last_agent: None,
+                }
+            }
+            QueueSignal::Leave => {
+                if let Some(app) = self.apps.get_mut(&app_id) {
+                    app.callers.remove(&conversation);
+                }
+                Input::Leave {
+                    caller: conversation,
+                }
+            }
+            QueueSignal::Answered(agent) => {
+                if let Some(app) = self.apps.get_mut(&app_id) {
+                    app.callers.remove(&conversation);
+                    app.available.remove(&agent);
+                }
+                Input::Answered {
+                    caller: conversation,
+                    agent,
+                }
+            }
+            QueueSignal::Missed(agent) => {
+                if let Some(app) = self.apps.get_mut(&app_id) {
+                    app.available.remove(&agent);
+                }
+                Input::Missed {
+                    caller: conversation,
+                    agent,
+                }
+            }
+        };
+        self.step(&app_id, input).await;
+    }
+
+    /// Makes sure the application's matchmaker knows the queue's strategy and its agents.
+    async fn prepare(&mut self, app_id: &str, queue: &str) -> Result<(), StoreError> {
+        let known = self
+            .apps
+            .get(app_id)
+            .is_some_and(|a| a.rules.contains(queue));
+        if known {
+            return Ok(());
+        }
+        let record = self.agents.store().find_queue(app_id, queue).await?;
+        let fresh = !self.apps.contains_key(app_id);
+        let app = self.apps.entry(app_id.to_string()).or_default();
+        app.rules.insert(queue.to_string());
+        if let Some(record) = record {
+            app.acd.step(Input::Rules {
+                queue: queue.to_string(),
+                strategy: record.settings.strategy,
+            });
+        }
+        if fresh {
+            self.refresh(app_id).await;
+        }
+        Ok(())
+    }
+
+    /// Reads every ready agent of every application with callers again.
+    async fn refresh_all(&mut self) {
+        let apps: Vec<String> = self.apps.keys().cloned().collect();
+        for app_id in apps {
+            let idle = self.apps.get(&app_id).is_some_and(|a| a.callers.is_empty());
+            if idle {
+                // Nobody waits: forgotten until a caller comes again.
+                self.apps.remove(&app_id);
+                continue;
+            }
+            self.refresh(&app_id).await;
+        }
+    }
+
+    async fn refresh(&mut self, app_id: &str) {
+        let ready = match self.agents.store().ready_agents(app_id).await {
+            Ok(ready) => ready,
+            Err(e) => {
+                tracing::warn!(error = %e, "matchmaker: agents unreadable");
+                return;
+            }
+        };
+        let Some(app) = self.apps.get(app_id) else {
+            return;
+        };
+        let now: HashSet<String> = ready.iter().map(|r| r.agent_no.clone()).collect();
+        let gone: Vec<String> = app.available.difference(&now).cloned().collect();
+        for agent_no in gone {
+            self.believe(app_id, &agent_no, None).await;
+        }
+        for agent in ready {
+            let agent_no = agent.agent_no.clone();
+            self.believe(app_id, &agent_no, Some(agent)).await;
+        }
+    }
+
+    /// What the store says of an agent now.
+    async fn believe(
+        &mut self,
+        app_id: &str,
+        agent_no: &str,
+        ready: Option<crate::store::acd::ReadyAgent>,
+    ) {
+        let Some(app) = self.apps.get_mut(app_id) else {
+            return;
+        };
+        let input = match ready {
+            Some(agent) => {
+                app.available.insert(agent.agent_no.clone());
+                Input::Available {
+                    agent: agent.agent_no,
+                    idle_since_ms: agent.idle_since_ms,
+                    queues: agent.queues,
+                }
+            }
+            None if app.available.remove(agent_no) => Input::Unavailable {
+                agent: agent_no.to_string(),
+            },
+            None => return,
+        };
+        self.step(app_id, input).await;
+    }
+
+    /// Steps the application's matchmaker and carries out its offers (each may fail and
+    /// step it again).
+    async fn step(&mut self, app_id: &str, input: Input) {
+        let mut pending = vec![input];
+        while let Some(input) = pending.pop() {
+            let Some(app) = self.apps.get_mut(app_id) else {
+                return;
+            };
+            for effect in app.acd.step(input) {
+                // A withdrawal is the caller's own business: its conversation ends the
+                // losing or abandoned offers itself.
+                let Effect::Offer {
+                    caller,
+                    queue,
+                    agent,
+                } = effect
+                else {
+                    continue;
+                };
+                let numbers = self
+                    .apps
+                    .get(app_id)
+                    .and_then(|a| a.callers.get(&caller))
+                    .map(|c| (c.did.clone(), c.user_number.clone()))
+                    .unwrap_or_default();
+                if !self.offer(app_id, &caller, &queue, &agent, numbers).await {
+                    if let Some(app) = self.apps.get_mut(app_id) {
+                        app.available.remove(&agent);
+                    }
+                    pending.push(Input::Missed {
+                        caller: caller.clone(),
+                        agent: agent.clone(),
+                    });
+                    pending.push(Input::Unavailable { agent });
+                }
+            }
+        }
+    }
+
+    /// An agent route: the agent now if it is ready, else the caller's fallback.
+    async fn direct(
+        &mut self,
+        app_id: &str,
+        conversation: &str,
+        agent_no: &str,
+        did: &str,
+        user_number: &str,
+    ) {
+        let numbers = (did.to_string(), user_number.to_string());
+        if !self
+            .offer(app_id, conversation, "", agent_no, numbers)
+            .await
+        {
+            self.tell(conversation, QueueOrder::NoAgents).await;
+        }
+    }
+
+    /// Claims `agent` and offers `caller` to it; `false` when the agent could not be
+    /// claimed or the caller no longer waits (the agent is released again).
+    async fn offer(
+        &mut self,
+        app_id: &str,
+        caller: &str,
+        queue: &str,
+        agent_no: &str,
+        (did, user_number): (String, String),
+    ) -> bool {
+        let store = self.agents.store().clone();
+        let (record, app) = match (
+            store.find_agent(app_id, agent_no).await,
+            store.find_app_by_id(app_id).await,
+        ) {
+            (Ok(Some(record)), Ok(Some(app))) if record.enabled => (record, app),
+            _ => return false,
+        };
+        let claim = self
+            .agents
+            .change(app_id, agent_no, |current| match current {
+                Some(c) if c.session.state == AgentState::Ready => {
+                    Ok((Some(AgentInput::CallStarted), c.session.phone_type))
+                }
+                _ => Err(CommandError::WrongState),
+            })
+            .await;
+        let phone_type = match claim {
+            Ok((phone_type, _)) => phone_type,
+            Err(_) => return false,
+        };
+        let (endpoint, number) = match phone_type {
+            PhoneType::Pstn => (Endpoint::Number, record.pstn_number.clone()),
+            PhoneType::Sip | PhoneType::WebPhone => (Endpoint::Device, record.sip_number.clone()),
+        };
+        // A device shows the caller (the DID when numbers are masked); a PSTN phone the DID.
+        let shown = match (phone_type, app.cti.encrypt_number) {
+            (PhoneType::Pstn, _) | (_, true) => did,
+            _ => user_number,
+        };
+        let offer = Offer {
+            agent_no: agent_no.to_string(),
+            agent_number: number,
+            endpoint,
+            auto_answer: record.auto_answer,
+            shown: Some(shown).filter(|s| !s.is_empty()),
+            wrapup_time: record.wrapup_time,
+            queue: queue.to_string(),
+        };
+        let verdict = match self
+            .orchestrator
+            .queue_order(caller, QueueOrder::Offer(offer))
+        {
+            Some(verdict) => matches!(verdict.await, Ok(Ok(()))),
+            None => false,
+        };
+        if !verdict {
+            // The caller is gone: the agent goes back to what it was.
+            let _ = self
+                .agents
+                .change(app_id, agent_no, |current| match current {
+                    Some(c) if c.session.state == AgentState::Ringing => Ok((
+                        Some(AgentInput::CallEnded {
+                            connected: false,
+                            wrapup_time: 0,
+                        }),
+                        (),
+                    )),
+                    _ => Ok((None, ())),
+                })
+                .await;
+        }
+        verdict
+    }
+
+    async fn tell(&self, conversation: &str, order: QueueOrder) {
+        if let Some(verdict) = self.orchestrator.queue_order(conversation, order) {
+            let _ = verdict.await;
+        }
+    }
+}

@@ -1,0 +1,1058 @@
+//! A user dialling in (agents' contract §9, §3.3, §7.1 "Offer") as a script over the
+//! engine. The caller's channel already exists, parked on the media server: the platform
+//! answers it, plays the number's welcome, follows its route (a queue, an agent, a key
+//! menu, a hangup prompt), and while the caller waits in a queue with music the
+//! application's matchmaker ([`crate::acd`]) sends it offers: each offer dials an agent's
+//! device, and the first agent connected is bridged to the caller (`uuid_bridge`).
+//!
+//! Legs: 0 the user (U), then one per offer, in the order they were dialled. What a
+//! takeover needs (the phase, the queue and join time, the offers, a decided byeType) is
+//! written as a snapshot whenever it changes.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::agent_call::AgentOrder;
+use crate::acd::dispatch::Place;
+use crate::cdr::{LegFacts, MEDIA_LOST};
+use crate::domain::agent_call::AgentBye;
+use crate::orchestrator::engine::{
+    App, CdrKind, Command, CommandToken, Core, Dial, Effect, Endpoint, Happened, Hears, LegIdx,
+    MediaCommand, Refusal, ReplyToken, Timer, Write,
+};
+
+/// The user's leg.
+pub const USER: LegIdx = 0;
+/// Overflows a caller may take; the next one is a hangup.
+pub const MAX_OVERFLOWS: u8 = 5;
+/// The channel variable that marks a DID channel as claimed (§9).
+pub const CLAIMED_VAR: &str = "voicepaas_conversation";
+
+/// Where a route, a menu key, a fallback or an overflow leads, prompts resolved to files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Step {
+    /// Join the queue of this queueSid.
+    Queue(String),
+    /// Offer the caller to this agent if it is ready; else, or when the offer fails,
+    /// `fallback` (a queue or a hangup).
+    Agent {
+        /// The agent.
+        agent_no: String,
+        /// Where the caller goes otherwise.
+        fallback: Box<Step>,
+    },
+    /// Play this file and hang up.
+    Hangup(String),
+}
+
+/// A key menu, prompts resolved to files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Menu {
+    /// Played for each try.
+    pub prompt: String,
+    /// Where each key leads.
+    pub keys: BTreeMap<char, Step>,
+    /// Seconds one key is waited for.
+    pub timeout_secs: u32,
+    /// Tries before `default`.
+    pub tries: u32,
+    /// Taken after the last try.
+    pub default: Step,
+}
+
+/// A DID's route, prompts resolved to files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Route {
+    /// A queue, an agent or a hangup.
+    Step(Step),
+    /// A key menu.
+    Menu(Menu),
+}
+
+/// What the caller's conversation needs of a queue it may join.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueuePlan {
+    /// Seconds an offer rings.
+    pub ring_timeout_secs: u32,
+    /// Longest wait before overflow (0: none).
+    pub max_wait_secs: u32,
+    /// Where the caller goes after maxWaitSeconds or with no member logged in.
+    pub overflow: Step,
+    /// The file looped while the caller waits.
+    pub music: String,
+}
+
+/// Everything an inbound conversation follows, resolved when it is claimed and stored
+/// with its user leg, so any process can take it over.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Plan {
+    /// The number dialled.
+    pub did: String,
+    /// The caller's number.
+    pub user_number: String,
+    /// Played once before the route.
+    pub welcome: Option<String>,
+    /// The route.
+    pub route: Route,
+    /// The queues the route, its menu keys, fallbacks and overflows can reach.
+    pub queues: BTreeMap<String, QueuePlan>,
+    /// The built-in failure tone (a hangup route or overflow without a prompt, a queue
+    /// that is gone, too many overflows).
+    pub failure: String,
+}
+
+/// How a caller came into a queue (queueEvent `joinType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum JoinType {
+    /// `1`: dialled in.
+    DialIn,
+    /// `3`: overflowed from another queue.
+    Overflow,
+}
+
+/// What the caller waits for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Target {
+    /// Any member of this queue.
+    Queue(String),
+    /// This agent (an agent route).
+    Agent(String),
+}
+
+/// What an inbound conversation tells its application's matchmaker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueueSignal {
+    /// The caller waits for `target` from `join_ms`, in `place`.
+    Join {
+        /// A queue or an agent.
+        target: Target,
+        /// When it joined (Unix ms): its place in line.
+        join_ms: i64,
+        /// Its place.
+        place: Place,
+        /// How it came.
+        join_type: JoinType,
+    },
+    /// The caller no longer waits (it hung up, overflowed, or the call ended).
+    Leave,
+    /// This agent was connected with the caller.
+    Answered(String),
+    /// This agent's offer failed (not answered, rejected, its device failed).
+    Missed(String),
+}
+
+/// An offer of the caller to an agent, from the matchmaker (the agent already claimed:
+/// its session is `ringing`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Offer {
+    /// The agent.
+    pub agent_no: String,
+    /// Its device's number (sipNumber or pstnNumber).
+    pub agent_number: String,
+    /// What the number names.
+    pub endpoint: Endpoint,
+    /// The device answers by itself; the agent connects with `bridge`.
+    pub auto_answer: bool,
+    /// The number the device shows.
+    pub shown: Option<String>,
+    /// The agent's wrapupTime, seconds.
+    pub wrapup_time: i64,
+    /// The queue it is offered from (`""`: an agent route).
+    pub queue: String,
+}
+
+/// What the matchmaker tells an inbound conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueueOrder {
+    /// Offer the caller to this agent.
+    Offer(Offer),
+    /// Nobody can take the caller: no member of the queue is logged in, or the agent of
+    /// an agent route is not ready.
+    NoAgents,
+}
+
+/// Where the conversation is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Phase {
+    /// The caller's channel is being answered.
+    Answering,
+    /// The welcome plays.
+    Welcome,
+    /// The menu plays or waits for a key.
+    Menu,
+    /// The caller waits (music) for a queue's agent or a named agent.
+    Waiting,
+    /// An agent and the caller talk.
+    Talking,
+    /// A hangup prompt plays; the call ends after it.
+    Closing,
+}
+
+/// The caller's stay in a queue (or its wait for a named agent).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Stay {
+    /// What it waits for.
+    pub target: Target,
+    /// Since when (Unix ms).
+    pub join_ms: i64,
+    /// How it came.
+    pub join_type: JoinType,
+    /// maxWaitSeconds ran out while an offer rang: it leaves once that offer is over.
+    pub timed_out: bool,
+    /// Where it goes when nobody takes it (an agent route's fallback).
+    pub otherwise: Option<Step>,
+}
+
+/// One offer's leg.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OfferLeg {
+    /// Its leg.
+    pub leg: LegIdx,
+    /// The offer.
+    pub offer: Offer,
+    /// The agent refused it (`hangup` while it rang).
+    pub rejected: bool,
+    /// The platform withdrew it (the caller left, another agent won).
+    pub withdrawn: bool,
+    /// When it was connected with the caller.
+    pub bridged_at: Option<i64>,
+}
+
+/// How an agent's leg of the conversation went, for the agent's session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OfferOutcome {
+    /// Still on (ringing, or answered and not connected yet).
+    Pending,
+    /// Connected with the caller.
+    Connected,
+    /// Not answered in time, or the device failed: `pause` / `no-answer`.
+    Missed,
+    /// Refused by the agent: `pause` / `rejected`.
+    Rejected,
+    /// Withdrawn by the platform: back to the chosen state.
+    Withdrawn,
+}
+
+/// What a takeover needs to go on with the conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct State {
+    /// Where it is.
+    pub phase: Phase,
+    /// The caller's current wait.
+    pub stay: Option<Stay>,
+    /// Milliseconds spent waiting in queues so far (the current stay not included).
+    pub waited_ms: i64,
+    /// The last queue the caller was in (`""`: none).
+    pub last_queue: String,
+    /// Overflows taken.
+    pub overflows: u8,
+    /// The music playing to the caller, if any.
+    pub music: Option<String>,
+    /// Menu tries so far and the key heard in the current one.
+    pub menu_try: u32,
+    /// The key pressed during the current menu try.
+    pub key: Option<char>,
+    /// Every offer made, by leg.
+    pub offers: Vec<OfferLeg>,
+    /// The agent leg connected with the caller.
+    pub agent: Option<LegIdx>,
+    /// The first agent connected (the CDR's agentNo) and when.
+    pub first_agent: Option<(String, i64)>,
+    /// The queue the caller was connected from (the CDR's queueSid).
+    pub answered_queue: String,
+    /// The conversation's userData.
+    pub user_data: String,
+    /// The caller is on hold.
+    #[serde(default)]
+    pub held: bool,
+    /// The byeType, once decided.
+    pub bye: Option<AgentBye>,
+    /// The leg whose own hangup ended the conversation.
+    pub first_gone: Option<LegIdx>,
+}
+
+/// An inbound conversation.
+#[derive(Debug)]
+pub struct InboundFlow {
+    plan: Plan,
+    state: State,
+    /// The application run the flow waits for.
+    run: Option<u32>,
+    /// A bridge asked of the media server, and the offer leg it connects.
+    bridging: Option<(ReplyToken, LegIdx)>,
+    /// A `bridge` command waiting for that answer.
+    bridge_command: Option<CommandToken>,
+    /// A hold (`true`) or retrieve asked of the media server: its answer and the command
+    /// waiting for it.
+    holding: Option<(ReplyToken, CommandToken, bool)>,
+}
+
+impl InboundFlow {
+    /// A new conversation following `plan`.
+    pub fn new(plan: Plan) -> Self {
+        InboundFlow {
+            plan,
+            state: State {
+                phase: Phase::Answering,
+                stay: None,
+                waited_ms: 0,
+                last_queue: String::new(),
+                overflows: 0,
+                music: None,
+                menu_try: 0,
+                key: None,
+                offers: Vec::new(),
+                agent: None,
+                first_agent: None,
+                answered_queue: String::new(),
+                user_data: String::new(),
+                held: false,
+                bye: None,
+                first_gone: None,
+            },
+            run: None,
+            bridging: None,
+            bridge_command: None,
+            holding: None,
+        }
+    }
+
+    /// A conversation taken over, from its last snapshot (else as new).
+    pub fn resumed(plan: Plan, snapshot: Option<State>) -> Self {
+        let mut flow = Self::new(plan);
+        if let Some(state) = snapshot {
+            flow.state = state;
+        }
+        flow
+    }
+
+    /// What it follows.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// Where it is.
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// The offer of leg `leg`, if it is an agent's leg.
+    pub fn offer(&self, leg: LegIdx) -> Option<&OfferLeg> {
+        self.state.offers.iter().find(|o| o.leg == leg)
+    }
+
+    /// How agent leg `leg` went so far.
+    pub fn outcome(&self, core: &Core, leg: LegIdx) -> OfferOutcome {
+        let Some(o) = self.offer(leg) else {
+            return OfferOutcome::Withdrawn;
+        };
+        match () {
+            _ if o.bridged_at.is_some() => OfferOutcome::Connected,
+            _ if core.legs[leg].is_live() => OfferOutcome::Pending,
+            _ if o.withdrawn => OfferOutcome::Withdrawn,
+            _ if o.rejected => OfferOutcome::Rejected,
+            _ => OfferOutcome::Missed,
+        }
+    }
+
+    /// Milliseconds the caller spent in queues, up to `now`.
+    pub fn wait_ms(&self, now: i64) -> i64 {
+        let current = self
+            .state
+            .stay
+            .as_ref()
+            .map_or(0, |s| (now - s.join_ms).max(0));
+        self.state.waited_ms + current
+    }
+
+    fn snapshot(&self, core: &mut Core) {
+        core.snapshot_connected(self.state.phase == Phase::Talking, &self.state);
+    }
+
+    pub(super) fn start(&mut self, core: &mut Core) {
+        core.emit(Effect::Follow(USER));
+        // It may have hung up before it was followed.
+        core.probe(USER);
+        self.snapshot(core);
+        self.run = core.execute(USER, App::Answer);
+    }
+
+    pub(super) fn restored(&mut self, core: &mut Core) {
+        if core.ending.is_some() {
+            return;
+        }
+        if let Some(bye) = self.state.bye.take() {
+            return self.end(core, bye);
+        }
+        for (leg, cause) in core.unheard_hangups() {
+            self.on_leg(core, leg, Happened::HangingUp(cause));
+        }
+        if self.state.bye.is_some() || core.ending.is_some() {
+            return;
+        }
+        // Offers that ended while nobody drove the call.
+        let over: Vec<LegIdx> = self
+            .state
+            .offers
+            .iter()
+            .filter(|o| o.bridged_at.is_none() && !core.legs[o.leg].is_live())
+            .map(|o| o.leg)
+            .collect();
+        for leg in over {
+            self.offer_over(core, leg);
+        }
+        match self.state.phase {
+            Phase::Answering => self.run = core.execute(USER, App::Answer),
+            Phase::Welcome => self.route(core),
+            Phase::Menu => self.play_menu(core),
+            Phase::Closing => self.end(core, AgentBye::RouteHangup),
+            Phase::Talking => {}
+            Phase::Waiting => {
+                // The matchmaker of this process learns of the caller, in its place.
+                if let Some(stay) = self.state.stay.clone() {
+                    core.emit(Effect::Queue(QueueSignal::Join {
+                        target: stay.target,
+                        join_ms: stay.join_ms,
+                        place: Place::InTurn,
+                        join_type: stay.join_type,
+                    }));
+                    self.arm_wait(core);
+                }
+                let answered: Vec<LegIdx> = self
+                    .ringing(core)
+                    .filter(|&l| core.legs[l].answered() && core.legs[l].up())
+                    .collect();
+                for leg in answered {
+                    self.offer_answered(core, leg);
+                }
+            }
+        }
+    }
+
+    /// The offer legs still on and not connected.
+    fn ringing<'a>(&'a self, core: &'a Core) -> impl Iterator<Item = LegIdx> + 'a {
+        self.state
+            .offers
+            .iter()
+            .filter(|o| o.bridged_at.is_none() && !o.withdrawn && !o.rejected)
+            .filter(|o| core.legs[o.leg].is_live())
+            .map(|o| o.leg)
+    }
+
+    pub(super) fn on_leg(&mut self, core: &mut Core, leg: LegIdx, happened: Happened) {
+        if core.ending.is_some() || self.state.bye.is_some() {
+            return;
+        }
+        match (leg, happened) {
+            (USER, Happened::AppDone(Some(run))) if self.run == Some(run) => {
+                self.run = None;
+                self.next(core);
+            }
+            (USER, Happened::Key(key)) if self.state.phase == Phase::Menu => {
+                self.state.key.get_or_insert(key);
+            }
+            (USER, Happened::HangingUp(cause)) => self.user_left(core, &cause),
+            (_, Happened::Answered) if leg != USER => self.offer_answered(core, leg),
+            (_, Happened::HangingUp(cause)) if Some(leg) == self.state.agent => {
+                self.state.first_gone = Some(leg);
+                let bye = match cause.as_str() {
+                    MEDIA_LOST => AgentBye::MediaFailure,
+                    _ => AgentBye::AgentHungUp,
+                };
+                self.end(core, bye);
+            }
+            (_, Happened::Ended) if leg != USER && Some(leg) != self.state.agent => {
+                self.offer_over(core, leg)
+            }
+            _ => {}
+        }
+    }
+
+    /// An application run on the caller ended: the next thing to do.
+    fn next(&mut self, core: &mut Core) {
+        match self.state.phase {
+            Phase::Answering => match self.plan.welcome.clone() {
+                Some(file) => {
+                    self.state.phase = Phase::Welcome;
+                    self.snapshot(core);
+                    self.run = core.execute(USER, App::Playback(file));
+                    if self.run.is_none() {
+                        self.route(core);
+                    }
+                }
+                None => self.route(core),
+            },
+            Phase::Welcome => self.route(core),
+            Phase::Menu => self.menu_done(core),
+            Phase::Closing => self.end(core, AgentBye::RouteHangup),
+            Phase::Waiting | Phase::Talking => {}
+        }
+    }
+
+    fn route(&mut self, core: &mut Core) {
+        match self.plan.route.clone() {
+            Route::Step(step) => self.take(core, step, JoinType::DialIn),
+            Route::Menu(_) => {
+                self.state.phase = Phase::Menu;
+                self.state.menu_try = 1;
+                self.play_menu(core);
+            }
+        }
+    }
+
+    fn play_menu(&mut self, core: &mut Core) {
+        let Route::Menu(menu) = &self.plan.route else {
+            return self.route(core);
+        };
+        self.state.key = None;
+        let app = App::OneKey(menu.prompt.clone(), menu.timeout_secs * 1000);
+        self.snapshot(core);
+        self.run = core.execute(USER, app);
+    }
+
+    /// A menu try ended: the key's step, another try, or the default.
+    fn menu_done(&mut self, core: &mut Core) {
+        let Route::Menu(menu) = self.plan.route.clone() else {
+            return;
+        };
+        let chosen = self
+            .state
+            .key
+            .take()
+            .and_then(|k| menu.keys.get(&k).cloned());
+        match chosen {
+            Some(step) => self.take(core, step, JoinType::DialIn),
+            None if self.state.menu_try < menu.tries => {
+                self.state.menu_try += 1;
+                self.play_menu(core);
+            }
+            None => self.take(core, menu.default, JoinType::DialIn),
+        }
+    }
+
+    /// Follows `step`.
+    fn take(&mut self, core: &mut Core, step: Step, join_type: JoinType) {
+        match step {
+            Step::Queue(sid) => self.join(core, Target::Queue(sid), join_type, None),
+            Step::Agent { agent_no, fallback } => {
+                self.join(core, Target::Agent(agent_no), join_type, Some(*fallback))
+            }
+            Step::Hangup(file) => self.close(core, file),
+        }
+    }
+
+    /// Plays `file`, then the call ends (byeType 8).
+    fn close(&mut self, core: &mut Core, file: String) {
+        self.state.phase = Phase::Closing;
+        self.stop_music(core);
+        self.snapshot(core);
+        self.run = core.execute(USER, App::Playback(file));
+        if self.run.is_none() {
+            self.end(core, AgentBye::RouteHangup);
+        }
+    }
+
+    fn stop_music(&mut self, core: &mut Core) {
+        if self.state.music.take().is_some() {
+            core.media(USER, MediaCommand::Park);
+        }
+    }
+
+    /// The caller starts waiting for `target`, with its music.
+    fn join(
+        &mut self,
+        core: &mut Core,
+        target: Target,
+        join_type: JoinType,
+        otherwise: Option<Step>,
+    ) {
+        let music = match &target {
+            Target::Queue(sid) => match self.plan.queues.get(sid) {
+                Some(queue) => queue.music.clone(),
+                // A queue deleted since the route was read.
+                None => return self.close(core, self.plan.failure.clone()),
+            },
+            Target::Agent(_) => self.default_music(),
+        };
+        if let Target::Queue(sid) = &target {
+            self.state.last_queue = sid.clone();
+        }
+        self.state.phase = Phase::Waiting;
+        if self.state.music.as_deref() != Some(music.as_str()) {
+            self.stop_music(core);
+            let endless = format!("endless_playback::{music}");
+            core.media(USER, MediaCommand::Broadcast(endless, Hears::This));
+            self.state.music = Some(music);
+        }
+        let join_ms = core.now;
+        self.state.stay = Some(Stay {
+            target: target.clone(),
+            join_ms,
+            join_type,
+            timed_out: false,
+            otherwise,
+        });
+        self.arm_wait(core);
+        self.snapshot(core);
+        core.emit(Effect::Queue(QueueSignal::Join {
+            target,
+            join_ms,
+            place: Place::InTurn,
+            join_type,
+        }));
+    }
+
+    /// The music of a wait that is not in a queue: the first queue's, else the failure
+    /// tone's neighbour, FreeSWITCH's own music on hold.
+    fn default_music(&self) -> String {
+        self.plan.queues.values().next().map_or_else(
+            || crate::orchestrator::unit::FREESWITCH_MUSIC_ON_HOLD.into(),
+            |q| q.music.clone(),
+        )
+    }
+
+    /// maxWaitSeconds of the current queue, from its join time.
+    fn arm_wait(&mut self, core: &mut Core) {
+        let Some(stay) = &self.state.stay else {
+            return;
+        };
+        let max = match &stay.target {
+            Target::Queue(sid) => self.plan.queues.get(sid).map_or(0, |q| q.max_wait_secs),
+            Target::Agent(_) => 0,
+        };
+        if max > 0 {
+            let left = stay.join_ms + i64::from(max) * 1000 - core.now;
+            core.emit(Effect::SetTimer(Timer::QueueWait, left.max(0)));
+        } else {
+            core.emit(Effect::CancelTimer(Timer::QueueWait));
+        }
+    }
+
+    /// The caller stops waiting without an agent: the matchmaker is told, then the
+    /// queue's overflow (or the agent route's fallback) is taken.
+    fn leave(&mut self, core: &mut Core) {
+        let Some(stay) = self.state.stay.take() else {
+            return;
+        };
+        self.state.waited_ms += (core.now - stay.join_ms).max(0);
+        core.emit(Effect::CancelTimer(Timer::QueueWait));
+        core.emit(Effect::Queue(QueueSignal::Leave));
+        let next = match (&stay.target, stay.otherwise) {
+            (_, Some(otherwise)) => otherwise,
+            (Target::Queue(sid), None) => self.plan.queues.get(sid).map_or_else(
+                || Step::Hangup(self.plan.failure.clone()),
+                |q| q.overflow.clone(),
+            ),
+            (Target::Agent(_), None) => Step::Hangup(self.plan.failure.clone()),
+        };
+        match next {
+            Step::Queue(_) | Step::Agent { .. } if self.state.overflows >= MAX_OVERFLOWS => {
+                self.close(core, self.plan.failure.clone())
+            }
+            step @ (Step::Queue(_) | Step::Agent { .. }) => {
+                self.state.overflows += 1;
+                self.take(core, step, JoinType::Overflow)
+            }
+            step => self.take(core, step, JoinType::Overflow),
+        }
+    }
+
+    pub(super) fn on_timer(&mut self, core: &mut Core, timer: Timer) {
+        if core.ending.is_some() || self.state.bye.is_some() {
+            return;
+        }
+        match timer {
+            Timer::QueueWait if self.state.phase == Phase::Waiting => {
+                if self.ringing(core).next().is_some() {
+                    // The ringing offer finishes first.
+                    if let Some(stay) = &mut self.state.stay {
+                        stay.timed_out = true;
+                    }
+                } else {
+                    self.leave(core);
+                }
+            }
+            Timer::OfferBridge(leg) if self.offer(leg).is_some_and(|o| o.bridged_at.is_none()) => {
+                core.hang_up(leg, "NO_ANSWER")
+            }
+            _ => {}
+        }
+    }
+
+    /// An offer's device answered: connected at once, or — autoAnswer — once the agent
+    /// asks with `bridge` (within the ringTimeout).
+    fn offer_answered(&mut self, core: &mut Core, leg: LegIdx) {
+        let Some(offer) = self.offer(leg).cloned() else {
+            return;
+        };
+        if offer.withdrawn || offer.rejected || self.state.phase != Phase::Waiting {
+            return;
+        }
+        if self.state.agent.is_some() || self.bridging.is_some() {
+            // Another agent won (ring-all).
+            return self.withdraw(core, leg, "LOSE_RACE");
+        }
+        if offer.offer.auto_answer {
+            let ring = self.ring_timeout(&offer.offer.queue);
+            core.emit(Effect::SetTimer(
+                Timer::OfferBridge(leg),
+                i64::from(ring) * 1000,
+            ));
+            return;
+        }
+        self.connect(core, leg);
+    }
+
+    fn ring_timeout(&self, queue: &str) -> u32 {
+        self.plan
+            .queues
+            .get(queue)
+            .map_or(20, |q| q.ring_timeout_secs)
+    }
+
+    /// Bridges the caller with offer leg `leg` (whatever the caller hears stops).
+    fn connect(&mut self, core: &mut Core, leg: LegIdx) {
+        let channel = core.legs[leg].channel.clone();
+        match core.ask(USER, MediaCommand::BridgeWith(channel)) {
+            Some(reply) => self.bridging = Some((reply, leg)),
+            None => self.withdraw(core, leg, "NORMAL_CLEARING"),
+        }
+    }
+
+    /// The media server answered the bridge, or a hold or retrieve.
+    pub(super) fn on_reply(&mut self, core: &mut Core, token: ReplyToken, ok: bool) {
+        if let Some((_, command, hold)) = self.holding.filter(|(t, _, _)| *t == token) {
+            self.holding = None;
+            return self.held(core, command, hold, ok);
+        }
+        let Some((_, leg)) = self.bridging.filter(|(t, _)| *t == token) else {
+            return;
+        };
+        self.bridging = None;
+        let verdict = if ok && core.ending.is_none() && core.legs[leg].talking() {
+            self.bridged(core, leg);
+            Ok(())
+        } else {
+            // The agent's channel went away meanwhile: the offer is over.
+            if core.ending.is_none() {
+                core.hang_up(leg, "NORMAL_TEMPORARY_FAILURE");
+            }
+            Err(Refusal::State("the call could not be connected".into()))
+        };
+        if let Some(command) = self.bridge_command.take() {
+            core.emit(Effect::Reply(command, verdict));
+        }
+    }
+
+    fn bridged(&mut self, core: &mut Core, leg: LegIdx) {
+        let now = core.now;
+        let Some(index) = self.state.offers.iter().position(|o| o.leg == leg) else {
+            return;
+        };
+        self.state.offers[index].bridged_at = Some(now);
+        let agent_no = self.state.offers[index].offer.agent_no.clone();
+        let queue = self.state.offers[index].offer.queue.clone();
+        self.state.music = None;
+        self.state.agent = Some(leg);
+        self.state.phase = Phase::Talking;
+        self.state.answered_queue = queue;
+        self.state
+            .first_agent
+            .get_or_insert((agent_no.clone(), now));
+        if let Some(stay) = self.state.stay.take() {
+            self.state.waited_ms += (now - stay.join_ms).max(0);
+        }
+        core.emit(Effect::CancelTimer(Timer::QueueWait));
+        core.emit(Effect::CancelTimer(Timer::OfferBridge(leg)));
+        let losers: Vec<LegIdx> = self.ringing(core).filter(|&l| l != leg).collect();
+        for loser in losers {
+            self.withdraw(core, loser, "LOSE_RACE");
+        }
+        core.journal(Write::Bridged(leg, now));
+        self.snapshot(core);
+        core.emit(Effect::Queue(QueueSignal::Answered(agent_no)));
+    }
+
+    /// The platform withdraws offer `leg` (`failed (canceled)` for its agent).
+    fn withdraw(&mut self, core: &mut Core, leg: LegIdx, cause: &str) {
+        if let Some(o) = self.state.offers.iter_mut().find(|o| o.leg == leg) {
+            o.withdrawn = true;
+        }
+        if !core.legs[leg].answered() {
+            core.legs[leg].canceled = true;
+        }
+        core.hang_up(leg, cause);
+    }
+
+    /// Offer leg `leg` ended without being connected.
+    fn offer_over(&mut self, core: &mut Core, leg: LegIdx) {
+        let outcome = self.outcome(core, leg);
+        if !matches!(outcome, OfferOutcome::Missed | OfferOutcome::Rejected) {
+            return;
+        }
+        let agent_no = self.offer(leg).map(|o| o.offer.agent_no.clone());
+        if let Some(agent_no) = agent_no {
+            core.emit(Effect::Queue(QueueSignal::Missed(agent_no)));
+        }
+        self.snapshot(core);
+        if self.state.phase != Phase::Waiting || self.ringing(core).next().is_some() {
+            return;
+        }
+        let stay = self.state.stay.as_ref();
+        let agent_route = stay.is_some_and(|s| matches!(s.target, Target::Agent(_)));
+        if agent_route || stay.is_some_and(|s| s.timed_out) {
+            self.leave(core);
+        }
+    }
+
+    /// The caller hangs up: abandoned unless it talked or heard the hangup prompt.
+    fn user_left(&mut self, core: &mut Core, cause: &str) {
+        self.state.first_gone = Some(USER);
+        let bye = match self.state.phase {
+            _ if cause == MEDIA_LOST => AgentBye::MediaFailure,
+            Phase::Talking => AgentBye::UserHungUp,
+            Phase::Closing => AgentBye::RouteHangup,
+            _ => AgentBye::Abandoned,
+        };
+        self.end(core, bye);
+    }
+
+    /// Ends the conversation: offers still ringing are withdrawn, every leg is hung up.
+    fn end(&mut self, core: &mut Core, bye: AgentBye) {
+        if self.state.bye.is_some() {
+            return;
+        }
+        self.state.bye = Some(bye);
+        if let Some(stay) = self.state.stay.take() {
+            self.state.waited_ms += (core.now - stay.join_ms).max(0);
+            core.emit(Effect::Queue(QueueSignal::Leave));
+        }
+        core.emit(Effect::CancelTimer(Timer::QueueWait));
+        let ringing: Vec<LegIdx> = self.ringing(core).collect();
+        for leg in ringing {
+            if let Some(o) = self.state.offers.iter_mut().find(|o| o.leg == leg) {
+                o.withdrawn = true;
+            }
+            if !core.legs[leg].answered() {
+                core.legs[leg].canceled = true;
+            }
+        }
+        self.snapshot(core);
+        core.end_call("NORMAL_CLEARING");
+    }
+
+    pub(super) fn on_command(&mut self, core: &mut Core, token: CommandToken, command: Command) {
+        let verdict = match command {
+            _ if self.state.bye.is_some() || core.ending.is_some() => Err(Refusal::ended()),
+            Command::Queue(QueueOrder::Offer(offer)) => self.make_offer(core, offer),
+            Command::Queue(QueueOrder::NoAgents) => {
+                if self.state.phase == Phase::Waiting && self.ringing(core).next().is_none() {
+                    self.leave(core);
+                }
+                Ok(Some(()))
+            }
+            Command::Agent(agent_no, order) => self.order(core, token, &agent_no, order),
+            Command::Cancel | Command::AddCall(_) => Err(Refusal::State(
+                "not a command of an agent's conversation".into(),
+            )),
+        };
+        if let Some(verdict) = verdict.transpose() {
+            core.emit(Effect::Reply(token, verdict));
+        }
+    }
+
+    /// Dials the agent of `offer` (the caller keeps its music).
+    fn make_offer(&mut self, core: &mut Core, offer: Offer) -> Result<Option<()>, Refusal> {
+        if self.state.phase != Phase::Waiting {
+            return Err(Refusal::State("the caller is not waiting".into()));
+        }
+        let queue = offer.queue.clone();
+        let ring = match &self.state.stay {
+            Some(Stay {
+                target: Target::Agent(_),
+                ..
+            }) => self.ring_timeout(""),
+            _ => self.ring_timeout(&queue),
+        };
+        let node = core.legs[USER].node.clone();
+        let leg = core.add_leg(
+            node,
+            offer.shown.clone().unwrap_or_default(),
+            offer.agent_number.clone(),
+        );
+        let dial = Dial {
+            to: offer.agent_number.clone(),
+            from: offer.shown.clone(),
+            timeout_secs: ring,
+            ignore_early_media: true,
+            endpoint: offer.endpoint,
+            auto_answer: offer.auto_answer,
+            park_after_bridge: true,
+        };
+        self.state.offers.push(OfferLeg {
+            leg,
+            offer,
+            rejected: false,
+            withdrawn: false,
+            bridged_at: None,
+        });
+        self.snapshot(core);
+        core.originate(leg, dial, true);
+        Ok(Some(()))
+    }
+
+    /// An agent's command: which of its legs it is about decides what it does.
+    fn order(
+        &mut self,
+        core: &mut Core,
+        token: CommandToken,
+        agent_no: &str,
+        order: AgentOrder,
+    ) -> Result<Option<()>, Refusal> {
+        let leg = self
+            .state
+            .offers
+            .iter()
+            .rev()
+            .find(|o| o.offer.agent_no == agent_no && core.legs[o.leg].is_live())
+            .map(|o| o.leg)
+            .ok_or_else(|| Refusal::State("the agent has no leg in this call".into()))?;
+        let connected = self.state.agent == Some(leg);
+        match order {
+            AgentOrder::Hangup if connected => {
+                self.state.first_gone = Some(leg);
+                self.end(core, AgentBye::AgentHungUp);
+            }
+            AgentOrder::Hangup => {
+                if let Some(o) = self.state.offers.iter_mut().find(|o| o.leg == leg) {
+                    o.rejected = true;
+                }
+                core.hang_up(leg, "CALL_REJECTED");
+            }
+            AgentOrder::Bridge
+                if !connected && core.legs[leg].talking() && self.bridging.is_none() =>
+            {
+                self.connect(core, leg);
+                if self.bridging.is_some() {
+                    self.bridge_command = Some(token);
+                    return Ok(None);
+                }
+                return Err(Refusal::State("the call could not be connected".into()));
+            }
+            AgentOrder::Bridge => {
+                return Err(Refusal::State(
+                    "bridge needs an offer answered and not connected".into(),
+                ));
+            }
+            AgentOrder::SendDtmf(digits) if connected => {
+                core.media(USER, MediaCommand::SendDtmf(digits))
+            }
+            AgentOrder::SendDtmf(_) => {
+                return Err(Refusal::State("sendDtmf needs a connected call".into()));
+            }
+            AgentOrder::SetUserData(data) => {
+                self.state.user_data = data;
+                self.snapshot(core);
+            }
+            AgentOrder::Hold | AgentOrder::Retrieve => {
+                let hold = order == AgentOrder::Hold;
+                return self
+                    .ask_hold(core, token, leg, connected, hold)
+                    .map(|()| None);
+            }
+        }
+        Ok(Some(()))
+    }
+
+    /// Asks the media server to hold (`true`) or retrieve the caller: the agent's channel
+    /// is held, so the caller hears the music. The command is answered with its reply.
+    fn ask_hold(
+        &mut self,
+        core: &mut Core,
+        token: CommandToken,
+        leg: LegIdx,
+        connected: bool,
+        hold: bool,
+    ) -> Result<(), Refusal> {
+        if !connected || self.holding.is_some() || self.state.held == hold {
+            return Err(Refusal::State(match hold {
+                true => "holdCall needs a connected call that is not held".into(),
+                false => "retrieveCall needs a held call".into(),
+            }));
+        }
+        if hold {
+            let music = match self.plan.queues.get(&self.state.answered_queue) {
+                Some(queue) => queue.music.clone(),
+                None => self.default_music(),
+            };
+            core.media(leg, MediaCommand::SetVar("hold_music".into(), music));
+        }
+        let reply = core
+            .ask(leg, MediaCommand::Hold(hold))
+            .ok_or(Refusal::NoMedia)?;
+        self.holding = Some((reply, token, hold));
+        Ok(())
+    }
+
+    /// The media server answered a hold or retrieve.
+    fn held(&mut self, core: &mut Core, command: CommandToken, hold: bool, ok: bool) {
+        let Some(leg) = self.state.agent else {
+            return core.emit(Effect::Reply(command, Err(Refusal::ended())));
+        };
+        let verdict = match (hold, ok) {
+            _ if core.ending.is_some() => Err(Refusal::ended()),
+            (true, false) => Err(Refusal::NoMedia),
+            (false, ok) => {
+                if !ok {
+                    // A leg that refuses the re-INVITE (esl-transcripts 80): the bridge
+                    // itself ends the music and joins the two again.
+                    let agent = core.legs[leg].channel.clone();
+                    core.media(USER, MediaCommand::BridgeWith(agent));
+                }
+                Ok(())
+            }
+            (true, true) => Ok(()),
+        };
+        if verdict.is_ok() {
+            self.state.held = hold;
+            core.journal(Write::Held(leg, hold, core.now));
+            self.snapshot(core);
+        }
+        core.emit(Effect::Reply(command, verdict));
+    }
+
+    /// The call is over: a `bridge` still waiting is refused; the matchmaker forgets the
+    /// caller.
+    pub(super) fn finished(&mut self, core: &mut Core) {
+        let waiting = self.bridge_command.take();
+        let holding = self.holding.take().map(|(_, command, _)| command);
+        for command in waiting.into_iter().chain(holding) {
+            core.emit(Effect::Reply(command, Err(Refusal::ended())));
+        }
+    }
+
+    /// How leg `leg` ended.
+    pub(super) fn leg_facts(&self, core: &Core, leg: LegIdx) -> LegFacts {
+        let l = &core.legs[leg];
+        l.facts(l.end_kind())
+    }
+
+    /// The byeType: decided, or a media failure (an abort, a lost node).
+    pub(super) fn cdr_kind(&self) -> CdrKind {
+        CdrKind::Agent {
+            bye: self.state.bye.unwrap_or(AgentBye::MediaFailure),
+            recording_ms: None,
+        }
+    }
+}

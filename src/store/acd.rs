@@ -1,0 +1,79 @@
+//! What the matchmaker reads of agents (agents' contract §9): who may take an offer now
+//! (logged in, `ready`, no call) with its queues, skill levels and idle time.
+
+use std::collections::BTreeMap;
+
+use super::{Store, StoreError, on_pool};
+
+/// An agent that may take an offer now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadyAgent {
+    /// The agent.
+    pub agent_no: String,
+    /// Since when it is ready (its last call ended or it became ready), Unix ms.
+    pub idle_since_ms: i64,
+    /// Its queues and skill levels there.
+    pub queues: Vec<(String, u8)>,
+}
+
+type Row = (String, i64, Option<String>, Option<i64>);
+
+fn gather(rows: Vec<Row>) -> Vec<ReadyAgent> {
+    let mut agents: BTreeMap<String, ReadyAgent> = BTreeMap::new();
+    for (agent_no, since, queue, skill) in rows {
+        let agent = agents.entry(agent_no.clone()).or_insert(ReadyAgent {
+            agent_no,
+            idle_since_ms: since,
+            queues: Vec::new(),
+        });
+        if let (Some(queue), Some(skill)) = (queue, skill) {
+            agent.queues.push((queue, skill.clamp(1, 10) as u8));
+        }
+    }
+    agents.into_values().collect()
+}
+
+const READY: &str = "SELECT s.agent_no, s.state_since, q.queue_sid, q.skill_level FROM agent_sessions s \
+     LEFT JOIN agent_queues q ON q.app_id = s.app_id AND q.agent_no = s.agent_no \
+     WHERE s.app_id = $1 AND s.ended_at IS NULL AND s.agent_state = 'ready'";
+
+impl Store {
+    /// Every agent of `app_id` that may take an offer now.
+    pub async fn ready_agents(&self, app_id: &str) -> Result<Vec<ReadyAgent>, StoreError> {
+        let rows: Vec<Row> = on_pool!(self, |p| sqlx::query_as(READY)
+            .bind(app_id)
+            .fetch_all(p)
+            .await)?;
+        Ok(gather(rows))
+    }
+
+    /// Agent `agent_no` of `app_id`, if it may take an offer now.
+    pub async fn ready_agent(
+        &self,
+        app_id: &str,
+        agent_no: &str,
+    ) -> Result<Option<ReadyAgent>, StoreError> {
+        let sql = format!("{READY} AND s.agent_no = $2");
+        let rows: Vec<Row> = on_pool!(self, |p| sqlx::query_as(&sql)
+            .bind(app_id)
+            .bind(agent_no)
+            .fetch_all(p)
+            .await)?;
+        Ok(gather(rows).pop())
+    }
+
+    /// Whether any member of queue `queue_sid` is logged in.
+    pub async fn queue_staffed(&self, app_id: &str, queue_sid: &str) -> Result<bool, StoreError> {
+        let found: Option<(String,)> = on_pool!(self, |p| {
+            sqlx::query_as(
+            "SELECT q.agent_no FROM agent_queues q JOIN agent_sessions s ON s.app_id = q.app_id \
+             AND s.agent_no = q.agent_no AND s.ended_at IS NULL WHERE q.app_id = $1 AND q.queue_sid = $2 LIMIT 1"
+        )
+        .bind(app_id)
+        .bind(queue_sid)
+        .fetch_optional(p)
+        .await
+        })?;
+        Ok(found.is_some())
+    }
+}

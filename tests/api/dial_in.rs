@@ -1,0 +1,302 @@
+//! Users dialling in (agents' contract §9, §3.3 routes, §7.1 "Offer", §8.1, §10 byeTypes
+//! 7–8): simulated callers from the sandbox reach numbers routed to queues, agents and
+//! hangup prompts; ready agents' devices (which answer by themselves) get the offers.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::agent_calls::{agent_cdr, ready, script};
+use crate::agent_sessions::agent;
+use crate::both_backends;
+use crate::helpers::{TestApp, TestDb};
+use crate::queues::create_queue;
+
+/// Grants `number` to the test's account and routes it as `routing` says.
+async fn route(app: &TestApp, number: &str, routing: Value) {
+    let a = app
+        .admin(
+            Method::PUT,
+            &format!("/admin/numbers/{number}"),
+            Some(json!({"accountSid": app.sid})),
+        )
+        .await;
+    assert!(a.status < 300, "{}", a.body);
+    let a = app
+        .cti(Method::PUT, &format!("Numbers/{number}"), Some(routing))
+        .await;
+    assert!(a.status < 300, "{}", a.body);
+}
+
+/// A simulated caller from `from` dials `to`; its callSid.
+async fn dial_in(app: &TestApp, from: &str, to: &str) -> String {
+    let a = app
+        .admin(
+            Method::POST,
+            "/admin/sandbox/inbound",
+            Some(json!({"from": from, "to": to})),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", a.body);
+    a.body["callSid"].as_str().unwrap().to_string()
+}
+
+/// The conversation of the user leg `call_sid`, once its CDR is written.
+async fn cdr_of_leg(app: &TestApp, db: &TestDb, call_sid: &str) -> Value {
+    let started = std::time::Instant::now();
+    loop {
+        let cv = db
+            .text(&format!(
+                "SELECT conversation_id FROM calls WHERE id = '{call_sid}'"
+            ))
+            .await;
+        if let Some(cv) = cv {
+            return agent_cdr(app, db, &cv).await;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "no conversation for {call_sid}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+both_backends! {
+    /// A caller routed to a queue waits with music, the ready member gets the offer, its
+    /// device answers and the two are bridged; the caller hangs up (byeType 3).
+    async fn a_queued_caller_is_offered_to_a_ready_member(db: TestDb) {
+        let app = db.spawn(&[("VOICEPAAS_SANDBOX_SPEED", "20")]).await;
+        let queue = create_queue(&app, json!({"name": "sales"})).await;
+        let a = agent(&app, "1001", json!({"wrapupTime": 0, "sipNumber": "80001001", "queues": [{"queueSid": queue}]})).await;
+        route(&app, "4008001000", json!({"route": {"type": "queue", "queueSid": queue}})).await;
+        let mut socket = ready(&app, "1001").await;
+        let user_leg = dial_in(&app, "13800138000", "4008001000").await;
+        let (names, frames) = script(&mut socket, 6, 1).await;
+        assert_eq!(
+            names,
+            ["initiated/2", "ringing/2", "answered/2+", "completed/2", "st completed", "st autoReady"]
+        );
+        let first = &frames[0]["data"];
+        let cv = first["conversationSid"].as_str().unwrap().to_string();
+        let t = first["timestamp"].as_str().unwrap().to_string();
+        assert_eq!(
+            first,
+            &json!({
+                "eventName": "initiated", "appSid": app.app_id, "agentNo": "1001",
+                "agentNumber": a["sipNumber"], "conversationSid": cv, "callSid": first["callSid"],
+                "failedCause": "", "completedCause": "", "callType": "1", "callSubtype": "2",
+                "callState": "idle", "userNumber": "13800138000", "userNumberType": "2",
+                "userArea": "", "isBridged": "0", "coAgentNo": "", "userData": "",
+                "timestamp": t, "queueSid": queue, "didNumber": "4008001000", "monitorMode": "",
+            })
+        );
+        let cdr = cdr_of_leg(&app, &db, &user_leg).await;
+        assert_eq!(
+            (cdr["callType"].as_str(), cdr["agentNo"].as_str(), cdr["byeType"].as_str()),
+            (Some("1"), Some("1001"), Some("3")),
+            "{cdr}"
+        );
+        assert_eq!((cdr["queueSid"].as_str(), cdr["didNumber"].as_str()), (Some(queue.as_str()), Some("4008001000")));
+        assert_eq!(cdr["userNumber"], "13800138000");
+        assert_ne!(cdr["answerTime"], "");
+        let legs = cdr["cdrs"].as_array().unwrap();
+        assert_eq!(legs.len(), 2, "{cdr}");
+        assert_eq!((legs[0]["role"].as_str(), legs[0]["callSid"].as_str(), legs[0]["to"].as_str()), (Some("user"), Some(user_leg.as_str()), Some("4008001000")));
+        assert_eq!((legs[1]["role"].as_str(), legs[1]["agentNo"].as_str()), (Some("agent"), Some("1001")));
+        assert_eq!(legs[1]["callSid"], frames[0]["data"]["callSid"]);
+        let state = socket.request("getState", json!({})).await;
+        assert_eq!(state["data"]["agentState"], "ready", "{state}");
+    }
+}
+
+both_backends! {
+    /// A hangup route plays its prompt and ends the call (byeType 8); a queue with no
+    /// member logged in overflows at once to its hangup.
+    async fn hangup_routes_and_unstaffed_queues_end_with_bye_type_8(db: TestDb) {
+        let app = db.spawn(&[("VOICEPAAS_SANDBOX_SPEED", "20")]).await;
+        route(&app, "4008001000", json!({"route": {"type": "hangup"}})).await;
+        let leg = dial_in(&app, "13800138000", "4008001000").await;
+        let cdr = cdr_of_leg(&app, &db, &leg).await;
+        assert_eq!((cdr["byeType"].as_str(), cdr["agentNo"].as_str(), cdr["queueSid"].as_str()), (Some("8"), Some(""), Some("")), "{cdr}");
+        assert_eq!(cdr["cdrs"].as_array().map(Vec::len), Some(1));
+
+        let queue = create_queue(&app, json!({"name": "night"})).await;
+        agent(&app, "1001", json!({"sipNumber": "80001001", "queues": [{"queueSid": queue}]})).await;
+        route(&app, "4008001001", json!({"route": {"type": "queue", "queueSid": queue}})).await;
+        let leg = dial_in(&app, "13800138000", "4008001001").await;
+        let cdr = cdr_of_leg(&app, &db, &leg).await;
+        assert_eq!((cdr["byeType"].as_str(), cdr["queueSid"].as_str()), (Some("8"), Some(queue.as_str())), "{cdr}");
+    }
+}
+
+both_backends! {
+    /// A caller who hangs up while waiting is abandoned (byeType 7) and its wait counted.
+    async fn a_caller_hanging_up_in_the_queue_is_abandoned(db: TestDb) {
+        let app = db.spawn(&[("VOICEPAAS_SANDBOX_SPEED", "20")]).await;
+        let queue = create_queue(&app, json!({"name": "sales"})).await;
+        agent(&app, "1001", json!({"sipNumber": "80001001", "queues": [{"queueSid": queue}]})).await;
+        route(&app, "4008001000", json!({"route": {"type": "queue", "queueSid": queue}})).await;
+        // Logged in but paused: the caller waits.
+        let mut socket = ready(&app, "1001").await;
+        let paused = socket.request("pause", json!({})).await;
+        assert_eq!(paused["statusCode"], "00000", "{paused}");
+        // 9995 hangs up 2 s (100 ms at speed 20) after the platform answers.
+        let leg = dial_in(&app, "13800009995", "4008001000").await;
+        let cdr = cdr_of_leg(&app, &db, &leg).await;
+        assert_eq!((cdr["byeType"].as_str(), cdr["agentNo"].as_str(), cdr["queueSid"].as_str()), (Some("7"), Some(""), Some(queue.as_str())), "{cdr}");
+        assert_eq!(cdr["answerTime"], "");
+    }
+}
+
+both_backends! {
+    /// An offer the agent's device never answers rings for the queue's ringTimeout: the
+    /// agent gets `failed (no-answer)` and is paused with `no-answer`.
+    async fn a_missed_offer_pauses_the_agent(db: TestDb) {
+        let app = db.spawn(&[("VOICEPAAS_SANDBOX_SPEED", "20")]).await;
+        let queue = create_queue(&app, json!({"name": "sales", "ringTimeout": 5})).await;
+        agent(&app, "1001", json!({"sipNumber": "80009991", "queues": [{"queueSid": queue}]})).await;
+        route(&app, "4008001000", json!({"route": {"type": "queue", "queueSid": queue}})).await;
+        let mut socket = ready(&app, "1001").await;
+        let leg = dial_in(&app, "13800138000", "4008001000").await;
+        let (names, frames) = script(&mut socket, 4, 1).await;
+        assert_eq!(names, ["initiated/2", "ringing/2", "failed/2 (no-answer)", "st pause"], "{frames:?}");
+        assert_eq!(frames[3]["data"]["pauseCause"], "no-answer");
+        // Back in line, the caller waits for a member who is ready; it hangs up after 60 s
+        // (3 s at speed 20) and is abandoned.
+        let cdr = cdr_of_leg(&app, &db, &leg).await;
+        assert_eq!((cdr["byeType"].as_str(), cdr["agentNo"].as_str()), (Some("7"), Some("")), "{cdr}");
+        let legs = cdr["cdrs"].as_array().unwrap();
+        assert_eq!((legs[1]["role"].as_str(), legs[1]["cause"].as_str(), legs[1]["hangupCause"].as_str()), (Some("agent"), Some("time-out"), Some("NO_ANSWER")), "{cdr}");
+    }
+}
+
+both_backends! {
+    /// A key menu after a welcome: a caller who presses 1 reaches the queue of key 1; one
+    /// who presses 2 reaches key 2's hangup; one who presses nothing hears the menu `tries`
+    /// times, then takes the default.
+    async fn menus_route_by_key_and_fall_back_to_the_default(db: TestDb) {
+        let app = db.spawn(&[("VOICEPAAS_SANDBOX_SPEED", "20")]).await;
+        app.upload_prompt("welcome.wav").await;
+        app.upload_prompt("menu.wav").await;
+        let queue = create_queue(&app, json!({"name": "sales"})).await;
+        agent(&app, "1001", json!({"wrapupTime": 0, "sipNumber": "80001001", "queues": [{"queueSid": queue}]})).await;
+        route(&app, "4008001000", json!({"welcomePrompt": "welcome.wav", "route": {
+            "type": "menu", "prompt": "menu.wav", "timeout": 5, "tries": 2,
+            "keys": {"1": {"type": "queue", "queueSid": queue}, "2": {"type": "hangup"}},
+            "default": {"type": "hangup"},
+        }})).await;
+        let mut socket = ready(&app, "1001").await;
+        // 9993 presses 1 three seconds after the answer.
+        let one = dial_in(&app, "13800009993", "4008001000").await;
+        let (names, _) = script(&mut socket, 3, 1).await;
+        assert_eq!(names, ["initiated/2", "ringing/2", "answered/2+"]);
+        // 9994 presses 2 (then 1, too late): the hangup of key 2.
+        let two = dial_in(&app, "13800009994", "4008001000").await;
+        let cdr = cdr_of_leg(&app, &db, &two).await;
+        assert_eq!((cdr["byeType"].as_str(), cdr["queueSid"].as_str(), cdr["waitSeconds"].as_str()), (Some("8"), Some(""), Some("0")), "{cdr}");
+        // Nobody presses anything: two tries, then the default hangup.
+        let none = dial_in(&app, "13800138000", "4008001000").await;
+        let cdr = cdr_of_leg(&app, &db, &none).await;
+        assert_eq!(cdr["byeType"], "8", "{cdr}");
+        let cdr = cdr_of_leg(&app, &db, &one).await;
+        assert_eq!((cdr["byeType"].as_str(), cdr["queueSid"].as_str(), cdr["agentNo"].as_str()), (Some("3"), Some(queue.as_str()), Some("1001")), "{cdr}");
+    }
+}
+
+both_backends! {
+    /// maxWaitSeconds reached: the caller leaves its queue and overflows to the next one,
+    /// whose ready member takes it; the CDR names the queue it was connected from.
+    async fn a_caller_overflows_after_max_wait(db: TestDb) {
+        let app = db.spawn(&[("VOICEPAAS_SANDBOX_SPEED", "20")]).await;
+        let second = create_queue(&app, json!({"name": "backup"})).await;
+        let first = create_queue(&app, json!({"name": "sales", "maxWaitSeconds": 10, "overflow": {"type": "queue", "queueSid": second}})).await;
+        agent(&app, "1001", json!({"sipNumber": "80001001", "queues": [{"queueSid": first}]})).await;
+        agent(&app, "1002", json!({"wrapupTime": 0, "sipNumber": "80001002", "queues": [{"queueSid": second}]})).await;
+        route(&app, "4008001000", json!({"route": {"type": "queue", "queueSid": first}})).await;
+        let mut busy = ready(&app, "1001").await;
+        let paused = busy.request("pause", json!({})).await;
+        assert_eq!(paused["statusCode"], "00000", "{paused}");
+        let mut backup = ready(&app, "1002").await;
+        let leg = dial_in(&app, "13800138000", "4008001000").await;
+        let (names, frames) = script(&mut backup, 3, 1).await;
+        assert_eq!(names, ["initiated/2", "ringing/2", "answered/2+"]);
+        assert_eq!(frames[0]["data"]["queueSid"], second.as_str());
+        let cdr = cdr_of_leg(&app, &db, &leg).await;
+        assert_eq!((cdr["byeType"].as_str(), cdr["queueSid"].as_str(), cdr["agentNo"].as_str()), (Some("3"), Some(second.as_str()), Some("1002")), "{cdr}");
+        let waited: i64 = cdr["waitSeconds"].as_str().unwrap().parse().unwrap();
+        assert!((10..=12).contains(&waited), "{cdr}");
+    }
+}
+
+both_backends! {
+    /// ring-all rings every ready member; the first to answer is connected, the others'
+    /// offers are withdrawn (`failed (canceled)`, no pause).
+    async fn ring_all_connects_the_first_answer(db: TestDb) {
+        let app = db.spawn(&[("VOICEPAAS_SANDBOX_SPEED", "20")]).await;
+        let queue = create_queue(&app, json!({"name": "sales", "strategy": "ring-all"})).await;
+        agent(&app, "1001", json!({"wrapupTime": 0, "sipNumber": "80001001", "queues": [{"queueSid": queue}]})).await;
+        // 9996 rings 10 s before it answers: it loses.
+        agent(&app, "1002", json!({"wrapupTime": 0, "sipNumber": "80009996", "queues": [{"queueSid": queue}]})).await;
+        route(&app, "4008001000", json!({"route": {"type": "queue", "queueSid": queue}})).await;
+        let mut fast = ready(&app, "1001").await;
+        let mut slow = ready(&app, "1002").await;
+        dial_in(&app, "13800138000", "4008001000").await;
+        let (names, _) = script(&mut fast, 3, 1).await;
+        assert_eq!(names, ["initiated/2", "ringing/2", "answered/2+"]);
+        let (names, _) = script(&mut slow, 3, 1).await;
+        assert_eq!(names, ["initiated/2", "ringing/2", "failed/2 (canceled)"]);
+        let state = slow.request("getState", json!({})).await;
+        assert_eq!(state["data"]["agentState"], "ready", "{state}");
+    }
+}
+
+both_backends! {
+    /// An autoAnswer agent's device answers by itself (`answered/2-`); the caller keeps its
+    /// music until the agent's `bridge` connects them (`answered/2+`).
+    async fn auto_answer_agents_connect_with_bridge(db: TestDb) {
+        let app = db.spawn(&[("VOICEPAAS_SANDBOX_SPEED", "20")]).await;
+        let queue = create_queue(&app, json!({"name": "sales", "ringTimeout": 120})).await;
+        agent(&app, "1001", json!({"wrapupTime": 0, "autoAnswer": true, "sipNumber": "80001001", "queues": [{"queueSid": queue}]})).await;
+        route(&app, "4008001000", json!({"route": {"type": "queue", "queueSid": queue}})).await;
+        let mut socket = ready(&app, "1001").await;
+        let leg = dial_in(&app, "13800138000", "4008001000").await;
+        let (names, _) = script(&mut socket, 3, 1).await;
+        assert_eq!(names, ["initiated/2", "ringing/2", "answered/2-"]);
+        let reply = socket.request("bridge", json!({})).await;
+        assert_eq!(reply["statusCode"], "00000", "{reply}");
+        let (names, _) = script(&mut socket, 1, 4).await;
+        assert_eq!(names, ["answered/2+"]);
+        // Hold and retrieve, as on a callOut.
+        for (cmd, event) in [("holdCall", "held/2"), ("retrieveCall", "retrieved/2")] {
+            let reply = socket.request(cmd, json!({})).await;
+            assert_eq!(reply["statusCode"], "00000", "{cmd}: {reply}");
+            let seq = if cmd == "holdCall" { 5 } else { 6 };
+            let (names, _) = script(&mut socket, 1, seq).await;
+            assert_eq!(names, [event]);
+        }
+        // The agent hangs up: byeType 4.
+        let reply = socket.request("hangup", json!({})).await;
+        assert_eq!(reply["statusCode"], "00000", "{reply}");
+        let cdr = cdr_of_leg(&app, &db, &leg).await;
+        assert_eq!((cdr["byeType"].as_str(), cdr["agentNo"].as_str()), (Some("4"), Some("1001")), "{cdr}");
+    }
+}
+
+both_backends! {
+    /// An agent route offers the named agent when it is ready, else takes its fallback.
+    async fn agent_routes_offer_the_agent_or_fall_back(db: TestDb) {
+        let app = db.spawn(&[("VOICEPAAS_SANDBOX_SPEED", "20")]).await;
+        agent(&app, "1001", json!({"wrapupTime": 0, "sipNumber": "80001001"})).await;
+        route(&app, "4008001000", json!({"route": {"type": "agent", "agentNo": "1001", "fallback": {"type": "hangup"}}})).await;
+        // Not logged in: the fallback at once.
+        let leg = dial_in(&app, "13800138000", "4008001000").await;
+        let cdr = cdr_of_leg(&app, &db, &leg).await;
+        assert_eq!((cdr["byeType"].as_str(), cdr["agentNo"].as_str()), (Some("8"), Some("")), "{cdr}");
+        let mut socket = ready(&app, "1001").await;
+        let leg = dial_in(&app, "13800138000", "4008001000").await;
+        let (names, frames) = script(&mut socket, 3, 1).await;
+        assert_eq!(names, ["initiated/2", "ringing/2", "answered/2+"]);
+        assert_eq!(frames[0]["data"]["queueSid"], "");
+        let cdr = cdr_of_leg(&app, &db, &leg).await;
+        assert_eq!((cdr["byeType"].as_str(), cdr["agentNo"].as_str()), (Some("3"), Some("1001")), "{cdr}");
+    }
+}
