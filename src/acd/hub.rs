@@ -18,8 +18,17 @@ use crate::agents::machine::{AgentState, Input as AgentInput};
 use crate::domain::agent::PhoneType;
 use crate::orchestrator::Orchestrator;
 use crate::orchestrator::engine::Endpoint;
-use crate::orchestrator::flows::inbound::{Offer, QueueOrder, QueueSignal, Target};
+use crate::orchestrator::flows::inbound::{JoinType, Offer, QueueOrder, QueueSignal, Target};
 use crate::store::StoreError;
+
+/// The prefix of an agent's own line (backend outbound users waiting for that agent);
+/// queueSids never start with it.
+const OWN_LINE: &str = "@";
+
+/// The line of the users waiting for agent `agent_no` alone.
+fn own_line(agent_no: &str) -> String {
+    format!("{OWN_LINE}{agent_no}")
+}
 
 /// How often the agents of applications with waiting callers are read again (a notice
 /// of a change can be missed).
@@ -142,6 +151,26 @@ impl Hub {
         let input = match signal {
             QueueSignal::Join {
                 target: Target::Agent(agent_no),
+                join_ms,
+                place,
+                join_type: JoinType::Outbound,
+            } => {
+                // A backend outbound user waits for its agent: a line of its own, which
+                // every available agent serves under its own name.
+                self.ensure(&app_id).await;
+                let app = self.apps.entry(app_id.clone()).or_default();
+                app.callers
+                    .insert(conversation.clone(), Caller { did, user_number });
+                Input::Join {
+                    caller: conversation,
+                    queue: own_line(&agent_no),
+                    join_ms,
+                    place,
+                    last_agent: None,
+                }
+            }
+            QueueSignal::Join {
+                target: Target::Agent(agent_no),
                 ..
             } => {
                 return self
@@ -215,7 +244,7 @@ impl Hub {
             return Ok(());
         }
         let record = self.agents.store().find_queue(app_id, queue).await?;
-        let fresh = !self.apps.contains_key(app_id);
+        self.ensure(app_id).await;
         let app = self.apps.entry(app_id.to_string()).or_default();
         app.rules.insert(queue.to_string());
         if let Some(record) = record {
@@ -224,10 +253,15 @@ impl Hub {
                 strategy: record.settings.strategy,
             });
         }
-        if fresh {
+        Ok(())
+    }
+
+    /// Makes sure the application has a matchmaker that knows its ready agents.
+    async fn ensure(&mut self, app_id: &str) {
+        if !self.apps.contains_key(app_id) {
+            self.apps.insert(app_id.to_string(), App::default());
             self.refresh(app_id).await;
         }
-        Ok(())
     }
 
     /// Reads every ready agent of every application with callers again.
@@ -277,8 +311,9 @@ impl Hub {
             return;
         };
         let input = match ready {
-            Some(agent) => {
+            Some(mut agent) => {
                 app.available.insert(agent.agent_no.clone());
+                agent.queues.push((own_line(&agent.agent_no), 10));
                 Input::Available {
                     agent: agent.agent_no,
                     idle_since_ms: agent.idle_since_ms,
@@ -389,6 +424,12 @@ impl Hub {
         let shown = match (phone_type, app.cti.encrypt_number) {
             (PhoneType::Pstn, _) | (_, true) => did,
             _ => user_number,
+        };
+        // An agent's own line is no queue for the contract.
+        let queue = if queue.starts_with(OWN_LINE) {
+            ""
+        } else {
+            queue
         };
         let offer = Offer {
             agent_no: agent_no.to_string(),

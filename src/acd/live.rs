@@ -5,6 +5,7 @@ use serde_json::{Value, json};
 
 use crate::agents::machine::{AgentState, Session};
 use crate::cdr::format_time;
+use crate::store::journal::WaitingRow;
 use crate::store::queues::QueueRecord;
 use crate::store::{Store, StoreError};
 
@@ -114,7 +115,7 @@ impl Counters {
     }
 }
 
-/// The Live view of `queue` from what is stored now (waiting callers: none are stored yet).
+/// The Live view of `queue` from what is stored now.
 pub async fn load<'a>(store: &Store, queue: &'a QueueRecord) -> Result<Live<'a>, StoreError> {
     let members = store
         .queue_members(&queue.app_id, &queue.queue_sid)
@@ -127,8 +128,7 @@ pub async fn load<'a>(store: &Store, queue: &'a QueueRecord) -> Result<Live<'a>,
         queue_sid: &queue.queue_sid,
         queue_name: &queue.settings.name,
         members,
-        waiting: Vec::new(),
-        waiting_since: Vec::new(),
+        waiting: store.waiting_in(&queue.app_id, &queue.queue_sid).await?,
     })
 }
 
@@ -143,16 +143,15 @@ pub struct Live<'a> {
     pub queue_name: &'a str,
     /// Its members.
     pub members: Vec<MemberView>,
-    /// The waiting callers (the queueEvent caller fields), in line order.
-    pub waiting: Vec<Value>,
-    /// Their join times, Unix ms.
-    pub waiting_since: Vec<i64>,
+    /// The waiting callers by conversation, in line order.
+    pub waiting: Vec<(String, WaitingRow)>,
 }
 
 impl Live<'_> {
     /// The queue's counters now.
     pub fn counters(&self, now_ms: i64) -> Counters {
-        Counters::of(&self.members, &self.waiting_since, now_ms)
+        let since: Vec<i64> = self.waiting.iter().map(|(_, w)| w.join_at).collect();
+        Counters::of(&self.members, &since, now_ms)
     }
 
     /// The queue, its `counters` and the time: a counters-only queueEvent's fields.
@@ -173,7 +172,23 @@ impl Live<'_> {
     pub fn to_json(&self, now_ms: i64, tz: chrono_tz::Tz) -> Value {
         let mut out = self.counters_json(&self.counters(now_ms), now_ms, tz);
         if let Value::Object(out) = &mut out {
-            out.insert("members".into(), Value::Array(self.waiting.clone()));
+            let callers = self
+                .waiting
+                .iter()
+                .enumerate()
+                .map(|(i, (conversation, w))| {
+                    json!({
+                        "callSid": w.call_sid,
+                        "conversationSid": conversation,
+                        "userNumber": w.user_number,
+                        "joinType": w.join_type.to_string(),
+                        "joinTime": format_time(w.join_at, tz),
+                        "waitSeconds": (now_ms - w.join_at).max(0) / 1000,
+                        "position": i + 1,
+                    })
+                })
+                .collect();
+            out.insert("members".into(), Value::Array(callers));
             out.insert(
                 "agents".into(),
                 self.members.iter().map(|m| m.to_json(tz)).collect(),

@@ -68,6 +68,8 @@ const QUEUE: &str =
 const QUEUE_LIVE: &str =
     "/{SoftVersion}/Accounts/{AccountSid}/Applications/{ApplicationSid}/Queues/{QueueSid}/Live";
 const NUMBERS: &str = "/{SoftVersion}/Accounts/{AccountSid}/Applications/{ApplicationSid}/Numbers";
+const OUTBOUND_CALLS: &str =
+    "/{SoftVersion}/Accounts/{AccountSid}/Applications/{ApplicationSid}/OutboundCalls";
 const NUMBER: &str =
     "/{SoftVersion}/Accounts/{AccountSid}/Applications/{ApplicationSid}/Numbers/{Number}";
 const POOLS: &str =
@@ -139,6 +141,11 @@ fn route_table() -> Vec<(Method, &'static str, Route)> {
         (Method::DELETE, QUEUE, delete().to(cti::queues::delete)),
         (Method::GET, QUEUE_LIVE, get().to(cti::queues::live)),
         (Method::GET, NUMBERS, get().to(cti::numbers::list)),
+        (
+            Method::POST,
+            OUTBOUND_CALLS,
+            post().to(cti::outbound::create),
+        ),
         (Method::PUT, NUMBER, put().to(cti::numbers::put)),
         (Method::GET, NUMBER, get().to(cti::numbers::get)),
         (Method::DELETE, NUMBER, delete().to(cti::numbers::delete)),

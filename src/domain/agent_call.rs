@@ -12,6 +12,8 @@ use super::agent::PhoneType;
 pub enum CallType {
     /// `1`: a user dialled in (拨号呼入).
     DialIn,
+    /// `2`: backend outbound (后台外呼): the platform dialled the user for a queue or agent.
+    Outbound,
     /// `4`: click-to-call (`callOut`).
     CallOut,
 }
@@ -21,6 +23,7 @@ impl CallType {
     pub fn code(self) -> &'static str {
         match self {
             Self::DialIn => "1",
+            Self::Outbound => "2",
             Self::CallOut => "4",
         }
     }

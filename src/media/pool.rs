@@ -196,8 +196,41 @@ pub struct MediaNode {
     /// Most channels it should carry (free capacity = this − live channels).
     pub capacity: usize,
     routes: Routes,
-    /// The node's event clock minus ours (ms), from the latest event.
-    clock_offset_ms: Arc<AtomicI64>,
+    /// The node's clock, from its latest event.
+    clock: Arc<MediaClock>,
+}
+
+/// A node's clock as seen from here: the time of its latest event, carried forward at
+/// its rate (the built-in sandbox's clock runs at its speed).
+struct MediaClock {
+    /// The node's clock minus our scaled clock (ms), from the latest event.
+    offset_ms: AtomicI64,
+    /// How fast the node's clock runs against ours.
+    rate: f64,
+}
+
+impl MediaClock {
+    fn new(rate: f64) -> Self {
+        MediaClock {
+            offset_ms: AtomicI64::new(0),
+            rate,
+        }
+    }
+
+    /// Our clock at the node's rate.
+    fn scaled(&self) -> i64 {
+        (now_ms() as f64 * self.rate) as i64
+    }
+
+    /// An event stamped `at` (the node's Unix ms) was heard now.
+    fn heard(&self, at: i64) {
+        self.offset_ms.store(at - self.scaled(), Ordering::Relaxed);
+    }
+
+    /// The node's time now.
+    fn now_ms(&self) -> i64 {
+        self.scaled() + self.offset_ms.load(Ordering::Relaxed)
+    }
 }
 
 /// A call's subscription to one channel's events; dropping it unregisters.
@@ -244,7 +277,7 @@ impl MediaNode {
     /// event. Times the platform records itself (a leg dialled) then agree with the
     /// times the node reports (FreeSWITCH's clock, or the sandbox's faster one).
     pub fn now_ms(&self) -> i64 {
-        now_ms() + self.clock_offset_ms.load(Ordering::Relaxed)
+        self.clock.now_ms()
     }
 
     /// Whether both its connections are up.
@@ -300,6 +333,10 @@ impl MediaPool {
         } else {
             FIRST_CONNECT_NODE
         };
+        let rate = match (&settings.media, sandbox_addr) {
+            (MediaSetting::Sandbox, Some(_)) => settings.sandbox_speed,
+            _ => 1.0,
+        };
         let mut nodes = Vec::with_capacity(targets.len());
         let parked = ParkedSink::default();
         for (options, capacity) in targets {
@@ -307,7 +344,7 @@ impl MediaPool {
             let router = Arc::new(Router {
                 name: name.clone(),
                 routes: Routes::default(),
-                clock_offset_ms: Arc::new(AtomicI64::new(0)),
+                clock: Arc::new(MediaClock::new(rate)),
                 connected: tokio::sync::Notify::new(),
                 parked: parked.clone(),
             });
@@ -354,15 +391,11 @@ impl MediaPool {
                 events,
                 capacity,
                 routes: router.routes.clone(),
-                clock_offset_ms: router.clock_offset_ms.clone(),
+                clock: router.clock.clone(),
             });
             tokio::spawn(sweep(Arc::downgrade(&node)));
             nodes.push(node);
         }
-        let rate = match (&settings.media, sandbox_addr) {
-            (MediaSetting::Sandbox, Some(_)) => settings.sandbox_speed,
-            _ => 1.0,
-        };
         MediaPool {
             nodes,
             parked,
@@ -467,7 +500,7 @@ impl MediaPool {
 struct Router {
     name: String,
     routes: Routes,
-    clock_offset_ms: Arc<AtomicI64>,
+    clock: Arc<MediaClock>,
     /// Told on every connect (start-up waits for the first).
     connected: tokio::sync::Notify,
     /// Where DID channels parking on this node are told.
@@ -479,7 +512,7 @@ impl Router {
         match incoming {
             Incoming::Event(event) => {
                 if let Some(at) = event.timestamp_ms() {
-                    self.clock_offset_ms.store(at - now_ms(), Ordering::Relaxed);
+                    self.clock.heard(at);
                 }
                 let Some(uuid) = event.unique_id() else {
                     return;

@@ -12,13 +12,16 @@ use std::time::Duration;
 use super::Ctx;
 use super::engine::Input;
 use super::flows::StoredAgentConversation;
-use super::flows::inbound::{CLAIMED_VAR, MAX_OVERFLOWS, Menu, Plan, QueuePlan, Route, Step};
+use super::flows::inbound::{
+    CLAIMED_VAR, MAX_OVERFLOWS, Menu, Outbound, Plan, QueuePlan, Route, Step, Target,
+};
 use super::prompts::Builtin;
 use super::unit::FREESWITCH_MUSIC_ON_HOLD;
 use crate::domain::PromptName;
 use crate::domain::route::{Ending, Route as DomainRoute, Step as DomainStep};
 use crate::media::pool::{INSTALL_VAR, ParkedCall};
 use crate::store::StoreError;
+use crate::store::applications::ApplicationRecord;
 use crate::store::inbound::NewInbound;
 use crate::store::numbers::NumberRecord;
 
@@ -147,19 +150,8 @@ async fn refuse(ctx: Arc<Ctx>, call: ParkedCall) {
 /// The conversation's plan: the route with its prompts as files, and every queue it can
 /// reach (through menu keys, fallbacks and up to [`MAX_OVERFLOWS`] overflows).
 async fn plan_of(ctx: &Ctx, call: &ParkedCall, record: &NumberRecord) -> Plan {
-    let app_id = &record.app_id;
-    let failure = ctx.prompts.builtin(Builtin::Failure);
-    let app = ctx.app(&record.account_sid, app_id).await;
-    let app_music = app
-        .as_deref()
-        .map(|a| a.cti.music_on_hold.clone())
-        .filter(|m| !m.is_empty())
-        .and_then(|m| PromptName::parse("musicOnHold", &m).ok());
-    let resolver = Resolver {
-        ctx,
-        app_id,
-        failure: &failure,
-    };
+    let app = ctx.app(&record.account_sid, &record.app_id).await;
+    let resolver = Resolver::new(ctx, &record.app_id, app.as_deref());
     let routing = &record.routing;
     let route = match &routing.route {
         DomainRoute::Step(step) => Route::Step(resolver.step(step).await),
@@ -177,57 +169,59 @@ async fn plan_of(ctx: &Ctx, call: &ParkedCall, record: &NumberRecord) -> Plan {
             })
         }
     };
-    let mut queues = std::collections::BTreeMap::new();
-    let mut next: Vec<String> = routing
+    let first = routing
         .names()
         .queues
         .iter()
         .map(|q| q.to_string())
         .collect();
-    for _ in 0..=MAX_OVERFLOWS {
-        let mut later = Vec::new();
-        for sid in next.drain(..) {
-            if queues.contains_key(&sid) {
-                continue;
-            }
-            let found = match ctx.store.find_queue(app_id, &sid).await {
-                Ok(found) => found,
-                Err(e) => {
-                    tracing::warn!(error = %e, queue = %sid, "queue unreadable; callers who reach it hear the failure tone");
-                    None
-                }
-            };
-            let Some(queue) = found else { continue };
-            let settings = &queue.settings;
-            let overflow = resolver.ending(&settings.overflow).await;
-            if let Step::Queue(other) = &overflow {
-                later.push(other.clone());
-            }
-            let music_name = settings.music_on_hold.as_ref().or(app_music.as_ref());
-            let music = match ctx.prompt(app_id, music_name).await {
-                Some(path) => path,
-                None => FREESWITCH_MUSIC_ON_HOLD.into(),
-            };
-            queues.insert(
-                sid,
-                QueuePlan {
-                    ring_timeout_secs: settings.ring_timeout_secs,
-                    max_wait_secs: settings.max_wait_secs,
-                    overflow,
-                    music,
-                },
-            );
-        }
-        next = later;
-    }
-    let welcome = ctx.prompt(app_id, routing.welcome_prompt.as_ref()).await;
+    let queues = resolver.queues(first).await;
+    let welcome = ctx
+        .prompt(&record.app_id, routing.welcome_prompt.as_ref())
+        .await;
     Plan {
         did: call.did.clone(),
         user_number: call.caller.clone(),
         welcome,
         route,
         queues,
-        failure,
+        failure: resolver.failure.clone(),
+        outbound: None,
+        agent_ring_secs: resolver.agent_ring_secs,
+    }
+}
+
+impl Ctx {
+    /// The plan of a backend outbound call (§3.6) of application `app` to `user_number`:
+    /// once answered, the user waits for `target`.
+    pub(crate) async fn outbound_plan(
+        &self,
+        app: &ApplicationRecord,
+        user_number: &str,
+        target: Target,
+        outbound: Outbound,
+    ) -> Plan {
+        let resolver = Resolver::new(self, &app.app_id, Some(app));
+        let (step, first) = match target {
+            Target::Queue(sid) => (Step::Queue(sid.clone()), vec![sid]),
+            Target::Agent(agent_no) => (
+                Step::Agent {
+                    agent_no,
+                    fallback: Box::new(Step::Hangup(resolver.failure.clone())),
+                },
+                Vec::new(),
+            ),
+        };
+        Plan {
+            did: String::new(),
+            user_number: user_number.to_string(),
+            welcome: None,
+            route: Route::Step(step),
+            queues: resolver.queues(first).await,
+            failure: resolver.failure.clone(),
+            outbound: Some(outbound),
+            agent_ring_secs: resolver.agent_ring_secs,
+        }
     }
 }
 
@@ -235,14 +229,77 @@ async fn plan_of(ctx: &Ctx, call: &ParkedCall, record: &NumberRecord) -> Plan {
 struct Resolver<'a> {
     ctx: &'a Ctx,
     app_id: &'a str,
-    failure: &'a str,
+    /// The built-in failure tone.
+    failure: String,
+    /// The application's musicOnHold, if it set one.
+    app_music: Option<PromptName>,
+    /// The application's agentRingTimeout.
+    agent_ring_secs: u32,
+}
+
+impl<'a> Resolver<'a> {
+    fn new(ctx: &'a Ctx, app_id: &'a str, app: Option<&ApplicationRecord>) -> Self {
+        Resolver {
+            ctx,
+            app_id,
+            failure: ctx.prompts.builtin(Builtin::Failure),
+            app_music: app
+                .map(|a| a.cti.music_on_hold.clone())
+                .filter(|m| !m.is_empty())
+                .and_then(|m| PromptName::parse("musicOnHold", &m).ok()),
+            agent_ring_secs: app.map_or(20, |a| a.cti.agent_ring_timeout.clamp(5, 120) as u32),
+        }
+    }
+
+    /// The queues `first` names and those their overflows reach (up to
+    /// [`MAX_OVERFLOWS`] hops), by queueSid; a queue that is gone is left out.
+    async fn queues(&self, mut next: Vec<String>) -> std::collections::BTreeMap<String, QueuePlan> {
+        let mut queues = std::collections::BTreeMap::new();
+        for _ in 0..=MAX_OVERFLOWS {
+            let mut later = Vec::new();
+            for sid in next.drain(..) {
+                if queues.contains_key(&sid) {
+                    continue;
+                }
+                let found = match self.ctx.store.find_queue(self.app_id, &sid).await {
+                    Ok(found) => found,
+                    Err(e) => {
+                        tracing::warn!(error = %e, queue = %sid, "queue unreadable; callers who reach it hear the failure tone");
+                        None
+                    }
+                };
+                let Some(queue) = found else { continue };
+                let settings = &queue.settings;
+                let overflow = self.ending(&settings.overflow).await;
+                if let Step::Queue(other) = &overflow {
+                    later.push(other.clone());
+                }
+                let music_name = settings.music_on_hold.as_ref().or(self.app_music.as_ref());
+                let music = match self.ctx.prompt(self.app_id, music_name).await {
+                    Some(path) => path,
+                    None => FREESWITCH_MUSIC_ON_HOLD.into(),
+                };
+                queues.insert(
+                    sid,
+                    QueuePlan {
+                        ring_timeout_secs: settings.ring_timeout_secs,
+                        max_wait_secs: settings.max_wait_secs,
+                        overflow,
+                        music,
+                    },
+                );
+            }
+            next = later;
+        }
+        queues
+    }
 }
 
 impl Resolver<'_> {
     async fn file(&self, prompt: Option<&PromptName>) -> String {
         match self.ctx.prompt(self.app_id, prompt).await {
             Some(path) => path,
-            None => self.failure.to_string(),
+            None => self.failure.clone(),
         }
     }
 

@@ -185,6 +185,25 @@ impl Orchestrator {
         });
     }
 
+    /// The plan of a backend outbound call (agents' contract §3.6) of application `app`
+    /// to `user_number`: once answered, the user waits for `target`. Stored with the
+    /// call's request, it is what the call follows when the scheduler places it.
+    pub async fn outbound_plan(
+        &self,
+        app: &crate::store::applications::ApplicationRecord,
+        user_number: &str,
+        target: flows::inbound::Target,
+        outbound: flows::inbound::Outbound,
+    ) -> flows::StoredAgentConversation {
+        let plan = self
+            .0
+            .outbound_plan(app, user_number, target, outbound)
+            .await;
+        flows::StoredAgentConversation::Inbound {
+            inbound: Box::new(plan),
+        }
+    }
+
     /// Whether SIP user `user` (`sipNumber@domain`) is registered on a media server.
     pub async fn registered(&self, user: &str) -> Result<bool, crate::esl::EslError> {
         self.0.media.registered(user).await

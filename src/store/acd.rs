@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use super::journal::WaitingRow;
 use super::{Store, StoreError, on_pool};
 
 /// An agent that may take an offer now.
@@ -75,5 +76,41 @@ impl Store {
         .await
         })?;
         Ok(found.is_some())
+    }
+
+    /// The callers waiting in queue `queue_sid` of `app_id`, by conversation, in join
+    /// order.
+    pub async fn waiting_in(
+        &self,
+        app_id: &str,
+        queue_sid: &str,
+    ) -> Result<Vec<(String, WaitingRow)>, StoreError> {
+        let rows: Vec<(String, String, String, i64, i64)> =
+            on_pool!(self, |p| {
+                sqlx::query_as(
+            "SELECT conversation_id, call_sid, user_number, join_type, join_at FROM queue_waiting \
+             WHERE app_id = $1 AND queue_sid = $2 ORDER BY join_at, conversation_id"
+        )
+        .bind(app_id)
+        .bind(queue_sid)
+        .fetch_all(p)
+        .await
+            })?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(conversation, call_sid, user_number, join_type, join_at)| {
+                    let row = WaitingRow {
+                        app_id: app_id.to_string(),
+                        queue_sid: queue_sid.to_string(),
+                        call_sid,
+                        user_number,
+                        join_type,
+                        join_at,
+                    };
+                    (conversation, row)
+                },
+            )
+            .collect())
     }
 }

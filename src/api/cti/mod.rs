@@ -6,6 +6,7 @@ pub mod agents;
 pub mod commands;
 pub mod error;
 pub mod numbers;
+pub mod outbound;
 pub mod pools;
 pub mod queues;
 pub mod settings;

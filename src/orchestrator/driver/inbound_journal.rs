@@ -6,7 +6,7 @@
 use crate::agents::events::{CallEvent, CallEventName, CallView, failed_cause};
 use crate::agents::{call_change, machine::Input};
 use crate::cdr::{AgentCdr, AgentLeg, LegFacts};
-use crate::domain::agent_call::{CallSubtype, CallType};
+use crate::domain::agent_call::CallSubtype;
 use crate::orchestrator::engine::{Conversation, LegIdx, Status, Write};
 use crate::orchestrator::flows::Flow;
 use crate::orchestrator::flows::inbound::{InboundFlow, OfferOutcome, USER};
@@ -60,7 +60,7 @@ pub(super) fn inbound_entries(
             call: CallView {
                 agent_no: &o.agent_no,
                 agent_number: &o.agent_number,
-                call_type: CallType::DialIn,
+                call_type: plan.call_type(),
                 user_number: &plan.user_number,
                 queue_sid: &o.queue,
                 did_number: &plan.did,
@@ -180,7 +180,7 @@ pub(super) fn inbound_entries(
                 };
                 add(*leg, name, true, *at, None, None)
             }
-            Write::Status(..) | Write::Snapshot(..) => {}
+            Write::Status(..) | Write::Snapshot(..) | Write::Waiting(_) => {}
         }
     }
     changes
@@ -224,10 +224,13 @@ pub(super) fn inbound_cdr(
         conversation_sid: &unit.id,
         account_sid: &unit.first.account_sid,
         app_sid: &unit.first.app_id,
-        call_type: CallType::DialIn.code(),
+        call_type: plan.call_type().code(),
         agent_no: state.first_agent.as_ref().map_or("", |(a, _)| a.as_str()),
         user_number: &plan.user_number,
-        display_num: "",
+        display_num: plan
+            .outbound
+            .as_ref()
+            .map_or("", |o| o.display_num.as_str()),
         user_data: &state.user_data,
         bye_type: bye,
         recording_url: "",

@@ -8,7 +8,8 @@ use crate::domain::time::now_ms;
 use crate::orchestrator::engine::{ByeType, CdrKind, Conversation, LegIdx, Status, Write};
 use crate::orchestrator::unit::Unit;
 use crate::store::journal::{
-    CallWrite, CdrRow, ConversationEnd, Entry, Fence, Finish, LegFinal, LegState, NewLeg, OutboxRow,
+    CallWrite, CdrRow, ConversationEnd, Entry, Fence, Finish, LegFinal, LegState, NewLeg,
+    OutboxRow, WaitingRow,
 };
 
 /// The rows of one step's writes.
@@ -49,6 +50,19 @@ impl Render<'_> {
         let legs = &self.engine.core.legs;
         Some(match write {
             Write::Held(..) | Write::Bridged(..) => return None,
+            Write::Waiting(stay) => Entry::Waiting {
+                conversation_id: self.unit.id.clone(),
+                row: stay.map(|(queue_sid, join_at, join_type)| WaitingRow {
+                    app_id: self.unit.first.app_id.clone(),
+                    queue_sid,
+                    call_sid: legs[0].id.clone(),
+                    user_number: super::inbound_journal::inbound_flow(self.engine)
+                        .map(|f| f.plan().user_number.clone())
+                        .unwrap_or_default(),
+                    join_type,
+                    join_at,
+                }),
+            },
             Write::Status(leg, status, at) => Entry::Leg {
                 call_id: legs[leg].id.clone(),
                 state: match status {

@@ -327,6 +327,9 @@ pub enum Write {
     Held(LegIdx, bool, i64),
     /// Agent leg `leg` was connected with the user at `at` (an offer bridged).
     Bridged(LegIdx, i64),
+    /// The caller waits in queue `queue` since `join_ms`, having come as `join_type` (the
+    /// queueEvent code), or (`None`) no longer waits.
+    Waiting(Option<(String, i64, i64)>),
     /// Leg `leg` ended while the call goes on (`completed`).
     LegEnded(LegIdx, LegFacts),
     /// The conversation's stage for the API (`dialing`, `bridged`, `three_way`) and its

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::agent_call::AgentOrder;
 use crate::acd::dispatch::Place;
 use crate::cdr::{LegFacts, MEDIA_LOST};
-use crate::domain::agent_call::AgentBye;
+use crate::domain::agent_call::{AgentBye, CallType};
 use crate::orchestrator::engine::{
     App, CdrKind, Command, CommandToken, Core, Dial, Effect, Endpoint, Happened, Hears, LegIdx,
     MediaCommand, Refusal, ReplyToken, Timer, Write,
@@ -105,6 +105,40 @@ pub struct Plan {
     /// The built-in failure tone (a hangup route or overflow without a prompt, a queue
     /// that is gone, too many overflows).
     pub failure: String,
+    /// A backend outbound call (§3.6): the user is dialled first.
+    #[serde(default)]
+    pub outbound: Option<Outbound>,
+    /// Seconds an agent route's offer rings (the application's agentRingTimeout).
+    #[serde(default = "default_agent_ring")]
+    pub agent_ring_secs: u32,
+}
+
+fn default_agent_ring() -> u32 {
+    20
+}
+
+impl Plan {
+    /// The conversation's callType.
+    pub fn call_type(&self) -> CallType {
+        match self.outbound {
+            Some(_) => CallType::Outbound,
+            None => CallType::DialIn,
+        }
+    }
+}
+
+/// How a backend outbound call dials its user and how long the user waits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Outbound {
+    /// The caller id the user sees (`None`: the gateway's default).
+    pub caller_id: Option<String>,
+    /// The `displayNum` asked for (`""`: none).
+    pub display_num: String,
+    /// Seconds the user's phone rings.
+    pub answer_timeout: u32,
+    /// Longest wait for an agent once answered, seconds.
+    pub max_wait_secs: u32,
 }
 
 /// How a caller came into a queue (queueEvent `joinType`).
@@ -114,6 +148,19 @@ pub enum JoinType {
     DialIn,
     /// `3`: overflowed from another queue.
     Overflow,
+    /// `4`: a backend outbound call's user.
+    Outbound,
+}
+
+impl JoinType {
+    /// queueEvent `joinType`.
+    pub fn code(self) -> i64 {
+        match self {
+            Self::DialIn => 1,
+            Self::Overflow => 3,
+            Self::Outbound => 4,
+        }
+    }
 }
 
 /// What the caller waits for.
@@ -381,10 +428,24 @@ impl InboundFlow {
     }
 
     pub(super) fn start(&mut self, core: &mut Core) {
+        self.snapshot(core);
+        if let Some(outbound) = &self.plan.outbound {
+            // A backend outbound call: the user is dialled; its answer starts the route.
+            let dial = Dial {
+                to: self.plan.user_number.clone(),
+                from: outbound.caller_id.clone(),
+                timeout_secs: outbound.answer_timeout,
+                ignore_early_media: true,
+                endpoint: Endpoint::Number,
+                auto_answer: false,
+                park_after_bridge: true,
+            };
+            core.originate(USER, dial, false);
+            return;
+        }
         core.emit(Effect::Follow(USER));
         // It may have hung up before it was followed.
         core.probe(USER);
-        self.snapshot(core);
         self.run = core.execute(USER, App::Answer);
     }
 
@@ -413,6 +474,11 @@ impl InboundFlow {
             self.offer_over(core, leg);
         }
         match self.state.phase {
+            Phase::Answering if self.plan.outbound.is_some() => {
+                if core.legs[USER].answered() {
+                    self.route(core);
+                }
+            }
             Phase::Answering => self.run = core.execute(USER, App::Answer),
             Phase::Welcome => self.route(core),
             Phase::Menu => self.play_menu(core),
@@ -459,6 +525,11 @@ impl InboundFlow {
                 self.run = None;
                 self.next(core);
             }
+            (USER, Happened::Answered)
+                if self.plan.outbound.is_some() && self.state.phase == Phase::Answering =>
+            {
+                self.route(core)
+            }
             (USER, Happened::Key(key)) if self.state.phase == Phase::Menu => {
                 self.state.key.get_or_insert(key);
             }
@@ -501,8 +572,12 @@ impl InboundFlow {
     }
 
     fn route(&mut self, core: &mut Core) {
+        let join_type = match self.plan.outbound {
+            Some(_) => JoinType::Outbound,
+            None => JoinType::DialIn,
+        };
         match self.plan.route.clone() {
-            Route::Step(step) => self.take(core, step, JoinType::DialIn),
+            Route::Step(step) => self.take(core, step, join_type),
             Route::Menu(_) => {
                 self.state.phase = Phase::Menu;
                 self.state.menu_try = 1;
@@ -604,6 +679,13 @@ impl InboundFlow {
             otherwise,
         });
         self.arm_wait(core);
+        if let Target::Queue(sid) = &target {
+            core.journal(Write::Waiting(Some((
+                sid.clone(),
+                join_ms,
+                join_type.code(),
+            ))));
+        }
         self.snapshot(core);
         core.emit(Effect::Queue(QueueSignal::Join {
             target,
@@ -627,9 +709,10 @@ impl InboundFlow {
         let Some(stay) = &self.state.stay else {
             return;
         };
-        let max = match &stay.target {
-            Target::Queue(sid) => self.plan.queues.get(sid).map_or(0, |q| q.max_wait_secs),
-            Target::Agent(_) => 0,
+        let max = match (&self.plan.outbound, &stay.target) {
+            (Some(outbound), _) => outbound.max_wait_secs,
+            (None, Target::Queue(sid)) => self.plan.queues.get(sid).map_or(0, |q| q.max_wait_secs),
+            (None, Target::Agent(_)) => 0,
         };
         if max > 0 {
             let left = stay.join_ms + i64::from(max) * 1000 - core.now;
@@ -647,8 +730,11 @@ impl InboundFlow {
         };
         self.state.waited_ms += (core.now - stay.join_ms).max(0);
         core.emit(Effect::CancelTimer(Timer::QueueWait));
+        core.journal(Write::Waiting(None));
         core.emit(Effect::Queue(QueueSignal::Leave));
         let next = match (&stay.target, stay.otherwise) {
+            // A backend outbound user who waited its maxWaitSeconds hears the failure tone.
+            _ if self.plan.outbound.is_some() => Step::Hangup(self.plan.failure.clone()),
             (_, Some(otherwise)) => otherwise,
             (Target::Queue(sid), None) => self.plan.queues.get(sid).map_or_else(
                 || Step::Hangup(self.plan.failure.clone()),
@@ -772,6 +858,7 @@ impl InboundFlow {
             .get_or_insert((agent_no.clone(), now));
         if let Some(stay) = self.state.stay.take() {
             self.state.waited_ms += (now - stay.join_ms).max(0);
+            core.journal(Write::Waiting(None));
         }
         core.emit(Effect::CancelTimer(Timer::QueueWait));
         core.emit(Effect::CancelTimer(Timer::OfferBridge(leg)));
@@ -810,7 +897,9 @@ impl InboundFlow {
             return;
         }
         let stay = self.state.stay.as_ref();
-        let agent_route = stay.is_some_and(|s| matches!(s.target, Target::Agent(_)));
+        // An agent route takes its fallback at once; a backend outbound user waits on.
+        let agent_route = stay.is_some_and(|s| matches!(s.target, Target::Agent(_)))
+            && self.plan.outbound.is_none();
         if agent_route || stay.is_some_and(|s| s.timed_out) {
             self.leave(core);
         }
@@ -821,6 +910,10 @@ impl InboundFlow {
         self.state.first_gone = Some(USER);
         let bye = match self.state.phase {
             _ if cause == MEDIA_LOST => AgentBye::MediaFailure,
+            // A backend outbound user who never answered.
+            _ if self.plan.outbound.is_some() && !core.legs[USER].answered() => {
+                AgentBye::FirstNoAnswer
+            }
             Phase::Talking => AgentBye::UserHungUp,
             Phase::Closing => AgentBye::RouteHangup,
             _ => AgentBye::Abandoned,
@@ -836,6 +929,7 @@ impl InboundFlow {
         self.state.bye = Some(bye);
         if let Some(stay) = self.state.stay.take() {
             self.state.waited_ms += (core.now - stay.join_ms).max(0);
+            core.journal(Write::Waiting(None));
             core.emit(Effect::Queue(QueueSignal::Leave));
         }
         core.emit(Effect::CancelTimer(Timer::QueueWait));

@@ -29,7 +29,7 @@ impl StoredAgentConversation {
     /// Its callType.
     pub fn call_type(&self) -> crate::domain::agent_call::CallType {
         match self {
-            Self::Inbound { .. } => crate::domain::agent_call::CallType::DialIn,
+            Self::Inbound { inbound } => inbound.call_type(),
             Self::CallOut(call) => call.call_type,
         }
     }

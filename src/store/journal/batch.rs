@@ -83,7 +83,10 @@ pub(super) async fn write(
                 Entry::Leg { call_id, .. } => changed.contains(call_id),
                 Entry::Finish(f) => f.legs.iter().all(|l| ended.contains(&l.call_id)),
                 Entry::LegEnded(l, _) => ended.contains(&l.call_id),
-                Entry::NewLeg(..) | Entry::Conversation { .. } | Entry::Agent { .. } => true,
+                Entry::NewLeg(..)
+                | Entry::Conversation { .. }
+                | Entry::Agent { .. }
+                | Entry::Waiting { .. } => true,
             });
         }
     }
@@ -99,6 +102,11 @@ pub(super) async fn write(
         .await
         .map(|r| r.rows_affected()))?;
     }
+    write_waiting(
+        &mut tx,
+        calls.iter().filter(|(i, _)| applied[*i]).map(|(_, w)| *w),
+    )
+    .await?;
     let notices = change_agents(
         &mut tx,
         calls.iter().filter(|(i, _)| applied[*i]).map(|(_, w)| *w),
@@ -124,6 +132,48 @@ pub(super) async fn write(
         callbacks: !added.outbox.is_empty() || !attempts.is_empty(),
         notices,
     })
+}
+
+/// The queues' waiting callers the calls change (a conversation's last word counts).
+async fn write_waiting<'a>(
+    tx: &mut Tx<'_>,
+    calls: impl Iterator<Item = &'a CallWrite>,
+) -> Result<(), sqlx::Error> {
+    for entry in calls.flat_map(|w| &w.entries) {
+        let Entry::Waiting {
+            conversation_id,
+            row,
+        } = entry
+        else {
+            continue;
+        };
+        on_tx!(&mut *tx, |c| sqlx::query(
+            "DELETE FROM queue_waiting WHERE conversation_id = $1"
+        )
+        .bind(conversation_id)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
+        if let Some(row) = row {
+            on_tx!(&mut *tx, |c| {
+                sqlx::query(
+                "INSERT INTO queue_waiting (conversation_id, app_id, queue_sid, call_sid, user_number, join_type, join_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)"
+            )
+            .bind(conversation_id)
+            .bind(&row.app_id)
+            .bind(&row.queue_sid)
+            .bind(&row.call_sid)
+            .bind(&row.user_number)
+            .bind(row.join_type)
+            .bind(row.join_at)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected())
+            })?;
+        }
+    }
+    Ok(())
 }
 
 /// The agent sessions the calls change, each under its lock, in the calls' order.
@@ -398,7 +448,7 @@ fn additions<'a>(writes: impl Iterator<Item = &'a CallWrite>) -> Additions<'a> {
                     added.cdrs.push(&f.cdr);
                     added.outbox.extend(&f.callbacks);
                 }
-                Entry::Agent { .. } => {}
+                Entry::Agent { .. } | Entry::Waiting { .. } => {}
             }
         }
     }
@@ -452,12 +502,20 @@ async fn insert_leg(
     })
 }
 
-/// Marks a conversation ended; 0 when it was over already.
+/// Marks a conversation ended (its caller no longer waits anywhere); 0 when it was over
+/// already.
 async fn end_conversation(
     tx: &mut Tx<'_>,
     end: &ConversationEnd,
     now: i64,
 ) -> Result<u64, sqlx::Error> {
+    on_tx!(&mut *tx, |c| sqlx::query(
+        "DELETE FROM queue_waiting WHERE conversation_id = $1"
+    )
+    .bind(&end.id)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
     let (url, ms) = end.recording.clone().unzip();
     on_tx!(&mut *tx, |c| {
         sqlx::query(

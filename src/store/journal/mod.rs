@@ -243,6 +243,13 @@ pub enum Entry {
     },
     /// A call or conversation ended.
     Finish(Box<Finish>),
+    /// A conversation's caller starts waiting in a queue (`Some`) or stops (`None`).
+    Waiting {
+        /// `CV…`.
+        conversation_id: String,
+        /// Where and since when, if it waits.
+        row: Option<WaitingRow>,
+    },
     /// A change of an agent's session the call causes (its callEvents, its state), applied
     /// under the session's lock in the same transaction.
     Agent {
@@ -253,6 +260,23 @@ pub enum Entry {
         /// What to write, from the session as it is.
         change: SessionChange,
     },
+}
+
+/// A caller waiting in a queue, as the Live view lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WaitingRow {
+    /// The application.
+    pub app_id: String,
+    /// The queue.
+    pub queue_sid: String,
+    /// The caller's leg, `CA…`.
+    pub call_sid: String,
+    /// The caller's number.
+    pub user_number: String,
+    /// queueEvent `joinType` (1 dial-in, 2 transfer, 3 overflow, 4 backend outbound).
+    pub join_type: i64,
+    /// When it joined, Unix ms.
+    pub join_at: i64,
 }
 
 /// Decides an agent session's change from the session as stored.
