@@ -30,6 +30,10 @@ fn own_line(agent_no: &str) -> String {
     format!("{OWN_LINE}{agent_no}")
 }
 
+/// How long callers taken over are gathered before they join (a stopped process's calls
+/// are taken over within moments of each other).
+const RESUME_GATHER: Duration = Duration::from_secs(1);
+
 /// How often the agents of applications with waiting callers are read again (a notice
 /// of a change can be missed).
 const REFRESH: Duration = Duration::from_secs(2);
@@ -85,8 +89,9 @@ struct Caller {
 struct App {
     acd: Acd,
     callers: HashMap<String, Caller>,
-    /// Queues whose strategy the matchmaker was given.
-    rules: HashSet<String>,
+    /// Queues whose strategy the matchmaker was given, with their last-agent window (ms)
+    /// when they route to the last agent.
+    rules: HashMap<String, Option<i64>>,
     /// Agents it believes available.
     available: HashSet<String>,
 }
@@ -95,6 +100,11 @@ struct Hub {
     agents: Arc<Agents>,
     orchestrator: Orchestrator,
     apps: HashMap<String, App>,
+    /// Callers taken over from a stopped process, held back together for a moment and
+    /// then joined in their join order, so the first taken over does not jump the line.
+    resumed: Vec<HubInput>,
+    /// When the held-back callers join.
+    resume_at: Option<tokio::time::Instant>,
 }
 
 /// Runs the matchmaker of this process until the handle's senders are gone.
@@ -107,15 +117,60 @@ pub async fn run(
         agents,
         orchestrator,
         apps: HashMap::new(),
+        resumed: Vec::new(),
+        resume_at: None,
     };
     let mut refresh = tokio::time::interval(REFRESH);
     loop {
+        let resume_at = hub.resume_at;
         tokio::select! {
             input = inputs.recv() => match input {
-                Some(input) => hub.on(input).await,
+                Some(input) if input.is_resumed_join() => {
+                    hub.resume_at.get_or_insert_with(|| tokio::time::Instant::now() + RESUME_GATHER);
+                    hub.resumed.push(input);
+                }
+                Some(input) => {
+                    // A held-back caller that left meanwhile does not join.
+                    if let HubInput::Caller { conversation, .. } = &input {
+                        hub.resumed.retain(|h| !matches!(h, HubInput::Caller { conversation: c, .. } if c == conversation));
+                    }
+                    hub.on(input).await
+                }
                 None => return,
             },
+            _ = async { tokio::time::sleep_until(resume_at.unwrap_or_else(tokio::time::Instant::now)).await }, if resume_at.is_some() => {
+                hub.resume_at = None;
+                let mut held = std::mem::take(&mut hub.resumed);
+                held.sort_by_key(HubInput::join_ms);
+                for input in held {
+                    hub.on(input).await;
+                }
+            }
             _ = refresh.tick() => hub.refresh_all().await,
+        }
+    }
+}
+
+impl HubInput {
+    /// Whether it is a caller taken over from another process joining again.
+    fn is_resumed_join(&self) -> bool {
+        matches!(
+            self,
+            HubInput::Caller {
+                signal: QueueSignal::Join { resumed: true, .. },
+                ..
+            }
+        )
+    }
+
+    /// A join's time (others: 0).
+    fn join_ms(&self) -> i64 {
+        match self {
+            HubInput::Caller {
+                signal: QueueSignal::Join { join_ms, .. },
+                ..
+            } => *join_ms,
+            _ => 0,
         }
     }
 }
@@ -154,6 +209,7 @@ impl Hub {
                 join_ms,
                 place,
                 join_type: JoinType::Outbound,
+                ..
             } => {
                 // A backend outbound user waits for its agent: a line of its own, which
                 // every available agent serves under its own name.
@@ -192,6 +248,7 @@ impl Hub {
                     Ok(false) => return self.tell(&conversation, QueueOrder::NoAgents).await,
                     Err(e) => tracing::warn!(error = %e, "matchmaker: members unreadable"),
                 }
+                let last_agent = self.last_agent(&app_id, &queue, &user_number).await;
                 let app = self.apps.entry(app_id.clone()).or_default();
                 app.callers
                     .insert(conversation.clone(), Caller { did, user_number });
@@ -200,7 +257,7 @@ impl Hub {
                     queue,
                     join_ms,
                     place,
-                    last_agent: None,
+                    last_agent,
                 }
             }
             QueueSignal::Leave => {
@@ -239,14 +296,19 @@ impl Hub {
         let known = self
             .apps
             .get(app_id)
-            .is_some_and(|a| a.rules.contains(queue));
+            .is_some_and(|a| a.rules.contains_key(queue));
         if known {
             return Ok(());
         }
         let record = self.agents.store().find_queue(app_id, queue).await?;
         self.ensure(app_id).await;
         let app = self.apps.entry(app_id.to_string()).or_default();
-        app.rules.insert(queue.to_string());
+        let window = record.as_ref().and_then(|r| {
+            let s = &r.settings;
+            s.last_agent_routing
+                .then(|| i64::from(s.last_agent_window_hours) * 3_600_000)
+        });
+        app.rules.insert(queue.to_string(), window);
         if let Some(record) = record {
             app.acd.step(Input::Rules {
                 queue: queue.to_string(),
@@ -254,6 +316,25 @@ impl Hub {
             });
         }
         Ok(())
+    }
+
+    /// The agent the user last talked with, when `queue` routes to the last agent and one
+    /// is known within its window.
+    async fn last_agent(&self, app_id: &str, queue: &str, user_number: &str) -> Option<String> {
+        let window = self.apps.get(app_id)?.rules.get(queue).copied().flatten()?;
+        let since = crate::domain::time::now_ms() - window;
+        match self
+            .agents
+            .store()
+            .last_agent(app_id, user_number, since)
+            .await
+        {
+            Ok(agent) => agent,
+            Err(e) => {
+                tracing::warn!(error = %e, "matchmaker: last agent unreadable; routing as usual");
+                None
+            }
+        }
     }
 
     /// Makes sure the application has a matchmaker that knows its ready agents.

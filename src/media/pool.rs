@@ -201,35 +201,27 @@ pub struct MediaNode {
 }
 
 /// A node's clock as seen from here: the time of its latest event, carried forward at
-/// its rate (the built-in sandbox's clock runs at its speed).
+/// our pace (between events it never runs ahead of what the node said).
 struct MediaClock {
-    /// The node's clock minus our scaled clock (ms), from the latest event.
+    /// The node's event clock minus ours (ms), from the latest event.
     offset_ms: AtomicI64,
-    /// How fast the node's clock runs against ours.
-    rate: f64,
 }
 
 impl MediaClock {
-    fn new(rate: f64) -> Self {
+    fn new() -> Self {
         MediaClock {
             offset_ms: AtomicI64::new(0),
-            rate,
         }
-    }
-
-    /// Our clock at the node's rate.
-    fn scaled(&self) -> i64 {
-        (now_ms() as f64 * self.rate) as i64
     }
 
     /// An event stamped `at` (the node's Unix ms) was heard now.
     fn heard(&self, at: i64) {
-        self.offset_ms.store(at - self.scaled(), Ordering::Relaxed);
+        self.offset_ms.store(at - now_ms(), Ordering::Relaxed);
     }
 
     /// The node's time now.
     fn now_ms(&self) -> i64 {
-        self.scaled() + self.offset_ms.load(Ordering::Relaxed)
+        now_ms() + self.offset_ms.load(Ordering::Relaxed)
     }
 }
 
@@ -344,7 +336,7 @@ impl MediaPool {
             let router = Arc::new(Router {
                 name: name.clone(),
                 routes: Routes::default(),
-                clock: Arc::new(MediaClock::new(rate)),
+                clock: Arc::new(MediaClock::new()),
                 connected: tokio::sync::Notify::new(),
                 parked: parked.clone(),
             });

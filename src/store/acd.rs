@@ -85,9 +85,8 @@ impl Store {
         app_id: &str,
         queue_sid: &str,
     ) -> Result<Vec<(String, WaitingRow)>, StoreError> {
-        let rows: Vec<(String, String, String, i64, i64)> =
-            on_pool!(self, |p| {
-                sqlx::query_as(
+        let rows: Vec<(String, String, String, i64, i64)> = on_pool!(self, |p| {
+            sqlx::query_as(
             "SELECT conversation_id, call_sid, user_number, join_type, join_at FROM queue_waiting \
              WHERE app_id = $1 AND queue_sid = $2 ORDER BY join_at, conversation_id"
         )
@@ -95,7 +94,7 @@ impl Store {
         .bind(queue_sid)
         .fetch_all(p)
         .await
-            })?;
+        })?;
         Ok(rows
             .into_iter()
             .map(
@@ -112,5 +111,26 @@ impl Store {
                 },
             )
             .collect())
+    }
+
+    /// The agent of `app_id` whose leg last answered in a conversation with
+    /// `user_number`, since `since_ms` (Unix ms): a queue's last agent (§9).
+    pub async fn last_agent(
+        &self,
+        app_id: &str,
+        user_number: &str,
+        since_ms: i64,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(on_pool!(self, |p| sqlx::query_scalar(
+            "SELECT a.agent_no FROM calls a JOIN calls u ON u.conversation_id = a.conversation_id \
+             AND u.agent_no IS NULL WHERE a.app_id = $1 AND a.agent_no IS NOT NULL \
+             AND a.answer_at IS NOT NULL AND a.answer_at >= $3 \
+             AND (u.from_number = $2 OR u.to_number = $2) ORDER BY a.answer_at DESC LIMIT 1"
+        )
+        .bind(app_id)
+        .bind(user_number)
+        .bind(since_ms)
+        .fetch_optional(p)
+        .await)?)
     }
 }

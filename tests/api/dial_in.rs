@@ -6,7 +6,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::agent_calls::{agent_cdr, ready, script};
-use crate::agent_sessions::agent;
+use crate::agent_sessions::{agent, command};
 use crate::both_backends;
 use crate::helpers::{TestApp, TestDb};
 use crate::queues::create_queue;
@@ -376,5 +376,94 @@ both_backends! {
         assert_eq!(a.status, 200, "{}", a.body);
         let cdr = cdr_of_leg(&app, &db, a.body["callSid"].as_str().unwrap()).await;
         assert_eq!((cdr["byeType"].as_str(), cdr["answerTime"].as_str()), (Some("0"), Some("")), "{cdr}");
+    }
+}
+
+both_backends! {
+    /// SIGKILL of the process driving two waiting callers, the media server alive: the
+    /// next process takes them over in their places, and the first agent ready gets the
+    /// caller who joined first, then the other.
+    async fn sigkill_mid_queue_keeps_the_callers_places(db: TestDb) {
+        use crate::processes::{customer, free_port, sandbox, server};
+        let dir = tempfile::tempdir().unwrap();
+        let media_port = free_port();
+        let _sandbox = sandbox(media_port, "1", dir.path());
+        let (mut first, address) = server(&db, media_port, dir.path(), "10").await;
+        let app = customer(&address, 100).await;
+        let queue = create_queue(&app, json!({"name": "sales", "maxWaitSeconds": 0})).await;
+        agent(&app, "1001", json!({"wrapupTime": 0, "sipNumber": "80001001", "queues": [{"queueSid": queue}]})).await;
+        route(&app, "4008001000", json!({"route": {"type": "queue", "queueSid": queue}})).await;
+        // Logged in but paused: the callers wait.
+        assert_eq!(command(&app, "1001", "login", json!({"workStatus": "2"})).await.status, 200);
+        let early = dial_in(&app, "13800138001", "4008001000").await;
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let late = dial_in(&app, "13800138002", "4008001000").await;
+        let live_path = format!("Queues/{queue}/Live");
+        let started = std::time::Instant::now();
+        loop {
+            let live = app.cti(Method::GET, &live_path, None).await;
+            if live.body["queue"]["waitingCount"] == 2 {
+                let members = &live.body["queue"]["members"];
+                assert_eq!((members[0]["callSid"].as_str(), members[1]["callSid"].as_str()), (Some(early.as_str()), Some(late.as_str())), "{}", live.body);
+                break;
+            }
+            assert!(started.elapsed() < std::time::Duration::from_secs(10), "{}", live.body);
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        first.0.kill().unwrap();
+        first.0.wait().unwrap();
+
+        let (_second, address) = server(&db, media_port, dir.path(), "10").await;
+        let mut app = app;
+        app.address = address;
+        assert_eq!(command(&app, "1001", "ready", json!({})).await.status, 200);
+        // Once the calls are taken over, the agent talks with the caller who came first.
+        let mut order = Vec::new();
+        for _ in 0..2 {
+            let started = std::time::Instant::now();
+            let user = loop {
+                let a = command(&app, "1001", "getState", json!({})).await;
+                if a.body["data"]["agentState"] == "talking" {
+                    let cv = a.body["data"]["calls"][0]["conversationSid"].as_str().unwrap().to_string();
+                    break db.text(&format!("SELECT id FROM calls WHERE conversation_id = '{cv}' AND leg_seq = 0")).await.unwrap();
+                }
+                assert!(started.elapsed() < std::time::Duration::from_secs(40), "{}", a.body);
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            };
+            order.push(user.clone());
+            assert_eq!(command(&app, "1001", "hangup", json!({})).await.status, 200);
+            let cdr = cdr_of_leg(&app, &db, &user).await;
+            assert_eq!((cdr["byeType"].as_str(), cdr["agentNo"].as_str(), cdr["callType"].as_str()), (Some("4"), Some("1001"), Some("1")), "{cdr}");
+        }
+        assert_eq!(order, [early, late]);
+        let store = db.store().await;
+        assert_eq!(store.count_cdrs().await.unwrap(), 2);
+    }
+}
+
+both_backends! {
+    /// lastAgentRouting: a caller who talked with an agent before gets that agent first
+    /// when it is ready, though another has waited longer; another caller gets the
+    /// longest idle.
+    async fn last_agent_routing_prefers_the_agent_a_caller_talked_with(db: TestDb) {
+        let app = db.spawn(&[("VOICEPAAS_SANDBOX_SPEED", "20")]).await;
+        let queue = create_queue(&app, json!({"name": "sales", "lastAgentRouting": true})).await;
+        for agent_no in ["1001", "1002"] {
+            let sip = format!("8000{agent_no}");
+            agent(&app, agent_no, json!({"wrapupTime": 0, "sipNumber": sip, "queues": [{"queueSid": queue}]})).await;
+        }
+        route(&app, "4008001000", json!({"route": {"type": "queue", "queueSid": queue}})).await;
+        // 1001 is ready first: the longest idle.
+        let _first = ready(&app, "1001").await;
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let _second = ready(&app, "1002").await;
+        let leg = dial_in(&app, "13800138000", "4008001000").await;
+        assert_eq!(cdr_of_leg(&app, &db, &leg).await["agentNo"], "1001");
+        // 1001 is back from its call, so 1002 is the longest idle; the same caller still
+        // gets 1001.
+        let leg = dial_in(&app, "13800138000", "4008001000").await;
+        assert_eq!(cdr_of_leg(&app, &db, &leg).await["agentNo"], "1001");
+        let leg = dial_in(&app, "13800138003", "4008001000").await;
+        assert_eq!(cdr_of_leg(&app, &db, &leg).await["agentNo"], "1002");
     }
 }

@@ -186,6 +186,8 @@ pub enum QueueSignal {
         place: Place,
         /// How it came.
         join_type: JoinType,
+        /// A caller taken over from another process, joining again in its place.
+        resumed: bool,
     },
     /// The caller no longer waits (it hung up, overflowed, or the call ended).
     Leave,
@@ -492,6 +494,7 @@ impl InboundFlow {
                         join_ms: stay.join_ms,
                         place: Place::InTurn,
                         join_type: stay.join_type,
+                        resumed: true,
                     }));
                     self.arm_wait(core);
                 }
@@ -692,6 +695,7 @@ impl InboundFlow {
             join_ms,
             place: Place::InTurn,
             join_type,
+            resumed: false,
         }));
     }
 
@@ -704,16 +708,21 @@ impl InboundFlow {
         )
     }
 
+    /// The longest a caller waits for `target` (0: no limit).
+    fn max_wait_secs(&self, target: &Target) -> u32 {
+        match (&self.plan.outbound, target) {
+            (Some(outbound), _) => outbound.max_wait_secs,
+            (None, Target::Queue(sid)) => self.plan.queues.get(sid).map_or(0, |q| q.max_wait_secs),
+            (None, Target::Agent(_)) => 0,
+        }
+    }
+
     /// maxWaitSeconds of the current queue, from its join time.
     fn arm_wait(&mut self, core: &mut Core) {
         let Some(stay) = &self.state.stay else {
             return;
         };
-        let max = match (&self.plan.outbound, &stay.target) {
-            (Some(outbound), _) => outbound.max_wait_secs,
-            (None, Target::Queue(sid)) => self.plan.queues.get(sid).map_or(0, |q| q.max_wait_secs),
-            (None, Target::Agent(_)) => 0,
-        };
+        let max = self.max_wait_secs(&stay.target);
         if max > 0 {
             let left = stay.join_ms + i64::from(max) * 1000 - core.now;
             core.emit(Effect::SetTimer(Timer::QueueWait, left.max(0)));
@@ -760,6 +769,11 @@ impl InboundFlow {
         }
         match timer {
             Timer::QueueWait if self.state.phase == Phase::Waiting => {
+                // The wait ran out on the media clock, whose last event may be older.
+                if let Some(stay) = &self.state.stay {
+                    let max = self.max_wait_secs(&stay.target);
+                    core.now = core.now.max(stay.join_ms + i64::from(max) * 1000);
+                }
                 if self.ringing(core).next().is_some() {
                     // The ringing offer finishes first.
                     if let Some(stay) = &mut self.state.stay {
