@@ -13,7 +13,9 @@ use super::error::CommandError;
 use super::machine::{AgentState, CommandName, Input, check};
 use crate::domain::PhoneNumber;
 use crate::domain::agent::PhoneType;
-use crate::domain::agent_call::{AgentCall, CallSubtype, CallType};
+use crate::domain::agent_call::{
+    AgentCall, CallSubtype, CallType, USER_DATA_RULE, valid_user_data,
+};
 use crate::domain::time::now_ms;
 use crate::orchestrator::Refused;
 use crate::orchestrator::flows::StoredAgentConversation;
@@ -21,18 +23,13 @@ use crate::orchestrator::flows::agent_call::AgentOrder;
 use crate::store::agent_calls::{NewAgentCall, NotInPool};
 use crate::store::agents::AgentRecord;
 
-/// Longest userData an agent may give (bytes).
-const MAX_USER_DATA: usize = 1024;
-
 /// A userData param: any text without control characters, at most 1024 bytes.
 fn user_data(params: &Map<String, Value>) -> Result<Option<String>, CommandError> {
     let Some(data) = param(params, "userData")? else {
         return Ok(None);
     };
-    if data.len() > MAX_USER_DATA || data.chars().any(char::is_control) {
-        return Err(CommandError::Param(
-            "invalid userData (at most 1024 bytes, no control characters)".into(),
-        ));
+    if !valid_user_data(&data) {
+        return Err(CommandError::Param(USER_DATA_RULE.into()));
     }
     Ok(Some(data))
 }

@@ -142,6 +142,18 @@ impl AgentCall {
     }
 }
 
+/// Longest userData an agent or a backend outbound request may give (bytes).
+pub const MAX_USER_DATA: usize = 1024;
+
+/// The refusal of a userData that breaks [`valid_user_data`]'s rule.
+pub const USER_DATA_RULE: &str = "invalid userData (at most 1024 bytes, no control characters)";
+
+/// Whether `data` may be a conversation's userData: at most [`MAX_USER_DATA`] bytes and no
+/// control characters.
+pub fn valid_user_data(data: &str) -> bool {
+    data.len() <= MAX_USER_DATA && !data.chars().any(char::is_control)
+}
+
 /// `userNumberType`: `1` a fixed line (leading 0), `2` a mobile (11 digits from 1, with an
 /// optional +86), else `""`.
 pub fn user_number_type(number: &str) -> &'static str {

@@ -11,6 +11,7 @@ use super::{cti_style, read_body};
 use crate::api::placement::{self, NewRequest};
 use crate::api::{AppState, observe};
 use crate::domain::agent::AgentNo;
+use crate::domain::agent_call::{USER_DATA_RULE, valid_user_data};
 use crate::domain::ids::QueueId;
 use crate::domain::{CallKind, Fields, ParamError, PhoneNumber};
 use crate::orchestrator::flows::inbound::{Outbound, Target};
@@ -29,9 +30,6 @@ const FIELDS: &[&str] = &[
     "userData",
     "maxWaitSeconds",
 ];
-
-/// Longest userData (bytes).
-const MAX_USER_DATA: usize = 1024;
 
 /// How long the user waits for a named agent unless told (the contract's default).
 const AGENT_WAIT_SECS: u32 = 60;
@@ -57,14 +55,8 @@ pub async fn create(
             PhoneNumber::parse("displayNum", display_num)?;
         }
         let user_data = fields.opt_str("userData")?.map(str::to_string);
-        if user_data
-            .as_deref()
-            .is_some_and(|d| d.len() > MAX_USER_DATA || d.chars().any(char::is_control))
-        {
-            return Err(ParamError::new(
-                "invalid userData (at most 1024 bytes, no control characters)",
-            )
-            .into());
+        if user_data.as_deref().is_some_and(|d| !valid_user_data(d)) {
+            return Err(ParamError::new(USER_DATA_RULE).into());
         }
         let max_wait = fields.opt_int("maxWaitSeconds", 1, 86_400)?;
         let app = &ctx.app;

@@ -699,8 +699,8 @@ impl InboundFlow {
         }));
     }
 
-    /// The music of a wait that is not in a queue: the first queue's, else the failure
-    /// tone's neighbour, FreeSWITCH's own music on hold.
+    /// The music of a wait that is not in a queue: the first queue's, else FreeSWITCH's
+    /// own music on hold.
     fn default_music(&self) -> String {
         self.plan.queues.values().next().map_or_else(
             || crate::orchestrator::unit::FREESWITCH_MUSIC_ON_HOLD.into(),
@@ -731,15 +731,22 @@ impl InboundFlow {
         }
     }
 
+    /// The caller's wait ends now: its time counts, its Live-view row goes and its
+    /// maxWaitSeconds timer stops.
+    fn end_stay(&mut self, core: &mut Core) -> Option<Stay> {
+        let stay = self.state.stay.take()?;
+        self.state.waited_ms += (core.now - stay.join_ms).max(0);
+        core.journal(Write::Waiting(None));
+        core.emit(Effect::CancelTimer(Timer::QueueWait));
+        Some(stay)
+    }
+
     /// The caller stops waiting without an agent: the matchmaker is told, then the
     /// queue's overflow (or the agent route's fallback) is taken.
     fn leave(&mut self, core: &mut Core) {
-        let Some(stay) = self.state.stay.take() else {
+        let Some(stay) = self.end_stay(core) else {
             return;
         };
-        self.state.waited_ms += (core.now - stay.join_ms).max(0);
-        core.emit(Effect::CancelTimer(Timer::QueueWait));
-        core.journal(Write::Waiting(None));
         core.emit(Effect::Queue(QueueSignal::Leave));
         let next = match (&stay.target, stay.otherwise) {
             // A backend outbound user who waited its maxWaitSeconds hears the failure tone.
@@ -870,11 +877,7 @@ impl InboundFlow {
         self.state
             .first_agent
             .get_or_insert((agent_no.clone(), now));
-        if let Some(stay) = self.state.stay.take() {
-            self.state.waited_ms += (now - stay.join_ms).max(0);
-            core.journal(Write::Waiting(None));
-        }
-        core.emit(Effect::CancelTimer(Timer::QueueWait));
+        self.end_stay(core);
         core.emit(Effect::CancelTimer(Timer::OfferBridge(leg)));
         let losers: Vec<LegIdx> = self.ringing(core).filter(|&l| l != leg).collect();
         for loser in losers {
@@ -887,13 +890,18 @@ impl InboundFlow {
 
     /// The platform withdraws offer `leg` (`failed (canceled)` for its agent).
     fn withdraw(&mut self, core: &mut Core, leg: LegIdx, cause: &str) {
+        self.mark_withdrawn(core, leg);
+        core.hang_up(leg, cause);
+    }
+
+    /// Offer `leg` is the platform's to end: withdrawn, and abandoned if it rings.
+    fn mark_withdrawn(&mut self, core: &mut Core, leg: LegIdx) {
         if let Some(o) = self.state.offers.iter_mut().find(|o| o.leg == leg) {
             o.withdrawn = true;
         }
         if !core.legs[leg].answered() {
             core.legs[leg].canceled = true;
         }
-        core.hang_up(leg, cause);
     }
 
     /// Offer leg `leg` ended without being connected.
@@ -941,20 +949,12 @@ impl InboundFlow {
             return;
         }
         self.state.bye = Some(bye);
-        if let Some(stay) = self.state.stay.take() {
-            self.state.waited_ms += (core.now - stay.join_ms).max(0);
-            core.journal(Write::Waiting(None));
+        if self.end_stay(core).is_some() {
             core.emit(Effect::Queue(QueueSignal::Leave));
         }
-        core.emit(Effect::CancelTimer(Timer::QueueWait));
         let ringing: Vec<LegIdx> = self.ringing(core).collect();
         for leg in ringing {
-            if let Some(o) = self.state.offers.iter_mut().find(|o| o.leg == leg) {
-                o.withdrawn = true;
-            }
-            if !core.legs[leg].answered() {
-                core.legs[leg].canceled = true;
-            }
+            self.mark_withdrawn(core, leg);
         }
         self.snapshot(core);
         core.end_call("NORMAL_CLEARING");
