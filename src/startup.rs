@@ -166,6 +166,12 @@ impl Application {
         self.port
     }
 
+    /// The in-process sandbox's Event Socket address (`VOICEPAAS_MEDIA=sandbox`), where
+    /// an observer may connect as to a FreeSWITCH node.
+    pub fn sandbox_addr(&self) -> Option<std::net::SocketAddr> {
+        self.sandbox.as_ref().map(Sandbox::addr)
+    }
+
     /// Serves until the process is told to stop (SIGINT/SIGTERM), then stops gracefully:
     /// no new connections, requests in flight finish (up to 15 s), webhook deliveries in
     /// flight finish or are handed back (up to 10 s), no more calls are placed and the

@@ -52,6 +52,16 @@ pub enum HubInput {
         /// The DID and the caller's number (what the agent's device shows).
         numbers: (String, String),
     },
+    /// A queueEvent of a caller of this process, written: published to the queue's
+    /// monitors on every replica.
+    QueueEvent {
+        /// Its application.
+        app_id: String,
+        /// The queue.
+        queue: String,
+        /// The caller's fields.
+        data: serde_json::Value,
+    },
     /// An agent's session changed (on any replica).
     AgentChanged {
         /// Its application.
@@ -184,6 +194,16 @@ impl Hub {
                 signal,
                 numbers,
             } => self.caller(app_id, conversation, signal, numbers).await,
+            HubInput::QueueEvent {
+                app_id,
+                queue,
+                data,
+            } => {
+                let agents = self.agents.clone();
+                tokio::spawn(
+                    async move { agents.publish_queue_event(&app_id, &queue, &data).await },
+                );
+            }
             HubInput::AgentChanged { app_id, agent_no } => {
                 if self.apps.contains_key(&app_id) {
                     let ready = self.agents.store().ready_agent(&app_id, &agent_no).await;
@@ -278,6 +298,7 @@ impl Hub {
                     agent,
                 }
             }
+            QueueSignal::Announce(queue) => return self.position(app_id, conversation, queue),
             QueueSignal::Missed(agent) => {
                 if let Some(app) = self.apps.get_mut(&app_id) {
                     app.available.remove(&agent);
@@ -545,6 +566,30 @@ impl Hub {
                 .await;
         }
         verdict
+    }
+
+    /// Tells the caller its position in `queue` (1 + callers ahead, of every replica, as
+    /// the Live view lists them), read aside so the matchmaker goes on meanwhile.
+    fn position(&self, app_id: String, conversation: String, queue: String) {
+        let store = self.agents.store().clone();
+        let orchestrator = self.orchestrator.clone();
+        tokio::spawn(async move {
+            let waiting = match store.waiting_in(&app_id, &queue).await {
+                Ok(waiting) => waiting,
+                Err(e) => {
+                    tracing::warn!(error = %e, "matchmaker: queue unreadable; no announcement");
+                    return;
+                }
+            };
+            let Some(i) = waiting.iter().position(|(c, _)| *c == conversation) else {
+                return;
+            };
+            if let Some(verdict) =
+                orchestrator.queue_order(&conversation, QueueOrder::Announce(i + 1))
+            {
+                let _ = verdict.await;
+            }
+        });
     }
 
     async fn tell(&self, conversation: &str, order: QueueOrder) {

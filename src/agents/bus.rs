@@ -5,7 +5,7 @@
 //! otherwise reads the events from the database by seq, so a notice lost or out of turn
 //! costs a read, never an event or its order.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -36,6 +36,33 @@ pub enum Notice {
     /// A queueEvent frame for this socket only (queueEvents carry no seq and are never
     /// replayed).
     Queue(String),
+    /// A caller's move in a queue this socket monitors: the event's caller fields (JSON),
+    /// to be sent with the queue's counters.
+    QueueMove {
+        /// The queue.
+        queue: String,
+        /// The caller's fields.
+        data: String,
+    },
+}
+
+/// The queues a socket monitors (`monitorQueues`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Monitored {
+    /// Every queue of its application.
+    All,
+    /// These queueSids.
+    Queues(HashSet<String>),
+}
+
+impl Monitored {
+    /// Whether `queue` is among them.
+    pub fn covers(&self, queue: &str) -> bool {
+        match self {
+            Monitored::All => true,
+            Monitored::Queues(queues) => queues.contains(queue),
+        }
+    }
 }
 
 /// An agent: (appSid, agentNo).
@@ -50,6 +77,8 @@ pub struct Bus {
     next_id: AtomicU64,
     /// The matchmaker, told of every agent whose session changed.
     watcher: Mutex<Option<crate::acd::hub::AcdHandle>>,
+    /// The sockets that monitor queues, by (agent, registration id).
+    monitors: Mutex<HashMap<(Key, u64), Monitored>>,
 }
 
 /// A socket task's registration; dropping it unregisters.
@@ -61,8 +90,20 @@ pub struct Subscription {
     pub notices: mpsc::UnboundedReceiver<Notice>,
 }
 
+impl Subscription {
+    /// This socket monitors `what` from now on (`None`: nothing).
+    pub fn monitor(&self, what: Option<Monitored>) {
+        self.bus.monitor(&self.key, self.id, what);
+    }
+}
+
 impl Drop for Subscription {
     fn drop(&mut self) {
+        self.bus
+            .monitors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&(self.key.clone(), self.id));
         let mut subscribers = self
             .bus
             .subscribers
@@ -80,6 +121,11 @@ impl Drop for Subscription {
 /// The notification payload saying an agent's tokens were revoked.
 pub fn revoked_payload(app_id: &str, agent_no: &str) -> String {
     format!("R\t{app_id}\t{agent_no}")
+}
+
+/// The notification payload of a caller's move in `queue` (`data`: its JSON fields).
+pub fn queue_payload(app_id: &str, queue: &str, data: &str) -> String {
+    format!("Q\t{app_id}\t{queue}\t{data}")
 }
 
 /// The notification payload saying `socket_id` attached to an agent.
@@ -120,6 +166,9 @@ impl Bus {
         else {
             return;
         };
+        if kind == "Q" {
+            return self.queue_move(app_id, agent_no, parts.next().unwrap_or_default());
+        }
         if kind == "E"
             && let Some(acd) = &*self.watcher.lock().unwrap_or_else(|e| e.into_inner())
         {
@@ -154,6 +203,34 @@ impl Bus {
             for (_, tx) in list {
                 let _ = tx.send(notice.clone());
             }
+        }
+    }
+
+    /// Socket (`key`, registration `id`) monitors `what` from now on (`None`: nothing).
+    pub fn monitor(&self, key: &Key, id: u64, what: Option<Monitored>) {
+        let mut monitors = self.monitors.lock().unwrap_or_else(|e| e.into_inner());
+        match what {
+            Some(what) => monitors.insert((key.clone(), id), what),
+            None => monitors.remove(&(key.clone(), id)),
+        };
+    }
+
+    /// Hands a caller's move in `queue` to the sockets of `app_id` monitoring it.
+    fn queue_move(&self, app_id: &str, queue: &str, data: &str) {
+        let watching: Vec<(Key, u64)> = self
+            .monitors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|((key, _), what)| key.0 == app_id && what.covers(queue))
+            .map(|(socket, _)| socket.clone())
+            .collect();
+        for (key, id) in watching {
+            let notice = Notice::QueueMove {
+                queue: queue.to_string(),
+                data: data.to_string(),
+            };
+            self.send_to(&key, id, notice);
         }
     }
 

@@ -8,6 +8,7 @@ use super::Agents;
 use super::error::CommandError;
 use super::machine::{AgentState, Choice, CommandName, Input, LogoutCause, Session, check};
 use crate::cdr::format_time;
+use crate::domain::agent::AgentRole;
 use crate::domain::agent::PhoneType;
 use crate::domain::time::now_ms;
 use crate::store::agents::AgentRecord;
@@ -239,6 +240,18 @@ impl Agents {
             | CommandName::RetrieveCall
             | CommandName::Answer
             | CommandName::Bridge => self.order_call(app_id, agent, name, params).await,
+            CommandName::MonitorQueues | CommandName::UnmonitorQueues => {
+                if agent.role != AgentRole::Supervisor {
+                    return Err(CommandError::SupervisorRequired);
+                }
+                let state = self
+                    .session_of(app_id, &agent.agent_no)
+                    .await?
+                    .map_or(AgentState::Offline, |s| s.state);
+                check(name, state)?;
+                let on = name == CommandName::MonitorQueues;
+                self.monitor_queues(app_id, agent, params, on).await
+            }
             _ => {
                 // The rest of §7 is not served yet: the §6 table still answers for them.
                 let state = self

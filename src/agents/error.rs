@@ -51,6 +51,12 @@ pub enum CommandError {
     /// 20111.
     #[error("unknown command")]
     UnknownCommand,
+    /// 20106.
+    #[error("supervisor role required")]
+    SupervisorRequired,
+    /// 20003.
+    #[error("queue not found")]
+    QueueNotFound,
 }
 
 impl CommandError {
@@ -70,6 +76,8 @@ impl CommandError {
             Self::NotRegistered => "20109",
             Self::NoPstnNumber => "20110",
             Self::UnknownCommand => "20111",
+            Self::SupervisorRequired => "20106",
+            Self::QueueNotFound => "20003",
         }
     }
 
@@ -82,7 +90,8 @@ impl CommandError {
             Self::DisplayNumNotAllowed => 403,
             Self::WrongCallState(_) => 409,
             Self::AuthFirst | Self::AuthFailed | Self::TooManyAttempts => 401,
-            Self::AgentDisabled => 403,
+            Self::AgentDisabled | Self::SupervisorRequired => 403,
+            Self::QueueNotFound => 404,
             Self::NotLoggedIn | Self::WrongState | Self::NotRegistered | Self::NoPstnNumber => 409,
         }
     }

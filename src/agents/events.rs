@@ -176,7 +176,7 @@ pub fn failed_cause(hangup_cause: &str, canceled: bool) -> &'static str {
 }
 
 /// A frame as a socket that masks users' numbers sends it (§8.5): `userNumber` of an
-/// event or reply and of getState's `calls`, masked by
+/// event or reply, of getState's `calls` and of monitorQueues' waiting callers, masked by
 /// [`crate::domain::agent_call::mask_number`]. Frames without one go as they are.
 pub fn mask_frame(frame: String) -> String {
     if !frame.contains(r#""userNumber""#) {
@@ -194,6 +194,14 @@ pub fn mask_frame(frame: String) -> String {
         mask(data);
         if let Some(Value::Array(calls)) = data.get_mut("calls") {
             calls.iter_mut().for_each(mask);
+        }
+        // monitorQueues: the waiting callers of each queue's Live view.
+        if let Some(Value::Array(queues)) = data.get_mut("queues") {
+            for queue in queues {
+                if let Some(Value::Array(members)) = queue.get_mut("members") {
+                    members.iter_mut().for_each(mask);
+                }
+            }
         }
     }
     value.to_string()

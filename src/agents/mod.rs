@@ -10,6 +10,7 @@ pub mod commands;
 pub mod error;
 pub mod events;
 pub mod machine;
+mod monitoring;
 mod snapshots;
 mod timers;
 

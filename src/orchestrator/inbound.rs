@@ -13,7 +13,7 @@ use super::Ctx;
 use super::engine::Input;
 use super::flows::StoredAgentConversation;
 use super::flows::inbound::{
-    CLAIMED_VAR, MAX_OVERFLOWS, Menu, Outbound, Plan, QueuePlan, Route, Step, Target,
+    AnnouncePlan, CLAIMED_VAR, MAX_OVERFLOWS, Menu, Outbound, Plan, QueuePlan, Route, Step, Target,
 };
 use super::prompts::Builtin;
 use super::unit::FREESWITCH_MUSIC_ON_HOLD;
@@ -286,6 +286,14 @@ impl<'a> Resolver<'a> {
                         max_wait_secs: settings.max_wait_secs,
                         overflow,
                         music,
+                        name: settings.name.clone(),
+                        announce: match &settings.announce {
+                            Some(a) => Some(AnnouncePlan {
+                                every_secs: a.every_secs,
+                                prompt: self.ctx.prompt(self.app_id, Some(&a.prompt)).await,
+                            }),
+                            None => None,
+                        },
                     },
                 );
             }

@@ -23,6 +23,7 @@ pub mod deliveries;
 pub mod idempotency;
 pub mod inbound;
 pub mod journal;
+pub mod monitors;
 pub mod numbers;
 mod open;
 pub mod placing;

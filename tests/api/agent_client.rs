@@ -136,6 +136,31 @@ impl AgentSocket {
         self.events.drain(..n).collect()
     }
 
+    /// The next `n` queueEvents about callers (snapshots are skipped; other events are
+    /// kept in `events`).
+    pub async fn take_queue_moves(&mut self, n: usize) -> Vec<Value> {
+        let moves = |s: &mut Self| {
+            s.events.retain(|f| {
+                let queued = f["type"] == "queueEvent";
+                if queued {
+                    s.queue_events.push(f.clone());
+                }
+                !queued
+            });
+            s.queue_events
+                .retain(|f| f["data"]["eventName"] != "snapshot");
+        };
+        moves(self);
+        while self.queue_events.len() < n {
+            match self.next().await {
+                Got::Frame(f) => self.events.push(f),
+                Got::Closed(code) => panic!("closed with {code} while waiting for queueEvents"),
+            }
+            moves(self);
+        }
+        self.queue_events.drain(..n).collect()
+    }
+
     /// Reads until the socket closes; its close code (frames on the way are kept).
     pub async fn closed(&mut self) -> u16 {
         loop {

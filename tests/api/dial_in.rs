@@ -12,7 +12,7 @@ use crate::helpers::{TestApp, TestDb};
 use crate::queues::create_queue;
 
 /// Grants `number` to the test's account and routes it as `routing` says.
-async fn route(app: &TestApp, number: &str, routing: Value) {
+pub(crate) async fn route(app: &TestApp, number: &str, routing: Value) {
     let a = app
         .admin(
             Method::PUT,
@@ -28,7 +28,7 @@ async fn route(app: &TestApp, number: &str, routing: Value) {
 }
 
 /// A simulated caller from `from` dials `to`; its callSid.
-async fn dial_in(app: &TestApp, from: &str, to: &str) -> String {
+pub(crate) async fn dial_in(app: &TestApp, from: &str, to: &str) -> String {
     let a = app
         .admin(
             Method::POST,
@@ -41,7 +41,7 @@ async fn dial_in(app: &TestApp, from: &str, to: &str) -> String {
 }
 
 /// The conversation of the user leg `call_sid`, once its CDR is written.
-async fn cdr_of_leg(app: &TestApp, db: &TestDb, call_sid: &str) -> Value {
+pub(crate) async fn cdr_of_leg(app: &TestApp, db: &TestDb, call_sid: &str) -> Value {
     let started = std::time::Instant::now();
     loop {
         let cv = db

@@ -164,6 +164,15 @@ impl TestDb {
 
     /// Starts the server on this database with `overrides` of the default test settings.
     pub async fn spawn(&self, overrides: &[(&str, &str)]) -> TestApp {
+        self.spawn_observed(overrides).await.0
+    }
+
+    /// [`TestDb::spawn`], with the in-process sandbox's Event Socket address (an observer
+    /// connects there with the password `ClueCon`).
+    pub async fn spawn_observed(
+        &self,
+        overrides: &[(&str, &str)],
+    ) -> (TestApp, Option<std::net::SocketAddr>) {
         let files = tempfile::tempdir().expect("temp dir");
         let prompts = files.path().join("prompts").display().to_string();
         let recordings = files.path().join("recordings").display().to_string();
@@ -185,6 +194,7 @@ impl TestDb {
         values.retain(|_, v| !v.is_empty());
         let settings = Settings::from_values(&values).expect("test settings");
         let app = Application::build(settings).await.expect("server starts");
+        let media = app.sandbox_addr();
         let address = format!("http://127.0.0.1:{}", app.port());
         tokio::spawn(app.run_until_stopped());
         let mut test_app = TestApp {
@@ -207,7 +217,7 @@ impl TestDb {
             test_app.sid = sid;
             test_app.token = token;
         }
-        test_app
+        (test_app, media)
     }
 }
 

@@ -32,6 +32,8 @@ mod ops_tools;
 mod own_postgres;
 mod processes;
 mod prompts;
+mod queue_announcements;
+mod queue_events;
 mod queues;
 mod receiver;
 mod recovery;

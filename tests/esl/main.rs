@@ -1092,3 +1092,64 @@ async fn callers_dial_in_and_park_with_the_did() {
         "-ERR usage: voicepaas_inbound <from> <to> [callSid]\n"
     );
 }
+
+/// esl-transcripts 82: `uuid_break` does not end a broadcast `endless_playback`;
+/// `uuid_transfer <uuid> park inline` (an application without data) does, and parks.
+#[tokio::test]
+async fn transfer_to_park_ends_endless_playback() {
+    let mut r = rig().await;
+    let uuid = r.call("13800138000").await;
+    loop {
+        if let Incoming::Event(e) = next(&mut r.incoming).await
+            && e.unique_id() == Some(uuid.as_str())
+            && e.name() == "CHANNEL_ANSWER"
+        {
+            break;
+        }
+    }
+    let client = r.client.clone();
+    let api = |line: String| {
+        let client = client.clone();
+        async move { client.api(&line).await.unwrap() }
+    };
+    let music = format!("uuid_broadcast {uuid} endless_playback::local_stream://moh aleg");
+    assert!(api(music).await.starts_with("+OK"));
+    // What the channel runs, from now until `until` (or a 10 s deadline).
+    async fn runs(r: &mut Rig, uuid: &str, until: &str) -> Vec<String> {
+        let mut seen = Vec::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while seen.last().is_none_or(|s| s != until) {
+            assert!(tokio::time::Instant::now() < deadline, "{seen:?}");
+            if let Incoming::Event(e) = next(&mut r.incoming).await
+                && e.unique_id() == Some(uuid)
+                && matches!(
+                    e.name(),
+                    "CHANNEL_EXECUTE" | "CHANNEL_EXECUTE_COMPLETE" | "CHANNEL_PARK"
+                )
+            {
+                let app = e.get("Application").unwrap_or_default();
+                seen.push(format!("{} {app}", e.name()).trim().to_string());
+            }
+        }
+        seen
+    }
+    let started = runs(&mut r, &uuid, "CHANNEL_EXECUTE endless_playback").await;
+    assert_eq!(
+        started.last().map(String::as_str),
+        Some("CHANNEL_EXECUTE endless_playback")
+    );
+    assert_eq!(api(format!("uuid_break {uuid} all")).await, "+OK\n");
+    assert_eq!(
+        api(format!("uuid_transfer {uuid} park inline")).await,
+        "+OK\n"
+    );
+    assert_eq!(
+        runs(&mut r, &uuid, "CHANNEL_PARK").await,
+        [
+            "CHANNEL_EXECUTE_COMPLETE endless_playback",
+            "CHANNEL_EXECUTE park",
+            "CHANNEL_PARK"
+        ]
+    );
+    let _ = api(format!("uuid_kill {uuid}")).await;
+}

@@ -17,7 +17,7 @@ use crate::agents::bus::{Notice, Subscription, attached_payload};
 use crate::agents::commands::Origin;
 use crate::agents::error::CommandError;
 use crate::agents::events::mask_frame;
-use crate::agents::machine::Input;
+use crate::agents::machine::{CommandName, Input};
 use crate::api::AppState;
 use crate::api::error::ApiError;
 use crate::domain::credentials::verify_password;
@@ -469,6 +469,7 @@ impl Socket {
     }
 
     async fn serve(mut self, mut attached: Attached) {
+        self.watch_queues(&attached).await;
         let silence = Duration::from_secs(u64::from(self.agents.settings().cti_silence_secs));
         let mut heartbeat = tokio::time::interval(silence * 4 / 9);
         heartbeat.reset();
@@ -495,6 +496,10 @@ impl Socket {
                             // The events the command caused follow from the notices (in
                             // the channel already), after the reply.
                             if !self.send(reply(&id, &result)).await { break 1000; }
+                            let monitoring = matches!(CommandName::from_wire(&cmd), Some(CommandName::MonitorQueues | CommandName::UnmonitorQueues));
+                            if result.is_ok() && monitoring {
+                                self.watch_queues(&attached).await;
+                            }
                         }
                     }
                 }
@@ -512,6 +517,10 @@ impl Socket {
                     Some(Notice::Queue(frame)) => {
                         if !self.send(frame).await { break 1000; }
                     }
+                    Some(Notice::QueueMove { queue, data }) => {
+                        let frame = self.agents.queue_event_frame(&self.app.app_id, &queue, &data).await;
+                        if let Some(frame) = frame && !self.send(frame).await { break 1000; }
+                    }
                     Some(_) => {
                         if let Some(code) = self.follow(&mut attached).await { break code; }
                     }
@@ -527,6 +536,13 @@ impl Socket {
             }
         };
         self.finish(Some(attached), code).await;
+    }
+
+    /// Registers the queues the agent's session monitors (kept across reconnects).
+    async fn watch_queues(&self, attached: &Attached) {
+        let agent_no = &attached.agent.agent_no;
+        let monitored = self.agents.monitored(&self.app.app_id, agent_no).await;
+        attached.subscription.monitor(monitored);
     }
 
     /// Sends the frames a notice carried when they continue what the socket sent of the

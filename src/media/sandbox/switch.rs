@@ -335,8 +335,10 @@ impl Switch {
                 } else {
                     arg(1)
                 };
-                match dest.split_once(':') {
-                    Some((app, data)) if args.contains(" inline") => told(
+                // `park inline` names an application without data.
+                let (app, data) = dest.split_once(':').unwrap_or((dest, ""));
+                match (app, data) {
+                    (app, data) if !app.is_empty() && args.contains(" inline") => told(
                         arg(0),
                         Command::Transfer(
                             App {

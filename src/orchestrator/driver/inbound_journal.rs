@@ -180,7 +180,7 @@ pub(super) fn inbound_entries(
                 };
                 add(*leg, name, true, *at, None, None)
             }
-            Write::Status(..) | Write::Snapshot(..) | Write::Waiting(_) => {}
+            Write::Status(..) | Write::Snapshot(..) | Write::Waiting(_) | Write::QueueEvent(_) => {}
         }
     }
     changes

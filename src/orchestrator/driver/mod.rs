@@ -11,6 +11,7 @@ mod agent_journal;
 mod inbound_journal;
 pub mod journal;
 pub mod media;
+mod queue_events;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
@@ -273,6 +274,7 @@ impl Driver {
                 .await;
         }
         let tz = self.ctx.settings.timezone;
+        let moves = queue_events::queue_events(&self.unit, &self.engine, &writes, tz);
         let write = journal::call_write(&self.unit, &self.engine, writes, tz);
         let mut delay = RETRY_FIRST;
         loop {
@@ -282,10 +284,20 @@ impl Driver {
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(RETRY_MAX);
                 }
-                Ok(()) if ends => {
-                    let kind = self.unit.kind.as_str();
-                    crate::telemetry::metrics::metrics().call_ended(kind);
-                    tracing::info!(call = %self.unit.id, kind, "call ended; CDR written");
+                Ok(()) => {
+                    // Written: the queue's monitors may hear of the caller's moves.
+                    for (queue, data) in moves {
+                        self.ctx.acd.send(crate::acd::hub::HubInput::QueueEvent {
+                            app_id: self.unit.first.app_id.clone(),
+                            queue,
+                            data,
+                        });
+                    }
+                    if ends {
+                        let kind = self.unit.kind.as_str();
+                        crate::telemetry::metrics::metrics().call_ended(kind);
+                        tracing::info!(call = %self.unit.id, kind, "call ended; CDR written");
+                    }
                     return Ok(());
                 }
                 result => return result,

@@ -151,6 +151,8 @@ pub enum Timer {
     /// An offer answered by itself (autoAnswer) waits for the agent's `bridge` no longer
     /// than the queue's ringTimeout (the flow's own timer).
     OfferBridge(LegIdx),
+    /// The caller's next position announcement is due (the flow's own timer).
+    Announce,
 }
 
 impl Timer {
@@ -162,13 +164,16 @@ impl Timer {
             | Timer::KillWait(leg)
             | Timer::DialWatchdog(leg)
             | Timer::OfferBridge(leg) => Some(leg),
-            Timer::AppWatchdog(_) | Timer::QueueWait => None,
+            Timer::AppWatchdog(_) | Timer::QueueWait | Timer::Announce => None,
         }
     }
 
     /// Whether the flow, not the core, handles it (a call's own timer, on the media clock).
     pub fn is_flow(self) -> bool {
-        matches!(self, Timer::QueueWait | Timer::OfferBridge(_))
+        matches!(
+            self,
+            Timer::QueueWait | Timer::OfferBridge(_) | Timer::Announce
+        )
     }
 }
 
@@ -330,6 +335,8 @@ pub enum Write {
     /// The caller waits in queue `queue` since `join_ms`, having come as `join_type` (the
     /// queueEvent code), or (`None`) no longer waits.
     Waiting(Option<(String, i64, i64)>),
+    /// A caller's move in a queue, published once written (no row of its own).
+    QueueEvent(crate::orchestrator::flows::inbound::QueueMove),
     /// Leg `leg` ended while the call goes on (`completed`).
     LegEnded(LegIdx, LegFacts),
     /// The conversation's stage for the API (`dialing`, `bridged`, `three_way`) and its

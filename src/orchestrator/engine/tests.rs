@@ -324,7 +324,7 @@ impl Sim {
                     self.status(leg, Status::Completed);
                     self.stored_end(leg, &facts);
                 }
-                Write::Waiting(_) => {}
+                Write::Waiting(_) | Write::QueueEvent(_) => {}
                 Write::Held(leg, _, _) | Write::Bridged(leg, _) => {
                     if !self.engine.core.legs[leg].answered() {
                         self.world

@@ -85,6 +85,22 @@ pub struct QueuePlan {
     pub overflow: Step,
     /// The file looped while the caller waits.
     pub music: String,
+    /// The periodic position announcement, if the queue has one.
+    #[serde(default)]
+    pub announce: Option<AnnouncePlan>,
+    /// Its name (queueEvent `queueName`).
+    #[serde(default)]
+    pub name: String,
+}
+
+/// A queue's position announcement (§3.2 `announce`), its prompt resolved to a file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AnnouncePlan {
+    /// Seconds of waiting between announcements.
+    pub every_secs: u32,
+    /// Played before the position (`None`: the prompt is unavailable; the position alone).
+    pub prompt: Option<String>,
 }
 
 /// Everything an inbound conversation follows, resolved when it is claimed and stored
@@ -195,6 +211,8 @@ pub enum QueueSignal {
     Answered(String),
     /// This agent's offer failed (not answered, rejected, its device failed).
     Missed(String),
+    /// The caller's position in this queue is wanted for an announcement.
+    Announce(String),
 }
 
 /// An offer of the caller to an agent, from the matchmaker (the agent already claimed:
@@ -226,6 +244,8 @@ pub enum QueueOrder {
     /// Nobody can take the caller: no member of the queue is logged in, or the agent of
     /// an agent route is not ready.
     NoAgents,
+    /// Announce this position (1 + callers ahead) to the caller.
+    Announce(usize),
 }
 
 /// Where the conversation is.
@@ -292,6 +312,65 @@ pub enum OfferOutcome {
     Withdrawn,
 }
 
+/// A caller's move in a queue: a queueEvent (agents' contract §8.4), published to the
+/// queue's monitors once the conversation's journal holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueMove {
+    /// The queue.
+    pub queue: String,
+    /// When the caller joined it (Unix ms).
+    pub join_ms: i64,
+    /// How it came.
+    pub join_type: JoinType,
+    /// What happened.
+    pub moved: Moved,
+    /// When (Unix ms, the media clock).
+    pub at_ms: i64,
+}
+
+/// What happened to a caller in a queue (queueEvent `eventName`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Moved {
+    /// `joined`.
+    Joined,
+    /// `answered`: this agent was connected.
+    Answered(String),
+    /// `abandoned`: the caller hung up waiting or while an agent rang.
+    Abandoned,
+    /// `left`: maxWaitSeconds ran out or nobody could take it; then the overflow.
+    Left(LeaveCause),
+}
+
+/// Why a caller left a queue without an agent (queueEvent `leaveCause`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaveCause {
+    /// `timeout`: maxWaitSeconds.
+    Timeout,
+    /// `no-agents`: no member logged in.
+    NoAgents,
+}
+
+impl Moved {
+    /// The queueEvent `eventName`.
+    pub fn event_name(&self) -> &'static str {
+        match self {
+            Moved::Joined => "joined",
+            Moved::Answered(_) => "answered",
+            Moved::Abandoned => "abandoned",
+            Moved::Left(_) => "left",
+        }
+    }
+
+    /// The queueEvent `leaveCause` (`""` unless `left`).
+    pub fn leave_cause(&self) -> &'static str {
+        match self {
+            Moved::Left(LeaveCause::Timeout) => "timeout",
+            Moved::Left(LeaveCause::NoAgents) => "no-agents",
+            _ => "",
+        }
+    }
+}
+
 /// What a takeover needs to go on with the conversation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -325,6 +404,9 @@ pub struct State {
     /// The caller is on hold.
     #[serde(default)]
     pub held: bool,
+    /// The music is stopped for a position announcement.
+    #[serde(default)]
+    pub announcing: bool,
     /// The byeType, once decided.
     pub bye: Option<AgentBye>,
     /// The leg whose own hangup ended the conversation.
@@ -345,6 +427,8 @@ pub struct InboundFlow {
     /// A hold (`true`) or retrieve asked of the media server: its answer and the command
     /// waiting for it.
     holding: Option<(ReplyToken, CommandToken, bool)>,
+    /// What the announcement under way has still to play.
+    announcement: Vec<App>,
 }
 
 impl InboundFlow {
@@ -367,6 +451,7 @@ impl InboundFlow {
                 answered_queue: String::new(),
                 user_data: String::new(),
                 held: false,
+                announcing: false,
                 bye: None,
                 first_gone: None,
             },
@@ -374,6 +459,7 @@ impl InboundFlow {
             bridging: None,
             bridge_command: None,
             holding: None,
+            announcement: Vec::new(),
         }
     }
 
@@ -497,6 +583,12 @@ impl InboundFlow {
                         resumed: true,
                     }));
                     self.arm_wait(core);
+                    self.arm_announce(core);
+                    if self.state.music.is_none() {
+                        // An announcement was cut short: it ends, the music comes back.
+                        core.media(USER, MediaCommand::Park);
+                        self.resume_music(core);
+                    }
                 }
                 let answered: Vec<LegIdx> = self
                     .ringing(core)
@@ -570,7 +662,8 @@ impl InboundFlow {
             Phase::Welcome => self.route(core),
             Phase::Menu => self.menu_done(core),
             Phase::Closing => self.end(core, AgentBye::RouteHangup),
-            Phase::Waiting | Phase::Talking => {}
+            Phase::Waiting => self.announce_next(core),
+            Phase::Talking => {}
         }
     }
 
@@ -641,10 +734,23 @@ impl InboundFlow {
         }
     }
 
+    /// Whatever the caller hears while it waits (the music, an announcement) stops.
     fn stop_music(&mut self, core: &mut Core) {
-        if self.state.music.take().is_some() {
+        let announcing = std::mem::take(&mut self.state.announcing);
+        if announcing {
+            self.announcement.clear();
+            self.run = None;
+        }
+        if self.state.music.take().is_some() || announcing {
             core.media(USER, MediaCommand::Park);
         }
+    }
+
+    /// Loops `music` to the caller (it hears nothing else meanwhile).
+    fn play_music(&mut self, core: &mut Core, music: String) {
+        let endless = format!("endless_playback::{music}");
+        core.media(USER, MediaCommand::Broadcast(endless, Hears::This));
+        self.state.music = Some(music);
     }
 
     /// The caller starts waiting for `target`, with its music.
@@ -669,9 +775,7 @@ impl InboundFlow {
         self.state.phase = Phase::Waiting;
         if self.state.music.as_deref() != Some(music.as_str()) {
             self.stop_music(core);
-            let endless = format!("endless_playback::{music}");
-            core.media(USER, MediaCommand::Broadcast(endless, Hears::This));
-            self.state.music = Some(music);
+            self.play_music(core, music);
         }
         let join_ms = core.now;
         self.state.stay = Some(Stay {
@@ -682,6 +786,7 @@ impl InboundFlow {
             otherwise,
         });
         self.arm_wait(core);
+        self.arm_announce(core);
         if let Target::Queue(sid) = &target {
             core.journal(Write::Waiting(Some((
                 sid.clone(),
@@ -689,6 +794,7 @@ impl InboundFlow {
                 join_type.code(),
             ))));
         }
+        self.moved(core, Moved::Joined);
         self.snapshot(core);
         core.emit(Effect::Queue(QueueSignal::Join {
             target,
@@ -731,19 +837,116 @@ impl InboundFlow {
         }
     }
 
+    /// The position announcement of the current queue, if it has one.
+    fn announce_plan(&self) -> Option<(&str, &AnnouncePlan)> {
+        match &self.state.stay.as_ref()?.target {
+            Target::Queue(sid) => {
+                Some((sid.as_str(), self.plan.queues.get(sid)?.announce.as_ref()?))
+            }
+            Target::Agent(_) => None,
+        }
+    }
+
+    /// The next position announcement: every `everySeconds` of the stay, from its join
+    /// (a caller taken over keeps its rhythm).
+    fn arm_announce(&mut self, core: &mut Core) {
+        let (Some(stay), Some((_, announce))) = (&self.state.stay, self.announce_plan()) else {
+            return core.emit(Effect::CancelTimer(Timer::Announce));
+        };
+        let every = i64::from(announce.every_secs.max(1)) * 1000;
+        let into = (core.now - stay.join_ms).max(0) % every;
+        core.emit(Effect::SetTimer(Timer::Announce, every - into));
+    }
+
+    /// The matchmaker gave the caller's position: the music stops, the prompt and the
+    /// position play, then the music again (not while an agent is being connected).
+    fn announce(&mut self, core: &mut Core, position: usize) {
+        let connecting = self.bridging.is_some() || self.state.agent.is_some();
+        if self.state.phase != Phase::Waiting || connecting || self.state.announcing {
+            return;
+        }
+        let Some((_, announce)) = self.announce_plan() else {
+            return;
+        };
+        let mut apps = vec![App::Say(format!("zh NUMBER PRONOUNCED {position}"))];
+        apps.extend(announce.prompt.clone().map(App::Playback));
+        self.stop_music(core);
+        self.state.announcing = true;
+        self.announcement = apps;
+        self.snapshot(core);
+        self.announce_next(core);
+    }
+
+    /// The announcement's next part, or, once it is over, the music again.
+    fn announce_next(&mut self, core: &mut Core) {
+        if !self.state.announcing {
+            return;
+        }
+        while let Some(app) = self.announcement.pop() {
+            self.run = core.execute(USER, app);
+            if self.run.is_some() {
+                return;
+            }
+        }
+        self.resume_music(core);
+    }
+
+    /// A waiting caller whose music was stopped (an announcement over or cut short by a
+    /// takeover) hears its queue's music again.
+    fn resume_music(&mut self, core: &mut Core) {
+        self.state.announcing = false;
+        self.announcement.clear();
+        let music = match &self.state.stay {
+            Some(Stay {
+                target: Target::Queue(sid),
+                ..
+            }) => self.plan.queues.get(sid).map(|q| q.music.clone()),
+            Some(Stay {
+                target: Target::Agent(_),
+                ..
+            }) => Some(self.default_music()),
+            None => None,
+        };
+        if let Some(music) = music.filter(|_| self.state.music.is_none()) {
+            self.play_music(core, music);
+        }
+        self.snapshot(core);
+    }
+
     /// The caller's wait ends now: its time counts, its Live-view row goes and its
-    /// maxWaitSeconds timer stops.
+    /// timers stop.
     fn end_stay(&mut self, core: &mut Core) -> Option<Stay> {
         let stay = self.state.stay.take()?;
         self.state.waited_ms += (core.now - stay.join_ms).max(0);
         core.journal(Write::Waiting(None));
         core.emit(Effect::CancelTimer(Timer::QueueWait));
+        core.emit(Effect::CancelTimer(Timer::Announce));
         Some(stay)
     }
 
-    /// The caller stops waiting without an agent: the matchmaker is told, then the
-    /// queue's overflow (or the agent route's fallback) is taken.
-    fn leave(&mut self, core: &mut Core) {
+    /// The queueEvent of the caller's current stay, if it is in a queue.
+    fn moved(&self, core: &mut Core, moved: Moved) {
+        if let Some(Stay {
+            target: Target::Queue(queue),
+            join_ms,
+            join_type,
+            ..
+        }) = &self.state.stay
+        {
+            core.journal(Write::QueueEvent(QueueMove {
+                queue: queue.clone(),
+                join_ms: *join_ms,
+                join_type: *join_type,
+                moved,
+                at_ms: core.now,
+            }));
+        }
+    }
+
+    /// The caller stops waiting without an agent (`cause`): the matchmaker is told, then
+    /// the queue's overflow (or the agent route's fallback) is taken.
+    fn leave(&mut self, core: &mut Core, cause: LeaveCause) {
+        self.moved(core, Moved::Left(cause));
         let Some(stay) = self.end_stay(core) else {
             return;
         };
@@ -787,11 +990,20 @@ impl InboundFlow {
                         stay.timed_out = true;
                     }
                 } else {
-                    self.leave(core);
+                    self.leave(core, LeaveCause::Timeout);
                 }
             }
             Timer::OfferBridge(leg) if self.offer(leg).is_some_and(|o| o.bridged_at.is_none()) => {
                 core.hang_up(leg, "NO_ANSWER")
+            }
+            Timer::Announce if self.state.phase == Phase::Waiting => {
+                if let Some((queue, announce)) = self.announce_plan() {
+                    // The next one counts from this one (the media clock may lag).
+                    let every = i64::from(announce.every_secs.max(1)) * 1000;
+                    let queue = queue.to_string();
+                    core.emit(Effect::SetTimer(Timer::Announce, every));
+                    core.emit(Effect::Queue(QueueSignal::Announce(queue)));
+                }
             }
             _ => {}
         }
@@ -870,13 +1082,17 @@ impl InboundFlow {
         self.state.offers[index].bridged_at = Some(now);
         let agent_no = self.state.offers[index].offer.agent_no.clone();
         let queue = self.state.offers[index].offer.queue.clone();
+        // The bridge ended the music or an announcement.
         self.state.music = None;
+        self.state.announcing = false;
+        self.announcement.clear();
         self.state.agent = Some(leg);
         self.state.phase = Phase::Talking;
         self.state.answered_queue = queue;
         self.state
             .first_agent
             .get_or_insert((agent_no.clone(), now));
+        self.moved(core, Moved::Answered(agent_no.clone()));
         self.end_stay(core);
         core.emit(Effect::CancelTimer(Timer::OfferBridge(leg)));
         let losers: Vec<LegIdx> = self.ringing(core).filter(|&l| l != leg).collect();
@@ -923,7 +1139,7 @@ impl InboundFlow {
         let agent_route = stay.is_some_and(|s| matches!(s.target, Target::Agent(_)))
             && self.plan.outbound.is_none();
         if agent_route || stay.is_some_and(|s| s.timed_out) {
-            self.leave(core);
+            self.leave(core, LeaveCause::Timeout);
         }
     }
 
@@ -949,6 +1165,9 @@ impl InboundFlow {
             return;
         }
         self.state.bye = Some(bye);
+        if bye == AgentBye::Abandoned {
+            self.moved(core, Moved::Abandoned);
+        }
         if self.end_stay(core).is_some() {
             core.emit(Effect::Queue(QueueSignal::Leave));
         }
@@ -964,9 +1183,13 @@ impl InboundFlow {
         let verdict = match command {
             _ if self.state.bye.is_some() || core.ending.is_some() => Err(Refusal::ended()),
             Command::Queue(QueueOrder::Offer(offer)) => self.make_offer(core, offer),
+            Command::Queue(QueueOrder::Announce(position)) => {
+                self.announce(core, position);
+                Ok(Some(()))
+            }
             Command::Queue(QueueOrder::NoAgents) => {
                 if self.state.phase == Phase::Waiting && self.ringing(core).next().is_none() {
-                    self.leave(core);
+                    self.leave(core, LeaveCause::NoAgents);
                 }
                 Ok(Some(()))
             }
