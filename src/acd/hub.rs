@@ -115,6 +115,8 @@ struct Hub {
     resumed: Vec<HubInput>,
     /// When the held-back callers join.
     resume_at: Option<tokio::time::Instant>,
+    /// queueEvents to publish, in order, aside from the matchmaking.
+    published: mpsc::UnboundedSender<(String, String, serde_json::Value)>,
 }
 
 /// Runs the matchmaker of this process until the handle's senders are gone.
@@ -123,7 +125,17 @@ pub async fn run(
     agents: Arc<Agents>,
     orchestrator: Orchestrator,
 ) {
+    let (published, mut to_publish) =
+        mpsc::unbounded_channel::<(String, String, serde_json::Value)>();
+    let publisher = agents.clone();
+    tokio::spawn(async move {
+        // One at a time, so monitors hear a caller's moves in the order they happened.
+        while let Some((app_id, queue, data)) = to_publish.recv().await {
+            publisher.publish_queue_event(&app_id, &queue, &data).await;
+        }
+    });
     let mut hub = Hub {
+        published,
         agents,
         orchestrator,
         apps: HashMap::new(),
@@ -199,10 +211,7 @@ impl Hub {
                 queue,
                 data,
             } => {
-                let agents = self.agents.clone();
-                tokio::spawn(
-                    async move { agents.publish_queue_event(&app_id, &queue, &data).await },
-                );
+                let _ = self.published.send((app_id, queue, data));
             }
             HubInput::AgentChanged { app_id, agent_no } => {
                 if self.apps.contains_key(&app_id) {

@@ -34,6 +34,7 @@ mod processes;
 mod prompts;
 mod queue_announcements;
 mod queue_events;
+mod queue_strategies;
 mod queues;
 mod receiver;
 mod recovery;
