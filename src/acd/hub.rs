@@ -68,6 +68,8 @@ pub enum HubInput {
         app_id: String,
         /// The agent.
         agent_no: String,
+        /// When this process heard of it.
+        heard: tokio::time::Instant,
     },
 }
 
@@ -115,6 +117,9 @@ struct Hub {
     resumed: Vec<HubInput>,
     /// When the held-back callers join.
     resume_at: Option<tokio::time::Instant>,
+    /// The agent whose change is being handled and when it was heard of: an offer it
+    /// gets meanwhile is timed.
+    became_ready: Option<(String, tokio::time::Instant)>,
     /// queueEvents to publish, in order, aside from the matchmaking.
     published: mpsc::UnboundedSender<(String, String, serde_json::Value)>,
 }
@@ -135,6 +140,7 @@ pub async fn run(
         }
     });
     let mut hub = Hub {
+        became_ready: None,
         published,
         agents,
         orchestrator,
@@ -213,13 +219,19 @@ impl Hub {
             } => {
                 let _ = self.published.send((app_id, queue, data));
             }
-            HubInput::AgentChanged { app_id, agent_no } => {
+            HubInput::AgentChanged {
+                app_id,
+                agent_no,
+                heard,
+            } => {
                 if self.apps.contains_key(&app_id) {
                     let ready = self.agents.store().ready_agent(&app_id, &agent_no).await;
+                    self.became_ready = Some((agent_no.clone(), heard));
                     match ready {
                         Ok(ready) => self.believe(&app_id, &agent_no, ready).await,
                         Err(e) => tracing::warn!(error = %e, "matchmaker: agent unreadable"),
                     }
+                    self.became_ready = None;
                 }
             }
         }
@@ -573,6 +585,12 @@ impl Hub {
                     _ => Ok((None, ())),
                 })
                 .await;
+        }
+        if verdict
+            && let Some((agent, heard)) = &self.became_ready
+            && agent == agent_no
+        {
+            crate::telemetry::metrics::metrics().ready_to_offer(heard.elapsed());
         }
         verdict
     }

@@ -175,6 +175,7 @@ impl Bus {
             acd.send(crate::acd::hub::HubInput::AgentChanged {
                 app_id: app_id.to_string(),
                 agent_no: agent_no.to_string(),
+                heard: tokio::time::Instant::now(),
             });
         }
         let notice = match (kind, parts.next()) {

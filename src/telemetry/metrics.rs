@@ -88,6 +88,19 @@ pub struct Metrics {
     outbox: Family<StateLabels, Gauge>,
     deliveries: Family<OutcomeLabels, Counter>,
     delivery_duration: Histogram,
+    ready_to_offer: Histogram,
+}
+
+/// Fine buckets for the matchmaker's ready → offer time: 0.25 ms to 25 ms in small steps,
+/// then up to 2.5 s.
+fn offer_seconds() -> Histogram {
+    Histogram::new(
+        [
+            0.00025, 0.0005, 0.001, 0.0015, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.015, 0.025,
+            0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+        ]
+        .into_iter(),
+    )
 }
 
 /// The metrics of this process.
@@ -110,6 +123,7 @@ impl Metrics {
             outbox: Family::default(),
             deliveries: Family::default(),
             delivery_duration: seconds(),
+            ready_to_offer: offer_seconds(),
         };
         m.registry.register(
             "http_requests",
@@ -161,7 +175,17 @@ impl Metrics {
             "Time from sending a webhook to its answer (or failure)",
             m.delivery_duration.clone(),
         );
+        m.registry.register(
+            "acd_ready_to_offer_seconds",
+            "Time from the notice that an agent became ready, while callers waited, to its offer's originate sent to the media server",
+            m.ready_to_offer.clone(),
+        );
         m
+    }
+
+    /// An agent that became ready got an offer `took` after the notice of its change.
+    pub fn ready_to_offer(&self, took: Duration) {
+        self.ready_to_offer.observe(took.as_secs_f64());
     }
 
     /// Counts an answered HTTP request; `route` is the matched pattern (never the raw path,
