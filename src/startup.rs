@@ -121,9 +121,9 @@ impl Application {
             Some(orchestrator.clone()),
         )
         .await;
-        agents.bus().watch(acd);
+        agents.bus().watch(acd.clone());
         tokio::spawn(crate::acd::hub::run(
-            acd_inputs,
+            (acd, acd_inputs),
             agents.clone(),
             orchestrator.clone(),
         ));

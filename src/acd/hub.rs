@@ -62,6 +62,16 @@ pub enum HubInput {
         /// The caller's fields.
         data: serde_json::Value,
     },
+    /// An offer the matchmaker made could not be carried out (the agent could not be
+    /// claimed, or the caller no longer waits).
+    OfferFailed {
+        /// Its application.
+        app_id: String,
+        /// The caller.
+        caller: String,
+        /// The agent.
+        agent: String,
+    },
     /// An agent's session changed (on any replica).
     AgentChanged {
         /// Its application.
@@ -111,6 +121,10 @@ struct App {
 struct Hub {
     agents: Arc<Agents>,
     orchestrator: Orchestrator,
+    /// Carries out offers, each in a task of its own.
+    offerer: Offerer,
+    /// This matchmaker's own inputs (an offer that failed comes back through it).
+    back: AcdHandle,
     apps: HashMap<String, App>,
     /// Callers taken over from a stopped process, held back together for a moment and
     /// then joined in their join order, so the first taken over does not jump the line.
@@ -126,7 +140,7 @@ struct Hub {
 
 /// Runs the matchmaker of this process until the handle's senders are gone.
 pub async fn run(
-    mut inputs: mpsc::UnboundedReceiver<HubInput>,
+    (back, mut inputs): (AcdHandle, mpsc::UnboundedReceiver<HubInput>),
     agents: Arc<Agents>,
     orchestrator: Orchestrator,
 ) {
@@ -140,6 +154,11 @@ pub async fn run(
         }
     });
     let mut hub = Hub {
+        offerer: Offerer {
+            agents: agents.clone(),
+            orchestrator: orchestrator.clone(),
+        },
+        back,
         became_ready: None,
         published,
         agents,
@@ -218,6 +237,20 @@ impl Hub {
                 data,
             } => {
                 let _ = self.published.send((app_id, queue, data));
+            }
+            HubInput::OfferFailed {
+                app_id,
+                caller,
+                agent,
+            } => {
+                if let Some(app) = self.apps.get_mut(&app_id) {
+                    app.available.remove(&agent);
+                }
+                let unavailable = Input::Unavailable {
+                    agent: agent.clone(),
+                };
+                self.step(&app_id, unavailable).await;
+                self.step(&app_id, Input::Missed { caller, agent }).await;
             }
             HubInput::AgentChanged {
                 app_id,
@@ -476,16 +509,28 @@ impl Hub {
                     .and_then(|a| a.callers.get(&caller))
                     .map(|c| (c.did.clone(), c.user_number.clone()))
                     .unwrap_or_default();
-                if !self.offer(app_id, &caller, &queue, &agent, numbers).await {
-                    if let Some(app) = self.apps.get_mut(app_id) {
-                        app.available.remove(&agent);
+                // The claim and the dial take a few milliseconds of the database and the
+                // caller's conversation: offers go on side by side meanwhile.
+                let heard = self
+                    .became_ready
+                    .as_ref()
+                    .filter(|(a, _)| *a == agent)
+                    .map(|(_, heard)| *heard);
+                let (offerer, back, app_id) =
+                    (self.offerer.clone(), self.back.clone(), app_id.to_string());
+                tokio::spawn(async move {
+                    if offerer
+                        .offer(&app_id, &caller, &queue, &agent, numbers, heard)
+                        .await
+                    {
+                        return;
                     }
-                    pending.push(Input::Missed {
-                        caller: caller.clone(),
-                        agent: agent.clone(),
+                    back.send(HubInput::OfferFailed {
+                        app_id,
+                        caller,
+                        agent,
                     });
-                    pending.push(Input::Unavailable { agent });
-                }
+                });
             }
         }
     }
@@ -501,22 +546,64 @@ impl Hub {
     ) {
         let numbers = (did.to_string(), user_number.to_string());
         if !self
-            .offer(app_id, conversation, "", agent_no, numbers)
+            .offerer
+            .offer(app_id, conversation, "", agent_no, numbers, None)
             .await
         {
             self.tell(conversation, QueueOrder::NoAgents).await;
         }
     }
 
+    /// Tells the caller its position in `queue` (1 + callers ahead, of every replica, as
+    /// the Live view lists them), read aside so the matchmaker goes on meanwhile.
+    fn position(&self, app_id: String, conversation: String, queue: String) {
+        let store = self.agents.store().clone();
+        let orchestrator = self.orchestrator.clone();
+        tokio::spawn(async move {
+            let waiting = match store.waiting_in(&app_id, &queue).await {
+                Ok(waiting) => waiting,
+                Err(e) => {
+                    tracing::warn!(error = %e, "matchmaker: queue unreadable; no announcement");
+                    return;
+                }
+            };
+            let Some(i) = waiting.iter().position(|(c, _)| *c == conversation) else {
+                return;
+            };
+            if let Some(verdict) =
+                orchestrator.queue_order(&conversation, QueueOrder::Announce(i + 1))
+            {
+                let _ = verdict.await;
+            }
+        });
+    }
+
+    async fn tell(&self, conversation: &str, order: QueueOrder) {
+        if let Some(verdict) = self.orchestrator.queue_order(conversation, order) {
+            let _ = verdict.await;
+        }
+    }
+}
+
+/// What carries out the matchmaker's offers.
+#[derive(Clone)]
+struct Offerer {
+    agents: Arc<Agents>,
+    orchestrator: Orchestrator,
+}
+
+impl Offerer {
     /// Claims `agent` and offers `caller` to it; `false` when the agent could not be
-    /// claimed or the caller no longer waits (the agent is released again).
+    /// claimed or the caller no longer waits (the agent is released again). `heard`: when
+    /// the change that made the agent ready was heard of, to time the offer.
     async fn offer(
-        &mut self,
+        &self,
         app_id: &str,
         caller: &str,
         queue: &str,
         agent_no: &str,
         (did, user_number): (String, String),
+        heard: Option<tokio::time::Instant>,
     ) -> bool {
         let store = self.agents.store().clone();
         let (record, app) = match (
@@ -586,42 +673,9 @@ impl Hub {
                 })
                 .await;
         }
-        if verdict
-            && let Some((agent, heard)) = &self.became_ready
-            && agent == agent_no
-        {
+        if let Some(heard) = heard.filter(|_| verdict) {
             crate::telemetry::metrics::metrics().ready_to_offer(heard.elapsed());
         }
         verdict
-    }
-
-    /// Tells the caller its position in `queue` (1 + callers ahead, of every replica, as
-    /// the Live view lists them), read aside so the matchmaker goes on meanwhile.
-    fn position(&self, app_id: String, conversation: String, queue: String) {
-        let store = self.agents.store().clone();
-        let orchestrator = self.orchestrator.clone();
-        tokio::spawn(async move {
-            let waiting = match store.waiting_in(&app_id, &queue).await {
-                Ok(waiting) => waiting,
-                Err(e) => {
-                    tracing::warn!(error = %e, "matchmaker: queue unreadable; no announcement");
-                    return;
-                }
-            };
-            let Some(i) = waiting.iter().position(|(c, _)| *c == conversation) else {
-                return;
-            };
-            if let Some(verdict) =
-                orchestrator.queue_order(&conversation, QueueOrder::Announce(i + 1))
-            {
-                let _ = verdict.await;
-            }
-        });
-    }
-
-    async fn tell(&self, conversation: &str, order: QueueOrder) {
-        if let Some(verdict) = self.orchestrator.queue_order(conversation, order) {
-            let _ = verdict.await;
-        }
     }
 }

@@ -94,13 +94,10 @@ pub struct Metrics {
 /// Fine buckets for the matchmaker's ready → offer time: 0.25 ms to 25 ms in small steps,
 /// then up to 2.5 s.
 fn offer_seconds() -> Histogram {
-    Histogram::new(
-        [
-            0.00025, 0.0005, 0.001, 0.0015, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.015, 0.025,
-            0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-        ]
-        .into_iter(),
-    )
+    Histogram::new([
+        0.00025, 0.0005, 0.001, 0.0015, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.015, 0.025,
+        0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    ])
 }
 
 /// The metrics of this process.
