@@ -223,8 +223,9 @@ async fn answered_calls_follow_the_suffix_table() {
         let done = hangup_complete(&events);
         assert_eq!(done.hangup_cause(), Some("NORMAL_CLEARING"));
         let billmsec = done.variable_i64("billmsec").unwrap();
+        // At 100x, 2 sandbox seconds are 20 ms of a loaded machine's scheduling.
         assert!(
-            (talk_s * 1000..talk_s * 1000 + 900).contains(&billmsec),
+            (talk_s * 1000..talk_s * 1000 + 2000).contains(&billmsec),
             "{number}: {billmsec}"
         );
         let ring = done.variable_i64("answer_uepoch").unwrap()
@@ -275,18 +276,20 @@ async fn applications_run_for_their_sandbox_durations() {
             .unwrap()
     };
     let took = |id: &str| at("CHANNEL_EXECUTE_COMPLETE", id) - at("CHANNEL_EXECUTE", id);
+    // Each within a sandbox second (10 ms at 100x) of its length, and short of the next
+    // length a wrong rule would give.
     assert!(
-        (2_000_000..2_500_000).contains(&took("e1")),
+        (2_000_000..3_000_000).contains(&took("e1")),
         "playback {}",
         took("e1")
     );
     assert!(
-        (1_000_000..1_500_000).contains(&took("e2")),
+        (1_000_000..2_000_000).contains(&took("e2")),
         "say {}",
         took("e2")
     );
     assert!(
-        (2_000_000..2_500_000).contains(&took("e3")),
+        (2_000_000..3_000_000).contains(&took("e3")),
         "spelled 4 chars {}",
         took("e3")
     );
