@@ -22,7 +22,10 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 mod support;
-use support::{Proc, admin, cpu_secs, env_u64, free_port, peak_rss_mb, post, stat_cpu_secs};
+use support::{
+    Proc, cpu_secs, env_u64, free_port, load_account, peak_rss_mb, post, start_server,
+    stat_cpu_secs,
+};
 
 /// The server's database, read directly (not migrated: the server may be another build).
 #[derive(Clone)]
@@ -134,50 +137,6 @@ fn receiver() -> u16 {
     port
 }
 
-/// Starts `voicepaas serve` (binary `bin`) on `url` and waits until it is ready.
-async fn start_server(
-    bin: &str,
-    url: &str,
-    media_port: u16,
-    dir: &std::path::Path,
-    extra: &[(&str, &str)],
-) -> (Proc, String) {
-    let port = free_port();
-    let mut command = Command::new(bin);
-    command
-        .arg("serve")
-        .env("DATABASE_URL", url)
-        .env("VOICEPAAS_LISTEN", format!("127.0.0.1:{port}"))
-        .env(
-            "VOICEPAAS_MEDIA",
-            format!("esl://:ClueCon@127.0.0.1:{media_port}"),
-        )
-        .env("VOICEPAAS_PROMPTS_DIR", dir.join("prompts"))
-        .env("VOICEPAAS_RECORDINGS_DIR", dir.join("recordings"))
-        .env("VOICEPAAS_ALLOW_PRIVATE_WEBHOOKS", "true")
-        .env("VOICEPAAS_ADMIN_TOKEN", "bench");
-    for (k, v) in extra {
-        command.env(k, v);
-    }
-    let server = Proc::spawn(&mut command);
-    let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    let ready = Instant::now();
-    while !client
-        .get(format!("{base}/readyz"))
-        .send()
-        .await
-        .is_ok_and(|r| r.status().is_success())
-    {
-        assert!(
-            ready.elapsed() < Duration::from_secs(30),
-            "the server did not become ready"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    (server, base)
-}
-
 /// Waits until `sql` counts zero rows.
 async fn until_none(db: &Db, sql: &str) {
     while db.count(sql).await > 0 {
@@ -245,42 +204,12 @@ async fn main() {
     assert!(!size || kind == "notice", "LOAD_SIZE measures notices");
 
     let db = Db::connect(&url).await;
-    let created = admin(
-        &client,
-        reqwest::Method::POST,
-        format!("{base}/admin/accounts"),
-        json!({"name": "load"}),
-    )
-    .await;
-    let sid = created["accountSid"]
-        .as_str()
-        .expect("accountSid")
-        .to_string();
-    let token = created["authToken"]
-        .as_str()
-        .expect("authToken")
-        .to_string();
-    let limits =
-        json!({"cps": 10_000, "maxConcurrentCalls": 1_000_000, "maxQueuedCalls": 100_000_000});
-    admin(
-        &client,
-        reqwest::Method::PATCH,
-        format!("{base}/admin/accounts/{sid}"),
-        limits,
-    )
-    .await;
-    let created = admin(
-        &client,
-        reqwest::Method::POST,
-        format!("{base}/admin/accounts/{sid}/applications"),
-        if size {
-            json!({"name": "load", "notifyUrl": format!("http://127.0.0.1:{}/result", receiver())})
-        } else {
-            json!({"name": "load"})
-        },
-    )
-    .await;
-    let app_id = created["appId"].as_str().expect("appId").to_string();
+    let app_body = if size {
+        json!({"name": "load", "notifyUrl": format!("http://127.0.0.1:{}/result", receiver())})
+    } else {
+        json!({"name": "load"})
+    };
+    let (sid, token, app_id) = load_account(&client, &base, app_body).await;
 
     // Idle: what the server spends per second with nothing to do.
     tokio::time::sleep(Duration::from_secs(2)).await;

@@ -24,40 +24,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 mod support;
-use support::{Proc, admin, cpu_secs, env_u64, free_port};
-
-async fn start_server(url: &str, media_port: u16, dir: &std::path::Path) -> (Proc, String) {
-    let port = free_port();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_voicepaas"));
-    command
-        .arg("serve")
-        .env("DATABASE_URL", url)
-        .env("VOICEPAAS_LISTEN", format!("127.0.0.1:{port}"))
-        .env(
-            "VOICEPAAS_MEDIA",
-            format!("esl://:ClueCon@127.0.0.1:{media_port}"),
-        )
-        .env("VOICEPAAS_PROMPTS_DIR", dir.join("prompts"))
-        .env("VOICEPAAS_RECORDINGS_DIR", dir.join("recordings"))
-        .env("VOICEPAAS_ADMIN_TOKEN", "bench");
-    let server = Proc::spawn(&mut command);
-    let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    let started = Instant::now();
-    while !client
-        .get(format!("{base}/readyz"))
-        .send()
-        .await
-        .is_ok_and(|r| r.status().is_success())
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the server did not become ready"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    (server, base)
-}
+use support::{Proc, admin, cpu_secs, env_u64, free_port, load_account, start_server};
 
 /// The account's CTI API.
 struct Cti {
@@ -187,41 +154,11 @@ async fn main() {
             .env("VOICEPAAS_SANDBOX_SPEED", speed.to_string())
             .env("VOICEPAAS_RECORDINGS_DIR", dir.path().join("recordings")),
     );
-    let (server, base) = start_server(&url, media_port, dir.path()).await;
+    let bin = env!("CARGO_BIN_EXE_voicepaas");
+    let (server, base) = start_server(bin, &url, media_port, dir.path(), &[]).await;
     let pid = server.0.id();
     let client = reqwest::Client::new();
-    let created = admin(
-        &client,
-        reqwest::Method::POST,
-        format!("{base}/admin/accounts"),
-        json!({"name": "load"}),
-    )
-    .await;
-    let sid = created["accountSid"]
-        .as_str()
-        .expect("accountSid")
-        .to_string();
-    let token = created["authToken"]
-        .as_str()
-        .expect("authToken")
-        .to_string();
-    let limits =
-        json!({"cps": 10_000, "maxConcurrentCalls": 1_000_000, "maxQueuedCalls": 100_000_000});
-    admin(
-        &client,
-        reqwest::Method::PATCH,
-        format!("{base}/admin/accounts/{sid}"),
-        limits,
-    )
-    .await;
-    let created = admin(
-        &client,
-        reqwest::Method::POST,
-        format!("{base}/admin/accounts/{sid}/applications"),
-        json!({"name": "load"}),
-    )
-    .await;
-    let app = created["appId"].as_str().expect("appId").to_string();
+    let (sid, token, app) = load_account(&client, &base, json!({"name": "load"})).await;
     let cti = Cti {
         client: client.clone(),
         base: base.clone(),

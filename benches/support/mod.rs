@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// POSTs `body` to `url` as the account `(sid, token)`; the answer's `field` must be `ok`
 /// (`statuscode` `0`, `statusCode` `00000`).
@@ -108,4 +109,89 @@ pub async fn admin(
         .json()
         .await
         .expect("admin json")
+}
+
+/// Starts `voicepaas serve` (binary `bin`) on `url` and waits until it is ready.
+pub async fn start_server(
+    bin: &str,
+    url: &str,
+    media_port: u16,
+    dir: &std::path::Path,
+    extra: &[(&str, &str)],
+) -> (Proc, String) {
+    let port = free_port();
+    let mut command = Command::new(bin);
+    command
+        .arg("serve")
+        .env("DATABASE_URL", url)
+        .env("VOICEPAAS_LISTEN", format!("127.0.0.1:{port}"))
+        .env(
+            "VOICEPAAS_MEDIA",
+            format!("esl://:ClueCon@127.0.0.1:{media_port}"),
+        )
+        .env("VOICEPAAS_PROMPTS_DIR", dir.join("prompts"))
+        .env("VOICEPAAS_RECORDINGS_DIR", dir.join("recordings"))
+        .env("VOICEPAAS_ALLOW_PRIVATE_WEBHOOKS", "true")
+        .env("VOICEPAAS_ADMIN_TOKEN", "bench");
+    for (k, v) in extra {
+        command.env(k, v);
+    }
+    let server = Proc::spawn(&mut command);
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let ready = Instant::now();
+    while !client
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
+    {
+        assert!(
+            ready.elapsed() < Duration::from_secs(30),
+            "the server did not become ready"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (server, base)
+}
+
+/// An account with limits no load reaches and one application made of `app`:
+/// (accountSid, authToken, appId).
+pub async fn load_account(
+    client: &reqwest::Client,
+    base: &str,
+    app: serde_json::Value,
+) -> (String, String, String) {
+    let created = admin(
+        client,
+        reqwest::Method::POST,
+        format!("{base}/admin/accounts"),
+        serde_json::json!({"name": "load"}),
+    )
+    .await;
+    let sid = created["accountSid"]
+        .as_str()
+        .expect("accountSid")
+        .to_string();
+    let token = created["authToken"]
+        .as_str()
+        .expect("authToken")
+        .to_string();
+    let limits = serde_json::json!({"cps": 10_000, "maxConcurrentCalls": 1_000_000, "maxQueuedCalls": 100_000_000});
+    admin(
+        client,
+        reqwest::Method::PATCH,
+        format!("{base}/admin/accounts/{sid}"),
+        limits,
+    )
+    .await;
+    let created = admin(
+        client,
+        reqwest::Method::POST,
+        format!("{base}/admin/accounts/{sid}/applications"),
+        app,
+    )
+    .await;
+    let app_id = created["appId"].as_str().expect("appId").to_string();
+    (sid, token, app_id)
 }
