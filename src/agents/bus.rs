@@ -33,18 +33,14 @@ pub enum Notice {
     TokensRevoked,
     /// Notices may have been lost (the listener reconnected): look again.
     Resync,
-    /// A queueEvent frame for this socket only (queueEvents carry no seq and are never
-    /// replayed).
+    /// A queueEvent frame to send as it is (a snapshot, or a monitored caller's move;
+    /// queueEvents carry no seq and are never replayed).
     Queue(String),
-    /// A caller's move in a queue this socket monitors: the event's caller fields (JSON),
-    /// to be sent with the queue's counters.
-    QueueMove {
-        /// The queue.
-        queue: String,
-        /// The caller's fields.
-        data: String,
-    },
 }
+
+/// A caller's move in a queue, as published: (appSid, queueSid, the event's caller fields
+/// as JSON), to be completed once per process with the queue's counters.
+pub type QueueMove = (String, String, String);
 
 /// The queues a socket monitors (`monitorQueues`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,6 +75,8 @@ pub struct Bus {
     watcher: Mutex<Option<crate::acd::hub::AcdHandle>>,
     /// The sockets that monitor queues, by (agent, registration id).
     monitors: Mutex<HashMap<(Key, u64), Monitored>>,
+    /// Where callers' moves that some socket here monitors go to be completed.
+    moves: Mutex<Option<mpsc::UnboundedSender<QueueMove>>>,
 }
 
 /// A socket task's registration; dropping it unregisters.
@@ -216,22 +214,38 @@ impl Bus {
         };
     }
 
-    /// Hands a caller's move in `queue` to the sockets of `app_id` monitoring it.
-    fn queue_move(&self, app_id: &str, queue: &str, data: &str) {
-        let watching: Vec<(Key, u64)> = self
-            .monitors
+    /// Sends the moves monitored here to `completer` from now on.
+    pub fn complete_moves_with(&self, completer: mpsc::UnboundedSender<QueueMove>) {
+        *self.moves.lock().unwrap_or_else(|e| e.into_inner()) = Some(completer);
+    }
+
+    /// The sockets of `app_id` monitoring `queue`.
+    fn watching(&self, app_id: &str, queue: &str) -> Vec<(Key, u64)> {
+        self.monitors
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
             .filter(|((key, _), what)| key.0 == app_id && what.covers(queue))
             .map(|(socket, _)| socket.clone())
-            .collect();
-        for (key, id) in watching {
-            let notice = Notice::QueueMove {
-                queue: queue.to_string(),
-                data: data.to_string(),
-            };
-            self.send_to(&key, id, notice);
+            .collect()
+    }
+
+    /// A caller's move in `queue`: completed once (if any socket here monitors it), then
+    /// sent to each of them by [`Bus::send_queue_frame`].
+    fn queue_move(&self, app_id: &str, queue: &str, data: &str) {
+        if self.watching(app_id, queue).is_empty() {
+            return;
+        }
+        if let Some(completer) = &*self.moves.lock().unwrap_or_else(|e| e.into_inner()) {
+            let _ = completer.send((app_id.to_string(), queue.to_string(), data.to_string()));
+        }
+    }
+
+    /// Sends a completed queueEvent `frame` of `queue` to the sockets of `app_id`
+    /// monitoring it.
+    pub fn send_queue_frame(&self, app_id: &str, queue: &str, frame: &str) {
+        for (key, id) in self.watching(app_id, queue) {
+            self.send_to(&key, id, Notice::Queue(frame.to_string()));
         }
     }
 

@@ -181,6 +181,9 @@ impl Agents {
         }
         tokio::spawn(timers::run(agents.clone(), stopped));
         tokio::spawn(snapshots::run(agents.clone()));
+        let (moves, to_complete) = tokio::sync::mpsc::unbounded_channel();
+        agents.bus.complete_moves_with(moves);
+        tokio::spawn(monitoring::complete_moves(agents.clone(), to_complete));
         agents
     }
 

@@ -13,6 +13,20 @@ use crate::domain::time::now_ms;
 use crate::store::agents::AgentRecord;
 use crate::store::monitors::ALL_QUEUES;
 
+/// Completes each caller's move monitored here once (the queue's counters read once for
+/// every monitoring socket of this process), in the order published, until the process
+/// stops.
+pub(super) async fn complete_moves(
+    agents: std::sync::Arc<Agents>,
+    mut moves: tokio::sync::mpsc::UnboundedReceiver<super::bus::QueueMove>,
+) {
+    while let Some((app_id, queue, data)) = moves.recv().await {
+        if let Some(frame) = agents.queue_event_frame(&app_id, &queue, &data).await {
+            agents.bus.send_queue_frame(&app_id, &queue, &frame);
+        }
+    }
+}
+
 impl Agents {
     /// `monitorQueues` (`on`) or `unmonitorQueues` for supervisor `agent`, logged in:
     /// the queues named (`queueSids`, empty or missing: all) are kept with its session.
@@ -116,7 +130,7 @@ impl Agents {
 
     /// The queueEvent frame of a caller's move (`data`) in `queue`, with the queue's
     /// counters and, while the caller waits, its position (`0` once it left).
-    pub async fn queue_event_frame(&self, app_id: &str, queue: &str, data: &str) -> Option<String> {
+    async fn queue_event_frame(&self, app_id: &str, queue: &str, data: &str) -> Option<String> {
         let Ok(Value::Object(mut fields)) = serde_json::from_str::<Value>(data) else {
             return None;
         };

@@ -517,10 +517,6 @@ impl Socket {
                     Some(Notice::Queue(frame)) => {
                         if !self.send(frame).await { break 1000; }
                     }
-                    Some(Notice::QueueMove { queue, data }) => {
-                        let frame = self.agents.queue_event_frame(&self.app.app_id, &queue, &data).await;
-                        if let Some(frame) = frame && !self.send(frame).await { break 1000; }
-                    }
                     Some(_) => {
                         if let Some(code) = self.follow(&mut attached).await { break code; }
                     }
