@@ -201,7 +201,7 @@ pub struct MediaNode {
 }
 
 /// A node's clock as seen from here: the time of its latest event, carried forward at
-/// our pace (between events it never runs ahead of what the node said).
+/// our pace until the next one.
 struct MediaClock {
     /// The node's event clock minus ours (ms), from the latest event.
     offset_ms: AtomicI64,

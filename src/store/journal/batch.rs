@@ -147,13 +147,7 @@ async fn write_waiting<'a>(
         else {
             continue;
         };
-        on_tx!(&mut *tx, |c| sqlx::query(
-            "DELETE FROM queue_waiting WHERE conversation_id = $1"
-        )
-        .bind(conversation_id)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected()))?;
+        forget_waiting(tx, conversation_id).await?;
         if let Some(row) = row {
             on_tx!(&mut *tx, |c| {
                 sqlx::query(
@@ -174,6 +168,17 @@ async fn write_waiting<'a>(
         }
     }
     Ok(())
+}
+
+/// Conversation `conversation_id`'s caller waits in no queue.
+async fn forget_waiting(tx: &mut Tx<'_>, conversation_id: &str) -> Result<u64, sqlx::Error> {
+    on_tx!(&mut *tx, |c| sqlx::query(
+        "DELETE FROM queue_waiting WHERE conversation_id = $1"
+    )
+    .bind(conversation_id)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))
 }
 
 /// The agent sessions the calls change, each under its lock, in the calls' order.
@@ -509,13 +514,7 @@ async fn end_conversation(
     end: &ConversationEnd,
     now: i64,
 ) -> Result<u64, sqlx::Error> {
-    on_tx!(&mut *tx, |c| sqlx::query(
-        "DELETE FROM queue_waiting WHERE conversation_id = $1"
-    )
-    .bind(&end.id)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()))?;
+    forget_waiting(tx, &end.id).await?;
     let (url, ms) = end.recording.clone().unzip();
     on_tx!(&mut *tx, |c| {
         sqlx::query(
