@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use super::strategy::{Candidate, preference};
+use super::strategy::{Candidate, best, preference};
 use crate::domain::queue::Strategy;
 
 /// A waiting caller: its conversationSid.
@@ -163,6 +163,8 @@ pub struct Acd {
     lines: HashMap<QueueSid, Line>,
     callers: HashMap<CallerId, Waiting>,
     agents: BTreeMap<AgentNo, AgentSlot>,
+    /// Each queue's members (eligible or not), by agentNo.
+    members: HashMap<QueueSid, BTreeSet<AgentNo>>,
     arrivals: u64,
 }
 
@@ -212,16 +214,31 @@ impl Acd {
                 idle_since_ms,
                 queues,
             } => {
-                let slot = self.agents.entry(agent).or_default();
+                let slot = self.agents.entry(agent.clone()).or_default();
+                if slot.eligible && slot.idle_since_ms == idle_since_ms && slot.queues == queues {
+                    // Nothing changed (the periodic refresh says it again): nothing to do.
+                    return effects;
+                }
                 slot.eligible = true;
                 slot.idle_since_ms = idle_since_ms;
-                slot.queues = queues;
-            }
-            Input::Unavailable { agent } => {
-                if let Some(slot) = self.agents.get_mut(&agent) {
-                    slot.eligible = false;
+                let before = std::mem::replace(&mut slot.queues, queues);
+                for (queue, _) in before {
+                    if let Some(members) = self.members.get_mut(&queue) {
+                        members.remove(&agent);
+                    }
+                }
+                for (queue, _) in &self.agents[&agent].queues {
+                    self.members
+                        .entry(queue.clone())
+                        .or_default()
+                        .insert(agent.clone());
                 }
             }
+            Input::Unavailable { agent } => match self.agents.get_mut(&agent) {
+                Some(slot) if slot.eligible => slot.eligible = false,
+                // Fewer free agents never make an offer.
+                _ => return effects,
+            },
             Input::Answered { caller, agent } => {
                 if let Some(slot) = self.agents.get_mut(&agent) {
                     slot.eligible = false;
@@ -290,25 +307,24 @@ impl Acd {
     }
 
     /// The first caller of `queue` without an offer.
-    fn first_unoffered(&self, queue: &str) -> Option<(LineKey, CallerId)> {
-        self.lines
-            .get(queue)?
-            .order
-            .iter()
-            .find_map(|(key, caller)| {
-                self.callers[caller]
-                    .offered_to
-                    .is_empty()
-                    .then(|| (*key, caller.clone()))
-            })
+    fn first_unoffered<'a>(&self, line: &'a Line) -> Option<(LineKey, &'a str)> {
+        line.order.iter().find_map(|(key, caller)| {
+            self.callers[caller]
+                .offered_to
+                .is_empty()
+                .then_some((*key, caller.as_str()))
+        })
     }
 
     /// The free members of `queue`.
     fn candidates(&self, queue: &str) -> Vec<Candidate<'_>> {
-        self.agents
+        let Some(members) = self.members.get(queue) else {
+            return Vec::new();
+        };
+        members
             .iter()
-            .filter(|(_, slot)| slot.free())
-            .filter_map(|(agent_no, slot)| {
+            .filter_map(|agent_no| {
+                let slot = self.agents.get(agent_no).filter(|slot| slot.free())?;
                 let skill = slot.queues.iter().find(|(q, _)| q == queue)?.1;
                 Some(Candidate {
                     agent_no,
@@ -324,27 +340,30 @@ impl Acd {
     fn dispatch(&mut self, effects: &mut Vec<Effect>) {
         let mut blocked: HashSet<QueueSid> = HashSet::new();
         loop {
-            // Only the lines some free agent serves can be offered now.
-            let served: BTreeSet<&str> = self
-                .agents
-                .values()
-                .filter(|slot| slot.free())
-                .flat_map(|slot| slot.queues.iter().map(|(q, _)| q.as_str()))
-                .filter(|q| !blocked.contains(*q))
-                .collect();
-            let next = served
-                .into_iter()
-                .filter_map(|q| self.first_unoffered(q).map(|head| (head, q.to_string())))
+            // The longest-waiting caller without an offer among the lines not yet found
+            // without a free member.
+            let next = self
+                .lines
+                .iter()
+                .filter(|(queue, _)| !blocked.contains(*queue))
+                .filter_map(|(queue, line)| {
+                    self.first_unoffered(line)
+                        .map(|(key, caller)| (key, caller, queue.as_str()))
+                })
                 .min();
-            let Some(((_, caller), queue)) = next else {
+            let Some((_, caller, queue)) = next else {
                 return;
             };
+            let (caller, queue) = (caller.to_string(), queue.to_string());
             let line = &self.lines[&queue];
-            let chosen: Vec<AgentNo> = preference(
-                line.strategy,
-                &self.candidates(&queue),
-                line.last_offered.as_deref(),
-            )
+            let candidates = self.candidates(&queue);
+            let chosen: Vec<AgentNo> = if line.strategy == Strategy::RingAll {
+                preference(line.strategy, &candidates, None)
+            } else {
+                best(line.strategy, &candidates, line.last_offered.as_deref())
+                    .into_iter()
+                    .collect()
+            }
             .into_iter()
             .map(str::to_string)
             .collect();
@@ -352,8 +371,7 @@ impl Acd {
                 blocked.insert(queue);
                 continue;
             }
-            let all = line.strategy == Strategy::RingAll;
-            for agent in chosen.iter().take(if all { chosen.len() } else { 1 }) {
+            for agent in &chosen {
                 self.offer(&caller, agent, effects);
             }
         }

@@ -1,6 +1,8 @@
 //! Who gets a waiting caller's offer (agents' contract §9): each strategy as a pure
 //! choice over the eligible agents.
 
+use std::cmp::Ordering;
+
 use crate::domain::queue::Strategy;
 
 /// An agent that may take an offer now (a member, logged in, ready, no call).
@@ -14,35 +16,54 @@ pub struct Candidate<'a> {
     pub idle_since_ms: i64,
 }
 
-/// The candidates in the order `strategy` offers them: the first is offered alone (a
-/// refused claim moves to the next); `ring-all` rings all of them at once.
-/// `last_offered` is the agentNo the queue offered last (round-robin's starting point).
+/// The candidates in the order `strategy` offers them: `ring-all` rings all of them at
+/// once. `last_offered` is the agentNo the queue offered last (round-robin's starting
+/// point).
 pub fn preference<'a>(
     strategy: Strategy,
     candidates: &[Candidate<'a>],
     last_offered: Option<&str>,
 ) -> Vec<&'a str> {
     let mut order: Vec<Candidate<'a>> = candidates.to_vec();
+    order.sort_by(|a, b| compare(strategy, last_offered, a, b));
+    order.into_iter().map(|c| c.agent_no).collect()
+}
+
+/// The candidate `strategy` offers a caller to (the first of [`preference`]), found
+/// without ordering the others.
+pub fn best<'a>(
+    strategy: Strategy,
+    candidates: &[Candidate<'a>],
+    last_offered: Option<&str>,
+) -> Option<&'a str> {
+    candidates
+        .iter()
+        .min_by(|a, b| compare(strategy, last_offered, a, b))
+        .map(|c| c.agent_no)
+}
+
+/// Whether `strategy` offers `a` before `b`.
+fn compare(
+    strategy: Strategy,
+    last_offered: Option<&str>,
+    a: &Candidate<'_>,
+    b: &Candidate<'_>,
+) -> Ordering {
     match strategy {
         Strategy::LongestIdle | Strategy::RingAll => {
-            order.sort_by(|a, b| (a.idle_since_ms, a.agent_no).cmp(&(b.idle_since_ms, b.agent_no)))
+            (a.idle_since_ms, a.agent_no).cmp(&(b.idle_since_ms, b.agent_no))
         }
-        Strategy::SkillThenLongestIdle => order.sort_by(|a, b| {
-            (b.skill_level, a.idle_since_ms, a.agent_no).cmp(&(
-                a.skill_level,
-                b.idle_since_ms,
-                b.agent_no,
-            ))
-        }),
+        Strategy::SkillThenLongestIdle => (b.skill_level, a.idle_since_ms, a.agent_no).cmp(&(
+            a.skill_level,
+            b.idle_since_ms,
+            b.agent_no,
+        )),
+        // By agentNo, starting after the last one offered and wrapping round.
         Strategy::RoundRobin => {
-            order.sort_by(|a, b| a.agent_no.cmp(b.agent_no));
-            if let Some(last) = last_offered {
-                let next = order.partition_point(|c| c.agent_no <= last);
-                order.rotate_left(next);
-            }
+            let wrapped = |c: &Candidate<'_>| last_offered.is_some_and(|last| c.agent_no <= last);
+            (wrapped(a), a.agent_no).cmp(&(wrapped(b), b.agent_no))
         }
     }
-    order.into_iter().map(|c| c.agent_no).collect()
 }
 
 #[cfg(test)]
@@ -93,5 +114,30 @@ mod tests {
         );
         assert_eq!(preference(Strategy::RingAll, &agents, None).len(), 4);
         assert!(preference(Strategy::LongestIdle, &[], None).is_empty());
+    }
+
+    #[test]
+    fn best_is_the_first_of_the_preference() {
+        let agents = [
+            c("1003", 5, 300),
+            c("1001", 9, 200),
+            c("1002", 9, 100),
+            c("1004", 1, 50),
+        ];
+        for strategy in [
+            Strategy::LongestIdle,
+            Strategy::SkillThenLongestIdle,
+            Strategy::RoundRobin,
+            Strategy::RingAll,
+        ] {
+            for last in [None, Some("1001"), Some("1002a"), Some("1004"), Some("0")] {
+                assert_eq!(
+                    best(strategy, &agents, last),
+                    preference(strategy, &agents, last).first().copied(),
+                    "{strategy:?} after {last:?}"
+                );
+            }
+        }
+        assert_eq!(best(Strategy::RoundRobin, &[], None), None);
     }
 }

@@ -295,10 +295,15 @@ fn check(acd: &Acd, before: &Acd, input: &Input, effects: &[Effect]) -> Result<(
             );
         }
     }
-    for queue in acd.lines.keys() {
-        if acd.first_unoffered(queue).is_some() {
+    for (queue, line) in &acd.lines {
+        if acd.first_unoffered(line).is_some() {
+            // Every agent looked at, not the matchmaker's index of members.
+            let free_member = acd
+                .agents
+                .values()
+                .any(|slot| slot.free() && slot.queues.iter().any(|(q, _)| q == queue));
             prop_assert!(
-                acd.candidates(queue).is_empty(),
+                !free_member,
                 "a free member of {} idles while a caller waits",
                 queue
             );
