@@ -168,7 +168,9 @@ pub fn main(cli: Cli) -> ExitCode {
         }
     };
     crate::telemetry::init(&settings.log_filter, settings.log_json);
-    let runtime = match tokio::runtime::Builder::new_current_thread()
+    // Calls, the matchmaker, the journal and the Event Socket run on every core (the HTTP
+    // workers have their own threads).
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
