@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::{Store, StoreError, on_pool};
+use super::{Store, StoreError, on_pool, on_write};
 use crate::domain::credentials::{is_hex32, new_account_sid, new_auth_token};
 
 /// A token hash no token has: what an unknown sid's token is checked against.
@@ -44,7 +44,7 @@ impl Store {
     pub async fn create_account(&self, name: &str) -> Result<(AccountRecord, String), StoreError> {
         let token = new_auth_token();
         let sid = new_account_sid();
-        on_pool!(self, |p| {
+        on_write!(self, |p| {
             sqlx::query(
                 "INSERT INTO accounts (sid, name, token_hash, created_at) VALUES ($1, $2, $3, $4)",
             )
@@ -88,7 +88,7 @@ impl Store {
         sid: &str,
         patch: &AccountPatch,
     ) -> Result<Option<AccountRecord>, StoreError> {
-        let done = on_pool!(self, |p| {
+        let done = on_write!(self, |p| {
             sqlx::query(
                 "UPDATE accounts SET cps = COALESCE($2, cps), max_concurrent_calls = COALESCE($3, max_concurrent_calls), \
                  max_queued_calls = COALESCE($4, max_queued_calls), answer_timeout = COALESCE($5, answer_timeout), \
@@ -114,7 +114,7 @@ impl Store {
     /// Replaces the account's auth token; returns the new one (`None` if no such account).
     pub async fn rotate_token(&self, sid: &str) -> Result<Option<String>, StoreError> {
         let token = new_auth_token();
-        let done = on_pool!(self, |p| {
+        let done = on_write!(self, |p| {
             sqlx::query("UPDATE accounts SET token_hash = $2 WHERE sid = $1")
                 .bind(sid)
                 .bind(self.hasher.hash(&token))

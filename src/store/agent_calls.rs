@@ -3,7 +3,7 @@
 //! and the live conversation of an agent for its commands and `getState`.
 
 use super::placing::{CALL_COLUMNS, CallRecord};
-use super::{Store, StoreError, Tx, on_pool, on_tx};
+use super::{Store, StoreError, Tx, on_pool, on_tx, on_write};
 
 /// A new agent conversation and its first leg (the agent's), claimed by the process that
 /// dials it.
@@ -151,7 +151,7 @@ impl Store {
                 false => Err(NotInPool),
             });
         }
-        let turned: Option<(i64, String)> = on_pool!(self, |p| {
+        let turned: Option<(i64, String)> = on_write!(self, |p| {
             sqlx::query_as(
             "UPDATE caller_id_pools SET next_index = next_index + 1 WHERE pool_sid = \
              (SELECT pool_sid FROM caller_id_pools WHERE app_id = $1 AND (pool_sid = $2 OR ($2 IS NULL AND is_default)) LIMIT 1) \

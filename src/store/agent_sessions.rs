@@ -8,14 +8,19 @@
 //! consecutive seqs. On PostgreSQL the transaction also sends a `NOTIFY` on
 //! [`AGENT_CHANNEL`], delivered at commit, for the replica holding the agent's socket.
 
+use std::collections::HashMap;
+
 use super::session_writer::{Decide, Outcome};
-use super::{Store, StoreError, Tx, on_pool, on_tx};
+use super::values::{self, Val};
+use super::{Store, StoreError, Tx, on_pool, on_tx, on_write};
 use crate::domain::time::now_ms;
 
 /// The PostgreSQL notification channel of agent events and socket changes.
 pub const AGENT_CHANNEL: &str = "voicepaas_agents";
-/// Events kept per session for resuming.
+/// Events kept per session for resuming (at least; up to [`TRIM_EVERY`] more).
 pub const KEPT_EVENTS: i64 = 500;
+/// Seqs between two trims of a session's older events.
+const TRIM_EVERY: i64 = 50;
 
 /// An agent's live session as stored.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -104,26 +109,53 @@ async fn notify(tx: &mut Tx<'_>, payload: &str) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
-/// Reads an agent's live session and holds it until the transaction ends (PostgreSQL
-/// `FOR UPDATE`; SQLite's single writer holds everything).
-pub(crate) async fn lock_session(
+/// The live sessions of `agents` (app_id, agent_no), read and held until the transaction
+/// ends (PostgreSQL `FOR UPDATE`; SQLite's single writer holds everything), in one
+/// statement per chunk of agents.
+pub(crate) async fn lock_sessions(
     tx: &mut Tx<'_>,
-    app_id: &str,
-    agent_no: &str,
-) -> Result<Option<StoredSession>, sqlx::Error> {
-    let sql = format!(
-        "SELECT session_sid, session, last_seq FROM agent_sessions WHERE app_id = $1 AND agent_no = $2 \
-         AND ended_at IS NULL{}",
-        tx.for_update()
-    );
-    on_tx!(tx, |c| sqlx::query_as(&sql)
-        .bind(app_id)
-        .bind(agent_no)
-        .fetch_optional(c)
-        .await)
+    agents: &[(&str, &str)],
+) -> Result<HashMap<(String, String), StoredSession>, sqlx::Error> {
+    #[derive(sqlx::FromRow)]
+    struct Locked {
+        app_id: String,
+        agent_no: String,
+        session_sid: String,
+        session: String,
+        last_seq: i64,
+    }
+    let rows: Vec<Vec<Val<'_>>> = agents
+        .iter()
+        .map(|(app_id, agent_no)| vec![Val::Text(Some(app_id)), Val::Text(Some(agent_no))])
+        .collect();
+    let lock = tx.for_update();
+    let found: Vec<Locked> = values::fetch(
+        tx,
+        |v| {
+            format!(
+                "SELECT app_id, agent_no, session_sid, session, last_seq FROM agent_sessions \
+                 WHERE ended_at IS NULL AND (app_id, agent_no) IN (SELECT column1, column2 FROM {v} AS v){lock}"
+            )
+        },
+        2,
+        &rows,
+        &[Val::Text(Some("")), Val::Text(Some(""))],
+    )
+    .await?;
+    Ok(found
+        .into_iter()
+        .map(|l| {
+            let session = StoredSession {
+                session_sid: l.session_sid,
+                session: l.session,
+                last_seq: l.last_seq,
+            };
+            ((l.app_id, l.agent_no), session)
+        })
+        .collect())
 }
 
-/// Writes a change of the session `current` (locked by [`lock_session`] in `tx`): the
+/// Writes a change of the session `current` (locked by [`lock_sessions`] in `tx`): the
 /// session after it (a new one gets `new_sid`), its events with consecutive seqs, and the
 /// notice for the socket's holder (sent at commit on PostgreSQL).
 pub(crate) async fn apply_session(
@@ -191,25 +223,37 @@ pub(crate) async fn apply_session(
             (row.session_sid.clone(), row.last_seq + 1)
         }
     };
-    let mut frames = Vec::with_capacity(write.events.len());
-    for (i, (kind, data)) in write.events.iter().enumerate() {
-        let seq = first_seq + i as i64;
-        frames.push((seq, frame(kind, seq, data)));
-        on_tx!(tx, |c| {
-            sqlx::query(
-            "INSERT INTO agent_events (session_sid, seq, frame, created_at) VALUES ($1, $2, $3, $4)"
-        )
-        .bind(&sid)
-        .bind(seq)
-        .bind(&frames[i].1)
-        .bind(now)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected())
-        })?;
-    }
+    let frames: Vec<(i64, String)> = write
+        .events
+        .iter()
+        .enumerate()
+        .map(|(i, (kind, data))| {
+            let seq = first_seq + i as i64;
+            (seq, frame(kind, seq, data))
+        })
+        .collect();
+    let rows: Vec<Vec<Val<'_>>> = frames
+        .iter()
+        .map(|(seq, frame)| {
+            vec![
+                Val::Text(Some(&sid)),
+                Val::Int(Some(*seq)),
+                Val::Text(Some(frame)),
+                Val::Int(Some(now)),
+            ]
+        })
+        .collect();
+    values::insert(
+        tx,
+        "agent_events (session_sid, seq, frame, created_at)",
+        4,
+        &rows,
+    )
+    .await?;
     let last_seq = first_seq + events - 1;
-    if events > 0 && last_seq > KEPT_EVENTS {
+    // Older events go once every TRIM_EVERY seqs, not with each change.
+    let trim_due = (first_seq - 1) / TRIM_EVERY != last_seq / TRIM_EVERY;
+    if events > 0 && last_seq > KEPT_EVENTS && trim_due {
         on_tx!(tx, |c| sqlx::query(
             "DELETE FROM agent_events WHERE session_sid = $1 AND seq <= $2"
         )
@@ -352,7 +396,7 @@ impl Store {
         agent_no: &str,
         socket_id: &str,
     ) -> Result<bool, StoreError> {
-        let done = on_pool!(self, |p| sqlx::query(
+        let done = on_write!(self, |p| sqlx::query(
             "DELETE FROM agent_sockets WHERE app_id = $1 AND agent_no = $2 AND socket_id = $3"
         )
         .bind(app_id)
@@ -381,7 +425,7 @@ impl Store {
 
     /// Vouches for every socket process `holder` holds (one row per process).
     pub async fn touch_sockets(&self, holder: &str) -> Result<(), StoreError> {
-        on_pool!(self, |p| sqlx::query(
+        on_write!(self, |p| sqlx::query(
             "INSERT INTO agent_holders (holder, seen_at) VALUES ($1, $2) \
              ON CONFLICT (holder) DO UPDATE SET seen_at = excluded.seen_at"
         )
@@ -417,7 +461,7 @@ impl Store {
             }
         }
         if agents.is_empty() {
-            on_pool!(self, |p| {
+            on_write!(self, |p| {
                 sqlx::query(
                 "DELETE FROM agent_holders WHERE seen_at < $1 AND holder NOT IN (SELECT holder FROM agent_sockets)"
             )
@@ -505,7 +549,7 @@ impl Store {
         address: &str,
         failures: AuthFailures,
     ) -> Result<(), StoreError> {
-        on_pool!(self, |p| {
+        on_write!(self, |p| {
             sqlx::query(
             "INSERT INTO agent_auth_failures (app_id, agent_no, address, failures, window_start, last_at) \
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (app_id, agent_no, address) DO UPDATE SET \
@@ -531,7 +575,7 @@ impl Store {
         agent_no: &str,
         address: &str,
     ) -> Result<(), StoreError> {
-        on_pool!(self, |p| sqlx::query(
+        on_write!(self, |p| sqlx::query(
             "DELETE FROM agent_auth_failures WHERE app_id = $1 AND agent_no = $2 AND address = $3"
         )
         .bind(app_id)

@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use super::{Store, StoreError, Tx, on_pool, on_tx};
+use super::{Store, StoreError, Tx, on_pool, on_tx, on_write};
 use crate::cdr::format_time;
 use crate::domain::agent::{AgentRole, AgentSpec, Membership, NewAgent, PhoneType};
 use crate::domain::credentials::new_sip_pwd;
@@ -491,7 +491,7 @@ impl Store {
         expires_at: i64,
     ) -> Result<bool, StoreError> {
         let now = now_ms();
-        let done = on_pool!(self, |p| sqlx::query(
+        let done = on_write!(self, |p| sqlx::query(
             "INSERT INTO agent_tokens (token_hash, app_id, agent_no, expires_at, created_at) \
              SELECT $1, app_id, agent_no, $4, $5 FROM agents WHERE app_id = $2 AND agent_no = $3"
         )
@@ -512,7 +512,7 @@ impl Store {
         app_id: &str,
         agent_no: &str,
     ) -> Result<(), StoreError> {
-        on_pool!(self, |p| sqlx::query(
+        on_write!(self, |p| sqlx::query(
             "DELETE FROM agent_tokens WHERE app_id = $1 AND agent_no = $2"
         )
         .bind(app_id)

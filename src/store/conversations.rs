@@ -3,7 +3,7 @@
 
 use super::idempotency::{IdempotencyClaim, Replay, stored_replay};
 use super::placing::{CALL_COLUMNS, CallRecord};
-use super::{Store, StoreError, on_pool, on_tx};
+use super::{Store, StoreError, on_pool, on_tx, on_write};
 use crate::domain::time::now_ms;
 
 /// Where a conversation is in its life.
@@ -97,7 +97,7 @@ impl Store {
 
     /// Gives command `id` back to whoever drives its conversation next.
     pub async fn requeue_command(&self, id: i64) -> Result<(), StoreError> {
-        on_pool!(self, |p| sqlx::query(
+        on_write!(self, |p| sqlx::query(
             "UPDATE conversation_commands SET state = 'pending' WHERE id = $1 AND state = 'taken'"
         )
         .bind(id)
@@ -142,7 +142,7 @@ impl Store {
 
     /// Queues `command` (JSON) for the process driving conversation `id`; returns its id.
     pub async fn queue_command(&self, id: &str, command: &str) -> Result<i64, StoreError> {
-        Ok(on_pool!(self, |p| {
+        Ok(on_write!(self, |p| {
             sqlx::query_scalar(
             "INSERT INTO conversation_commands (conversation_id, command, created_at) VALUES ($1, $2, $3) RETURNING id"
         )
@@ -167,7 +167,7 @@ impl Store {
 
     /// Withdraws command `id` if nobody has taken it yet; `false` when it was taken.
     pub async fn withdraw_command(&self, id: i64) -> Result<bool, StoreError> {
-        let rows = on_pool!(self, |p| {
+        let rows = on_write!(self, |p| {
             sqlx::query(
             "UPDATE conversation_commands SET state = 'withdrawn' WHERE id = $1 AND state = 'pending'"
         )
@@ -181,7 +181,19 @@ impl Store {
 
     /// Takes the pending commands of conversation `id`, oldest first.
     pub async fn take_commands(&self, id: &str) -> Result<Vec<(i64, String)>, StoreError> {
-        let mut rows: Vec<(i64, String)> = on_pool!(self, |p| {
+        // Most conversations never get a command: a read finds that out without writing.
+        let any: Option<(i64,)> = on_pool!(self, |p| {
+            sqlx::query_as(
+            "SELECT id FROM conversation_commands WHERE conversation_id = $1 AND state = 'pending' LIMIT 1"
+        )
+        .bind(id)
+        .fetch_optional(p)
+        .await
+        })?;
+        if any.is_none() {
+            return Ok(Vec::new());
+        }
+        let mut rows: Vec<(i64, String)> = on_write!(self, |p| {
             sqlx::query_as(
             "UPDATE conversation_commands SET state = 'taken' WHERE conversation_id = $1 AND state = 'pending' RETURNING id, command"
         )
@@ -195,7 +207,7 @@ impl Store {
 
     /// Records the verdict (JSON) of command `id`.
     pub async fn settle_command(&self, id: i64, verdict: &str) -> Result<(), StoreError> {
-        on_pool!(self, |p| sqlx::query(
+        on_write!(self, |p| sqlx::query(
             "UPDATE conversation_commands SET state = 'done', verdict = $2 WHERE id = $1"
         )
         .bind(id)
@@ -235,7 +247,7 @@ impl Store {
         claim: &IdempotencyClaim,
         response: &str,
     ) -> Result<(), StoreError> {
-        on_pool!(self, |p| {
+        on_write!(self, |p| {
             sqlx::query(
             "INSERT INTO idempotency_keys (account_sid, idem_key, request_hash, response, created_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING"
         )

@@ -1,8 +1,9 @@
 //! Inbound calls (agents' contract §9, §11.1): the claim that makes exactly one replica
 //! handle a parked DID channel (its route: [`Store::did_route`]).
 
+use super::inbound_opener::Opening;
 use super::placing::CallRecord;
-use super::{Store, StoreError, Tx, on_pool, on_tx};
+use super::{Store, StoreError, Tx, on_tx, on_write};
 use crate::domain::time::now_ms;
 use crate::media::pool::ParkedCall;
 
@@ -79,63 +80,22 @@ async fn insert_claim(
 
 impl Store {
     /// Claims `call` for process `claimed_by` and opens its conversation, in one
-    /// transaction: `false` (nothing written) when another replica claimed it. A dial-in
-    /// counts toward its account's live calls but is never refused for it.
+    /// transaction (shared with the other channels parking at the same moment): `false`
+    /// (nothing written) when another replica claimed it. A dial-in counts toward its
+    /// account's live calls but is never refused for it.
     pub async fn open_inbound(
         &self,
         call: &ParkedCall,
         claimed_by: &str,
         new: &NewInbound,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.begin_write().await?;
-        let claimed = insert_claim(&mut tx, call, claimed_by).await?;
-        if !claimed {
-            return Ok(false);
-        }
-        on_tx!(&mut tx, |c| sqlx::query(
-            "UPDATE accounts SET live_calls = live_calls + 1 WHERE sid = $1"
-        )
-        .bind(&new.account_sid)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected()))?;
-        on_tx!(&mut tx, |c| sqlx::query(
-            "INSERT INTO conversations (id, request_id, account_sid, app_id, state, created_at) \
-             VALUES ($1, $2, $3, $4, 'dialing', $5)"
-        )
-        .bind(&new.conversation_id)
-        .bind(&new.request_id)
-        .bind(&new.account_sid)
-        .bind(&new.app_id)
-        .bind(new.created_at)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected()))?;
-        let leg = new.user_leg(call);
-        on_tx!(&mut tx, |c| {
-            sqlx::query(
-            "INSERT INTO calls (id, request_id, account_sid, app_id, kind, conversation_id, leg_seq, state, to_number, \
-             from_number, params, epoch, node, start_at, created_at, updated_at, channel_uuid) \
-             VALUES ($1, $2, $3, $4, 'agent', $5, 0, 'initiated', $6, $7, $8, $9, $10, $11, $11, $11, $12)"
-        )
-        .bind(&leg.id)
-        .bind(&leg.request_id)
-        .bind(&leg.account_sid)
-        .bind(&leg.app_id)
-        .bind(&new.conversation_id)
-        .bind(&leg.to_number)
-        .bind(&leg.from_number)
-        .bind(&leg.params)
-        .bind(new.epoch)
-        .bind(&call.node)
-        .bind(new.created_at)
-        .bind(&call.uuid)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected())
-        })?;
-        tx.commit().await?;
-        Ok(true)
+        self.opener
+            .open(Opening {
+                call: call.clone(),
+                claimed_by: claimed_by.to_string(),
+                new: new.clone(),
+            })
+            .await
     }
 
     /// Claims `call` for process `claimed_by`: `true` for exactly one claimant of a
@@ -153,7 +113,7 @@ impl Store {
 
     /// Deletes claims older than a day; at most `limit`.
     pub async fn purge_inbound_claims(&self, now: i64, limit: i64) -> Result<u64, StoreError> {
-        Ok(on_pool!(self, |p| sqlx::query(
+        Ok(on_write!(self, |p| sqlx::query(
             "DELETE FROM inbound_claims WHERE channel_uuid IN \
              (SELECT channel_uuid FROM inbound_claims WHERE claimed_at < $1 LIMIT $2)"
         )

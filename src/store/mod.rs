@@ -22,6 +22,7 @@ pub mod cti;
 pub mod deliveries;
 pub mod idempotency;
 pub mod inbound;
+mod inbound_opener;
 pub mod journal;
 pub mod monitors;
 pub mod numbers;
@@ -125,6 +126,22 @@ macro_rules! on_pool {
 }
 pub(crate) use on_pool;
 
+/// [`on_pool!`] for a statement that writes: on SQLite it waits for this process's turn
+/// at the [`WriteGate`] first, so it queues behind the other writers instead of meeting
+/// the database's lock and sleeping in SQLite's busy handler.
+macro_rules! on_write {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match &$store.pool {
+            $crate::store::Pool::Sqlite($pool) => {
+                let _turn = $store.gate.turn().await;
+                $body
+            }
+            $crate::store::Pool::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use on_write;
+
 /// The storage of one voicepaas process: pool, caches and the accept writer.
 #[derive(Clone)]
 pub struct Store {
@@ -134,6 +151,7 @@ pub struct Store {
     accept: accept::AcceptQueue,
     journal: journal::Journal,
     sessions: session_writer::SessionWriter,
+    opener: inbound_opener::InboundOpener,
     gate: WriteGate,
     /// Told when callbacks may have been added to the outbox by this process.
     outbox_written: Arc<tokio::sync::Notify>,
@@ -176,6 +194,7 @@ impl Store {
         let outbox_written = Arc::new(tokio::sync::Notify::new());
         let journal = journal::Journal::start(pool.clone(), gate.clone(), outbox_written.clone());
         let sessions = session_writer::SessionWriter::start(pool.clone(), gate.clone());
+        let opener = inbound_opener::InboundOpener::start(pool.clone(), gate.clone());
         Ok(Self {
             pool,
             hasher,
@@ -183,6 +202,7 @@ impl Store {
             accept,
             journal,
             sessions,
+            opener,
             gate,
             outbox_written,
         })

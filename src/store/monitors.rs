@@ -1,7 +1,7 @@
 //! The queues a supervisor's session monitors (agents' contract §7.2 `monitorQueues`),
 //! kept with the session so a socket that comes back (to any replica) monitors them again.
 
-use super::{Store, StoreError, on_pool};
+use super::{Store, StoreError, on_pool, on_write};
 
 /// What a session's `monitored_queues` holds for "every queue".
 pub const ALL_QUEUES: &str = "*";
@@ -16,7 +16,7 @@ impl Store {
         queues: Option<&[String]>,
     ) -> Result<bool, StoreError> {
         let stored = queues.map(|q| serde_json::Value::from(q.to_vec()).to_string());
-        let done = on_pool!(self, |p| {
+        let done = on_write!(self, |p| {
             sqlx::query(
             "UPDATE agent_sessions SET monitored_queues = $3 WHERE app_id = $1 AND agent_no = $2 AND ended_at IS NULL"
         )

@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 use super::queues::{QueueWriteError, queues_in_app};
-use super::{Store, StoreError, on_pool, on_tx};
+use super::{Store, StoreError, on_pool, on_tx, on_write};
 use crate::cdr::format_time;
 use crate::domain::Fields;
 use crate::domain::number::NumberRouting;
@@ -167,7 +167,7 @@ impl Store {
 
     /// Revokes the grant of `number` (and its route); `false` if it was not granted.
     pub async fn revoke_number(&self, number: &str) -> Result<bool, StoreError> {
-        let done = on_pool!(self, |p| sqlx::query(
+        let done = on_write!(self, |p| sqlx::query(
             "DELETE FROM did_numbers WHERE number = $1"
         )
         .bind(number)
@@ -313,7 +313,7 @@ impl Store {
     /// Removes application `app_id`'s route of `number` (the grant stays); `false` if it
     /// did not route it.
     pub async fn unroute_number(&self, app_id: &str, number: &str) -> Result<bool, StoreError> {
-        let done = on_pool!(self, |p| {
+        let done = on_write!(self, |p| {
             sqlx::query(
             "UPDATE did_numbers SET app_id = NULL, name = '', welcome_prompt = '', route = NULL, \
              routed_at = NULL, updated_at = NULL WHERE app_id = $1 AND number = $2"

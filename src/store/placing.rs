@@ -10,7 +10,7 @@
 //! every transaction that adds or ends a leg keeps up to date) in the same transaction.
 
 use super::text::StoredText;
-use super::{Pool, Store, StoreError, Tx, on_pool, on_tx};
+use super::{Pool, Store, StoreError, Tx, on_pool, on_tx, on_write};
 use crate::domain::time::now_ms;
 
 /// A call leg as the orchestrator needs it.
@@ -282,7 +282,7 @@ impl Store {
     /// Ends lease `epoch` at once (a clean stop: other replicas take its calls over on
     /// their next look), and forgets leases that ended long ago.
     pub async fn give_up_lease(&self, epoch: i64) -> Result<(), StoreError> {
-        on_pool!(self, |p| sqlx::query(
+        on_write!(self, |p| sqlx::query(
             "UPDATE leases SET expires_at = 0 WHERE epoch = $1"
         )
         .bind(epoch)

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use super::{Store, StoreError, on_pool};
+use super::{Store, StoreError, on_pool, on_write};
 use crate::domain::prompt::WavInfo;
 use crate::domain::time::now_ms;
 
@@ -35,7 +35,7 @@ impl Store {
         info: WavInfo,
     ) -> Result<PromptMeta, StoreError> {
         let now = now_ms();
-        on_pool!(self, |p| {
+        on_write!(self, |p| {
             sqlx::query(
                 "INSERT INTO prompts (app_id, name, audio, size_bytes, sample_rate, duration_ms, created_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (app_id, name) DO UPDATE SET audio = excluded.audio, \
@@ -75,7 +75,7 @@ impl Store {
 
     /// Removes prompt `name` of `app_id`; whether it existed.
     pub async fn delete_prompt(&self, app_id: &str, name: &str) -> Result<bool, StoreError> {
-        let done = on_pool!(self, |p| {
+        let done = on_write!(self, |p| {
             sqlx::query("DELETE FROM prompts WHERE app_id = $1 AND name = $2")
                 .bind(app_id)
                 .bind(name)

@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use super::{Store, StoreError, on_pool};
+use super::{Store, StoreError, on_pool, on_write};
 use crate::domain::ConversationId;
 
 /// How long an Idempotency-Key answers for its request (the contract's 24 hours).
@@ -54,7 +54,7 @@ impl Store {
     ) -> Result<Purged, StoreError> {
         let key_cutoff = now - IDEMPOTENCY_KEY_TTL_MS;
         let delivery_cutoff = now - keep_deliveries_ms;
-        let idempotency_keys = on_pool!(self, |p| sqlx::query(
+        let idempotency_keys = on_write!(self, |p| sqlx::query(
             "DELETE FROM idempotency_keys WHERE (account_sid, idem_key) IN \
              (SELECT account_sid, idem_key FROM idempotency_keys WHERE created_at < $1 LIMIT $2)"
         )
@@ -100,7 +100,7 @@ impl Store {
     /// attempts past their window, expired agent tokens and day-old inbound claims; at
     /// most [`PURGE_BATCH`] of each.
     async fn purge_agent_rows(&self, now: i64) -> Result<u64, StoreError> {
-        let failures = on_pool!(self, |p| {
+        let failures = on_write!(self, |p| {
             sqlx::query(
             "DELETE FROM agent_auth_failures WHERE (app_id, agent_no, address) IN \
              (SELECT app_id, agent_no, address FROM agent_auth_failures WHERE window_start < $1 LIMIT $2)"
@@ -111,7 +111,7 @@ impl Store {
         .await
         .map(|r| r.rows_affected())
         })?;
-        let tokens = on_pool!(self, |p| sqlx::query(
+        let tokens = on_write!(self, |p| sqlx::query(
             "DELETE FROM agent_tokens WHERE token_hash IN \
              (SELECT token_hash FROM agent_tokens WHERE expires_at < $1 LIMIT $2)"
         )

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::agent_calls::insert_agent_call;
-use super::agent_sessions::{Committed, SessionWrite, StoredSession, apply_session, lock_session};
+use super::agent_sessions::{Committed, SessionWrite, StoredSession, apply_session, lock_sessions};
 use super::{Pool, StoreError, Tx, WriteGate};
 
 /// Most changes committed in one transaction.
@@ -154,32 +154,86 @@ async fn alone(pool: &Pool, gate: &WriteGate, job: &Job) -> Result<Outcome, Stor
 
 async fn write(pool: &Pool, gate: &WriteGate, jobs: &[Job]) -> Result<Vec<Outcome>, sqlx::Error> {
     let mut tx = super::journal::begin(pool, gate).await?;
-    let mut outcomes = Vec::with_capacity(jobs.len());
-    for job in jobs {
-        let (app, agent) = (&job.app_id, &job.agent_no);
-        outcomes.push(apply_change(&mut tx, app, agent, &job.new_sid, &*job.decide).await?);
-    }
+    let changes: Vec<Change<'_>> = jobs
+        .iter()
+        .map(|job| Change {
+            app_id: &job.app_id,
+            agent_no: &job.agent_no,
+            new_sid: &job.new_sid,
+            decide: &*job.decide,
+        })
+        .collect();
+    let outcomes = apply_changes(&mut tx, &changes).await?;
     tx.commit().await?;
     Ok(outcomes)
 }
 
-/// One change in `tx`: the session locked, decided, written (with the call it starts).
-pub(crate) async fn apply_change(
+/// One change of an agent's session, as a transaction applies it.
+pub(crate) struct Change<'a> {
+    /// The agent's application.
+    pub app_id: &'a str,
+    /// The agent.
+    pub agent_no: &'a str,
+    /// The sid a session it starts gets.
+    pub new_sid: &'a str,
+    /// What to write, decided from the session as it is then.
+    pub decide: &'a DecideFn,
+}
+
+/// `changes` in `tx`, in order: every session they touch read and locked at once, then
+/// each change decided on its session as the changes before it left it, and written
+/// (with the call it starts).
+pub(crate) async fn apply_changes(
     tx: &mut Tx<'_>,
-    app_id: &str,
-    agent_no: &str,
-    new_sid: &str,
-    decide: &DecideFn,
-) -> Result<Outcome, sqlx::Error> {
-    let current = lock_session(tx, app_id, agent_no).await?;
-    let Some(write) = decide(current.as_ref()) else {
-        return Ok(Outcome::Refused);
+    changes: &[Change<'_>],
+) -> Result<Vec<Outcome>, sqlx::Error> {
+    let mut agents: Vec<(&str, &str)> = changes.iter().map(|c| (c.app_id, c.agent_no)).collect();
+    agents.sort_unstable();
+    agents.dedup();
+    let mut sessions = lock_sessions(tx, &agents).await?;
+    let mut outcomes = Vec::with_capacity(changes.len());
+    for change in changes {
+        let key = (change.app_id.to_string(), change.agent_no.to_string());
+        let current = sessions.remove(&key);
+        let (outcome, after) = apply_one(tx, change, current).await?;
+        if let Some(after) = after {
+            sessions.insert(key, after);
+        }
+        outcomes.push(outcome);
+    }
+    Ok(outcomes)
+}
+
+/// One change on `current`: what became of it, and the session it leaves.
+async fn apply_one(
+    tx: &mut Tx<'_>,
+    change: &Change<'_>,
+    current: Option<StoredSession>,
+) -> Result<(Outcome, Option<StoredSession>), sqlx::Error> {
+    let Some(write) = (change.decide)(current.as_ref()) else {
+        return Ok((Outcome::Refused, current));
     };
     if let Some(call) = &write.call
         && !insert_agent_call(tx, call).await?
     {
-        return Ok(Outcome::NoRoom);
+        return Ok((Outcome::NoRoom, current));
     }
-    let committed = apply_session(tx, app_id, agent_no, new_sid, current, &write).await?;
-    Ok(Outcome::Written(committed))
+    let committed = apply_session(
+        tx,
+        change.app_id,
+        change.agent_no,
+        change.new_sid,
+        current,
+        &write,
+    )
+    .await?;
+    let after = match (&committed.session_sid, &write.session) {
+        (Some(sid), Some(state)) => Some(StoredSession {
+            session_sid: sid.clone(),
+            session: state.json.clone(),
+            last_seq: committed.last_seq,
+        }),
+        _ => None,
+    };
+    Ok((Outcome::Written(committed), after))
 }

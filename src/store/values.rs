@@ -84,10 +84,57 @@ fn chunks(mut n: usize, padded: bool) -> Vec<(usize, usize)> {
     out
 }
 
-/// Runs `sql(head, values)` once per chunk of `rows` (each row `cols` values), with `head`
-/// bound first (`head[i]` is how the text names the `i`th of them, before the values);
-/// `pad`, for updates, fills a chunk up to its size with a row that matches nothing.
-/// Returns the first column of every row the statements return (when `returning`).
+/// The statements that carry `rows` (each `cols` values) in chunks, `head` bound first
+/// (`head[i]` is how the text names the `i`th of them, before the values); `pad`, for
+/// updates and lookups, fills a chunk up to its size with a row that matches nothing.
+fn statements<'v>(
+    tx: &Tx<'_>,
+    sql: impl Fn(&[String], &str) -> String,
+    head: &[Val<'v>],
+    cols: usize,
+    rows: &[Vec<Val<'v>>],
+    pad: Option<&[Val<'v>]>,
+) -> Vec<(String, Vec<Val<'v>>)> {
+    let params = match tx {
+        Tx::Sqlite(..) => Params::Positional,
+        Tx::Postgres(_) => Params::Numbered,
+    };
+    let names: Vec<String> = (1..=head.len()).map(|n| params.nth(n)).collect();
+    let mut at = 0;
+    chunks(rows.len(), pad.is_some())
+        .into_iter()
+        .map(|(used, size)| {
+            let text = sql(&names, &values(params, size, cols, head.len() + 1));
+            let chunk = &rows[at..at + used];
+            at += used;
+            let filler = pad.into_iter().cycle().take(size - used);
+            let binds = head
+                .iter()
+                .copied()
+                .chain(chunk.iter().flatten().copied())
+                .chain(filler.flatten().copied())
+                .collect();
+            (text, binds)
+        })
+        .collect()
+}
+
+/// Binds `binds` to `query` in order.
+macro_rules! bind_all {
+    ($query:expr, $binds:expr) => {{
+        let mut query = $query;
+        for v in $binds {
+            query = match *v {
+                Val::Text(t) => query.bind(t),
+                Val::Int(i) => query.bind(i),
+            };
+        }
+        query
+    }};
+}
+
+/// Runs `sql(head, values)` once per chunk of `rows` (see [`statements`]). Returns the
+/// first column of every row the statements return (when `returning`).
 pub(crate) async fn run(
     tx: &mut Tx<'_>,
     sql: impl Fn(&[String], &str) -> String,
@@ -97,32 +144,10 @@ pub(crate) async fn run(
     pad: Option<&[Val<'_>]>,
     returning: bool,
 ) -> Result<Vec<String>, sqlx::Error> {
-    let params = match tx {
-        Tx::Sqlite(..) => Params::Positional,
-        Tx::Postgres(_) => Params::Numbered,
-    };
-    let names: Vec<String> = (1..=head.len()).map(|n| params.nth(n)).collect();
     let mut returned = Vec::new();
-    let mut at = 0;
-    for (used, size) in chunks(rows.len(), pad.is_some()) {
-        let text = sql(&names, &values(params, size, cols, head.len() + 1));
-        let chunk = &rows[at..at + used];
-        at += used;
-        let filler = pad.into_iter().cycle().take(size - used);
-        let binds: Vec<Val<'_>> = head
-            .iter()
-            .copied()
-            .chain(chunk.iter().flatten().copied())
-            .chain(filler.flatten().copied())
-            .collect();
+    for (text, binds) in statements(tx, sql, head, cols, rows, pad) {
         on_tx!(&mut *tx, |c| {
-            let mut query = sqlx::query(&text);
-            for v in &binds {
-                query = match *v {
-                    Val::Text(t) => query.bind(t),
-                    Val::Int(i) => query.bind(i),
-                };
-            }
+            let query = bind_all!(sqlx::query(&text), &binds);
             if returning {
                 for row in query.fetch_all(&mut *c).await? {
                     returned.push(row.try_get::<String, _>(0)?);
@@ -133,6 +158,31 @@ pub(crate) async fn run(
         });
     }
     Ok(returned)
+}
+
+/// Runs the query `sql(values)` once per chunk of `rows` (padded with `pad`) and returns
+/// every row the statements find, as `T`.
+pub(crate) async fn fetch<T>(
+    tx: &mut Tx<'_>,
+    sql: impl Fn(&str) -> String,
+    cols: usize,
+    rows: &[Vec<Val<'_>>],
+    pad: &[Val<'_>],
+) -> Result<Vec<T>, sqlx::Error>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+        + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+        + Send
+        + Unpin,
+{
+    let mut found = Vec::new();
+    for (text, binds) in statements(tx, |_, v| sql(v), &[], cols, rows, Some(pad)) {
+        on_tx!(&mut *tx, |c| {
+            let query = bind_all!(sqlx::query_as::<_, T>(&text), &binds);
+            found.extend(query.fetch_all(&mut *c).await?);
+        });
+    }
+    Ok(found)
 }
 
 /// Inserts `rows` (each `cols` values) into `into` (`table (columns…)`), in as few

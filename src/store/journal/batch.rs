@@ -7,10 +7,11 @@ use std::collections::{BTreeMap, HashSet};
 
 use super::{
     CallWrite, CdrRow, ConversationEnd, Entry, Job, LegFinal, LegState, NewLeg, OutboxRow,
+    WaitingRow,
 };
 use crate::domain::time::now_ms;
 use crate::store::deliveries::{Attempt, Delivery, Outcome, write_attempts};
-use crate::store::session_writer::{self, apply_change};
+use crate::store::session_writer::{self, Change, apply_changes};
 use crate::store::text;
 use crate::store::values::{self, Val};
 use crate::store::{Pool, Tx, WriteGate, on_tx};
@@ -91,17 +92,7 @@ pub(super) async fn write(
         }
     }
     let added = additions(calls.iter().filter(|(i, _)| applied[*i]).map(|(_, w)| *w));
-    for (id, state, snapshot) in &added.snapshots {
-        on_tx!(&mut tx, |c| sqlx::query(
-            "UPDATE conversations SET state = $2, snapshot = $3 WHERE id = $1 AND state <> 'ended'"
-        )
-        .bind(id)
-        .bind(state)
-        .bind(snapshot)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected()))?;
-    }
+    save_snapshots(&mut tx, &added.snapshots).await?;
     write_waiting(
         &mut tx,
         calls.iter().filter(|(i, _)| applied[*i]).map(|(_, w)| *w),
@@ -134,11 +125,48 @@ pub(super) async fn write(
     })
 }
 
-/// The queues' waiting callers the calls change (a conversation's last word counts).
+/// Every conversation's last snapshot of the batch in one statement (per chunk); an ended
+/// conversation keeps its final one.
+async fn save_snapshots(
+    tx: &mut Tx<'_>,
+    snapshots: &[(&str, &str, &str)],
+) -> Result<(), sqlx::Error> {
+    let rows: Vec<Vec<Val<'_>>> = snapshots
+        .iter()
+        .map(|(id, state, snapshot)| {
+            vec![
+                Val::Text(Some(id)),
+                Val::Text(Some(state)),
+                Val::Text(Some(snapshot)),
+            ]
+        })
+        .collect();
+    let pad = [Val::Text(Some("")), Val::Text(Some("")), Val::Text(None)];
+    values::run(
+        tx,
+        |_, v| {
+            format!(
+                "UPDATE conversations SET state = v.column2, snapshot = v.column3 FROM {v} AS v \
+             WHERE conversations.id = v.column1 AND conversations.state <> 'ended'"
+            )
+        },
+        &[],
+        3,
+        &rows,
+        Some(&pad),
+        false,
+    )
+    .await
+    .map(|_| ())
+}
+
+/// The queues' waiting callers the calls change (a conversation's last word counts): one
+/// statement forgets them all, one adds those who wait now.
 async fn write_waiting<'a>(
     tx: &mut Tx<'_>,
     calls: impl Iterator<Item = &'a CallWrite>,
 ) -> Result<(), sqlx::Error> {
+    let mut last: Vec<(&str, Option<&WaitingRow>)> = Vec::new();
     for entry in calls.flat_map(|w| &w.entries) {
         let Entry::Waiting {
             conversation_id,
@@ -147,27 +175,52 @@ async fn write_waiting<'a>(
         else {
             continue;
         };
-        forget_waiting(tx, conversation_id).await?;
-        if let Some(row) = row {
-            on_tx!(&mut *tx, |c| {
-                sqlx::query(
-                "INSERT INTO queue_waiting (conversation_id, app_id, queue_sid, call_sid, user_number, join_type, join_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)"
-            )
-            .bind(conversation_id)
-            .bind(&row.app_id)
-            .bind(&row.queue_sid)
-            .bind(&row.call_sid)
-            .bind(&row.user_number)
-            .bind(row.join_type)
-            .bind(row.join_at)
-            .execute(c)
-            .await
-            .map(|r| r.rows_affected())
-            })?;
-        }
+        last.retain(|(id, _)| *id != conversation_id.as_str());
+        last.push((conversation_id, row.as_ref()));
     }
-    Ok(())
+    if last.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Vec<Val<'_>>> = last
+        .iter()
+        .map(|(id, _)| vec![Val::Text(Some(id))])
+        .collect();
+    values::run(
+        tx,
+        |_, v| {
+            format!(
+                "DELETE FROM queue_waiting WHERE conversation_id IN (SELECT column1 FROM {v} AS v)"
+            )
+        },
+        &[],
+        1,
+        &ids,
+        Some(&[Val::Text(Some(""))]),
+        false,
+    )
+    .await?;
+    let rows: Vec<Vec<Val<'_>>> = last
+        .iter()
+        .filter_map(|(id, row)| {
+            let row = (*row)?;
+            Some(vec![
+                Val::Text(Some(id)),
+                Val::Text(Some(&row.app_id)),
+                Val::Text(Some(&row.queue_sid)),
+                Val::Text(Some(&row.call_sid)),
+                Val::Text(Some(&row.user_number)),
+                Val::Int(Some(row.join_type)),
+                Val::Int(Some(row.join_at)),
+            ])
+        })
+        .collect();
+    values::insert(
+        tx,
+        "queue_waiting (conversation_id, app_id, queue_sid, call_sid, user_number, join_type, join_at)",
+        7,
+        &rows,
+    )
+    .await
 }
 
 /// Conversation `conversation_id`'s caller waits in no queue.
@@ -181,28 +234,39 @@ async fn forget_waiting(tx: &mut Tx<'_>, conversation_id: &str) -> Result<u64, s
     .map(|r| r.rows_affected()))
 }
 
-/// The agent sessions the calls change, each under its lock, in the calls' order.
+/// The agent sessions the calls change, under their locks, in the calls' order.
 async fn change_agents<'a>(
     tx: &mut Tx<'_>,
     calls: impl Iterator<Item = &'a CallWrite>,
 ) -> Result<Vec<String>, sqlx::Error> {
-    let mut notices = Vec::new();
-    for entry in calls.flat_map(|w| &w.entries) {
-        if let Entry::Agent {
-            app_id,
-            agent_no,
-            change,
-        } = entry
-        {
+    let changes: Vec<Change<'_>> = calls
+        .flat_map(|w| &w.entries)
+        .filter_map(|entry| match entry {
             // A call's change names the agent's live session: it never starts one.
-            if let session_writer::Outcome::Written(committed) =
-                apply_change(tx, app_id, agent_no, "", &*change.0).await?
-            {
-                notices.extend(committed.notice);
-            }
-        }
+            Entry::Agent {
+                app_id,
+                agent_no,
+                change,
+            } => Some(Change {
+                app_id,
+                agent_no,
+                new_sid: "",
+                decide: &*change.0,
+            }),
+            _ => None,
+        })
+        .collect();
+    if changes.is_empty() {
+        return Ok(Vec::new());
     }
-    Ok(notices)
+    Ok(apply_changes(tx, &changes)
+        .await?
+        .into_iter()
+        .filter_map(|outcome| match outcome {
+            session_writer::Outcome::Written(committed) => committed.notice,
+            _ => None,
+        })
+        .collect())
 }
 
 /// Conversations: their caller leg must still carry the writer's epoch (locked until the
