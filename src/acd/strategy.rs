@@ -78,14 +78,19 @@ mod tests {
         }
     }
 
-    #[test]
-    fn each_strategy_orders_as_written() {
-        let agents = [
+    /// Four agents of different skills and idle times.
+    fn four_agents() -> [Candidate<'static>; 4] {
+        [
             c("1003", 5, 300),
             c("1001", 9, 200),
             c("1002", 9, 100),
             c("1004", 1, 50),
-        ];
+        ]
+    }
+
+    #[test]
+    fn each_strategy_orders_as_written() {
+        let agents = four_agents();
         assert_eq!(
             preference(Strategy::LongestIdle, &agents, None),
             ["1004", "1002", "1001", "1003"]
@@ -118,12 +123,7 @@ mod tests {
 
     #[test]
     fn best_is_the_first_of_the_preference() {
-        let agents = [
-            c("1003", 5, 300),
-            c("1001", 9, 200),
-            c("1002", 9, 100),
-            c("1004", 1, 50),
-        ];
+        let agents = four_agents();
         for strategy in [
             Strategy::LongestIdle,
             Strategy::SkillThenLongestIdle,

@@ -4,13 +4,11 @@
 //! that fails is retried one claim at a time, so one bad row cannot sink the others.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Arc;
-
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
 use super::inbound::NewInbound;
 use super::values::{self, Val};
-use super::{Pool, StoreError, Tx, WriteGate, on_tx};
+use super::{Pool, StoreError, Tx, WriteGate, WriterQueue, on_tx};
 use crate::domain::time::now_ms;
 use crate::media::pool::ParkedCall;
 
@@ -18,8 +16,6 @@ use crate::media::pool::ParkedCall;
 const MAX_BATCH: usize = 128;
 /// Claims waiting for the writer before callers wait for room.
 const QUEUE_DEPTH: usize = 4096;
-/// Writer tasks on PostgreSQL (SQLite has one writer).
-const POSTGRES_WRITERS: usize = 2;
 
 /// One parked channel to claim and open.
 pub(crate) struct Opening {
@@ -48,15 +44,9 @@ impl std::fmt::Debug for InboundOpener {
 impl InboundOpener {
     /// Starts the writer task(s).
     pub(crate) fn start(pool: Pool, gate: WriteGate) -> Self {
-        let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
-        let rx = Arc::new(Mutex::new(rx));
-        let writers = match pool {
-            Pool::Sqlite(_) => 1,
-            Pool::Postgres(_) => POSTGRES_WRITERS,
-        };
-        for _ in 0..writers {
-            tokio::spawn(writer(pool.clone(), gate.clone(), rx.clone()));
-        }
+        let tx = super::start_writers(&pool, QUEUE_DEPTH, |rx| {
+            writer(pool.clone(), gate.clone(), rx)
+        });
         Self { tx }
     }
 
@@ -71,7 +61,7 @@ impl InboundOpener {
     }
 }
 
-async fn writer(pool: Pool, gate: WriteGate, rx: Arc<Mutex<mpsc::Receiver<Job>>>) {
+async fn writer(pool: Pool, gate: WriteGate, rx: WriterQueue<Job>) {
     loop {
         let Some(batch) = super::next_batch(&mut *rx.lock().await, MAX_BATCH).await else {
             return;

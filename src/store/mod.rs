@@ -332,6 +332,32 @@ impl Store {
     }
 }
 
+/// A batch writer's shared queue: its tasks take turns to take batches from it.
+pub(crate) type WriterQueue<J> = Arc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<J>>>;
+
+/// Starts a batch writer: a queue of `depth` jobs and the task(s) `task` makes to empty it
+/// (one on SQLite, which has one writer; `POSTGRES_WRITERS` on PostgreSQL).
+pub(crate) fn start_writers<J, Fut>(
+    pool: &Pool,
+    depth: usize,
+    task: impl Fn(WriterQueue<J>) -> Fut,
+) -> tokio::sync::mpsc::Sender<J>
+where
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    const POSTGRES_WRITERS: usize = 2;
+    let (tx, rx) = tokio::sync::mpsc::channel(depth);
+    let rx = Arc::new(tokio::sync::Mutex::new(rx));
+    let writers = match pool {
+        Pool::Sqlite(_) => 1,
+        Pool::Postgres(_) => POSTGRES_WRITERS,
+    };
+    for _ in 0..writers {
+        tokio::spawn(task(rx.clone()));
+    }
+    tx
+}
+
 /// The next batch of a writer's queue: the first job waited for, then whatever else is
 /// already queued, up to `max` (`None`: the queue is closed).
 pub(crate) async fn next_batch<T>(

@@ -5,20 +5,16 @@
 //! is retried one change at a time (a first login that met a concurrent one decides
 //! again).
 
-use std::sync::Arc;
-
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
 use super::agent_calls::insert_agent_call;
 use super::agent_sessions::{Committed, SessionWrite, StoredSession, apply_session, lock_sessions};
-use super::{Pool, StoreError, Tx, WriteGate};
+use super::{Pool, StoreError, Tx, WriteGate, WriterQueue};
 
 /// Most changes committed in one transaction.
 const MAX_BATCH: usize = 256;
 /// Changes waiting for a writer before callers wait for room.
 const QUEUE_DEPTH: usize = 8192;
-/// Writer tasks on PostgreSQL (SQLite has one writer).
-const POSTGRES_WRITERS: usize = 2;
 /// Times a change that met a concurrent first login is decided again.
 const UNIQUE_RETRIES: usize = 3;
 
@@ -65,15 +61,9 @@ impl std::fmt::Debug for SessionWriter {
 impl SessionWriter {
     /// Starts the writer task(s).
     pub(crate) fn start(pool: Pool, gate: WriteGate) -> Self {
-        let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
-        let rx = Arc::new(Mutex::new(rx));
-        let writers = match pool {
-            Pool::Sqlite(_) => 1,
-            Pool::Postgres(_) => POSTGRES_WRITERS,
-        };
-        for _ in 0..writers {
-            tokio::spawn(writer(pool.clone(), gate.clone(), rx.clone()));
-        }
+        let tx = super::start_writers(&pool, QUEUE_DEPTH, |rx| {
+            writer(pool.clone(), gate.clone(), rx)
+        });
         Self { tx }
     }
 
@@ -99,7 +89,7 @@ impl SessionWriter {
     }
 }
 
-async fn writer(pool: Pool, gate: WriteGate, rx: Arc<Mutex<mpsc::Receiver<Job>>>) {
+async fn writer(pool: Pool, gate: WriteGate, rx: WriterQueue<Job>) {
     loop {
         let Some(batch) = super::next_batch(&mut *rx.lock().await, MAX_BATCH).await else {
             return;
