@@ -16,15 +16,13 @@
 //! purge deletes the delivered callbacks, the database is compacted and measured again:
 //! what the platform keeps for good per call.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
 mod support;
 use support::{
-    Proc, cpu_secs, env_u64, free_port, load_account, peak_rss_mb, post, start_server,
-    stat_cpu_secs,
+    cpu_secs, env_u64, load_account, peak_rss_mb, post, start_sandbox, start_server, stat_cpu_secs,
 };
 
 /// The server's database, read directly (not migrated: the server may be another build).
@@ -191,12 +189,7 @@ async fn main() {
         .unwrap_or_else(|_| format!("sqlite://{}/load.db", dir.path().display()));
     // The sandbox and the server run as processes of their own, so the server's memory
     // and CPU are measured alone.
-    let media_port = free_port();
-    let _sandbox = Proc::spawn(
-        Command::new(env!("CARGO_BIN_EXE_voicepaas"))
-            .args(["sandbox", "--listen", &format!("127.0.0.1:{media_port}")])
-            .env("VOICEPAAS_RECORDINGS_DIR", dir.path().join("recordings")),
-    );
+    let (_sandbox, media_port) = start_sandbox(dir.path(), None);
     let (server, base) = start_server(&bin, &url, media_port, dir.path(), &[]).await;
     let pid = server.0.id();
     let client = reqwest::Client::new();

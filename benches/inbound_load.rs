@@ -18,13 +18,12 @@
 //!
 //! The anchor printed last is the same server's `/healthz` rate (one connection).
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 mod support;
-use support::{Proc, admin, cpu_secs, env_u64, free_port, load_account, start_server};
+use support::{admin, cpu_secs, env_u64, load_account, start_sandbox, start_server};
 
 /// The account's CTI API.
 struct Cti {
@@ -147,13 +146,7 @@ async fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
     let url = std::env::var("DATABASE_URL")
         .unwrap_or_else(|_| format!("sqlite://{}/load.db", dir.path().display()));
-    let media_port = free_port();
-    let _sandbox = Proc::spawn(
-        Command::new(env!("CARGO_BIN_EXE_voicepaas"))
-            .args(["sandbox", "--listen", &format!("127.0.0.1:{media_port}")])
-            .env("VOICEPAAS_SANDBOX_SPEED", speed.to_string())
-            .env("VOICEPAAS_RECORDINGS_DIR", dir.path().join("recordings")),
-    );
+    let (_sandbox, media_port) = start_sandbox(dir.path(), Some(speed));
     let bin = env!("CARGO_BIN_EXE_voicepaas");
     let (server, base) = start_server(bin, &url, media_port, dir.path(), &[]).await;
     let pid = server.0.id();

@@ -62,6 +62,20 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A standalone `voicepaas sandbox` on a free port, its recordings under `dir`, its clock
+/// at `speed` (the default when `None`): the process and its Event Socket port.
+pub fn start_sandbox(dir: &std::path::Path, speed: Option<u64>) -> (Proc, u16) {
+    let port = free_port();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_voicepaas"));
+    command
+        .args(["sandbox", "--listen", &format!("127.0.0.1:{port}")])
+        .env("VOICEPAAS_RECORDINGS_DIR", dir.join("recordings"));
+    if let Some(speed) = speed {
+        command.env("VOICEPAAS_SANDBOX_SPEED", speed.to_string());
+    }
+    (Proc::spawn(&mut command), port)
+}
+
 /// Peak resident memory (VmHWM) of process `pid`, in MB.
 pub fn peak_rss_mb(pid: u32) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();

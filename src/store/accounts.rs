@@ -1,8 +1,9 @@
 //! Accounts: creation, limits, enable/disable, token rotation and authentication.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::{Store, StoreError, on_pool, on_write};
+use super::{Store, StoreError, Tx, on_pool, on_tx, on_write};
 use crate::domain::credentials::{is_hex32, new_account_sid, new_auth_token};
 
 /// A token hash no token has: what an unknown sid's token is checked against.
@@ -155,4 +156,24 @@ impl Store {
         };
         Ok((account.enabled && self.hasher.verify(token, &account.token_hash)).then_some(account))
     }
+}
+
+/// Changes each account's count of live legs by its delta (never below 0), in `tx`.
+pub(crate) async fn count_live(
+    tx: &mut Tx<'_>,
+    live: &BTreeMap<&str, i64>,
+) -> Result<(), sqlx::Error> {
+    let sql = format!(
+        "UPDATE accounts SET live_calls = {}(live_calls + $2, 0) WHERE sid = $1",
+        tx.greatest()
+    );
+    for (account, delta) in live.iter().filter(|(_, d)| **d != 0) {
+        on_tx!(&mut *tx, |c| sqlx::query(&sql)
+            .bind(account)
+            .bind(delta)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))?;
+    }
+    Ok(())
 }

@@ -3,8 +3,7 @@
 
 use super::inbound_opener::Opening;
 use super::placing::CallRecord;
-use super::{Store, StoreError, Tx, on_tx, on_write};
-use crate::domain::time::now_ms;
+use super::{Store, StoreError, on_write};
 use crate::media::pool::ParkedCall;
 
 /// How long claims are kept (they only matter while the channel parks).
@@ -56,28 +55,6 @@ impl NewInbound {
     }
 }
 
-/// Inserts the claim of `call`: `true` for exactly one claimant of a channel.
-async fn insert_claim(
-    tx: &mut Tx<'_>,
-    call: &ParkedCall,
-    claimed_by: &str,
-) -> Result<bool, sqlx::Error> {
-    let inserted = on_tx!(tx, |c| sqlx::query(
-        "INSERT INTO inbound_claims (channel_uuid, node, did, caller, claimed_by, claimed_at) \
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (channel_uuid) DO NOTHING"
-    )
-    .bind(&call.uuid)
-    .bind(&call.node)
-    .bind(&call.did)
-    .bind(&call.caller)
-    .bind(claimed_by)
-    .bind(now_ms())
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()))?;
-    Ok(inserted == 1)
-}
-
 impl Store {
     /// Claims `call` for process `claimed_by` and opens its conversation, in one
     /// transaction (shared with the other channels parking at the same moment): `false`
@@ -89,13 +66,7 @@ impl Store {
         claimed_by: &str,
         new: &NewInbound,
     ) -> Result<bool, StoreError> {
-        self.opener
-            .open(Opening {
-                call: call.clone(),
-                claimed_by: claimed_by.to_string(),
-                new: new.clone(),
-            })
-            .await
+        self.claim(call, claimed_by, Some(new.clone())).await
     }
 
     /// Claims `call` for process `claimed_by`: `true` for exactly one claimant of a
@@ -105,10 +76,22 @@ impl Store {
         call: &ParkedCall,
         claimed_by: &str,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.begin_write().await?;
-        let claimed = insert_claim(&mut tx, call, claimed_by).await?;
-        tx.commit().await?;
-        Ok(claimed)
+        self.claim(call, claimed_by, None).await
+    }
+
+    /// Claims `call`, opening `new` with it when given.
+    async fn claim(
+        &self,
+        call: &ParkedCall,
+        claimed_by: &str,
+        new: Option<NewInbound>,
+    ) -> Result<bool, StoreError> {
+        let opening = Opening {
+            call: call.clone(),
+            claimed_by: claimed_by.to_string(),
+            new,
+        };
+        self.opener.open(opening).await
     }
 
     /// Deletes claims older than a day; at most `limit`.

@@ -1,14 +1,16 @@
 //! Inbound claims committed in groups (as the journal does for calls): the DID channels
-//! that park together are claimed, and their conversations and user legs opened, in one
-//! transaction with a few multi-row statements, instead of a transaction each. A batch
+//! that park together are claimed, and the conversations and user legs of the routed ones
+//! opened, in one transaction with a few multi-row statements, instead of a transaction
+//! each. A batch
 //! that fails is retried one claim at a time, so one bad row cannot sink the others.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use tokio::sync::{mpsc, oneshot};
 
+use super::accounts::count_live;
 use super::inbound::NewInbound;
 use super::values::{self, Val};
-use super::{Pool, StoreError, Tx, WriteGate, WriterQueue, on_tx};
+use super::{Pool, StoreError, Tx, WriteGate, WriterQueue};
 use crate::domain::time::now_ms;
 use crate::media::pool::ParkedCall;
 
@@ -17,14 +19,14 @@ const MAX_BATCH: usize = 128;
 /// Claims waiting for the writer before callers wait for room.
 const QUEUE_DEPTH: usize = 4096;
 
-/// One parked channel to claim and open.
+/// One parked channel to claim (and open, if routed).
 pub(crate) struct Opening {
     /// The channel.
     pub call: ParkedCall,
     /// The claiming process.
     pub claimed_by: String,
-    /// Its conversation and user leg.
-    pub new: NewInbound,
+    /// Its conversation and user leg (`None`: claimed to be refused).
+    pub new: Option<NewInbound>,
 }
 
 type Job = (Opening, oneshot::Sender<Result<bool, StoreError>>);
@@ -50,7 +52,7 @@ impl InboundOpener {
         Self { tx }
     }
 
-    /// Claims and opens `opening`: `true` for exactly one claimant of a channel.
+    /// Claims (and opens) `opening`: `true` for exactly one claimant of a channel.
     pub(crate) async fn open(&self, opening: Opening) -> Result<bool, StoreError> {
         let (reply, answer) = oneshot::channel();
         self.tx
@@ -135,11 +137,12 @@ async fn write(
     .await?
     .into_iter()
     .collect();
-    let claimed: Vec<&Opening> = fresh
+    let opened: Vec<(&ParkedCall, &NewInbound)> = fresh
         .into_iter()
         .filter(|o| won.contains(&o.call.uuid))
+        .filter_map(|o| Some((&o.call, o.new.as_ref()?)))
         .collect();
-    open_conversations(&mut tx, &claimed).await?;
+    open_conversations(&mut tx, &opened).await?;
     tx.commit().await?;
     Ok(openings
         .iter()
@@ -150,20 +153,23 @@ async fn write(
 
 /// The claimed channels' conversations and user legs; each counts toward its account's
 /// live calls (a dial-in is never refused for them).
-async fn open_conversations(tx: &mut Tx<'_>, claimed: &[&Opening]) -> Result<(), sqlx::Error> {
-    if claimed.is_empty() {
+async fn open_conversations(
+    tx: &mut Tx<'_>,
+    opened: &[(&ParkedCall, &NewInbound)],
+) -> Result<(), sqlx::Error> {
+    if opened.is_empty() {
         return Ok(());
     }
-    let conversations: Vec<Vec<Val<'_>>> = claimed
+    let conversations: Vec<Vec<Val<'_>>> = opened
         .iter()
-        .map(|o| {
+        .map(|(_, n)| {
             vec![
-                Val::Text(Some(&o.new.conversation_id)),
-                Val::Text(Some(&o.new.request_id)),
-                Val::Text(Some(&o.new.account_sid)),
-                Val::Text(Some(&o.new.app_id)),
+                Val::Text(Some(&n.conversation_id)),
+                Val::Text(Some(&n.request_id)),
+                Val::Text(Some(&n.account_sid)),
+                Val::Text(Some(&n.app_id)),
                 Val::Text(Some("dialing")),
-                Val::Int(Some(o.new.created_at)),
+                Val::Int(Some(n.created_at)),
             ]
         })
         .collect();
@@ -174,10 +180,9 @@ async fn open_conversations(tx: &mut Tx<'_>, claimed: &[&Opening]) -> Result<(),
         &conversations,
     )
     .await?;
-    let legs: Vec<Vec<Val<'_>>> = claimed
+    let legs: Vec<Vec<Val<'_>>> = opened
         .iter()
-        .map(|o| {
-            let n = &o.new;
+        .map(|(call, n)| {
             vec![
                 Val::Text(Some(&n.leg_id)),
                 Val::Text(Some(&n.request_id)),
@@ -187,15 +192,15 @@ async fn open_conversations(tx: &mut Tx<'_>, claimed: &[&Opening]) -> Result<(),
                 Val::Text(Some(&n.conversation_id)),
                 Val::Int(Some(0)),
                 Val::Text(Some("initiated")),
-                Val::Text(Some(&o.call.did)),
-                Val::Text(Some(&o.call.caller)),
+                Val::Text(Some(&call.did)),
+                Val::Text(Some(&call.caller)),
                 Val::Text(Some(&n.params)),
                 Val::Int(Some(n.epoch)),
-                Val::Text(Some(&o.call.node)),
+                Val::Text(Some(&call.node)),
                 Val::Int(Some(n.created_at)),
                 Val::Int(Some(n.created_at)),
                 Val::Int(Some(n.created_at)),
-                Val::Text(Some(&o.call.uuid)),
+                Val::Text(Some(&call.uuid)),
             ]
         })
         .collect();
@@ -208,18 +213,8 @@ async fn open_conversations(tx: &mut Tx<'_>, claimed: &[&Opening]) -> Result<(),
     )
     .await?;
     let mut per_account: BTreeMap<&str, i64> = BTreeMap::new();
-    for o in claimed {
-        *per_account.entry(o.new.account_sid.as_str()).or_default() += 1;
+    for (_, n) in opened {
+        *per_account.entry(n.account_sid.as_str()).or_default() += 1;
     }
-    for (account, opened) in per_account {
-        on_tx!(&mut *tx, |c| sqlx::query(
-            "UPDATE accounts SET live_calls = live_calls + $2 WHERE sid = $1"
-        )
-        .bind(account)
-        .bind(opened)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected()))?;
-    }
-    Ok(())
+    count_live(tx, &per_account).await
 }

@@ -10,6 +10,7 @@ use super::{
     WaitingRow,
 };
 use crate::domain::time::now_ms;
+use crate::store::accounts::count_live;
 use crate::store::deliveries::{Attempt, Delivery, Outcome, write_attempts};
 use crate::store::session_writer::{self, Change, apply_changes};
 use crate::store::text;
@@ -522,22 +523,6 @@ fn additions<'a>(writes: impl Iterator<Item = &'a CallWrite>) -> Additions<'a> {
         }
     }
     added
-}
-
-async fn count_live(tx: &mut Tx<'_>, live: &BTreeMap<&str, i64>) -> Result<(), sqlx::Error> {
-    let sql = format!(
-        "UPDATE accounts SET live_calls = {}(live_calls + $2, 0) WHERE sid = $1",
-        tx.greatest()
-    );
-    for (account, delta) in live.iter().filter(|(_, d)| **d != 0) {
-        on_tx!(&mut *tx, |c| sqlx::query(&sql)
-            .bind(account)
-            .bind(delta)
-            .execute(c)
-            .await
-            .map(|r| r.rows_affected()))?;
-    }
-    Ok(())
 }
 
 async fn insert_leg(
