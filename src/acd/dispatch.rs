@@ -221,17 +221,9 @@ impl Acd {
                 }
                 slot.eligible = true;
                 slot.idle_since_ms = idle_since_ms;
-                let before = std::mem::replace(&mut slot.queues, queues);
-                for (queue, _) in before {
-                    if let Some(members) = self.members.get_mut(&queue) {
-                        members.remove(&agent);
-                    }
-                }
-                for (queue, _) in &self.agents[&agent].queues {
-                    self.members
-                        .entry(queue.clone())
-                        .or_default()
-                        .insert(agent.clone());
+                if slot.queues != queues {
+                    let before = std::mem::replace(&mut slot.queues, queues);
+                    self.index_member(&agent, &before);
                 }
             }
             Input::Unavailable { agent } => match self.agents.get_mut(&agent) {
@@ -306,7 +298,22 @@ impl Acd {
         });
     }
 
-    /// The first caller of `queue` without an offer.
+    /// Moves `agent` in the members index from the queues of `before` to its queues now.
+    fn index_member(&mut self, agent: &str, before: &[(QueueSid, u8)]) {
+        for (queue, _) in before {
+            if let Some(members) = self.members.get_mut(queue) {
+                members.remove(agent);
+            }
+        }
+        for (queue, _) in &self.agents[agent].queues {
+            self.members
+                .entry(queue.clone())
+                .or_default()
+                .insert(agent.to_string());
+        }
+    }
+
+    /// The first caller of `line` without an offer.
     fn first_unoffered<'a>(&self, line: &'a Line) -> Option<(LineKey, &'a str)> {
         line.order.iter().find_map(|(key, caller)| {
             self.callers[caller]
