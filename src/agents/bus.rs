@@ -38,9 +38,35 @@ pub enum Notice {
     Queue(String),
 }
 
-/// A caller's move in a queue, as published: (appSid, queueSid, the event's caller fields
-/// as JSON), to be completed once per process with the queue's counters.
-pub type QueueMove = (String, String, String);
+/// What the queue monitoring of this process is told, in the order it happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MonitorInput {
+    /// A caller's move in a queue, as published, to be completed once per process with
+    /// the queue's counters.
+    Caller {
+        /// Its application.
+        app_id: String,
+        /// The queue.
+        queue: String,
+        /// The event's caller fields, as JSON.
+        data: String,
+    },
+    /// An agent's session changed: its agentState may have moved.
+    Agent {
+        /// Its application.
+        app_id: String,
+        /// The agent.
+        agent_no: String,
+    },
+    /// The sockets of this process began (`on`) or stopped monitoring the application's
+    /// queues.
+    Watching {
+        /// The application.
+        app_id: String,
+        /// Whether some socket here monitors its queues now.
+        on: bool,
+    },
+}
 
 /// The queues a socket monitors (`monitorQueues`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,8 +101,9 @@ pub struct Bus {
     watcher: Mutex<Option<crate::acd::hub::AcdHandle>>,
     /// The sockets that monitor queues, by (agent, registration id).
     monitors: Mutex<HashMap<(Key, u64), Monitored>>,
-    /// Where callers' moves that some socket here monitors go to be completed.
-    moves: Mutex<Option<mpsc::UnboundedSender<QueueMove>>>,
+    /// Where the moves of callers and agents that some socket here monitors go to be
+    /// completed.
+    moves: Mutex<Option<mpsc::UnboundedSender<MonitorInput>>>,
 }
 
 /// A socket task's registration; dropping it unregisters.
@@ -97,11 +124,7 @@ impl Subscription {
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        self.bus
-            .monitors
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&(self.key.clone(), self.id));
+        self.bus.monitor(&self.key, self.id, None);
         let mut subscribers = self
             .bus
             .subscribers
@@ -167,14 +190,20 @@ impl Bus {
         if kind == "Q" {
             return self.queue_move(app_id, agent_no, parts.next().unwrap_or_default());
         }
-        if kind == "E"
-            && let Some(acd) = &*self.watcher.lock().unwrap_or_else(|e| e.into_inner())
-        {
-            acd.send(crate::acd::hub::HubInput::AgentChanged {
-                app_id: app_id.to_string(),
-                agent_no: agent_no.to_string(),
-                heard: tokio::time::Instant::now(),
-            });
+        if kind == "E" {
+            if let Some(acd) = &*self.watcher.lock().unwrap_or_else(|e| e.into_inner()) {
+                acd.send(crate::acd::hub::HubInput::AgentChanged {
+                    app_id: app_id.to_string(),
+                    agent_no: agent_no.to_string(),
+                    heard: tokio::time::Instant::now(),
+                });
+            }
+            if self.watches(app_id) {
+                self.complete(MonitorInput::Agent {
+                    app_id: app_id.to_string(),
+                    agent_no: agent_no.to_string(),
+                });
+            }
         }
         let notice = match (kind, parts.next()) {
             ("E", Some(sid)) => {
@@ -205,22 +234,50 @@ impl Bus {
         }
     }
 
-    /// Socket (`key`, registration `id`) monitors `what` from now on (`None`: nothing).
+    /// Socket (`key`, registration `id`) monitors `what` from now on (`None`: nothing);
+    /// the completer hears when the first socket of an application begins to monitor and
+    /// when the last stops.
     pub fn monitor(&self, key: &Key, id: u64, what: Option<Monitored>) {
+        let app_id = &key.0;
         let mut monitors = self.monitors.lock().unwrap_or_else(|e| e.into_inner());
+        let before = monitors.keys().any(|(k, _)| &k.0 == app_id);
         match what {
             Some(what) => monitors.insert((key.clone(), id), what),
             None => monitors.remove(&(key.clone(), id)),
         };
+        let after = monitors.keys().any(|(k, _)| &k.0 == app_id);
+        if before != after {
+            // Told under the lock, so the completer hears the turns in their order.
+            self.complete(MonitorInput::Watching {
+                app_id: app_id.clone(),
+                on: after,
+            });
+        }
     }
 
     /// Sends the moves monitored here to `completer` from now on.
-    pub fn complete_moves_with(&self, completer: mpsc::UnboundedSender<QueueMove>) {
+    pub fn complete_moves_with(&self, completer: mpsc::UnboundedSender<MonitorInput>) {
         *self.moves.lock().unwrap_or_else(|e| e.into_inner()) = Some(completer);
     }
 
+    /// Hands `input` to the completer.
+    fn complete(&self, input: MonitorInput) {
+        if let Some(completer) = &*self.moves.lock().unwrap_or_else(|e| e.into_inner()) {
+            let _ = completer.send(input);
+        }
+    }
+
+    /// Whether some socket here monitors queues of `app_id`.
+    fn watches(&self, app_id: &str) -> bool {
+        self.monitors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .any(|(key, _)| key.0 == app_id)
+    }
+
     /// The sockets of `app_id` monitoring `queue`.
-    fn watching(&self, app_id: &str, queue: &str) -> Vec<(Key, u64)> {
+    pub fn watching(&self, app_id: &str, queue: &str) -> Vec<(Key, u64)> {
         self.monitors
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -236,9 +293,11 @@ impl Bus {
         if self.watching(app_id, queue).is_empty() {
             return;
         }
-        if let Some(completer) = &*self.moves.lock().unwrap_or_else(|e| e.into_inner()) {
-            let _ = completer.send((app_id.to_string(), queue.to_string(), data.to_string()));
-        }
+        self.complete(MonitorInput::Caller {
+            app_id: app_id.to_string(),
+            queue: queue.to_string(),
+            data: data.to_string(),
+        });
     }
 
     /// Sends a completed queueEvent `frame` of `queue` to the sockets of `app_id`

@@ -3,26 +3,63 @@
 //! socket then gets every queueEvent of those queues — callers' moves published by the
 //! conversations of any replica, sent with the queue's counters at that moment.
 
+use std::collections::HashMap;
+
 use serde_json::{Map, Value, json};
 
 use super::Agents;
-use super::bus::{Monitored, queue_payload};
+use super::bus::{MonitorInput, Monitored, queue_payload};
 use super::error::CommandError;
-use crate::acd::live::load;
+use super::machine::AgentState;
+use crate::acd::live::{MemberView, load};
+use crate::cdr::format_time;
 use crate::domain::time::now_ms;
 use crate::store::agents::AgentRecord;
 use crate::store::monitors::ALL_QUEUES;
 
-/// Completes each caller's move monitored here once (the queue's counters read once for
-/// every monitoring socket of this process), in the order published, until the process
-/// stops.
+/// A monitored queue at the moment an event about it is sent.
+struct QueueNow {
+    /// Its name.
+    name: String,
+    /// Its counters (§8.4).
+    counters: Map<String, Value>,
+    /// The caller's place in line (`0`: not waiting).
+    position: usize,
+}
+
+/// What each agent of an application monitored here was last seen as: its agentState and
+/// pauseCause (an agent missing is offline).
+type Seen = HashMap<(String, String), (AgentState, String)>;
+
+/// Completes each move monitored here once (the queue's counters read once for every
+/// monitoring socket of this process), in the order published, until the process stops:
+/// callers' moves as they come; an agent's change when its agentState or pauseCause moved
+/// since this process last saw it, in each monitored queue it belongs to.
 pub(super) async fn complete_moves(
     agents: std::sync::Arc<Agents>,
-    mut moves: tokio::sync::mpsc::UnboundedReceiver<super::bus::QueueMove>,
+    mut moves: tokio::sync::mpsc::UnboundedReceiver<MonitorInput>,
 ) {
-    while let Some((app_id, queue, data)) = moves.recv().await {
-        if let Some(frame) = agents.queue_event_frame(&app_id, &queue, &data).await {
-            agents.bus.send_queue_frame(&app_id, &queue, &frame);
+    let mut seen = Seen::new();
+    while let Some(input) = moves.recv().await {
+        match input {
+            MonitorInput::Caller {
+                app_id,
+                queue,
+                data,
+            } => {
+                if let Some(frame) = agents.queue_event_frame(&app_id, &queue, &data).await {
+                    agents.bus.send_queue_frame(&app_id, &queue, &frame);
+                }
+            }
+            MonitorInput::Watching { app_id, on } => {
+                seen.retain(|(app, _), _| *app != app_id);
+                if on {
+                    agents.see_all(&app_id, &mut seen).await;
+                }
+            }
+            MonitorInput::Agent { app_id, agent_no } => {
+                agents.agent_moved(&app_id, &agent_no, &mut seen).await;
+            }
         }
     }
 }
@@ -134,6 +171,21 @@ impl Agents {
         let Ok(Value::Object(mut fields)) = serde_json::from_str::<Value>(data) else {
             return None;
         };
+        let conversation = fields
+            .get("conversationSid")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let now = self.queue_now(app_id, queue, &conversation).await?;
+        fields.insert("position".into(), now.position.into());
+        fields.insert("agentState".into(), "".into());
+        fields.insert("pauseCause".into(), "".into());
+        fields.extend(now.counters);
+        Some(json!({"type": "queueEvent", "data": fields}).to_string())
+    }
+
+    /// `queue` now: its name, its counters and the place of `conversation` in its line.
+    async fn queue_now(&self, app_id: &str, queue: &str, conversation: &str) -> Option<QueueNow> {
         let record = match self.store.find_queue(app_id, queue).await {
             Ok(record) => record?,
             Err(e) => {
@@ -148,21 +200,96 @@ impl Agents {
                 return None;
             }
         };
-        let conversation = fields
-            .get("conversationSid")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
         let position = live
             .waiting
             .iter()
             .position(|(c, _)| c == conversation)
             .map_or(0, |i| i + 1);
-        fields.insert("position".into(), position.into());
-        fields.insert("agentState".into(), "".into());
-        fields.insert("pauseCause".into(), "".into());
-        if let Value::Object(counters) = live.counters(now_ms()).to_json() {
-            fields.extend(counters);
+        let Value::Object(counters) = live.counters(now_ms()).to_json() else {
+            return None;
+        };
+        Some(QueueNow {
+            name: record.settings.name.clone(),
+            counters,
+            position,
+        })
+    }
+
+    /// Notes how every logged-in agent of `app_id` is now, as monitoring begins here.
+    async fn see_all(&self, app_id: &str, seen: &mut Seen) {
+        match self.store.live_sessions(app_id).await {
+            Ok(sessions) => {
+                for (agent_no, session) in sessions {
+                    let view = MemberView::of(agent_no, Some(&session), None);
+                    seen.insert(
+                        (app_id.to_string(), view.agent_no),
+                        (view.state, view.pause_cause),
+                    );
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "agents unreadable; their next change is sent as it is")
+            }
         }
-        Some(json!({"type": "queueEvent", "data": fields}).to_string())
+    }
+
+    /// Agent `agent_no`'s session changed: when its agentState or pauseCause moved, the
+    /// `agentState` queueEvent of each monitored queue it belongs to.
+    async fn agent_moved(&self, app_id: &str, agent_no: &str, seen: &mut Seen) {
+        let memberships = match self.store.agent_memberships(app_id, agent_no).await {
+            Ok(memberships) => memberships,
+            Err(e) => {
+                tracing::warn!(error = %e, "agent unreadable; its agentState queueEvent is not sent");
+                return;
+            }
+        };
+        let Some((_, session)) = memberships.first() else {
+            return;
+        };
+        let view = MemberView::of(agent_no.to_string(), session.as_deref(), None);
+        let now = (view.state, view.pause_cause.clone());
+        let key = (app_id.to_string(), agent_no.to_string());
+        let before = seen
+            .get(&key)
+            .cloned()
+            .unwrap_or((AgentState::Offline, String::new()));
+        if before == now {
+            return;
+        }
+        match view.state {
+            AgentState::Offline => seen.remove(&key),
+            _ => seen.insert(key, now),
+        };
+        for (queue, _) in &memberships {
+            if self.bus.watching(app_id, queue).is_empty() {
+                continue;
+            }
+            if let Some(frame) = self.agent_state_frame(app_id, queue, &view).await {
+                self.bus.send_queue_frame(app_id, queue, &frame);
+            }
+        }
+    }
+
+    /// The `agentState` queueEvent frame of member `view` in `queue`, with the queue's
+    /// counters (the caller's fields empty).
+    async fn agent_state_frame(
+        &self,
+        app_id: &str,
+        queue: &str,
+        view: &MemberView,
+    ) -> Option<String> {
+        let now = self.queue_now(app_id, queue, "").await?;
+        let timestamp = format_time(now_ms(), self.settings.timezone);
+        let mut data = json!({
+            "eventName": "agentState", "appSid": app_id, "queueSid": queue,
+            "queueName": now.name, "callSid": "", "conversationSid": "", "userNumber": "",
+            "joinType": "", "joinTime": "", "waitSeconds": 0, "position": 0,
+            "leaveCause": "", "agentNo": view.agent_no, "agentState": view.state.as_str(),
+            "pauseCause": view.pause_cause, "timestamp": timestamp,
+        });
+        if let Value::Object(fields) = &mut data {
+            fields.extend(now.counters);
+        }
+        Some(json!({"type": "queueEvent", "data": data}).to_string())
     }
 }

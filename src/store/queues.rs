@@ -238,6 +238,38 @@ impl Store {
         })?)
     }
 
+    /// The queues agent `agent_no` of `app_id` belongs to, each with the agent's live
+    /// session (the state machine's JSON; `None` when it is not logged in).
+    pub async fn agent_memberships(
+        &self,
+        app_id: &str,
+        agent_no: &str,
+    ) -> Result<Vec<(String, Option<String>)>, StoreError> {
+        Ok(on_pool!(self, |p| {
+            sqlx::query_as(
+            "SELECT q.queue_sid, s.session FROM agent_queues q \
+             LEFT JOIN agent_sessions s ON s.app_id = q.app_id AND s.agent_no = q.agent_no AND s.ended_at IS NULL \
+             WHERE q.app_id = $1 AND q.agent_no = $2 ORDER BY q.queue_sid"
+        )
+        .bind(app_id)
+        .bind(agent_no)
+        .fetch_all(p)
+        .await
+        })?)
+    }
+
+    /// The live sessions of `app_id`'s agents: (agentNo, the state machine's JSON).
+    pub async fn live_sessions(&self, app_id: &str) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(on_pool!(self, |p| {
+            sqlx::query_as(
+                "SELECT agent_no, session FROM agent_sessions WHERE app_id = $1 AND ended_at IS NULL",
+            )
+            .bind(app_id)
+            .fetch_all(p)
+            .await
+        })?)
+    }
+
     /// Every (agentNo, queueSid) membership of the logged-in agents of `app_id`.
     pub async fn logged_in_memberships(
         &self,

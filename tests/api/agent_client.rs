@@ -136,29 +136,52 @@ impl AgentSocket {
         self.events.drain(..n).collect()
     }
 
-    /// The next `n` queueEvents about callers (snapshots are skipped; other events are
-    /// kept in `events`).
+    /// The next `n` queueEvents about callers (`joined`, `answered`, `abandoned`,
+    /// `left`; others are set aside, and other events kept in `events`).
     pub async fn take_queue_moves(&mut self, n: usize) -> Vec<Value> {
-        let moves = |s: &mut Self| {
-            s.events.retain(|f| {
-                let queued = f["type"] == "queueEvent";
-                if queued {
-                    s.queue_events.push(f.clone());
-                }
-                !queued
-            });
-            s.queue_events
-                .retain(|f| f["data"]["eventName"] != "snapshot");
+        self.take_queue_events(n, &["joined", "answered", "abandoned", "left"])
+            .await
+    }
+
+    /// The next `n` `agentState` queueEvents (others are set aside, and other events kept
+    /// in `events`).
+    pub async fn take_agent_states(&mut self, n: usize) -> Vec<Value> {
+        self.take_queue_events(n, &["agentState"]).await
+    }
+
+    /// The next `n` queueEvents named one of `names`, in order; the other queueEvents
+    /// (snapshots among them) stay in `queue_events`.
+    async fn take_queue_events(&mut self, n: usize, names: &[&str]) -> Vec<Value> {
+        let wanted = |f: &Value| {
+            f["data"]["eventName"]
+                .as_str()
+                .is_some_and(|name| names.contains(&name))
         };
-        moves(self);
-        while self.queue_events.len() < n {
+        loop {
+            let queued: Vec<Value> = std::mem::take(&mut self.events);
+            for f in queued {
+                match f["type"] == "queueEvent" {
+                    true => self.queue_events.push(f),
+                    false => self.events.push(f),
+                }
+            }
+            if self.queue_events.iter().filter(|f| wanted(f)).count() >= n {
+                break;
+            }
             match self.next().await {
                 Got::Frame(f) => self.events.push(f),
                 Got::Closed(code) => panic!("closed with {code} while waiting for queueEvents"),
             }
-            moves(self);
         }
-        self.queue_events.drain(..n).collect()
+        let mut taken = Vec::with_capacity(n);
+        self.queue_events.retain(|f| {
+            let take = taken.len() < n && wanted(f);
+            if take {
+                taken.push(f.clone());
+            }
+            !take
+        });
+        taken
     }
 
     /// Reads until the socket closes; its close code (frames on the way are kept).

@@ -87,8 +87,31 @@ both_backends! {
         assert_eq!((rest["eventName"].as_str(), rest["agentNo"].as_str(), rest["position"].as_i64()), (Some("answered"), Some("1001"), Some(0)), "{answered}");
         assert_eq!(rest["callSid"], user_leg.as_str());
         assert_eq!(cdr_of_leg(&app, &db, &user_leg).await["byeType"], "3");
-        // Unmonitored: the next caller is not seen.
+        // The member's own moves, each with the counters after it: ready, an offer
+        // ringing, talking, and ready again (wrapupTime 0) after the caller hung up.
+        let states = sup.take_agent_states(4).await;
+        let seen: Vec<(&str, &str, i64, i64)> = states.iter().map(|e| {
+            let d = &e["data"];
+            (d["agentState"].as_str().unwrap(), d["pauseCause"].as_str().unwrap(),
+             d["agentsReady"].as_i64().unwrap(), d["agentsBusy"].as_i64().unwrap())
+        }).collect();
+        assert_eq!(seen, [("ready", "", 1, 0), ("ringing", "", 0, 1), ("talking", "", 0, 1), ("ready", "", 1, 0)], "{states:?}");
+        let rest = checked(&states[0], &json!({"agentState": "ready", "waitingCount": 1}));
+        assert_eq!(rest, json!({
+            "eventName": "agentState", "appSid": app.app_id, "queueSid": queue, "queueName": "sales",
+            "callSid": "", "conversationSid": "", "userNumber": "", "joinType": "", "position": 0,
+            "leaveCause": "", "agentNo": "1001", "pauseCause": "", "agentsReady": 1, "agentsBusy": 0,
+            "agentsPaused": 0, "agentsWrapup": 0, "agentsOffline": 0,
+        }));
+        assert_eq!(command(&app, "1001", "pause", json!({"pauseCause": "lunch"})).await.status, 200);
+        let paused = &sup.take_agent_states(1).await[0]["data"];
+        assert_eq!((paused["agentState"].as_str(), paused["pauseCause"].as_str(), paused["agentsPaused"].as_i64()), (Some("pause"), Some("lunch"), Some(1)), "{paused}");
+        assert_eq!(command(&app, "1001", "ready", json!({})).await.status, 200);
+        assert_eq!(sup.take_agent_states(1).await[0]["data"]["agentState"], "ready");
+        // Unmonitored: the next caller, and the member's moves, are not seen.
         assert_eq!(sup.request("unmonitorQueues", json!({})).await["statusCode"], "00000");
+        sup.events.clear();
+        sup.queue_events.clear();
         let second = dial_in(&app, "13800138001", "4008001000").await;
         assert_eq!(cdr_of_leg(&app, &db, &second).await["byeType"], "3");
         let seen = sup.request("getState", json!({})).await;
