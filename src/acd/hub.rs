@@ -38,6 +38,20 @@ const RESUME_GATHER: Duration = Duration::from_secs(1);
 /// of a change can be missed).
 const REFRESH: Duration = Duration::from_secs(2);
 
+/// The most inputs handled as one batch.
+const MAX_BATCH: usize = 512;
+
+/// What a batch of inputs needs of the store, read once for all of them (what is missing
+/// is read when its input is handled).
+#[derive(Default)]
+struct Reads {
+    /// The agents whose change is in the batch: the ready ones' offer data, `None` for
+    /// the others.
+    ready: HashMap<(String, String), Option<crate::store::acd::ReadyAgent>>,
+    /// The queues callers of the batch join: whether a member is logged in.
+    staffed: HashMap<(String, String), bool>,
+}
+
 /// What the matchmaker hears.
 #[derive(Debug)]
 pub enum HubInput {
@@ -172,16 +186,16 @@ pub async fn run(
         let resume_at = hub.resume_at;
         tokio::select! {
             input = inputs.recv() => match input {
-                Some(input) if input.is_resumed_join() => {
-                    hub.resume_at.get_or_insert_with(|| tokio::time::Instant::now() + RESUME_GATHER);
-                    hub.resumed.push(input);
-                }
                 Some(input) => {
-                    // A held-back caller that left meanwhile does not join.
-                    if let HubInput::Caller { conversation, .. } = &input {
-                        hub.resumed.retain(|h| !matches!(h, HubInput::Caller { conversation: c, .. } if c == conversation));
+                    // What else is queued is handled with it, its reads made together.
+                    let mut batch = vec![input];
+                    while batch.len() < MAX_BATCH {
+                        match inputs.try_recv() {
+                            Ok(input) => batch.push(input),
+                            Err(_) => break,
+                        }
                     }
-                    hub.on(input).await
+                    hub.on_batch(batch).await
                 }
                 None => return,
             },
@@ -190,7 +204,7 @@ pub async fn run(
                 let mut held = std::mem::take(&mut hub.resumed);
                 held.sort_by_key(HubInput::join_ms);
                 for input in held {
-                    hub.on(input).await;
+                    hub.on(input, &Reads::default()).await;
                 }
             }
             _ = refresh.tick() => hub.refresh_all().await,
@@ -223,14 +237,101 @@ impl HubInput {
 }
 
 impl Hub {
-    async fn on(&mut self, input: HubInput) {
+    /// Handles `batch` in order, with what its inputs need read in a few queries.
+    async fn on_batch(&mut self, batch: Vec<HubInput>) {
+        let mut now = Vec::with_capacity(batch.len());
+        for input in batch {
+            if input.is_resumed_join() {
+                self.resume_at
+                    .get_or_insert_with(|| tokio::time::Instant::now() + RESUME_GATHER);
+                self.resumed.push(input);
+                continue;
+            }
+            // A held-back caller that left meanwhile does not join.
+            if let HubInput::Caller { conversation, .. } = &input {
+                self.resumed.retain(
+                    |h| !matches!(h, HubInput::Caller { conversation: c, .. } if c == conversation),
+                );
+            }
+            now.push(input);
+        }
+        let reads = self.read_for(&now).await;
+        for input in now {
+            self.on(input, &reads).await;
+        }
+    }
+
+    /// Reads what `inputs` need: the agents whose change they tell of and the queues
+    /// their callers join, in one query each per application.
+    async fn read_for(&self, inputs: &[HubInput]) -> Reads {
+        let mut agents: HashMap<&str, HashSet<&str>> = HashMap::new();
+        let mut queues: HashMap<&str, HashSet<&str>> = HashMap::new();
+        for input in inputs {
+            match input {
+                HubInput::AgentChanged {
+                    app_id, agent_no, ..
+                } if self.apps.contains_key(app_id) => {
+                    agents.entry(app_id).or_default().insert(agent_no);
+                }
+                HubInput::Caller {
+                    app_id,
+                    signal:
+                        QueueSignal::Join {
+                            target: Target::Queue(queue),
+                            ..
+                        },
+                    ..
+                } => {
+                    queues.entry(app_id).or_default().insert(queue);
+                }
+                _ => {}
+            }
+        }
+        let mut reads = Reads::default();
+        let store = self.agents.store();
+        for (app_id, wanted) in agents {
+            let wanted: Vec<&str> = wanted.into_iter().collect();
+            match store.ready_agents_among(app_id, &wanted).await {
+                Ok(ready) => {
+                    for agent_no in &wanted {
+                        reads
+                            .ready
+                            .insert((app_id.to_string(), agent_no.to_string()), None);
+                    }
+                    for agent in ready {
+                        let key = (app_id.to_string(), agent.agent_no.clone());
+                        reads.ready.insert(key, Some(agent));
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "matchmaker: agents unreadable"),
+            }
+        }
+        for (app_id, wanted) in queues {
+            let wanted: Vec<&str> = wanted.into_iter().collect();
+            match store.staffed_among(app_id, &wanted).await {
+                Ok(staffed) => {
+                    for queue in wanted {
+                        let key = (app_id.to_string(), queue.to_string());
+                        reads.staffed.insert(key, staffed.contains(queue));
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "matchmaker: members unreadable"),
+            }
+        }
+        reads
+    }
+
+    async fn on(&mut self, input: HubInput, reads: &Reads) {
         match input {
             HubInput::Caller {
                 app_id,
                 conversation,
                 signal,
                 numbers,
-            } => self.caller(app_id, conversation, signal, numbers).await,
+            } => {
+                self.caller(app_id, conversation, signal, numbers, reads)
+                    .await
+            }
             HubInput::QueueEvent {
                 app_id,
                 queue,
@@ -258,7 +359,16 @@ impl Hub {
                 heard,
             } => {
                 if self.apps.contains_key(&app_id) {
-                    let ready = self.agents.store().ready_agent(&app_id, &agent_no).await;
+                    let key = (app_id.clone(), agent_no.clone());
+                    let ready = match reads.ready.get(&key) {
+                        Some(ready) => Ok(ready.clone()),
+                        None => self
+                            .agents
+                            .store()
+                            .ready_agents_among(&app_id, &[agent_no.as_str()])
+                            .await
+                            .map(|mut ready| ready.pop()),
+                    };
                     self.became_ready = Some((agent_no.clone(), heard));
                     match ready {
                         Ok(ready) => self.believe(&app_id, &agent_no, ready).await,
@@ -276,6 +386,7 @@ impl Hub {
         conversation: String,
         signal: QueueSignal,
         (did, user_number): (String, String),
+        reads: &Reads,
     ) {
         let input = match signal {
             QueueSignal::Join {
@@ -317,7 +428,16 @@ impl Hub {
                     tracing::warn!(error = %e, "matchmaker: queue unreadable; the caller overflows");
                     return self.tell(&conversation, QueueOrder::NoAgents).await;
                 }
-                match self.agents.store().queue_staffed(&app_id, &queue).await {
+                let staffed = match reads.staffed.get(&(app_id.clone(), queue.clone())) {
+                    Some(staffed) => Ok(*staffed),
+                    None => self
+                        .agents
+                        .store()
+                        .staffed_among(&app_id, &[queue.as_str()])
+                        .await
+                        .map(|staffed| !staffed.is_empty()),
+                };
+                match staffed {
                     Ok(true) => {}
                     Ok(false) => return self.tell(&conversation, QueueOrder::NoAgents).await,
                     Err(e) => tracing::warn!(error = %e, "matchmaker: members unreadable"),

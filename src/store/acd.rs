@@ -1,7 +1,7 @@
 //! What the matchmaker reads of agents (agents' contract §9): who may take an offer now
 //! (logged in, `ready`, no call) with its queues, skill levels and idle time.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use super::journal::WaitingRow;
 use super::{Store, StoreError, on_pool};
@@ -48,34 +48,42 @@ impl Store {
         Ok(gather(rows))
     }
 
-    /// Agent `agent_no` of `app_id`, if it may take an offer now.
-    pub async fn ready_agent(
+    /// Those of agents `agent_nos` of `app_id` that may take an offer now.
+    pub async fn ready_agents_among(
         &self,
         app_id: &str,
-        agent_no: &str,
-    ) -> Result<Option<ReadyAgent>, StoreError> {
-        let sql = format!("{READY} AND s.agent_no = $2");
+        agent_nos: &[&str],
+    ) -> Result<Vec<ReadyAgent>, StoreError> {
+        let list =
+            serde_json::to_string(agent_nos).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let sql = format!("{READY} AND {}", self.in_json_texts("s.agent_no", 2));
         let rows: Vec<Row> = on_pool!(self, |p| sqlx::query_as(&sql)
             .bind(app_id)
-            .bind(agent_no)
+            .bind(&list)
             .fetch_all(p)
             .await)?;
-        Ok(gather(rows).pop())
+        Ok(gather(rows))
     }
 
-    /// Whether any member of queue `queue_sid` is logged in.
-    pub async fn queue_staffed(&self, app_id: &str, queue_sid: &str) -> Result<bool, StoreError> {
-        let found: Option<(String,)> = on_pool!(self, |p| {
-            sqlx::query_as(
-            "SELECT q.agent_no FROM agent_queues q JOIN agent_sessions s ON s.app_id = q.app_id \
-             AND s.agent_no = q.agent_no AND s.ended_at IS NULL WHERE q.app_id = $1 AND q.queue_sid = $2 LIMIT 1"
-        )
-        .bind(app_id)
-        .bind(queue_sid)
-        .fetch_optional(p)
-        .await
-        })?;
-        Ok(found.is_some())
+    /// Those of queues `queue_sids` of `app_id` with a member logged in.
+    pub async fn staffed_among(
+        &self,
+        app_id: &str,
+        queue_sids: &[&str],
+    ) -> Result<HashSet<String>, StoreError> {
+        let list =
+            serde_json::to_string(queue_sids).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let sql = format!(
+            "SELECT DISTINCT q.queue_sid FROM agent_queues q JOIN agent_sessions s ON s.app_id = q.app_id \
+             AND s.agent_no = q.agent_no AND s.ended_at IS NULL WHERE q.app_id = $1 AND {}",
+            self.in_json_texts("q.queue_sid", 2)
+        );
+        let rows: Vec<(String,)> = on_pool!(self, |p| sqlx::query_as(&sql)
+            .bind(app_id)
+            .bind(&list)
+            .fetch_all(p)
+            .await)?;
+        Ok(rows.into_iter().map(|(q,)| q).collect())
     }
 
     /// The callers waiting in queue `queue_sid` of `app_id`, by conversation, in join

@@ -394,13 +394,10 @@ impl Store {
     ) -> Result<HashMap<String, Vec<AttemptListed>>, StoreError> {
         let ids =
             serde_json::to_string(webhook_ids).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let wanted = match self.pool {
-            super::Pool::Sqlite(_) => "SELECT value FROM json_each($1)",
-            super::Pool::Postgres(_) => "SELECT jsonb_array_elements_text($1::jsonb)",
-        };
         let sql = format!(
             "SELECT webhook_id, attempt, at, status_code, latency_ms, error, response FROM delivery_attempts \
-             WHERE webhook_id IN ({wanted}) ORDER BY webhook_id, attempt"
+             WHERE {} ORDER BY webhook_id, attempt",
+            self.in_json_texts("webhook_id", 1)
         );
         let rows: Vec<AttemptListed> =
             super::on_pool!(self, |p| sqlx::query_as(&sql).bind(&ids).fetch_all(p).await)?;

@@ -319,6 +319,18 @@ impl Tx<'_> {
 }
 
 impl Store {
+    /// `column` is one of the strings of the JSON array bound as text (`$n`): a list of any
+    /// length in one parameter, looked up by index on either backend (on PostgreSQL as an
+    /// array, so the plan does not hang on the estimate of a set-returning function).
+    pub(crate) fn in_json_texts(&self, column: &str, n: usize) -> String {
+        match self.pool {
+            Pool::Sqlite(_) => format!("{column} IN (SELECT value FROM json_each(${n}))"),
+            Pool::Postgres(_) => {
+                format!("{column} = ANY(ARRAY(SELECT jsonb_array_elements_text(${n}::jsonb)))")
+            }
+        }
+    }
+
     /// Begins a write transaction (`BEGIN IMMEDIATE` on SQLite, so a read-then-write
     /// transaction never fails to upgrade its lock).
     pub(crate) async fn begin_write(&self) -> Result<Tx<'static>, sqlx::Error> {

@@ -15,6 +15,9 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migratio
 
 /// Read connections of the SQLite pool (the accept writer has its own).
 const SQLITE_READERS: u32 = 4;
+/// How long a PostgreSQL connection may sit idle in the pool and still be used without
+/// checking it first.
+const IDLE_CHECK: Duration = Duration::from_secs(1);
 /// Connections of the PostgreSQL pool.
 const POSTGRES_CONNECTIONS: u32 = 16;
 
@@ -39,6 +42,18 @@ pub async fn connect(url: &str) -> Result<(Pool, WriterBackend), StoreError> {
         let pool = PgPoolOptions::new()
             .max_connections(POSTGRES_CONNECTIONS)
             .acquire_timeout(Duration::from_secs(10))
+            // sqlx checks every connection as it returns to the pool; one taken again soon
+            // after needs no second check (a round trip per statement saved), one idle for
+            // a while is checked before use, as the database may have gone away meanwhile.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= IDLE_CHECK {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect_with(options)
             .await?;
         Ok((Pool::Postgres(pool.clone()), WriterBackend::Postgres(pool)))
