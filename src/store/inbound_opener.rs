@@ -54,12 +54,7 @@ impl InboundOpener {
 
     /// Claims (and opens) `opening`: `true` for exactly one claimant of a channel.
     pub(crate) async fn open(&self, opening: Opening) -> Result<bool, StoreError> {
-        let (reply, answer) = oneshot::channel();
-        self.tx
-            .send((opening, reply))
-            .await
-            .map_err(|_| StoreError::Closed)?;
-        answer.await.map_err(|_| StoreError::Closed)?
+        super::submit(&self.tx, |reply| (opening, reply)).await
     }
 }
 

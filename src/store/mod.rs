@@ -370,6 +370,17 @@ where
     tx
 }
 
+/// Hands a batch writer the job `job` makes around its reply channel and waits for the
+/// answer (`StoreError::Closed` when the writer is gone).
+pub(crate) async fn submit<J, R, E: From<StoreError>>(
+    tx: &tokio::sync::mpsc::Sender<J>,
+    job: impl FnOnce(tokio::sync::oneshot::Sender<Result<R, E>>) -> J,
+) -> Result<R, E> {
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    tx.send(job(reply)).await.map_err(|_| StoreError::Closed)?;
+    answer.await.map_err(|_| StoreError::Closed)?
+}
+
 /// The next batch of a writer's queue: the first job waited for, then whatever else is
 /// already queued, up to `max` (`None`: the queue is closed).
 pub(crate) async fn next_batch<T>(

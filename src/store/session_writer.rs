@@ -76,16 +76,14 @@ impl SessionWriter {
         new_sid: &str,
         decide: Decide,
     ) -> Result<Outcome, StoreError> {
-        let (reply, answer) = oneshot::channel();
-        let job = Job {
+        super::submit(&self.tx, |reply| Job {
             app_id: app_id.to_string(),
             agent_no: agent_no.to_string(),
             new_sid: new_sid.to_string(),
             decide,
             reply,
-        };
-        self.tx.send(job).await.map_err(|_| StoreError::Closed)?;
-        answer.await.map_err(|_| StoreError::Closed)?
+        })
+        .await
     }
 }
 

@@ -12,7 +12,7 @@ use batch::{Written, write};
 use std::sync::Arc;
 
 use serde::Serialize;
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
 use super::deliveries::{Attempt, Delivery, Outcome};
 use super::session_writer::DecideFn;
@@ -23,8 +23,6 @@ use crate::domain::time::now_ms;
 const MAX_BATCH: usize = 1024;
 /// Entries waiting for the writer before callers wait for room.
 const QUEUE_DEPTH: usize = 16_384;
-/// Writer tasks on PostgreSQL (SQLite has one writer).
-const POSTGRES_WRITERS: usize = 2;
 
 /// A callback to send: one row of the outbox.
 #[derive(Debug, Clone, Serialize)]
@@ -379,22 +377,16 @@ impl std::fmt::Debug for Job {
 impl Journal {
     /// Starts the writer task(s).
     pub(crate) fn start(pool: Pool, gate: WriteGate, written: Arc<tokio::sync::Notify>) -> Self {
-        let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
-        let rx = Arc::new(Mutex::new(rx));
         let sink: Arc<std::sync::OnceLock<NoticeSink>> = Arc::default();
-        let writers = match pool {
-            Pool::Sqlite(_) => 1,
-            Pool::Postgres(_) => POSTGRES_WRITERS,
-        };
-        for _ in 0..writers {
-            tokio::spawn(writer(
+        let tx = super::start_writers(&pool, QUEUE_DEPTH, |rx| {
+            writer(
                 pool.clone(),
                 gate.clone(),
-                rx.clone(),
+                rx,
                 written.clone(),
                 sink.clone(),
-            ));
-        }
+            )
+        });
         Self { tx, sink }
     }
 
@@ -402,12 +394,7 @@ impl Journal {
         &self,
         job: impl FnOnce(oneshot::Sender<Result<(), JournalError>>) -> Job,
     ) -> Result<(), JournalError> {
-        let (done, result) = oneshot::channel();
-        self.tx
-            .send(job(done))
-            .await
-            .map_err(|_| StoreError::Closed)?;
-        result.await.map_err(|_| StoreError::Closed)?
+        super::submit(&self.tx, job).await
     }
 }
 
@@ -444,7 +431,7 @@ impl super::Store {
 async fn writer(
     pool: Pool,
     gate: WriteGate,
-    rx: Arc<Mutex<mpsc::Receiver<Job>>>,
+    rx: super::WriterQueue<Job>,
     written: Arc<tokio::sync::Notify>,
     sink: Arc<std::sync::OnceLock<NoticeSink>>,
 ) {
