@@ -176,7 +176,7 @@ impl Agents {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string();
-        let now = self.queue_now(app_id, queue, &conversation).await?;
+        let now = self.queue_now(app_id, queue, &conversation, None).await?;
         fields.insert("position".into(), now.position.into());
         fields.insert("agentState".into(), "".into());
         fields.insert("pauseCause".into(), "".into());
@@ -184,8 +184,15 @@ impl Agents {
         Some(json!({"type": "queueEvent", "data": fields}).to_string())
     }
 
-    /// `queue` now: its name, its counters and the place of `conversation` in its line.
-    async fn queue_now(&self, app_id: &str, queue: &str, conversation: &str) -> Option<QueueNow> {
+    /// `queue` now: its name, its counters (`member` counted as it is given) and the place
+    /// of `conversation` in its line.
+    async fn queue_now(
+        &self,
+        app_id: &str,
+        queue: &str,
+        conversation: &str,
+        member: Option<&MemberView>,
+    ) -> Option<QueueNow> {
         let record = match self.store.find_queue(app_id, queue).await {
             Ok(record) => record?,
             Err(e) => {
@@ -193,13 +200,23 @@ impl Agents {
                 return None;
             }
         };
-        let live = match load(&self.store, &record).await {
+        let mut live = match load(&self.store, &record).await {
             Ok(live) => live,
             Err(e) => {
                 tracing::warn!(error = %e, "queue unreadable; a queueEvent is not sent");
                 return None;
             }
         };
+        // A member's event counts the member as the event says, though it may have
+        // moved on since.
+        if let Some(member) = member
+            && let Some(m) = live
+                .members
+                .iter_mut()
+                .find(|m| m.agent_no == member.agent_no)
+        {
+            *m = member.clone();
+        }
         let position = live
             .waiting
             .iter()
@@ -278,7 +295,7 @@ impl Agents {
         queue: &str,
         view: &MemberView,
     ) -> Option<String> {
-        let now = self.queue_now(app_id, queue, "").await?;
+        let now = self.queue_now(app_id, queue, "", Some(view)).await?;
         let timestamp = format_time(now_ms(), self.settings.timezone);
         let mut data = json!({
             "eventName": "agentState", "appSid": app_id, "queueSid": queue,
