@@ -183,6 +183,7 @@ impl Application {
         let agents = self.agents.clone();
         let placing = tokio::spawn(async move {
             stop_signal().await;
+            agents.store().stopping();
             orchestrator.stop_placing();
             // Agent sockets close with 1001 so their clients reconnect to another replica
             // (and the HTTP server, which waits for open connections, can stop).

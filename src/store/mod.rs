@@ -37,6 +37,7 @@ pub mod text;
 mod values;
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use sqlx::{PgPool, SqlitePool};
 
@@ -155,6 +156,8 @@ pub struct Store {
     gate: WriteGate,
     /// Told when callbacks may have been added to the outbox by this process.
     outbox_written: Arc<tokio::sync::Notify>,
+    /// Set once the process stops (see [`Store::stopping`]).
+    stopping: Arc<AtomicBool>,
 }
 
 /// SQLite has one writer at a time: the writers of this process (the accept writer, the
@@ -186,7 +189,8 @@ impl WriteGate {
 impl Store {
     /// Connects to `database_url`, applies pending migrations and starts the accept writer.
     pub async fn open(database_url: &str) -> Result<Self, StoreError> {
-        let (pool, writer) = open::connect(database_url).await?;
+        let stopping = Arc::new(AtomicBool::new(false));
+        let (pool, writer) = open::connect(database_url, stopping.clone()).await?;
         open::migrate(&pool).await?;
         let hasher = TokenHasher::new(&open::token_key(&pool).await?);
         let gate = WriteGate::for_pool(&pool);
@@ -205,7 +209,17 @@ impl Store {
             opener,
             gate,
             outbox_written,
+            stopping,
         })
+    }
+
+    /// Says the process is stopping. Each HTTP worker runs its own runtime and stops once
+    /// idle, and a PostgreSQL connection opened on a stopped runtime fails at its next
+    /// use; from now on every connection is checked as it is taken from the pool, so the
+    /// requests still in flight get a live one.
+    pub fn stopping(&self) {
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Resolves when this process may have added callbacks to the outbox (the webhook

@@ -1,6 +1,8 @@
 //! Connecting to either backend, migrations and the installation's token key.
 
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -21,8 +23,12 @@ const IDLE_CHECK: Duration = Duration::from_secs(1);
 /// Connections of the PostgreSQL pool.
 const POSTGRES_CONNECTIONS: u32 = 16;
 
-/// Opens the pool and the accept writer's backend for `url`.
-pub async fn connect(url: &str) -> Result<(Pool, WriterBackend), StoreError> {
+/// Opens the pool and the accept writer's backend for `url`. Once `stopping` is set,
+/// every PostgreSQL connection is checked before use (see [`super::Store::stopping`]).
+pub async fn connect(
+    url: &str,
+    stopping: Arc<AtomicBool>,
+) -> Result<(Pool, WriterBackend), StoreError> {
     if url.starts_with("sqlite:") {
         prepare_sqlite_dir(url)?;
         // FULL makes every commit durable on disk; group commit pays it once per batch.
@@ -44,11 +50,14 @@ pub async fn connect(url: &str) -> Result<(Pool, WriterBackend), StoreError> {
             .acquire_timeout(Duration::from_secs(10))
             // sqlx checks every connection as it returns to the pool; one taken again soon
             // after needs no second check (a round trip per statement saved), one idle for
-            // a while is checked before use, as the database may have gone away meanwhile.
+            // a while is checked before use, as the database may have gone away meanwhile,
+            // and so is every one once the process stops, as one opened on a stopped HTTP
+            // worker's runtime is dead.
             .test_before_acquire(false)
-            .before_acquire(|conn, meta| {
+            .before_acquire(move |conn, meta| {
+                let check = meta.idle_for >= IDLE_CHECK || stopping.load(Ordering::Relaxed);
                 Box::pin(async move {
-                    if meta.idle_for >= IDLE_CHECK {
+                    if check {
                         sqlx::Connection::ping(conn).await?;
                     }
                     Ok(true)
