@@ -81,8 +81,10 @@ impl AgentSocket {
 
     /// The next frame or close, within the frame timeout.
     pub async fn next(&mut self) -> Got {
+        // One deadline for the frame, however many pings come meanwhile.
+        let deadline = tokio::time::Instant::now() + FRAME_WITHIN;
         loop {
-            let read = tokio::time::timeout(FRAME_WITHIN, self.stream.next())
+            let read = tokio::time::timeout_at(deadline, self.stream.next())
                 .await
                 .expect("a frame within the timeout");
             match read {

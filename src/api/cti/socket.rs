@@ -430,40 +430,52 @@ impl Socket {
         let store = self.agents.store().clone();
         let mut disabled = false;
         loop {
-            if let Some((sid, sent)) = following.as_mut() {
-                loop {
-                    let Ok(frames) = store.session_events(sid, *sent, BATCH).await else {
-                        return None;
-                    };
-                    let done = (frames.len() as i64) < BATCH;
-                    for (seq, frame) in frames {
-                        disabled |= logs_out_disabled(&frame);
-                        if !self.send(frame).await {
-                            return None;
-                        }
-                        *sent = seq;
-                    }
-                    if done {
-                        break;
-                    }
-                }
-            }
+            self.send_new_events(following, &mut disabled).await?;
             let Ok(live) = store.live_session(&self.app.app_id, &self.agent_no).await else {
                 return None;
             };
+            let live = live.map(|l| l.session_sid);
+            if live.is_some() && live.as_deref() == following.as_ref().map(|(sid, _)| sid.as_str())
+            {
+                return disabled.then_some(4005);
+            }
+            // The followed session ended after the events above were read: its last
+            // events (the logout among them) were written with its end, so they are there
+            // to read now.
+            self.send_new_events(following, &mut disabled).await?;
             match live {
-                Some(l)
-                    if following
-                        .as_ref()
-                        .is_none_or(|(sid, _)| sid != &l.session_sid) =>
-                {
-                    *following = Some((l.session_sid, 0));
-                }
-                Some(_) => return disabled.then_some(4005),
+                Some(sid) => *following = Some((sid, 0)),
                 None => {
                     *following = None;
                     return disabled.then_some(4005);
                 }
+            }
+        }
+    }
+
+    /// Sends what the followed session has after what was sent of it; notes a logout for
+    /// being disabled in `disabled`. `None` when the database or the socket failed.
+    async fn send_new_events(
+        &mut self,
+        following: &mut Option<(String, i64)>,
+        disabled: &mut bool,
+    ) -> Option<()> {
+        let Some((sid, sent)) = following.as_mut() else {
+            return Some(());
+        };
+        let store = self.agents.store().clone();
+        loop {
+            let frames = store.session_events(sid, *sent, BATCH).await.ok()?;
+            let done = (frames.len() as i64) < BATCH;
+            for (seq, frame) in frames {
+                *disabled |= logs_out_disabled(&frame);
+                if !self.send(frame).await {
+                    return None;
+                }
+                *sent = seq;
+            }
+            if done {
+                return Some(());
             }
         }
     }
