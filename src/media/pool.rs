@@ -8,7 +8,7 @@
 //! connection loss and its return are told to every call with a leg on the node. New legs
 //! go to the connected node with the most free capacity ([`MediaPool::pick`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -66,19 +66,26 @@ pub struct ParkedCall {
 impl ParkedCall {
     /// The parked DID channel an event on `node` announces, if it is one.
     pub fn of(node: &str, event: &crate::esl::Event) -> Option<Self> {
-        if event.name() != "CHANNEL_PARK" || event.variable("voicepaas_conversation").is_some() {
+        if event.name() != "CHANNEL_PARK" {
+            return None;
+        }
+        Self::described(node, |header| event.get(header))
+    }
+
+    /// The unclaimed DID channel whose headers (an event's, or a `uuid_dump … json`
+    /// answer's fields) `header` reads, if it is one.
+    fn described<'a>(node: &str, header: impl Fn(&str) -> Option<&'a str>) -> Option<Self> {
+        if header("variable_voicepaas_conversation").is_some() {
             return None;
         }
         Some(Self {
             node: node.to_string(),
-            uuid: event.unique_id()?.to_string(),
-            did: event.variable("voicepaas_did")?.to_string(),
-            caller: event
-                .get("Caller-Caller-ID-Number")
+            uuid: header("Unique-ID")?.to_string(),
+            did: header("variable_voicepaas_did")?.to_string(),
+            caller: header("Caller-Caller-ID-Number")
                 .unwrap_or_default()
                 .to_string(),
-            call_sid: event
-                .variable("voicepaas_call_sid")
+            call_sid: header("variable_voicepaas_call_sid")
                 .filter(|sid| crate::domain::ids::is_well_formed(sid, "CA"))
                 .map(str::to_string),
         })
@@ -107,11 +114,15 @@ pub enum LegSignal {
 /// and asked about (`uuid_dump`), so it ends with its CDR within about half a minute.
 pub const SWEEP_EVERY: Duration = Duration::from_secs(12);
 
-/// Sweeps node `node`'s channels every [`SWEEP_EVERY`] while it lives.
-async fn sweep(node: std::sync::Weak<MediaNode>) {
-    let mut missed_before: std::collections::HashSet<String> = Default::default();
+/// Sweeps node `node`'s channels every [`SWEEP_EVERY`], and at once after each connect,
+/// while it lives.
+async fn sweep(node: std::sync::Weak<MediaNode>, connected: Arc<tokio::sync::Notify>) {
+    let mut missed_before: HashSet<String> = Default::default();
     loop {
-        tokio::time::sleep(SWEEP_EVERY).await;
+        tokio::select! {
+            _ = tokio::time::sleep(SWEEP_EVERY) => {}
+            _ = connected.notified() => {}
+        }
         let Some(node) = node.upgrade() else { return };
         if !node.is_connected() {
             missed_before.clear();
@@ -126,12 +137,13 @@ async fn sweep(node: std::sync::Weak<MediaNode>) {
         let Ok(listing) = node.client.api("show channels as json").await else {
             continue;
         };
-        let Some(listed) = channel_uuids(&listing) else {
+        let Some(listed) = listed_channels(&listing) else {
             continue;
         };
-        let missing: std::collections::HashSet<String> = registered
-            .into_iter()
-            .filter(|uuid| !listed.contains(uuid))
+        let missing: HashSet<String> = registered
+            .iter()
+            .filter(|uuid| !listed.contains_key(*uuid))
+            .cloned()
             .collect();
         for uuid in missing.intersection(&missed_before) {
             let route = node
@@ -145,21 +157,35 @@ async fn sweep(node: std::sync::Weak<MediaNode>) {
             }
         }
         missed_before = missing;
+        let parked_elsewhere = listed
+            .into_iter()
+            .filter(|(uuid, application)| application == "park" && !registered.contains(uuid));
+        for (uuid, _) in parked_elsewhere {
+            node.tell_if_unclaimed_did(&uuid).await;
+        }
     }
 }
 
-/// The channel uuids of a `show channels as json` answer (`None` if it is not one).
-fn channel_uuids(listing: &str) -> Option<std::collections::HashSet<String>> {
+/// The channels of a `show channels as json` answer, each uuid with its current
+/// application (`None` if it is not such an answer).
+fn listed_channels(listing: &str) -> Option<HashMap<String, String>> {
     let value: serde_json::Value = serde_json::from_str(listing.trim()).ok()?;
     value.get("row_count")?;
+    let text = |row: &serde_json::Value, name: &str| {
+        row.get(name).and_then(|v| v.as_str()).map(str::to_string)
+    };
     Some(
         value
             .get("rows")
             .and_then(|r| r.as_array())
             .map(|rows| {
                 rows.iter()
-                    .filter_map(|row| row.get("uuid").and_then(|u| u.as_str()))
-                    .map(str::to_string)
+                    .filter_map(|row| {
+                        Some((
+                            text(row, "uuid")?,
+                            text(row, "application").unwrap_or_default(),
+                        ))
+                    })
                     .collect()
             })
             .unwrap_or_default(),
@@ -198,6 +224,8 @@ pub struct MediaNode {
     routes: Routes,
     /// The node's clock, from its latest event.
     clock: Arc<MediaClock>,
+    /// Where DID channels parked on this node are told.
+    parked: ParkedSink,
 }
 
 /// A node's clock as seen from here: the time of its latest event, carried forward at
@@ -240,6 +268,28 @@ impl Drop for Registration {
 }
 
 impl MediaNode {
+    /// Asks the node about parked channel `uuid` (`uuid_dump`) and, if it is a DID channel
+    /// nobody claimed, tells it as its CHANNEL_PARK would have: its park came while the
+    /// connection was down or before this process started. Claiming it in the database
+    /// keeps it handled once, however often it is told and by how many replicas.
+    async fn tell_if_unclaimed_did(&self, uuid: &str) {
+        let Ok(dump) = self.client.api(&format!("uuid_dump {uuid} json")).await else {
+            return;
+        };
+        let Ok(serde_json::Value::Object(fields)) = serde_json::from_str(dump.trim()) else {
+            return;
+        };
+        let Some(call) = ParkedCall::described(&self.name, |h| fields.get(h)?.as_str()) else {
+            return;
+        };
+        tracing::info!(node = %self.name, channel = %uuid, did = %call.did, "a parked DID channel no event told of");
+        if let Ok(sink) = self.parked.lock()
+            && let Some(sink) = sink.as_ref()
+        {
+            let _ = sink.send(call);
+        }
+    }
+
     /// Routes the events of channel `uuid` (leg `leg` of a call whose driver is of
     /// `generation`) to `tx`, from now on until the registration is dropped.
     pub fn register(
@@ -338,6 +388,7 @@ impl MediaPool {
                 routes: Routes::default(),
                 clock: Arc::new(MediaClock::new()),
                 connected: tokio::sync::Notify::new(),
+                sweep_now: Arc::default(),
                 parked: parked.clone(),
             });
             let sink = router.clone();
@@ -384,8 +435,9 @@ impl MediaPool {
                 capacity,
                 routes: router.routes.clone(),
                 clock: router.clock.clone(),
+                parked: parked.clone(),
             });
-            tokio::spawn(sweep(Arc::downgrade(&node)));
+            tokio::spawn(sweep(Arc::downgrade(&node), router.sweep_now.clone()));
             nodes.push(node);
         }
         MediaPool {
@@ -495,6 +547,8 @@ struct Router {
     clock: Arc<MediaClock>,
     /// Told on every connect (start-up waits for the first).
     connected: tokio::sync::Notify,
+    /// Told on every connect: the node's channels are swept at once.
+    sweep_now: Arc<tokio::sync::Notify>,
     /// Where DID channels parking on this node are told.
     parked: ParkedSink,
 }
@@ -539,6 +593,7 @@ impl Router {
                 tracing::info!(node = %self.name, "media server up");
                 metrics().esl_node(&self.name, true);
                 self.connected.notify_one();
+                self.sweep_now.notify_one();
                 broadcast(&self.routes, || LegSignal::NodeUp(self.name.clone()));
             }
         }
@@ -580,7 +635,22 @@ fn most_free(nodes: &[(bool, usize, usize)]) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
-    use super::most_free;
+    use super::{listed_channels, most_free};
+
+    #[test]
+    fn channel_lists_read_as_freeswitch_writes_them() {
+        // Shortened rows of a FreeSWITCH 1.10 answer (esl-transcripts 87).
+        let listing = r#"{"row_count":2,"rows":[{"uuid":"9b529547","direction":"outbound","name":"loopback/7100-a","state":"CS_EXECUTE","application":"park","application_data":"","callstate":"ACTIVE"},{"uuid":"eae22f9d","direction":"inbound","application":"playback"}]}"#;
+        let listed = listed_channels(listing).unwrap();
+        assert_eq!(listed.len(), 2);
+        assert_eq!(listed["9b529547"], "park");
+        assert_eq!(listed["eae22f9d"], "playback");
+        assert_eq!(
+            listed_channels("{\"row_count\": 0}\n").map(|l| l.len()),
+            Some(0)
+        );
+        assert_eq!(listed_channels("-ERR no reply\n"), None);
+    }
 
     #[test]
     fn calls_go_where_capacity_is_free() {

@@ -442,6 +442,52 @@ both_backends! {
 }
 
 both_backends! {
+    /// A caller who dials in while no platform process is connected to the media server
+    /// (its park heard by nobody) is found among the node's channels when a process
+    /// connects, claimed and served like any other.
+    async fn a_park_nobody_heard_is_found_on_connect(db: TestDb) {
+        use crate::engine_faults::Media;
+        use crate::processes::{customer, free_port, sandbox, server};
+        let dir = tempfile::tempdir().unwrap();
+        let media_port = free_port();
+        let _sandbox = sandbox(media_port, "1", dir.path());
+        let (mut first, address) = server(&db, media_port, dir.path(), "10").await;
+        let app = customer(&address, 100).await;
+        let queue = create_queue(&app, json!({"name": "sales"})).await;
+        agent(&app, "1001", json!({"wrapupTime": 0, "sipNumber": "80001001", "queues": [{"queueSid": queue}]})).await;
+        route(&app, "4008001000", json!({"route": {"type": "queue", "queueSid": queue}})).await;
+        first.0.kill().unwrap();
+        first.0.wait().unwrap();
+
+        // The carrier's call parks on the node with no platform process listening.
+        let media = Media::connect(media_port).await;
+        let placed = media.api("voicepaas_inbound 13800138001 4008001000").await;
+        assert!(placed.starts_with("+OK"), "{placed}");
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+        let (_second, address) = server(&db, media_port, dir.path(), "10").await;
+        let mut app = app;
+        app.address = address;
+        assert_eq!(command(&app, "1001", "login", json!({})).await.status, 200);
+        let started = std::time::Instant::now();
+        let conversation = loop {
+            let a = command(&app, "1001", "getState", json!({})).await;
+            if a.body["data"]["agentState"] == "talking" {
+                break a.body["data"]["calls"][0]["conversationSid"].as_str().unwrap().to_string();
+            }
+            assert!(started.elapsed() < std::time::Duration::from_secs(30), "{}", a.body);
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        };
+        let user = db.text(&format!("SELECT id FROM calls WHERE conversation_id = '{conversation}' AND leg_seq = 0")).await.unwrap();
+        assert_eq!(command(&app, "1001", "hangup", json!({})).await.status, 200);
+        let cdr = cdr_of_leg(&app, &db, &user).await;
+        assert_eq!((cdr["byeType"].as_str(), cdr["agentNo"].as_str(), cdr["callType"].as_str()), (Some("4"), Some("1001"), Some("1")), "{cdr}");
+        assert_eq!((cdr["userNumber"].as_str(), cdr["didNumber"].as_str()), (Some("13800138001"), Some("4008001000")), "{cdr}");
+        assert_eq!(db.store().await.count_cdrs().await.unwrap(), 1);
+    }
+}
+
+both_backends! {
     /// lastAgentRouting: a caller who talked with an agent before gets that agent first
     /// when it is ready, though another has waited longer; another caller gets the
     /// longest idle.

@@ -47,6 +47,11 @@ impl Media {
         Media { client, runs }
     }
 
+    /// Runs `command` as an `api` on the node; its output.
+    pub async fn api(&self, command: &str) -> String {
+        self.client.api(command).await.unwrap()
+    }
+
     /// The far end of channel `uuid` hangs up.
     pub async fn hang_up(&self, uuid: &str) {
         let out = self

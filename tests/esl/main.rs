@@ -525,6 +525,32 @@ async fn api_commands_answer_like_freeswitch() {
     assert_eq!(answer.await.unwrap().unwrap(), format!("+OK {uuid}\n"));
     assert_eq!(c.api(&format!("uuid_exists {uuid}")).await.unwrap(), "true");
     assert!(c.api("show channels").await.unwrap().contains(&uuid));
+    // As FreeSWITCH lists a parked channel (esl-transcripts 87).
+    let listing: serde_json::Value =
+        serde_json::from_str(&c.api("show channels as json").await.unwrap()).unwrap();
+    let row = &listing["rows"][0];
+    assert_eq!(listing["row_count"], 1, "{listing}");
+    assert_eq!(
+        [
+            &row["uuid"],
+            &row["direction"],
+            &row["state"],
+            &row["dest"],
+            &row["application"],
+            &row["callstate"],
+            &row["cid_num"]
+        ],
+        [
+            uuid.as_str(),
+            "outbound",
+            "CS_EXECUTE",
+            "13800001234",
+            "park",
+            "ACTIVE",
+            "01080001001"
+        ],
+        "{row}"
+    );
     assert_eq!(
         c.command("sendmsg nobody", &[("call-command", "hangup")])
             .await,

@@ -965,6 +965,7 @@ impl Channel {
                 let mut current = vec![];
                 if let Some(running) = &self.running {
                     current.push(("variable_current_application", running.app.name.clone()));
+                    current.push(("variable_current_application_data", running.app.arg.clone()));
                 }
                 let state = if self.phase == Phase::Answered {
                     "CS_EXECUTE"

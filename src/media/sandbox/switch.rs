@@ -442,7 +442,7 @@ impl Switch {
             "status" => self.status(),
             "version" => "FreeSWITCH Version 1.10.12-release~64bit (voicepaas sandbox)\n".into(),
             "show" if args.starts_with("channels") || args.starts_with("calls") => {
-                self.show_channels(args.ends_with("as json"))
+                self.show_channels(args.ends_with("as json")).await
             }
             "conference" => self.conference(args),
             "hupall" => {
@@ -484,27 +484,76 @@ impl Switch {
         )
     }
 
-    fn show_channels(&self, json: bool) -> String {
+    /// `show channels [as json]`: a row per channel with FreeSWITCH's column names (a
+    /// subset), built from each channel's dump, ordered by uuid.
+    async fn show_channels(&self, json: bool) -> String {
+        const COLUMNS: [&str; 10] = [
+            "uuid",
+            "direction",
+            "created_epoch",
+            "name",
+            "state",
+            "cid_num",
+            "dest",
+            "application",
+            "application_data",
+            "callstate",
+        ];
         let mut uuids: Vec<String> = lock(&self.channels).keys().cloned().collect();
         uuids.sort();
+        let mut rows: Vec<[String; 10]> = Vec::with_capacity(uuids.len());
+        for uuid in &uuids {
+            // A channel too busy to describe itself is still listed, by its uuid.
+            let (tx, rx) = oneshot::channel();
+            let dump = match self.tell(uuid, Command::Dump(tx)) {
+                true => rx.await.ok(),
+                false => None,
+            };
+            let field = |name: &str| {
+                dump.as_ref()
+                    .and_then(|d| d.get(name))
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            let created_us: i64 = field("Caller-Channel-Created-Time").parse().unwrap_or(0);
+            rows.push([
+                uuid.clone(),
+                field("Call-Direction"),
+                (created_us / 1_000_000).to_string(),
+                field("Channel-Name"),
+                field("Channel-State"),
+                field("Caller-Caller-ID-Number"),
+                field("Caller-Destination-Number"),
+                field("variable_current_application"),
+                field("variable_current_application_data"),
+                field("Channel-Call-State"),
+            ]);
+        }
         if json {
-            let rows: Vec<serde_json::Value> = uuids
-                .iter()
-                .map(|u| serde_json::json!({"uuid": u, "direction": "outbound"}))
-                .collect();
             if rows.is_empty() {
                 return "{\"row_count\": 0}\n".into();
             }
+            let rows: Vec<serde_json::Value> = rows
+                .iter()
+                .map(|row| {
+                    COLUMNS
+                        .iter()
+                        .zip(row)
+                        .map(|(k, v)| (k.to_string(), serde_json::Value::from(v.as_str())))
+                        .collect::<serde_json::Map<_, _>>()
+                        .into()
+                })
+                .collect();
             return format!(
                 "{}\n",
                 serde_json::json!({"row_count": rows.len(), "rows": rows})
             );
         }
-        let mut out = String::from("uuid,direction\n");
-        for uuid in &uuids {
-            out.push_str(&format!("{uuid},outbound\n"));
+        let mut out = format!("{}\n", COLUMNS.join(","));
+        for row in &rows {
+            out.push_str(&format!("{}\n", row.join(",")));
         }
-        out.push_str(&format!("\n{} total.\n", uuids.len()));
+        out.push_str(&format!("\n{} total.\n", rows.len()));
         out
     }
 
