@@ -194,7 +194,8 @@ impl Store {
             let skip_locked = tx.skip_locked();
             let sql = format!(
                 "UPDATE calls SET state = 'placing', epoch = $3, updated_at = $4 WHERE id IN \
-                 (SELECT id FROM calls WHERE account_sid = $1 AND state = 'queued' ORDER BY created_at, id LIMIT $2{skip_locked}) \
+                 (SELECT id FROM calls WHERE account_sid = $1 AND state = 'queued' AND epoch IS NULL AND end_at IS NULL \
+                 ORDER BY created_at, id LIMIT $2{skip_locked}) \
                  RETURNING {CALL_COLUMNS}"
             );
             claimed.calls = on_tx!(&mut tx, |c| sqlx::query_as(&sql)
