@@ -379,20 +379,76 @@ both_backends! {
     }
 }
 
+/// A standalone sandbox (real time) and a `voicepaas serve` process on `db`, with number
+/// 4008001000 routed to the queue `spec` describes, whose one member is agent 1001 (a SIP
+/// device, no wrapup).
+struct QueueOnProcesses {
+    _sandbox: crate::processes::Proc,
+    server: crate::processes::Proc,
+    app: TestApp,
+    queue: String,
+    media_port: u16,
+}
+
+async fn queue_on_processes(db: &TestDb, dir: &std::path::Path, spec: Value) -> QueueOnProcesses {
+    use crate::processes::{customer, free_port, sandbox, server};
+    let media_port = free_port();
+    let sandbox = sandbox(media_port, "1", dir);
+    let (server, address) = server(db, media_port, dir, "10").await;
+    let app = customer(&address, 100).await;
+    let queue = create_queue(&app, spec).await;
+    let member = json!({"wrapupTime": 0, "sipNumber": "80001001", "queues": [{"queueSid": queue}]});
+    agent(&app, "1001", member).await;
+    route(
+        &app,
+        "4008001000",
+        json!({"route": {"type": "queue", "queueSid": queue}}),
+    )
+    .await;
+    QueueOnProcesses {
+        _sandbox: sandbox,
+        server,
+        app,
+        queue,
+        media_port,
+    }
+}
+
+/// The user leg of the call agent 1001 talks in, once it does (within 40 s).
+async fn talking_user_leg(app: &TestApp, db: &TestDb) -> String {
+    let started = std::time::Instant::now();
+    loop {
+        let a = command(app, "1001", "getState", json!({})).await;
+        if a.body["data"]["agentState"] == "talking" {
+            let cv = a.body["data"]["calls"][0]["conversationSid"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            return db
+                .text(&format!(
+                    "SELECT id FROM calls WHERE conversation_id = '{cv}' AND leg_seq = 0"
+                ))
+                .await
+                .unwrap();
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(40),
+            "{}",
+            a.body
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
 both_backends! {
     /// SIGKILL of the process driving two waiting callers, the media server alive: the
     /// next process takes them over in their places, and the first agent ready gets the
     /// caller who joined first, then the other.
     async fn sigkill_mid_queue_keeps_the_callers_places(db: TestDb) {
-        use crate::processes::{customer, free_port, sandbox, server};
+        use crate::processes::server;
         let dir = tempfile::tempdir().unwrap();
-        let media_port = free_port();
-        let _sandbox = sandbox(media_port, "1", dir.path());
-        let (mut first, address) = server(&db, media_port, dir.path(), "10").await;
-        let app = customer(&address, 100).await;
-        let queue = create_queue(&app, json!({"name": "sales", "maxWaitSeconds": 0})).await;
-        agent(&app, "1001", json!({"wrapupTime": 0, "sipNumber": "80001001", "queues": [{"queueSid": queue}]})).await;
-        route(&app, "4008001000", json!({"route": {"type": "queue", "queueSid": queue}})).await;
+        let QueueOnProcesses { _sandbox, server: mut first, app, queue, media_port } =
+            queue_on_processes(&db, dir.path(), json!({"name": "sales", "maxWaitSeconds": 0})).await;
         // Logged in but paused: the callers wait.
         assert_eq!(command(&app, "1001", "login", json!({"workStatus": "2"})).await.status, 200);
         let early = dial_in(&app, "13800138001", "4008001000").await;
@@ -420,16 +476,7 @@ both_backends! {
         // Once the calls are taken over, the agent talks with the caller who came first.
         let mut order = Vec::new();
         for _ in 0..2 {
-            let started = std::time::Instant::now();
-            let user = loop {
-                let a = command(&app, "1001", "getState", json!({})).await;
-                if a.body["data"]["agentState"] == "talking" {
-                    let cv = a.body["data"]["calls"][0]["conversationSid"].as_str().unwrap().to_string();
-                    break db.text(&format!("SELECT id FROM calls WHERE conversation_id = '{cv}' AND leg_seq = 0")).await.unwrap();
-                }
-                assert!(started.elapsed() < std::time::Duration::from_secs(40), "{}", a.body);
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            };
+            let user = talking_user_leg(&app, &db).await;
             order.push(user.clone());
             assert_eq!(command(&app, "1001", "hangup", json!({})).await.status, 200);
             let cdr = cdr_of_leg(&app, &db, &user).await;
@@ -447,15 +494,10 @@ both_backends! {
     /// connects, claimed and served like any other.
     async fn a_park_nobody_heard_is_found_on_connect(db: TestDb) {
         use crate::engine_faults::Media;
-        use crate::processes::{customer, free_port, sandbox, server};
+        use crate::processes::server;
         let dir = tempfile::tempdir().unwrap();
-        let media_port = free_port();
-        let _sandbox = sandbox(media_port, "1", dir.path());
-        let (mut first, address) = server(&db, media_port, dir.path(), "10").await;
-        let app = customer(&address, 100).await;
-        let queue = create_queue(&app, json!({"name": "sales"})).await;
-        agent(&app, "1001", json!({"wrapupTime": 0, "sipNumber": "80001001", "queues": [{"queueSid": queue}]})).await;
-        route(&app, "4008001000", json!({"route": {"type": "queue", "queueSid": queue}})).await;
+        let QueueOnProcesses { _sandbox, server: mut first, app, media_port, .. } =
+            queue_on_processes(&db, dir.path(), json!({"name": "sales"})).await;
         first.0.kill().unwrap();
         first.0.wait().unwrap();
 
@@ -469,16 +511,7 @@ both_backends! {
         let mut app = app;
         app.address = address;
         assert_eq!(command(&app, "1001", "login", json!({})).await.status, 200);
-        let started = std::time::Instant::now();
-        let conversation = loop {
-            let a = command(&app, "1001", "getState", json!({})).await;
-            if a.body["data"]["agentState"] == "talking" {
-                break a.body["data"]["calls"][0]["conversationSid"].as_str().unwrap().to_string();
-            }
-            assert!(started.elapsed() < std::time::Duration::from_secs(30), "{}", a.body);
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        };
-        let user = db.text(&format!("SELECT id FROM calls WHERE conversation_id = '{conversation}' AND leg_seq = 0")).await.unwrap();
+        let user = talking_user_leg(&app, &db).await;
         assert_eq!(command(&app, "1001", "hangup", json!({})).await.status, 200);
         let cdr = cdr_of_leg(&app, &db, &user).await;
         assert_eq!((cdr["byeType"].as_str(), cdr["agentNo"].as_str(), cdr["callType"].as_str()), (Some("4"), Some("1001"), Some("1")), "{cdr}");
