@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use crate::config::{DEFAULT_NODE_CAPACITY, MediaSetting, Settings};
 use crate::domain::time::now_ms;
 use crate::esl::{EslClient, EslOptions, Incoming};
-use crate::orchestrator::driver::media::channel_event;
+use crate::orchestrator::driver::media::{channel_event, probe_command};
 use crate::orchestrator::engine::{LegIdx, MediaEvent};
 use crate::telemetry::metrics::metrics;
 
@@ -129,7 +129,7 @@ async fn sweep(node: std::sync::Weak<MediaNode>, connected: Arc<tokio::sync::Not
             continue;
         }
         // Registered before the question: a leg registered later may not be listed yet.
-        let registered: Vec<String> = node
+        let registered: HashSet<String> = node
             .routes
             .lock()
             .map(|r| r.keys().cloned().collect())
@@ -273,7 +273,7 @@ impl MediaNode {
     /// connection was down or before this process started. Claiming it in the database
     /// keeps it handled once, however often it is told and by how many replicas.
     async fn tell_if_unclaimed_did(&self, uuid: &str) {
-        let Ok(dump) = self.client.api(&format!("uuid_dump {uuid} json")).await else {
+        let Ok(dump) = self.client.api(&probe_command(uuid)).await else {
             return;
         };
         let Ok(serde_json::Value::Object(fields)) = serde_json::from_str(dump.trim()) else {

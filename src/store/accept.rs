@@ -158,12 +158,7 @@ impl AcceptQueue {
 
     /// Writes `acceptance` durably (or decides against it) and says which.
     pub async fn submit(&self, acceptance: Acceptance) -> Result<AcceptOutcome, StoreError> {
-        let (done, outcome) = oneshot::channel();
-        self.tx
-            .send((acceptance, done))
-            .await
-            .map_err(|_| StoreError::Closed)?;
-        outcome.await.map_err(|_| StoreError::Closed)?
+        super::submit(&self.tx, |done| (acceptance, done)).await
     }
 }
 

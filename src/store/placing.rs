@@ -67,6 +67,10 @@ pub struct CallRecord {
     pub agent_no: Option<String>,
 }
 
+/// Which legs are queued: as the `calls_queued` index says it (no epoch yet, not ended —
+/// not the state, so a state change touches no index), with the state as well.
+pub(crate) const QUEUED_LEG: &str = "state = 'queued' AND epoch IS NULL AND end_at IS NULL";
+
 /// The columns of [`CallRecord`].
 pub(crate) const CALL_COLUMNS: &str = "id, request_id, account_sid, app_id, kind, conversation_id, leg_seq, state, to_number, from_number, userdata, params, node, start_at, ring_at, answer_at, end_at, hangup_cause, cause, sip_status, proto_cause, created_at, channel_uuid, agent_no";
 
@@ -194,8 +198,7 @@ impl Store {
             let skip_locked = tx.skip_locked();
             let sql = format!(
                 "UPDATE calls SET state = 'placing', epoch = $3, updated_at = $4 WHERE id IN \
-                 (SELECT id FROM calls WHERE account_sid = $1 AND state = 'queued' AND epoch IS NULL AND end_at IS NULL \
-                 ORDER BY created_at, id LIMIT $2{skip_locked}) \
+                 (SELECT id FROM calls WHERE account_sid = $1 AND {QUEUED_LEG} ORDER BY created_at, id LIMIT $2{skip_locked}) \
                  RETURNING {CALL_COLUMNS}"
             );
             claimed.calls = on_tx!(&mut tx, |c| sqlx::query_as(&sql)

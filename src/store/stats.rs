@@ -1,15 +1,18 @@
 //! Figures for `/metrics`, read with the partial indexes of unfinished calls and pending
 //! or failed callbacks (cheap however many finished rows the tables hold).
 
+use super::placing::QUEUED_LEG;
 use super::{Store, StoreError};
 use crate::domain::time::now_ms;
 
 impl Store {
     /// Unfinished call legs (queued included) by kind and state: `(kind, state, count)`.
     pub async fn call_counts(&self) -> Result<Vec<(String, String, i64)>, StoreError> {
-        let sql = "SELECT kind, state, COUNT(*) FROM calls WHERE state = 'queued' AND epoch IS NULL AND end_at IS NULL GROUP BY kind, state \
-             UNION ALL SELECT kind, state, COUNT(*) FROM calls WHERE end_at IS NULL AND epoch IS NOT NULL GROUP BY kind, state";
-        Ok(super::on_pool!(self, |p| sqlx::query_as(sql)
+        let sql = format!(
+            "SELECT kind, state, COUNT(*) FROM calls WHERE {QUEUED_LEG} GROUP BY kind, state \
+             UNION ALL SELECT kind, state, COUNT(*) FROM calls WHERE end_at IS NULL AND epoch IS NOT NULL GROUP BY kind, state"
+        );
+        Ok(super::on_pool!(self, |p| sqlx::query_as(&sql)
             .fetch_all(p)
             .await)?)
     }
