@@ -38,6 +38,15 @@ const RESUME_GATHER: Duration = Duration::from_secs(1);
 /// of a change can be missed).
 const REFRESH: Duration = Duration::from_secs(2);
 
+/// How soon an agent left to an older caller of another replica is looked at again (in
+/// case that replica offers the caller another agent).
+const DEFERRED_RETRY: Duration = Duration::from_millis(250);
+
+/// The longest an agent is left to older callers of other replicas: past it, this
+/// replica's callers get it as if no replica were older (a replica that never offers its
+/// caller must not keep an agent idle).
+const MAX_DEFERRED: Duration = Duration::from_secs(30);
+
 /// The most inputs handled as one batch.
 const MAX_BATCH: usize = 512;
 
@@ -85,6 +94,8 @@ pub enum HubInput {
         caller: String,
         /// The agent.
         agent: String,
+        /// Why.
+        why: Unmade,
     },
     /// An agent's session changed (on any replica).
     AgentChanged {
@@ -118,6 +129,19 @@ impl AcdHandle {
 struct Caller {
     did: String,
     user_number: String,
+    /// When it joined its line, Unix ms.
+    join_ms: i64,
+    /// The agent it is offered first (its last agent), whatever waits elsewhere.
+    last_agent: Option<String>,
+}
+
+/// Why an offer was not made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unmade {
+    /// The agent could not be claimed, or the caller no longer waits.
+    Failed,
+    /// A caller of another replica waited longer for the agent: it is theirs.
+    Deferred,
 }
 
 /// One application's matchmaker.
@@ -130,6 +154,8 @@ struct App {
     rules: HashMap<String, Option<i64>>,
     /// Agents it believes available.
     available: HashSet<String>,
+    /// Agents left to older callers of other replicas, since when (until they are taken).
+    deferred_since: HashMap<String, tokio::time::Instant>,
 }
 
 struct Hub {
@@ -343,9 +369,28 @@ impl Hub {
                 app_id,
                 caller,
                 agent,
+                why,
             } => {
                 if let Some(app) = self.apps.get_mut(&app_id) {
                     app.available.remove(&agent);
+                    if why == Unmade::Deferred {
+                        let now = tokio::time::Instant::now();
+                        app.deferred_since.entry(agent.clone()).or_insert(now);
+                    }
+                }
+                if why == Unmade::Deferred {
+                    // Looked at again soon: the older caller may get another agent.
+                    let (back, app_id, agent_no) =
+                        (self.back.clone(), app_id.clone(), agent.clone());
+                    tokio::spawn(async move {
+                        tokio::time::sleep(DEFERRED_RETRY).await;
+                        let heard = tokio::time::Instant::now();
+                        back.send(HubInput::AgentChanged {
+                            app_id,
+                            agent_no,
+                            heard,
+                        });
+                    });
                 }
                 let unavailable = Input::Unavailable {
                     agent: agent.clone(),
@@ -400,8 +445,15 @@ impl Hub {
                 // every available agent serves under its own name.
                 self.ensure(&app_id).await;
                 let app = self.apps.entry(app_id.clone()).or_default();
-                app.callers
-                    .insert(conversation.clone(), Caller { did, user_number });
+                app.callers.insert(
+                    conversation.clone(),
+                    Caller {
+                        did,
+                        user_number,
+                        join_ms,
+                        last_agent: None,
+                    },
+                );
                 Input::Join {
                     caller: conversation,
                     queue: own_line(&agent_no),
@@ -444,8 +496,15 @@ impl Hub {
                 }
                 let last_agent = self.last_agent(&app_id, &queue, &user_number).await;
                 let app = self.apps.entry(app_id.clone()).or_default();
-                app.callers
-                    .insert(conversation.clone(), Caller { did, user_number });
+                app.callers.insert(
+                    conversation.clone(),
+                    Caller {
+                        did,
+                        user_number,
+                        join_ms,
+                        last_agent: last_agent.clone(),
+                    },
+                );
                 Input::Join {
                     caller: conversation,
                     queue,
@@ -596,10 +655,16 @@ impl Hub {
                     queues: agent.queues,
                 }
             }
-            None if app.available.remove(agent_no) => Input::Unavailable {
-                agent: agent_no.to_string(),
-            },
-            None => return,
+            None => {
+                // Taken (or gone): whatever it was left to is over.
+                app.deferred_since.remove(agent_no);
+                if !app.available.remove(agent_no) {
+                    return;
+                }
+                Input::Unavailable {
+                    agent: agent_no.to_string(),
+                }
+            }
         };
         self.step(app_id, input).await;
     }
@@ -623,12 +688,22 @@ impl Hub {
                 else {
                     continue;
                 };
-                let numbers = self
-                    .apps
-                    .get(app_id)
-                    .and_then(|a| a.callers.get(&caller))
+                let app = self.apps.get(app_id);
+                let known = app.and_then(|a| a.callers.get(&caller));
+                let numbers = known
                     .map(|c| (c.did.clone(), c.user_number.clone()))
                     .unwrap_or_default();
+                // Join order across replicas: a caller's turn, unless the agent is its last
+                // or was left to other replicas' callers for too long.
+                let overdue = app
+                    .and_then(|a| a.deferred_since.get(&agent))
+                    .is_some_and(|since| since.elapsed() >= MAX_DEFERRED);
+                if overdue {
+                    tracing::warn!(agent = %agent, "matchmaker: an older caller of another replica was not offered the agent for 30 s; offering it here");
+                }
+                let turn = known
+                    .filter(|c| !overdue && c.last_agent.as_ref() != Some(&agent))
+                    .map(|c| c.join_ms);
                 // The claim and the dial take a few milliseconds of the database and the
                 // caller's conversation: offers go on side by side meanwhile.
                 let heard = self
@@ -639,17 +714,23 @@ impl Hub {
                 let (offerer, back, app_id) =
                     (self.offerer.clone(), self.back.clone(), app_id.to_string());
                 tokio::spawn(async move {
-                    if offerer
-                        .offer(&app_id, &caller, &queue, &agent, numbers, heard)
-                        .await
-                    {
-                        return;
+                    let proposal = Proposal {
+                        caller: &caller,
+                        queue: &queue,
+                        agent_no: &agent,
+                        numbers,
+                        heard,
+                        turn,
+                    };
+                    let made = offerer.offer(&app_id, proposal).await;
+                    if let Err(why) = made {
+                        back.send(HubInput::OfferFailed {
+                            app_id,
+                            caller,
+                            agent,
+                            why,
+                        });
                     }
-                    back.send(HubInput::OfferFailed {
-                        app_id,
-                        caller,
-                        agent,
-                    });
                 });
             }
         }
@@ -665,10 +746,21 @@ impl Hub {
         user_number: &str,
     ) {
         let numbers = (did.to_string(), user_number.to_string());
-        if !self
+        if self
             .offerer
-            .offer(app_id, conversation, "", agent_no, numbers, None)
+            .offer(
+                app_id,
+                Proposal {
+                    caller: conversation,
+                    queue: "",
+                    agent_no,
+                    numbers,
+                    heard: None,
+                    turn: None,
+                },
+            )
             .await
+            .is_err()
         {
             self.tell(conversation, QueueOrder::NoAgents).await;
         }
@@ -705,6 +797,23 @@ impl Hub {
     }
 }
 
+/// An offer the matchmaker decided on.
+struct Proposal<'a> {
+    /// The caller's conversation.
+    caller: &'a str,
+    /// Its line (`""` for an agent route).
+    queue: &'a str,
+    /// The agent.
+    agent_no: &'a str,
+    /// The DID and the caller's number.
+    numbers: (String, String),
+    /// When the change that made the agent ready was heard of, to time the offer.
+    heard: Option<tokio::time::Instant>,
+    /// The caller's join time when it takes its turn in join order across replicas
+    /// (`None`: it goes first, as to its last agent or on an agent route).
+    turn: Option<i64>,
+}
+
 /// What carries out the matchmaker's offers.
 #[derive(Clone)]
 struct Offerer {
@@ -713,25 +822,39 @@ struct Offerer {
 }
 
 impl Offerer {
-    /// Claims `agent` and offers `caller` to it; `false` when the agent could not be
-    /// claimed or the caller no longer waits (the agent is released again). `heard`: when
-    /// the change that made the agent ready was heard of, to time the offer.
-    async fn offer(
-        &self,
-        app_id: &str,
-        caller: &str,
-        queue: &str,
-        agent_no: &str,
-        (did, user_number): (String, String),
-        heard: Option<tokio::time::Instant>,
-    ) -> bool {
+    /// Claims the proposal's agent and offers its caller to it; refused when the agent
+    /// could not be claimed or the caller no longer waits (the agent is released again),
+    /// or when a caller of another replica waited longer for the agent.
+    async fn offer(&self, app_id: &str, proposal: Proposal<'_>) -> Result<(), Unmade> {
+        let Proposal {
+            caller,
+            queue,
+            agent_no,
+            numbers: (did, user_number),
+            heard,
+            turn,
+        } = proposal;
         let store = self.agents.store().clone();
+        if let Some(join_ms) = turn {
+            let epoch = self.orchestrator.lease_epoch();
+            let older = store
+                .older_caller_elsewhere(app_id, agent_no, (join_ms, caller), epoch)
+                .await;
+            match older {
+                Ok(false) => {}
+                Ok(true) => return Err(Unmade::Deferred),
+                Err(e) => {
+                    tracing::warn!(error = %e, "matchmaker: other replicas' callers unreadable");
+                    return Err(Unmade::Deferred);
+                }
+            }
+        }
         let (record, app) = match (
             store.find_agent(app_id, agent_no).await,
             store.find_app_by_id(app_id).await,
         ) {
             (Ok(Some(record)), Ok(Some(app))) if record.enabled => (record, app),
-            _ => return false,
+            _ => return Err(Unmade::Failed),
         };
         let claim = self
             .agents
@@ -744,7 +867,7 @@ impl Offerer {
             .await;
         let phone_type = match claim {
             Ok((phone_type, _)) => phone_type,
-            Err(_) => return false,
+            Err(_) => return Err(Unmade::Failed),
         };
         let (endpoint, number) = match phone_type {
             PhoneType::Pstn => (Endpoint::Number, record.pstn_number.clone()),
@@ -796,6 +919,6 @@ impl Offerer {
         if let Some(heard) = heard.filter(|_| verdict) {
             crate::telemetry::metrics::metrics().ready_to_offer(heard.elapsed());
         }
-        verdict
+        if verdict { Ok(()) } else { Err(Unmade::Failed) }
     }
 }

@@ -175,6 +175,11 @@ impl Orchestrator {
         (ctx.lease.valid() && ctx.placing()).then(|| ctx.epoch())
     }
 
+    /// The epoch of this process's lease: the one its calls carry (0 before it has one).
+    pub fn lease_epoch(&self) -> i64 {
+        self.0.epoch()
+    }
+
     /// Starts driving an agent conversation whose first leg was just written, claimed with
     /// [`Orchestrator::claim_epoch`].
     pub fn start_agent_call(&self, first: crate::store::placing::CallRecord) {

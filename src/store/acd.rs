@@ -121,6 +121,39 @@ impl Store {
             .collect())
     }
 
+    /// Whether a caller who joined one of agent `agent_no`'s queues of `app_id` before
+    /// `(join_ms, conversation)` waits without an offer in a conversation another process
+    /// than the one of lease `epoch` drives (one that stopped included, until its calls
+    /// are taken over): the agent is that caller's first, join order holding across
+    /// replicas (§9).
+    pub async fn older_caller_elsewhere(
+        &self,
+        app_id: &str,
+        agent_no: &str,
+        (join_ms, conversation): (i64, &str),
+        epoch: i64,
+    ) -> Result<bool, StoreError> {
+        let older: Option<String> = on_pool!(self, |p| {
+            sqlx::query_scalar(
+            "SELECT w.conversation_id FROM queue_waiting w \
+             JOIN agent_queues q ON q.app_id = w.app_id AND q.queue_sid = w.queue_sid AND q.agent_no = $2 \
+             JOIN calls u ON u.id = w.call_sid AND u.end_at IS NULL \
+             WHERE w.app_id = $1 AND (w.join_at < $3 OR (w.join_at = $3 AND w.conversation_id < $4)) \
+             AND (u.epoch IS NULL OR u.epoch <> $5) \
+             AND NOT EXISTS (SELECT 1 FROM calls a WHERE a.conversation_id = w.conversation_id \
+             AND a.agent_no IS NOT NULL AND a.end_at IS NULL) LIMIT 1"
+        )
+        .bind(app_id)
+        .bind(agent_no)
+        .bind(join_ms)
+        .bind(conversation)
+        .bind(epoch)
+        .fetch_optional(p)
+        .await
+        })?;
+        Ok(older.is_some())
+    }
+
     /// The agent of `app_id` whose leg last answered in a conversation with
     /// `user_number`, since `since_ms` (Unix ms): a queue's last agent (§9).
     pub async fn last_agent(

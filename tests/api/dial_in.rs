@@ -488,6 +488,85 @@ both_backends! {
     }
 }
 
+/// Join order across replicas (§9): two callers of one queue, each claimed by another
+/// replica (each replica follows its own media server); the agent becomes ready through
+/// the replica holding the later caller, which hears it first, yet talks with the caller
+/// who came first, then with the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn join_order_holds_across_replicas() {
+    use crate::processes::{free_port, sandbox, server_with};
+    use crate::replicas::through;
+    let Some(db) = TestDb::postgres("api::dial_in::join_order_holds_across_replicas").await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let QueueOnProcesses {
+        _sandbox,
+        server: _first,
+        app,
+        queue,
+        ..
+    } = queue_on_processes(
+        &db,
+        dir.path(),
+        json!({"name": "sales", "maxWaitSeconds": 0}),
+    )
+    .await;
+    let other_media = free_port();
+    let _other_sandbox = sandbox(other_media, "1", dir.path());
+    let env = [
+        ("VOICEPAAS_MEDIA_GRACE_SECS", "10"),
+        ("VOICEPAAS_NODE_ID", "2"),
+    ];
+    let (_second, address) = server_with(&db, other_media, dir.path(), &env).await;
+    let other = through(&app, &address);
+    assert_eq!(
+        command(&app, "1001", "login", json!({"workStatus": "2"}))
+            .await
+            .status,
+        200
+    );
+    let early = dial_in(&app, "13800138001", "4008001000").await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let late = dial_in(&other, "13800138002", "4008001000").await;
+    let live_path = format!("Queues/{queue}/Live");
+    let started = std::time::Instant::now();
+    loop {
+        let live = app.cti(Method::GET, &live_path, None).await;
+        if live.body["queue"]["waitingCount"] == 2 {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "{}",
+            live.body
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // The later caller's replica hears of the agent at once, the other through the database.
+    assert_eq!(
+        command(&other, "1001", "ready", json!({})).await.status,
+        200
+    );
+    let mut order = Vec::new();
+    for _ in 0..2 {
+        let user = talking_user_leg(&other, &db).await;
+        order.push(user.clone());
+        assert_eq!(
+            command(&other, "1001", "hangup", json!({})).await.status,
+            200
+        );
+        let cdr = cdr_of_leg(&app, &db, &user).await;
+        assert_eq!(
+            (cdr["byeType"].as_str(), cdr["agentNo"].as_str()),
+            (Some("4"), Some("1001")),
+            "{cdr}"
+        );
+    }
+    assert_eq!(order, [early, late]);
+    assert_eq!(db.store().await.count_cdrs().await.unwrap(), 2);
+}
+
 both_backends! {
     /// A caller who dials in while no platform process is connected to the media server
     /// (its park heard by nobody) is found among the node's channels when a process
