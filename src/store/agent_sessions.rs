@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 
+use super::session_rows::Held;
 use super::session_writer::{Decide, Outcome};
 use super::values::{self, Val};
 use super::{Store, StoreError, Tx, on_pool, on_tx, on_write};
@@ -20,7 +21,7 @@ pub const AGENT_CHANNEL: &str = "voicepaas_agents";
 /// Events kept per session for resuming (at least; up to [`TRIM_EVERY`] more).
 pub const KEPT_EVENTS: i64 = 500;
 /// Seqs between two trims of a session's older events.
-const TRIM_EVERY: i64 = 50;
+pub(crate) const TRIM_EVERY: i64 = 50;
 
 /// An agent's live session as stored.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -94,7 +95,8 @@ pub struct AuthFailures {
     pub last_at: i64,
 }
 
-fn frame(kind: &str, seq: i64, data: &str) -> String {
+/// An event as sent on the socket.
+pub(crate) fn frame(kind: &str, seq: i64, data: &str) -> String {
     format!(r#"{{"type":"{kind}","seq":{seq},"data":{data}}}"#)
 }
 
@@ -109,13 +111,13 @@ async fn notify(tx: &mut Tx<'_>, payload: &str) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
-/// The live sessions of `agents` (app_id, agent_no), read and held until the transaction
-/// ends (PostgreSQL `FOR UPDATE`; SQLite's single writer holds everything), in one
-/// statement per chunk of agents.
+/// The live sessions of `agents` (app_id, agent_no) with their agentState, read and held
+/// until the transaction ends (PostgreSQL `FOR UPDATE`; SQLite's single writer holds
+/// everything), in one statement per chunk of agents.
 pub(crate) async fn lock_sessions(
     tx: &mut Tx<'_>,
     agents: &[(&str, &str)],
-) -> Result<HashMap<(String, String), StoredSession>, sqlx::Error> {
+) -> Result<HashMap<(String, String), Held>, sqlx::Error> {
     #[derive(sqlx::FromRow)]
     struct Locked {
         app_id: String,
@@ -123,6 +125,7 @@ pub(crate) async fn lock_sessions(
         session_sid: String,
         session: String,
         last_seq: i64,
+        agent_state: String,
     }
     let rows: Vec<Vec<Val<'_>>> = agents
         .iter()
@@ -133,7 +136,7 @@ pub(crate) async fn lock_sessions(
         tx,
         |v| {
             format!(
-                "SELECT app_id, agent_no, session_sid, session, last_seq FROM agent_sessions \
+                "SELECT app_id, agent_no, session_sid, session, last_seq, agent_state FROM agent_sessions \
                  WHERE ended_at IS NULL AND (app_id, agent_no) IN (SELECT column1, column2 FROM {v} AS v){lock}"
             )
         },
@@ -150,128 +153,22 @@ pub(crate) async fn lock_sessions(
                 session: l.session,
                 last_seq: l.last_seq,
             };
-            ((l.app_id, l.agent_no), session)
+            ((l.app_id, l.agent_no), (session, l.agent_state))
         })
         .collect())
 }
 
-/// Writes a change of the session `current` (locked by [`lock_sessions`] in `tx`): the
-/// session after it (a new one gets `new_sid`), its events with consecutive seqs, and the
-/// notice for the socket's holder (sent at commit on PostgreSQL).
-pub(crate) async fn apply_session(
-    tx: &mut Tx<'_>,
-    app_id: &str,
-    agent_no: &str,
-    new_sid: &str,
-    current: Option<StoredSession>,
-    write: &SessionWrite,
-) -> Result<Committed, sqlx::Error> {
-    let now = now_ms();
-    let events = write.events.len() as i64;
-    let (sid, first_seq) = match (&current, &write.session) {
-        (None, None) => {
-            return Ok(Committed {
-                session_sid: None,
-                last_seq: 0,
-                notice: None,
-            });
-        }
-        (None, Some(state)) => {
-            on_tx!(tx, |c| {
-                sqlx::query(
-                "INSERT INTO agent_sessions (session_sid, app_id, agent_no, session, agent_state, last_seq, due_at, \
-                 ended_at, created_at, updated_at, state_since) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $8, $8, $8)"
-            )
-            .bind(new_sid)
-            .bind(app_id)
-            .bind(agent_no)
-            .bind(&state.json)
-            .bind(state.agent_state)
-            .bind(events)
-            .bind(state.due_at)
-            .bind(now)
-            .execute(c)
-            .await
-            .map(|r| r.rows_affected())
-            })?;
-            (new_sid.to_string(), 1)
-        }
-        (Some(row), state) => {
-            let (json, agent_state, due_at, ended) = match state {
-                Some(s) => (s.json.as_str(), s.agent_state, s.due_at, None),
-                None => (row.session.as_str(), "offline", None, Some(now)),
-            };
-            on_tx!(tx, |c| {
-                sqlx::query(
-                // The right-hand sides read the row as it was: state_since moves only
-                // when agentState changes.
-                "UPDATE agent_sessions SET session = $2, agent_state = $3, last_seq = last_seq + $4, due_at = $5, \
-                 ended_at = $6, updated_at = $7, \
-                 state_since = CASE WHEN agent_state = $3 THEN state_since ELSE $7 END WHERE session_sid = $1"
-            )
-            .bind(&row.session_sid)
-            .bind(json)
-            .bind(agent_state)
-            .bind(events)
-            .bind(due_at)
-            .bind(ended)
-            .bind(now)
-            .execute(c)
-            .await
-            .map(|r| r.rows_affected())
-            })?;
-            (row.session_sid.clone(), row.last_seq + 1)
-        }
-    };
-    let frames: Vec<(i64, String)> = write
-        .events
-        .iter()
-        .enumerate()
-        .map(|(i, (kind, data))| {
-            let seq = first_seq + i as i64;
-            (seq, frame(kind, seq, data))
-        })
-        .collect();
-    let rows: Vec<Vec<Val<'_>>> = frames
-        .iter()
-        .map(|(seq, frame)| {
-            vec![
-                Val::Text(Some(&sid)),
-                Val::Int(Some(*seq)),
-                Val::Text(Some(frame)),
-                Val::Int(Some(now)),
-            ]
-        })
-        .collect();
-    values::insert(
-        tx,
-        "agent_events (session_sid, seq, frame, created_at)",
-        4,
-        &rows,
+/// Deletes the events of session `sid` up to seq `upto` (kept: the last [`KEPT_EVENTS`]).
+pub(crate) async fn trim_events(tx: &mut Tx<'_>, sid: &str, upto: i64) -> Result<(), sqlx::Error> {
+    on_tx!(tx, |c| sqlx::query(
+        "DELETE FROM agent_events WHERE session_sid = $1 AND seq <= $2"
     )
-    .await?;
-    let last_seq = first_seq + events - 1;
-    // Older events go once every TRIM_EVERY seqs, not with each change.
-    let trim_due = (first_seq - 1) / TRIM_EVERY != last_seq / TRIM_EVERY;
-    if events > 0 && last_seq > KEPT_EVENTS && trim_due {
-        on_tx!(tx, |c| sqlx::query(
-            "DELETE FROM agent_events WHERE session_sid = $1 AND seq <= $2"
-        )
-        .bind(&sid)
-        .bind(last_seq - KEPT_EVENTS)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected()))?;
-    }
-    let notice = (events > 0).then(|| events_notice(app_id, agent_no, &sid, &frames));
-    if let Some(notice) = &notice {
-        notify(tx, notice).await?;
-    }
-    Ok(Committed {
-        session_sid: Some(sid),
-        last_seq,
-        notice,
-    })
+    .bind(sid)
+    .bind(upto)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(())
 }
 
 impl Store {

@@ -31,6 +31,7 @@ pub mod placing;
 pub mod prompts;
 pub mod queues;
 pub mod retention;
+mod session_rows;
 pub mod session_writer;
 mod stats;
 pub mod text;

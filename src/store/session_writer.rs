@@ -1,14 +1,19 @@
 //! Agent session changes committed in groups (as the journal does for calls): changes
 //! arriving together from any number of commands, sockets and timers are decided and
-//! written in one transaction, each under its session's lock and in arrival order, so a
-//! change costs its own statements and not a transaction of its own. A batch that fails
+//! written in one transaction, each under its session's lock and in arrival order, their
+//! rows together in a few statements ([`super::session_rows`]). A batch that fails
 //! is retried one change at a time (a first login that met a concurrent one decides
 //! again).
 
+use std::collections::HashMap;
+
 use tokio::sync::{mpsc, oneshot};
 
+use crate::domain::time::now_ms;
+
 use super::agent_calls::insert_agent_call;
-use super::agent_sessions::{Committed, SessionWrite, StoredSession, apply_session, lock_sessions};
+use super::agent_sessions::{Committed, SessionWrite, StoredSession, lock_sessions};
+use super::session_rows::{Held, SessionRows};
 use super::{Pool, StoreError, Tx, WriteGate, WriterQueue};
 
 /// Most changes committed in one transaction.
@@ -169,8 +174,8 @@ pub(crate) struct Change<'a> {
 }
 
 /// `changes` in `tx`, in order: every session they touch read and locked at once, then
-/// each change decided on its session as the changes before it left it, and written
-/// (with the call it starts).
+/// each change decided on its session as the changes before it left it (a call it starts
+/// written at once), and all their rows written together at the end.
 pub(crate) async fn apply_changes(
     tx: &mut Tx<'_>,
     changes: &[Change<'_>],
@@ -178,50 +183,35 @@ pub(crate) async fn apply_changes(
     let mut agents: Vec<(&str, &str)> = changes.iter().map(|c| (c.app_id, c.agent_no)).collect();
     agents.sort_unstable();
     agents.dedup();
-    let mut sessions = lock_sessions(tx, &agents).await?;
+    let mut sessions: HashMap<(String, String), Held> = lock_sessions(tx, &agents).await?;
+    let mut rows = SessionRows::new(now_ms());
     let mut outcomes = Vec::with_capacity(changes.len());
     for change in changes {
         let key = (change.app_id.to_string(), change.agent_no.to_string());
         let current = sessions.remove(&key);
-        let (outcome, after) = apply_one(tx, change, current).await?;
+        let Some(write) = (change.decide)(current.as_ref().map(|(stored, _)| stored)) else {
+            outcomes.push(Outcome::Refused);
+            if let Some(current) = current {
+                sessions.insert(key, current);
+            }
+            continue;
+        };
+        if let Some(call) = &write.call
+            && !insert_agent_call(tx, call).await?
+        {
+            outcomes.push(Outcome::NoRoom);
+            if let Some(current) = current {
+                sessions.insert(key, current);
+            }
+            continue;
+        }
+        let names = (change.app_id, change.agent_no, change.new_sid);
+        let (committed, after) = rows.add(names, current, &write);
         if let Some(after) = after {
             sessions.insert(key, after);
         }
-        outcomes.push(outcome);
+        outcomes.push(Outcome::Written(committed));
     }
+    rows.write(tx).await?;
     Ok(outcomes)
-}
-
-/// One change on `current`: what became of it, and the session it leaves.
-async fn apply_one(
-    tx: &mut Tx<'_>,
-    change: &Change<'_>,
-    current: Option<StoredSession>,
-) -> Result<(Outcome, Option<StoredSession>), sqlx::Error> {
-    let Some(write) = (change.decide)(current.as_ref()) else {
-        return Ok((Outcome::Refused, current));
-    };
-    if let Some(call) = &write.call
-        && !insert_agent_call(tx, call).await?
-    {
-        return Ok((Outcome::NoRoom, current));
-    }
-    let committed = apply_session(
-        tx,
-        change.app_id,
-        change.agent_no,
-        change.new_sid,
-        current,
-        &write,
-    )
-    .await?;
-    let after = match (&committed.session_sid, &write.session) {
-        (Some(sid), Some(state)) => Some(StoredSession {
-            session_sid: sid.clone(),
-            session: state.json.clone(),
-            last_seq: committed.last_seq,
-        }),
-        _ => None,
-    };
-    Ok((Outcome::Written(committed), after))
 }
