@@ -1,6 +1,7 @@
 //! One batch of journal writes in one transaction, in a few statements whatever its size:
-//! the fences of the conversations written in one, every leg state change in one, every
-//! leg end in one, the CDRs and callbacks in one each ([`values`]). A call write whose
+//! the fences of the conversations written in one, the conversations ended in one, the new
+//! legs in one, every leg state change in one, every leg end in one, the CDRs, callbacks
+//! and agent sessions' rows in one each ([`values`]). A call write whose
 //! fence no longer holds (another process took the call over) is skipped whole.
 
 use std::collections::{BTreeMap, HashSet};
@@ -15,7 +16,7 @@ use crate::store::deliveries::{Attempt, Delivery, Outcome, write_attempts};
 use crate::store::session_writer::{self, Change, apply_changes};
 use crate::store::text;
 use crate::store::values::{self, Val};
-use crate::store::{Pool, Tx, WriteGate, on_tx};
+use crate::store::{Pool, Tx, WriteGate};
 
 /// What a batch did: for each job whether it was applied, and whether the outbox has
 /// something new to send.
@@ -69,13 +70,7 @@ pub(super) async fn write(
         .map(|(_, w)| *w)
         .collect();
     // New legs, then every state change, then every end (a leg's own writes keep order).
-    for w in &live {
-        for entry in &w.entries {
-            if let Entry::NewLeg(leg, _) = entry {
-                insert_leg(&mut tx, leg, w.fence.epoch, now).await?;
-            }
-        }
-    }
+    insert_legs(&mut tx, &live, now).await?;
     let changed = change_states(&mut tx, &live, now).await?;
     let ended = end_legs(&mut tx, &live, now).await?;
     // A notice's or captcha's write holds if its one row took every change.
@@ -186,20 +181,7 @@ async fn write_waiting<'a>(
         .iter()
         .map(|(id, _)| vec![Val::Text(Some(id))])
         .collect();
-    values::run(
-        tx,
-        |_, v| {
-            format!(
-                "DELETE FROM queue_waiting WHERE conversation_id IN (SELECT column1 FROM {v} AS v)"
-            )
-        },
-        &[],
-        1,
-        &ids,
-        Some(&[Val::Text(Some(""))]),
-        false,
-    )
-    .await?;
+    forget_waiting(tx, &ids).await?;
     let rows: Vec<Vec<Val<'_>>> = last
         .iter()
         .filter_map(|(id, row)| {
@@ -222,17 +204,6 @@ async fn write_waiting<'a>(
         &rows,
     )
     .await
-}
-
-/// Conversation `conversation_id`'s caller waits in no queue.
-async fn forget_waiting(tx: &mut Tx<'_>, conversation_id: &str) -> Result<u64, sqlx::Error> {
-    on_tx!(&mut *tx, |c| sqlx::query(
-        "DELETE FROM queue_waiting WHERE conversation_id = $1"
-    )
-    .bind(conversation_id)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()))
 }
 
 /// The agent sessions the calls change, under their locks, in the calls' order.
@@ -317,18 +288,95 @@ async fn end_conversations(
     applied: &mut [bool],
     now: i64,
 ) -> Result<(), sqlx::Error> {
+    // (job, its end); a conversation ended twice in one batch: the later end is refused.
+    let mut ends: Vec<(usize, &ConversationEnd)> = Vec::new();
     for (i, w) in calls {
-        let ends = w.entries.iter().filter_map(|e| match e {
+        let mine = w.entries.iter().filter_map(|e| match e {
             Entry::Finish(f) => f.conversation.as_ref(),
             _ => None,
         });
-        for end in ends {
-            if applied[*i] && end_conversation(tx, end, now).await? == 0 {
+        for end in mine {
+            if ends.iter().any(|(_, e)| e.id == end.id) {
                 applied[*i] = false;
+            } else if applied[*i] {
+                ends.push((*i, end));
             }
         }
     }
+    if ends.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Vec<Val<'_>>> = ends
+        .iter()
+        .map(|(_, end)| vec![Val::Text(Some(&end.id))])
+        .collect();
+    forget_waiting(tx, &ids).await?;
+    let rows: Vec<Vec<Val<'_>>> = ends
+        .iter()
+        .map(|(_, end)| {
+            let (url, ms) = end
+                .recording
+                .as_ref()
+                .map(|(u, ms)| (u.as_str(), *ms))
+                .unzip();
+            vec![
+                Val::Text(Some(&end.id)),
+                Val::Int(Some(i64::from(end.bye_type))),
+                Val::Text(url),
+                Val::Int(ms),
+            ]
+        })
+        .collect();
+    let pad = [
+        Val::Text(Some("")),
+        Val::Int(Some(0)),
+        Val::Text(None),
+        Val::Int(None),
+    ];
+    let ended: HashSet<String> = values::run(
+        tx,
+        |h, v| {
+            format!(
+                "UPDATE conversations SET state = 'ended', bye_type = v.column2, ended_at = {}, \
+                 recording_url = v.column3, recording_ms = v.column4 FROM {v} AS v \
+                 WHERE conversations.id = v.column1 AND conversations.state <> 'ended' RETURNING conversations.id",
+                h[0]
+            )
+        },
+        &[Val::Int(Some(now))],
+        4,
+        &rows,
+        Some(&pad),
+        true,
+    )
+    .await?
+    .into_iter()
+    .collect();
+    for (i, end) in ends {
+        if !ended.contains(&end.id) {
+            applied[i] = false;
+        }
+    }
     Ok(())
+}
+
+/// Conversations `ids`' callers wait in no queue.
+async fn forget_waiting(tx: &mut Tx<'_>, ids: &[Vec<Val<'_>>]) -> Result<(), sqlx::Error> {
+    values::run(
+        tx,
+        |_, v| {
+            format!(
+                "DELETE FROM queue_waiting WHERE conversation_id IN (SELECT column1 FROM {v} AS v)"
+            )
+        },
+        &[],
+        1,
+        ids,
+        Some(&[Val::Text(Some(""))]),
+        false,
+    )
+    .await
+    .map(|_| ())
 }
 
 /// Every leg state change of `writes` in one statement (several per leg merged); the
@@ -525,59 +573,54 @@ fn additions<'a>(writes: impl Iterator<Item = &'a CallWrite>) -> Additions<'a> {
     added
 }
 
-async fn insert_leg(
-    tx: &mut Tx<'_>,
-    leg: &NewLeg,
-    epoch: i64,
-    now: i64,
-) -> Result<u64, sqlx::Error> {
-    on_tx!(tx, |c| {
-        sqlx::query(
-        "INSERT INTO calls (id, request_id, account_sid, app_id, kind, conversation_id, leg_seq, state, to_number, from_number, userdata, params, epoch, node, start_at, created_at, updated_at, agent_no) \
-         VALUES ($1, $2, $3, $4, 'click2call', $5, $6, 'initiated', $7, $8, $9, '{}', $10, $11, $12, $13, $13, $14)"
+/// The new legs of `writes`, in one statement per chunk.
+async fn insert_legs(tx: &mut Tx<'_>, writes: &[&CallWrite], now: i64) -> Result<(), sqlx::Error> {
+    let legs: Vec<(&NewLeg, i64, Option<std::borrow::Cow<'_, str>>)> = writes
+        .iter()
+        .flat_map(|w| {
+            w.entries.iter().filter_map(|entry| match entry {
+                Entry::NewLeg(leg, _) => Some((
+                    &**leg,
+                    w.fence.epoch,
+                    leg.userdata.as_deref().map(text::encode),
+                )),
+                _ => None,
+            })
+        })
+        .collect();
+    let rows: Vec<Vec<Val<'_>>> = legs
+        .iter()
+        .map(|(leg, epoch, userdata)| {
+            vec![
+                Val::Text(Some(&leg.id)),
+                Val::Text(Some(&leg.request_id)),
+                Val::Text(Some(&leg.account_sid)),
+                Val::Text(Some(&leg.app_id)),
+                Val::Text(Some("click2call")),
+                Val::Text(Some(&leg.conversation_id)),
+                Val::Int(Some(leg.leg_seq)),
+                Val::Text(Some("initiated")),
+                Val::Text(Some(&leg.to_number)),
+                Val::Text(leg.from_number.as_deref()),
+                Val::Text(userdata.as_deref()),
+                Val::Text(Some("{}")),
+                Val::Int(Some(*epoch)),
+                Val::Text(Some(&leg.node)),
+                Val::Int(Some(leg.start_at)),
+                Val::Int(Some(now)),
+                Val::Int(Some(now)),
+                Val::Text(leg.agent_no.as_deref()),
+            ]
+        })
+        .collect();
+    values::insert(
+        tx,
+        "calls (id, request_id, account_sid, app_id, kind, conversation_id, leg_seq, state, to_number, \
+         from_number, userdata, params, epoch, node, start_at, created_at, updated_at, agent_no)",
+        18,
+        &rows,
     )
-    .bind(&leg.id)
-    .bind(&leg.request_id)
-    .bind(&leg.account_sid)
-    .bind(&leg.app_id)
-    .bind(&leg.conversation_id)
-    .bind(leg.leg_seq)
-    .bind(&leg.to_number)
-    .bind(&leg.from_number)
-    .bind(leg.userdata.as_deref().map(text::encode))
-    .bind(epoch)
-    .bind(&leg.node)
-    .bind(leg.start_at)
-    .bind(now)
-    .bind(&leg.agent_no)
-    .execute(c)
     .await
-    .map(|r| r.rows_affected())
-    })
-}
-
-/// Marks a conversation ended (its caller no longer waits anywhere); 0 when it was over
-/// already.
-async fn end_conversation(
-    tx: &mut Tx<'_>,
-    end: &ConversationEnd,
-    now: i64,
-) -> Result<u64, sqlx::Error> {
-    forget_waiting(tx, &end.id).await?;
-    let (url, ms) = end.recording.clone().unzip();
-    on_tx!(&mut *tx, |c| {
-        sqlx::query(
-        "UPDATE conversations SET state = 'ended', bye_type = $2, ended_at = $3, recording_url = $4, recording_ms = $5 WHERE id = $1 AND state <> 'ended'"
-    )
-    .bind(&end.id)
-    .bind(i64::from(end.bye_type))
-    .bind(now)
-    .bind(url)
-    .bind(ms)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected())
-    })
 }
 
 async fn insert_cdrs(tx: &mut Tx<'_>, cdrs: &[&CdrRow]) -> Result<(), sqlx::Error> {
