@@ -135,6 +135,22 @@ struct Caller {
     last_agent: Option<String>,
 }
 
+impl Caller {
+    /// A caller joining a line at `join_ms`, with the DID and its number.
+    fn joined(
+        (did, user_number): (String, String),
+        join_ms: i64,
+        last_agent: Option<String>,
+    ) -> Self {
+        Caller {
+            did,
+            user_number,
+            join_ms,
+            last_agent,
+        }
+    }
+}
+
 /// Why an offer was not made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unmade {
@@ -444,16 +460,8 @@ impl Hub {
                 // A backend outbound user waits for its agent: a line of its own, which
                 // every available agent serves under its own name.
                 self.ensure(&app_id).await;
-                let app = self.apps.entry(app_id.clone()).or_default();
-                app.callers.insert(
-                    conversation.clone(),
-                    Caller {
-                        did,
-                        user_number,
-                        join_ms,
-                        last_agent: None,
-                    },
-                );
+                let caller = Caller::joined((did, user_number), join_ms, None);
+                self.remember(&app_id, &conversation, caller);
                 Input::Join {
                     caller: conversation,
                     queue: own_line(&agent_no),
@@ -495,16 +503,8 @@ impl Hub {
                     Err(e) => tracing::warn!(error = %e, "matchmaker: members unreadable"),
                 }
                 let last_agent = self.last_agent(&app_id, &queue, &user_number).await;
-                let app = self.apps.entry(app_id.clone()).or_default();
-                app.callers.insert(
-                    conversation.clone(),
-                    Caller {
-                        did,
-                        user_number,
-                        join_ms,
-                        last_agent: last_agent.clone(),
-                    },
-                );
+                let caller = Caller::joined((did, user_number), join_ms, last_agent.clone());
+                self.remember(&app_id, &conversation, caller);
                 Input::Join {
                     caller: conversation,
                     queue,
@@ -543,6 +543,12 @@ impl Hub {
             }
         };
         self.step(&app_id, input).await;
+    }
+
+    /// Remembers a caller of `app_id` joining a line.
+    fn remember(&mut self, app_id: &str, conversation: &str, caller: Caller) {
+        let app = self.apps.entry(app_id.to_string()).or_default();
+        app.callers.insert(conversation.to_string(), caller);
     }
 
     /// Makes sure the application's matchmaker knows the queue's strategy and its agents.

@@ -142,17 +142,8 @@ both_backends! {
         // The caller hangs up 60 s (3 s at speed 20) after the platform answers; meanwhile
         // the Live view lists it.
         let leg = dial_in(&app, "13800138000", "4008001000").await;
+        let live = live_with_waiting(&app, &queue, 1, 3).await;
         let live_path = format!("Queues/{queue}/Live");
-        let started = std::time::Instant::now();
-        let live = loop {
-            let live = app.cti(Method::GET, &live_path, None).await;
-            assert_eq!(live.status, 200, "{}", live.body);
-            if live.body["queue"]["waitingCount"] == 1 {
-                break live.body["queue"].clone();
-            }
-            assert!(started.elapsed() < std::time::Duration::from_secs(3), "{}", live.body);
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        };
         let caller = &live["members"][0];
         assert_eq!(
             (caller["callSid"].as_str(), caller["userNumber"].as_str(), caller["joinType"].as_str(), caller["position"].as_i64()),
@@ -414,6 +405,25 @@ async fn queue_on_processes(db: &TestDb, dir: &std::path::Path, spec: Value) -> 
     }
 }
 
+/// The Live view's `queue` of `queue` once `waiting` callers wait there (within `secs`).
+async fn live_with_waiting(app: &TestApp, queue: &str, waiting: i64, secs: u64) -> Value {
+    let live_path = format!("Queues/{queue}/Live");
+    let started = std::time::Instant::now();
+    loop {
+        let live = app.cti(Method::GET, &live_path, None).await;
+        assert_eq!(live.status, 200, "{}", live.body);
+        if live.body["queue"]["waitingCount"] == waiting {
+            return live.body["queue"].clone();
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(secs),
+            "{}",
+            live.body
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 /// The user leg of the call agent 1001 talks in, once it does (within 40 s).
 async fn talking_user_leg(app: &TestApp, db: &TestDb) -> String {
     let started = std::time::Instant::now();
@@ -454,18 +464,9 @@ both_backends! {
         let early = dial_in(&app, "13800138001", "4008001000").await;
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         let late = dial_in(&app, "13800138002", "4008001000").await;
-        let live_path = format!("Queues/{queue}/Live");
-        let started = std::time::Instant::now();
-        loop {
-            let live = app.cti(Method::GET, &live_path, None).await;
-            if live.body["queue"]["waitingCount"] == 2 {
-                let members = &live.body["queue"]["members"];
-                assert_eq!((members[0]["callSid"].as_str(), members[1]["callSid"].as_str()), (Some(early.as_str()), Some(late.as_str())), "{}", live.body);
-                break;
-            }
-            assert!(started.elapsed() < std::time::Duration::from_secs(10), "{}", live.body);
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
+        let live = live_with_waiting(&app, &queue, 2, 10).await;
+        let members = &live["members"];
+        assert_eq!((members[0]["callSid"].as_str(), members[1]["callSid"].as_str()), (Some(early.as_str()), Some(late.as_str())), "{live}");
         first.0.kill().unwrap();
         first.0.wait().unwrap();
 
@@ -529,20 +530,7 @@ async fn join_order_holds_across_replicas() {
     let early = dial_in(&app, "13800138001", "4008001000").await;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let late = dial_in(&other, "13800138002", "4008001000").await;
-    let live_path = format!("Queues/{queue}/Live");
-    let started = std::time::Instant::now();
-    loop {
-        let live = app.cti(Method::GET, &live_path, None).await;
-        if live.body["queue"]["waitingCount"] == 2 {
-            break;
-        }
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(10),
-            "{}",
-            live.body
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    live_with_waiting(&app, &queue, 2, 10).await;
     // The later caller's replica hears of the agent at once, the other through the database.
     assert_eq!(
         command(&other, "1001", "ready", json!({})).await.status,
