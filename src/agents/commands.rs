@@ -41,7 +41,7 @@ pub(super) fn param(
 }
 
 /// Checks a client's pauseCause: 1–32 characters, no control characters, not reserved.
-fn pause_cause(params: &Map<String, Value>) -> Result<String, CommandError> {
+pub(super) fn pause_cause(params: &Map<String, Value>) -> Result<String, CommandError> {
     let Some(cause) = param(params, "pauseCause")?.filter(|c| !c.is_empty()) else {
         return Ok(String::new());
     };
@@ -240,6 +240,9 @@ impl Agents {
             | CommandName::RetrieveCall
             | CommandName::Answer
             | CommandName::Bridge => self.order_call(app_id, agent, name, params).await,
+            CommandName::ForceReady | CommandName::ForcePause | CommandName::ForceLogout => {
+                self.force_state(app_id, agent, name, params).await
+            }
             CommandName::MonitorQueues | CommandName::UnmonitorQueues => {
                 if agent.role != AgentRole::Supervisor {
                     return Err(CommandError::SupervisorRequired);

@@ -57,6 +57,12 @@ pub enum CommandError {
     /// 20003.
     #[error("queue not found")]
     QueueNotFound,
+    /// 20107.
+    #[error("target agent not found or not logged in")]
+    TargetNotFound,
+    /// 20113.
+    #[error("target is the agent itself")]
+    TargetIsSelf,
 }
 
 impl CommandError {
@@ -78,20 +84,22 @@ impl CommandError {
             Self::UnknownCommand => "20111",
             Self::SupervisorRequired => "20106",
             Self::QueueNotFound => "20003",
+            Self::TargetNotFound => "20107",
+            Self::TargetIsSelf => "20113",
         }
     }
 
     /// The HTTP status of the code when it answers a REST request (§2).
     pub fn http_status(&self) -> u16 {
         match self {
-            Self::Param(_) | Self::UnknownCommand => 400,
+            Self::Param(_) | Self::UnknownCommand | Self::TargetIsSelf => 400,
             Self::Unavailable(_) | Self::NoMedia(_) => 503,
             Self::AtCapacity => 429,
             Self::DisplayNumNotAllowed => 403,
             Self::WrongCallState(_) => 409,
             Self::AuthFirst | Self::AuthFailed | Self::TooManyAttempts => 401,
             Self::AgentDisabled | Self::SupervisorRequired => 403,
-            Self::QueueNotFound => 404,
+            Self::QueueNotFound | Self::TargetNotFound => 404,
             Self::NotLoggedIn | Self::WrongState | Self::NotRegistered | Self::NoPstnNumber => 409,
         }
     }

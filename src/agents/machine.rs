@@ -94,6 +94,9 @@ pub struct Session {
     pub socketless: bool,
     /// A logout waiting for the agent's call to end.
     pub pending_logout: Option<LogoutCause>,
+    /// The supervisor who forced the waiting logout, if one did.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub pending_forced_by: String,
 }
 
 impl Session {
@@ -126,7 +129,8 @@ impl Session {
         }
     }
 
-    fn in_call(&self) -> bool {
+    /// Whether the agent has a call ringing or connected.
+    pub fn in_call(&self) -> bool {
         matches!(self.state, AgentState::Ringing | AgentState::Talking)
     }
 }
@@ -277,7 +281,8 @@ fn logout_event(session: &Session, cause: LogoutCause, forced_by: String) -> Sta
 /// A logout that waited for the agent's call, now that the call is over.
 fn deferred_logout(s: &mut Session) -> Option<Outcome> {
     let cause = s.pending_logout.take()?;
-    let e = logout_event(s, cause, String::new());
+    let forced_by = std::mem::take(&mut s.pending_forced_by);
+    let e = logout_event(s, cause, forced_by);
     Some(Outcome {
         session: None,
         events: vec![e],
@@ -332,6 +337,7 @@ pub fn step(session: Option<Session>, input: Input, now: i64) -> Outcome {
                     grace_until: None,
                     socketless,
                     pending_logout: None,
+                    pending_forced_by: String::new(),
                 };
                 let e = event(&s, StatusName::Login);
                 Outcome {
@@ -361,6 +367,7 @@ pub fn step(session: Option<Session>, input: Input, now: i64) -> Outcome {
         Input::Logout { cause, forced_by } => {
             if s.in_call() {
                 s.pending_logout = Some(cause);
+                s.pending_forced_by = forced_by;
                 return unchanged(Some(s));
             }
             let e = logout_event(&s, cause, forced_by);

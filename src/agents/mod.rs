@@ -12,6 +12,7 @@ pub mod events;
 pub mod machine;
 mod monitoring;
 mod snapshots;
+mod supervision;
 mod timers;
 
 use std::sync::Arc;

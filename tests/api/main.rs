@@ -41,5 +41,6 @@ mod recovery;
 mod replicas;
 mod repository;
 mod retention;
+mod supervision;
 mod user_docs;
 mod webhooks;

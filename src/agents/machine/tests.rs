@@ -197,9 +197,9 @@ fn a_call_that_never_connected_has_no_wrapup_and_no_event() {
     assert_eq!(events.len(), 1);
 }
 
-#[test]
-fn logout_in_a_call_waits_for_its_end_without_wrapup() {
-    let (session, events) = run(vec![
+/// A ready agent's call connects, and supervisor 2001 forces its logout.
+fn forced_logout_in_a_call() -> Vec<Input> {
+    vec![
         login(Choice::Ready),
         Input::CallStarted,
         Input::CallConnected,
@@ -207,14 +207,48 @@ fn logout_in_a_call_waits_for_its_end_without_wrapup() {
             cause: LogoutCause::Forced,
             forced_by: "2001".into(),
         },
-        Input::CallEnded {
-            connected: true,
-            wrapup_time: 15,
-        },
-    ]);
+    ]
+}
+
+#[test]
+fn logout_in_a_call_waits_for_its_end_without_wrapup() {
+    let mut inputs = forced_logout_in_a_call();
+    inputs.push(Input::CallEnded {
+        connected: true,
+        wrapup_time: 15,
+    });
+    let (session, events) = run(inputs);
     assert_eq!(session, None);
     assert_eq!(events.last().unwrap(), &ev("logout", "offline", "", ""));
     assert_eq!(events.len(), 2);
+}
+
+#[test]
+fn a_forced_logout_that_waited_for_the_call_names_its_supervisor() {
+    let mut session = None;
+    for input in forced_logout_in_a_call() {
+        let out = step(session, input, T0);
+        assert!(out.events.len() <= 1);
+        session = out.session;
+    }
+    // Stored and read back between the two steps, as the database holds it.
+    let stored = serde_json::to_string(&session).unwrap();
+    let session: Option<Session> = serde_json::from_str(&stored).unwrap();
+    let ended = Input::CallEnded {
+        connected: true,
+        wrapup_time: 15,
+    };
+    let out = step(session, ended, T0 + 1000);
+    assert_eq!(out.session, None);
+    let logout = &out.events[0];
+    assert_eq!(
+        (
+            logout.name.as_str(),
+            logout.logout_cause,
+            logout.forced_by.as_str()
+        ),
+        ("logout", "forced", "2001")
+    );
 }
 
 #[test]

@@ -1,0 +1,94 @@
+//! Supervisors setting another agent's state (agents' contract §7.2 `forceReady`,
+//! `forcePause`, `forceLogout`): the target's session steps as if it had asked itself,
+//! its statusEvent carrying `forcedBy` (readyCause, pauseCause or logoutCause `forced`).
+
+use serde_json::{Map, Value, json};
+
+use super::Agents;
+use super::commands::{param, pause_cause};
+use super::error::CommandError;
+use super::machine::{CommandName, Input, LogoutCause};
+use crate::domain::agent::AgentRole;
+use crate::store::agents::AgentRecord;
+
+/// The state a supervisor forces.
+#[derive(Debug, Clone)]
+enum Forced {
+    Ready,
+    Pause(String),
+    Logout,
+}
+
+impl Forced {
+    /// The command's forced state, its params read.
+    fn of(name: CommandName, params: &Map<String, Value>) -> Result<Self, CommandError> {
+        Ok(match name {
+            CommandName::ForceReady => Forced::Ready,
+            CommandName::ForceLogout => Forced::Logout,
+            _ => {
+                // The default cause is the platform's `forced`, which a supervisor may name.
+                let given = param(params, "pauseCause")?.filter(|c| !c.is_empty() && c != "forced");
+                match given {
+                    None => Forced::Pause("forced".into()),
+                    Some(_) => Forced::Pause(pause_cause(params)?),
+                }
+            }
+        })
+    }
+
+    /// The target's input, forced by `by`.
+    fn input(&self, by: &str) -> Input {
+        let forced_by = by.to_string();
+        match self {
+            Forced::Ready => Input::Ready { forced_by },
+            Forced::Pause(cause) => Input::Pause {
+                cause: cause.clone(),
+                forced_by,
+            },
+            Forced::Logout => Input::Logout {
+                cause: LogoutCause::Forced,
+                forced_by,
+            },
+        }
+    }
+}
+
+impl Agents {
+    /// `forceReady`, `forcePause` or `forceLogout` (`name`) by `supervisor` on the agent its
+    /// params name. A logout of an agent in a call waits for the call's end: data
+    /// `{"deferred":"1"}`.
+    pub(super) async fn force_state(
+        &self,
+        app_id: &str,
+        supervisor: &AgentRecord,
+        name: CommandName,
+        params: &Map<String, Value>,
+    ) -> Result<Value, CommandError> {
+        if supervisor.role != AgentRole::Supervisor {
+            return Err(CommandError::SupervisorRequired);
+        }
+        let target = param(params, "agentNo")?
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| CommandError::Param("agentNo is required".into()))?;
+        if target == supervisor.agent_no {
+            return Err(CommandError::TargetIsSelf);
+        }
+        let forced = Forced::of(name, params)?;
+        if self.store.find_agent(app_id, &target).await?.is_none() {
+            return Err(CommandError::TargetNotFound);
+        }
+        let by = supervisor.agent_no.clone();
+        let (deferred, _) = self
+            .change(app_id, &target, move |current| {
+                let current = current.ok_or(CommandError::TargetNotFound)?;
+                let deferred = matches!(forced, Forced::Logout) && current.session.in_call();
+                Ok((Some(forced.input(&by)), deferred))
+            })
+            .await?;
+        Ok(if deferred {
+            json!({"deferred": "1"})
+        } else {
+            json!({})
+        })
+    }
+}

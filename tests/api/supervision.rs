@@ -1,0 +1,129 @@
+//! Supervisor commands (agents' contract §7.2): forceReady, forcePause and forceLogout over
+//! REST and the socket, with their refusals and the target's statusEvents (§8.3 forcedBy,
+//! readyCause / pauseCause / logoutCause `forced`).
+
+use serde_json::{Value, json};
+
+use crate::agent_calls::{ready, script};
+use crate::agent_sessions::{agent, command, signed_in};
+use crate::both_backends;
+use crate::helpers::{TestApp, TestDb};
+
+/// A supervisor 2001 and agents 1001 and 1002 (1001 signed in, logged in paused).
+async fn team(app: &TestApp) -> crate::agent_client::AgentSocket {
+    agent(app, "2001", json!({"role": "supervisor"})).await;
+    agent(app, "1001", json!({"wrapupTime": 0})).await;
+    agent(app, "1002", json!({})).await;
+    let mut socket = signed_in(app, "1001").await;
+    let login = socket
+        .request("login", json!({"workStatus": "2", "pauseCause": "lunch"}))
+        .await;
+    assert_eq!(login["statusCode"], "00000", "{login}");
+    socket.take_events(1).await;
+    socket
+}
+
+/// The statusEvent's fields that a forced change sets.
+fn forced(frame: &Value) -> (String, String, String, String, String, String) {
+    assert_eq!(frame["type"], "statusEvent", "{frame}");
+    let d = &frame["data"];
+    let field = |name: &str| d[name].as_str().unwrap_or("?").to_string();
+    (
+        field("eventName"),
+        field("workStatus"),
+        field("pauseCause"),
+        field("readyCause"),
+        field("logoutCause"),
+        field("forcedBy"),
+    )
+}
+
+fn strings(fields: [&str; 6]) -> (String, String, String, String, String, String) {
+    let [a, b, c, d, e, f] = fields.map(str::to_string);
+    (a, b, c, d, e, f)
+}
+
+both_backends! {
+    /// Refusals: not a supervisor (20106), oneself (20113), an agent unknown or logged out
+    /// (20107), no agentNo or a reserved pauseCause (10004).
+    async fn forced_states_are_refused_as_written(db: TestDb) {
+        let app = db.spawn(&[]).await;
+        let _socket = team(&app).await;
+        let cases = [
+            ("1002", "forceReady", json!({"agentNo": "1001"}), 403, "20106"),
+            ("2001", "forceReady", json!({"agentNo": "2001"}), 400, "20113"),
+            ("2001", "forcePause", json!({"agentNo": "1002"}), 404, "20107"),
+            ("2001", "forceLogout", json!({"agentNo": "9999"}), 404, "20107"),
+            ("2001", "forceReady", json!({}), 400, "10004"),
+            ("2001", "forcePause", json!({"agentNo": "1001", "pauseCause": "wrapup"}), 400, "10004"),
+        ];
+        for (by, cmd, params, status, code) in cases {
+            let a = command(&app, by, cmd, params.clone()).await;
+            assert_eq!((a.status, a.body["statusCode"].as_str()), (status, Some(code)), "{cmd} {params}: {}", a.body);
+        }
+        assert_eq!(command(&app, "2001", "forceReady", json!({"agentNo": "1002"})).await.body["statusMsg"], "target agent not found or not logged in");
+        assert_eq!(command(&app, "2001", "forceReady", json!({"agentNo": "2001"})).await.body["statusMsg"], "target is the agent itself");
+    }
+}
+
+both_backends! {
+    /// A supervisor readies, pauses and logs out an agent; the agent's socket gets each
+    /// statusEvent with forcedBy. The supervisor need not be logged in, and may command
+    /// over its own socket.
+    async fn a_supervisor_forces_an_agents_state(db: TestDb) {
+        let app = db.spawn(&[]).await;
+        let mut agent_socket = team(&app).await;
+
+        let a = command(&app, "2001", "forceReady", json!({"agentNo": "1001"})).await;
+        assert_eq!((a.status, a.body["statusCode"].as_str(), &a.body["data"]), (200, Some("00000"), &json!({})), "{}", a.body);
+        let e = agent_socket.take_events(1).await;
+        assert_eq!(forced(&e[0]), strings(["ready", "ready", "", "forced", "", "2001"]));
+
+        let a = command(&app, "2001", "forcePause", json!({"agentNo": "1001"})).await;
+        assert_eq!(a.body["statusCode"], "00000", "{}", a.body);
+        let e = agent_socket.take_events(1).await;
+        assert_eq!(forced(&e[0]), strings(["pause", "pause", "forced", "", "", "2001"]));
+
+        let mut supervisor = signed_in(&app, "2001").await;
+        let r = supervisor.request("forcePause", json!({"agentNo": "1001", "pauseCause": "training"})).await;
+        assert_eq!((r["statusCode"].as_str(), &r["data"]), (Some("00000"), &json!({})), "{r}");
+        let e = agent_socket.take_events(1).await;
+        assert_eq!(forced(&e[0]), strings(["pause", "pause", "training", "", "", "2001"]));
+
+        let r = supervisor.request("forceLogout", json!({"agentNo": "1001"})).await;
+        assert_eq!((r["statusCode"].as_str(), &r["data"]), (Some("00000"), &json!({})), "{r}");
+        let e = agent_socket.take_events(1).await;
+        assert_eq!(forced(&e[0]), strings(["logout", "offline", "", "", "forced", "2001"]));
+        let state = command(&app, "1001", "getState", json!({})).await;
+        assert_eq!(state.body["data"]["agentState"], "offline");
+        // The supervisor's own session saw nothing of it.
+        let own = command(&app, "2001", "getState", json!({})).await;
+        assert_eq!((own.body["data"]["agentState"].as_str(), own.body["data"]["lastSeq"].as_str()), (Some("offline"), Some("0")));
+    }
+}
+
+both_backends! {
+    /// forceLogout of an agent in a call waits for the call's end ("deferred":"1"); the
+    /// logout then carries forcedBy.
+    async fn a_forced_logout_waits_for_the_call(db: TestDb) {
+        let app = db.spawn(&[("VOICEPAAS_SANDBOX_SPEED", "5")]).await;
+        agent(&app, "2001", json!({"role": "supervisor"})).await;
+        agent(&app, "1001", json!({"wrapupTime": 0})).await;
+        let mut socket = ready(&app, "1001").await;
+        let r = socket.request("callOut", json!({"userNumber": "13800000001"})).await;
+        assert_eq!(r["statusCode"], "00000", "{r}");
+        let (names, _) = script(&mut socket, 7, 1).await;
+        assert_eq!(names, ["initiated/2", "ringing/2", "answered/2-", "initiated/1", "ringing/1", "answered/1+", "answered/2+"]);
+        let a = command(&app, "2001", "forceLogout", json!({"agentNo": "1001"})).await;
+        assert_eq!((a.body["statusCode"].as_str(), &a.body["data"]), (Some("00000"), &json!({"deferred": "1"})), "{}", a.body);
+        let state = command(&app, "1001", "getState", json!({})).await;
+        assert_eq!(state.body["data"]["agentState"], "talking");
+        assert_eq!(socket.request("hangup", json!({})).await["statusCode"], "00000");
+        // The call's end, then the logout instead of wrapup (as a lost socket's logout).
+        let (names, frames) = script(&mut socket, 3, 8).await;
+        assert_eq!(names, ["completed/2", "completed/1", "st logout"]);
+        assert_eq!(forced(&frames[2]), strings(["logout", "offline", "", "", "forced", "2001"]));
+        let state = command(&app, "1001", "getState", json!({})).await;
+        assert_eq!(state.body["data"]["agentState"], "offline");
+    }
+}
