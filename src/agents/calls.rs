@@ -164,32 +164,46 @@ impl Agents {
             CommandName::RetrieveCall => AgentOrder::Retrieve,
             _ => AgentOrder::Hangup,
         };
-        let legs = self.store().agent_legs(app_id, &agent.agent_no).await?;
-        let conversation = legs
-            .iter()
-            .find_map(|l| l.conversation_id.clone())
-            .ok_or_else(|| CommandError::WrongCallState("the agent has no call".into()))?;
-        let orchestrator = self
-            .orchestrator()
-            .ok_or_else(|| CommandError::NoMedia("this process places no calls".into()))?;
         let user_data = match &order {
             AgentOrder::SetUserData(data) => Some(data.clone()),
             _ => None,
         };
-        orchestrator
-            .agent_order(&conversation, &agent.agent_no, order)
-            .await
-            .map_err(|e| match e {
-                Refused::State(why) => CommandError::WrongCallState(why),
-                Refused::NoMedia(why) => CommandError::NoMedia(why),
-                Refused::Unavailable(e) => CommandError::Unavailable(e),
-            })?;
+        let conversation = self
+            .send_order(app_id, &agent.agent_no, order)
+            .await?
+            .ok_or_else(|| CommandError::WrongCallState("the agent has no call".into()))?;
         if let Some(data) = user_data {
             self.store()
                 .set_conversation_userdata(&conversation, &data)
                 .await?;
         }
         Ok(json!({}))
+    }
+
+    /// Sends `order` to the conversation of `agent_no`'s call, wherever it is driven; the
+    /// conversation, or `None` when the agent has no call.
+    pub(super) async fn send_order(
+        &self,
+        app_id: &str,
+        agent_no: &str,
+        order: AgentOrder,
+    ) -> Result<Option<String>, CommandError> {
+        let legs = self.store().agent_legs(app_id, agent_no).await?;
+        let Some(conversation) = legs.iter().find_map(|l| l.conversation_id.clone()) else {
+            return Ok(None);
+        };
+        let orchestrator = self
+            .orchestrator()
+            .ok_or_else(|| CommandError::NoMedia("this process places no calls".into()))?;
+        orchestrator
+            .agent_order(&conversation, agent_no, order)
+            .await
+            .map_err(|e| match e {
+                Refused::State(why) => CommandError::WrongCallState(why),
+                Refused::NoMedia(why) => CommandError::NoMedia(why),
+                Refused::Unavailable(e) => CommandError::Unavailable(e),
+            })?;
+        Ok(Some(conversation))
     }
 
     /// getState's `calls`: the agent's legs in its live conversations (§7.1).

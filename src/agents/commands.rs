@@ -243,6 +243,7 @@ impl Agents {
             CommandName::ForceReady | CommandName::ForcePause | CommandName::ForceLogout => {
                 self.force_state(app_id, agent, name, params).await
             }
+            CommandName::ForceHangup => self.force_hangup(app_id, agent, params).await,
             CommandName::MonitorQueues | CommandName::UnmonitorQueues => {
                 if agent.role != AgentRole::Supervisor {
                     return Err(CommandError::SupervisorRequired);

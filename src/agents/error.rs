@@ -60,6 +60,9 @@ pub enum CommandError {
     /// 20107.
     #[error("target agent not found or not logged in")]
     TargetNotFound,
+    /// 20108.
+    #[error("target agent not available")]
+    TargetUnavailable,
     /// 20113.
     #[error("target is the agent itself")]
     TargetIsSelf,
@@ -85,6 +88,7 @@ impl CommandError {
             Self::SupervisorRequired => "20106",
             Self::QueueNotFound => "20003",
             Self::TargetNotFound => "20107",
+            Self::TargetUnavailable => "20108",
             Self::TargetIsSelf => "20113",
         }
     }
@@ -96,7 +100,7 @@ impl CommandError {
             Self::Unavailable(_) | Self::NoMedia(_) => 503,
             Self::AtCapacity => 429,
             Self::DisplayNumNotAllowed => 403,
-            Self::WrongCallState(_) => 409,
+            Self::WrongCallState(_) | Self::TargetUnavailable => 409,
             Self::AuthFirst | Self::AuthFailed | Self::TooManyAttempts => 401,
             Self::AgentDisabled | Self::SupervisorRequired => 403,
             Self::QueueNotFound | Self::TargetNotFound => 404,

@@ -1,14 +1,16 @@
-//! Supervisors setting another agent's state (agents' contract §7.2 `forceReady`,
-//! `forcePause`, `forceLogout`): the target's session steps as if it had asked itself,
-//! its statusEvent carrying `forcedBy` (readyCause, pauseCause or logoutCause `forced`).
+//! Supervisors acting on another agent (agents' contract §7.2): `forceReady`,
+//! `forcePause` and `forceLogout` step the target's session as if it had asked itself, its
+//! statusEvent carrying `forcedBy` (readyCause, pauseCause or logoutCause `forced`);
+//! `forceHangup` ends the target's call, every leg of it (byeType 6).
 
 use serde_json::{Map, Value, json};
 
 use super::Agents;
 use super::commands::{param, pause_cause};
 use super::error::CommandError;
-use super::machine::{CommandName, Input, LogoutCause};
+use super::machine::{AgentState, CommandName, Input, LogoutCause};
 use crate::domain::agent::AgentRole;
+use crate::orchestrator::flows::agent_call::AgentOrder;
 use crate::store::agents::AgentRecord;
 
 /// The state a supervisor forces.
@@ -64,19 +66,8 @@ impl Agents {
         name: CommandName,
         params: &Map<String, Value>,
     ) -> Result<Value, CommandError> {
-        if supervisor.role != AgentRole::Supervisor {
-            return Err(CommandError::SupervisorRequired);
-        }
-        let target = param(params, "agentNo")?
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| CommandError::Param("agentNo is required".into()))?;
-        if target == supervisor.agent_no {
-            return Err(CommandError::TargetIsSelf);
-        }
+        let target = self.supervised(app_id, supervisor, params).await?;
         let forced = Forced::of(name, params)?;
-        if self.store.find_agent(app_id, &target).await?.is_none() {
-            return Err(CommandError::TargetNotFound);
-        }
         let by = supervisor.agent_no.clone();
         let (deferred, _) = self
             .change(app_id, &target, move |current| {
@@ -90,5 +81,51 @@ impl Agents {
         } else {
             json!({})
         })
+    }
+
+    /// `forceHangup` by `supervisor` of the call of the agent its params name, which must
+    /// be talking (20108): every leg of its conversation ends, byeType 6, each agent's own
+    /// leg `completed` with completedCause `forced`.
+    pub(super) async fn force_hangup(
+        &self,
+        app_id: &str,
+        supervisor: &AgentRecord,
+        params: &Map<String, Value>,
+    ) -> Result<Value, CommandError> {
+        let target = self.supervised(app_id, supervisor, params).await?;
+        let session = self
+            .session_of(app_id, &target)
+            .await?
+            .ok_or(CommandError::TargetNotFound)?;
+        if session.state != AgentState::Talking {
+            return Err(CommandError::TargetUnavailable);
+        }
+        self.send_order(app_id, &target, AgentOrder::ForceHangup)
+            .await?
+            .ok_or(CommandError::TargetUnavailable)?;
+        Ok(json!({}))
+    }
+
+    /// The agent a supervisor's command names (param `agentNo`): `supervisor` must be one
+    /// (20106), the agent another agent of the application (20113, 20107).
+    async fn supervised(
+        &self,
+        app_id: &str,
+        supervisor: &AgentRecord,
+        params: &Map<String, Value>,
+    ) -> Result<String, CommandError> {
+        if supervisor.role != AgentRole::Supervisor {
+            return Err(CommandError::SupervisorRequired);
+        }
+        let target = param(params, "agentNo")?
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| CommandError::Param("agentNo is required".into()))?;
+        if target == supervisor.agent_no {
+            return Err(CommandError::TargetIsSelf);
+        }
+        if self.store.find_agent(app_id, &target).await?.is_none() {
+            return Err(CommandError::TargetNotFound);
+        }
+        Ok(target)
     }
 }

@@ -71,6 +71,8 @@ pub enum AgentBye {
     AgentHungUp,
     /// `5`: maxCallDuration.
     MaxDuration,
+    /// `6`: a supervisor ended the call (forceHangup).
+    Forced,
     /// `7`: the user hung up in a queue or a menu (abandoned).
     Abandoned,
     /// `8`: an overflow or a route's hangup ended the call.
@@ -89,6 +91,7 @@ impl AgentBye {
             Self::UserHungUp => 3,
             Self::AgentHungUp => 4,
             Self::MaxDuration => 5,
+            Self::Forced => 6,
             Self::Abandoned => 7,
             Self::RouteHangup => 8,
             Self::MediaFailure => 10,

@@ -118,7 +118,7 @@ pub(super) async fn agent_order(
     if ended(ctx, id).await? {
         return Err(Refused::State(ENDED.into()));
     }
-    let hangup = order == AgentOrder::Hangup;
+    let hangup = matches!(order, AgentOrder::Hangup | AgentOrder::ForceHangup);
     match remote(ctx, id, &Wire::Agent(agent_no.to_string(), order)).await? {
         Some(verdict) => verdict.map_err(Refused::from),
         // Written down, a hangup is carried out by whoever drives the call.
@@ -179,7 +179,9 @@ async fn remote(
         if Instant::now() >= deadline {
             match command {
                 // A hangup taken late still ends the call: answered as accepted.
-                Wire::Cancel | Wire::Agent(_, AgentOrder::Hangup) => return Ok(None),
+                Wire::Cancel | Wire::Agent(_, AgentOrder::Hangup | AgentOrder::ForceHangup) => {
+                    return Ok(None);
+                }
                 Wire::Agent(..) if ctx.store.withdraw_command(cmd).await? => return Ok(None),
                 Wire::Agent(..) => deadline += VERDICT_WAIT,
                 Wire::AddCall(_) if ctx.store.withdraw_command(cmd).await? => return Ok(None),

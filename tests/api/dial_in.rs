@@ -425,7 +425,7 @@ async fn live_with_waiting(app: &TestApp, queue: &str, waiting: i64, secs: u64) 
 }
 
 /// The user leg of the call agent 1001 talks in, once it does (within 40 s).
-async fn talking_user_leg(app: &TestApp, db: &TestDb) -> String {
+pub(crate) async fn talking_user_leg(app: &TestApp, db: &TestDb) -> String {
     let started = std::time::Instant::now();
     loop {
         let a = command(app, "1001", "getState", json!({})).await;

@@ -1,10 +1,11 @@
 //! Supervisor commands (agents' contract §7.2): forceReady, forcePause and forceLogout over
 //! REST and the socket, with their refusals and the target's statusEvents (§8.3 forcedBy,
-//! readyCause / pauseCause / logoutCause `forced`).
+//! readyCause / pauseCause / logoutCause `forced`); forceHangup of a callOut and of a
+//! dial-in (byeType 6, completedCause `forced`).
 
 use serde_json::{Value, json};
 
-use crate::agent_calls::{ready, script};
+use crate::agent_calls::{agent_cdr, ready, script};
 use crate::agent_sessions::{agent, command, signed_in};
 use crate::both_backends;
 use crate::helpers::{TestApp, TestDb};
@@ -125,5 +126,66 @@ both_backends! {
         assert_eq!(forced(&frames[2]), strings(["logout", "offline", "", "", "forced", "2001"]));
         let state = command(&app, "1001", "getState", json!({})).await;
         assert_eq!(state.body["data"]["agentState"], "offline");
+    }
+}
+
+both_backends! {
+    /// forceHangup of an agent talking in a callOut: every leg ends, the agent's own leg
+    /// `completed (forced)`, then its wrapup; the CDR's byeType is 6. An agent not talking
+    /// is 20108, one logged out 20107.
+    async fn force_hangup_ends_a_call_out(db: TestDb) {
+        let app = db.spawn(&[("VOICEPAAS_SANDBOX_SPEED", "5")]).await;
+        agent(&app, "2001", json!({"role": "supervisor"})).await;
+        agent(&app, "1001", json!({"wrapupTime": 0})).await;
+        agent(&app, "1002", json!({})).await;
+        let mut socket = ready(&app, "1001").await;
+        let _other = ready(&app, "1002").await;
+        let refused = command(&app, "2001", "forceHangup", json!({"agentNo": "1002"})).await;
+        assert_eq!((refused.status, refused.body["statusCode"].as_str(), refused.body["statusMsg"].as_str()), (409, Some("20108"), Some("target agent not available")), "{}", refused.body);
+        let r = socket.request("callOut", json!({"userNumber": "13800000001"})).await;
+        let cv = r["data"]["conversationSid"].as_str().unwrap().to_string();
+        let (names, _) = script(&mut socket, 7, 1).await;
+        assert_eq!(names[6], "answered/2+", "{names:?}");
+        let a = command(&app, "2001", "forceHangup", json!({"agentNo": "1001"})).await;
+        assert_eq!((a.status, a.body["statusCode"].as_str(), &a.body["data"]), (200, Some("00000"), &json!({})), "{}", a.body);
+        let (names, _) = script(&mut socket, 4, 8).await;
+        assert_eq!(names, ["completed/2 (forced)", "completed/1", "st completed", "st autoReady"]);
+        let cdr = agent_cdr(&app, &db, &cv).await;
+        assert_eq!((cdr["byeType"].as_str(), cdr["agentNo"].as_str()), (Some("6"), Some("1001")), "{cdr}");
+        assert_eq!(command(&app, "1001", "logout", json!({})).await.status, 200);
+        let gone = command(&app, "2001", "forceHangup", json!({"agentNo": "1001"})).await;
+        assert_eq!((gone.status, gone.body["statusCode"].as_str()), (404, Some("20107")), "{}", gone.body);
+    }
+}
+
+both_backends! {
+    /// forceHangup of an agent talking with a caller who dialled in: the caller's
+    /// conversation ends with byeType 6, the agent's leg `completed (forced)`.
+    async fn force_hangup_ends_a_dial_in(db: TestDb) {
+        use crate::dial_in::{cdr_of_leg, dial_in, route, talking_user_leg};
+        let app = db.spawn(&[("VOICEPAAS_SANDBOX_SPEED", "5")]).await;
+        let queue = crate::queues::create_queue(&app, json!({"name": "sales"})).await;
+        agent(&app, "2001", json!({"role": "supervisor"})).await;
+        agent(&app, "1001", json!({"wrapupTime": 0, "sipNumber": "80001001", "queues": [{"queueSid": queue}]})).await;
+        route(&app, "4008001000", json!({"route": {"type": "queue", "queueSid": queue}})).await;
+        let mut socket = ready(&app, "1001").await;
+        let leg = dial_in(&app, "13800138001", "4008001000").await;
+        assert_eq!(talking_user_leg(&app, &db).await, leg);
+        let a = command(&app, "2001", "forceHangup", json!({"agentNo": "1001"})).await;
+        assert_eq!((a.status, a.body["statusCode"].as_str()), (200, Some("00000")), "{}", a.body);
+        let cdr = cdr_of_leg(&app, &db, &leg).await;
+        assert_eq!((cdr["byeType"].as_str(), cdr["agentNo"].as_str()), (Some("6"), Some("1001")), "{cdr}");
+        // The agent's own leg ends forced; its wrapup (0 s) follows.
+        let mut seen = Vec::new();
+        while !seen.iter().any(|n: &String| n == "st autoReady") {
+            let frame = socket.take_events(1).await.remove(0);
+            let d = &frame["data"];
+            seen.push(match frame["type"].as_str() {
+                Some("callEvent") => format!("{}/{} {}", d["eventName"].as_str().unwrap(), d["callSubtype"].as_str().unwrap(), d["completedCause"].as_str().unwrap_or("")),
+                _ => format!("st {}", d["eventName"].as_str().unwrap()),
+            });
+            assert!(seen.len() < 12, "{seen:?}");
+        }
+        assert!(seen.contains(&"completed/2 forced".to_string()), "{seen:?}");
     }
 }

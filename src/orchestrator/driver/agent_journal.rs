@@ -54,6 +54,8 @@ pub(super) fn agent_entry(
         at_ms,
     };
     let mut push = |e: CallEvent<'_>| events.push(e.data(tz).to_string());
+    // The agent's own leg of a call a supervisor ended.
+    let forced = |leg: LegIdx| leg == AGENT && flow.forced();
     for write in writes {
         match write {
             Write::Status(leg, Status::Initiated, at) => {
@@ -83,6 +85,7 @@ pub(super) fn agent_entry(
             Write::LegEnded(leg, facts) => push(end_event(
                 event(*leg, CallEventName::Completed, false, 0),
                 facts,
+                forced(*leg),
             )),
             Write::Finish { ending, .. } => {
                 let mut ending: Vec<&(LegIdx, LegFacts)> = ending.iter().collect();
@@ -96,6 +99,7 @@ pub(super) fn agent_entry(
                     push(end_event(
                         event(*leg, CallEventName::Completed, false, 0),
                         facts,
+                        forced(*leg),
                     ));
                 }
                 let connected = legs.get(USER).is_some_and(|l| l.answered());
@@ -122,13 +126,14 @@ pub(super) fn agent_entry(
     })
 }
 
-/// A leg's last event: `completed` once answered (`time-limit` when maxCallDuration cut
-/// it), else `failed` with its cause.
-pub(super) fn end_event<'a>(mut e: CallEvent<'a>, facts: &LegFacts) -> CallEvent<'a> {
+/// A leg's last event: `completed` once answered (`forced` when a supervisor ended the
+/// agent's call, `time-limit` when maxCallDuration cut it), else `failed` with its cause.
+pub(super) fn end_event<'a>(mut e: CallEvent<'a>, facts: &LegFacts, forced: bool) -> CallEvent<'a> {
     e.at_ms = facts.end_ms;
     if facts.answer_ms.is_some() {
         e.name = CallEventName::Completed;
         e.completed_cause = match facts.end {
+            _ if forced => "forced",
             LegEnd::MaxDuration => "time-limit",
             _ => "",
         };

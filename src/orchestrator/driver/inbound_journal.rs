@@ -6,7 +6,7 @@
 use crate::agents::events::{CallEvent, CallEventName, CallView, failed_cause};
 use crate::agents::{call_change, machine::Input};
 use crate::cdr::{AgentCdr, AgentLeg, LegFacts};
-use crate::domain::agent_call::CallSubtype;
+use crate::domain::agent_call::{AgentBye, CallSubtype};
 use crate::orchestrator::engine::{Conversation, LegIdx, Status, Write};
 use crate::orchestrator::flows::Flow;
 use crate::orchestrator::flows::inbound::{InboundFlow, OfferOutcome, USER};
@@ -76,7 +76,8 @@ pub(super) fn inbound_entries(
             at_ms,
         };
         if let Some(facts) = facts {
-            event = end_event(event, facts);
+            let forced = flow.state().bye == Some(AgentBye::Forced);
+            event = end_event(event, facts, forced);
             // An offer never connected fails for its agent, answered or not (§7.1).
             if offer.bridged_at.is_none() {
                 event.name = CallEventName::Failed;

@@ -423,8 +423,9 @@ impl Sim {
             }),
             9 if matches!(self.engine.flow, Flow::Agent(_)) => self.command(Command::Agent(
                 "1001".into(),
-                match choice % 5 {
+                match choice % 6 {
                     0 => AgentOrder::Hangup,
+                    5 => AgentOrder::ForceHangup,
                     1 => AgentOrder::SendDtmf("1#".into()),
                     2 => AgentOrder::Hold,
                     3 => AgentOrder::Retrieve,
@@ -700,7 +701,9 @@ fn agent_bye_agrees(bye: AgentBye, legs: &[crate::cdr::LegFacts]) -> Result<(), 
     let ok = match bye {
         AgentBye::FirstNoAnswer => legs.len() == 1,
         AgentBye::FirstHungUpDialing | AgentBye::SecondNoAnswer => answered(0) && legs.len() == 2,
-        AgentBye::UserHungUp | AgentBye::AgentHungUp => answered(0) && answered(1),
+        AgentBye::UserHungUp | AgentBye::AgentHungUp | AgentBye::Forced => {
+            answered(0) && answered(1)
+        }
         AgentBye::MaxDuration => legs.iter().any(|l| l.end == LegEnd::MaxDuration),
         AgentBye::MediaFailure => true,
         // Dial-ins only.
@@ -970,7 +973,8 @@ fn agent_calls_reach_every_outcome() {
         }
         taken += u32::from(sim.generation > 0);
     });
-    assert_eq!(byes.len(), 7, "{byes:?}");
+    // 0–5, 6 (forceHangup) and 10: every byeType of an agent's callOut.
+    assert_eq!(byes.len(), 8, "{byes:?}");
     assert!(taken >= 100, "{taken}");
 }
 

@@ -30,6 +30,8 @@ pub const USER: LegIdx = 1;
 pub enum AgentOrder {
     /// `hangup`: end the call (cancel a callOut still ringing).
     Hangup,
+    /// `forceHangup` of a supervisor: end the connected call, every leg (byeType 6).
+    ForceHangup,
     /// `sendDtmf` toward the user.
     SendDtmf(String),
     /// `setUserData`: the conversation's userData from now on.
@@ -155,6 +157,11 @@ impl AgentCallFlow {
     /// What the conversation is.
     pub fn call(&self) -> &AgentCall {
         &self.call
+    }
+
+    /// Whether a supervisor ended the call (forceHangup).
+    pub fn forced(&self) -> bool {
+        self.state.bye == Some(AgentBye::Forced)
     }
 
     /// The leg whose own hangup ended the conversation, if one did.
@@ -415,6 +422,13 @@ impl AgentCallFlow {
             AgentOrder::Hangup => {
                 self.end(core, self.agent_left());
                 Ok(Some(()))
+            }
+            AgentOrder::ForceHangup if self.state.phase == Phase::Talking => {
+                self.end(core, AgentBye::Forced);
+                Ok(Some(()))
+            }
+            AgentOrder::ForceHangup => {
+                Err(Refusal::State("forceHangup needs a connected call".into()))
             }
             AgentOrder::SendDtmf(digits) if self.state.phase == Phase::Talking => {
                 core.media(USER, MediaCommand::SendDtmf(digits));

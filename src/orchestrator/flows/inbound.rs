@@ -1265,6 +1265,12 @@ impl InboundFlow {
                 self.state.first_gone = Some(leg);
                 self.end(core, AgentBye::AgentHungUp);
             }
+            AgentOrder::ForceHangup if connected => self.end(core, AgentBye::Forced),
+            AgentOrder::ForceHangup => {
+                return Err(Refusal::State(
+                    "forceHangup needs the agent connected to the caller".into(),
+                ));
+            }
             AgentOrder::Hangup => {
                 if let Some(o) = self.state.offers.iter_mut().find(|o| o.leg == leg) {
                     o.rejected = true;
