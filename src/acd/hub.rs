@@ -389,24 +389,9 @@ impl Hub {
             } => {
                 if let Some(app) = self.apps.get_mut(&app_id) {
                     app.available.remove(&agent);
-                    if why == Unmade::Deferred {
-                        let now = tokio::time::Instant::now();
-                        app.deferred_since.entry(agent.clone()).or_insert(now);
-                    }
                 }
                 if why == Unmade::Deferred {
-                    // Looked at again soon: the older caller may get another agent.
-                    let (back, app_id, agent_no) =
-                        (self.back.clone(), app_id.clone(), agent.clone());
-                    tokio::spawn(async move {
-                        tokio::time::sleep(DEFERRED_RETRY).await;
-                        let heard = tokio::time::Instant::now();
-                        back.send(HubInput::AgentChanged {
-                            app_id,
-                            agent_no,
-                            heard,
-                        });
-                    });
+                    self.defer(&app_id, &agent);
                 }
                 let unavailable = Input::Unavailable {
                     agent: agent.clone(),
@@ -543,6 +528,28 @@ impl Hub {
             }
         };
         self.step(&app_id, input).await;
+    }
+
+    /// Leaves `agent_no` to an older caller of another replica: noted since when, and
+    /// looked at again soon (that caller may get another agent).
+    fn defer(&mut self, app_id: &str, agent_no: &str) {
+        if let Some(app) = self.apps.get_mut(app_id) {
+            let now = tokio::time::Instant::now();
+            app.deferred_since
+                .entry(agent_no.to_string())
+                .or_insert(now);
+        }
+        let (back, app_id, agent_no) =
+            (self.back.clone(), app_id.to_string(), agent_no.to_string());
+        tokio::spawn(async move {
+            tokio::time::sleep(DEFERRED_RETRY).await;
+            let heard = tokio::time::Instant::now();
+            back.send(HubInput::AgentChanged {
+                app_id,
+                agent_no,
+                heard,
+            });
+        });
     }
 
     /// Remembers a caller of `app_id` joining a line.

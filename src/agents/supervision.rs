@@ -27,14 +27,11 @@ impl Forced {
         Ok(match name {
             CommandName::ForceReady => Forced::Ready,
             CommandName::ForceLogout => Forced::Logout,
-            _ => {
-                // The default cause is the platform's `forced`, which a supervisor may name.
-                let given = param(params, "pauseCause")?.filter(|c| !c.is_empty() && c != "forced");
-                match given {
-                    None => Forced::Pause("forced".into()),
-                    Some(_) => Forced::Pause(pause_cause(params)?),
-                }
-            }
+            // The default cause is the platform's `forced`, which a supervisor may name.
+            _ => match param(params, "pauseCause")?.as_deref() {
+                None | Some("" | "forced") => Forced::Pause("forced".into()),
+                Some(_) => Forced::Pause(pause_cause(params)?),
+            },
         })
     }
 

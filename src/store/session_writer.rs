@@ -189,29 +189,33 @@ pub(crate) async fn apply_changes(
     for change in changes {
         let key = (change.app_id.to_string(), change.agent_no.to_string());
         let current = sessions.remove(&key);
-        let Some(write) = (change.decide)(current.as_ref().map(|(stored, _)| stored)) else {
-            outcomes.push(Outcome::Refused);
-            if let Some(current) = current {
-                sessions.insert(key, current);
-            }
-            continue;
-        };
-        if let Some(call) = &write.call
-            && !insert_agent_call(tx, call).await?
-        {
-            outcomes.push(Outcome::NoRoom);
-            if let Some(current) = current {
-                sessions.insert(key, current);
-            }
-            continue;
-        }
-        let names = (change.app_id, change.agent_no, change.new_sid);
-        let (committed, after) = rows.add(names, current, &write);
+        let (outcome, after) = apply_one(tx, &mut rows, change, current).await?;
         if let Some(after) = after {
             sessions.insert(key, after);
         }
-        outcomes.push(Outcome::Written(committed));
+        outcomes.push(outcome);
     }
     rows.write(tx).await?;
     Ok(outcomes)
+}
+
+/// One change on `current`, its rows added to `rows`: what became of it, and the session
+/// it leaves (`current` itself when it was refused).
+async fn apply_one(
+    tx: &mut Tx<'_>,
+    rows: &mut SessionRows,
+    change: &Change<'_>,
+    current: Option<Held>,
+) -> Result<(Outcome, Option<Held>), sqlx::Error> {
+    let Some(write) = (change.decide)(current.as_ref().map(|(stored, _)| stored)) else {
+        return Ok((Outcome::Refused, current));
+    };
+    if let Some(call) = &write.call
+        && !insert_agent_call(tx, call).await?
+    {
+        return Ok((Outcome::NoRoom, current));
+    }
+    let names = (change.app_id, change.agent_no, change.new_sid);
+    let (committed, after) = rows.add(names, current, &write);
+    Ok((Outcome::Written(committed), after))
 }

@@ -290,13 +290,14 @@ async fn end_conversations(
 ) -> Result<(), sqlx::Error> {
     // (job, its end); a conversation ended twice in one batch: the later end is refused.
     let mut ends: Vec<(usize, &ConversationEnd)> = Vec::new();
+    let mut seen: HashSet<&str> = HashSet::new();
     for (i, w) in calls {
         let mine = w.entries.iter().filter_map(|e| match e {
             Entry::Finish(f) => f.conversation.as_ref(),
             _ => None,
         });
         for end in mine {
-            if ends.iter().any(|(_, e)| e.id == end.id) {
+            if !seen.insert(&end.id) {
                 applied[*i] = false;
             } else if applied[*i] {
                 ends.push((*i, end));
