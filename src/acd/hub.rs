@@ -467,6 +467,7 @@ impl Hub {
                 target: Target::Queue(queue),
                 join_ms,
                 place,
+                join_type,
                 ..
             } => {
                 if let Err(e) = self.prepare(&app_id, &queue).await {
@@ -487,7 +488,12 @@ impl Hub {
                     Ok(false) => return self.tell(&conversation, QueueOrder::NoAgents).await,
                     Err(e) => tracing::warn!(error = %e, "matchmaker: members unreadable"),
                 }
-                let last_agent = self.last_agent(&app_id, &queue, &user_number).await;
+                // A transferred caller goes to the queue's members, not back to the agent
+                // who transferred it.
+                let last_agent = match join_type {
+                    JoinType::Transfer => None,
+                    _ => self.last_agent(&app_id, &queue, &user_number).await,
+                };
                 let caller = Caller::joined((did, user_number), join_ms, last_agent.clone());
                 self.remember(&app_id, &conversation, caller);
                 Input::Join {

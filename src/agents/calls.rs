@@ -45,11 +45,9 @@ impl Agents {
     ) -> Result<Value, CommandError> {
         // The state first: a command the state does not allow is refused as such, whatever
         // its params.
-        let session = self.session_of(app_id, &agent.agent_no).await?;
-        check(
-            CommandName::CallOut,
-            session.as_ref().map_or(AgentState::Offline, |s| s.state),
-        )?;
+        let session = self
+            .allowed(app_id, &agent.agent_no, CommandName::CallOut)
+            .await?;
         let user_number = param(params, "userNumber")?
             .ok_or_else(|| CommandError::Param("userNumber is required".into()))?;
         let user_number = PhoneNumber::parse("userNumber", &user_number)?.to_string();
@@ -136,11 +134,7 @@ impl Agents {
         name: CommandName,
         params: &Map<String, Value>,
     ) -> Result<Value, CommandError> {
-        let session = self.session_of(app_id, &agent.agent_no).await?;
-        check(
-            name,
-            session.as_ref().map_or(AgentState::Offline, |s| s.state),
-        )?;
+        self.allowed(app_id, &agent.agent_no, name).await?;
         let order = match name {
             CommandName::SendDtmf => {
                 let digits = param(params, "digits")?.unwrap_or_default();

@@ -244,25 +244,18 @@ impl Agents {
                 self.force_state(app_id, agent, name, params).await
             }
             CommandName::ForceHangup => self.force_hangup(app_id, agent, params).await,
+            CommandName::Transfer => self.transfer(app_id, agent, params).await,
             CommandName::MonitorQueues | CommandName::UnmonitorQueues => {
                 if agent.role != AgentRole::Supervisor {
                     return Err(CommandError::SupervisorRequired);
                 }
-                let state = self
-                    .session_of(app_id, &agent.agent_no)
-                    .await?
-                    .map_or(AgentState::Offline, |s| s.state);
-                check(name, state)?;
+                self.allowed(app_id, &agent.agent_no, name).await?;
                 let on = name == CommandName::MonitorQueues;
                 self.monitor_queues(app_id, agent, params, on).await
             }
             _ => {
                 // The rest of §7 is not served yet: the §6 table still answers for them.
-                let state = self
-                    .session_of(app_id, &agent.agent_no)
-                    .await?
-                    .map_or(AgentState::Offline, |s| s.state);
-                check(name, state)?;
+                self.allowed(app_id, &agent.agent_no, name).await?;
                 Err(CommandError::UnknownCommand)
             }
         }

@@ -125,8 +125,10 @@ pub struct CallEvent<'a> {
     pub bridged: bool,
     /// On failed: why.
     pub failed_cause: &'static str,
-    /// On completed: `""` or `time-limit`.
+    /// On completed: `""`, `time-limit`, `transferred` or `forced`.
     pub completed_cause: &'static str,
+    /// The other agent of a transfer, consult, conference or supervision (`""`: none).
+    pub co_agent_no: &'a str,
     /// The conversation's userData.
     pub user_data: &'a str,
     /// When (Unix ms).
@@ -153,7 +155,7 @@ impl CallEvent<'_> {
             "userNumberType": crate::domain::agent_call::user_number_type(call.user_number),
             "userArea": "",
             "isBridged": if self.bridged { "1" } else { "0" },
-            "coAgentNo": "",
+            "coAgentNo": self.co_agent_no,
             "userData": self.user_data,
             "timestamp": format_time(self.at_ms, tz),
             "queueSid": call.queue_sid,

@@ -14,6 +14,7 @@ mod monitoring;
 mod snapshots;
 mod supervision;
 mod timers;
+mod transfer;
 
 use std::sync::Arc;
 
@@ -234,6 +235,22 @@ impl Agents {
             .live_session(app_id, agent_no)
             .await?
             .and_then(|s| serde_json::from_str::<Session>(&s.session).ok()))
+    }
+
+    /// The agent's live session, once the §6 table allows command `name` in its state
+    /// (read without a lock: the command's change checks again under it).
+    pub(super) async fn allowed(
+        &self,
+        app_id: &str,
+        agent_no: &str,
+        name: machine::CommandName,
+    ) -> Result<Option<Session>, CommandError> {
+        let session = self.session_of(app_id, agent_no).await?;
+        let state = session
+            .as_ref()
+            .map_or(machine::AgentState::Offline, |s| s.state);
+        machine::check(name, state)?;
+        Ok(session)
     }
 
     /// Changes an agent's session under its lock: `decide` sees the current session and

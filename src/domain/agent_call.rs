@@ -36,6 +36,8 @@ pub enum CallSubtype {
     User,
     /// `2`: the agent.
     Agent,
+    /// `3`: a transfer's target (an agent offered a transferred caller, or a number).
+    Transfer,
 }
 
 impl CallSubtype {
@@ -44,6 +46,7 @@ impl CallSubtype {
         match self {
             Self::User => "1",
             Self::Agent => "2",
+            Self::Transfer => "3",
         }
     }
 
@@ -52,6 +55,7 @@ impl CallSubtype {
         match self {
             Self::User => "user",
             Self::Agent => "agent",
+            Self::Transfer => "transfer",
         }
     }
 }
@@ -77,6 +81,8 @@ pub enum AgentBye {
     Abandoned,
     /// `8`: an overflow or a route's hangup ended the call.
     RouteHangup,
+    /// `9`: a transfer failed and the caller had no queue to go back to.
+    TransferFailed,
     /// `10`: the media failed (a node lost, the platform failed).
     MediaFailure,
 }
@@ -94,6 +100,7 @@ impl AgentBye {
             Self::Forced => 6,
             Self::Abandoned => 7,
             Self::RouteHangup => 8,
+            Self::TransferFailed => 9,
             Self::MediaFailure => 10,
         }
     }

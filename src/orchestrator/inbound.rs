@@ -223,6 +223,17 @@ impl Ctx {
             agent_ring_secs: resolver.agent_ring_secs,
         }
     }
+
+    /// Queue `queue` of application `app` and the queues its overflows reach, resolved
+    /// for a caller transferred to it.
+    pub(crate) async fn queue_plans(
+        &self,
+        app: &ApplicationRecord,
+        queue: &str,
+    ) -> std::collections::BTreeMap<String, QueuePlan> {
+        let resolver = Resolver::new(self, &app.app_id, Some(app));
+        resolver.queues(vec![queue.to_string()]).await
+    }
 }
 
 /// Turns a stored route's steps into the plan's, prompts as files.

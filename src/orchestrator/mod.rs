@@ -209,6 +209,16 @@ impl Orchestrator {
         }
     }
 
+    /// What a caller transferred to queue `queue` of application `app` needs: it and the
+    /// queues its overflows reach, by queueSid.
+    pub async fn queue_plans(
+        &self,
+        app: &crate::store::applications::ApplicationRecord,
+        queue: &str,
+    ) -> std::collections::BTreeMap<String, flows::inbound::QueuePlan> {
+        self.0.queue_plans(app, queue).await
+    }
+
     /// Whether SIP user `user` (`sipNumber@domain`) is registered on a media server.
     pub async fn registered(&self, user: &str) -> Result<bool, crate::esl::EslError> {
         self.0.media.registered(user).await

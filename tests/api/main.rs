@@ -42,5 +42,6 @@ mod replicas;
 mod repository;
 mod retention;
 mod supervision;
+mod transfers;
 mod user_docs;
 mod webhooks;

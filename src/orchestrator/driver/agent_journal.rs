@@ -50,6 +50,7 @@ pub(super) fn agent_entry(
         bridged,
         failed_cause: "",
         completed_cause: "",
+        co_agent_no: "",
         user_data: flow.user_data(),
         at_ms,
     };

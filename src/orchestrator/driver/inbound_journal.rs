@@ -9,7 +9,7 @@ use crate::cdr::{AgentCdr, AgentLeg, LegFacts};
 use crate::domain::agent_call::{AgentBye, CallSubtype};
 use crate::orchestrator::engine::{Conversation, LegIdx, Status, Write};
 use crate::orchestrator::flows::Flow;
-use crate::orchestrator::flows::inbound::{InboundFlow, OfferOutcome, USER};
+use crate::orchestrator::flows::inbound::{InboundFlow, OfferLeg, OfferOutcome};
 use crate::orchestrator::unit::Unit;
 use crate::store::journal::Entry;
 
@@ -51,7 +51,8 @@ pub(super) fn inbound_entries(
                    at_ms: i64,
                    facts: Option<&LegFacts>,
                    input: Option<Input>| {
-        let Some(offer) = flow.offer(leg) else {
+        // A number a transfer dialled has no agent (its events go to the eventUrl only).
+        let Some(offer) = flow.offer(leg).filter(|o| !o.offer.agent_no.is_empty()) else {
             return;
         };
         let o = &offer.offer;
@@ -68,16 +69,20 @@ pub(super) fn inbound_entries(
             app_id: &unit.first.app_id,
             conversation_sid: &unit.id,
             call_sid: &legs[leg].id,
-            subtype: CallSubtype::Agent,
+            subtype: offer_subtype(offer),
             bridged,
             failed_cause: "",
             completed_cause: "",
+            co_agent_no: offer.transferred_by.as_deref().unwrap_or_default(),
             user_data,
             at_ms,
         };
         if let Some(facts) = facts {
             let forced = flow.state().bye == Some(AgentBye::Forced);
             event = end_event(event, facts, forced);
+            if offer.left && event.name == CallEventName::Completed {
+                event.completed_cause = "transferred";
+            }
             // An offer never connected fails for its agent, answered or not (§7.1).
             if offer.bridged_at.is_none() {
                 event.name = CallEventName::Failed;
@@ -194,6 +199,14 @@ pub(super) fn inbound_entries(
         .collect()
 }
 
+/// An offer leg's callSubtype: `3` when a transfer made it, else `2`.
+fn offer_subtype(offer: &OfferLeg) -> CallSubtype {
+    match offer.transferred_by {
+        Some(_) => CallSubtype::Transfer,
+        None => CallSubtype::Agent,
+    }
+}
+
 /// The dial-in's agent CDR (§10).
 pub(super) fn inbound_cdr(
     unit: &Unit,
@@ -210,9 +223,9 @@ pub(super) fn inbound_cdr(
         .enumerate()
         .map(|(i, facts)| AgentLeg {
             facts,
-            role: match i {
-                USER => CallSubtype::User.role(),
-                _ => CallSubtype::Agent.role(),
+            role: match flow.offer(i) {
+                Some(offer) => offer_subtype(offer).role(),
+                None => CallSubtype::User.role(),
             },
             agent_no: flow.offer(i).map_or("", |o| o.offer.agent_no.as_str()),
         })

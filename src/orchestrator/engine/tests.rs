@@ -6,7 +6,7 @@
 //! every leg ended exactly once, one CDR, each leg's statuses in contract order, no command
 //! aimed at a leg already ended, and a byeType that agrees with its legs (API.md §6.2).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use proptest::prelude::*;
@@ -18,8 +18,11 @@ use crate::domain::agent::PhoneType;
 use crate::domain::agent_call::{AgentBye, AgentCall, CallType};
 use crate::domain::click2call::RecordMode;
 use crate::domain::notice::DtmfKey;
-use crate::orchestrator::flows::agent_call::{AgentCallFlow, AgentOrder};
+use crate::orchestrator::flows::agent_call::{AgentCallFlow, AgentOrder, TransferTo};
 use crate::orchestrator::flows::click2call::{AddParty, CalleePlan, Click2CallFlow, Plan};
+use crate::orchestrator::flows::inbound::{
+    InboundFlow, Offer, Outbound, QueueOrder, QueuePlan, Route, Step, Target,
+};
 use crate::orchestrator::flows::ivr::{IvrFlow, IvrKind, Keys, Script};
 use crate::store::placing::CallRecord;
 
@@ -51,7 +54,8 @@ struct Chan {
 #[derive(Default)]
 struct World {
     chans: BTreeMap<LegIdx, Chan>,
-    timers: BTreeSet<Timer>,
+    /// Timers set, with when they are due (the media clock).
+    timers: BTreeMap<Timer, i64>,
     replies: Vec<ReplyToken>,
     probes: Vec<LegIdx>,
     /// Statuses written per leg id, in order.
@@ -254,8 +258,8 @@ impl Sim {
                     }
                 }
                 Effect::Probe(leg) => self.world.probes.push(leg),
-                Effect::SetTimer(timer, _) => {
-                    self.world.timers.insert(timer);
+                Effect::SetTimer(timer, ms) => {
+                    self.world.timers.insert(timer, self.now + ms);
                 }
                 Effect::CancelTimer(timer) => {
                     self.world.timers.remove(&timer);
@@ -385,6 +389,14 @@ impl Sim {
         self.now += ms;
     }
 
+    /// Timer `timer` fires: time has reached it.
+    fn fire(&mut self, timer: Timer) {
+        if let Some(due) = self.world.timers.remove(&timer) {
+            self.now = self.now.max(due);
+        }
+        self.feed(Input::Timer(timer));
+    }
+
     /// One random happening, chosen by `choice`.
     fn happen(&mut self, choice: u16) {
         self.tick(i64::from(choice % 700));
@@ -396,16 +408,17 @@ impl Sim {
             .map(|(l, _)| *l)
             .collect();
         let pick = |n: usize| usize::from(choice / 16) % n.max(1);
+        let inbound = matches!(self.engine.flow, Flow::Inbound(_));
         match choice % 16 {
+            0 | 9 | 10 | 14 if inbound => self.inbound_step(choice / 16),
             0..=4 if !legs.is_empty() => {
                 let leg = legs[pick(legs.len())];
                 self.channel_event(leg, choice);
             }
             5 if !self.world.timers.is_empty() => {
-                let timers: Vec<Timer> = self.world.timers.iter().copied().collect();
+                let timers: Vec<Timer> = self.world.timers.keys().copied().collect();
                 let timer = timers[pick(timers.len())];
-                self.world.timers.remove(&timer);
-                self.feed(Input::Timer(timer));
+                self.fire(timer);
             }
             6 if !self.world.replies.is_empty() => {
                 let token = self.world.replies.remove(0);
@@ -491,6 +504,40 @@ impl Sim {
             15 if choice.is_multiple_of(3) => self.take_over(vec![Input::Start]),
             _ => {}
         }
+    }
+
+    /// A step that moves a backend outbound call along: its user or a ringing offer
+    /// answers, or a command of the matchmaker or of an agent with a leg in it.
+    fn inbound_step(&mut self, choice: u16) {
+        let ringing: Vec<LegIdx> = self
+            .world
+            .chans
+            .iter()
+            .filter(|(_, c)| c.exists && !c.answered && !c.gone)
+            .map(|(l, _)| *l)
+            .collect();
+        if !self.world.replies.is_empty() && choice.is_multiple_of(2) {
+            let token = self.world.replies.remove(0);
+            return self.feed(Input::Reply(token, true));
+        }
+        if !ringing.is_empty() && (ringing[0] == 0 || choice.is_multiple_of(3)) {
+            let leg = ringing[usize::from(choice / 3) % ringing.len()];
+            if let Some(c) = self.world.chans.get_mut(&leg) {
+                c.answered = true;
+            }
+            return self.feed(Input::Media(leg, MediaEvent::Answered { at: self.now }));
+        }
+        let agent = match &self.engine.flow {
+            Flow::Inbound(f) if !choice.is_multiple_of(5) => f
+                .state()
+                .offers
+                .iter()
+                .rev()
+                .find(|o| !o.offer.agent_no.is_empty() && !o.left)
+                .map(|o| o.offer.agent_no.clone()),
+            _ => None,
+        };
+        self.command(inbound_command(choice / 3, agent));
     }
 
     fn command(&mut self, command: Command) {
@@ -609,9 +656,8 @@ impl Sim {
                 self.hang_up(leg, &cause, true);
                 continue;
             }
-            if let Some(timer) = self.world.timers.iter().next().copied() {
-                self.world.timers.remove(&timer);
-                self.feed(Input::Timer(timer));
+            if let Some(timer) = self.world.timers.keys().next().copied() {
+                self.fire(timer);
                 continue;
             }
             return;
@@ -658,6 +704,9 @@ impl Sim {
                 self.world.cancel_accepted,
                 self.world.cancel_asked,
             )?,
+            CdrKind::Agent { bye, .. } if matches!(self.engine.flow, Flow::Inbound(_)) => {
+                inbound_bye_agrees(*bye, legs)?
+            }
             CdrKind::Agent { bye, .. } => agent_bye_agrees(*bye, legs)?,
             _ => {}
         }
@@ -707,7 +756,7 @@ fn agent_bye_agrees(bye: AgentBye, legs: &[crate::cdr::LegFacts]) -> Result<(), 
         AgentBye::MaxDuration => legs.iter().any(|l| l.end == LegEnd::MaxDuration),
         AgentBye::MediaFailure => true,
         // Dial-ins only.
-        AgentBye::Abandoned | AgentBye::RouteHangup => false,
+        AgentBye::Abandoned | AgentBye::RouteHangup | AgentBye::TransferFailed => false,
     };
     if legs.len() == 2 && !answered(0) {
         return Err(format!(
@@ -717,6 +766,108 @@ fn agent_bye_agrees(bye: AgentBye, legs: &[crate::cdr::LegFacts]) -> Result<(), 
     ok.then_some(())
         .ok_or_else(|| format!("byeType {bye:?} disagrees with {legs:#?}"))
 }
+
+/// A backend outbound call's byeType against what its legs say (agents' contract §10):
+/// the user (leg 0) is dialled first; a connected end needs an agent or a transfer's
+/// number connected.
+fn inbound_bye_agrees(bye: AgentBye, legs: &[crate::cdr::LegFacts]) -> Result<(), String> {
+    let answered = |i: usize| legs.get(i).is_some_and(|l| l.answer_ms.is_some());
+    let others_answered = (1..legs.len()).any(answered);
+    let ok = match bye {
+        AgentBye::FirstNoAnswer => !answered(0) && legs.len() == 1,
+        AgentBye::UserHungUp | AgentBye::AgentHungUp | AgentBye::Forced => {
+            answered(0) && others_answered
+        }
+        AgentBye::Abandoned | AgentBye::RouteHangup | AgentBye::TransferFailed => answered(0),
+        AgentBye::MediaFailure => true,
+        // A callOut's only.
+        AgentBye::FirstHungUpDialing | AgentBye::SecondNoAnswer | AgentBye::MaxDuration => false,
+    };
+    ok.then_some(())
+        .ok_or_else(|| format!("byeType {bye:?} disagrees with {legs:#?}"))
+}
+
+/// A command of the matchmaker or of an agent (`agent`, else 1001 or 1002) to a backend
+/// outbound call, chosen by `choice`.
+fn inbound_command(choice: u16, agent: Option<String>) -> Command {
+    let agent = agent.unwrap_or_else(|| ["1001", "1002"][usize::from(choice / 16) % 2].into());
+    let order = match choice % 16 {
+        0..=4 => {
+            return Command::Queue(QueueOrder::Offer(Offer {
+                agent_no: agent.clone(),
+                agent_number: format!("8000{agent}"),
+                endpoint: Endpoint::Device,
+                auto_answer: choice.is_multiple_of(3),
+                shown: None,
+                wrapup_time: 0,
+                queue: "QU1".into(),
+            }));
+        }
+        5 => return Command::Queue(QueueOrder::NoAgents),
+        6 => return Command::Queue(QueueOrder::Announce(2)),
+        7 => AgentOrder::Hangup,
+        8 => AgentOrder::Transfer(TransferTo::Agent("1002".into())),
+        9 => AgentOrder::Transfer(TransferTo::Queue {
+            queue: "QU2".into(),
+            plans: [("QU2".to_string(), queue_plan(Step::Queue("QU1".into())))].into(),
+        }),
+        10 | 11 => AgentOrder::Transfer(TransferTo::Number {
+            number: "13800000009".into(),
+            caller_id: None,
+            timeout_secs: 30,
+        }),
+        12 => AgentOrder::Hold,
+        13 => AgentOrder::Retrieve,
+        14 => AgentOrder::Bridge,
+        _ => AgentOrder::ForceHangup,
+    };
+    Command::Agent(agent, order)
+}
+
+fn queue_plan(overflow: Step) -> QueuePlan {
+    QueuePlan {
+        ring_timeout_secs: 20,
+        max_wait_secs: 60,
+        overflow,
+        music: "m.wav".into(),
+        announce: None,
+        name: "q".into(),
+    }
+}
+
+/// A backend outbound call to `target` (its user dialled first, then it waits).
+fn inbound_call(target: Target, snapshot: Option<serde_json::Value>) -> Flow {
+    let step = match target {
+        Target::Queue(sid) => Step::Queue(sid),
+        Target::Agent(agent_no) => Step::Agent {
+            agent_no,
+            fallback: Box::new(Step::Hangup("f.wav".into())),
+        },
+    };
+    let plan = crate::orchestrator::flows::inbound::Plan {
+        did: String::new(),
+        user_number: "13800000001".into(),
+        welcome: None,
+        route: Route::Step(step),
+        queues: [("QU1".to_string(), queue_plan(Step::Hangup("f.wav".into())))].into(),
+        failure: "f.wav".into(),
+        outbound: Some(Outbound {
+            caller_id: None,
+            display_num: String::new(),
+            answer_timeout: 45,
+            max_wait_secs: 60,
+        }),
+        agent_ring_secs: 20,
+    };
+    let snapshot = snapshot.and_then(|s| serde_json::from_value(s).ok());
+    Flow::Inbound(Box::new(InboundFlow::resumed(plan, snapshot)))
+}
+
+/// The backend outbound calls the property test draws from.
+const INBOUNDS: [Recipe; 2] = [
+    |s| inbound_call(Target::Queue("QU1".into()), s),
+    |s| inbound_call(Target::Agent("1001".into()), s),
+];
 
 fn party() -> AddParty {
     AddParty {
@@ -907,6 +1058,15 @@ proptest! {
     }
 
     #[test]
+    fn queued_call_ends_cleanly_whatever_happens(
+        choices in proptest::collection::vec(any::<u16>(), 0..200),
+        variant in 0usize..INBOUNDS.len(),
+    ) {
+        let result = run(INBOUNDS[variant], &choices);
+        prop_assert!(result.is_ok(), "{}", result.unwrap_err());
+    }
+
+    #[test]
     fn notice_ends_cleanly_whatever_happens(
         choices in proptest::collection::vec(any::<u16>(), 0..150),
         variant in 0usize..NOTICES.len(),
@@ -988,4 +1148,36 @@ fn a_capped_leg_lost_before_its_hangup_completes_is_max_duration() {
         &[29360, 22416, 22834, 19158, 41871, 15067, 5823],
     );
     assert!(result.is_ok(), "{}", result.unwrap_err());
+}
+
+/// 3,000 fixed interleavings of backend outbound calls with offers, transfers, holds and
+/// forced hangups: each ends cleanly, and together they reach transfers that connect and
+/// that fail (byeType 9), and takeovers.
+#[test]
+fn queued_calls_reach_every_outcome() {
+    let mut byes: BTreeMap<String, u32> = BTreeMap::new();
+    let (mut transferred, mut taken) = (0, 0);
+    fixed_runs(&INBOUNDS, 3000, 777, |sim| {
+        if let CdrKind::Agent { bye, .. } = &sim.world.finishes[0].1 {
+            *byes.entry(format!("{bye:?}")).or_default() += 1;
+        }
+        if let Flow::Inbound(f) = &sim.engine.flow {
+            transferred += u32::from(f.state().offers.iter().any(|o| o.left));
+        }
+        taken += u32::from(sim.generation > 0);
+    });
+    for bye in [
+        "UserHungUp",
+        "AgentHungUp",
+        "Forced",
+        "Abandoned",
+        "TransferFailed",
+        "FirstNoAnswer",
+    ] {
+        assert!(byes.contains_key(bye), "{bye} never reached: {byes:?}");
+    }
+    assert!(
+        transferred >= 30 && taken >= 100,
+        "{transferred} {taken} {byes:?}"
+    );
 }

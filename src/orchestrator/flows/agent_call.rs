@@ -42,6 +42,32 @@ pub enum AgentOrder {
     Retrieve,
     /// `answer` / `bridge`: connect an offer the device answered by itself.
     Bridge,
+    /// `transfer`: the agent leaves; the user goes to an agent, a queue or a number.
+    Transfer(TransferTo),
+}
+
+/// Where a `transfer` sends the user (agents' contract §7.1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum TransferTo {
+    /// An agent, offered the user as a transfer (callSubtype 3).
+    Agent(String),
+    /// A queue, joined at its tail (joinType 2).
+    Queue {
+        /// The queue.
+        queue: String,
+        /// It and the queues its overflows reach.
+        plans: std::collections::BTreeMap<String, super::inbound::QueuePlan>,
+    },
+    /// An outside number, bridged with the user once it answers.
+    Number {
+        /// The number dialled.
+        number: String,
+        /// The caller id it sees (`None`: the gateway's default).
+        caller_id: Option<String>,
+        /// Seconds it rings.
+        timeout_secs: u32,
+    },
 }
 
 /// Where the conversation is.
@@ -442,6 +468,11 @@ impl AgentCallFlow {
                 self.snapshot(core);
                 Ok(Some(()))
             }
+            AgentOrder::Transfer(_) => Err(Refusal::State(
+                "transfer is not available in a callOut yet: only for callers who dialled in \
+                 or were called by backend outbound"
+                    .into(),
+            )),
         }
     }
 

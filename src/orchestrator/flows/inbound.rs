@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::agent_call::AgentOrder;
+use super::agent_call::{AgentOrder, TransferTo};
 use crate::acd::dispatch::Place;
 use crate::cdr::{LegFacts, MEDIA_LOST};
 use crate::domain::agent_call::{AgentBye, CallType};
@@ -162,6 +162,8 @@ pub struct Outbound {
 pub enum JoinType {
     /// `1`: dialled in.
     DialIn,
+    /// `2`: transferred by an agent.
+    Transfer,
     /// `3`: overflowed from another queue.
     Overflow,
     /// `4`: a backend outbound call's user.
@@ -173,6 +175,7 @@ impl JoinType {
     pub fn code(self) -> i64 {
         match self {
             Self::DialIn => 1,
+            Self::Transfer => 2,
             Self::Overflow => 3,
             Self::Outbound => 4,
         }
@@ -279,6 +282,9 @@ pub struct Stay {
     pub timed_out: bool,
     /// Where it goes when nobody takes it (an agent route's fallback).
     pub otherwise: Option<Step>,
+    /// It waits before the callers who joined normally (a failed transfer come back).
+    #[serde(default)]
+    pub head: bool,
 }
 
 /// One offer's leg.
@@ -295,6 +301,12 @@ pub struct OfferLeg {
     pub withdrawn: bool,
     /// When it was connected with the caller.
     pub bridged_at: Option<i64>,
+    /// The agent who transferred the caller to this leg (callSubtype 3, coAgentNo).
+    #[serde(default)]
+    pub transferred_by: Option<String>,
+    /// Its agent transferred the caller on (completedCause `transferred`).
+    #[serde(default)]
+    pub left: bool,
 }
 
 /// How an agent's leg of the conversation went, for the agent's session.
@@ -411,6 +423,16 @@ pub struct State {
     pub bye: Option<AgentBye>,
     /// The leg whose own hangup ended the conversation.
     pub first_gone: Option<LegIdx>,
+    /// The agent who last transferred the caller: later offers are transfers from it.
+    #[serde(default)]
+    pub transferred_by: Option<String>,
+    /// Queues a transfer reached that the plan did not name, by queueSid.
+    #[serde(default)]
+    pub transfer_queues: BTreeMap<String, QueuePlan>,
+    /// A transfer failed with no queue to go back to: the failure tone ends the call
+    /// (byeType 9).
+    #[serde(default)]
+    pub transfer_failed: bool,
 }
 
 /// An inbound conversation.
@@ -454,6 +476,9 @@ impl InboundFlow {
                 announcing: false,
                 bye: None,
                 first_gone: None,
+                transferred_by: None,
+                transfer_queues: BTreeMap::new(),
+                transfer_failed: false,
             },
             run: None,
             bridging: None,
@@ -509,6 +534,14 @@ impl InboundFlow {
             .as_ref()
             .map_or(0, |s| (now - s.join_ms).max(0));
         self.state.waited_ms + current
+    }
+
+    /// What the conversation knows of queue `sid`: from its plan, or reached by a transfer.
+    fn queue(&self, sid: &str) -> Option<&QueuePlan> {
+        self.plan
+            .queues
+            .get(sid)
+            .or_else(|| self.state.transfer_queues.get(sid))
     }
 
     fn snapshot(&self, core: &mut Core) {
@@ -570,7 +603,7 @@ impl InboundFlow {
             Phase::Answering => self.run = core.execute(USER, App::Answer),
             Phase::Welcome => self.route(core),
             Phase::Menu => self.play_menu(core),
-            Phase::Closing => self.end(core, AgentBye::RouteHangup),
+            Phase::Closing => self.end(core, self.closing_bye()),
             Phase::Talking => {}
             Phase::Waiting => {
                 // The matchmaker of this process learns of the caller, in its place.
@@ -578,7 +611,10 @@ impl InboundFlow {
                     core.emit(Effect::Queue(QueueSignal::Join {
                         target: stay.target,
                         join_ms: stay.join_ms,
-                        place: Place::InTurn,
+                        place: match stay.head {
+                            true => Place::Head,
+                            false => Place::InTurn,
+                        },
                         join_type: stay.join_type,
                         resumed: true,
                     }));
@@ -661,7 +697,7 @@ impl InboundFlow {
             },
             Phase::Welcome => self.route(core),
             Phase::Menu => self.menu_done(core),
-            Phase::Closing => self.end(core, AgentBye::RouteHangup),
+            Phase::Closing => self.end(core, self.closing_bye()),
             Phase::Waiting => self.announce_next(core),
             Phase::Talking => {}
         }
@@ -715,10 +751,15 @@ impl InboundFlow {
     /// Follows `step`.
     fn take(&mut self, core: &mut Core, step: Step, join_type: JoinType) {
         match step {
-            Step::Queue(sid) => self.join(core, Target::Queue(sid), join_type, None),
-            Step::Agent { agent_no, fallback } => {
-                self.join(core, Target::Agent(agent_no), join_type, Some(*fallback))
+            Step::Queue(sid) => {
+                self.join(core, Target::Queue(sid), (join_type, Place::InTurn), None)
             }
+            Step::Agent { agent_no, fallback } => self.join(
+                core,
+                Target::Agent(agent_no),
+                (join_type, Place::InTurn),
+                Some(*fallback),
+            ),
             Step::Hangup(file) => self.close(core, file),
         }
     }
@@ -730,7 +771,15 @@ impl InboundFlow {
         self.snapshot(core);
         self.run = core.execute(USER, App::Playback(file));
         if self.run.is_none() {
-            self.end(core, AgentBye::RouteHangup);
+            self.end(core, self.closing_bye());
+        }
+    }
+
+    /// The byeType of a call ended by a hangup prompt or the failure tone.
+    fn closing_bye(&self) -> AgentBye {
+        match self.state.transfer_failed {
+            true => AgentBye::TransferFailed,
+            false => AgentBye::RouteHangup,
         }
     }
 
@@ -753,16 +802,16 @@ impl InboundFlow {
         self.state.music = Some(music);
     }
 
-    /// The caller starts waiting for `target`, with its music.
+    /// The caller starts waiting for `target`, with its music, in `place`.
     fn join(
         &mut self,
         core: &mut Core,
         target: Target,
-        join_type: JoinType,
+        (join_type, place): (JoinType, Place),
         otherwise: Option<Step>,
     ) {
         let music = match &target {
-            Target::Queue(sid) => match self.plan.queues.get(sid) {
+            Target::Queue(sid) => match self.queue(sid) {
                 Some(queue) => queue.music.clone(),
                 // A queue deleted since the route was read.
                 None => return self.close(core, self.plan.failure.clone()),
@@ -784,6 +833,7 @@ impl InboundFlow {
             join_type,
             timed_out: false,
             otherwise,
+            head: place == Place::Head,
         });
         self.arm_wait(core);
         self.arm_announce(core);
@@ -799,7 +849,7 @@ impl InboundFlow {
         core.emit(Effect::Queue(QueueSignal::Join {
             target,
             join_ms,
-            place: Place::InTurn,
+            place,
             join_type,
             resumed: false,
         }));
@@ -818,7 +868,7 @@ impl InboundFlow {
     fn max_wait_secs(&self, target: &Target) -> u32 {
         match (&self.plan.outbound, target) {
             (Some(outbound), _) => outbound.max_wait_secs,
-            (None, Target::Queue(sid)) => self.plan.queues.get(sid).map_or(0, |q| q.max_wait_secs),
+            (None, Target::Queue(sid)) => self.queue(sid).map_or(0, |q| q.max_wait_secs),
             (None, Target::Agent(_)) => 0,
         }
     }
@@ -840,9 +890,7 @@ impl InboundFlow {
     /// The position announcement of the current queue, if it has one.
     fn announce_plan(&self) -> Option<(&str, &AnnouncePlan)> {
         match &self.state.stay.as_ref()?.target {
-            Target::Queue(sid) => {
-                Some((sid.as_str(), self.plan.queues.get(sid)?.announce.as_ref()?))
-            }
+            Target::Queue(sid) => Some((sid.as_str(), self.queue(sid)?.announce.as_ref()?)),
             Target::Agent(_) => None,
         }
     }
@@ -900,7 +948,7 @@ impl InboundFlow {
             Some(Stay {
                 target: Target::Queue(sid),
                 ..
-            }) => self.plan.queues.get(sid).map(|q| q.music.clone()),
+            }) => self.queue(sid).map(|q| q.music.clone()),
             Some(Stay {
                 target: Target::Agent(_),
                 ..
@@ -951,11 +999,14 @@ impl InboundFlow {
             return;
         };
         core.emit(Effect::Queue(QueueSignal::Leave));
+        if stay.join_type == JoinType::Transfer && matches!(stay.target, Target::Agent(_)) {
+            return self.transfer_failed(core);
+        }
         let next = match (&stay.target, stay.otherwise) {
             // A backend outbound user who waited its maxWaitSeconds hears the failure tone.
             _ if self.plan.outbound.is_some() => Step::Hangup(self.plan.failure.clone()),
             (_, Some(otherwise)) => otherwise,
-            (Target::Queue(sid), None) => self.plan.queues.get(sid).map_or_else(
+            (Target::Queue(sid), None) => self.queue(sid).map_or_else(
                 || Step::Hangup(self.plan.failure.clone()),
                 |q| q.overflow.clone(),
             ),
@@ -1034,10 +1085,7 @@ impl InboundFlow {
     }
 
     fn ring_timeout(&self, queue: &str) -> u32 {
-        self.plan
-            .queues
-            .get(queue)
-            .map_or(20, |q| q.ring_timeout_secs)
+        self.queue(queue).map_or(20, |q| q.ring_timeout_secs)
     }
 
     /// Bridges the caller with offer leg `leg` (whatever the caller hears stops).
@@ -1101,7 +1149,10 @@ impl InboundFlow {
         }
         core.journal(Write::Bridged(leg, now));
         self.snapshot(core);
-        core.emit(Effect::Queue(QueueSignal::Answered(agent_no)));
+        // A number a transfer reached is no agent of the matchmaker's.
+        if !agent_no.is_empty() {
+            core.emit(Effect::Queue(QueueSignal::Answered(agent_no)));
+        }
     }
 
     /// The platform withdraws offer `leg` (`failed (canceled)` for its agent).
@@ -1127,18 +1178,22 @@ impl InboundFlow {
             return;
         }
         let agent_no = self.offer(leg).map(|o| o.offer.agent_no.clone());
-        if let Some(agent_no) = agent_no {
+        if let Some(agent_no) = agent_no.filter(|a| !a.is_empty()) {
             core.emit(Effect::Queue(QueueSignal::Missed(agent_no)));
         }
         self.snapshot(core);
         if self.state.phase != Phase::Waiting || self.ringing(core).next().is_some() {
             return;
         }
-        let stay = self.state.stay.as_ref();
-        // An agent route takes its fallback at once; a backend outbound user waits on.
-        let agent_route = stay.is_some_and(|s| matches!(s.target, Target::Agent(_)))
-            && self.plan.outbound.is_none();
-        if agent_route || stay.is_some_and(|s| s.timed_out) {
+        let Some(stay) = self.state.stay.as_ref() else {
+            // The number a transfer dialled did not answer.
+            return self.transfer_failed(core);
+        };
+        // An agent route, or a transfer to an agent, takes its fallback at once; a backend
+        // outbound user waits on for its agent.
+        let to_agent = matches!(stay.target, Target::Agent(_));
+        let transfer = stay.join_type == JoinType::Transfer;
+        if to_agent && (transfer || self.plan.outbound.is_none()) || stay.timed_out {
             self.leave(core, LeaveCause::Timeout);
         }
     }
@@ -1153,7 +1208,9 @@ impl InboundFlow {
                 AgentBye::FirstNoAnswer
             }
             Phase::Talking => AgentBye::UserHungUp,
-            Phase::Closing => AgentBye::RouteHangup,
+            Phase::Closing => self.closing_bye(),
+            // Waiting for the number a transfer dials: it had talked with an agent.
+            Phase::Waiting if self.state.stay.is_none() => AgentBye::UserHungUp,
             _ => AgentBye::Abandoned,
         };
         self.end(core, bye);
@@ -1231,15 +1288,7 @@ impl InboundFlow {
             auto_answer: offer.auto_answer,
             park_after_bridge: true,
         };
-        self.state.offers.push(OfferLeg {
-            leg,
-            offer,
-            rejected: false,
-            withdrawn: false,
-            bridged_at: None,
-        });
-        self.snapshot(core);
-        core.originate(leg, dial, true);
+        self.dial_offer(core, leg, offer, dial);
         Ok(Some(()))
     }
 
@@ -1256,7 +1305,7 @@ impl InboundFlow {
             .offers
             .iter()
             .rev()
-            .find(|o| o.offer.agent_no == agent_no && core.legs[o.leg].is_live())
+            .find(|o| o.offer.agent_no == agent_no && !o.left && core.legs[o.leg].is_live())
             .map(|o| o.leg)
             .ok_or_else(|| Refusal::State("the agent has no leg in this call".into()))?;
         let connected = self.state.agent == Some(leg);
@@ -1302,6 +1351,12 @@ impl InboundFlow {
                 self.state.user_data = data;
                 self.snapshot(core);
             }
+            AgentOrder::Transfer(to) if connected => self.transfer(core, leg, to)?,
+            AgentOrder::Transfer(_) => {
+                return Err(Refusal::State(
+                    "transfer needs the agent connected to the caller".into(),
+                ));
+            }
             AgentOrder::Hold | AgentOrder::Retrieve => {
                 let hold = order == AgentOrder::Hold;
                 return self
@@ -1310,6 +1365,113 @@ impl InboundFlow {
             }
         }
         Ok(Some(()))
+    }
+
+    /// The music a caller hears while its agent holds it or transfers it to a number: its
+    /// queue's, else the application's default.
+    fn hold_music(&self) -> String {
+        match self.queue(&self.state.answered_queue) {
+            Some(queue) => queue.music.clone(),
+            None => self.default_music(),
+        }
+    }
+
+    /// `transfer` by the agent of connected leg `leg`: the agent leaves at once (its hold
+    /// released first, so the music does not outlive it) and the caller, with music,
+    /// waits for `to`.
+    fn transfer(&mut self, core: &mut Core, leg: LegIdx, to: TransferTo) -> Result<(), Refusal> {
+        if self.holding.is_some() {
+            return Err(Refusal::State("a hold or retrieve is under way".into()));
+        }
+        let by = self.offer(leg).map(|o| o.offer.agent_no.clone());
+        if std::mem::take(&mut self.state.held) {
+            core.media(leg, MediaCommand::Hold(false));
+        }
+        if let Some(o) = self.state.offers.iter_mut().find(|o| o.leg == leg) {
+            o.left = true;
+        }
+        self.state.agent = None;
+        self.state.phase = Phase::Waiting;
+        self.state.transferred_by = by;
+        core.hang_up(leg, "NORMAL_CLEARING");
+        match to {
+            TransferTo::Queue { queue, plans } => {
+                self.state.transfer_queues.extend(plans);
+                let how = (JoinType::Transfer, Place::InTurn);
+                self.join(core, Target::Queue(queue), how, None);
+            }
+            TransferTo::Agent(agent_no) => {
+                let how = (JoinType::Transfer, Place::InTurn);
+                self.join(core, Target::Agent(agent_no), how, None);
+            }
+            TransferTo::Number {
+                number,
+                caller_id,
+                timeout_secs,
+            } => self.dial_number(core, number, caller_id, timeout_secs),
+        }
+        Ok(())
+    }
+
+    /// A transfer to an outside number: the caller hears music while it is dialled; it is
+    /// connected once the number answers.
+    fn dial_number(
+        &mut self,
+        core: &mut Core,
+        number: String,
+        caller_id: Option<String>,
+        timeout_secs: u32,
+    ) {
+        let music = self.hold_music();
+        self.play_music(core, music);
+        let node = core.legs[USER].node.clone();
+        let leg = core.add_leg(node, caller_id.clone().unwrap_or_default(), number.clone());
+        let dial = Dial {
+            to: number.clone(),
+            from: caller_id.clone(),
+            timeout_secs,
+            ignore_early_media: true,
+            endpoint: Endpoint::Number,
+            auto_answer: false,
+            park_after_bridge: true,
+        };
+        let offer = Offer {
+            agent_no: String::new(),
+            agent_number: number,
+            endpoint: Endpoint::Number,
+            auto_answer: false,
+            shown: caller_id,
+            wrapup_time: 0,
+            queue: String::new(),
+        };
+        self.dial_offer(core, leg, offer, dial);
+    }
+
+    /// Dials new leg `leg` for `offer` (a transfer's, after one was made).
+    fn dial_offer(&mut self, core: &mut Core, leg: LegIdx, offer: Offer, dial: Dial) {
+        self.state.offers.push(OfferLeg {
+            leg,
+            offer,
+            rejected: false,
+            withdrawn: false,
+            bridged_at: None,
+            transferred_by: self.state.transferred_by.clone(),
+            left: false,
+        });
+        self.snapshot(core);
+        core.originate(leg, dial, true);
+    }
+
+    /// A transfer's agent or number failed: the caller goes to the head of its last
+    /// queue, else hears the failure tone and is hung up (byeType 9).
+    fn transfer_failed(&mut self, core: &mut Core) {
+        let last = self.state.last_queue.clone();
+        if self.queue(&last).is_some() {
+            let how = (JoinType::Transfer, Place::Head);
+            return self.join(core, Target::Queue(last), how, None);
+        }
+        self.state.transfer_failed = true;
+        self.close(core, self.plan.failure.clone());
     }
 
     /// Asks the media server to hold (`true`) or retrieve the caller: the agent's channel
@@ -1329,10 +1491,7 @@ impl InboundFlow {
             }));
         }
         if hold {
-            let music = match self.plan.queues.get(&self.state.answered_queue) {
-                Some(queue) => queue.music.clone(),
-                None => self.default_music(),
-            };
+            let music = self.hold_music();
             core.media(leg, MediaCommand::SetVar("hold_music".into(), music));
         }
         let reply = core
