@@ -13,12 +13,8 @@ use tokio::sync::mpsc;
 
 use super::dispatch::{Acd, Effect, Input};
 use crate::agents::Agents;
-use crate::agents::error::CommandError;
-use crate::agents::machine::{AgentState, Input as AgentInput};
-use crate::domain::agent::PhoneType;
 use crate::orchestrator::Orchestrator;
-use crate::orchestrator::engine::Endpoint;
-use crate::orchestrator::flows::inbound::{JoinType, Offer, QueueOrder, QueueSignal, Target};
+use crate::orchestrator::flows::inbound::{JoinType, QueueOrder, QueueSignal, Target};
 use crate::store::StoreError;
 
 /// The prefix of an agent's own line (backend outbound users waiting for that agent);
@@ -868,50 +864,17 @@ impl Offerer {
                 }
             }
         }
-        let (record, app) = match (
-            store.find_agent(app_id, agent_no).await,
-            store.find_app_by_id(app_id).await,
-        ) {
-            (Ok(Some(record)), Ok(Some(app))) if record.enabled => (record, app),
-            _ => return Err(Unmade::Failed),
-        };
-        let claim = self
-            .agents
-            .change(app_id, agent_no, |current| match current {
-                Some(c) if c.session.state == AgentState::Ready => {
-                    Ok((Some(AgentInput::CallStarted), c.session.phone_type))
-                }
-                _ => Err(CommandError::WrongState),
-            })
-            .await;
-        let phone_type = match claim {
-            Ok((phone_type, _)) => phone_type,
-            Err(_) => return Err(Unmade::Failed),
-        };
-        let (endpoint, number) = match phone_type {
-            PhoneType::Pstn => (Endpoint::Number, record.pstn_number.clone()),
-            PhoneType::Sip | PhoneType::WebPhone => (Endpoint::Device, record.sip_number.clone()),
-        };
-        // A device shows the caller (the DID when numbers are masked); a PSTN phone the DID.
-        let shown = match (phone_type, app.cti.encrypt_number) {
-            (PhoneType::Pstn, _) | (_, true) => did,
-            _ => user_number,
-        };
         // An agent's own line is no queue for the contract.
         let queue = if queue.starts_with(OWN_LINE) {
             ""
         } else {
             queue
         };
-        let offer = Offer {
-            agent_no: agent_no.to_string(),
-            agent_number: number,
-            endpoint,
-            auto_answer: record.auto_answer,
-            shown: Some(shown).filter(|s| !s.is_empty()),
-            wrapup_time: record.wrapup_time,
-            queue: queue.to_string(),
-        };
+        let offer = self
+            .agents
+            .claim_offer(app_id, agent_no, (did, user_number), queue)
+            .await
+            .map_err(|_| Unmade::Failed)?;
         let verdict = match self
             .orchestrator
             .queue_order(caller, QueueOrder::Offer(offer))
@@ -921,19 +884,7 @@ impl Offerer {
         };
         if !verdict {
             // The caller is gone: the agent goes back to what it was.
-            let _ = self
-                .agents
-                .change(app_id, agent_no, |current| match current {
-                    Some(c) if c.session.state == AgentState::Ringing => Ok((
-                        Some(AgentInput::CallEnded {
-                            connected: false,
-                            wrapup_time: 0,
-                        }),
-                        (),
-                    )),
-                    _ => Ok((None, ())),
-                })
-                .await;
+            self.agents.release_offer(app_id, agent_no).await;
         }
         if let Some(heard) = heard.filter(|_| verdict) {
             crate::telemetry::metrics::metrics().ready_to_offer(heard.elapsed());

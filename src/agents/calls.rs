@@ -156,6 +156,9 @@ impl Agents {
             CommandName::HoldCall => AgentOrder::Hold,
             CommandName::Answer | CommandName::Bridge => AgentOrder::Bridge,
             CommandName::RetrieveCall => AgentOrder::Retrieve,
+            CommandName::ConsultTransfer => AgentOrder::ConsultTransfer,
+            CommandName::ConsultConference => AgentOrder::ConsultConference,
+            CommandName::CancelConsult => AgentOrder::CancelConsult,
             _ => AgentOrder::Hangup,
         };
         let user_data = match &order {

@@ -239,12 +239,16 @@ impl Agents {
             | CommandName::HoldCall
             | CommandName::RetrieveCall
             | CommandName::Answer
-            | CommandName::Bridge => self.order_call(app_id, agent, name, params).await,
+            | CommandName::Bridge
+            | CommandName::ConsultTransfer
+            | CommandName::ConsultConference
+            | CommandName::CancelConsult => self.order_call(app_id, agent, name, params).await,
             CommandName::ForceReady | CommandName::ForcePause | CommandName::ForceLogout => {
                 self.force_state(app_id, agent, name, params).await
             }
             CommandName::ForceHangup => self.force_hangup(app_id, agent, params).await,
             CommandName::Transfer => self.transfer(app_id, agent, params).await,
+            CommandName::Consult => self.consult(app_id, agent, params).await,
             CommandName::MonitorQueues | CommandName::UnmonitorQueues => {
                 if agent.role != AgentRole::Supervisor {
                     return Err(CommandError::SupervisorRequired);

@@ -44,6 +44,8 @@ pub enum CallEventName {
     Held,
     /// The agent took the user off hold.
     Retrieved,
+    /// The leg joined the conversation's conference.
+    Conferenced,
     /// It ended after answering.
     Completed,
     /// It ended unanswered.
@@ -59,6 +61,7 @@ impl CallEventName {
             Self::Answered => "answered",
             Self::Held => "held",
             Self::Retrieved => "retrieved",
+            Self::Conferenced => "conferenced",
             Self::Completed => "completed",
             Self::Failed => "failed",
         }
@@ -68,7 +71,7 @@ impl CallEventName {
     pub fn call_state(self) -> &'static str {
         match self {
             Self::Ringing => "ringing",
-            Self::Answered | Self::Retrieved => "connected",
+            Self::Answered | Self::Retrieved | Self::Conferenced => "connected",
             Self::Held => "held",
             Self::Initiated | Self::Completed | Self::Failed => "idle",
         }

@@ -11,6 +11,7 @@ pub mod error;
 pub mod events;
 pub mod machine;
 mod monitoring;
+mod offers;
 mod snapshots;
 mod supervision;
 mod timers;

@@ -1,7 +1,8 @@
-//! `transfer` (agents' contract §7.1): the agent hands its caller to another agent, a
-//! queue or an outside number without asking first. The target is checked here (an agent
-//! logged in and ready, a queue that exists, a valid number) and resolved into what the
-//! conversation needs; the conversation, wherever it is driven, does the rest.
+//! `transfer` and `consult` (agents' contract §7.1): the agent hands its caller to another
+//! agent, a queue or an outside number without asking first, or calls an agent or a
+//! number while the caller waits. The target is checked here (an agent logged in and
+//! ready — claimed for a consult —, a queue that exists, a valid number) and resolved into
+//! what the conversation needs; the conversation, wherever it is driven, does the rest.
 
 use serde_json::{Map, Value, json};
 
@@ -10,7 +11,9 @@ use super::commands::param;
 use super::error::CommandError;
 use super::machine::{AgentState, CommandName};
 use crate::domain::PhoneNumber;
-use crate::orchestrator::flows::agent_call::{AgentOrder, TransferTo};
+use crate::domain::agent_call::CallType;
+use crate::orchestrator::flows::StoredAgentConversation;
+use crate::orchestrator::flows::agent_call::{AgentOrder, ConsultTo, TransferTo};
 use crate::store::agent_calls::NotInPool;
 use crate::store::agents::AgentRecord;
 
@@ -23,6 +26,14 @@ enum TargetType {
 }
 
 impl TargetType {
+    fn word(self) -> &'static str {
+        match self {
+            Self::Agent => "agent",
+            Self::Queue => "queue",
+            Self::Number => "number",
+        }
+    }
+
     fn from_wire(word: &str) -> Option<Self> {
         match word {
             "agent" => Some(Self::Agent),
@@ -43,19 +54,22 @@ impl Agents {
     ) -> Result<Value, CommandError> {
         self.allowed(app_id, &agent.agent_no, CommandName::Transfer)
             .await?;
-        let kind = param(params, "targetType")?
-            .as_deref()
-            .and_then(TargetType::from_wire)
-            .ok_or_else(|| {
-                CommandError::Param("invalid targetType (agent, queue or number)".into())
-            })?;
-        let target = param(params, "target")?
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| CommandError::Param("target is required".into()))?;
+        let (kind, target) = target(
+            params,
+            &[TargetType::Agent, TargetType::Queue, TargetType::Number],
+        )?;
         let to = match kind {
             TargetType::Agent => self.transfer_agent(app_id, agent, target).await?,
             TargetType::Queue => self.transfer_queue(app_id, target).await?,
-            TargetType::Number => self.transfer_number(app_id, agent, &target).await?,
+            TargetType::Number => {
+                let (number, caller_id, timeout_secs) =
+                    self.outside_number(app_id, agent, &target).await?;
+                TransferTo::Number {
+                    number,
+                    caller_id,
+                    timeout_secs,
+                }
+            }
         };
         self.send_order(app_id, &agent.agent_no, AgentOrder::Transfer(to))
             .await?
@@ -107,13 +121,86 @@ impl Agents {
         Ok(TransferTo::Queue { queue, plans })
     }
 
-    /// An outside number, shown the caller id the agent's callOut would show.
-    async fn transfer_number(
+    /// `consult` by `agent`, talking with a caller: params `targetType` (`agent` or
+    /// `number`) and `target`. An agent target is claimed (`ringing`) before the
+    /// conversation is asked, and released if it refuses.
+    pub(super) async fn consult(
+        &self,
+        app_id: &str,
+        agent: &AgentRecord,
+        params: &Map<String, Value>,
+    ) -> Result<Value, CommandError> {
+        self.allowed(app_id, &agent.agent_no, CommandName::Consult)
+            .await?;
+        let (kind, target) = target(params, &[TargetType::Agent, TargetType::Number])?;
+        let numbers = self.caller_numbers(app_id, &agent.agent_no).await?;
+        let to = match kind {
+            TargetType::Agent if target == agent.agent_no => {
+                return Err(CommandError::TargetIsSelf);
+            }
+            TargetType::Agent => {
+                ConsultTo::Agent(self.claim_offer(app_id, &target, numbers, "").await?)
+            }
+            _ => {
+                let (number, caller_id, timeout_secs) =
+                    self.outside_number(app_id, agent, &target).await?;
+                ConsultTo::Number {
+                    number,
+                    caller_id,
+                    timeout_secs,
+                }
+            }
+        };
+        let claimed = matches!(to, ConsultTo::Agent(_)).then_some(target);
+        let sent = self
+            .send_order(app_id, &agent.agent_no, AgentOrder::Consult(to))
+            .await;
+        let sent = match sent {
+            Ok(Some(_)) => Ok(json!({})),
+            Ok(None) => Err(CommandError::WrongCallState("the agent has no call".into())),
+            Err(e) => Err(e),
+        };
+        if let (Err(_), Some(claimed)) = (&sent, claimed) {
+            self.release_offer(app_id, &claimed).await;
+        }
+        sent
+    }
+
+    /// The DID and the caller's number of the conversation `agent_no` talks in; a
+    /// callOut's consults are not served yet (20105).
+    async fn caller_numbers(
+        &self,
+        app_id: &str,
+        agent_no: &str,
+    ) -> Result<(String, String), CommandError> {
+        let legs = self.store.agent_legs(app_id, agent_no).await?;
+        let mine = legs
+            .iter()
+            .find(|l| l.agent_no.as_deref() == Some(agent_no) && l.end_at.is_none())
+            .and_then(|l| l.conversation_id.clone());
+        let stored = legs
+            .iter()
+            .find(|l| l.leg_seq == 0 && l.conversation_id == mine && mine.is_some())
+            .and_then(|l| serde_json::from_str::<StoredAgentConversation>(&l.params).ok());
+        match stored {
+            Some(StoredAgentConversation::Inbound { inbound }) => {
+                Ok((inbound.did.clone(), inbound.user_number.clone()))
+            }
+            Some(c) if c.call_type() == CallType::CallOut => Err(CommandError::WrongCallState(
+                "consults are not available in a callOut yet".into(),
+            )),
+            _ => Err(CommandError::WrongCallState("the agent has no call".into())),
+        }
+    }
+
+    /// An outside number (10004), with the caller id the agent's callOut would show and
+    /// how long it rings (the account's answerTimeout).
+    async fn outside_number(
         &self,
         app_id: &str,
         agent: &AgentRecord,
         target: &str,
-    ) -> Result<TransferTo, CommandError> {
+    ) -> Result<(String, Option<String>, u32), CommandError> {
         let number = PhoneNumber::parse("target", target)?.to_string();
         let pool = Some(agent.caller_id_pool_sid.as_str()).filter(|p| !p.is_empty());
         let caller_id = self
@@ -126,10 +213,24 @@ impl Agents {
             Some(app) => self.store.find_account(&app.account_sid).await?,
             None => None,
         };
-        Ok(TransferTo::Number {
-            number,
-            caller_id,
-            timeout_secs: account.map_or(45, |a| a.answer_timeout).clamp(1, 600) as u32,
-        })
+        let timeout_secs = account.map_or(45, |a| a.answer_timeout).clamp(1, 600) as u32;
+        Ok((number, caller_id, timeout_secs))
     }
+}
+
+/// A transfer's or consult's `targetType` (one of `allowed`, else 10004) and `target`.
+fn target(
+    params: &Map<String, Value>,
+    allowed: &[TargetType],
+) -> Result<(TargetType, String), CommandError> {
+    let words: Vec<&str> = allowed.iter().map(|t| t.word()).collect();
+    let kind = param(params, "targetType")?
+        .as_deref()
+        .and_then(TargetType::from_wire)
+        .filter(|t| allowed.contains(t))
+        .ok_or_else(|| CommandError::Param(format!("invalid targetType ({})", words.join(", "))))?;
+    let target = param(params, "target")?
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| CommandError::Param("target is required".into()))?;
+    Ok((kind, target))
 }

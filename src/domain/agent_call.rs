@@ -38,6 +38,10 @@ pub enum CallSubtype {
     Agent,
     /// `3`: a transfer's target (an agent offered a transferred caller, or a number).
     Transfer,
+    /// `4`: the consulted party, as its agent sees it (consult-in).
+    ConsultIn,
+    /// `5`: the consulted party, as the consulting agent sees it (consult-out).
+    ConsultOut,
 }
 
 impl CallSubtype {
@@ -47,6 +51,8 @@ impl CallSubtype {
             Self::User => "1",
             Self::Agent => "2",
             Self::Transfer => "3",
+            Self::ConsultIn => "4",
+            Self::ConsultOut => "5",
         }
     }
 
@@ -56,6 +62,7 @@ impl CallSubtype {
             Self::User => "user",
             Self::Agent => "agent",
             Self::Transfer => "transfer",
+            Self::ConsultIn | Self::ConsultOut => "consult",
         }
     }
 }

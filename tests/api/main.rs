@@ -15,6 +15,7 @@ mod captchas;
 mod cdr_query;
 mod cli;
 mod console;
+mod consults;
 mod conversation_calls;
 mod conversations;
 mod dial_in;

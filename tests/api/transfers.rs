@@ -15,7 +15,7 @@ use crate::queues::create_queue;
 /// A queue "sales" whose only member is 1001 (wrapupTime 0, sipNumber 80001001), number
 /// 4008001000 routed to it; 1001 logged in ready, then a caller from 13800138000 talking
 /// with it. The socket has read the offer's three events (seq 2–4).
-async fn talking(
+pub(crate) async fn talking(
     app: &TestApp,
     db: &TestDb,
     wrapup: i64,
@@ -46,7 +46,7 @@ fn transfer(target_type: &str, target: &str) -> Value {
 }
 
 /// The CDR's legs as `role agentNo cause`.
-fn legs(cdr: &Value) -> Vec<String> {
+pub(crate) fn legs(cdr: &Value) -> Vec<String> {
     cdr["cdrs"]
         .as_array()
         .unwrap()

@@ -80,7 +80,10 @@ pub(super) fn agent_entry(
                 push(event(*leg, CallEventName::Answered, false, *at))
             }
             Write::Held(leg, true, at) => push(event(*leg, CallEventName::Held, true, *at)),
-            Write::Bridged(..) | Write::Waiting(_) | Write::QueueEvent(_) => {}
+            Write::Bridged(..)
+            | Write::Conferenced(..)
+            | Write::Waiting(_)
+            | Write::QueueEvent(_) => {}
             Write::Held(leg, false, at) => push(event(*leg, CallEventName::Retrieved, true, *at)),
             Write::Status(_, Status::Completed, _) | Write::Snapshot(..) => {}
             Write::LegEnded(leg, facts) => push(end_event(

@@ -30,6 +30,15 @@ struct AgentChange {
     input: Option<Input>,
 }
 
+/// Whose view of a leg an event is: the leg's own agent, or the agent consulting it
+/// (callSubtype 5), or that agent leaving while the consult goes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum View {
+    Own,
+    Consulting,
+    ConsultingLeft,
+}
+
 /// The changes of the agents' sessions one step of a dial-in makes.
 pub(super) fn inbound_entries(
     unit: &Unit,
@@ -44,47 +53,84 @@ pub(super) fn inbound_entries(
     let legs = &core.legs;
     let plan = flow.plan();
     let user_data = &flow.state().user_data;
+    // Legs whose end this step writes; a consulting agent whose leg ended before this
+    // step, or earlier in it, no longer sees the consult's leg.
+    let ending_now: Vec<LegIdx> = writes
+        .iter()
+        .flat_map(|w| match w {
+            Write::LegEnded(leg, _) => vec![*leg],
+            Write::Finish { ending, .. } => ending.iter().map(|(leg, _)| *leg).collect(),
+            _ => Vec::new(),
+        })
+        .collect();
+    let mut gone: Vec<LegIdx> = (0..legs.len())
+        .filter(|l| !legs[*l].is_live() && !ending_now.contains(l))
+        .collect();
     let mut changes: Vec<AgentChange> = Vec::new();
-    let mut add = |leg: LegIdx,
+    let mut one = |leg: LegIdx,
+                   view: View,
                    name: CallEventName,
                    bridged: bool,
                    at_ms: i64,
                    facts: Option<&LegFacts>,
                    input: Option<Input>| {
-        // A number a transfer dialled has no agent (its events go to the eventUrl only).
-        let Some(offer) = flow.offer(leg).filter(|o| !o.offer.agent_no.is_empty()) else {
+        let Some(offer) = flow.offer(leg) else {
             return;
         };
-        let o = &offer.offer;
+        // Whose event: the leg's agent, or the one consulting it.
+        let (agent, subtype, co_agent) = match view {
+            View::Own => {
+                let co = match (&offer.transferred_by, offer.consulted_from) {
+                    (Some(by), _) => by.as_str(),
+                    (None, Some(from)) => flow.offer(from).map_or("", |o| &o.offer.agent_no),
+                    (None, None) => "",
+                };
+                (&offer.offer, offer_subtype(offer), co)
+            }
+            View::Consulting | View::ConsultingLeft => {
+                let Some(from) = offer.consulted_from.and_then(|f| flow.offer(f)) else {
+                    return;
+                };
+                let co = offer.offer.agent_no.as_str();
+                (&from.offer, CallSubtype::ConsultOut, co)
+            }
+        };
+        // A number a transfer or consult dialled has no agent (eventUrl only).
+        if agent.agent_no.is_empty() {
+            return;
+        }
         let mut event = CallEvent {
             name,
             call: CallView {
-                agent_no: &o.agent_no,
-                agent_number: &o.agent_number,
+                agent_no: &agent.agent_no,
+                agent_number: &agent.agent_number,
                 call_type: plan.call_type(),
                 user_number: &plan.user_number,
-                queue_sid: &o.queue,
+                queue_sid: &agent.queue,
                 did_number: &plan.did,
             },
             app_id: &unit.first.app_id,
             conversation_sid: &unit.id,
             call_sid: &legs[leg].id,
-            subtype: offer_subtype(offer),
+            subtype,
             bridged,
             failed_cause: "",
             completed_cause: "",
-            co_agent_no: offer.transferred_by.as_deref().unwrap_or_default(),
+            co_agent_no: co_agent,
             user_data,
             at_ms,
         };
         if let Some(facts) = facts {
             let forced = flow.state().bye == Some(AgentBye::Forced);
-            event = end_event(event, facts, forced);
-            if offer.left && event.name == CallEventName::Completed {
+            event = end_event(event, facts, forced && view == View::Own);
+            if offer.left && view == View::Own && event.name == CallEventName::Completed {
                 event.completed_cause = "transferred";
             }
-            // An offer never connected fails for its agent, answered or not (§7.1).
-            if offer.bridged_at.is_none() {
+            if view == View::ConsultingLeft {
+                event.name = CallEventName::Completed;
+                event.completed_cause = "transferred";
+            } else if offer.bridged_at.is_none() {
+                // An offer never connected fails for its agent, answered or not (§7.1).
                 event.name = CallEventName::Failed;
                 event.completed_cause = "";
                 event.failed_cause = match offer.withdrawn {
@@ -94,11 +140,11 @@ pub(super) fn inbound_entries(
             }
         }
         let data = event.data(tz).to_string();
-        let change = match changes.iter_mut().position(|c| c.agent_no == o.agent_no) {
+        let change = match changes.iter().position(|c| c.agent_no == agent.agent_no) {
             Some(i) => &mut changes[i],
             None => {
                 changes.push(AgentChange {
-                    agent_no: o.agent_no.clone(),
+                    agent_no: agent.agent_no.clone(),
                     events: Vec::new(),
                     input: None,
                 });
@@ -106,7 +152,7 @@ pub(super) fn inbound_entries(
             }
         };
         change.events.push(data);
-        if input.is_some() {
+        if input.is_some() && view == View::Own {
             change.input = input;
         }
     };
@@ -125,41 +171,103 @@ pub(super) fn inbound_entries(
             },
         }
     };
+    // The consult legs `leg`'s agent consults and still sees.
+    let consulted_by = |leg: LegIdx| -> Vec<LegIdx> {
+        flow.state()
+            .offers
+            .iter()
+            .filter(|o| o.consulted_from == Some(leg) && legs[o.leg].is_live())
+            .map(|o| o.leg)
+            .collect()
+    };
+    // Who sees leg `leg`: its agent and, for a consult's leg, the consulting one while
+    // its own leg is on.
+    let views = |leg: LegIdx, gone: &[LegIdx]| -> &'static [View] {
+        let from = flow.offer(leg).and_then(|o| o.consulted_from);
+        match from.is_some_and(|f| !gone.contains(&f)) {
+            true => &[View::Own, View::Consulting],
+            false => &[View::Own],
+        }
+    };
+    let mut both = |leg: LegIdx,
+                    views: &[View],
+                    (name, bridged, at_ms): (CallEventName, bool, i64),
+                    facts: Option<&LegFacts>,
+                    input: Option<Input>| {
+        for view in views {
+            one(leg, *view, name, bridged, at_ms, facts, input.clone());
+        }
+    };
     for write in writes {
         match write {
-            Write::NewLeg(leg) => add(
+            Write::NewLeg(leg) => both(
                 *leg,
-                CallEventName::Initiated,
-                false,
-                legs[*leg].start_ms,
+                views(*leg, &gone),
+                (CallEventName::Initiated, false, legs[*leg].start_ms),
                 None,
                 None,
             ),
-            Write::Status(leg, Status::Ringing, at) => {
-                add(*leg, CallEventName::Ringing, false, *at, None, None)
+            Write::Status(leg, Status::Ringing, at) => both(
+                *leg,
+                views(*leg, &gone),
+                (CallEventName::Ringing, false, *at),
+                None,
+                None,
+            ),
+            // A consult's leg talks with the consulting agent once it answers.
+            Write::Status(leg, Status::Answered, at)
+                if flow.offer(*leg).is_some_and(|o| o.consulted_from.is_some()) =>
+            {
+                both(
+                    *leg,
+                    views(*leg, &gone),
+                    (CallEventName::Answered, true, *at),
+                    None,
+                    Some(Input::CallConnected),
+                )
             }
             // An offer the device answered by itself waits for the agent's bridge.
             Write::Status(leg, Status::Answered, at)
                 if flow.offer(*leg).is_some_and(|o| o.offer.auto_answer) =>
             {
-                add(*leg, CallEventName::Answered, false, *at, None, None)
+                both(
+                    *leg,
+                    views(*leg, &gone),
+                    (CallEventName::Answered, false, *at),
+                    None,
+                    None,
+                )
             }
-            Write::Bridged(leg, at) => add(
+            // Connected with the caller: news for its own agent only.
+            Write::Bridged(leg, at) => both(
                 *leg,
-                CallEventName::Answered,
-                true,
-                *at,
+                &[View::Own],
+                (CallEventName::Answered, true, *at),
                 None,
                 Some(Input::CallConnected),
             ),
-            Write::LegEnded(leg, facts) => add(
-                *leg,
-                CallEventName::Completed,
-                false,
-                facts.end_ms,
-                Some(facts),
-                Some(ended(*leg)),
-            ),
+            Write::LegEnded(leg, facts) => {
+                // A consulting agent leaving first sees the consult go on without it.
+                for c in consulted_by(*leg) {
+                    let at = facts.end_ms;
+                    let name = CallEventName::Completed;
+                    both(
+                        c,
+                        &[View::ConsultingLeft],
+                        (name, false, at),
+                        Some(facts),
+                        None,
+                    );
+                }
+                both(
+                    *leg,
+                    views(*leg, &gone),
+                    (CallEventName::Completed, false, facts.end_ms),
+                    Some(facts),
+                    Some(ended(*leg)),
+                );
+                gone.push(*leg);
+            }
             Write::Finish { ending, .. } => {
                 let mut ending: Vec<&(LegIdx, LegFacts)> = ending.iter().collect();
                 // The side that hung up first, then the legs the platform hung up.
@@ -169,11 +277,10 @@ pub(super) fn inbound_entries(
                     false => (1, facts.answer_ms.is_some(), *leg),
                 });
                 for (leg, facts) in ending {
-                    add(
+                    both(
                         *leg,
-                        CallEventName::Completed,
-                        false,
-                        facts.end_ms,
+                        views(*leg, &gone),
+                        (CallEventName::Completed, false, facts.end_ms),
                         Some(facts),
                         Some(ended(*leg)),
                     );
@@ -184,7 +291,11 @@ pub(super) fn inbound_entries(
                     true => CallEventName::Held,
                     false => CallEventName::Retrieved,
                 };
-                add(*leg, name, true, *at, None, None)
+                both(*leg, &[View::Own], (name, true, *at), None, None)
+            }
+            Write::Conferenced(leg, at) => {
+                let name = CallEventName::Conferenced;
+                both(*leg, &[View::Own], (name, true, *at), None, None)
             }
             Write::Status(..) | Write::Snapshot(..) | Write::Waiting(_) | Write::QueueEvent(_) => {}
         }
@@ -199,11 +310,13 @@ pub(super) fn inbound_entries(
         .collect()
 }
 
-/// An offer leg's callSubtype: `3` when a transfer made it, else `2`.
+/// An offer leg's callSubtype: `3` when a transfer made it (or a consult became one), `4`
+/// a consult's, else `2`.
 fn offer_subtype(offer: &OfferLeg) -> CallSubtype {
-    match offer.transferred_by {
-        Some(_) => CallSubtype::Transfer,
-        None => CallSubtype::Agent,
+    match (&offer.transferred_by, offer.consulted_from) {
+        (Some(_), _) => CallSubtype::Transfer,
+        (None, Some(_)) => CallSubtype::ConsultIn,
+        (None, None) => CallSubtype::Agent,
     }
 }
 

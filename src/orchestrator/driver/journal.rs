@@ -49,7 +49,10 @@ impl Render<'_> {
     fn entry(&self, write: Write) -> Option<Entry> {
         let legs = &self.engine.core.legs;
         Some(match write {
-            Write::Held(..) | Write::Bridged(..) | Write::QueueEvent(_) => return None,
+            Write::Held(..)
+            | Write::Bridged(..)
+            | Write::Conferenced(..)
+            | Write::QueueEvent(_) => return None,
             Write::Waiting(stay) => Entry::Waiting {
                 conversation_id: self.unit.id.clone(),
                 row: stay.map(|(queue_sid, join_at, join_type)| WaitingRow {

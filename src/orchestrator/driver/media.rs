@@ -208,6 +208,9 @@ pub fn api(uuid: &str, command: &MediaCommand) -> String {
         MediaCommand::BothToConference(room) => {
             format!("uuid_transfer {uuid} -both conference:{room} inline")
         }
+        MediaCommand::ToConference(room) => {
+            format!("uuid_transfer {uuid} conference:{room} inline")
+        }
         MediaCommand::Park => format!("uuid_transfer {uuid} park inline"),
     }
 }

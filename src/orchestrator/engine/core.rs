@@ -190,6 +190,16 @@ impl Core {
         self.legs.len() - 1
     }
 
+    /// Writes the end of leg `leg`, which ended while the call goes on, now: a flow that
+    /// acts on the end writes it first, so what it does follows the leg's `completed`.
+    pub fn leg_ended(&mut self, leg: LegIdx, facts: crate::cdr::LegFacts) {
+        if self.legs[leg].reported == Some(Status::Completed) {
+            return;
+        }
+        self.legs[leg].reported = Some(Status::Completed);
+        self.journal(Write::LegEnded(leg, facts));
+    }
+
     /// Writes that `leg` reached `status` (once, and never going back).
     pub fn report(&mut self, leg: LegIdx, status: Status, at: i64) {
         if self.legs[leg].reported.is_some_and(|r| r >= status) {

@@ -265,6 +265,9 @@ pub enum MediaCommand {
     /// `uuid_transfer <uuid> -both conference:<room> inline`: the channel and its partner
     /// into a conference.
     BothToConference(String),
+    /// `uuid_transfer <uuid> conference:<room> inline`: the channel alone into a
+    /// conference (whatever it played stops).
+    ToConference(String),
     /// `uuid_transfer <uuid> park inline`: whatever the channel plays stops (the only
     /// reliable end of `endless_playback`) and it parks.
     Park,
@@ -332,6 +335,8 @@ pub enum Write {
     Held(LegIdx, bool, i64),
     /// Agent leg `leg` was connected with the user at `at` (an offer bridged).
     Bridged(LegIdx, i64),
+    /// Leg `leg` joined the conversation's conference at `at` (a consult conferenced).
+    Conferenced(LegIdx, i64),
     /// The caller waits in queue `queue` since `join_ms`, having come as `join_type` (the
     /// queueEvent code), or (`None`) no longer waits.
     Waiting(Option<(String, i64, i64)>),

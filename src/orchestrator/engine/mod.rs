@@ -186,15 +186,13 @@ impl Conversation {
         }
     }
 
-    /// A leg ended while the call goes on: its `completed` now.
+    /// A leg ended while the call goes on: its `completed` now (unless the flow wrote it).
     fn leg_left(&mut self, leg: LegIdx) {
-        let l = &mut self.core.legs[leg];
-        if l.reported == Some(Status::Completed) {
+        if self.core.legs[leg].reported == Some(Status::Completed) {
             return;
         }
-        l.reported = Some(Status::Completed);
         let facts = self.flow.leg_facts(&self.core, leg);
-        self.core.journal(Write::LegEnded(leg, facts));
+        self.core.leg_ended(leg, facts);
     }
 
     fn finish(&mut self) {

@@ -18,7 +18,7 @@ use crate::domain::agent::PhoneType;
 use crate::domain::agent_call::{AgentBye, AgentCall, CallType};
 use crate::domain::click2call::RecordMode;
 use crate::domain::notice::DtmfKey;
-use crate::orchestrator::flows::agent_call::{AgentCallFlow, AgentOrder, TransferTo};
+use crate::orchestrator::flows::agent_call::{AgentCallFlow, AgentOrder, ConsultTo, TransferTo};
 use crate::orchestrator::flows::click2call::{AddParty, CalleePlan, Click2CallFlow, Plan};
 use crate::orchestrator::flows::inbound::{
     InboundFlow, Offer, Outbound, QueueOrder, QueuePlan, Route, Step, Target,
@@ -329,7 +329,7 @@ impl Sim {
                     self.stored_end(leg, &facts);
                 }
                 Write::Waiting(_) | Write::QueueEvent(_) => {}
-                Write::Held(leg, _, _) | Write::Bridged(leg, _) => {
+                Write::Held(leg, _, _) | Write::Bridged(leg, _) | Write::Conferenced(leg, _) => {
                     if !self.engine.core.legs[leg].answered() {
                         self.world
                             .violations
@@ -791,7 +791,24 @@ fn inbound_bye_agrees(bye: AgentBye, legs: &[crate::cdr::LegFacts]) -> Result<()
 /// outbound call, chosen by `choice`.
 fn inbound_command(choice: u16, agent: Option<String>) -> Command {
     let agent = agent.unwrap_or_else(|| ["1001", "1002"][usize::from(choice / 16) % 2].into());
-    let order = match choice % 16 {
+    let order = match choice % 21 {
+        16 => AgentOrder::Consult(ConsultTo::Agent(Offer {
+            agent_no: "1003".into(),
+            agent_number: "80001003".into(),
+            endpoint: Endpoint::Device,
+            auto_answer: false,
+            shown: None,
+            wrapup_time: 0,
+            queue: String::new(),
+        })),
+        17 => AgentOrder::Consult(ConsultTo::Number {
+            number: "13800000008".into(),
+            caller_id: None,
+            timeout_secs: 30,
+        }),
+        18 => AgentOrder::ConsultTransfer,
+        19 => AgentOrder::ConsultConference,
+        20 => AgentOrder::CancelConsult,
         0..=4 => {
             return Command::Queue(QueueOrder::Offer(Offer {
                 agent_no: agent.clone(),
@@ -1150,19 +1167,20 @@ fn a_capped_leg_lost_before_its_hangup_completes_is_max_duration() {
     assert!(result.is_ok(), "{}", result.unwrap_err());
 }
 
-/// 3,000 fixed interleavings of backend outbound calls with offers, transfers, holds and
-/// forced hangups: each ends cleanly, and together they reach transfers that connect and
-/// that fail (byeType 9), and takeovers.
+/// 6,000 fixed interleavings of backend outbound calls with offers, transfers, consults,
+/// conferences, holds and forced hangups: each ends cleanly, and together they reach
+/// transfers that connect and that fail (byeType 9), consults, and takeovers.
 #[test]
 fn queued_calls_reach_every_outcome() {
     let mut byes: BTreeMap<String, u32> = BTreeMap::new();
-    let (mut transferred, mut taken) = (0, 0);
-    fixed_runs(&INBOUNDS, 3000, 777, |sim| {
+    let (mut transferred, mut consulted, mut taken) = (0, 0, 0);
+    fixed_runs(&INBOUNDS, 6000, 777, |sim| {
         if let CdrKind::Agent { bye, .. } = &sim.world.finishes[0].1 {
             *byes.entry(format!("{bye:?}")).or_default() += 1;
         }
         if let Flow::Inbound(f) = &sim.engine.flow {
             transferred += u32::from(f.state().offers.iter().any(|o| o.left));
+            consulted += u32::from(f.state().offers.iter().any(|o| o.consulted_from.is_some()));
         }
         taken += u32::from(sim.generation > 0);
     });
@@ -1177,7 +1195,7 @@ fn queued_calls_reach_every_outcome() {
         assert!(byes.contains_key(bye), "{bye} never reached: {byes:?}");
     }
     assert!(
-        transferred >= 30 && taken >= 100,
-        "{transferred} {taken} {byes:?}"
+        transferred >= 20 && consulted >= 20 && taken >= 100,
+        "{transferred} {consulted} {taken} {byes:?}"
     );
 }

@@ -44,6 +44,32 @@ pub enum AgentOrder {
     Bridge,
     /// `transfer`: the agent leaves; the user goes to an agent, a queue or a number.
     Transfer(TransferTo),
+    /// `consult`: the user waits with music while the agent calls another agent (claimed
+    /// already: its offer) or a number.
+    Consult(ConsultTo),
+    /// `consultTransfer`: the user and the consulted party talk; the agent leaves.
+    ConsultTransfer,
+    /// `consultConference`: the user, the agent and the consulted party talk together.
+    ConsultConference,
+    /// `cancelConsult`: the consulted party is hung up; the agent and the user talk again.
+    CancelConsult,
+}
+
+/// Whom a `consult` calls (agents' contract §7.1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ConsultTo {
+    /// An agent, claimed for it (its session `ringing`).
+    Agent(super::inbound::Offer),
+    /// An outside number.
+    Number {
+        /// The number dialled.
+        number: String,
+        /// The caller id it sees (`None`: the gateway's default).
+        caller_id: Option<String>,
+        /// Seconds it rings.
+        timeout_secs: u32,
+    },
 }
 
 /// Where a `transfer` sends the user (agents' contract §7.1).
@@ -468,9 +494,13 @@ impl AgentCallFlow {
                 self.snapshot(core);
                 Ok(Some(()))
             }
-            AgentOrder::Transfer(_) => Err(Refusal::State(
-                "transfer is not available in a callOut yet: only for callers who dialled in \
-                 or were called by backend outbound"
+            AgentOrder::Transfer(_)
+            | AgentOrder::Consult(_)
+            | AgentOrder::ConsultTransfer
+            | AgentOrder::ConsultConference
+            | AgentOrder::CancelConsult => Err(Refusal::State(
+                "transfers and consults are not available in a callOut yet: only for callers \
+                 who dialled in or were called by backend outbound"
                     .into(),
             )),
         }

@@ -14,6 +14,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::agent_call::{AgentOrder, TransferTo};
+
+mod consult;
 use crate::acd::dispatch::Place;
 use crate::cdr::{LegFacts, MEDIA_LOST};
 use crate::domain::agent_call::{AgentBye, CallType};
@@ -21,6 +23,7 @@ use crate::orchestrator::engine::{
     App, CdrKind, Command, CommandToken, Core, Dial, Effect, Endpoint, Happened, Hears, LegIdx,
     MediaCommand, Refusal, ReplyToken, Timer, Write,
 };
+pub use consult::Consult;
 
 /// The user's leg.
 pub const USER: LegIdx = 0;
@@ -239,6 +242,21 @@ pub struct Offer {
     pub queue: String,
 }
 
+impl Offer {
+    /// An outside number a transfer or consult dials: no agent, shown `caller_id`.
+    pub fn number(number: String, caller_id: Option<String>) -> Self {
+        Offer {
+            agent_no: String::new(),
+            agent_number: number,
+            endpoint: Endpoint::Number,
+            auto_answer: false,
+            shown: caller_id,
+            wrapup_time: 0,
+            queue: String::new(),
+        }
+    }
+}
+
 /// What the matchmaker tells an inbound conversation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum QueueOrder {
@@ -307,6 +325,10 @@ pub struct OfferLeg {
     /// Its agent transferred the caller on (completedCause `transferred`).
     #[serde(default)]
     pub left: bool,
+    /// A consult's leg: the leg of the agent who consulted (callSubtype 4 for this leg's
+    /// agent, 5 for the consulting one).
+    #[serde(default)]
+    pub consulted_from: Option<LegIdx>,
 }
 
 /// How an agent's leg of the conversation went, for the agent's session.
@@ -433,6 +455,16 @@ pub struct State {
     /// (byeType 9).
     #[serde(default)]
     pub transfer_failed: bool,
+    /// The consult under way (or the conference it became).
+    #[serde(default)]
+    pub consult: Option<Consult>,
+    /// The caller waits parked with music, away from its agent (a consult, or after one
+    /// until `retrieveCall`).
+    #[serde(default)]
+    pub parked: bool,
+    /// The caller, its agent and the consulted party talk in a conference.
+    #[serde(default)]
+    pub conference: bool,
 }
 
 /// An inbound conversation.
@@ -479,6 +511,9 @@ impl InboundFlow {
                 transferred_by: None,
                 transfer_queues: BTreeMap::new(),
                 transfer_failed: false,
+                consult: None,
+                parked: false,
+                conference: false,
             },
             run: None,
             bridging: None,
@@ -589,11 +624,13 @@ impl InboundFlow {
             .offers
             .iter()
             .filter(|o| o.bridged_at.is_none() && !core.legs[o.leg].is_live())
+            .filter(|o| o.consulted_from.is_none())
             .map(|o| o.leg)
             .collect();
         for leg in over {
             self.offer_over(core, leg);
         }
+        self.restore_consult(core);
         match self.state.phase {
             Phase::Answering if self.plan.outbound.is_some() => {
                 if core.legs[USER].answered() {
@@ -665,7 +702,12 @@ impl InboundFlow {
                 self.state.key.get_or_insert(key);
             }
             (USER, Happened::HangingUp(cause)) => self.user_left(core, &cause),
+            (_, Happened::Answered) if self.is_consult_leg(leg) => self.consult_answered(core, leg),
             (_, Happened::Answered) if leg != USER => self.offer_answered(core, leg),
+            (_, Happened::HangingUp(cause))
+                if Some(leg) == self.state.agent
+                    && cause != MEDIA_LOST
+                    && self.agent_leaves_consult(core, leg) => {}
             (_, Happened::HangingUp(cause)) if Some(leg) == self.state.agent => {
                 self.state.first_gone = Some(leg);
                 let bye = match cause.as_str() {
@@ -674,6 +716,7 @@ impl InboundFlow {
                 };
                 self.end(core, bye);
             }
+            (_, Happened::Ended) if self.is_consult_leg(leg) => self.consult_over(core, leg),
             (_, Happened::Ended) if leg != USER && Some(leg) != self.state.agent => {
                 self.offer_over(core, leg)
             }
@@ -1309,10 +1352,21 @@ impl InboundFlow {
             .map(|o| o.leg)
             .ok_or_else(|| Refusal::State("the agent has no leg in this call".into()))?;
         let connected = self.state.agent == Some(leg);
+        let consulting = self.state.consult.is_some() || self.state.conference;
         match order {
             AgentOrder::Hangup if connected => {
-                self.state.first_gone = Some(leg);
-                self.end(core, AgentBye::AgentHungUp);
+                if !self.agent_leaves_consult(core, leg) {
+                    // A consult still ringing is canceled first (§7.1): it ends before
+                    // the agent's own leg.
+                    if self.state.consult.is_none() {
+                        self.state.first_gone = Some(leg);
+                    }
+                    self.end(core, AgentBye::AgentHungUp);
+                }
+            }
+            // The consulted agent leaves a consult it answered.
+            AgentOrder::Hangup if self.is_consult_leg(leg) && core.legs[leg].answered() => {
+                core.hang_up(leg, "NORMAL_CLEARING")
             }
             AgentOrder::ForceHangup if connected => self.end(core, AgentBye::Forced),
             AgentOrder::ForceHangup => {
@@ -1327,7 +1381,10 @@ impl InboundFlow {
                 core.hang_up(leg, "CALL_REJECTED");
             }
             AgentOrder::Bridge
-                if !connected && core.legs[leg].talking() && self.bridging.is_none() =>
+                if !connected
+                    && !self.is_consult_leg(leg)
+                    && core.legs[leg].talking()
+                    && self.bridging.is_none() =>
             {
                 self.connect(core, leg);
                 if self.bridging.is_some() {
@@ -1342,7 +1399,12 @@ impl InboundFlow {
                 ));
             }
             AgentOrder::SendDtmf(digits) if connected => {
-                core.media(USER, MediaCommand::SendDtmf(digits))
+                // Toward the party the agent talks to: the consulted one, else the caller.
+                let to = match self.state.consult {
+                    Some(c) if !self.state.conference && core.legs[c.leg].talking() => c.leg,
+                    _ => USER,
+                };
+                core.media(to, MediaCommand::SendDtmf(digits))
             }
             AgentOrder::SendDtmf(_) => {
                 return Err(Refusal::State("sendDtmf needs a connected call".into()));
@@ -1351,11 +1413,37 @@ impl InboundFlow {
                 self.state.user_data = data;
                 self.snapshot(core);
             }
-            AgentOrder::Transfer(to) if connected => self.transfer(core, leg, to)?,
-            AgentOrder::Transfer(_) => {
+            AgentOrder::Transfer(_) if consulting => {
                 return Err(Refusal::State(
-                    "transfer needs the agent connected to the caller".into(),
+                    "a consult is under way: consultTransfer or cancelConsult".into(),
                 ));
+            }
+            AgentOrder::Transfer(to) if connected => self.transfer(core, leg, to)?,
+            AgentOrder::Consult(to) if connected => self.consult(core, leg, to)?,
+            AgentOrder::ConsultTransfer if connected => self.consult_transfer(core)?,
+            AgentOrder::ConsultConference if connected => self.consult_conference(core)?,
+            AgentOrder::CancelConsult if connected => self.cancel_consult(core)?,
+            AgentOrder::Transfer(_)
+            | AgentOrder::Consult(_)
+            | AgentOrder::ConsultTransfer
+            | AgentOrder::ConsultConference
+            | AgentOrder::CancelConsult => {
+                return Err(Refusal::State(
+                    "the agent is not connected to the caller".into(),
+                ));
+            }
+            AgentOrder::Hold if connected && (self.state.parked || self.state.conference) => {
+                return Err(Refusal::State(
+                    "the caller is parked by a consult or in a conference".into(),
+                ));
+            }
+            AgentOrder::Retrieve if connected && self.state.parked && consulting => {
+                return Err(Refusal::State(
+                    "a consult is under way: cancelConsult ends it".into(),
+                ));
+            }
+            AgentOrder::Retrieve if connected && self.state.parked => {
+                self.retrieve_parked(core, leg)
             }
             AgentOrder::Hold | AgentOrder::Retrieve => {
                 let hold = order == AgentOrder::Hold;
@@ -1435,31 +1523,35 @@ impl InboundFlow {
             auto_answer: false,
             park_after_bridge: true,
         };
-        let offer = Offer {
-            agent_no: String::new(),
-            agent_number: number,
-            endpoint: Endpoint::Number,
-            auto_answer: false,
-            shown: caller_id,
-            wrapup_time: 0,
-            queue: String::new(),
-        };
-        self.dial_offer(core, leg, offer, dial);
+        self.dial_offer(core, leg, Offer::number(number, caller_id), dial);
     }
 
     /// Dials new leg `leg` for `offer` (a transfer's, after one was made).
     fn dial_offer(&mut self, core: &mut Core, leg: LegIdx, offer: Offer, dial: Dial) {
+        let by = self.state.transferred_by.clone();
+        self.push_offer(leg, offer, by, None);
+        self.snapshot(core);
+        core.originate(leg, dial, true);
+    }
+
+    /// Notes new leg `leg` as `offer`'s.
+    fn push_offer(
+        &mut self,
+        leg: LegIdx,
+        offer: Offer,
+        transferred_by: Option<String>,
+        consulted_from: Option<LegIdx>,
+    ) {
         self.state.offers.push(OfferLeg {
             leg,
             offer,
             rejected: false,
             withdrawn: false,
             bridged_at: None,
-            transferred_by: self.state.transferred_by.clone(),
+            transferred_by,
             left: false,
+            consulted_from,
         });
-        self.snapshot(core);
-        core.originate(leg, dial, true);
     }
 
     /// A transfer's agent or number failed: the caller goes to the head of its last

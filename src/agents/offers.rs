@@ -1,0 +1,78 @@
+//! Claiming an agent for a call it is offered (a queue's offer, an agent route, a consult):
+//! the agent must be `ready`; its session moves to `ringing` under its lock, and the offer
+//! says how to dial its device and what it shows. A claim the call could not use is
+//! released (back to the agent's chosen state, no pause).
+
+use super::Agents;
+use super::error::CommandError;
+use super::machine::{AgentState, Input};
+use crate::domain::agent::PhoneType;
+use crate::orchestrator::engine::Endpoint;
+use crate::orchestrator::flows::inbound::Offer;
+
+impl Agents {
+    /// Claims agent `agent_no` for a caller who dialled `did` from `user_number`, offered
+    /// from `queue` (`""`: none): 20107 when it is unknown or disabled, 20108 when it is not
+    /// ready.
+    pub async fn claim_offer(
+        &self,
+        app_id: &str,
+        agent_no: &str,
+        (did, user_number): (String, String),
+        queue: &str,
+    ) -> Result<Offer, CommandError> {
+        let (record, app) = match (
+            self.store.find_agent(app_id, agent_no).await?,
+            self.store.find_app_by_id(app_id).await?,
+        ) {
+            (Some(record), Some(app)) if record.enabled => (record, app),
+            _ => return Err(CommandError::TargetNotFound),
+        };
+        let (phone_type, _) = self
+            .change(app_id, agent_no, |current| match current {
+                Some(c) if c.session.state == AgentState::Ready => {
+                    Ok((Some(Input::CallStarted), c.session.phone_type))
+                }
+                Some(_) => Err(CommandError::TargetUnavailable),
+                None => Err(CommandError::TargetNotFound),
+            })
+            .await?;
+        let (endpoint, number) = match phone_type {
+            PhoneType::Pstn => (Endpoint::Number, record.pstn_number.clone()),
+            PhoneType::Sip | PhoneType::WebPhone => (Endpoint::Device, record.sip_number.clone()),
+        };
+        // A device shows the caller (the DID when numbers are masked); a PSTN phone the DID.
+        let shown = match (phone_type, app.cti.encrypt_number) {
+            (PhoneType::Pstn, _) | (_, true) => did,
+            _ => user_number,
+        };
+        Ok(Offer {
+            agent_no: agent_no.to_string(),
+            agent_number: number,
+            endpoint,
+            auto_answer: record.auto_answer,
+            shown: Some(shown).filter(|s| !s.is_empty()),
+            wrapup_time: record.wrapup_time,
+            queue: queue.to_string(),
+        })
+    }
+
+    /// Releases a claim the call did not use: the agent goes back to what it was.
+    pub async fn release_offer(&self, app_id: &str, agent_no: &str) {
+        let released = self
+            .change(app_id, agent_no, |current| match current {
+                Some(c) if c.session.state == AgentState::Ringing => Ok((
+                    Some(Input::CallEnded {
+                        connected: false,
+                        wrapup_time: 0,
+                    }),
+                    (),
+                )),
+                _ => Ok((None, ())),
+            })
+            .await;
+        if let Err(e) = released {
+            tracing::warn!(agent = agent_no, error = %e, "an unused claim of an agent could not be released");
+        }
+    }
+}
