@@ -247,6 +247,9 @@ impl Agents {
                 self.force_state(app_id, agent, name, params).await
             }
             CommandName::ForceHangup => self.force_hangup(app_id, agent, params).await,
+            CommandName::Monitor | CommandName::Whisper | CommandName::Barge => {
+                self.supervise(app_id, agent, name, params).await
+            }
             CommandName::Transfer => self.transfer(app_id, agent, params).await,
             CommandName::Consult => self.consult(app_id, agent, params).await,
             CommandName::MonitorQueues | CommandName::UnmonitorQueues => {

@@ -132,6 +132,8 @@ pub struct CallEvent<'a> {
     pub completed_cause: &'static str,
     /// The other agent of a transfer, consult, conference or supervision (`""`: none).
     pub co_agent_no: &'a str,
+    /// On a supervisor's leg: `monitor`, `whisper` or `barge` (`""`: not one).
+    pub monitor_mode: &'static str,
     /// The conversation's userData.
     pub user_data: &'a str,
     /// When (Unix ms).
@@ -163,7 +165,7 @@ impl CallEvent<'_> {
             "timestamp": format_time(self.at_ms, tz),
             "queueSid": call.queue_sid,
             "didNumber": call.did_number,
-            "monitorMode": "",
+            "monitorMode": self.monitor_mode,
         })
     }
 }

@@ -18,8 +18,22 @@ impl Agents {
         &self,
         app_id: &str,
         agent_no: &str,
+        numbers: (String, String),
+        queue: &str,
+    ) -> Result<Offer, CommandError> {
+        let ready = &[AgentState::Ready];
+        self.claim_in(app_id, agent_no, numbers, queue, ready).await
+    }
+
+    /// As [`Agents::claim_offer`], for an agent in one of `states` (a supervisor listens
+    /// in from ready, pause or wrapup).
+    pub(super) async fn claim_in(
+        &self,
+        app_id: &str,
+        agent_no: &str,
         (did, user_number): (String, String),
         queue: &str,
+        states: &[AgentState],
     ) -> Result<Offer, CommandError> {
         let (record, app) = match (
             self.store.find_agent(app_id, agent_no).await?,
@@ -28,9 +42,10 @@ impl Agents {
             (Some(record), Some(app)) if record.enabled => (record, app),
             _ => return Err(CommandError::TargetNotFound),
         };
+        let states = states.to_vec();
         let (phone_type, _) = self
-            .change(app_id, agent_no, |current| match current {
-                Some(c) if c.session.state == AgentState::Ready => {
+            .change(app_id, agent_no, move |current| match current {
+                Some(c) if states.contains(&c.session.state) => {
                     Ok((Some(Input::CallStarted), c.session.phone_type))
                 }
                 Some(_) => Err(CommandError::TargetUnavailable),

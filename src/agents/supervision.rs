@@ -10,7 +10,8 @@ use super::commands::{param, pause_cause};
 use super::error::CommandError;
 use super::machine::{AgentState, CommandName, Input, LogoutCause};
 use crate::domain::agent::AgentRole;
-use crate::orchestrator::flows::agent_call::AgentOrder;
+use crate::domain::agent_call::MonitorMode;
+use crate::orchestrator::flows::agent_call::{AgentOrder, Supervision};
 use crate::store::agents::AgentRecord;
 
 /// The state a supervisor forces.
@@ -89,6 +90,67 @@ impl Agents {
         supervisor: &AgentRecord,
         params: &Map<String, Value>,
     ) -> Result<Value, CommandError> {
+        let target = self.talking_target(app_id, supervisor, params).await?;
+        self.send_order(app_id, &target, AgentOrder::ForceHangup)
+            .await?
+            .ok_or(CommandError::TargetUnavailable)?;
+        Ok(json!({}))
+    }
+
+    /// `monitor`, `whisper` or `barge` (`name`) by `supervisor` on the agent its params
+    /// name, which must be talking with a caller (20108). A supervisor not yet listening
+    /// to it is claimed (`ringing`) and its device dialled into the agent's channel; one
+    /// listening already changes the mode.
+    pub(super) async fn supervise(
+        &self,
+        app_id: &str,
+        supervisor: &AgentRecord,
+        name: CommandName,
+        params: &Map<String, Value>,
+    ) -> Result<Value, CommandError> {
+        let target = self.talking_target(app_id, supervisor, params).await?;
+        let own = self
+            .allowed(app_id, &supervisor.agent_no, name)
+            .await?
+            .map_or(AgentState::Offline, |s| s.state);
+        let mode = match name {
+            CommandName::Whisper => MonitorMode::Whisper,
+            CommandName::Barge => MonitorMode::Barge,
+            _ => MonitorMode::Monitor,
+        };
+        let numbers = self.caller_numbers(app_id, &target).await?;
+        let me = supervisor.agent_no.clone();
+        let offer = match own {
+            AgentState::Talking => None,
+            _ => {
+                let from = &[AgentState::Ready, AgentState::Pause, AgentState::Wrapup];
+                Some(self.claim_in(app_id, &me, numbers, "", from).await?)
+            }
+        };
+        let claimed = offer.is_some();
+        let order = AgentOrder::Monitor(Supervision {
+            supervisor: me.clone(),
+            offer,
+            mode,
+        });
+        let sent = match self.send_order(app_id, &target, order).await {
+            Ok(Some(_)) => Ok(json!({})),
+            Ok(None) => Err(CommandError::TargetUnavailable),
+            Err(e) => Err(e),
+        };
+        if sent.is_err() && claimed {
+            self.release_offer(app_id, &me).await;
+        }
+        sent
+    }
+
+    /// The agent a supervisor's command names, which must be talking (20108).
+    async fn talking_target(
+        &self,
+        app_id: &str,
+        supervisor: &AgentRecord,
+        params: &Map<String, Value>,
+    ) -> Result<String, CommandError> {
         let target = self.supervised(app_id, supervisor, params).await?;
         let session = self
             .session_of(app_id, &target)
@@ -97,10 +159,7 @@ impl Agents {
         if session.state != AgentState::Talking {
             return Err(CommandError::TargetUnavailable);
         }
-        self.send_order(app_id, &target, AgentOrder::ForceHangup)
-            .await?
-            .ok_or(CommandError::TargetUnavailable)?;
-        Ok(json!({}))
+        Ok(target)
     }
 
     /// The agent a supervisor's command names (param `agentNo`): `supervisor` must be one

@@ -168,7 +168,7 @@ impl Agents {
 
     /// The DID and the caller's number of the conversation `agent_no` talks in; a
     /// callOut's consults are not served yet (20105).
-    async fn caller_numbers(
+    pub(super) async fn caller_numbers(
         &self,
         app_id: &str,
         agent_no: &str,

@@ -67,6 +67,50 @@ impl CallSubtype {
     }
 }
 
+/// How a supervisor listens in on an agent (agents' contract §7.2, callEvent
+/// `monitorMode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum MonitorMode {
+    /// `monitor`: it only listens.
+    Monitor,
+    /// `whisper`: the agent hears it too.
+    Whisper,
+    /// `barge`: everyone hears everyone.
+    Barge,
+}
+
+impl MonitorMode {
+    /// Its word in events.
+    pub fn word(self) -> &'static str {
+        match self {
+            Self::Monitor => "monitor",
+            Self::Whisper => "whisper",
+            Self::Barge => "barge",
+        }
+    }
+
+    /// The key that switches an eavesdropping channel to it (FreeSWITCH's eavesdrop DTMF:
+    /// 0 listen, 2 whisper to the agent, 3 all hear all).
+    pub fn key(self) -> char {
+        match self {
+            Self::Monitor => '0',
+            Self::Whisper => '2',
+            Self::Barge => '3',
+        }
+    }
+
+    /// The mode a key on the eavesdropping channel switches to, if it is one.
+    pub fn of_key(key: char) -> Option<Self> {
+        match key {
+            '0' => Some(Self::Monitor),
+            '2' => Some(Self::Whisper),
+            '3' => Some(Self::Barge),
+            _ => None,
+        }
+    }
+}
+
 /// byeType of an agent CDR (§10).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AgentBye {

@@ -189,3 +189,67 @@ both_backends! {
         assert!(seen.contains(&"completed/2 forced".to_string()), "{seen:?}");
     }
 }
+
+both_backends! {
+    /// monitor, then whisper, then barge on an agent talking with a caller: the
+    /// supervisor's leg (callSubtype 2, coAgentNo the agent, the agent's conversation)
+    /// answers with each monitorMode in turn; the agent's socket sees none of it; the
+    /// supervisor hangs up and is back, with no wrapup; the CDR has a `monitor` leg.
+    async fn monitor_whisper_and_barge(db: TestDb) {
+        use crate::dial_in::{cdr_of_leg, dial_in, route, talking_user_leg};
+        let app = db.spawn(&[("VOICEPAAS_SANDBOX_SPEED", "5")]).await;
+        let queue = crate::queues::create_queue(&app, json!({"name": "sales"})).await;
+        agent(&app, "2001", json!({"role": "supervisor", "sipNumber": "80002001"})).await;
+        agent(&app, "1001", json!({"wrapupTime": 0, "sipNumber": "80001001", "queues": [{"queueSid": queue}]})).await;
+        route(&app, "4008001000", json!({"route": {"type": "queue", "queueSid": queue}})).await;
+        let mut socket = ready(&app, "1001").await;
+        let mut boss = ready(&app, "2001").await;
+        let user = dial_in(&app, "13800138001", "4008001000").await;
+        assert_eq!(talking_user_leg(&app, &db).await, user);
+        let (names, frames) = script(&mut socket, 3, 1).await;
+        assert_eq!(names, ["initiated/2", "ringing/2", "answered/2+"]);
+        let cv = frames[0]["data"]["conversationSid"].clone();
+        let refusals = [
+            ("1001", json!({"agentNo": "2001"}), 403, "20106"),
+            ("2001", json!({"agentNo": "2001"}), 400, "20113"),
+            ("2001", json!({"agentNo": "9999"}), 404, "20107"),
+        ];
+        for (by, params, status, code) in refusals {
+            let a = command(&app, by, "monitor", params.clone()).await;
+            assert_eq!((a.status, a.body["statusCode"].as_str()), (status, Some(code)), "{params}: {}", a.body);
+        }
+        let expected = [
+            ("monitor", vec!["initiated/2", "ringing/2", "answered/2+"]),
+            ("whisper", vec!["answered/2+"]),
+            ("barge", vec!["answered/2+"]),
+        ];
+        let mut seq = 1;
+        for (cmd, names) in expected {
+            let a = command(&app, "2001", cmd, json!({"agentNo": "1001"})).await;
+            assert_eq!((a.status, a.body["statusCode"].as_str()), (200, Some("00000")), "{cmd}: {}", a.body);
+            let (seen, frames) = script(&mut boss, names.len(), seq).await;
+            seq += names.len() as i64;
+            assert_eq!(seen, names, "{cmd}");
+            let last = &frames[names.len() - 1]["data"];
+            assert_eq!((last["monitorMode"].as_str(), last["coAgentNo"].as_str(), &last["conversationSid"]), (Some(cmd), Some("1001"), &cv), "{last}");
+        }
+        let state = command(&app, "2001", "getState", json!({})).await;
+        assert_eq!(state.body["data"]["agentState"], "talking", "{}", state.body);
+        let a = command(&app, "2001", "hangup", json!({})).await;
+        assert_eq!(a.status, 200, "{}", a.body);
+        let (names, _) = script(&mut boss, 1, seq).await;
+        assert_eq!(names, ["completed/2"]);
+        // The agent hangs up: its socket saw nothing of the supervisor.
+        assert_eq!(command(&app, "1001", "hangup", json!({})).await.status, 200);
+        let (names, _) = script(&mut socket, 3, 4).await;
+        assert_eq!(names, ["completed/2", "st completed", "st autoReady"]);
+        let cdr = cdr_of_leg(&app, &db, &user).await;
+        let roles: Vec<(&str, &str)> = cdr["cdrs"].as_array().unwrap().iter().map(|l| (l["role"].as_str().unwrap(), l["agentNo"].as_str().unwrap())).collect();
+        assert_eq!(roles, [("user", ""), ("agent", "1001"), ("monitor", "2001")], "{cdr}");
+        let state = command(&app, "2001", "getState", json!({})).await;
+        assert_eq!(state.body["data"]["agentState"], "ready", "{}", state.body);
+        // No one talking: 20108.
+        let a = command(&app, "2001", "monitor", json!({"agentNo": "1001"})).await;
+        assert_eq!((a.status, a.body["statusCode"].as_str()), (409, Some("20108")), "{}", a.body);
+    }
+}

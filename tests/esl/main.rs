@@ -1182,3 +1182,80 @@ async fn transfer_to_park_ends_endless_playback() {
     );
     let _ = api(format!("uuid_kill {uuid}")).await;
 }
+
+/// Eavesdrop as esl-transcripts 84 recorded it: the media bug starts and stops on the
+/// target (MEDIA_BUG_START/STOP, function `eavesdrop`, target its own uuid), mode keys
+/// sent with `uuid_recv_dtmf` show only as DTMF events on the eavesdropper, and the
+/// eavesdropper's call ends when its target's does.
+#[tokio::test]
+async fn eavesdrop_bugs_the_target_and_hears_keys() {
+    let mut r = rig().await;
+    let device = |uuid: &str, number: &str, app: &str| {
+        format!(
+            "originate {{origination_uuid={uuid},originate_timeout=20,sip_auto_answer=true,eavesdrop_enable_dtmf=true}}user/{number}@voicepaas.local &{app}"
+        )
+    };
+    let (a, b) = (new_uuid(), new_uuid());
+    r.client
+        .bgapi(&device(&a, "80000021", "park()"))
+        .await
+        .unwrap();
+    r.client
+        .bgapi(&device(&b, "80000022", "park()"))
+        .await
+        .unwrap();
+    let mut answered = 0;
+    while answered < 2 {
+        if let Incoming::Event(e) = next(&mut r.incoming).await
+            && e.name() == "CHANNEL_ANSWER"
+        {
+            answered += 1;
+        }
+    }
+    let bridged = r.client.api(&format!("uuid_bridge {a} {b}")).await.unwrap();
+    assert!(bridged.starts_with("+OK"), "{bridged}");
+    // Waits for `name` on channel `uuid`.
+    async fn wait(r: &mut Rig, uuid: &str, name: &str) -> Event {
+        loop {
+            if let Incoming::Event(e) = next(&mut r.incoming).await
+                && e.unique_id() == Some(uuid)
+                && e.name() == name
+            {
+                return e;
+            }
+        }
+    }
+    for round in 0..2 {
+        let s = new_uuid();
+        r.client
+            .bgapi(&device(&s, "80002001", &format!("eavesdrop({a})")))
+            .await
+            .unwrap();
+        let bug = wait(&mut r, &a, "MEDIA_BUG_START").await;
+        assert_eq!(
+            (bug.get("Media-Bug-Function"), bug.get("Media-Bug-Target")),
+            (Some("eavesdrop"), Some(a.as_str()))
+        );
+        if round == 0 {
+            for key in ["2", "3", "0"] {
+                r.client
+                    .api(&format!("uuid_recv_dtmf {s} {key}"))
+                    .await
+                    .unwrap();
+                let dtmf = wait(&mut r, &s, "DTMF").await;
+                assert_eq!(dtmf.dtmf_digit(), Some(key));
+            }
+            r.client.api(&format!("uuid_kill {s}")).await.unwrap();
+            let stop = wait(&mut r, &a, "MEDIA_BUG_STOP").await;
+            assert_eq!(stop.get("Media-Bug-Target"), Some(a.as_str()));
+        } else {
+            // The target goes: so does the eavesdropper.
+            r.client.api(&format!("uuid_kill {a}")).await.unwrap();
+            let events = life_of(&mut r.incoming, &s).await;
+            assert_eq!(
+                hangup_complete(&events).hangup_cause(),
+                Some("NORMAL_CLEARING")
+            );
+        }
+    }
+}

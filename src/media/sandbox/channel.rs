@@ -51,6 +51,11 @@ pub enum Command {
     Transfer(App, bool),
     /// `uuid_hold` (`true`) or `uuid_hold off`, as a SIP leg takes it (esl-transcripts 80).
     Hold(bool),
+    /// The channel of this uuid starts (`true`) or stops eavesdropping on this one: its
+    /// media bug (MEDIA_BUG_START / MEDIA_BUG_STOP here, esl-transcripts 84).
+    Eavesdropped(String, bool),
+    /// The channel eavesdropped on is gone: the eavesdrop ends and so does the channel.
+    EavesdropEnded,
 }
 
 /// Which legs a broadcast plays to (`uuid_broadcast`/`sched_broadcast`'s last argument).
@@ -164,6 +169,10 @@ pub struct Channel {
     /// The file being recorded, since when, and whether it is appended to.
     recording: Option<(String, i64, bool)>,
     conference: Option<String>,
+    /// The channel this one eavesdrops on.
+    eavesdropping: Option<String>,
+    /// The channels eavesdropping on this one.
+    eavesdroppers: Vec<String>,
     job: Option<(String, String, String)>,
     result: Option<oneshot::Sender<String>>,
     /// The caller's number when the channel dials in (inbound), else `None`.
@@ -226,6 +235,8 @@ impl Channel {
             bridge_for: spawn.bridge_for,
             recording: None,
             conference: None,
+            eavesdropping: None,
+            eavesdroppers: Vec::new(),
             job: spawn.job,
             result: spawn.result,
             caller: spawn.caller,
@@ -543,6 +554,14 @@ impl Channel {
     /// After the hangup: stop recording, leave bridges and conferences, report, destroy.
     fn finish(&mut self) {
         self.stop_recording();
+        if let Some(target) = self.eavesdropping.take() {
+            self.switch
+                .tell(&target, Command::Eavesdropped(self.uuid.clone(), false));
+        }
+        for eavesdropper in std::mem::take(&mut self.eavesdroppers) {
+            self.media_bug(false);
+            self.switch.tell(&eavesdropper, Command::EavesdropEnded);
+        }
         if let Some(partner) = self.partner.take() {
             self.emit(
                 "CHANNEL_UNBRIDGE",
@@ -757,8 +776,38 @@ impl Channel {
                     playing: None,
                 });
             }
+            "eavesdrop" => {
+                let target = arg.trim().to_string();
+                let me = self.uuid.clone();
+                if target == me || !self.switch.tell(&target, Command::Eavesdropped(me, true)) {
+                    // Nothing to listen to: the application returns and the call ends.
+                    self.complete(&app, "_none_");
+                    self.hang_up("NORMAL_CLEARING");
+                    return;
+                }
+                self.eavesdropping = Some(target);
+                self.running = Some(Running {
+                    app,
+                    digits: None,
+                    playing: None,
+                });
+            }
             _ => self.complete(&app, "-ERR unknown application"),
         }
+    }
+
+    /// A media bug of an eavesdropper on this channel starts or stops.
+    fn media_bug(&self, started: bool) {
+        let name = if started {
+            "MEDIA_BUG_START"
+        } else {
+            "MEDIA_BUG_STOP"
+        };
+        let extra = [
+            ("Media-Bug-Function", "eavesdrop".to_string()),
+            ("Media-Bug-Target", self.uuid.clone()),
+        ];
+        self.emit(name, "CS_EXECUTE", &extra);
     }
 
     fn complete(&self, app: &App, response: &str) {
@@ -851,6 +900,22 @@ impl Channel {
                 }
             }
             Command::Hangup(cause) => self.hang_up(&cause),
+            Command::Eavesdropped(by, true) => {
+                self.media_bug(true);
+                self.eavesdroppers.push(by);
+            }
+            Command::Eavesdropped(by, false) => {
+                if let Some(i) = self.eavesdroppers.iter().position(|e| *e == by) {
+                    self.eavesdroppers.remove(i);
+                    self.media_bug(false);
+                }
+            }
+            Command::EavesdropEnded => {
+                if self.eavesdropping.take().is_some() {
+                    self.end_app("_none_", "done");
+                    self.hang_up("NORMAL_CLEARING");
+                }
+            }
             Command::Dtmf(digits) => digits.chars().for_each(|d| self.press(d)),
             Command::Break => match self.running.as_ref().map(|r| r.app.name.as_str()) {
                 // endless_playback only restarts its file (esl-transcripts 82).

@@ -51,6 +51,7 @@ pub(super) fn agent_entry(
         failed_cause: "",
         completed_cause: "",
         co_agent_no: "",
+        monitor_mode: "",
         user_data: flow.user_data(),
         at_ms,
     };

@@ -80,10 +80,12 @@ pub(super) fn inbound_entries(
         // Whose event: the leg's agent, or the one consulting it.
         let (agent, subtype, co_agent) = match view {
             View::Own => {
-                let co = match (&offer.transferred_by, offer.consulted_from) {
-                    (Some(by), _) => by.as_str(),
-                    (None, Some(from)) => flow.offer(from).map_or("", |o| &o.offer.agent_no),
-                    (None, None) => "",
+                let agent_of = |leg: LegIdx| flow.offer(leg).map_or("", |o| &o.offer.agent_no);
+                let co = match (&offer.transferred_by, offer.consulted_from, offer.monitor) {
+                    (Some(by), _, _) => by.as_str(),
+                    (None, Some(from), _) => agent_of(from),
+                    (None, None, Some(m)) => agent_of(m.target),
+                    (None, None, None) => "",
                 };
                 (&offer.offer, offer_subtype(offer), co)
             }
@@ -117,6 +119,10 @@ pub(super) fn inbound_entries(
             failed_cause: "",
             completed_cause: "",
             co_agent_no: co_agent,
+            monitor_mode: match (view, offer.monitor) {
+                (View::Own, Some(m)) => m.mode.word(),
+                _ => "",
+            },
             user_data,
             at_ms,
         };
@@ -159,6 +165,11 @@ pub(super) fn inbound_entries(
     let ended = |leg: LegIdx| {
         let wrapup = flow.offer(leg).map_or(0, |o| o.offer.wrapup_time);
         match flow.outcome(core, leg) {
+            // A supervisor has no wrapup after listening in, nor a pause if it missed.
+            _ if flow.offer(leg).is_some_and(|o| o.monitor.is_some()) => Input::CallEnded {
+                connected: false,
+                wrapup_time: 0,
+            },
             OfferOutcome::Connected => Input::CallEnded {
                 connected: true,
                 wrapup_time: wrapup,
@@ -214,9 +225,12 @@ pub(super) fn inbound_entries(
                 None,
                 None,
             ),
-            // A consult's leg talks with the consulting agent once it answers.
+            // A consult's leg talks with the consulting agent once it answers; a
+            // supervisor's listens.
             Write::Status(leg, Status::Answered, at)
-                if flow.offer(*leg).is_some_and(|o| o.consulted_from.is_some()) =>
+                if flow
+                    .offer(*leg)
+                    .is_some_and(|o| o.consulted_from.is_some() || o.monitor.is_some()) =>
             {
                 both(
                     *leg,
@@ -337,6 +351,7 @@ pub(super) fn inbound_cdr(
         .map(|(i, facts)| AgentLeg {
             facts,
             role: match flow.offer(i) {
+                Some(offer) if offer.monitor.is_some() => "monitor",
                 Some(offer) => offer_subtype(offer).role(),
                 None => CallSubtype::User.role(),
             },

@@ -144,6 +144,12 @@ fn dial_target(uuid: &str, dial: &Dial, dialing: &Dialing<'_>) -> String {
     if dial.park_after_bridge {
         vars.push_str(",park_after_bridge=true");
     }
+    if let Some(e) = &dial.eavesdrop {
+        vars.push_str(&format!(
+            ",eavesdrop_enable_dtmf=true,eavesdrop_whisper_bleg={},eavesdrop_whisper_aleg={}",
+            e.whisper_bleg, e.whisper_aleg
+        ));
+    }
     vars.push('}');
     match dial.endpoint {
         Endpoint::Number => vars.push_str(&dialing.template.replace("{number}", &dial.to)),
@@ -157,9 +163,14 @@ fn dial_target(uuid: &str, dial: &Dial, dialing: &Dialing<'_>) -> String {
     vars
 }
 
-/// `originate … &park()` for leg `uuid` (sent with `bgapi`).
+/// `originate … &park()` for leg `uuid` (sent with `bgapi`); a supervisor's leg
+/// `… &eavesdrop(<target>)`.
 pub fn originate(uuid: &str, dial: &Dial, dialing: &Dialing<'_>) -> String {
-    format!("originate {} &park()", dial_target(uuid, dial, dialing))
+    let target = dial_target(uuid, dial, dialing);
+    match &dial.eavesdrop {
+        Some(e) => format!("originate {target} &eavesdrop({})", e.target),
+        None => format!("originate {target} &park()"),
+    }
 }
 
 /// The application name and argument of an [`App`] (`bridge` dials leg `target`).
@@ -212,6 +223,7 @@ pub fn api(uuid: &str, command: &MediaCommand) -> String {
             format!("uuid_transfer {uuid} conference:{room} inline")
         }
         MediaCommand::Park => format!("uuid_transfer {uuid} park inline"),
+        MediaCommand::RecvDtmf(keys) => format!("uuid_recv_dtmf {uuid} {keys}"),
     }
 }
 
@@ -321,6 +333,7 @@ mod tests {
             endpoint: Endpoint::Device,
             auto_answer: true,
             park_after_bridge: true,
+            eavesdrop: None,
         };
         assert_eq!(
             originate("CA2", &device, &dialing),

@@ -206,6 +206,21 @@ pub struct Dial {
     /// A leg of an agent conversation: parked, not hung up, when its bridge ends
     /// (`park_after_bridge=true`).
     pub park_after_bridge: bool,
+    /// A supervisor's leg: it listens in on a channel once answered
+    /// (`&eavesdrop(<target>)` instead of `&park()`).
+    pub eavesdrop: Option<Eavesdrop>,
+}
+
+/// How a supervisor's leg listens in (agents' contract §7.2): on channel `target`, its
+/// mode changed later by keys (`eavesdrop_enable_dtmf`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Eavesdrop {
+    /// The channel listened to (the agent's).
+    pub target: String,
+    /// The agent hears the supervisor (`eavesdrop_whisper_bleg`: whisper or barge).
+    pub whisper_bleg: bool,
+    /// The other party hears the supervisor too (`eavesdrop_whisper_aleg`: barge).
+    pub whisper_aleg: bool,
 }
 
 /// An application run on a channel (`sendmsg … execute`).
@@ -257,6 +272,8 @@ pub enum MediaCommand {
     RecordStart(String),
     /// `uuid_send_dtmf`: these keys toward the channel's far end.
     SendDtmf(String),
+    /// `uuid_recv_dtmf`: these keys as if the channel's far end pressed them.
+    RecvDtmf(String),
     /// `uuid_hold` (`true`) or `uuid_hold off` (`false`).
     Hold(bool),
     /// `uuid_bridge`: the channel and the one of this uuid talk (whatever either played

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 pub use self::core::{Core, Happened, Limits};
 pub use io::{
-    App, CdrKind, Command, CommandToken, Dial, Effect, Endpoint, Hears, Input, LegIdx,
+    App, CdrKind, Command, CommandToken, Dial, Eavesdrop, Effect, Endpoint, Hears, Input, LegIdx,
     MediaCommand, MediaEvent, Probe, Refusal, ReplyToken, Signalling, Status, Timer, Write,
 };
 pub use leg::{Ended, Leg};

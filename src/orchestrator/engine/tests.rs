@@ -18,7 +18,9 @@ use crate::domain::agent::PhoneType;
 use crate::domain::agent_call::{AgentBye, AgentCall, CallType};
 use crate::domain::click2call::RecordMode;
 use crate::domain::notice::DtmfKey;
-use crate::orchestrator::flows::agent_call::{AgentCallFlow, AgentOrder, ConsultTo, TransferTo};
+use crate::orchestrator::flows::agent_call::{
+    AgentCallFlow, AgentOrder, ConsultTo, Supervision, TransferTo,
+};
 use crate::orchestrator::flows::click2call::{AddParty, CalleePlan, Click2CallFlow, Plan};
 use crate::orchestrator::flows::inbound::{
     InboundFlow, Offer, Outbound, QueueOrder, QueuePlan, Route, Step, Target,
@@ -791,7 +793,23 @@ fn inbound_bye_agrees(bye: AgentBye, legs: &[crate::cdr::LegFacts]) -> Result<()
 /// outbound call, chosen by `choice`.
 fn inbound_command(choice: u16, agent: Option<String>) -> Command {
     let agent = agent.unwrap_or_else(|| ["1001", "1002"][usize::from(choice / 16) % 2].into());
-    let order = match choice % 21 {
+    let order = match choice % 23 {
+        21 | 22 => AgentOrder::Monitor(Supervision {
+            supervisor: "2001".into(),
+            offer: (choice % 23 == 21).then(|| Offer {
+                agent_no: "2001".into(),
+                agent_number: "80002001".into(),
+                endpoint: Endpoint::Device,
+                auto_answer: true,
+                shown: None,
+                wrapup_time: 0,
+                queue: String::new(),
+            }),
+            mode: crate::domain::agent_call::MonitorMode::of_key(
+                ['0', '2', '3'][usize::from(choice) % 3],
+            )
+            .unwrap_or(crate::domain::agent_call::MonitorMode::Monitor),
+        }),
         16 => AgentOrder::Consult(ConsultTo::Agent(Offer {
             agent_no: "1003".into(),
             agent_number: "80001003".into(),

@@ -53,6 +53,21 @@ pub enum AgentOrder {
     ConsultConference,
     /// `cancelConsult`: the consulted party is hung up; the agent and the user talk again.
     CancelConsult,
+    /// `monitor`, `whisper`, `barge` of a supervisor on the agent's leg.
+    Monitor(Supervision),
+}
+
+/// A supervisor listening in on an agent's leg (agents' contract §7.2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Supervision {
+    /// The supervisor.
+    pub supervisor: String,
+    /// Its leg's offer, the supervisor claimed for it; `None`: it listens in already and
+    /// only the mode changes.
+    pub offer: Option<super::inbound::Offer>,
+    /// How it listens.
+    pub mode: crate::domain::agent_call::MonitorMode,
 }
 
 /// Whom a `consult` calls (agents' contract §7.1).
@@ -247,6 +262,7 @@ impl AgentCallFlow {
             },
             auto_answer: true,
             park_after_bridge: true,
+            eavesdrop: None,
         };
         core.originate(AGENT, dial, false);
     }
@@ -313,6 +329,7 @@ impl AgentCallFlow {
             endpoint: Endpoint::Number,
             auto_answer: false,
             park_after_bridge: true,
+            eavesdrop: None,
         };
         core.bridge(AGENT, USER, dial);
     }
@@ -498,9 +515,10 @@ impl AgentCallFlow {
             | AgentOrder::Consult(_)
             | AgentOrder::ConsultTransfer
             | AgentOrder::ConsultConference
-            | AgentOrder::CancelConsult => Err(Refusal::State(
-                "transfers and consults are not available in a callOut yet: only for callers \
-                 who dialled in or were called by backend outbound"
+            | AgentOrder::CancelConsult
+            | AgentOrder::Monitor(_) => Err(Refusal::State(
+                "transfers, consults and supervision are not available in a callOut yet: only \
+                 for callers who dialled in or were called by backend outbound"
                     .into(),
             )),
         }

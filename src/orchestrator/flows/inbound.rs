@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::agent_call::{AgentOrder, TransferTo};
 
 mod consult;
+mod monitor;
 use crate::acd::dispatch::Place;
 use crate::cdr::{LegFacts, MEDIA_LOST};
 use crate::domain::agent_call::{AgentBye, CallType};
@@ -24,6 +25,7 @@ use crate::orchestrator::engine::{
     MediaCommand, Refusal, ReplyToken, Timer, Write,
 };
 pub use consult::Consult;
+pub use monitor::Monitor;
 
 /// The user's leg.
 pub const USER: LegIdx = 0;
@@ -329,6 +331,9 @@ pub struct OfferLeg {
     /// agent, 5 for the consulting one).
     #[serde(default)]
     pub consulted_from: Option<LegIdx>,
+    /// A supervisor's leg: whom it listens to, and how.
+    #[serde(default)]
+    pub monitor: Option<Monitor>,
 }
 
 /// How an agent's leg of the conversation went, for the agent's session.
@@ -595,6 +600,7 @@ impl InboundFlow {
                 endpoint: Endpoint::Number,
                 auto_answer: false,
                 park_after_bridge: true,
+                eavesdrop: None,
             };
             core.originate(USER, dial, false);
             return;
@@ -680,7 +686,7 @@ impl InboundFlow {
             .offers
             .iter()
             .filter(|o| o.bridged_at.is_none() && !o.withdrawn && !o.rejected)
-            .filter(|o| core.legs[o.leg].is_live())
+            .filter(|o| o.monitor.is_none() && core.legs[o.leg].is_live())
             .map(|o| o.leg)
     }
 
@@ -703,6 +709,9 @@ impl InboundFlow {
             }
             (USER, Happened::HangingUp(cause)) => self.user_left(core, &cause),
             (_, Happened::Answered) if self.is_consult_leg(leg) => self.consult_answered(core, leg),
+            (_, Happened::Answered) if self.is_monitor_leg(leg) => self.monitor_answered(core, leg),
+            (_, Happened::Key(key)) if self.is_monitor_leg(leg) => self.monitor_key(core, leg, key),
+            (_, Happened::Ended) if self.is_monitor_leg(leg) => {}
             (_, Happened::Answered) if leg != USER => self.offer_answered(core, leg),
             (_, Happened::HangingUp(cause))
                 if Some(leg) == self.state.agent
@@ -716,8 +725,12 @@ impl InboundFlow {
                 };
                 self.end(core, bye);
             }
-            (_, Happened::Ended) if self.is_consult_leg(leg) => self.consult_over(core, leg),
+            (_, Happened::Ended) if self.is_consult_leg(leg) => {
+                self.stop_monitors_of(core, leg);
+                self.consult_over(core, leg)
+            }
             (_, Happened::Ended) if leg != USER && Some(leg) != self.state.agent => {
+                self.stop_monitors_of(core, leg);
                 self.offer_over(core, leg)
             }
             _ => {}
@@ -1316,12 +1329,7 @@ impl InboundFlow {
             }) => self.ring_timeout(""),
             _ => self.ring_timeout(&queue),
         };
-        let node = core.legs[USER].node.clone();
-        let leg = core.add_leg(
-            node,
-            offer.shown.clone().unwrap_or_default(),
-            offer.agent_number.clone(),
-        );
+        let leg = Self::leg_for(core, &offer);
         let dial = Dial {
             to: offer.agent_number.clone(),
             from: offer.shown.clone(),
@@ -1330,6 +1338,7 @@ impl InboundFlow {
             endpoint: offer.endpoint,
             auto_answer: offer.auto_answer,
             park_after_bridge: true,
+            eavesdrop: None,
         };
         self.dial_offer(core, leg, offer, dial);
         Ok(Some(()))
@@ -1363,6 +1372,16 @@ impl InboundFlow {
                     }
                     self.end(core, AgentBye::AgentHungUp);
                 }
+            }
+            // A supervisor stops listening.
+            AgentOrder::Hangup if self.is_monitor_leg(leg) => core.hang_up(leg, "NORMAL_CLEARING"),
+            AgentOrder::Monitor(supervision) if connected => {
+                self.supervise(core, leg, supervision)?
+            }
+            AgentOrder::Monitor(_) => {
+                return Err(Refusal::State(
+                    "the agent is not talking with the caller".into(),
+                ));
             }
             // The consulted agent leaves a consult it answered.
             AgentOrder::Hangup if self.is_consult_leg(leg) && core.legs[leg].answered() => {
@@ -1512,18 +1531,19 @@ impl InboundFlow {
     ) {
         let music = self.hold_music();
         self.play_music(core, music);
-        let node = core.legs[USER].node.clone();
-        let leg = core.add_leg(node, caller_id.clone().unwrap_or_default(), number.clone());
+        let offer = Offer::number(number, caller_id);
+        let leg = Self::leg_for(core, &offer);
         let dial = Dial {
-            to: number.clone(),
-            from: caller_id.clone(),
+            to: offer.agent_number.clone(),
+            from: offer.shown.clone(),
             timeout_secs,
             ignore_early_media: true,
             endpoint: Endpoint::Number,
             auto_answer: false,
             park_after_bridge: true,
+            eavesdrop: None,
         };
-        self.dial_offer(core, leg, Offer::number(number, caller_id), dial);
+        self.dial_offer(core, leg, offer, dial);
     }
 
     /// Dials new leg `leg` for `offer` (a transfer's, after one was made).
@@ -1532,6 +1552,14 @@ impl InboundFlow {
         self.push_offer(leg, offer, by, None);
         self.snapshot(core);
         core.originate(leg, dial, true);
+    }
+
+    /// A new leg on the caller's node for `offer` (every leg of a conversation is on the
+    /// caller's node: bridges, conferences and eavesdrop work within one media server).
+    fn leg_for(core: &mut Core, offer: &Offer) -> LegIdx {
+        let node = core.legs[USER].node.clone();
+        let from = offer.shown.clone().unwrap_or_default();
+        core.add_leg(node, from, offer.agent_number.clone())
     }
 
     /// Notes new leg `leg` as `offer`'s.
@@ -1551,6 +1579,7 @@ impl InboundFlow {
             transferred_by,
             left: false,
             consulted_from,
+            monitor: None,
         });
     }
 

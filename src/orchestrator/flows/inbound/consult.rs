@@ -73,21 +73,16 @@ impl InboundFlow {
                 timeout_secs,
             } => (Offer::number(number, caller_id), timeout_secs),
         };
-        let node = core.legs[USER].node.clone();
-        let shown = offer.shown.clone();
-        let leg = core.add_leg(
-            node,
-            shown.clone().unwrap_or_default(),
-            offer.agent_number.clone(),
-        );
+        let leg = Self::leg_for(core, &offer);
         let dial = Dial {
             to: offer.agent_number.clone(),
-            from: shown,
+            from: offer.shown.clone(),
             timeout_secs,
             ignore_early_media: true,
             endpoint: offer.endpoint,
             auto_answer: offer.auto_answer,
             park_after_bridge: true,
+            eavesdrop: None,
         };
         self.push_offer(leg, offer, None, Some(by));
         self.state.consult = Some(Consult {
