@@ -247,9 +247,10 @@ impl Agents {
                 self.force_state(app_id, agent, name, params).await
             }
             CommandName::ForceHangup => self.force_hangup(app_id, agent, params).await,
-            CommandName::Monitor | CommandName::Whisper | CommandName::Barge => {
-                self.supervise(app_id, agent, name, params).await
-            }
+            CommandName::Monitor
+            | CommandName::Whisper
+            | CommandName::Barge
+            | CommandName::Intercept => self.supervise(app_id, agent, name, params).await,
             CommandName::Transfer => self.transfer(app_id, agent, params).await,
             CommandName::Consult => self.consult(app_id, agent, params).await,
             CommandName::MonitorQueues | CommandName::UnmonitorQueues => {
@@ -259,11 +260,6 @@ impl Agents {
                 self.allowed(app_id, &agent.agent_no, name).await?;
                 let on = name == CommandName::MonitorQueues;
                 self.monitor_queues(app_id, agent, params, on).await
-            }
-            _ => {
-                // The rest of §7 is not served yet: the §6 table still answers for them.
-                self.allowed(app_id, &agent.agent_no, name).await?;
-                Err(CommandError::UnknownCommand)
             }
         }
     }

@@ -11,7 +11,7 @@ use super::error::CommandError;
 use super::machine::{AgentState, CommandName, Input, LogoutCause};
 use crate::domain::agent::AgentRole;
 use crate::domain::agent_call::MonitorMode;
-use crate::orchestrator::flows::agent_call::{AgentOrder, Supervision};
+use crate::orchestrator::flows::agent_call::{AgentOrder, Interception, Supervision};
 use crate::store::agents::AgentRecord;
 
 /// The state a supervisor forces.
@@ -97,10 +97,11 @@ impl Agents {
         Ok(json!({}))
     }
 
-    /// `monitor`, `whisper` or `barge` (`name`) by `supervisor` on the agent its params
-    /// name, which must be talking with a caller (20108). A supervisor not yet listening
-    /// to it is claimed (`ringing`) and its device dialled into the agent's channel; one
-    /// listening already changes the mode.
+    /// `monitor`, `whisper`, `barge` or `intercept` (`name`) by `supervisor` on the agent
+    /// its params name, which must be talking with a caller (20108). A supervisor not yet
+    /// listening to it is claimed (`ringing`) and its device dialled (into the agent's
+    /// channel, or to take the call over); one listening already changes the mode or
+    /// takes the call over at once.
     pub(super) async fn supervise(
         &self,
         app_id: &str,
@@ -128,11 +129,17 @@ impl Agents {
             }
         };
         let claimed = offer.is_some();
-        let order = AgentOrder::Monitor(Supervision {
-            supervisor: me.clone(),
-            offer,
-            mode,
-        });
+        let order = match name {
+            CommandName::Intercept => AgentOrder::Intercept(Interception {
+                supervisor: me.clone(),
+                offer,
+            }),
+            _ => AgentOrder::Monitor(Supervision {
+                supervisor: me.clone(),
+                offer,
+                mode,
+            }),
+        };
         let sent = match self.send_order(app_id, &target, order).await {
             Ok(Some(_)) => Ok(json!({})),
             Ok(None) => Err(CommandError::TargetUnavailable),

@@ -138,8 +138,12 @@ both_backends! {
         agent(&app, "1001", json!({})).await;
         let mut s = signed_in(&app, "1001").await;
         for cmd in ["logout", "ready", "pause", "callOut", "answer", "bridge", "hangup", "setUserData", "holdCall",
-            "retrieveCall", "transfer", "consult", "sendDtmf", "monitor", "barge"] {
+            "retrieveCall", "transfer", "consult", "sendDtmf"] {
             refused(&s.request(cmd, json!({})).await, "20103", "agent not logged in");
+        }
+        // Supervisors' commands: the role first.
+        for cmd in ["monitor", "barge", "intercept"] {
+            refused(&s.request(cmd, json!({"agentNo": "1002"})).await, "20106", "supervisor role required");
         }
         ok(&s.request("login", json!({})).await);
         for state_cmd in ["ready", "pause"] {

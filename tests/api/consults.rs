@@ -182,3 +182,79 @@ both_backends! {
         assert!(["consult  canceled", "consult  failed"].contains(&legs(&cdr)[2].as_str()), "{cdr}");
     }
 }
+
+/// `cmd` by `agent_no` succeeds within 20 s (a conversation being taken over answers
+/// 20105 until its new driver has it).
+async fn eventually(app: &TestApp, agent_no: &str, cmd: &str) {
+    let started = std::time::Instant::now();
+    loop {
+        let a = command(app, agent_no, cmd, json!({})).await;
+        if a.body["statusCode"] == "00000" {
+            return;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "{cmd}: {}",
+            a.body
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// `agent_no`'s agentState once it is `state` (within 20 s).
+async fn until_state(app: &TestApp, agent_no: &str, state: &str) {
+    let started = std::time::Instant::now();
+    loop {
+        let a = command(app, agent_no, "getState", json!({})).await;
+        if a.body["data"]["agentState"] == state {
+            return;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "{}",
+            a.body
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+both_backends! {
+    /// SIGKILL of the process driving a consult, then of the one driving the conference
+    /// it became, the media server alive: each time the next process re-attaches the
+    /// conversation; it ends with one CDR whose legs carry their roles.
+    async fn sigkill_mid_consult_and_mid_conference(db: TestDb) {
+        use crate::dial_in::{QueueOnProcesses, dial_in, queue_on_processes, talking_user_leg};
+        use crate::processes::server;
+        let dir = tempfile::tempdir().unwrap();
+        let QueueOnProcesses { _sandbox, server: mut first, mut app, media_port, .. } =
+            queue_on_processes(&db, dir.path(), json!({"name": "sales", "maxWaitSeconds": 0})).await;
+        agent(&app, "1002", json!({"wrapupTime": 0, "sipNumber": "80001002"})).await;
+        for agent_no in ["1001", "1002"] {
+            ok(&app, agent_no, "login", json!({})).await;
+        }
+        let user = dial_in(&app, "13800138001", "4008001000").await;
+        assert_eq!(talking_user_leg(&app, &db).await, user);
+        ok(&app, "1001", "consult", consult("agent", "1002")).await;
+        until_state(&app, "1002", "talking").await;
+        first.0.kill().unwrap();
+        first.0.wait().unwrap();
+
+        let (mut second, address) = server(&db, media_port, dir.path(), "10").await;
+        app.address = address;
+        eventually(&app, "1001", "consultConference").await;
+        second.0.kill().unwrap();
+        second.0.wait().unwrap();
+
+        let (_third, address) = server(&db, media_port, dir.path(), "10").await;
+        app.address = address;
+        // The consulting agent leaves the conference; the other two talk on.
+        eventually(&app, "1001", "hangup").await;
+        until_state(&app, "1001", "ready").await;
+        ok(&app, "1002", "hangup", json!({})).await;
+        let cdr = cdr_of_leg(&app, &db, &user).await;
+        assert_eq!((cdr["byeType"].as_str(), cdr["agentNo"].as_str()), (Some("4"), Some("1001")), "{cdr}");
+        assert_eq!(legs(&cdr), ["user  completed", "agent 1001 completed", "consult 1002 completed"], "{cdr}");
+        let store = db.store().await;
+        assert_eq!(store.count_cdrs().await.unwrap(), 1);
+    }
+}

@@ -373,15 +373,19 @@ both_backends! {
 /// A standalone sandbox (real time) and a `voicepaas serve` process on `db`, with number
 /// 4008001000 routed to the queue `spec` describes, whose one member is agent 1001 (a SIP
 /// device, no wrapup).
-struct QueueOnProcesses {
-    _sandbox: crate::processes::Proc,
-    server: crate::processes::Proc,
-    app: TestApp,
-    queue: String,
-    media_port: u16,
+pub(crate) struct QueueOnProcesses {
+    pub(crate) _sandbox: crate::processes::Proc,
+    pub(crate) server: crate::processes::Proc,
+    pub(crate) app: TestApp,
+    pub(crate) queue: String,
+    pub(crate) media_port: u16,
 }
 
-async fn queue_on_processes(db: &TestDb, dir: &std::path::Path, spec: Value) -> QueueOnProcesses {
+pub(crate) async fn queue_on_processes(
+    db: &TestDb,
+    dir: &std::path::Path,
+    spec: Value,
+) -> QueueOnProcesses {
     use crate::processes::{customer, free_port, sandbox, server};
     let media_port = free_port();
     let sandbox = sandbox(media_port, "1", dir);

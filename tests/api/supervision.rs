@@ -253,3 +253,55 @@ both_backends! {
         assert_eq!((a.status, a.body["statusCode"].as_str()), (409, Some("20108")), "{}", a.body);
     }
 }
+
+both_backends! {
+    /// intercept: a supervisor's device is dialled and takes the call over (the agent's
+    /// leg `completed (forced)`, then its wrapup); the next time the supervisor listens
+    /// first and takes the call over at once. The supervisor is then the call's agent.
+    async fn intercept_takes_the_call_over(db: TestDb) {
+        use crate::dial_in::{cdr_of_leg, dial_in, route, talking_user_leg};
+        let app = db.spawn(&[("VOICEPAAS_SANDBOX_SPEED", "5")]).await;
+        let queue = crate::queues::create_queue(&app, json!({"name": "sales"})).await;
+        agent(&app, "2001", json!({"role": "supervisor", "sipNumber": "80002001", "wrapupTime": 0})).await;
+        agent(&app, "1001", json!({"wrapupTime": 0, "sipNumber": "80001001", "queues": [{"queueSid": queue}]})).await;
+        route(&app, "4008001000", json!({"route": {"type": "queue", "queueSid": queue}})).await;
+        let mut socket = ready(&app, "1001").await;
+        let mut boss = ready(&app, "2001").await;
+        let (mut seq, mut boss_seq) = (1, 1);
+        for listen_first in [false, true] {
+            let user = dial_in(&app, "13800138001", "4008001000").await;
+            assert_eq!(talking_user_leg(&app, &db).await, user);
+            let (names, _) = script(&mut socket, 3, seq).await;
+            seq += 3;
+            assert_eq!(names, ["initiated/2", "ringing/2", "answered/2+"]);
+            if listen_first {
+                let a = command(&app, "2001", "monitor", json!({"agentNo": "1001"})).await;
+                assert_eq!(a.status, 200, "{}", a.body);
+                script(&mut boss, 3, boss_seq).await;
+                boss_seq += 3;
+            }
+            let a = command(&app, "2001", "intercept", json!({"agentNo": "1001"})).await;
+            assert_eq!((a.status, a.body["statusCode"].as_str()), (200, Some("00000")), "{}", a.body);
+            let (names, frames) = match listen_first {
+                true => script(&mut boss, 1, boss_seq).await,
+                false => script(&mut boss, 3, boss_seq).await,
+            };
+            boss_seq += names.len() as i64;
+            assert_eq!(names.last().map(String::as_str), Some("answered/2+"), "{names:?}");
+            let last = &frames[names.len() - 1]["data"];
+            assert_eq!((last["monitorMode"].as_str(), last["agentNo"].as_str()), (Some(""), Some("2001")), "{last}");
+            let (names, _) = script(&mut socket, 3, seq).await;
+            seq += 3;
+            assert_eq!(names, ["completed/2 (forced)", "st completed", "st autoReady"]);
+            let a = command(&app, "2001", "hangup", json!({})).await;
+            assert_eq!(a.status, 200, "{}", a.body);
+            let (names, _) = script(&mut boss, 3, boss_seq).await;
+            boss_seq += 3;
+            assert_eq!(names, ["completed/2", "st completed", "st autoReady"]);
+            let cdr = cdr_of_leg(&app, &db, &user).await;
+            let roles: Vec<(&str, &str)> = cdr["cdrs"].as_array().unwrap().iter().map(|l| (l["role"].as_str().unwrap(), l["agentNo"].as_str().unwrap())).collect();
+            assert_eq!(roles, [("user", ""), ("agent", "1001"), ("agent", "2001")], "{cdr}");
+            assert_eq!((cdr["byeType"].as_str(), cdr["agentNo"].as_str()), (Some("4"), Some("1001")), "{cdr}");
+        }
+    }
+}

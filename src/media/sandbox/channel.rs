@@ -554,10 +554,7 @@ impl Channel {
     /// After the hangup: stop recording, leave bridges and conferences, report, destroy.
     fn finish(&mut self) {
         self.stop_recording();
-        if let Some(target) = self.eavesdropping.take() {
-            self.switch
-                .tell(&target, Command::Eavesdropped(self.uuid.clone(), false));
-        }
+        self.stop_eavesdrop();
         for eavesdropper in std::mem::take(&mut self.eavesdroppers) {
             self.media_bug(false);
             self.switch.tell(&eavesdropper, Command::EavesdropEnded);
@@ -796,6 +793,14 @@ impl Channel {
         }
     }
 
+    /// The channel stops eavesdropping (it is taken elsewhere): the target's bug goes.
+    fn stop_eavesdrop(&mut self) {
+        if let Some(target) = self.eavesdropping.take() {
+            self.switch
+                .tell(&target, Command::Eavesdropped(self.uuid.clone(), false));
+        }
+    }
+
     /// A media bug of an eavesdropper on this channel starts or stops.
     fn media_bug(&self, started: bool) {
         let name = if started {
@@ -958,11 +963,13 @@ impl Channel {
                         ],
                     );
                 }
-                // uuid_bridge takes the channel from whatever it parked or played.
+                // uuid_bridge takes the channel from whatever it parked, played or
+                // listened to.
+                self.stop_eavesdrop();
                 let interrupted = self.running.as_ref().is_some_and(|r| {
                     matches!(
                         r.app.name.as_str(),
-                        "park" | "playback" | "endless_playback"
+                        "park" | "playback" | "endless_playback" | "eavesdrop"
                     )
                 });
                 if interrupted {
@@ -1058,6 +1065,7 @@ impl Channel {
                 }
                 self.queue.clear();
                 self.queue.push_back(app);
+                self.stop_eavesdrop();
                 if self.running.is_some() {
                     self.end_app("_none_", "break");
                 } else {

@@ -128,6 +128,7 @@ pub(super) fn inbound_entries(
         };
         if let Some(facts) = facts {
             let forced = flow.state().bye == Some(AgentBye::Forced);
+            let forced = forced || offer.intercepted;
             event = end_event(event, facts, forced && view == View::Own);
             if offer.left && view == View::Own && event.name == CallEventName::Completed {
                 event.completed_cause = "transferred";
@@ -166,10 +167,15 @@ pub(super) fn inbound_entries(
         let wrapup = flow.offer(leg).map_or(0, |o| o.offer.wrapup_time);
         match flow.outcome(core, leg) {
             // A supervisor has no wrapup after listening in, nor a pause if it missed.
-            _ if flow.offer(leg).is_some_and(|o| o.monitor.is_some()) => Input::CallEnded {
-                connected: false,
-                wrapup_time: 0,
-            },
+            _ if flow
+                .offer(leg)
+                .is_some_and(|o| o.monitor.is_some() || o.intercepts.is_some()) =>
+            {
+                Input::CallEnded {
+                    connected: false,
+                    wrapup_time: 0,
+                }
+            }
             OfferOutcome::Connected => Input::CallEnded {
                 connected: true,
                 wrapup_time: wrapup,
@@ -240,9 +246,12 @@ pub(super) fn inbound_entries(
                     Some(Input::CallConnected),
                 )
             }
-            // An offer the device answered by itself waits for the agent's bridge.
+            // An offer the device answered by itself waits for the agent's bridge (an
+            // intercept's is connected at once).
             Write::Status(leg, Status::Answered, at)
-                if flow.offer(*leg).is_some_and(|o| o.offer.auto_answer) =>
+                if flow
+                    .offer(*leg)
+                    .is_some_and(|o| o.offer.auto_answer && o.bridged_at.is_none()) =>
             {
                 both(
                     *leg,

@@ -19,7 +19,7 @@ use crate::domain::agent_call::{AgentBye, AgentCall, CallType};
 use crate::domain::click2call::RecordMode;
 use crate::domain::notice::DtmfKey;
 use crate::orchestrator::flows::agent_call::{
-    AgentCallFlow, AgentOrder, ConsultTo, Supervision, TransferTo,
+    AgentCallFlow, AgentOrder, ConsultTo, Interception, Supervision, TransferTo,
 };
 use crate::orchestrator::flows::click2call::{AddParty, CalleePlan, Click2CallFlow, Plan};
 use crate::orchestrator::flows::inbound::{
@@ -732,7 +732,11 @@ fn bye_agrees(
         ByeType::CalleeNoAnswer => answered(0),
         ByeType::CallerHungUp => answered(0),
         ByeType::CalleeHungUp => answered(0) && answered(1),
-        ByeType::MaxDuration => legs.iter().any(|l| l.end == LegEnd::MaxDuration),
+        // Decided, then the platform failed before the legs ended: they carry the abort's
+        // cause (timers firing at their due time reach this).
+        ByeType::MaxDuration => legs
+            .iter()
+            .any(|l| l.end == LegEnd::MaxDuration || l.hangup_cause == super::core::ABORT_CAUSE),
         ByeType::Canceled => {
             cancel_asked || legs.iter().any(|l| l.hangup_cause == "MANAGER_REQUEST")
         }
@@ -793,18 +797,14 @@ fn inbound_bye_agrees(bye: AgentBye, legs: &[crate::cdr::LegFacts]) -> Result<()
 /// outbound call, chosen by `choice`.
 fn inbound_command(choice: u16, agent: Option<String>) -> Command {
     let agent = agent.unwrap_or_else(|| ["1001", "1002"][usize::from(choice / 16) % 2].into());
-    let order = match choice % 23 {
+    let order = match choice % 25 {
+        23 | 24 => AgentOrder::Intercept(Interception {
+            supervisor: "2001".into(),
+            offer: (choice % 25 == 23).then(supervisor_offer),
+        }),
         21 | 22 => AgentOrder::Monitor(Supervision {
             supervisor: "2001".into(),
-            offer: (choice % 23 == 21).then(|| Offer {
-                agent_no: "2001".into(),
-                agent_number: "80002001".into(),
-                endpoint: Endpoint::Device,
-                auto_answer: true,
-                shown: None,
-                wrapup_time: 0,
-                queue: String::new(),
-            }),
+            offer: (choice % 25 == 21).then(supervisor_offer),
             mode: crate::domain::agent_call::MonitorMode::of_key(
                 ['0', '2', '3'][usize::from(choice) % 3],
             )
@@ -857,6 +857,19 @@ fn inbound_command(choice: u16, agent: Option<String>) -> Command {
         _ => AgentOrder::ForceHangup,
     };
     Command::Agent(agent, order)
+}
+
+/// Supervisor 2001's claim for a leg of its own.
+fn supervisor_offer() -> Offer {
+    Offer {
+        agent_no: "2001".into(),
+        agent_number: "80002001".into(),
+        endpoint: Endpoint::Device,
+        auto_answer: true,
+        shown: None,
+        wrapup_time: 0,
+        queue: String::new(),
+    }
 }
 
 fn queue_plan(overflow: Step) -> QueuePlan {
@@ -1213,7 +1226,7 @@ fn queued_calls_reach_every_outcome() {
         assert!(byes.contains_key(bye), "{bye} never reached: {byes:?}");
     }
     assert!(
-        transferred >= 20 && consulted >= 20 && taken >= 100,
+        transferred >= 20 && consulted >= 10 && taken >= 100,
         "{transferred} {consulted} {taken} {byes:?}"
     );
 }

@@ -55,6 +55,18 @@ pub enum AgentOrder {
     CancelConsult,
     /// `monitor`, `whisper`, `barge` of a supervisor on the agent's leg.
     Monitor(Supervision),
+    /// `intercept`: a supervisor takes the agent's call over.
+    Intercept(Interception),
+}
+
+/// A supervisor taking an agent's call over (agents' contract §7.2 `intercept`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Interception {
+    /// The supervisor.
+    pub supervisor: String,
+    /// Its leg's offer, the supervisor claimed for it; `None`: it listens in already.
+    pub offer: Option<super::inbound::Offer>,
 }
 
 /// A supervisor listening in on an agent's leg (agents' contract §7.2).
@@ -516,7 +528,8 @@ impl AgentCallFlow {
             | AgentOrder::ConsultTransfer
             | AgentOrder::ConsultConference
             | AgentOrder::CancelConsult
-            | AgentOrder::Monitor(_) => Err(Refusal::State(
+            | AgentOrder::Monitor(_)
+            | AgentOrder::Intercept(_) => Err(Refusal::State(
                 "transfers, consults and supervision are not available in a callOut yet: only \
                  for callers who dialled in or were called by backend outbound"
                     .into(),

@@ -334,6 +334,12 @@ pub struct OfferLeg {
     /// A supervisor's leg: whom it listens to, and how.
     #[serde(default)]
     pub monitor: Option<Monitor>,
+    /// A supervisor's leg dialled to take over the agent leg it names (`intercept`).
+    #[serde(default)]
+    pub intercepts: Option<LegIdx>,
+    /// A supervisor took the call over from this leg's agent (completedCause `forced`).
+    #[serde(default)]
+    pub intercepted: bool,
 }
 
 /// How an agent's leg of the conversation went, for the agent's session.
@@ -686,7 +692,8 @@ impl InboundFlow {
             .offers
             .iter()
             .filter(|o| o.bridged_at.is_none() && !o.withdrawn && !o.rejected)
-            .filter(|o| o.monitor.is_none() && core.legs[o.leg].is_live())
+            .filter(|o| o.monitor.is_none() && o.intercepts.is_none())
+            .filter(|o| core.legs[o.leg].is_live())
             .map(|o| o.leg)
     }
 
@@ -710,6 +717,10 @@ impl InboundFlow {
             (USER, Happened::HangingUp(cause)) => self.user_left(core, &cause),
             (_, Happened::Answered) if self.is_consult_leg(leg) => self.consult_answered(core, leg),
             (_, Happened::Answered) if self.is_monitor_leg(leg) => self.monitor_answered(core, leg),
+            (_, Happened::Answered) if self.intercepting(leg).is_some() => {
+                self.intercept_answered(core, leg)
+            }
+            (_, Happened::Ended) if self.intercepting(leg).is_some() => {}
             (_, Happened::Key(key)) if self.is_monitor_leg(leg) => self.monitor_key(core, leg, key),
             (_, Happened::Ended) if self.is_monitor_leg(leg) => {}
             (_, Happened::Answered) if leg != USER => self.offer_answered(core, leg),
@@ -1378,7 +1389,10 @@ impl InboundFlow {
             AgentOrder::Monitor(supervision) if connected => {
                 self.supervise(core, leg, supervision)?
             }
-            AgentOrder::Monitor(_) => {
+            AgentOrder::Intercept(interception) if connected => {
+                self.intercept(core, leg, interception)?
+            }
+            AgentOrder::Monitor(_) | AgentOrder::Intercept(_) => {
                 return Err(Refusal::State(
                     "the agent is not talking with the caller".into(),
                 ));
@@ -1580,6 +1594,8 @@ impl InboundFlow {
             left: false,
             consulted_from,
             monitor: None,
+            intercepts: None,
+            intercepted: false,
         });
     }
 

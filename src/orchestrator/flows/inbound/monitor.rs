@@ -3,14 +3,16 @@
 //! itself, with the mode's whisper variables; a later `monitor`/`whisper`/`barge` on the
 //! same agent sends the mode's key to the supervisor's channel (`uuid_recv_dtmf`), and
 //! the keys heard on that channel — from the platform or the supervisor's own keypad —
-//! are what change the mode. The agent's socket hears nothing of it.
+//! are what change the mode. The agent's socket hears nothing of it. `intercept` takes
+//! the call over: the supervisor (listening already, or dialled now) is bridged with the
+//! caller and the agent hung up.
 
 use serde::{Deserialize, Serialize};
 
-use super::InboundFlow;
+use super::{InboundFlow, Offer, OfferLeg, USER};
 use crate::domain::agent_call::MonitorMode;
 use crate::orchestrator::engine::{Core, Dial, Eavesdrop, LegIdx, MediaCommand, Refusal, Write};
-use crate::orchestrator::flows::agent_call::Supervision;
+use crate::orchestrator::flows::agent_call::{Interception, Supervision};
 
 /// A supervisor's leg: whom it listens to, and how.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,6 +25,53 @@ pub struct Monitor {
 }
 
 impl InboundFlow {
+    /// The live leg of `supervisor` listening to agent leg `target` (`answered`: one that
+    /// listens already, not one still ringing).
+    fn listener(
+        &self,
+        core: &Core,
+        supervisor: &str,
+        target: LegIdx,
+        answered: bool,
+    ) -> Option<LegIdx> {
+        self.state
+            .offers
+            .iter()
+            .rev()
+            .filter(|o| o.offer.agent_no == supervisor && core.legs[o.leg].is_live())
+            .filter(|o| o.monitor.is_some_and(|m| m.target == target))
+            .find(|o| !answered || (o.bridged_at.is_some() && core.legs[o.leg].talking()))
+            .map(|o| o.leg)
+    }
+
+    /// Dials a supervisor's device for `offer` (answering by itself, listening in with
+    /// `eavesdrop` if given); `mark` notes on its leg what it is for.
+    fn dial_supervisor(
+        &mut self,
+        core: &mut Core,
+        offer: Offer,
+        eavesdrop: Option<Eavesdrop>,
+        mark: impl FnOnce(&mut OfferLeg),
+    ) {
+        let leg = Self::leg_for(core, &offer);
+        let dial = Dial {
+            to: offer.agent_number.clone(),
+            from: offer.shown.clone(),
+            timeout_secs: self.plan.agent_ring_secs,
+            ignore_early_media: true,
+            endpoint: offer.endpoint,
+            auto_answer: true,
+            park_after_bridge: true,
+            eavesdrop,
+        };
+        self.push_offer(leg, offer, None, None);
+        if let Some(o) = self.state.offers.last_mut() {
+            mark(o);
+        }
+        self.snapshot(core);
+        core.originate(leg, dial, true);
+    }
+
     /// Whether `leg` is a supervisor's.
     pub(super) fn is_monitor_leg(&self, leg: LegIdx) -> bool {
         self.offer(leg).is_some_and(|o| o.monitor.is_some())
@@ -35,17 +84,7 @@ impl InboundFlow {
         target: LegIdx,
         supervision: Supervision,
     ) -> Result<(), Refusal> {
-        let listening = self
-            .state
-            .offers
-            .iter()
-            .rev()
-            .find(|o| {
-                o.offer.agent_no == supervision.supervisor
-                    && o.monitor.is_some_and(|m| m.target == target)
-                    && core.legs[o.leg].is_live()
-            })
-            .map(|o| o.leg);
+        let listening = self.listener(core, &supervision.supervisor, target, false);
         match (listening, supervision.offer) {
             // Listening already: the mode's key; its DTMF event changes the mode.
             (Some(leg), _) => {
@@ -54,28 +93,15 @@ impl InboundFlow {
                 Ok(())
             }
             (None, Some(offer)) => {
-                let leg = Self::leg_for(core, &offer);
                 let mode = supervision.mode;
-                let dial = Dial {
-                    to: offer.agent_number.clone(),
-                    from: offer.shown.clone(),
-                    timeout_secs: self.plan.agent_ring_secs,
-                    ignore_early_media: true,
-                    endpoint: offer.endpoint,
-                    auto_answer: true,
-                    park_after_bridge: true,
-                    eavesdrop: Some(Eavesdrop {
-                        target: core.legs[target].channel.clone(),
-                        whisper_bleg: mode != MonitorMode::Monitor,
-                        whisper_aleg: mode == MonitorMode::Barge,
-                    }),
+                let eavesdrop = Eavesdrop {
+                    target: core.legs[target].channel.clone(),
+                    whisper_bleg: mode != MonitorMode::Monitor,
+                    whisper_aleg: mode == MonitorMode::Barge,
                 };
-                self.push_offer(leg, offer, None, None);
-                if let Some(o) = self.state.offers.last_mut() {
-                    o.monitor = Some(Monitor { target, mode });
-                }
-                self.snapshot(core);
-                core.originate(leg, dial, true);
+                self.dial_supervisor(core, offer, Some(eavesdrop), |o| {
+                    o.monitor = Some(Monitor { target, mode })
+                });
                 Ok(())
             }
             (None, None) => Err(Refusal::State(
@@ -121,5 +147,79 @@ impl InboundFlow {
         for listener in listeners {
             core.hang_up(listener, "NORMAL_CLEARING");
         }
+    }
+}
+
+impl InboundFlow {
+    /// The agent leg a supervisor's leg `leg` was dialled to take over, while it rings.
+    pub(super) fn intercepting(&self, leg: LegIdx) -> Option<LegIdx> {
+        self.offer(leg).and_then(|o| o.intercepts)
+    }
+
+    /// `intercept` of the agent of connected leg `target`: a supervisor listening in takes
+    /// the call at once; another one's device is dialled (answering by itself) and takes it
+    /// once it answers.
+    pub(super) fn intercept(
+        &mut self,
+        core: &mut Core,
+        target: LegIdx,
+        interception: Interception,
+    ) -> Result<(), Refusal> {
+        if self.state.consult.is_some() || self.state.conference {
+            return Err(Refusal::State(
+                "a consult or conference is under way".into(),
+            ));
+        }
+        let listening = self.listener(core, &interception.supervisor, target, true);
+        match (listening, interception.offer) {
+            (Some(leg), _) => self.take_over(core, target, leg),
+            (None, Some(offer)) => {
+                self.dial_supervisor(core, offer, None, |o| o.intercepts = Some(target))
+            }
+            (None, None) => {
+                return Err(Refusal::State(
+                    "the supervisor does not listen to this agent".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The supervisor's device dialled for an intercept answered: it takes the call, if
+    /// its agent still has it.
+    pub(super) fn intercept_answered(&mut self, core: &mut Core, leg: LegIdx) {
+        let Some(target) = self.intercepting(leg) else {
+            return;
+        };
+        if self.state.agent == Some(target) && self.state.consult.is_none() {
+            self.take_over(core, target, leg);
+        } else {
+            core.hang_up(leg, "NORMAL_CLEARING");
+        }
+    }
+
+    /// Supervisor leg `leg` takes the caller over from agent leg `target`: `uuid_bridge`
+    /// of caller and supervisor, the agent hung up (`completed (forced)`); the supervisor
+    /// is the conversation's agent from now on.
+    fn take_over(&mut self, core: &mut Core, target: LegIdx, leg: LegIdx) {
+        if std::mem::take(&mut self.state.held) {
+            core.media(target, MediaCommand::Hold(false));
+        }
+        let channel = core.legs[leg].channel.clone();
+        core.media(USER, MediaCommand::BridgeWith(channel));
+        for o in &mut self.state.offers {
+            if o.leg == target {
+                o.intercepted = true;
+            }
+            if o.leg == leg {
+                o.monitor = None;
+                o.intercepts = None;
+                o.bridged_at.get_or_insert(core.now);
+            }
+        }
+        self.state.agent = Some(leg);
+        core.journal(Write::Bridged(leg, core.now));
+        core.hang_up(target, "NORMAL_CLEARING");
+        self.snapshot(core);
     }
 }
