@@ -203,22 +203,30 @@ impl Agents {
         Ok(Some(conversation))
     }
 
-    /// getState's `calls`: the agent's legs in its live conversations (§7.1).
+    /// getState's `calls`: the agent's legs in its live conversations (§7.1), as the
+    /// conversations' last snapshots describe them (callSubtype, coAgentNo, queueSid, a
+    /// held caller).
     pub(super) async fn calls_of(
         &self,
         app_id: &str,
         agent_no: &str,
     ) -> Result<Vec<Value>, CommandError> {
         let legs = self.store().agent_legs(app_id, agent_no).await?;
-        // Per conversation: its call (on its first leg) and how many of its legs answered.
-        let mut conversations: HashMap<&Option<String>, (Option<StoredAgentConversation>, usize)> =
-            HashMap::new();
+        // Per conversation: its call (on its first leg), how many of its legs answered,
+        // and a dial-in's state.
+        let mut conversations: HashMap<&Option<String>, Conversation> = HashMap::new();
         for l in &legs {
             let entry = conversations.entry(&l.conversation_id).or_default();
             if l.leg_seq == 0 {
-                entry.0 = serde_json::from_str(&l.params).ok();
+                entry.call = serde_json::from_str(&l.params).ok();
             }
-            entry.1 += usize::from(l.state == "answered");
+            entry.answered += usize::from(l.state == "answered");
+        }
+        for (id, c) in &mut conversations {
+            if let (Some(id), Some(StoredAgentConversation::Inbound { .. })) = (id, &c.call) {
+                let snapshot = self.store().conversation_snapshot(id).await?;
+                c.state = snapshot.and_then(|s| serde_json::from_str(&s).ok());
+            }
         }
         Ok(legs
             .iter()
@@ -227,34 +235,54 @@ impl Agents {
             .filter(|l| match l.agent_no.as_deref() {
                 Some(other) => other == agent_no,
                 None => conversations[&l.conversation_id]
-                    .0
+                    .call
                     .as_ref()
                     .is_some_and(|c| c.call_type() == CallType::CallOut),
             })
             .map(|l| {
-                let (call, answered) = &conversations[&l.conversation_id];
-                let bridged = l.state == "answered" && *answered >= 2;
-                let subtype = match l.agent_no {
-                    Some(_) => CallSubtype::Agent,
-                    None => CallSubtype::User,
+                let c = &conversations[&l.conversation_id];
+                let call = c.call.as_ref();
+                let leg = usize::try_from(l.leg_seq).unwrap_or(usize::MAX);
+                let offer = c.state.as_ref().and_then(|s| s.offer(leg));
+                let subtype = match (offer, &l.agent_no) {
+                    (Some(o), _) => o.subtype(),
+                    (None, Some(_)) => CallSubtype::Agent,
+                    (None, None) => CallSubtype::User,
                 };
+                let held = c
+                    .state
+                    .as_ref()
+                    .is_some_and(|s| s.agent == Some(leg) && (s.held || s.parked));
+                let bridged = l.state == "answered" && c.answered >= 2;
                 json!({
                     "conversationSid": l.conversation_id.clone().unwrap_or_default(),
                     "callSid": l.id,
-                    "callType": call.as_ref().map_or("", |c| c.call_type().code()),
+                    "callType": call.map_or("", |c| c.call_type().code()),
                     "callSubtype": subtype.code(),
                     "callState": match l.state.as_str() {
                         "ringing" => "ringing",
+                        "answered" if held => "held",
                         "answered" => "connected",
                         _ => "idle",
                     },
-                    "userNumber": call.as_ref().map(|c| c.user_number()).unwrap_or_default(),
+                    "userNumber": call.map(|c| c.user_number()).unwrap_or_default(),
                     "isBridged": if bridged { "1" } else { "0" },
-                    "coAgentNo": "",
-                    "queueSid": "",
+                    "coAgentNo": c.state.as_ref().map_or("", |s| s.co_agent(leg)),
+                    "queueSid": offer.map_or("", |o| o.offer.queue.as_str()),
                     "userData": l.userdata.clone().unwrap_or_default(),
                 })
             })
             .collect())
     }
+}
+
+/// What getState reads of one live conversation.
+#[derive(Default)]
+struct Conversation {
+    /// What it is (its first leg's stored call).
+    call: Option<StoredAgentConversation>,
+    /// How many of its legs answered.
+    answered: usize,
+    /// A dial-in's (or backend outbound's) last snapshot.
+    state: Option<crate::orchestrator::flows::inbound::State>,
 }

@@ -186,6 +186,17 @@ impl Store {
         Ok(())
     }
 
+    /// The last snapshot of conversation `id` (what its driver wrote for a takeover).
+    pub async fn conversation_snapshot(&self, id: &str) -> Result<Option<String>, StoreError> {
+        let snapshot: Option<Option<String>> = on_pool!(self, |p| sqlx::query_scalar(
+            "SELECT snapshot FROM conversations WHERE id = $1"
+        )
+        .bind(id)
+        .fetch_optional(p)
+        .await)?;
+        Ok(snapshot.flatten())
+    }
+
     /// The legs of agent `agent_no`'s live conversations, in dialling order.
     pub async fn agent_legs(
         &self,

@@ -37,7 +37,7 @@ async fn consulting(
     crate::agent_client::AgentSocket,
     String,
 ) {
-    let (mut first, user, _) = talking(app, db, 0).await;
+    let (mut first, user, queue) = talking(app, db, 0).await;
     agent(
         app,
         "1002",
@@ -57,6 +57,28 @@ async fn consulting(
             frames[0]["data"]["callSid"].as_str()
         ),
         (Some("1001"), frames[1]["data"]["callSid"].as_str())
+    );
+    // getState says the same: the consulted leg is /4, the caller held.
+    let call = |body: &Value| body["data"]["calls"][0].clone();
+    let b = call(&command(app, "1002", "getState", json!({})).await.body);
+    assert_eq!(
+        (
+            b["callSubtype"].as_str(),
+            b["coAgentNo"].as_str(),
+            b["callState"].as_str()
+        ),
+        (Some("4"), Some("1001"), Some("connected")),
+        "{b}"
+    );
+    let a = call(&command(app, "1001", "getState", json!({})).await.body);
+    assert_eq!(
+        (
+            a["callSubtype"].as_str(),
+            a["callState"].as_str(),
+            a["queueSid"].as_str()
+        ),
+        (Some("2"), Some("held"), Some(queue.as_str())),
+        "{a}"
     );
     (first, second, user)
 }

@@ -80,6 +80,9 @@ both_backends! {
         for f in &frames {
             assert_eq!((f["data"]["coAgentNo"].as_str(), f["data"]["agentNo"].as_str(), f["data"]["callType"].as_str()), (Some("1001"), Some("1002"), Some("1")), "{f}");
         }
+        let state = command(&app, "1002", "getState", json!({})).await;
+        let call = &state.body["data"]["calls"][0];
+        assert_eq!((call["callSubtype"].as_str(), call["coAgentNo"].as_str(), call["isBridged"].as_str()), (Some("3"), Some("1001"), Some("1")), "{call}");
         let a = command(&app, "1002", "hangup", json!({})).await;
         assert_eq!(a.status, 200, "{}", a.body);
         let cdr = cdr_of_leg(&app, &db, &user).await;

@@ -9,7 +9,7 @@ use crate::cdr::{AgentCdr, AgentLeg, LegFacts};
 use crate::domain::agent_call::{AgentBye, CallSubtype};
 use crate::orchestrator::engine::{Conversation, LegIdx, Status, Write};
 use crate::orchestrator::flows::Flow;
-use crate::orchestrator::flows::inbound::{InboundFlow, OfferLeg, OfferOutcome};
+use crate::orchestrator::flows::inbound::{InboundFlow, OfferOutcome};
 use crate::orchestrator::unit::Unit;
 use crate::store::journal::Entry;
 
@@ -79,16 +79,7 @@ pub(super) fn inbound_entries(
         };
         // Whose event: the leg's agent, or the one consulting it.
         let (agent, subtype, co_agent) = match view {
-            View::Own => {
-                let agent_of = |leg: LegIdx| flow.offer(leg).map_or("", |o| &o.offer.agent_no);
-                let co = match (&offer.transferred_by, offer.consulted_from, offer.monitor) {
-                    (Some(by), _, _) => by.as_str(),
-                    (None, Some(from), _) => agent_of(from),
-                    (None, None, Some(m)) => agent_of(m.target),
-                    (None, None, None) => "",
-                };
-                (&offer.offer, offer_subtype(offer), co)
-            }
+            View::Own => (&offer.offer, offer.subtype(), flow.state().co_agent(leg)),
             View::Consulting | View::ConsultingLeft => {
                 let Some(from) = offer.consulted_from.and_then(|f| flow.offer(f)) else {
                     return;
@@ -333,16 +324,6 @@ pub(super) fn inbound_entries(
         .collect()
 }
 
-/// An offer leg's callSubtype: `3` when a transfer made it (or a consult became one), `4`
-/// a consult's, else `2`.
-fn offer_subtype(offer: &OfferLeg) -> CallSubtype {
-    match (&offer.transferred_by, offer.consulted_from) {
-        (Some(_), _) => CallSubtype::Transfer,
-        (None, Some(_)) => CallSubtype::ConsultIn,
-        (None, None) => CallSubtype::Agent,
-    }
-}
-
 /// The dial-in's agent CDR (§10).
 pub(super) fn inbound_cdr(
     unit: &Unit,
@@ -361,7 +342,7 @@ pub(super) fn inbound_cdr(
             facts,
             role: match flow.offer(i) {
                 Some(offer) if offer.monitor.is_some() => "monitor",
-                Some(offer) => offer_subtype(offer).role(),
+                Some(offer) => offer.subtype().role(),
                 None => CallSubtype::User.role(),
             },
             agent_no: flow.offer(i).map_or("", |o| o.offer.agent_no.as_str()),

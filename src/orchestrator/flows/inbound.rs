@@ -342,6 +342,42 @@ pub struct OfferLeg {
     pub intercepted: bool,
 }
 
+impl OfferLeg {
+    /// Its callSubtype for its own agent: `3` when a transfer made it (or a consult became
+    /// one), `4` a consult's, else `2`.
+    pub fn subtype(&self) -> crate::domain::agent_call::CallSubtype {
+        use crate::domain::agent_call::CallSubtype;
+        match (&self.transferred_by, self.consulted_from) {
+            (Some(_), _) => CallSubtype::Transfer,
+            (None, Some(_)) => CallSubtype::ConsultIn,
+            (None, None) => CallSubtype::Agent,
+        }
+    }
+}
+
+impl State {
+    /// The offer of leg `leg`, if it is an agent's (or a number a transfer or consult
+    /// dialled).
+    pub fn offer(&self, leg: LegIdx) -> Option<&OfferLeg> {
+        self.offers.iter().find(|o| o.leg == leg)
+    }
+
+    /// The other agent leg `leg`'s agent sees (coAgentNo): who transferred the caller to
+    /// it, who consults it, or whom its supervisor listens to.
+    pub fn co_agent(&self, leg: LegIdx) -> &str {
+        let Some(o) = self.offer(leg) else {
+            return "";
+        };
+        let agent_of = |leg: LegIdx| self.offer(leg).map_or("", |o| o.offer.agent_no.as_str());
+        match (&o.transferred_by, o.consulted_from, o.monitor) {
+            (Some(by), _, _) => by,
+            (None, Some(from), _) => agent_of(from),
+            (None, None, Some(m)) => agent_of(m.target),
+            (None, None, None) => "",
+        }
+    }
+}
+
 /// How an agent's leg of the conversation went, for the agent's session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OfferOutcome {
@@ -555,7 +591,7 @@ impl InboundFlow {
 
     /// The offer of leg `leg`, if it is an agent's leg.
     pub fn offer(&self, leg: LegIdx) -> Option<&OfferLeg> {
-        self.state.offers.iter().find(|o| o.leg == leg)
+        self.state.offer(leg)
     }
 
     /// How agent leg `leg` went so far.
