@@ -90,7 +90,9 @@ impl Agents {
         supervisor: &AgentRecord,
         params: &Map<String, Value>,
     ) -> Result<Value, CommandError> {
-        let target = self.talking_target(app_id, supervisor, params).await?;
+        let target = self
+            .busy_target(app_id, supervisor, params, &[AgentState::Talking])
+            .await?;
         self.send_order(app_id, &target, AgentOrder::ForceHangup)
             .await?
             .ok_or(CommandError::TargetUnavailable)?;
@@ -109,7 +111,12 @@ impl Agents {
         name: CommandName,
         params: &Map<String, Value>,
     ) -> Result<Value, CommandError> {
-        let target = self.talking_target(app_id, supervisor, params).await?;
+        // intercept also takes an offer still ringing (抢接).
+        let busy: &[AgentState] = match name {
+            CommandName::Intercept => &[AgentState::Talking, AgentState::Ringing],
+            _ => &[AgentState::Talking],
+        };
+        let target = self.busy_target(app_id, supervisor, params, busy).await?;
         let own = self
             .allowed(app_id, &supervisor.agent_no, name)
             .await?
@@ -151,19 +158,21 @@ impl Agents {
         sent
     }
 
-    /// The agent a supervisor's command names, which must be talking (20108).
-    async fn talking_target(
+    /// The agent a supervisor's command names, which must be in one of `states` (else
+    /// 20108).
+    async fn busy_target(
         &self,
         app_id: &str,
         supervisor: &AgentRecord,
         params: &Map<String, Value>,
+        states: &[AgentState],
     ) -> Result<String, CommandError> {
         let target = self.supervised(app_id, supervisor, params).await?;
         let session = self
             .session_of(app_id, &target)
             .await?
             .ok_or(CommandError::TargetNotFound)?;
-        if session.state != AgentState::Talking {
+        if !states.contains(&session.state) {
             return Err(CommandError::TargetUnavailable);
         }
         Ok(target)

@@ -305,3 +305,69 @@ both_backends! {
         }
     }
 }
+
+/// A queue whose member 1001's phone never answers (its offers ring until ringTimeout),
+/// 1001 ready, and a caller whose offer rings at 1001 (its socket read up to `ringing/2`).
+async fn ringing_at_1001(app: &TestApp) -> (crate::agent_client::AgentSocket, String, String) {
+    let member = json!({"wrapupTime": 0, "sipNumber": "80009991"});
+    crate::transfers::offered_to_1001(app, json!({"ringTimeout": 60}), member).await
+}
+
+both_backends! {
+    /// intercept of an offer still ringing (抢接): the agent's offer is withdrawn
+    /// (`failed (canceled)`, no pause) and the supervisor gets the caller.
+    async fn intercept_takes_a_ringing_offer(db: TestDb) {
+        use crate::dial_in::cdr_of_leg;
+        let app = db.spawn(&[("VOICEPAAS_SANDBOX_SPEED", "5")]).await;
+        agent(&app, "2001", json!({"role": "supervisor", "sipNumber": "80002001", "wrapupTime": 0})).await;
+        let mut boss = ready(&app, "2001").await;
+        let (mut socket, user, queue) = ringing_at_1001(&app).await;
+        let a = command(&app, "2001", "intercept", json!({"agentNo": "1001"})).await;
+        assert_eq!((a.status, a.body["statusCode"].as_str()), (200, Some("00000")), "{}", a.body);
+        let (names, _) = script(&mut socket, 1, 3).await;
+        assert_eq!(names, ["failed/2 (canceled)"]);
+        let (names, frames) = script(&mut boss, 3, 1).await;
+        assert_eq!(names, ["initiated/2", "ringing/2", "answered/2+"]);
+        assert_eq!(frames[2]["data"]["queueSid"].as_str(), Some(queue.as_str()));
+        let state = command(&app, "1001", "getState", json!({})).await;
+        assert_eq!(state.body["data"]["agentState"], "ready", "{}", state.body);
+        assert_eq!(command(&app, "2001", "hangup", json!({})).await.status, 200);
+        let cdr = cdr_of_leg(&app, &db, &user).await;
+        let roles: Vec<(&str, &str)> = cdr["cdrs"].as_array().unwrap().iter().map(|l| (l["role"].as_str().unwrap(), l["agentNo"].as_str().unwrap())).collect();
+        assert_eq!(roles, [("user", ""), ("agent", "1001"), ("agent", "2001")], "{cdr}");
+        assert_eq!((cdr["byeType"].as_str(), cdr["agentNo"].as_str()), (Some("4"), Some("2001")), "{cdr}");
+    }
+}
+
+both_backends! {
+    /// A supervisor whose phone does not answer an intercept: no pause for it, and the
+    /// caller, who kept its music, goes to the next member who is ready.
+    async fn a_missed_intercept_gives_the_caller_back(db: TestDb) {
+        let app = db.spawn(&[("VOICEPAAS_SANDBOX_SPEED", "10")]).await;
+        agent(&app, "2002", json!({"role": "supervisor", "sipNumber": "80029991", "wrapupTime": 0})).await;
+        let mut boss = ready(&app, "2002").await;
+        let (_socket, user, queue) = ringing_at_1001(&app).await;
+        agent(&app, "1002", json!({"wrapupTime": 0, "sipNumber": "80001002", "queues": [{"queueSid": queue}]})).await;
+        assert_eq!(command(&app, "1002", "login", json!({"workStatus": "2"})).await.status, 200);
+        let a = command(&app, "2002", "intercept", json!({"agentNo": "1001"})).await;
+        assert_eq!((a.status, a.body["statusCode"].as_str()), (200, Some("00000")), "{}", a.body);
+        assert_eq!(command(&app, "1002", "ready", json!({})).await.status, 200);
+        let (names, _) = script(&mut boss, 3, 1).await;
+        assert_eq!(names, ["initiated/2", "ringing/2", "failed/2 (no-answer)"]);
+        let state = command(&app, "2002", "getState", json!({})).await;
+        assert_eq!(state.body["data"]["agentState"], "ready", "{}", state.body);
+        // 1002 talks with the caller now.
+        let started = std::time::Instant::now();
+        loop {
+            let a = command(&app, "1002", "getState", json!({})).await;
+            if a.body["data"]["agentState"] == "talking" {
+                break;
+            }
+            assert!(started.elapsed() < std::time::Duration::from_secs(20), "{}", a.body);
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert_eq!(command(&app, "1002", "hangup", json!({})).await.status, 200);
+        let cdr = crate::dial_in::cdr_of_leg(&app, &db, &user).await;
+        assert_eq!((cdr["byeType"].as_str(), cdr["agentNo"].as_str()), (Some("4"), Some("1002")), "{cdr}");
+    }
+}

@@ -12,21 +12,22 @@ use crate::dial_in::{cdr_of_leg, dial_in, route, talking_user_leg};
 use crate::helpers::{TestApp, TestDb};
 use crate::queues::create_queue;
 
-/// A queue "sales" whose only member is 1001 (wrapupTime 0, sipNumber 80001001), number
-/// 4008001000 routed to it; 1001 logged in ready, then a caller from 13800138000 talking
-/// with it. The socket has read the offer's three events (seq 2–4).
-pub(crate) async fn talking(
+/// A queue "sales" (`queue` its other fields) whose only member is 1001 (`member` its
+/// wrapupTime and sipNumber), number 4008001000 routed to it; 1001 logged in ready, then a
+/// caller from 13800138000 whose offer the socket has seen `initiated` and `ringing`.
+pub(crate) async fn offered_to_1001(
     app: &TestApp,
-    db: &TestDb,
-    wrapup: i64,
+    queue: Value,
+    member: Value,
 ) -> (crate::agent_client::AgentSocket, String, String) {
-    let queue = create_queue(app, json!({"name": "sales"})).await;
-    agent(
-        app,
-        "1001",
-        json!({"wrapupTime": wrapup, "sipNumber": "80001001", "queues": [{"queueSid": queue}]}),
-    )
-    .await;
+    let mut spec = json!({"name": "sales"});
+    spec.as_object_mut()
+        .unwrap()
+        .extend(queue.as_object().cloned().unwrap_or_default());
+    let queue = create_queue(app, spec).await;
+    let mut member = member;
+    member["queues"] = json!([{"queueSid": queue}]);
+    agent(app, "1001", member).await;
     route(
         app,
         "4008001000",
@@ -35,8 +36,22 @@ pub(crate) async fn talking(
     .await;
     let mut socket = ready(app, "1001").await;
     let user = dial_in(app, "13800138000", "4008001000").await;
-    let (names, _) = script(&mut socket, 3, 1).await;
-    assert_eq!(names, ["initiated/2", "ringing/2", "answered/2+"]);
+    let (names, _) = script(&mut socket, 2, 1).await;
+    assert_eq!(names, ["initiated/2", "ringing/2"]);
+    (socket, user, queue)
+}
+
+/// As [`offered_to_1001`] with sipNumber 80001001 and `wrapup`, the caller then talking
+/// with 1001. The socket has read the offer's three events (seq 2–4).
+pub(crate) async fn talking(
+    app: &TestApp,
+    db: &TestDb,
+    wrapup: i64,
+) -> (crate::agent_client::AgentSocket, String, String) {
+    let member = json!({"wrapupTime": wrapup, "sipNumber": "80001001"});
+    let (mut socket, user, queue) = offered_to_1001(app, json!({}), member).await;
+    let (names, _) = script(&mut socket, 1, 3).await;
+    assert_eq!(names, ["answered/2+"]);
     assert_eq!(talking_user_leg(app, db).await, user);
     (socket, user, queue)
 }

@@ -1204,16 +1204,7 @@ async fn eavesdrop_bugs_the_target_and_hears_keys() {
         .bgapi(&device(&b, "80000022", "park()"))
         .await
         .unwrap();
-    let mut answered = 0;
-    while answered < 2 {
-        if let Incoming::Event(e) = next(&mut r.incoming).await
-            && e.name() == "CHANNEL_ANSWER"
-        {
-            answered += 1;
-        }
-    }
-    let bridged = r.client.api(&format!("uuid_bridge {a} {b}")).await.unwrap();
-    assert!(bridged.starts_with("+OK"), "{bridged}");
+    bridge_when_answered(&mut r, &a, &b).await;
     // Waits for `name` on channel `uuid`.
     async fn wait(r: &mut Rig, uuid: &str, name: &str) -> Event {
         loop {
@@ -1258,4 +1249,56 @@ async fn eavesdrop_bugs_the_target_and_hears_keys() {
             );
         }
     }
+}
+
+/// A bridge broken by one side's hangup, as esl-transcripts 81 recorded it: the other
+/// side (park_after_bridge=true) parks again and lives on, with `last_bridge_to` naming
+/// the side that left and no `bridge_to`.
+#[tokio::test]
+async fn park_after_bridge_outlives_the_other_side() {
+    let mut r = rig().await;
+    let device = |uuid: &str, number: &str| {
+        format!(
+            "originate {{origination_uuid={uuid},originate_timeout=20,sip_auto_answer=true,park_after_bridge=true}}user/{number}@voicepaas.local &park()"
+        )
+    };
+    let (a, b) = (new_uuid(), new_uuid());
+    r.client.bgapi(&device(&a, "80000031")).await.unwrap();
+    r.client.bgapi(&device(&b, "80000032")).await.unwrap();
+    bridge_when_answered(&mut r, &a, &b).await;
+    r.client.api(&format!("uuid_kill {a}")).await.unwrap();
+    loop {
+        if let Incoming::Event(e) = next(&mut r.incoming).await
+            && e.unique_id() == Some(b.as_str())
+            && e.name() == "CHANNEL_PARK"
+        {
+            break;
+        }
+    }
+    let api = |cmd: String| {
+        let client = r.client.clone();
+        async move { client.api(&cmd).await.unwrap() }
+    };
+    assert_eq!(api(format!("uuid_exists {b}")).await, "true");
+    assert_eq!(
+        api(format!("uuid_getvar {b} park_after_bridge")).await,
+        "true"
+    );
+    assert_eq!(api(format!("uuid_getvar {b} bridge_to")).await, "_undef_");
+    assert_eq!(api(format!("uuid_getvar {b} last_bridge_to")).await, a);
+    r.client.api(&format!("uuid_kill {b}")).await.unwrap();
+}
+
+/// Once channels `a` and `b` (just originated) have both answered: `uuid_bridge a b`.
+async fn bridge_when_answered(r: &mut Rig, a: &str, b: &str) {
+    let mut answered = 0;
+    while answered < 2 {
+        if let Incoming::Event(e) = next(&mut r.incoming).await
+            && e.name() == "CHANNEL_ANSWER"
+        {
+            answered += 1;
+        }
+    }
+    let bridged = r.client.api(&format!("uuid_bridge {a} {b}")).await.unwrap();
+    assert!(bridged.starts_with("+OK"), "{bridged}");
 }

@@ -953,6 +953,10 @@ impl Channel {
             Command::Record { start: false, .. } => self.stop_recording(),
             Command::Bridged(partner, report) => {
                 self.partner = Some(partner.clone());
+                // As FreeSWITCH keeps them (esl-transcripts 81): `bridge_to` while
+                // bridged, `last_bridge_to` after.
+                self.vars.insert("bridge_to".into(), partner.clone());
+                self.vars.insert("last_bridge_to".into(), partner.clone());
                 if report {
                     self.emit(
                         "CHANNEL_BRIDGE",
@@ -978,6 +982,7 @@ impl Channel {
                 }
             }
             Command::PartnerGone => {
+                self.vars.remove("bridge_to");
                 if let Some(partner) = self.partner.take() {
                     self.emit(
                         "CHANNEL_UNBRIDGE",
@@ -1047,6 +1052,7 @@ impl Channel {
                 let _ = reply.send(self.event("CHANNEL_DATA", state, &current));
             }
             Command::Transfer(app, both) => {
+                self.vars.remove("bridge_to");
                 if let Some(partner) = self.partner.take() {
                     if both {
                         self.switch

@@ -158,9 +158,10 @@ pub(super) fn inbound_entries(
         let wrapup = flow.offer(leg).map_or(0, |o| o.offer.wrapup_time);
         match flow.outcome(core, leg) {
             // A supervisor has no wrapup after listening in, nor a pause if it missed.
-            _ if flow
-                .offer(leg)
-                .is_some_and(|o| o.monitor.is_some() || o.intercepts.is_some()) =>
+            _ if flow.offer(leg).is_some_and(|o| {
+                let intercept = o.intercepts.is_some() || o.replaces.is_some();
+                o.monitor.is_some() || (intercept && o.bridged_at.is_none())
+            }) =>
             {
                 Input::CallEnded {
                     connected: false,

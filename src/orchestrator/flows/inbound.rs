@@ -340,6 +340,10 @@ pub struct OfferLeg {
     /// A supervisor took the call over from this leg's agent (completedCause `forced`).
     #[serde(default)]
     pub intercepted: bool,
+    /// A supervisor's offer that replaced this agent's ringing offer (`intercept`): if it
+    /// is missed, the matchmaker hears that agent's offer is over too.
+    #[serde(default)]
+    pub replaces: Option<String>,
 }
 
 impl OfferLeg {
@@ -1280,9 +1284,14 @@ impl InboundFlow {
         if !matches!(outcome, OfferOutcome::Missed | OfferOutcome::Rejected) {
             return;
         }
-        let agent_no = self.offer(leg).map(|o| o.offer.agent_no.clone());
-        if let Some(agent_no) = agent_no.filter(|a| !a.is_empty()) {
-            core.emit(Effect::Queue(QueueSignal::Missed(agent_no)));
+        let offer = self.offer(leg);
+        let agent_no = offer.map(|o| o.offer.agent_no.clone());
+        // A supervisor's intercept missed: the offer it replaced is over too.
+        let replaced = offer.and_then(|o| o.replaces.clone());
+        for agent_no in agent_no.into_iter().chain(replaced) {
+            if !agent_no.is_empty() {
+                core.emit(Effect::Queue(QueueSignal::Missed(agent_no)));
+            }
         }
         self.snapshot(core);
         if self.state.phase != Phase::Waiting || self.ringing(core).next().is_some() {
@@ -1427,6 +1436,11 @@ impl InboundFlow {
             }
             AgentOrder::Intercept(interception) if connected => {
                 self.intercept(core, leg, interception)?
+            }
+            AgentOrder::Intercept(interception)
+                if self.ringing(core).any(|l| l == leg) && self.bridging.is_none() =>
+            {
+                self.intercept_offer(core, leg, interception)?
             }
             AgentOrder::Monitor(_) | AgentOrder::Intercept(_) => {
                 return Err(Refusal::State(
@@ -1632,6 +1646,7 @@ impl InboundFlow {
             monitor: None,
             intercepts: None,
             intercepted: false,
+            replaces: None,
         });
     }
 

@@ -223,3 +223,36 @@ impl InboundFlow {
         self.snapshot(core);
     }
 }
+
+impl InboundFlow {
+    /// `intercept` of an agent whose offer `target` still rings (抢接): the offer is
+    /// withdrawn (`failed (canceled)`, no pause) and the supervisor's device, answering by
+    /// itself, is offered the caller instead, who keeps its music; if the supervisor
+    /// misses, the caller is the matchmaker's again, in its place.
+    pub(super) fn intercept_offer(
+        &mut self,
+        core: &mut Core,
+        target: LegIdx,
+        interception: Interception,
+    ) -> Result<(), Refusal> {
+        let Some(mut offer) = interception.offer else {
+            return Err(Refusal::State(
+                "the supervisor does not listen to this agent".into(),
+            ));
+        };
+        let replaced = self.offer(target).map(|o| o.offer.agent_no.clone());
+        self.withdraw(core, target, "ORIGINATOR_CANCEL");
+        // Connected as soon as it answers (no `bridge` to wait for).
+        offer.auto_answer = false;
+        offer.queue = self
+            .offer(target)
+            .map(|o| o.offer.queue.clone())
+            .unwrap_or_default();
+        let by = self.state.transferred_by.clone();
+        self.dial_supervisor(core, offer, None, |o| {
+            o.replaces = replaced;
+            o.transferred_by = by;
+        });
+        Ok(())
+    }
+}
