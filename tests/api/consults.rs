@@ -280,3 +280,27 @@ both_backends! {
         assert_eq!(store.count_cdrs().await.unwrap(), 1);
     }
 }
+
+both_backends! {
+    /// After a consult that failed, the parked caller can be transferred; the agent who
+    /// takes it can hold it as any caller.
+    async fn a_parked_caller_can_be_transferred(db: TestDb) {
+        let app = db.spawn(&[("VOICEPAAS_SANDBOX_SPEED", "5")]).await;
+        let (mut first, user, _) = talking(&app, &db, 0).await;
+        agent(&app, "1002", json!({"wrapupTime": 0, "sipNumber": "80001002"})).await;
+        let mut second = ready(&app, "1002").await;
+        ok(&app, "1001", "consult", consult("number", "13800139992")).await;
+        let (names, _) = script(&mut first, 3, 4).await;
+        assert_eq!(names, ["held/2", "initiated/5", "failed/5 (failed)"]);
+        ok(&app, "1001", "transfer", json!({"targetType": "agent", "target": "1002"})).await;
+        let (names, _) = script(&mut second, 3, 1).await;
+        assert_eq!(names, ["initiated/3", "ringing/3", "answered/3+"]);
+        ok(&app, "1002", "holdCall", json!({})).await;
+        ok(&app, "1002", "retrieveCall", json!({})).await;
+        let (names, _) = script(&mut second, 2, 4).await;
+        assert_eq!(names, ["held/3", "retrieved/3"]);
+        ok(&app, "1002", "hangup", json!({})).await;
+        let cdr = cdr_of_leg(&app, &db, &user).await;
+        assert_eq!((cdr["byeType"].as_str(), cdr["agentNo"].as_str()), (Some("4"), Some("1001")), "{cdr}");
+    }
+}

@@ -1240,6 +1240,7 @@ impl InboundFlow {
         // The bridge ended the music or an announcement.
         self.state.music = None;
         self.state.announcing = false;
+        self.state.parked = false;
         self.announcement.clear();
         self.state.agent = Some(leg);
         self.state.phase = Phase::Talking;
@@ -1563,6 +1564,8 @@ impl InboundFlow {
         }
         self.state.agent = None;
         self.state.phase = Phase::Waiting;
+        // Parked by a consult that failed: it now waits for the transfer's target.
+        self.state.parked = false;
         self.state.transferred_by = by;
         core.hang_up(leg, "NORMAL_CLEARING");
         match to {
