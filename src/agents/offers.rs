@@ -8,7 +8,9 @@ use super::error::CommandError;
 use super::machine::{AgentState, Input};
 use crate::domain::agent::PhoneType;
 use crate::orchestrator::engine::Endpoint;
+use crate::orchestrator::flows::agent_call::AgentOrder;
 use crate::orchestrator::flows::inbound::Offer;
+use serde_json::{Value, json};
 
 impl Agents {
     /// Claims agent `agent_no` for a caller who dialled `did` from `user_number`, offered
@@ -70,6 +72,27 @@ impl Agents {
             wrapup_time: record.wrapup_time,
             queue: queue.to_string(),
         })
+    }
+
+    /// Sends `order` to the conversation of `agent_no`'s call (`no_call` when it has none);
+    /// the agent `claimed` for it, if any, is released when the order is refused.
+    pub(super) async fn order_claimed(
+        &self,
+        app_id: &str,
+        agent_no: &str,
+        order: AgentOrder,
+        claimed: Option<&str>,
+        no_call: CommandError,
+    ) -> Result<Value, CommandError> {
+        let sent = match self.send_order(app_id, agent_no, order).await {
+            Ok(Some(_)) => Ok(json!({})),
+            Ok(None) => Err(no_call),
+            Err(e) => Err(e),
+        };
+        if let (Err(_), Some(claimed)) = (&sent, claimed) {
+            self.release_offer(app_id, claimed).await;
+        }
+        sent
     }
 
     /// Releases a claim the call did not use: the agent goes back to what it was.

@@ -147,15 +147,10 @@ impl Agents {
                 mode,
             }),
         };
-        let sent = match self.send_order(app_id, &target, order).await {
-            Ok(Some(_)) => Ok(json!({})),
-            Ok(None) => Err(CommandError::TargetUnavailable),
-            Err(e) => Err(e),
-        };
-        if sent.is_err() && claimed {
-            self.release_offer(app_id, &me).await;
-        }
-        sent
+        let claimed = claimed.then_some(me.as_str());
+        let no_call = CommandError::TargetUnavailable;
+        self.order_claimed(app_id, &target, order, claimed, no_call)
+            .await
     }
 
     /// The agent a supervisor's command names, which must be in one of `states` (else

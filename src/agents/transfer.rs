@@ -13,7 +13,7 @@ use super::machine::{AgentState, CommandName};
 use crate::domain::PhoneNumber;
 use crate::domain::agent_call::CallType;
 use crate::orchestrator::flows::StoredAgentConversation;
-use crate::orchestrator::flows::agent_call::{AgentOrder, ConsultTo, TransferTo};
+use crate::orchestrator::flows::agent_call::{AgentOrder, ConsultTo, OutsideNumber, TransferTo};
 use crate::store::agent_calls::NotInPool;
 use crate::store::agents::AgentRecord;
 
@@ -62,13 +62,7 @@ impl Agents {
             TargetType::Agent => self.transfer_agent(app_id, agent, target).await?,
             TargetType::Queue => self.transfer_queue(app_id, target).await?,
             TargetType::Number => {
-                let (number, caller_id, timeout_secs) =
-                    self.outside_number(app_id, agent, &target).await?;
-                TransferTo::Number {
-                    number,
-                    caller_id,
-                    timeout_secs,
-                }
+                TransferTo::Number(self.outside_number(app_id, agent, &target).await?)
             }
         };
         self.send_order(app_id, &agent.agent_no, AgentOrder::Transfer(to))
@@ -141,29 +135,13 @@ impl Agents {
             TargetType::Agent => {
                 ConsultTo::Agent(self.claim_offer(app_id, &target, numbers, "").await?)
             }
-            _ => {
-                let (number, caller_id, timeout_secs) =
-                    self.outside_number(app_id, agent, &target).await?;
-                ConsultTo::Number {
-                    number,
-                    caller_id,
-                    timeout_secs,
-                }
-            }
+            _ => ConsultTo::Number(self.outside_number(app_id, agent, &target).await?),
         };
-        let claimed = matches!(to, ConsultTo::Agent(_)).then_some(target);
-        let sent = self
-            .send_order(app_id, &agent.agent_no, AgentOrder::Consult(to))
-            .await;
-        let sent = match sent {
-            Ok(Some(_)) => Ok(json!({})),
-            Ok(None) => Err(CommandError::WrongCallState("the agent has no call".into())),
-            Err(e) => Err(e),
-        };
-        if let (Err(_), Some(claimed)) = (&sent, claimed) {
-            self.release_offer(app_id, &claimed).await;
-        }
-        sent
+        let claimed = matches!(to, ConsultTo::Agent(_)).then_some(target.as_str());
+        let no_call = CommandError::WrongCallState("the agent has no call".into());
+        let order = AgentOrder::Consult(to);
+        self.order_claimed(app_id, &agent.agent_no, order, claimed, no_call)
+            .await
     }
 
     /// The DID and the caller's number of the conversation `agent_no` talks in; a
@@ -200,7 +178,7 @@ impl Agents {
         app_id: &str,
         agent: &AgentRecord,
         target: &str,
-    ) -> Result<(String, Option<String>, u32), CommandError> {
+    ) -> Result<OutsideNumber, CommandError> {
         let number = PhoneNumber::parse("target", target)?.to_string();
         let pool = Some(agent.caller_id_pool_sid.as_str()).filter(|p| !p.is_empty());
         let caller_id = self
@@ -214,7 +192,11 @@ impl Agents {
             None => None,
         };
         let timeout_secs = account.map_or(45, |a| a.answer_timeout).clamp(1, 600) as u32;
-        Ok((number, caller_id, timeout_secs))
+        Ok(OutsideNumber {
+            number,
+            caller_id,
+            timeout_secs,
+        })
     }
 }
 

@@ -53,18 +53,23 @@ pub(super) fn inbound_entries(
     let legs = &core.legs;
     let plan = flow.plan();
     let user_data = &flow.state().user_data;
-    // Legs whose end this step writes; a consulting agent whose leg ended before this
-    // step, or earlier in it, no longer sees the consult's leg.
-    let ending_now: Vec<LegIdx> = writes
+    // A consulting agent whose leg ended before this step, or earlier in it, no longer
+    // sees the consult's leg: the legs gone before the step (only a call with a consult
+    // needs them).
+    let consulted = flow
+        .state()
+        .offers
         .iter()
-        .flat_map(|w| match w {
-            Write::LegEnded(leg, _) => vec![*leg],
-            Write::Finish { ending, .. } => ending.iter().map(|(leg, _)| *leg).collect(),
-            _ => Vec::new(),
+        .any(|o| o.consulted_from.is_some());
+    let ends_now = |l: LegIdx| {
+        writes.iter().any(|w| match w {
+            Write::LegEnded(leg, _) => *leg == l,
+            Write::Finish { ending, .. } => ending.iter().any(|(leg, _)| *leg == l),
+            _ => false,
         })
-        .collect();
+    };
     let mut gone: Vec<LegIdx> = (0..legs.len())
-        .filter(|l| !legs[*l].is_live() && !ending_now.contains(l))
+        .filter(|l| consulted && !legs[*l].is_live() && !ends_now(*l))
         .collect();
     let mut changes: Vec<AgentChange> = Vec::new();
     let mut one = |leg: LegIdx,

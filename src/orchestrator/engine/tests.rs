@@ -19,7 +19,7 @@ use crate::domain::agent_call::{AgentBye, AgentCall, CallType};
 use crate::domain::click2call::RecordMode;
 use crate::domain::notice::DtmfKey;
 use crate::orchestrator::flows::agent_call::{
-    AgentCallFlow, AgentOrder, ConsultTo, Interception, Supervision, TransferTo,
+    AgentCallFlow, AgentOrder, ConsultTo, Interception, OutsideNumber, Supervision, TransferTo,
 };
 use crate::orchestrator::flows::click2call::{AddParty, CalleePlan, Click2CallFlow, Plan};
 use crate::orchestrator::flows::inbound::{
@@ -819,11 +819,11 @@ fn inbound_command(choice: u16, agent: Option<String>) -> Command {
             wrapup_time: 0,
             queue: String::new(),
         })),
-        17 => AgentOrder::Consult(ConsultTo::Number {
+        17 => AgentOrder::Consult(ConsultTo::Number(OutsideNumber {
             number: "13800000008".into(),
             caller_id: None,
             timeout_secs: 30,
-        }),
+        })),
         18 => AgentOrder::ConsultTransfer,
         19 => AgentOrder::ConsultConference,
         20 => AgentOrder::CancelConsult,
@@ -846,11 +846,11 @@ fn inbound_command(choice: u16, agent: Option<String>) -> Command {
             queue: "QU2".into(),
             plans: [("QU2".to_string(), queue_plan(Step::Queue("QU1".into())))].into(),
         }),
-        10 | 11 => AgentOrder::Transfer(TransferTo::Number {
+        10 | 11 => AgentOrder::Transfer(TransferTo::Number(OutsideNumber {
             number: "13800000009".into(),
             caller_id: None,
             timeout_secs: 30,
-        }),
+        })),
         12 => AgentOrder::Hold,
         13 => AgentOrder::Retrieve,
         14 => AgentOrder::Bridge,

@@ -82,6 +82,18 @@ pub struct Supervision {
     pub mode: crate::domain::agent_call::MonitorMode,
 }
 
+/// An outside number a transfer or consult dials.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OutsideNumber {
+    /// The number dialled.
+    pub number: String,
+    /// The caller id it sees (`None`: the gateway's default).
+    pub caller_id: Option<String>,
+    /// Seconds it rings.
+    pub timeout_secs: u32,
+}
+
 /// Whom a `consult` calls (agents' contract §7.1).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -89,14 +101,7 @@ pub enum ConsultTo {
     /// An agent, claimed for it (its session `ringing`).
     Agent(super::inbound::Offer),
     /// An outside number.
-    Number {
-        /// The number dialled.
-        number: String,
-        /// The caller id it sees (`None`: the gateway's default).
-        caller_id: Option<String>,
-        /// Seconds it rings.
-        timeout_secs: u32,
-    },
+    Number(OutsideNumber),
 }
 
 /// Where a `transfer` sends the user (agents' contract §7.1).
@@ -113,14 +118,7 @@ pub enum TransferTo {
         plans: std::collections::BTreeMap<String, super::inbound::QueuePlan>,
     },
     /// An outside number, bridged with the user once it answers.
-    Number {
-        /// The number dialled.
-        number: String,
-        /// The caller id it sees (`None`: the gateway's default).
-        caller_id: Option<String>,
-        /// Seconds it rings.
-        timeout_secs: u32,
-    },
+    Number(OutsideNumber),
 }
 
 /// Where the conversation is.

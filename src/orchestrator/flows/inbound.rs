@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::agent_call::{AgentOrder, TransferTo};
+use super::agent_call::{AgentOrder, OutsideNumber, TransferTo};
 
 mod consult;
 mod monitor;
@@ -245,16 +245,31 @@ pub struct Offer {
 }
 
 impl Offer {
-    /// An outside number a transfer or consult dials: no agent, shown `caller_id`.
-    pub fn number(number: String, caller_id: Option<String>) -> Self {
+    /// An outside number a transfer or consult dials: no agent, shown its caller id.
+    pub fn number(number: OutsideNumber) -> Self {
         Offer {
             agent_no: String::new(),
-            agent_number: number,
+            agent_number: number.number,
             endpoint: Endpoint::Number,
             auto_answer: false,
-            shown: caller_id,
+            shown: number.caller_id,
             wrapup_time: 0,
             queue: String::new(),
+        }
+    }
+
+    /// How its leg is dialled, ringing `timeout_secs` (a carrier's early media is no
+    /// answer; parked, not hung up, when a bridge ends).
+    pub fn dial(&self, timeout_secs: u32) -> Dial {
+        Dial {
+            to: self.agent_number.clone(),
+            from: self.shown.clone(),
+            timeout_secs,
+            ignore_early_media: true,
+            endpoint: self.endpoint,
+            auto_answer: self.auto_answer,
+            park_after_bridge: true,
+            eavesdrop: None,
         }
     }
 }
@@ -1386,18 +1401,7 @@ impl InboundFlow {
             }) => self.ring_timeout(""),
             _ => self.ring_timeout(&queue),
         };
-        let leg = Self::leg_for(core, &offer);
-        let dial = Dial {
-            to: offer.agent_number.clone(),
-            from: offer.shown.clone(),
-            timeout_secs: ring,
-            ignore_early_media: true,
-            endpoint: offer.endpoint,
-            auto_answer: offer.auto_answer,
-            park_after_bridge: true,
-            eavesdrop: None,
-        };
-        self.dial_offer(core, leg, offer, dial);
+        self.dial_offer(core, offer, ring);
         Ok(Some(()))
     }
 
@@ -1578,43 +1582,23 @@ impl InboundFlow {
                 let how = (JoinType::Transfer, Place::InTurn);
                 self.join(core, Target::Agent(agent_no), how, None);
             }
-            TransferTo::Number {
-                number,
-                caller_id,
-                timeout_secs,
-            } => self.dial_number(core, number, caller_id, timeout_secs),
+            // The caller hears music while the number is dialled; it is connected once
+            // the number answers.
+            TransferTo::Number(number) => {
+                let music = self.hold_music();
+                self.play_music(core, music);
+                let timeout_secs = number.timeout_secs;
+                self.dial_offer(core, Offer::number(number), timeout_secs);
+            }
         }
         Ok(())
     }
 
-    /// A transfer to an outside number: the caller hears music while it is dialled; it is
-    /// connected once the number answers.
-    fn dial_number(
-        &mut self,
-        core: &mut Core,
-        number: String,
-        caller_id: Option<String>,
-        timeout_secs: u32,
-    ) {
-        let music = self.hold_music();
-        self.play_music(core, music);
-        let offer = Offer::number(number, caller_id);
+    /// Dials a new leg for `offer`, ringing `timeout_secs` (a transfer's, after one was
+    /// made).
+    fn dial_offer(&mut self, core: &mut Core, offer: Offer, timeout_secs: u32) {
         let leg = Self::leg_for(core, &offer);
-        let dial = Dial {
-            to: offer.agent_number.clone(),
-            from: offer.shown.clone(),
-            timeout_secs,
-            ignore_early_media: true,
-            endpoint: Endpoint::Number,
-            auto_answer: false,
-            park_after_bridge: true,
-            eavesdrop: None,
-        };
-        self.dial_offer(core, leg, offer, dial);
-    }
-
-    /// Dials new leg `leg` for `offer` (a transfer's, after one was made).
-    fn dial_offer(&mut self, core: &mut Core, leg: LegIdx, offer: Offer, dial: Dial) {
+        let dial = offer.dial(timeout_secs);
         let by = self.state.transferred_by.clone();
         self.push_offer(leg, offer, by, None);
         self.snapshot(core);

@@ -10,7 +10,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{InboundFlow, Offer, USER};
-use crate::orchestrator::engine::{Core, Dial, LegIdx, MediaCommand, Refusal, Write};
+use crate::orchestrator::engine::{Core, LegIdx, MediaCommand, Refusal, Write};
 use crate::orchestrator::flows::agent_call::ConsultTo;
 
 /// A consult under way.
@@ -67,23 +67,13 @@ impl InboundFlow {
         }
         let (offer, timeout_secs) = match to {
             ConsultTo::Agent(offer) => (offer, self.plan.agent_ring_secs),
-            ConsultTo::Number {
-                number,
-                caller_id,
-                timeout_secs,
-            } => (Offer::number(number, caller_id), timeout_secs),
+            ConsultTo::Number(number) => {
+                let timeout_secs = number.timeout_secs;
+                (Offer::number(number), timeout_secs)
+            }
         };
         let leg = Self::leg_for(core, &offer);
-        let dial = Dial {
-            to: offer.agent_number.clone(),
-            from: offer.shown.clone(),
-            timeout_secs,
-            ignore_early_media: true,
-            endpoint: offer.endpoint,
-            auto_answer: offer.auto_answer,
-            park_after_bridge: true,
-            eavesdrop: None,
-        };
+        let dial = offer.dial(timeout_secs);
         self.push_offer(leg, offer, None, Some(by));
         self.state.consult = Some(Consult {
             by,

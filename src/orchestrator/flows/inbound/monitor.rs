@@ -55,14 +55,9 @@ impl InboundFlow {
     ) {
         let leg = Self::leg_for(core, &offer);
         let dial = Dial {
-            to: offer.agent_number.clone(),
-            from: offer.shown.clone(),
-            timeout_secs: self.plan.agent_ring_secs,
-            ignore_early_media: true,
-            endpoint: offer.endpoint,
             auto_answer: true,
-            park_after_bridge: true,
             eavesdrop,
+            ..offer.dial(self.plan.agent_ring_secs)
         };
         self.push_offer(leg, offer, None, None);
         if let Some(o) = self.state.offers.last_mut() {
