@@ -19,6 +19,7 @@ const KEYS: &[(&str, Option<&str>)] = &[
     ("VOICEPAAS_SANDBOX_SPEED", Some("1")),
     ("VOICEPAAS_SANDBOX_PASSWORD", Some("ClueCon")),
     ("VOICEPAAS_RECORDINGS_DIR", Some("./data/recordings")),
+    ("VOICEPAAS_CONFERENCE_PROFILE", Some("default")),
     ("VOICEPAAS_PROMPTS_DIR", Some("./data/prompts")),
     ("VOICEPAAS_MEDIA_GRACE_SECS", Some("10")),
     ("VOICEPAAS_CHANNEL_MAX_SECS", Some("14400")),
@@ -147,6 +148,9 @@ pub struct Settings {
     pub sandbox_password: Secret,
     /// Where recordings are written (`VOICEPAAS_RECORDINGS_DIR`).
     pub recordings_dir: std::path::PathBuf,
+    /// The mod_conference profile of agent conferences (`VOICEPAAS_CONFERENCE_PROFILE`; a
+    /// quiet one: no sounds on entering or leaving).
+    pub conference_profile: String,
     /// Where prompt files are written for the media servers to play
     /// (`VOICEPAAS_PROMPTS_DIR`; FreeSWITCH must see the same path).
     pub prompts_dir: std::path::PathBuf,
@@ -259,18 +263,23 @@ impl Settings {
                 "must contain {number}",
             ));
         }
-        let installation = required("VOICEPAAS_INSTALLATION");
-        if installation.is_empty()
-            || installation.len() > 64
-            || !installation
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-        {
-            return Err(ConfigError::new(
-                "VOICEPAAS_INSTALLATION",
-                "must be 1-64 letters, digits, '_' or '-'",
-            ));
-        }
+        let name = |var: &str| {
+            let value = required(var);
+            let fine = !value.is_empty()
+                && value.len() <= 64
+                && value
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            match fine {
+                true => Ok(value),
+                false => Err(ConfigError::new(
+                    var,
+                    "must be 1-64 letters, digits, '_' or '-'",
+                )),
+            }
+        };
+        let installation = name("VOICEPAAS_INSTALLATION")?;
+        let conference_profile = name("VOICEPAAS_CONFERENCE_PROFILE")?;
         let node_id = match required("VOICEPAAS_NODE_ID").as_str() {
             // One per pod of a Deployment: derived from the host name (unique per pod).
             "auto" => node_id_of_host(&std::env::var("HOSTNAME").unwrap_or_default()).to_string(),
@@ -317,6 +326,7 @@ impl Settings {
             )?,
             sandbox_password: Secret::new(required("VOICEPAAS_SANDBOX_PASSWORD")),
             recordings_dir: required("VOICEPAAS_RECORDINGS_DIR").into(),
+            conference_profile,
             prompts_dir: required("VOICEPAAS_PROMPTS_DIR").into(),
             media_grace: std::time::Duration::from_secs_f64(
                 parse_positive(
@@ -606,6 +616,8 @@ mod tests {
             ("DATABASE_URL", "mysql://x"),
             ("VOICEPAAS_DIAL_STRING", "sofia/gateway/pstn/"),
             ("VOICEPAAS_CAPTCHA_LIMITS", "1,2"),
+            ("VOICEPAAS_CONFERENCE_PROFILE", "quiet profile"),
+            ("VOICEPAAS_INSTALLATION", ""),
         ] {
             let err = with(&[(key, value)]).unwrap_err();
             assert_eq!(err.var, key, "{key}={value}");

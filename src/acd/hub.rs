@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use super::dispatch::{Acd, Effect, Input};
 use crate::agents::Agents;
 use crate::orchestrator::Orchestrator;
-use crate::orchestrator::flows::inbound::{JoinType, QueueOrder, QueueSignal, Target};
+use crate::orchestrator::flows::agent::{JoinType, QueueOrder, QueueSignal, Target};
 use crate::store::StoreError;
 
 /// The prefix of an agent's own line (backend outbound users waiting for that agent);

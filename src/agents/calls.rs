@@ -19,7 +19,7 @@ use crate::domain::agent_call::{
 use crate::domain::time::now_ms;
 use crate::orchestrator::Refused;
 use crate::orchestrator::flows::StoredAgentConversation;
-use crate::orchestrator::flows::agent_call::AgentOrder;
+use crate::orchestrator::flows::orders::AgentOrder;
 use crate::store::agent_calls::{NewAgentCall, NotInPool};
 use crate::store::agents::AgentRecord;
 
@@ -284,5 +284,5 @@ struct Conversation {
     /// How many of its legs answered.
     answered: usize,
     /// A dial-in's (or backend outbound's) last snapshot.
-    state: Option<crate::orchestrator::flows::inbound::State>,
+    state: Option<crate::orchestrator::flows::agent::State>,
 }

@@ -8,8 +8,8 @@ use super::error::CommandError;
 use super::machine::{AgentState, Input};
 use crate::domain::agent::PhoneType;
 use crate::orchestrator::engine::Endpoint;
-use crate::orchestrator::flows::agent_call::AgentOrder;
-use crate::orchestrator::flows::inbound::Offer;
+use crate::orchestrator::flows::agent::Offer;
+use crate::orchestrator::flows::orders::AgentOrder;
 use serde_json::{Value, json};
 
 impl Agents {

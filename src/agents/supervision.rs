@@ -11,7 +11,7 @@ use super::error::CommandError;
 use super::machine::{AgentState, CommandName, Input, LogoutCause};
 use crate::domain::agent::AgentRole;
 use crate::domain::agent_call::MonitorMode;
-use crate::orchestrator::flows::agent_call::{AgentOrder, Interception, Supervision};
+use crate::orchestrator::flows::orders::{AgentOrder, Interception, Supervision};
 use crate::store::agents::AgentRecord;
 
 /// The state a supervisor forces.

@@ -11,9 +11,8 @@ use super::commands::param;
 use super::error::CommandError;
 use super::machine::{AgentState, CommandName};
 use crate::domain::PhoneNumber;
-use crate::domain::agent_call::CallType;
 use crate::orchestrator::flows::StoredAgentConversation;
-use crate::orchestrator::flows::agent_call::{AgentOrder, ConsultTo, OutsideNumber, TransferTo};
+use crate::orchestrator::flows::orders::{AgentOrder, ConsultTo, OutsideNumber, TransferTo};
 use crate::store::agent_calls::NotInPool;
 use crate::store::agents::AgentRecord;
 
@@ -144,8 +143,8 @@ impl Agents {
             .await
     }
 
-    /// The DID and the caller's number of the conversation `agent_no` talks in; a
-    /// callOut's consults are not served yet (20105).
+    /// The DID (a callOut's caller id) and the user's number of the conversation
+    /// `agent_no` talks in, for what an offered device shows.
     pub(super) async fn caller_numbers(
         &self,
         app_id: &str,
@@ -164,10 +163,12 @@ impl Agents {
             Some(StoredAgentConversation::Inbound { inbound }) => {
                 Ok((inbound.did.clone(), inbound.user_number.clone()))
             }
-            Some(c) if c.call_type() == CallType::CallOut => Err(CommandError::WrongCallState(
-                "consults are not available in a callOut yet".into(),
+            // A callOut: its caller id stands for the DID.
+            Some(StoredAgentConversation::CallOut(call)) => Ok((
+                call.caller_id.clone().unwrap_or_default(),
+                call.user_number.clone(),
             )),
-            _ => Err(CommandError::WrongCallState("the agent has no call".into())),
+            None => Err(CommandError::WrongCallState("the agent has no call".into())),
         }
     }
 

@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use super::Ctx;
 use super::engine::{Command, ENDED, Input, Refusal};
-use super::flows::agent_call::AgentOrder;
+use super::flows::orders::AgentOrder;
 use crate::domain::click2call::AddCall;
 use crate::store::StoreError;
 use crate::store::conversations::ConversationState;

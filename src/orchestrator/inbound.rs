@@ -1,6 +1,6 @@
 //! Inbound calls (agents' contract §9, §11.1): every replica hears each DID channel park
 //! on every node; the one whose claim lands handles it, so each call is handled exactly
-//! once. A routed number's call becomes a conversation ([`super::flows::inbound`]) whose
+//! once. A routed number's call becomes a conversation ([`super::flows::agent`]) whose
 //! plan — the route, its prompts as files, the queues it can reach — is resolved here,
 //! once. A number that no application routes (or that is granted to no account) is
 //! refused with `UNALLOCATED_NUMBER`, as FreeSWITCH refuses an unknown number.
@@ -12,7 +12,7 @@ use std::time::Duration;
 use super::Ctx;
 use super::engine::Input;
 use super::flows::StoredAgentConversation;
-use super::flows::inbound::{
+use super::flows::agent::{
     AnnouncePlan, CLAIMED_VAR, MAX_OVERFLOWS, Menu, Outbound, Plan, QueuePlan, Route, Step, Target,
 };
 use super::prompts::Builtin;
@@ -188,6 +188,7 @@ async fn plan_of(ctx: &Ctx, call: &ParkedCall, record: &NumberRecord) -> Plan {
         failure: resolver.failure.clone(),
         outbound: None,
         agent_ring_secs: resolver.agent_ring_secs,
+        call_out: None,
     }
 }
 
@@ -221,6 +222,7 @@ impl Ctx {
             failure: resolver.failure.clone(),
             outbound: Some(outbound),
             agent_ring_secs: resolver.agent_ring_secs,
+            call_out: None,
         }
     }
 

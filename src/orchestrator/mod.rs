@@ -197,8 +197,8 @@ impl Orchestrator {
         &self,
         app: &crate::store::applications::ApplicationRecord,
         user_number: &str,
-        target: flows::inbound::Target,
-        outbound: flows::inbound::Outbound,
+        target: flows::agent::Target,
+        outbound: flows::agent::Outbound,
     ) -> flows::StoredAgentConversation {
         let plan = self
             .0
@@ -215,7 +215,7 @@ impl Orchestrator {
         &self,
         app: &crate::store::applications::ApplicationRecord,
         queue: &str,
-    ) -> std::collections::BTreeMap<String, flows::inbound::QueuePlan> {
+    ) -> std::collections::BTreeMap<String, flows::agent::QueuePlan> {
         self.0.queue_plans(app, queue).await
     }
 
@@ -229,7 +229,7 @@ impl Orchestrator {
         &self,
         id: &str,
         agent_no: &str,
-        order: flows::agent_call::AgentOrder,
+        order: flows::orders::AgentOrder,
     ) -> Result<(), Refused> {
         commands::agent_order(&self.0, id, agent_no, order).await
     }
@@ -239,7 +239,7 @@ impl Orchestrator {
     pub fn queue_order(
         &self,
         id: &str,
-        order: flows::inbound::QueueOrder,
+        order: flows::agent::QueueOrder,
     ) -> Option<oneshot::Receiver<Result<(), Refusal>>> {
         self.0.order(id, Command::Queue(order))
     }

@@ -9,9 +9,8 @@ use chrono::TimeZone;
 
 use super::Ctx;
 use super::engine::{App, Conversation, Core, Dial, Ended, Leg, Limits, Signalling, Status};
-use super::flows::agent_call::{AgentCallFlow, Files};
+use super::flows::agent::{AgentFlow, Plan as ConversationPlan, TalkRules};
 use super::flows::click2call::{AddParty, CalleePlan, Click2CallFlow, Plan};
-use super::flows::inbound::InboundFlow;
 use super::flows::ivr::{IvrFlow, IvrKind, Keys, Script};
 use super::flows::{Flow, StoredAgentConversation};
 use super::prompts::Builtin;
@@ -192,32 +191,32 @@ impl Ctx {
                         tracing::error!(call = %unit.id, error = %e, "stored agent call unreadable; it fails");
                         StoredAgentConversation::CallOut(Box::new(unreadable_agent_call()))
                     });
-                match stored {
-                    StoredAgentConversation::Inbound { inbound } => {
-                        Flow::Inbound(Box::new(match resumed {
-                            Some(snapshot) => {
-                                InboundFlow::resumed(*inbound, snapshot_of(&unit.id, snapshot))
-                            }
-                            None => InboundFlow::new(*inbound),
-                        }))
-                    }
+                let cti = unit.app.as_deref().map(|a| &a.cti);
+                let (plan, max_call_duration, record) = match stored {
+                    StoredAgentConversation::Inbound { inbound } => (
+                        *inbound,
+                        cti.map_or(0, |c| c.max_call_duration.clamp(0, 86_400) as u32),
+                        cti.is_some_and(|c| c.record_agent_calls),
+                    ),
+                    // A callOut keeps the settings it was placed with.
                     StoredAgentConversation::CallOut(call) => {
-                        let user_data = unit.first.userdata.clone().unwrap_or_default();
-                        let files = Files {
-                            music: self.hold_music(&unit).await,
-                            recording: self.recording_path(&unit.id),
-                        };
-                        Flow::Agent(Box::new(match resumed {
-                            Some(snapshot) => AgentCallFlow::resumed(
-                                *call,
-                                user_data,
-                                files,
-                                snapshot_of(&unit.id, snapshot),
-                            ),
-                            None => AgentCallFlow::new(*call, user_data, files),
-                        }))
+                        let (max, record) = (call.max_call_duration, call.record);
+                        let failure = self.prompts.builtin(Builtin::Failure);
+                        (ConversationPlan::call_out(*call, failure), max, record)
                     }
-                }
+                };
+                let rules = TalkRules {
+                    music_on_hold: self.hold_music(&unit).await,
+                    max_call_duration,
+                    recording: record.then(|| self.recording_path(&unit.id)),
+                    conference_profile: self.settings.conference_profile.clone(),
+                };
+                let user_data = unit.first.userdata.clone().unwrap_or_default();
+                let flow = AgentFlow::new(plan, rules, user_data);
+                Flow::Agent(Box::new(match resumed {
+                    Some(snapshot) => flow.resumed(snapshot_of(&unit.id, snapshot)),
+                    None => flow,
+                }))
             }
         };
         // The script is in the flow now; the call need not carry its text.

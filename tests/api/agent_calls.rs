@@ -17,6 +17,18 @@ fn ok(reply: &Value) -> &Value {
     &reply["data"]
 }
 
+/// A callOut's events until its user and agent talk (`/2` the agent's leg, `/1` the
+/// user's, `+`/`-` isBridged).
+pub(crate) const CALL_OUT_CONNECTS: [&str; 7] = [
+    "initiated/2",
+    "ringing/2",
+    "answered/2-",
+    "initiated/1",
+    "ringing/1",
+    "answered/1+",
+    "answered/2+",
+];
+
 /// The next frames, as `name/subtype(+|-)` for callEvents and `st name` for statusEvents,
 /// checking that seqs follow `after`.
 pub(crate) async fn script(
@@ -341,18 +353,7 @@ async fn a_call_driven_by_another_replica() {
         .unwrap()
         .to_string();
     let (names, _) = script(&mut socket, 7, 1).await;
-    assert_eq!(
-        names,
-        [
-            "initiated/2",
-            "ringing/2",
-            "answered/2-",
-            "initiated/1",
-            "ringing/1",
-            "answered/1+",
-            "answered/2+"
-        ]
-    );
+    assert_eq!(names, CALL_OUT_CONNECTS);
     ok(&socket
         .request("setUserData", json!({"userData": "from one"}))
         .await);

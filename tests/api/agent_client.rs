@@ -186,6 +186,27 @@ impl AgentSocket {
         taken
     }
 
+    /// Keeps every frame it reads (events and queueEvents, in order, after those already
+    /// read) until `stop` changes or the socket closes; then returns them all.
+    pub async fn record_until(
+        &mut self,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) -> Vec<Value> {
+        let mut frames = std::mem::take(&mut self.events);
+        loop {
+            tokio::select! {
+                read = self.stream.next() => match read {
+                    Some(Ok(Message::Text(t))) => {
+                        frames.push(serde_json::from_str(&t).expect("JSON frame"))
+                    }
+                    Some(Ok(_)) => {}
+                    None | Some(Err(_)) => return frames,
+                },
+                _ = stop.changed() => return frames,
+            }
+        }
+    }
+
     /// Reads until the socket closes; its close code (frames on the way are kept).
     pub async fn closed(&mut self) -> u16 {
         loop {

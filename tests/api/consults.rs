@@ -18,7 +18,7 @@ fn consult(target_type: &str, target: &str) -> Value {
 }
 
 /// `cmd` by `agent_no` succeeds.
-async fn ok(app: &TestApp, agent_no: &str, cmd: &str, params: Value) {
+pub(crate) async fn ok(app: &TestApp, agent_no: &str, cmd: &str, params: Value) {
     let a = command(app, agent_no, cmd, params).await;
     assert_eq!(
         (a.status, a.body["statusCode"].as_str()),

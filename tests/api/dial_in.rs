@@ -617,3 +617,25 @@ both_backends! {
         assert_eq!(cdr_of_leg(&app, &db, &leg).await["agentNo"], "1002");
     }
 }
+
+both_backends! {
+    /// recordAgentCalls holds for a dial-in as for a callOut: the caller's channel is
+    /// recorded from its connection with the agent to its hangup (60 s after the platform
+    /// answered it).
+    async fn a_dial_in_is_recorded(db: TestDb) {
+        let app = db.spawn(&[("VOICEPAAS_SANDBOX_SPEED", "20")]).await;
+        let patch = app.cti(Method::PATCH, "CtiSettings", Some(json!({"recordAgentCalls": true}))).await;
+        assert_eq!(patch.status, 200, "{}", patch.body);
+        let (mut socket, user, _) = crate::transfers::talking(&app, &db, 0).await;
+        let (names, _) = script(&mut socket, 3, 4).await;
+        assert_eq!(names, ["completed/2", "st completed", "st autoReady"]);
+        let cdr = cdr_of_leg(&app, &db, &user).await;
+        let cv = cdr["conversationSid"].as_str().unwrap();
+        assert_eq!(cdr["byeType"], "3", "{cdr}");
+        assert_eq!(cdr["recordingUrl"], format!("/Accounts/{}/Recordings/{cv}.wav", app.sid));
+        let secs: i64 = cdr["recordingDuration"].as_str().unwrap().parse().unwrap();
+        assert!((50..=60).contains(&secs), "{cdr}");
+        let served = app.send(Method::GET, cdr["recordingUrl"].as_str().unwrap(), None).await;
+        assert_eq!(served.status, 200);
+    }
+}

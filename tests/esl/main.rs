@@ -1302,3 +1302,45 @@ async fn bridge_when_answered(r: &mut Rig, a: &str, b: &str) {
     let bridged = r.client.api(&format!("uuid_bridge {a} {b}")).await.unwrap();
     assert!(bridged.starts_with("+OK"), "{bridged}");
 }
+
+/// One side of a `uuid_bridge` taken elsewhere by `uuid_transfer` (without `-both`): the
+/// other side (park_after_bridge=true) hears CHANNEL_UNBRIDGE and parks, as when the other
+/// side hangs up; the bridge is over for both, and neither is hung up.
+#[tokio::test]
+async fn a_side_transferred_away_leaves_the_other_parked() {
+    let mut r = rig().await;
+    let device = |uuid: &str, number: &str| {
+        format!(
+            "originate {{origination_uuid={uuid},originate_timeout=20,sip_auto_answer=true,park_after_bridge=true}}user/{number}@voicepaas.local &park()"
+        )
+    };
+    let (a, b) = (new_uuid(), new_uuid());
+    r.client.bgapi(&device(&a, "80000041")).await.unwrap();
+    r.client.bgapi(&device(&b, "80000042")).await.unwrap();
+    bridge_when_answered(&mut r, &a, &b).await;
+    let moved = r
+        .client
+        .api(&format!("uuid_transfer {a} park inline"))
+        .await
+        .unwrap();
+    assert_eq!(moved.trim(), "+OK");
+    let mut seen = Vec::new();
+    while !seen.contains(&"CHANNEL_PARK") {
+        if let Incoming::Event(e) = next(&mut r.incoming).await
+            && e.unique_id() == Some(b.as_str())
+        {
+            let kinds = ["CHANNEL_UNBRIDGE", "CHANNEL_PARK", "CHANNEL_HANGUP"];
+            // (Its park from before the bridge may still be on the way.)
+            let before = seen.is_empty() && e.name() == "CHANNEL_PARK";
+            if let Some(kind) = kinds.into_iter().find(|k| *k == e.name() && !before) {
+                seen.push(kind);
+            }
+        }
+    }
+    assert_eq!(seen, ["CHANNEL_UNBRIDGE", "CHANNEL_PARK"]);
+    for leg in [&a, &b] {
+        let exists = r.client.api(&format!("uuid_exists {leg}")).await.unwrap();
+        assert_eq!(exists, "true", "{leg}");
+        r.client.api(&format!("uuid_kill {leg}")).await.unwrap();
+    }
+}

@@ -4,8 +4,8 @@
 
 use std::path::PathBuf;
 
-use voicepaas::esl::Event;
 use voicepaas::esl::codec::{Decoder, Direction, Message};
+use voicepaas::esl::{Event, Incoming};
 
 fn dir() -> Option<PathBuf> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/esl-transcripts");
@@ -164,4 +164,281 @@ async fn the_sandbox_replies_as_recorded() {
         };
         assert_eq!(shape(&got), shape(&recorded), "{name}");
     }
+}
+
+/// A sandbox at `speed`, writing recordings into a temporary directory that lives as long
+/// as the handle returned with it.
+async fn sandbox(speed: f64) -> (voicepaas::media::sandbox::Sandbox, tempfile::TempDir) {
+    let recordings = tempfile::tempdir().unwrap();
+    let sandbox = voicepaas::media::sandbox::Sandbox::start(
+        "127.0.0.1:0".parse().unwrap(),
+        "ClueCon",
+        speed,
+        recordings.path().to_path_buf(),
+    )
+    .await
+    .unwrap();
+    (sandbox, recordings)
+}
+
+/// The `conference::maintenance` changes among `events`: (Action, Conference-Size) of a
+/// room's creation, its members' arrivals and departures, and its end.
+fn maintenance(events: &[Event]) -> Vec<(String, String)> {
+    events
+        .iter()
+        .filter(|e| {
+            e.name() == "CUSTOM" && e.get("Event-Subclass") == Some("conference::maintenance")
+        })
+        .filter(|e| {
+            matches!(
+                e.get("Action"),
+                Some("conference-create" | "add-member" | "del-member" | "conference-destroy")
+            )
+        })
+        .map(|e| {
+            let field = |h: &str| e.get(h).unwrap_or_default().to_string();
+            (field("Action"), field("Conference-Size"))
+        })
+        .collect()
+}
+
+/// A conference as esl-transcripts 83 recorded it: A and B bridged, moved together by
+/// `uuid_transfer A -both conference:rec83@default inline`, a third member C originated
+/// into it, `conference rec83 list` / `list count` / `conference list`, C killed, then A
+/// and B: the sandbox sends the same maintenance changes with the same room sizes, and
+/// lists the members as FreeSWITCH does (newest first, `id;channel;uuid;…`).
+#[tokio::test]
+async fn the_sandbox_keeps_conferences_as_recorded() {
+    let Some(dir) = dir() else { return };
+    let recorded = recorded_events(&dir, "83-conference-three-way");
+    let (sandbox, _recordings) = sandbox(10.0).await;
+    let (client, mut incoming) =
+        voicepaas::esl::EslClient::start(super::options(sandbox.addr().port()));
+    assert_eq!(super::next(&mut incoming).await, Incoming::Connected);
+    let subscription = ["CHANNEL_PARK", "CUSTOM", "conference::maintenance"];
+    client.subscribe(&subscription).await.unwrap();
+    let mut seen: Vec<Event> = Vec::new();
+    // Reads events until `done` holds of those seen.
+    async fn until(
+        incoming: &mut tokio::sync::mpsc::Receiver<Incoming>,
+        seen: &mut Vec<Event>,
+        done: impl Fn(&[Event]) -> bool,
+    ) {
+        while !done(seen) {
+            if let Incoming::Event(e) = super::next(incoming).await {
+                seen.push(e);
+            }
+        }
+    }
+    let count = |action: &'static str| {
+        move |seen: &[Event]| {
+            maintenance(seen)
+                .iter()
+                .filter(|(a, _)| a == action)
+                .count()
+        }
+    };
+    let [a, b, c] = [(); 3].map(|()| super::new_uuid());
+    for leg in [&a, &b] {
+        client
+            .bgapi(&super::originate(leg, "13800000001", 45))
+            .await
+            .unwrap();
+    }
+    until(&mut incoming, &mut seen, |s| {
+        s.iter().filter(|e| e.name() == "CHANNEL_PARK").count() == 2
+    })
+    .await;
+    client.api(&format!("uuid_bridge {a} {b}")).await.unwrap();
+    let moved = client
+        .api(&format!(
+            "uuid_transfer {a} -both conference:rec83@default inline"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(moved.trim(), "+OK");
+    until(&mut incoming, &mut seen, |s| count("add-member")(s) == 2).await;
+    let third = format!(
+        "originate {{origination_uuid={c}}}sofia/gateway/pstn/13800000002 &conference(rec83@default)"
+    );
+    client.bgapi(&third).await.unwrap();
+    until(&mut incoming, &mut seen, |s| count("add-member")(s) == 3).await;
+    let list = client.api("conference rec83 list").await.unwrap();
+    let uuids: Vec<&str> = list
+        .lines()
+        .map(|l| l.split(';').nth(2).unwrap_or_default())
+        .collect();
+    assert_eq!(uuids, [c.as_str(), b.as_str(), a.as_str()], "{list}");
+    assert!(list.lines().all(|l| l.split(';').count() == 9), "{list}");
+    assert_eq!(
+        client.api("conference rec83 list count").await.unwrap(),
+        "3"
+    );
+    let all = client.api("conference list").await.unwrap();
+    assert!(all.starts_with("+OK Conference rec83 (3 members "), "{all}");
+    client.api(&format!("uuid_kill {c}")).await.unwrap();
+    until(&mut incoming, &mut seen, |s| count("del-member")(s) == 1).await;
+    assert_eq!(
+        client
+            .api("conference rec83 list")
+            .await
+            .unwrap()
+            .lines()
+            .count(),
+        2
+    );
+    for leg in [&a, &b] {
+        client.api(&format!("uuid_kill {leg}")).await.unwrap();
+    }
+    until(&mut incoming, &mut seen, |s| {
+        count("conference-destroy")(s) == 1
+    })
+    .await;
+    assert_eq!(maintenance(&seen), maintenance(&recorded));
+    let gone = client.api("conference rec83 list").await.unwrap();
+    assert!(
+        gone.starts_with("-ERR Conference rec83 not found"),
+        "{gone}"
+    );
+}
+
+/// What a failed leg's CHANNEL_HANGUP_COMPLETE says: Hangup-Cause, the SIP status, the
+/// protocol's own cause and the Q.850 code.
+fn hangup_facts(e: &Event) -> [String; 4] {
+    [
+        "Hangup-Cause",
+        "variable_sip_term_status",
+        "variable_proto_specific_hangup_cause",
+        "variable_hangup_cause_q850",
+    ]
+    .map(|h| e.get(h).unwrap_or_default().to_string())
+}
+
+/// The recorded events of transcript `name`.
+fn recorded_events(dir: &std::path::Path, name: &str) -> Vec<Event> {
+    let raw = std::fs::read(dir.join(format!("{name}.s2c.raw"))).unwrap();
+    decode_in_chunks(&raw, Direction::FromServer, 4096)
+        .iter()
+        .filter(|m| m.content_type() == "text/event-plain")
+        .map(|m| Event::parse_plain(m.body.as_deref().unwrap()))
+        .collect()
+}
+
+/// The CHANNEL_HANGUP_COMPLETE facts of leg `uuid`.
+async fn hangup_of(
+    incoming: &mut tokio::sync::mpsc::Receiver<Incoming>,
+    uuid: &str,
+) -> [String; 4] {
+    loop {
+        if let Incoming::Event(e) = super::next(incoming).await
+            && e.name() == "CHANNEL_HANGUP_COMPLETE"
+            && e.unique_id() == Some(uuid)
+        {
+            return hangup_facts(&e);
+        }
+    }
+}
+
+/// Failed SIP legs as esl-transcripts 88 recorded them: a 404 ends UNALLOCATED_NUMBER and
+/// a 480 NO_USER_RESPONSE, each with its SIP status, `sip:<status>` and Q.850 code, and the
+/// originate's job answers `-ERR <cause>`. The sandbox's number ending 9992 is refused as
+/// the 404 was; a ringing leg hung up with NO_USER_RESPONSE ends as the 480 did.
+#[tokio::test]
+async fn the_sandbox_ends_failed_legs_as_recorded() {
+    let Some(dir) = dir() else { return };
+    let recorded = recorded_events(&dir, "88-hangup-causes");
+    let recorded_end = |uuid: &str| {
+        let done = recorded
+            .iter()
+            .find(|e| e.name() == "CHANNEL_HANGUP_COMPLETE" && e.unique_id() == Some(uuid))
+            .unwrap();
+        let job = recorded
+            .iter()
+            .find(|e| {
+                e.name() == "BACKGROUND_JOB"
+                    && e.get("Job-Command-Arg").is_some_and(|a| a.contains(uuid))
+            })
+            .unwrap();
+        (hangup_facts(done), job.body.clone().unwrap_or_default())
+    };
+    let rejected_404 = recorded_end("474be7d0-d08f-4979-892f-fc0b5c21b5bd");
+    let rejected_480 = recorded_end("e9da0d5c-2556-472c-940c-c3c0fae633d8");
+    assert_eq!(rejected_404.0[0], "UNALLOCATED_NUMBER");
+
+    let mut r = super::rig().await;
+    let answer =
+        |out: Result<String, voicepaas::esl::EslError>| out.unwrap_or_else(|e| e.to_string());
+    let refused = super::new_uuid();
+    let line = super::originate(&refused, "13800009992", 45);
+    let refused_job = r.client.send_bgapi(&line).await.unwrap();
+    let facts = hangup_of(&mut r.incoming, &refused).await;
+    assert_eq!((facts, answer(refused_job.await)), rejected_404);
+    let ringing = super::new_uuid();
+    let line = super::originate(&ringing, "13800009991", 45);
+    let ringing_job = r.client.send_bgapi(&line).await.unwrap();
+    loop {
+        if let Incoming::Event(e) = super::next(&mut r.incoming).await
+            && e.name() == "CHANNEL_PROGRESS"
+            && e.unique_id() == Some(ringing.as_str())
+        {
+            break;
+        }
+    }
+    let kill = format!("uuid_kill {ringing} NO_USER_RESPONSE");
+    r.client.api(&kill).await.unwrap();
+    let facts = hangup_of(&mut r.incoming, &ringing).await;
+    assert_eq!((facts, answer(ringing_job.await)), rejected_480);
+}
+
+/// A blocking `api` as esl-transcripts 89 recorded it: `api msleep` answers `+OK` when it
+/// is done, and the events of a call that went on meanwhile (its park, its hangup) arrive
+/// only after that reply, on the sandbox as on FreeSWITCH.
+#[tokio::test]
+async fn a_blocking_api_holds_the_events_back_as_recorded() {
+    let Some(dir) = dir() else { return };
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // The api/response's body, and whether the first CHANNEL_PARK and CHANNEL_HANGUP
+    // come after it.
+    let shape = |messages: &[Message]| {
+        let reply = messages
+            .iter()
+            .position(|m| m.content_type() == "api/response")
+            .unwrap();
+        let first = |name: &str| {
+            messages.iter().position(|m| {
+                m.content_type() == "text/event-plain"
+                    && Event::parse_plain(m.body.as_deref().unwrap_or_default()).name() == name
+            })
+        };
+        let body = String::from_utf8_lossy(messages[reply].body.as_deref().unwrap_or_default())
+            .to_string();
+        let after = |i: Option<usize>| i.is_some_and(|i| i > reply);
+        (
+            body,
+            after(first("CHANNEL_PARK")),
+            after(first("CHANNEL_HANGUP")),
+        )
+    };
+    let raw = std::fs::read(dir.join("89-api-slow-command.s2c.raw")).unwrap();
+    let recorded = shape(&decode_in_chunks(&raw, Direction::FromServer, 4096));
+    assert_eq!(recorded, ("+OK".to_string(), true, true));
+
+    let (sandbox, _recordings) = sandbox(10.0).await;
+    let mut stream = tokio::net::TcpStream::connect(sandbox.addr())
+        .await
+        .unwrap();
+    let uuid = super::new_uuid();
+    // The callee answers after 1 s and hangs up 2 s later, within the 5 s sleep.
+    let session = format!(
+        "auth ClueCon\n\nevent plain ALL\n\nbgapi originate {{origination_uuid={uuid}}}sofia/gateway/pstn/13800009995 &park()\n\napi msleep 5000\n\n"
+    );
+    stream.write_all(session.as_bytes()).await.unwrap();
+    let mut got = Vec::new();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_millis(1500),
+        stream.read_to_end(&mut got),
+    )
+    .await;
+    let messages = decode_in_chunks(&got, Direction::FromServer, 4096);
+    assert_eq!(shape(&messages), recorded);
 }

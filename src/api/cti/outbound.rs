@@ -14,7 +14,7 @@ use crate::domain::agent::AgentNo;
 use crate::domain::agent_call::{USER_DATA_RULE, valid_user_data};
 use crate::domain::ids::QueueId;
 use crate::domain::{CallKind, Fields, ParamError, PhoneNumber};
-use crate::orchestrator::flows::inbound::{Outbound, Target};
+use crate::orchestrator::flows::agent::{Outbound, Target};
 use crate::store::accept::CallRow;
 use crate::store::agent_calls::NotInPool;
 

@@ -764,8 +764,11 @@ impl Channel {
                 self.switch.originate_leg(&dial, &self.uuid);
             }
             "conference" => {
-                let name = arg.split('@').next().unwrap_or_default().trim().to_string();
-                self.switch.join_conference(&name, &self.uuid);
+                let room = arg.trim();
+                let name = room.split('@').next().unwrap_or_default().to_string();
+                let caller = self.caller.clone().unwrap_or_else(|| self.number.clone());
+                let member = (self.uuid.as_str(), self.name.as_str(), caller.as_str());
+                self.switch.join_conference(room, member);
                 self.conference = Some(name);
                 self.running = Some(Running {
                     app,
@@ -982,17 +985,19 @@ impl Channel {
                 }
             }
             Command::PartnerGone => {
+                // Not bridged any more (taken along by a `-both` transfer): nothing to do.
+                let Some(partner) = self.partner.take() else {
+                    return;
+                };
                 self.vars.remove("bridge_to");
-                if let Some(partner) = self.partner.take() {
-                    self.emit(
-                        "CHANNEL_UNBRIDGE",
-                        "CS_EXECUTE",
-                        &[
-                            ("Bridge-A-Unique-ID", self.uuid.clone()),
-                            ("Bridge-B-Unique-ID", partner),
-                        ],
-                    );
-                }
+                self.emit(
+                    "CHANNEL_UNBRIDGE",
+                    "CS_EXECUTE",
+                    &[
+                        ("Bridge-A-Unique-ID", self.uuid.clone()),
+                        ("Bridge-B-Unique-ID", partner),
+                    ],
+                );
                 if self
                     .running
                     .as_ref()
@@ -1054,10 +1059,13 @@ impl Channel {
             Command::Transfer(app, both) => {
                 self.vars.remove("bridge_to");
                 if let Some(partner) = self.partner.take() {
-                    if both {
-                        self.switch
-                            .tell(&partner, Command::Transfer(app.clone(), false));
-                    }
+                    // The other side goes too (`-both`), or is left: a bridge application
+                    // returns, a parked-after-bridge channel parks.
+                    let other = match both {
+                        true => Command::Transfer(app.clone(), false),
+                        false => Command::PartnerGone,
+                    };
+                    self.switch.tell(&partner, other);
                     if self.bridge_for.is_none() {
                         self.emit(
                             "CHANNEL_UNBRIDGE",

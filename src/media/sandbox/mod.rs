@@ -6,6 +6,7 @@
 
 mod channel;
 pub mod clock;
+mod conference;
 pub mod outcome;
 mod session;
 mod switch;

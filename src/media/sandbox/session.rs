@@ -30,7 +30,12 @@ struct Listening {
 
 impl Listening {
     fn wants(&self, event: &Event) -> bool {
-        let named = self.all || self.names.contains(event.name());
+        // A CUSTOM event by its subclass (`event plain CUSTOM conference::maintenance`).
+        let name = match event.name() {
+            "CUSTOM" => event.get("Event-Subclass").unwrap_or_default(),
+            name => name,
+        };
+        let named = self.all || self.names.contains(name);
         let filtered = self.filters.is_empty()
             || self
                 .filters

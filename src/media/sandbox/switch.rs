@@ -11,6 +11,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::channel::{App, Channel, Command, Legs, Spawn};
 use super::clock::SandboxClock;
+use super::conference::Conferences;
 use crate::domain::PhoneNumber;
 use crate::esl::Event;
 
@@ -28,7 +29,7 @@ pub struct Switch {
     sessions_since_start: AtomicU64,
     events: broadcast::Sender<Arc<Event>>,
     channels: Mutex<HashMap<String, mpsc::Sender<Command>>>,
-    conferences: Mutex<HashMap<String, Vec<String>>>,
+    conferences: Mutex<Conferences>,
     /// Where relative recording paths go.
     pub recordings: PathBuf,
 }
@@ -49,7 +50,7 @@ impl Switch {
             sessions_since_start: AtomicU64::new(0),
             events,
             channels: Mutex::new(HashMap::new()),
-            conferences: Mutex::new(HashMap::new()),
+            conferences: Mutex::new(Conferences::default()),
             recordings,
         })
     }
@@ -193,23 +194,18 @@ impl Switch {
         channels.insert(uuid, sender);
     }
 
-    /// Adds a channel to a conference.
-    pub fn join_conference(&self, name: &str, uuid: &str) {
-        lock(&self.conferences)
-            .entry(name.to_string())
-            .or_default()
-            .push(uuid.to_string());
+    /// Adds a channel (`uuid`, its channel name and caller number) to conference `room`
+    /// (`name@profile`), with its maintenance events.
+    pub fn join_conference(&self, room: &str, member: (&str, &str, &str)) {
+        let events = lock(&self.conferences).join(room, member, || self.base_event("CUSTOM"));
+        events.into_iter().for_each(|e| self.publish(e));
     }
 
-    /// Removes a channel from a conference (the conference ends with its last member).
+    /// Removes a channel from a conference (the conference ends with its last member),
+    /// with its maintenance events.
     pub fn leave_conference(&self, name: &str, uuid: &str) {
-        let mut conferences = lock(&self.conferences);
-        if let Some(members) = conferences.get_mut(name) {
-            members.retain(|m| m != uuid);
-            if members.is_empty() {
-                conferences.remove(name);
-            }
-        }
+        let events = lock(&self.conferences).leave(name, uuid, || self.base_event("CUSTOM"));
+        events.into_iter().for_each(|e| self.publish(e));
     }
 
     /// `bgapi <line>` with `job_uuid`: the result arrives as a BACKGROUND_JOB event.
@@ -301,6 +297,16 @@ impl Switch {
                 told(arg(0), Command::Hangup(cause.into()), "+OK\n")
             }
             "uuid_exists" => self.exists(arg(0)).to_string(),
+            // Sleeps on the sandbox clock, inline: the connection's events wait for the
+            // reply, as they do on FreeSWITCH (esl-transcripts 89).
+            "msleep" => match arg(0).parse::<u64>() {
+                Ok(ms) => {
+                    let until = self.clock.deadline(Duration::from_millis(ms));
+                    tokio::time::sleep_until(until).await;
+                    "+OK".into()
+                }
+                Err(_) => "-USAGE: <milliseconds>\n".into(),
+            },
             // The sandbox's own: a simulated caller `from` dials DID `to` (agents' contract
             // §12), the platform's callSid for it riding along as `voicepaas_call_sid`;
             // FreeSWITCH answers an unknown command with `-ERR … Command not found!`.
@@ -557,26 +563,32 @@ impl Switch {
         out
     }
 
+    /// `conference list`, `conference <name> list [count]`, `conference <name> kick|hup
+    /// <all|member id|uuid>`.
     fn conference(&self, args: &str) -> String {
         let mut words = args.split_whitespace();
         let (name, action) = (
-            words.next().unwrap_or_default(),
+            words.next().unwrap_or("list"),
             words.next().unwrap_or("list"),
         );
-        let members = lock(&self.conferences).get(name).cloned();
-        let Some(members) = members else {
+        let conferences = lock(&self.conferences);
+        if name == "list" {
+            return conferences.list_all();
+        }
+        let (Some(list), Some(members)) = (conferences.list(name), conferences.members(name))
+        else {
             return format!("-ERR Conference {name} not found\n");
         };
-        match action {
-            "list" => members
-                .iter()
-                .enumerate()
-                .map(|(i, uuid)| format!("{};sandbox/{uuid};{uuid};;;\n", i + 1))
-                .collect(),
-            "kick" | "hup" => {
-                let target = words.next().unwrap_or("all");
-                for (i, uuid) in members.iter().enumerate() {
-                    if target == "all" || target == (i + 1).to_string() || target == uuid {
+        drop(conferences);
+        match (action, words.next()) {
+            // The count alone, with no newline (esl-transcripts 83).
+            ("list", Some("count")) => members.len().to_string(),
+            ("list", _) => list,
+            ("kick" | "hup", target) => {
+                let target = target.unwrap_or("all");
+                for (line, uuid) in list.lines().zip(&members) {
+                    let id = line.split(';').next().unwrap_or_default();
+                    if target == "all" || target == id || target == uuid {
                         self.tell(uuid, Command::Hangup("NORMAL_CLEARING".into()));
                     }
                 }

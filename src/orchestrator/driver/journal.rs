@@ -20,8 +20,7 @@ pub(super) fn call_write(
     tz: chrono_tz::Tz,
 ) -> CallWrite {
     let render = Render { unit, engine, tz };
-    let agent = super::agent_journal::agent_entry(unit, engine, &writes, tz);
-    let agents = super::inbound_journal::inbound_entries(unit, engine, &writes, tz);
+    let agents = super::agent_journal::agent_entries(unit, engine, &writes, tz);
     CallWrite {
         fence: Fence {
             epoch: unit.epoch,
@@ -32,7 +31,6 @@ pub(super) fn call_write(
         entries: writes
             .into_iter()
             .filter_map(|w| render.entry(w))
-            .chain(agent)
             .chain(agents)
             .collect(),
     }
@@ -59,7 +57,7 @@ impl Render<'_> {
                     app_id: self.unit.first.app_id.clone(),
                     queue_sid,
                     call_sid: legs[0].id.clone(),
-                    user_number: super::inbound_journal::inbound_flow(self.engine)
+                    user_number: super::agent_journal::agent_flow(self.engine)
                         .map(|f| f.plan().user_number.clone())
                         .unwrap_or_default(),
                     join_type,
@@ -93,7 +91,7 @@ impl Render<'_> {
                         userdata: first.userdata.clone(),
                         node: l.node.clone(),
                         start_at: l.start_ms,
-                        agent_no: super::inbound_journal::inbound_flow(self.engine)
+                        agent_no: super::agent_journal::agent_flow(self.engine)
                             .and_then(|f| f.offer(leg))
                             .map(|o| o.offer.agent_no.clone()),
                     }),
@@ -207,26 +205,16 @@ impl Render<'_> {
                     _ => (crate::domain::agent_call::AgentBye::MediaFailure, None),
                 };
                 let recording = recording_ms.map(|ms| (self.recording_url(), ms));
-                let body = match (
-                    super::agent_journal::agent_flow(self.engine),
-                    super::inbound_journal::inbound_flow(self.engine),
-                ) {
-                    (Some(flow), _) => super::agent_journal::agent_cdr(
+                let body = match super::agent_journal::agent_flow(self.engine) {
+                    Some(flow) => super::agent_journal::agent_cdr(
                         unit,
+                        self.engine,
                         flow,
                         &legs,
                         (bye.code(), recording.as_ref()),
                         self.tz,
                     ),
-                    (_, Some(flow)) => super::inbound_journal::inbound_cdr(
-                        unit,
-                        self.engine,
-                        flow,
-                        &legs,
-                        bye.code(),
-                        self.tz,
-                    ),
-                    (None, None) => serde_json::Value::Null,
+                    None => serde_json::Value::Null,
                 };
                 let end = ConversationEnd {
                     id: unit.id.clone(),

@@ -8,7 +8,6 @@
 //! channels by the engine's timers, the whole driver by the lease (lost → it stops).
 
 mod agent_journal;
-mod inbound_journal;
 pub mod journal;
 pub mod media;
 mod queue_events;
@@ -242,7 +241,7 @@ impl Driver {
                 }
                 Effect::Queue(signal) => {
                     let numbers = match &self.engine.flow {
-                        super::flows::Flow::Inbound(f) => {
+                        super::flows::Flow::Agent(f) => {
                             (f.plan().did.clone(), f.plan().user_number.clone())
                         }
                         _ => Default::default(),

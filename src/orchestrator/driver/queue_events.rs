@@ -6,10 +6,10 @@ use serde_json::{Value, json};
 
 use crate::cdr::format_time;
 use crate::orchestrator::engine::{Conversation, Write};
-use crate::orchestrator::flows::inbound::{Moved, USER};
+use crate::orchestrator::flows::agent::Moved;
 use crate::orchestrator::unit::Unit;
 
-use super::inbound_journal::inbound_flow;
+use super::agent_journal::agent_flow;
 
 /// The queueEvents among `writes`: (queueSid, the event's caller fields).
 pub(super) fn queue_events(
@@ -18,7 +18,7 @@ pub(super) fn queue_events(
     writes: &[Write],
     tz: chrono_tz::Tz,
 ) -> Vec<(String, Value)> {
-    let Some(flow) = inbound_flow(engine) else {
+    let Some(flow) = agent_flow(engine) else {
         return Vec::new();
     };
     let plan = flow.plan();
@@ -37,8 +37,8 @@ pub(super) fn queue_events(
                 "eventName": m.moved.event_name(),
                 "appSid": unit.first.app_id,
                 "queueSid": m.queue,
-                "queueName": plan.queues.get(&m.queue).map(|q| q.name.as_str()).unwrap_or_default(),
-                "callSid": engine.core.legs[USER].id,
+                "queueName": flow.queue(&m.queue).map(|q| q.name.as_str()).unwrap_or_default(),
+                "callSid": engine.core.legs[flow.user()].id,
                 "conversationSid": unit.id,
                 "userNumber": plan.user_number,
                 "joinType": m.join_type.code().to_string(),

@@ -92,9 +92,9 @@ pub enum Command {
     /// addCall, its prompts already resolved to files.
     AddCall(Box<super::super::flows::click2call::AddParty>),
     /// An agent's command on its conversation: the agent, and what it asks.
-    Agent(String, super::super::flows::agent_call::AgentOrder),
+    Agent(String, super::super::flows::orders::AgentOrder),
     /// What the matchmaker says to an inbound caller's conversation.
-    Queue(super::super::flows::inbound::QueueOrder),
+    Queue(super::super::flows::agent::QueueOrder),
 }
 
 /// Where an API command's verdict goes.
@@ -358,7 +358,7 @@ pub enum Write {
     /// queueEvent code), or (`None`) no longer waits.
     Waiting(Option<(String, i64, i64)>),
     /// A caller's move in a queue, published once written (no row of its own).
-    QueueEvent(crate::orchestrator::flows::inbound::QueueMove),
+    QueueEvent(crate::orchestrator::flows::agent::QueueMove),
     /// Leg `leg` ended while the call goes on (`completed`).
     LegEnded(LegIdx, LegFacts),
     /// The conversation's stage for the API (`dialing`, `bridged`, `three_way`) and its
@@ -407,7 +407,7 @@ pub enum Effect {
     Reply(CommandToken, Result<(), Refusal>),
     /// Tell the matchmaker of the call's application (inbound callers in queues), after
     /// the writes before it.
-    Queue(super::super::flows::inbound::QueueSignal),
+    Queue(super::super::flows::agent::QueueSignal),
     /// The call is over and its end is written: the driver stops.
     Finished,
 }

@@ -18,14 +18,15 @@ use crate::domain::agent::PhoneType;
 use crate::domain::agent_call::{AgentBye, AgentCall, CallType};
 use crate::domain::click2call::RecordMode;
 use crate::domain::notice::DtmfKey;
-use crate::orchestrator::flows::agent_call::{
-    AgentCallFlow, AgentOrder, ConsultTo, Interception, OutsideNumber, Supervision, TransferTo,
+use crate::orchestrator::flows::agent::{
+    AgentFlow, Offer, Outbound, Plan as ConversationPlan, QueueOrder, QueuePlan, Route, Step,
+    TalkRules, Target,
 };
 use crate::orchestrator::flows::click2call::{AddParty, CalleePlan, Click2CallFlow, Plan};
-use crate::orchestrator::flows::inbound::{
-    InboundFlow, Offer, Outbound, QueueOrder, QueuePlan, Route, Step, Target,
-};
 use crate::orchestrator::flows::ivr::{IvrFlow, IvrKind, Keys, Script};
+use crate::orchestrator::flows::orders::{
+    AgentOrder, ConsultTo, Interception, OutsideNumber, Supervision, TransferTo,
+};
 use crate::store::placing::CallRecord;
 
 const NODE: &str = "n1";
@@ -410,7 +411,7 @@ impl Sim {
             .map(|(l, _)| *l)
             .collect();
         let pick = |n: usize| usize::from(choice / 16) % n.max(1);
-        let inbound = matches!(self.engine.flow, Flow::Inbound(_));
+        let inbound = matches!(self.engine.flow, Flow::Agent(_));
         match choice % 16 {
             0 | 9 | 10 | 14 if inbound => self.inbound_step(choice / 16),
             0..=4 if !legs.is_empty() => {
@@ -436,17 +437,6 @@ impl Sim {
             } else {
                 Input::NodeUp(NODE.into())
             }),
-            9 if matches!(self.engine.flow, Flow::Agent(_)) => self.command(Command::Agent(
-                "1001".into(),
-                match choice % 6 {
-                    0 => AgentOrder::Hangup,
-                    5 => AgentOrder::ForceHangup,
-                    1 => AgentOrder::SendDtmf("1#".into()),
-                    2 => AgentOrder::Hold,
-                    3 => AgentOrder::Retrieve,
-                    _ => AgentOrder::SetUserData("v".into()),
-                },
-            )),
             9 if choice.is_multiple_of(5) => self.command(Command::Cancel),
             9 => self.command(Command::AddCall(Box::new(party()))),
             10 if choice.is_multiple_of(7) => self.journal_fails = true,
@@ -530,7 +520,7 @@ impl Sim {
             return self.feed(Input::Media(leg, MediaEvent::Answered { at: self.now }));
         }
         let agent = match &self.engine.flow {
-            Flow::Inbound(f) if !choice.is_multiple_of(5) => f
+            Flow::Agent(f) if !choice.is_multiple_of(5) => f
                 .state()
                 .offers
                 .iter()
@@ -706,10 +696,10 @@ impl Sim {
                 self.world.cancel_accepted,
                 self.world.cancel_asked,
             )?,
-            CdrKind::Agent { bye, .. } if matches!(self.engine.flow, Flow::Inbound(_)) => {
-                inbound_bye_agrees(*bye, legs)?
-            }
-            CdrKind::Agent { bye, .. } => agent_bye_agrees(*bye, legs)?,
+            CdrKind::Agent { bye, .. } => match &self.engine.flow {
+                Flow::Agent(f) if f.call_out().is_some() => call_out_bye_agrees(*bye, legs)?,
+                _ => inbound_bye_agrees(*bye, legs)?,
+            },
             _ => {}
         }
         Ok(())
@@ -749,9 +739,10 @@ fn bye_agrees(
         .ok_or_else(|| format!("byeType {bye:?} disagrees with {legs:#?}"))
 }
 
-/// An agent call's byeType against what its legs say (agents' contract §10): the user
-/// is dialled only once the agent answered, and a connected call's end names a side.
-fn agent_bye_agrees(bye: AgentBye, legs: &[crate::cdr::LegFacts]) -> Result<(), String> {
+/// A callOut's byeType against what its legs say (agents' contract §10): the user (leg 1)
+/// is dialled only once the agent (leg 0) answered, and a connected call's end names a
+/// side; once they talked, a transfer may fail or leave the user waiting in a queue.
+fn call_out_bye_agrees(bye: AgentBye, legs: &[crate::cdr::LegFacts]) -> Result<(), String> {
     let answered = |i: usize| legs.get(i).is_some_and(|l| l.answer_ms.is_some());
     let ok = match bye {
         AgentBye::FirstNoAnswer => legs.len() == 1,
@@ -759,12 +750,14 @@ fn agent_bye_agrees(bye: AgentBye, legs: &[crate::cdr::LegFacts]) -> Result<(), 
         AgentBye::UserHungUp | AgentBye::AgentHungUp | AgentBye::Forced => {
             answered(0) && answered(1)
         }
+        // Transferred to a queue: it waits, overflows, or the transfer fails.
+        AgentBye::Abandoned | AgentBye::RouteHangup | AgentBye::TransferFailed => {
+            answered(0) && answered(1)
+        }
         AgentBye::MaxDuration => legs.iter().any(|l| l.end == LegEnd::MaxDuration),
         AgentBye::MediaFailure => true,
-        // Dial-ins only.
-        AgentBye::Abandoned | AgentBye::RouteHangup | AgentBye::TransferFailed => false,
     };
-    if legs.len() == 2 && !answered(0) {
+    if legs.len() >= 2 && !answered(0) {
         return Err(format!(
             "the user was dialled before the agent answered: {legs:#?}"
         ));
@@ -785,9 +778,10 @@ fn inbound_bye_agrees(bye: AgentBye, legs: &[crate::cdr::LegFacts]) -> Result<()
             answered(0) && others_answered
         }
         AgentBye::Abandoned | AgentBye::RouteHangup | AgentBye::TransferFailed => answered(0),
+        AgentBye::MaxDuration => legs.iter().any(|l| l.end == LegEnd::MaxDuration),
         AgentBye::MediaFailure => true,
         // A callOut's only.
-        AgentBye::FirstHungUpDialing | AgentBye::SecondNoAnswer | AgentBye::MaxDuration => false,
+        AgentBye::FirstHungUpDialing | AgentBye::SecondNoAnswer => false,
     };
     ok.then_some(())
         .ok_or_else(|| format!("byeType {bye:?} disagrees with {legs:#?}"))
@@ -883,8 +877,9 @@ fn queue_plan(overflow: Step) -> QueuePlan {
     }
 }
 
-/// A backend outbound call to `target` (its user dialled first, then it waits).
-fn inbound_call(target: Target, snapshot: Option<serde_json::Value>) -> Flow {
+/// A backend outbound call to `target` (its user dialled first, then it waits), under
+/// `rules`.
+fn inbound_call(target: Target, rules: TalkRules, snapshot: Option<serde_json::Value>) -> Flow {
     let step = match target {
         Target::Queue(sid) => Step::Queue(sid),
         Target::Agent(agent_no) => Step::Agent {
@@ -892,7 +887,7 @@ fn inbound_call(target: Target, snapshot: Option<serde_json::Value>) -> Flow {
             fallback: Box::new(Step::Hangup("f.wav".into())),
         },
     };
-    let plan = crate::orchestrator::flows::inbound::Plan {
+    let plan = crate::orchestrator::flows::agent::Plan {
         did: String::new(),
         user_number: "13800000001".into(),
         welcome: None,
@@ -906,15 +901,28 @@ fn inbound_call(target: Target, snapshot: Option<serde_json::Value>) -> Flow {
             max_wait_secs: 60,
         }),
         agent_ring_secs: 20,
+        call_out: None,
     };
     let snapshot = snapshot.and_then(|s| serde_json::from_value(s).ok());
-    Flow::Inbound(Box::new(InboundFlow::resumed(plan, snapshot)))
+    let flow = AgentFlow::new(plan, rules, String::new());
+    Flow::Agent(Box::new(flow.resumed(snapshot)))
+}
+
+/// Talk bounded to `max` seconds and recorded.
+fn recorded(max: u32) -> TalkRules {
+    TalkRules {
+        music_on_hold: "moh".into(),
+        max_call_duration: max,
+        recording: Some("/rec/CV1.wav".into()),
+        conference_profile: "voicepaas_quiet".into(),
+    }
 }
 
 /// The backend outbound calls the property test draws from.
-const INBOUNDS: [Recipe; 2] = [
-    |s| inbound_call(Target::Queue("QU1".into()), s),
-    |s| inbound_call(Target::Agent("1001".into()), s),
+const INBOUNDS: [Recipe; 3] = [
+    |s| inbound_call(Target::Queue("QU1".into()), TalkRules::default(), s),
+    |s| inbound_call(Target::Agent("1001".into()), TalkRules::default(), s),
+    |s| inbound_call(Target::Queue("QU1".into()), recorded(5), s),
 ];
 
 fn party() -> AddParty {
@@ -1018,19 +1026,21 @@ fn agent_call(max: u32, phone_type: PhoneType, snapshot: Option<serde_json::Valu
         masked: max > 0,
         record: max != 60,
     };
-    Flow::Agent(Box::new(match snapshot {
-        Some(s) => {
-            AgentCallFlow::resumed(call, String::new(), files(), serde_json::from_value(s).ok())
-        }
-        None => AgentCallFlow::new(call, "u".into(), files()),
-    }))
-}
-
-fn files() -> crate::orchestrator::flows::agent_call::Files {
-    crate::orchestrator::flows::agent_call::Files {
-        music: "moh".into(),
-        recording: "/rec/CV1.wav".into(),
-    }
+    let rules = match max {
+        60 => TalkRules {
+            max_call_duration: 60,
+            ..TalkRules::default()
+        },
+        max => recorded(max),
+    };
+    let flow = AgentFlow::new(
+        ConversationPlan::call_out(call, "f.wav".into()),
+        rules,
+        "u".into(),
+    );
+    Flow::Agent(Box::new(
+        flow.resumed(snapshot.and_then(|s| serde_json::from_value(s).ok())),
+    ))
 }
 
 /// The agent calls the property test draws from.
@@ -1181,8 +1191,21 @@ fn agent_calls_reach_every_outcome() {
         }
         taken += u32::from(sim.generation > 0);
     });
-    // 0–5, 6 (forceHangup) and 10: every byeType of an agent's callOut.
-    assert_eq!(byes.len(), 8, "{byes:?}");
+    // 0–5, 6 (forceHangup), 9 (a transfer failed) and 10: every byeType of an agent's
+    // callOut.
+    for bye in [
+        "FirstNoAnswer",
+        "FirstHungUpDialing",
+        "SecondNoAnswer",
+        "UserHungUp",
+        "AgentHungUp",
+        "MaxDuration",
+        "Forced",
+        "TransferFailed",
+        "MediaFailure",
+    ] {
+        assert!(byes.contains_key(bye), "{bye} never reached: {byes:?}");
+    }
     assert!(taken >= 100, "{taken}");
 }
 
@@ -1209,7 +1232,7 @@ fn queued_calls_reach_every_outcome() {
         if let CdrKind::Agent { bye, .. } = &sim.world.finishes[0].1 {
             *byes.entry(format!("{bye:?}")).or_default() += 1;
         }
-        if let Flow::Inbound(f) = &sim.engine.flow {
+        if let Flow::Agent(f) = &sim.engine.flow {
             transferred += u32::from(f.state().offers.iter().any(|o| o.left));
             consulted += u32::from(f.state().offers.iter().any(|o| o.consulted_from.is_some()));
         }

@@ -1,10 +1,10 @@
 //! The scripts of the kinds of call, each driving the engine's [`Core`]: one module per
 //! kind. Adding a kind of call means adding a module here and a variant to [`Flow`].
 
-pub mod agent_call;
+pub mod agent;
 pub mod click2call;
-pub mod inbound;
 pub mod ivr;
+pub mod orders;
 
 use crate::cdr::LegFacts;
 use crate::orchestrator::engine::{
@@ -19,7 +19,7 @@ pub enum StoredAgentConversation {
     /// A user dialled in.
     Inbound {
         /// Its plan.
-        inbound: Box<inbound::Plan>,
+        inbound: Box<agent::Plan>,
     },
     /// An agent's callOut.
     CallOut(Box<crate::domain::agent_call::AgentCall>),
@@ -50,10 +50,8 @@ pub enum Flow {
     Ivr(ivr::IvrFlow),
     /// A click-to-call conversation.
     Click2Call(Box<click2call::Click2CallFlow>),
-    /// An agent's conversation.
-    Agent(Box<agent_call::AgentCallFlow>),
-    /// A user dialling in.
-    Inbound(Box<inbound::InboundFlow>),
+    /// An agent conversation: a dial-in, a backend outbound call or an agent's callOut.
+    Agent(Box<agent::AgentFlow>),
 }
 
 impl Flow {
@@ -63,7 +61,6 @@ impl Flow {
             Flow::Ivr(f) => f.start(core),
             Flow::Click2Call(f) => f.start(core),
             Flow::Agent(f) => f.start(core),
-            Flow::Inbound(f) => f.start(core),
         }
     }
 
@@ -73,7 +70,6 @@ impl Flow {
             Flow::Ivr(f) => f.restored(core),
             Flow::Click2Call(f) => f.restored(core),
             Flow::Agent(f) => f.restored(core),
-            Flow::Inbound(f) => f.restored(core),
         }
     }
 
@@ -83,7 +79,6 @@ impl Flow {
             Flow::Ivr(f) => f.on_leg(core, leg, happened),
             Flow::Click2Call(f) => f.on_leg(core, leg, happened),
             Flow::Agent(f) => f.on_leg(core, leg, happened),
-            Flow::Inbound(f) => f.on_leg(core, leg, happened),
         }
     }
 
@@ -92,14 +87,13 @@ impl Flow {
         match self {
             Flow::Click2Call(f) => f.on_reply(core, token, ok),
             Flow::Agent(f) => f.on_reply(core, token, ok),
-            Flow::Inbound(f) => f.on_reply(core, token, ok),
             Flow::Ivr(_) => {}
         }
     }
 
     /// A timer of the flow's own fired.
     pub fn on_timer(&mut self, core: &mut Core, timer: Timer) {
-        if let Flow::Inbound(f) = self {
+        if let Flow::Agent(f) = self {
             f.on_timer(core, timer);
         }
     }
@@ -108,7 +102,6 @@ impl Flow {
     pub fn finished(&mut self, core: &mut Core) {
         match self {
             Flow::Agent(f) => f.finished(core),
-            Flow::Inbound(f) => f.finished(core),
             Flow::Ivr(_) | Flow::Click2Call(_) => {}
         }
     }
@@ -119,7 +112,6 @@ impl Flow {
             Flow::Ivr(f) => f.on_command(core, token, command),
             Flow::Click2Call(f) => f.on_command(core, token, command),
             Flow::Agent(f) => f.on_command(core, token, command),
-            Flow::Inbound(f) => f.on_command(core, token, command),
         }
     }
 
@@ -129,7 +121,6 @@ impl Flow {
             Flow::Ivr(_) => core.legs[leg].facts(core.legs[leg].end_kind()),
             Flow::Click2Call(f) => f.leg_facts(core, leg),
             Flow::Agent(f) => f.leg_facts(core, leg),
-            Flow::Inbound(f) => f.leg_facts(core, leg),
         }
     }
 
@@ -139,7 +130,6 @@ impl Flow {
             Flow::Ivr(f) => f.cdr_kind(),
             Flow::Click2Call(f) => f.cdr_kind(core),
             Flow::Agent(f) => f.cdr_kind(core),
-            Flow::Inbound(f) => f.cdr_kind(),
         }
     }
 }

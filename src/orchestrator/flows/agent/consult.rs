@@ -9,9 +9,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{InboundFlow, Offer, USER};
+use super::{AgentFlow, Offer};
 use crate::orchestrator::engine::{Core, LegIdx, MediaCommand, Refusal, Write};
-use crate::orchestrator::flows::agent_call::ConsultTo;
+use crate::orchestrator::flows::orders::ConsultTo;
 
 /// A consult under way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,7 +26,7 @@ pub struct Consult {
     pub canceling: bool,
 }
 
-impl InboundFlow {
+impl AgentFlow {
     /// Whether `leg` is the leg of the consult under way.
     pub(super) fn is_consult_leg(&self, leg: LegIdx) -> bool {
         self.state.consult.is_some_and(|c| c.leg == leg)
@@ -60,7 +60,7 @@ impl InboundFlow {
             core.journal(Write::Held(by, true, core.now));
         }
         if !self.state.parked {
-            core.media(USER, MediaCommand::Park);
+            core.media(self.user(), MediaCommand::Park);
             let music = self.hold_music();
             self.play_music(core, music);
             self.state.parked = true;
@@ -72,7 +72,7 @@ impl InboundFlow {
                 (Offer::number(number), timeout_secs)
             }
         };
-        let leg = Self::leg_for(core, &offer);
+        let leg = self.leg_for(core, &offer);
         let dial = offer.dial(timeout_secs);
         self.push_offer(leg, offer, None, Some(by));
         self.state.consult = Some(Consult {
@@ -108,7 +108,7 @@ impl InboundFlow {
         self.state.consult = None;
         if std::mem::take(&mut self.state.conference) {
             let agent = core.legs[consult.by].channel.clone();
-            core.media(USER, MediaCommand::BridgeWith(agent));
+            core.media(self.user(), MediaCommand::BridgeWith(agent));
         } else if consult.canceling {
             self.retrieve_parked(core, consult.by);
         }
@@ -121,7 +121,7 @@ impl InboundFlow {
         self.state.parked = false;
         self.state.music = None;
         let channel = core.legs[agent].channel.clone();
-        core.media(USER, MediaCommand::BridgeWith(channel));
+        core.media(self.user(), MediaCommand::BridgeWith(channel));
         core.journal(Write::Held(agent, false, core.now));
         self.snapshot(core);
     }
@@ -149,7 +149,7 @@ impl InboundFlow {
         self.state.parked = false;
         self.state.music = None;
         let channel = core.legs[consult.leg].channel.clone();
-        core.media(USER, MediaCommand::BridgeWith(channel));
+        core.media(self.user(), MediaCommand::BridgeWith(channel));
         let by = self.offer(consult.by).map(|o| o.offer.agent_no.clone());
         for o in &mut self.state.offers {
             if o.leg == consult.by {
@@ -176,14 +176,18 @@ impl InboundFlow {
         let consult = self.answered_consult(core).ok_or_else(|| {
             Refusal::State("consultConference needs the consulted party connected".into())
         })?;
-        let room = format!("{}@default", core.id);
-        for leg in [USER, consult.by, consult.leg] {
+        let profile = match self.rules.conference_profile.as_str() {
+            "" => "default",
+            profile => profile,
+        };
+        let room = format!("{}@{profile}", core.id);
+        for leg in [self.user(), consult.by, consult.leg] {
             core.media(
                 leg,
                 MediaCommand::SetVar("conference_controls".into(), "none".into()),
             );
         }
-        core.media(USER, MediaCommand::ToConference(room.clone()));
+        core.media(self.user(), MediaCommand::ToConference(room.clone()));
         core.media(consult.by, MediaCommand::BothToConference(room));
         self.state.conference = true;
         self.state.parked = false;

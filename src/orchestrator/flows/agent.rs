@@ -1,25 +1,33 @@
-//! A user dialling in (agents' contract §9, §3.3, §7.1 "Offer") as a script over the
-//! engine. The caller's channel already exists, parked on the media server: the platform
-//! answers it, plays the number's welcome, follows its route (a queue, an agent, a key
-//! menu, a hangup prompt), and while the caller waits in a queue with music the
+//! Every agent conversation (agents' contract §7, §9, §3.3, §3.6) as one script over the
+//! engine. A dial-in: the caller's channel already exists, parked on the media server; the
+//! platform answers it, plays the number's welcome, follows its route (a queue, an agent, a
+//! key menu, a hangup prompt), and while the caller waits in a queue with music the
 //! application's matchmaker ([`crate::acd`]) sends it offers: each offer dials an agent's
-//! device, and the first agent connected is bridged to the caller (`uuid_bridge`).
+//! device, and the first agent connected is bridged to the caller (`uuid_bridge`). A
+//! backend outbound call dials its user first, then does the same. An agent's callOut
+//! dials the agent's device first, then the user from the agent's channel. Once a user and
+//! an agent talk, every conversation is the same: hold, transfer, consult, conference,
+//! supervision, maxCallDuration and the recording.
 //!
-//! Legs: 0 the user (U), then one per offer, in the order they were dialled. What a
-//! takeover needs (the phase, the queue and join time, the offers, a decided byeType) is
-//! written as a snapshot whenever it changes.
+//! Legs: a dial-in's or backend outbound's user first (0), a callOut's agent first (0) and
+//! its user (1); then one per offer, consult or supervisor, in the order they were
+//! dialled. What a takeover needs (the phase, the queue and join time, the offers, a
+//! decided byeType) is written as a snapshot whenever it changes.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::agent_call::{AgentOrder, OutsideNumber, TransferTo};
+use super::orders::{AgentOrder, OutsideNumber, TransferTo};
 
+mod call_out;
 mod consult;
 mod monitor;
+mod talk;
+use super::click2call::MAX_DURATION_CAUSE;
 use crate::acd::dispatch::Place;
 use crate::cdr::{LegFacts, MEDIA_LOST};
-use crate::domain::agent_call::{AgentBye, CallType};
+use crate::domain::agent_call::{AgentBye, AgentCall, CallType};
 use crate::orchestrator::engine::{
     App, CdrKind, Command, CommandToken, Core, Dial, Effect, Endpoint, Happened, Hears, LegIdx,
     MediaCommand, Refusal, ReplyToken, Timer, Write,
@@ -27,8 +35,12 @@ use crate::orchestrator::engine::{
 pub use consult::Consult;
 pub use monitor::Monitor;
 
-/// The user's leg.
-pub const USER: LegIdx = 0;
+/// The user's leg of a dial-in or a backend outbound call.
+pub const CALLER: LegIdx = 0;
+/// A callOut's agent leg, dialled first.
+pub const CALL_OUT_AGENT: LegIdx = 0;
+/// A callOut's user leg, dialled from the agent's channel once it answered.
+pub const CALL_OUT_USER: LegIdx = 1;
 /// Overflows a caller may take; the next one is a hangup.
 pub const MAX_OVERFLOWS: u8 = 5;
 /// The channel variable that marks a DID channel as claimed (§9).
@@ -132,6 +144,9 @@ pub struct Plan {
     /// Seconds an agent route's offer rings (the application's agentRingTimeout).
     #[serde(default = "default_agent_ring")]
     pub agent_ring_secs: u32,
+    /// An agent's callOut (§7.1): its agent is dialled first, then its user.
+    #[serde(default)]
+    pub call_out: Option<Box<AgentCall>>,
 }
 
 fn default_agent_ring() -> u32 {
@@ -141,11 +156,53 @@ fn default_agent_ring() -> u32 {
 impl Plan {
     /// The conversation's callType.
     pub fn call_type(&self) -> CallType {
-        match self.outbound {
-            Some(_) => CallType::Outbound,
-            None => CallType::DialIn,
+        match (&self.call_out, &self.outbound) {
+            (Some(call), _) => call.call_type,
+            (None, Some(_)) => CallType::Outbound,
+            (None, None) => CallType::DialIn,
         }
     }
+
+    /// An agent's callOut: it has no route nor queues; a transfer that fails ends it with
+    /// the failure tone `failure`.
+    pub fn call_out(call: AgentCall, failure: String) -> Self {
+        Plan {
+            did: String::new(),
+            user_number: call.user_number.clone(),
+            welcome: None,
+            route: Route::Step(Step::Hangup(failure.clone())),
+            queues: BTreeMap::new(),
+            failure,
+            outbound: None,
+            agent_ring_secs: call.agent_ring_timeout,
+            call_out: Some(Box::new(call)),
+        }
+    }
+
+    /// The `displayNum` the user was dialled with (`""`: none, or a dial-in).
+    pub fn display_num(&self) -> &str {
+        match (&self.call_out, &self.outbound) {
+            (Some(call), _) => &call.display_num,
+            (None, Some(outbound)) => &outbound.display_num,
+            (None, None) => "",
+        }
+    }
+}
+
+/// What the application's CTI settings make of an agent conversation once a user and an
+/// agent talk (§3.5), resolved when its driver starts.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TalkRules {
+    /// What a user hears on hold outside any queue (the application's musicOnHold, or
+    /// FreeSWITCH's own).
+    pub music_on_hold: String,
+    /// Seconds of talk allowed from the first connection (0: no limit).
+    pub max_call_duration: u32,
+    /// Where the recording goes on the media server (`recordAgentCalls`), if it is on.
+    pub recording: Option<String>,
+    /// The mod_conference profile a conference of the conversation uses (`""`:
+    /// `default`).
+    pub conference_profile: String,
 }
 
 /// How a backend outbound call dials its user and how long the user waits.
@@ -289,6 +346,10 @@ pub enum QueueOrder {
 /// Where the conversation is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Phase {
+    /// A callOut's agent device is dialled.
+    DialAgent,
+    /// A callOut's user is dialled from the agent's channel.
+    DialUser,
     /// The caller's channel is being answered.
     Answering,
     /// The welcome plays.
@@ -531,11 +592,24 @@ pub struct State {
     /// The caller, its agent and the consulted party talk in a conference.
     #[serde(default)]
     pub conference: bool,
+    /// maxCallDuration's deadline (Unix ms, media clock), from the first connection.
+    #[serde(default)]
+    pub deadline: Option<i64>,
+    /// Legs whose maxCallDuration hangup is set on the media server.
+    #[serde(default)]
+    pub armed: Vec<LegIdx>,
+    /// Legs cut by maxCallDuration.
+    #[serde(default)]
+    pub timed_out: Vec<LegIdx>,
+    /// The recording (recordAgentCalls): asked for at this instant (Unix ms, media clock),
+    /// and whether the media server confirmed it (after a takeover: assumed).
+    #[serde(default)]
+    pub recording: Option<(i64, bool)>,
 }
 
 /// An inbound conversation.
 #[derive(Debug)]
-pub struct InboundFlow {
+pub struct AgentFlow {
     plan: Plan,
     state: State,
     /// The application run the flow waits for.
@@ -549,15 +623,25 @@ pub struct InboundFlow {
     holding: Option<(ReplyToken, CommandToken, bool)>,
     /// What the announcement under way has still to play.
     announcement: Vec<App>,
+    /// The CTI settings it follows once a user and an agent talk.
+    rules: TalkRules,
+    /// The answer that tells whether the recording started.
+    record_reply: Option<ReplyToken>,
 }
 
-impl InboundFlow {
-    /// A new conversation following `plan`.
-    pub fn new(plan: Plan) -> Self {
-        InboundFlow {
+impl AgentFlow {
+    /// A new conversation following `plan` and `rules`, with its first userData.
+    pub fn new(plan: Plan, rules: TalkRules, user_data: String) -> Self {
+        let phase = match plan.call_out {
+            Some(_) => Phase::DialAgent,
+            None => Phase::Answering,
+        };
+        AgentFlow {
             plan,
+            rules,
+            record_reply: None,
             state: State {
-                phase: Phase::Answering,
+                phase,
                 stay: None,
                 waited_ms: 0,
                 last_queue: String::new(),
@@ -569,7 +653,7 @@ impl InboundFlow {
                 agent: None,
                 first_agent: None,
                 answered_queue: String::new(),
-                user_data: String::new(),
+                user_data,
                 held: false,
                 announcing: false,
                 bye: None,
@@ -580,6 +664,10 @@ impl InboundFlow {
                 consult: None,
                 parked: false,
                 conference: false,
+                deadline: None,
+                armed: Vec::new(),
+                timed_out: Vec::new(),
+                recording: None,
             },
             run: None,
             bridging: None,
@@ -589,18 +677,35 @@ impl InboundFlow {
         }
     }
 
-    /// A conversation taken over, from its last snapshot (else as new).
-    pub fn resumed(plan: Plan, snapshot: Option<State>) -> Self {
-        let mut flow = Self::new(plan);
+    /// The conversation taken over, from its last snapshot (else as new).
+    pub fn resumed(mut self, snapshot: Option<State>) -> Self {
         if let Some(state) = snapshot {
-            flow.state = state;
+            self.state = state;
         }
-        flow
+        self
     }
 
     /// What it follows.
     pub fn plan(&self) -> &Plan {
         &self.plan
+    }
+
+    /// The user's leg.
+    pub fn user(&self) -> LegIdx {
+        match self.plan.call_out {
+            Some(_) => CALL_OUT_USER,
+            None => CALLER,
+        }
+    }
+
+    /// The agent who placed it, if it is a callOut.
+    pub fn call_out(&self) -> Option<&AgentCall> {
+        self.plan.call_out.as_deref()
+    }
+
+    /// Whether leg `leg` is a callOut's agent leg.
+    pub fn is_call_out_agent(&self, leg: LegIdx) -> bool {
+        self.plan.call_out.is_some() && leg == CALL_OUT_AGENT
     }
 
     /// Where it is.
@@ -638,7 +743,7 @@ impl InboundFlow {
     }
 
     /// What the conversation knows of queue `sid`: from its plan, or reached by a transfer.
-    fn queue(&self, sid: &str) -> Option<&QueuePlan> {
+    pub fn queue(&self, sid: &str) -> Option<&QueuePlan> {
         self.plan
             .queues
             .get(sid)
@@ -650,6 +755,9 @@ impl InboundFlow {
     }
 
     pub(super) fn start(&mut self, core: &mut Core) {
+        if self.plan.call_out.is_some() {
+            return self.dial_agent(core);
+        }
         self.snapshot(core);
         if let Some(outbound) = &self.plan.outbound {
             // A backend outbound call: the user is dialled; its answer starts the route.
@@ -663,27 +771,32 @@ impl InboundFlow {
                 park_after_bridge: true,
                 eavesdrop: None,
             };
-            core.originate(USER, dial, false);
+            core.originate(self.user(), dial, false);
             return;
         }
-        core.emit(Effect::Follow(USER));
+        core.emit(Effect::Follow(self.user()));
         // It may have hung up before it was followed.
-        core.probe(USER);
-        self.run = core.execute(USER, App::Answer);
+        core.probe(self.user());
+        self.run = core.execute(self.user(), App::Answer);
     }
 
     pub(super) fn restored(&mut self, core: &mut Core) {
         if core.ending.is_some() {
             return;
         }
+        self.restore_recording();
         if let Some(bye) = self.state.bye.take() {
             return self.end(core, bye);
         }
+        self.restore_dialing(core);
         for (leg, cause) in core.unheard_hangups() {
             self.on_leg(core, leg, Happened::HangingUp(cause));
         }
         if self.state.bye.is_some() || core.ending.is_some() {
             return;
+        }
+        for leg in 0..core.legs.len() {
+            self.arm(core, leg);
         }
         // Offers that ended while nobody drove the call.
         let over: Vec<LegIdx> = self
@@ -700,15 +813,15 @@ impl InboundFlow {
         self.restore_consult(core);
         match self.state.phase {
             Phase::Answering if self.plan.outbound.is_some() => {
-                if core.legs[USER].answered() {
+                if core.legs[self.user()].answered() {
                     self.route(core);
                 }
             }
-            Phase::Answering => self.run = core.execute(USER, App::Answer),
+            Phase::Answering => self.run = core.execute(self.user(), App::Answer),
             Phase::Welcome => self.route(core),
             Phase::Menu => self.play_menu(core),
             Phase::Closing => self.end(core, self.closing_bye()),
-            Phase::Talking => {}
+            Phase::Talking | Phase::DialAgent | Phase::DialUser => {}
             Phase::Waiting => {
                 // The matchmaker of this process learns of the caller, in its place.
                 if let Some(stay) = self.state.stay.clone() {
@@ -726,7 +839,7 @@ impl InboundFlow {
                     self.arm_announce(core);
                     if self.state.music.is_none() {
                         // An announcement was cut short: it ends, the music comes back.
-                        core.media(USER, MediaCommand::Park);
+                        core.media(self.user(), MediaCommand::Park);
                         self.resume_music(core);
                     }
                 }
@@ -756,20 +869,37 @@ impl InboundFlow {
         if core.ending.is_some() || self.state.bye.is_some() {
             return;
         }
+        let user = self.user();
+        let answered = happened == Happened::Answered;
+        let dialing = matches!(self.state.phase, Phase::DialAgent | Phase::DialUser);
         match (leg, happened) {
-            (USER, Happened::AppDone(Some(run))) if self.run == Some(run) => {
+            (CALL_OUT_AGENT, Happened::Answered) if self.state.phase == Phase::DialAgent => {
+                self.dial_user(core)
+            }
+            (_, Happened::Answered) if leg == user && self.state.phase == Phase::DialUser => {
+                self.user_answered(core)
+            }
+            (_, Happened::HangingUp(cause)) if dialing => self.dial_over(core, leg, &cause),
+            (_, Happened::HangingUp(cause))
+                if cause == MAX_DURATION_CAUSE && self.state.deadline.is_some() =>
+            {
+                self.time_limit(core, leg)
+            }
+            (_, Happened::AppDone(Some(run))) if leg == user && self.run == Some(run) => {
                 self.run = None;
                 self.next(core);
             }
-            (USER, Happened::Answered)
-                if self.plan.outbound.is_some() && self.state.phase == Phase::Answering =>
+            (_, Happened::Answered)
+                if leg == user
+                    && self.plan.outbound.is_some()
+                    && self.state.phase == Phase::Answering =>
             {
                 self.route(core)
             }
-            (USER, Happened::Key(key)) if self.state.phase == Phase::Menu => {
+            (_, Happened::Key(key)) if leg == user && self.state.phase == Phase::Menu => {
                 self.state.key.get_or_insert(key);
             }
-            (USER, Happened::HangingUp(cause)) => self.user_left(core, &cause),
+            (_, Happened::HangingUp(cause)) if leg == user => self.user_left(core, &cause),
             (_, Happened::Answered) if self.is_consult_leg(leg) => self.consult_answered(core, leg),
             (_, Happened::Answered) if self.is_monitor_leg(leg) => self.monitor_answered(core, leg),
             (_, Happened::Answered) if self.intercepting(leg).is_some() => {
@@ -778,7 +908,7 @@ impl InboundFlow {
             (_, Happened::Ended) if self.intercepting(leg).is_some() => {}
             (_, Happened::Key(key)) if self.is_monitor_leg(leg) => self.monitor_key(core, leg, key),
             (_, Happened::Ended) if self.is_monitor_leg(leg) => {}
-            (_, Happened::Answered) if leg != USER => self.offer_answered(core, leg),
+            (_, Happened::Answered) if leg != user => self.offer_answered(core, leg),
             (_, Happened::HangingUp(cause))
                 if Some(leg) == self.state.agent
                     && cause != MEDIA_LOST
@@ -795,11 +925,15 @@ impl InboundFlow {
                 self.stop_monitors_of(core, leg);
                 self.consult_over(core, leg)
             }
-            (_, Happened::Ended) if leg != USER && Some(leg) != self.state.agent => {
+            (_, Happened::Ended) if leg != user && Some(leg) != self.state.agent => {
                 self.stop_monitors_of(core, leg);
                 self.offer_over(core, leg)
             }
             _ => {}
+        }
+        // Every leg that talks is cut at maxCallDuration's deadline.
+        if answered && self.state.bye.is_none() && core.ending.is_none() {
+            self.arm(core, leg);
         }
     }
 
@@ -810,7 +944,7 @@ impl InboundFlow {
                 Some(file) => {
                     self.state.phase = Phase::Welcome;
                     self.snapshot(core);
-                    self.run = core.execute(USER, App::Playback(file));
+                    self.run = core.execute(self.user(), App::Playback(file));
                     if self.run.is_none() {
                         self.route(core);
                     }
@@ -821,7 +955,7 @@ impl InboundFlow {
             Phase::Menu => self.menu_done(core),
             Phase::Closing => self.end(core, self.closing_bye()),
             Phase::Waiting => self.announce_next(core),
-            Phase::Talking => {}
+            Phase::Talking | Phase::DialAgent | Phase::DialUser => {}
         }
     }
 
@@ -847,7 +981,7 @@ impl InboundFlow {
         self.state.key = None;
         let app = App::OneKey(menu.prompt.clone(), menu.timeout_secs * 1000);
         self.snapshot(core);
-        self.run = core.execute(USER, app);
+        self.run = core.execute(self.user(), app);
     }
 
     /// A menu try ended: the key's step, another try, or the default.
@@ -891,7 +1025,7 @@ impl InboundFlow {
         self.state.phase = Phase::Closing;
         self.stop_music(core);
         self.snapshot(core);
-        self.run = core.execute(USER, App::Playback(file));
+        self.run = core.execute(self.user(), App::Playback(file));
         if self.run.is_none() {
             self.end(core, self.closing_bye());
         }
@@ -913,14 +1047,14 @@ impl InboundFlow {
             self.run = None;
         }
         if self.state.music.take().is_some() || announcing {
-            core.media(USER, MediaCommand::Park);
+            core.media(self.user(), MediaCommand::Park);
         }
     }
 
     /// Loops `music` to the caller (it hears nothing else meanwhile).
     fn play_music(&mut self, core: &mut Core, music: String) {
         let endless = format!("endless_playback::{music}");
-        core.media(USER, MediaCommand::Broadcast(endless, Hears::This));
+        core.media(self.user(), MediaCommand::Broadcast(endless, Hears::This));
         self.state.music = Some(music);
     }
 
@@ -977,13 +1111,13 @@ impl InboundFlow {
         }));
     }
 
-    /// The music of a wait that is not in a queue: the first queue's, else FreeSWITCH's
-    /// own music on hold.
+    /// The music of a call that came through no queue (§3.5 `musicOnHold`): the
+    /// application's, else FreeSWITCH's own music on hold.
     fn default_music(&self) -> String {
-        self.plan.queues.values().next().map_or_else(
-            || crate::orchestrator::unit::FREESWITCH_MUSIC_ON_HOLD.into(),
-            |q| q.music.clone(),
-        )
+        match self.rules.music_on_hold.as_str() {
+            "" => crate::orchestrator::unit::FREESWITCH_MUSIC_ON_HOLD.into(),
+            music => music.into(),
+        }
     }
 
     /// The longest a caller waits for `target` (0: no limit).
@@ -1053,7 +1187,7 @@ impl InboundFlow {
             return;
         }
         while let Some(app) = self.announcement.pop() {
-            self.run = core.execute(USER, app);
+            self.run = core.execute(self.user(), app);
             if self.run.is_some() {
                 return;
             }
@@ -1213,7 +1347,7 @@ impl InboundFlow {
     /// Bridges the caller with offer leg `leg` (whatever the caller hears stops).
     fn connect(&mut self, core: &mut Core, leg: LegIdx) {
         let channel = core.legs[leg].channel.clone();
-        match core.ask(USER, MediaCommand::BridgeWith(channel)) {
+        match core.ask(self.user(), MediaCommand::BridgeWith(channel)) {
             Some(reply) => self.bridging = Some((reply, leg)),
             None => self.withdraw(core, leg, "NORMAL_CLEARING"),
         }
@@ -1221,6 +1355,9 @@ impl InboundFlow {
 
     /// The media server answered the bridge, or a hold or retrieve.
     pub(super) fn on_reply(&mut self, core: &mut Core, token: ReplyToken, ok: bool) {
+        if self.recording_answered(core, token, ok) {
+            return;
+        }
         if let Some((_, command, hold)) = self.holding.filter(|(t, _, _)| *t == token) {
             self.holding = None;
             return self.held(core, command, hold, ok);
@@ -1271,6 +1408,7 @@ impl InboundFlow {
             self.withdraw(core, loser, "LOSE_RACE");
         }
         core.journal(Write::Bridged(leg, now));
+        self.talk_began(core, now);
         self.snapshot(core);
         // A number a transfer reached is no agent of the matchmaker's.
         if !agent_no.is_empty() {
@@ -1328,11 +1466,11 @@ impl InboundFlow {
 
     /// The caller hangs up: abandoned unless it talked or heard the hangup prompt.
     fn user_left(&mut self, core: &mut Core, cause: &str) {
-        self.state.first_gone = Some(USER);
+        self.state.first_gone = Some(self.user());
         let bye = match self.state.phase {
             _ if cause == MEDIA_LOST => AgentBye::MediaFailure,
             // A backend outbound user who never answered.
-            _ if self.plan.outbound.is_some() && !core.legs[USER].answered() => {
+            _ if self.plan.outbound.is_some() && !core.legs[self.user()].answered() => {
                 AgentBye::FirstNoAnswer
             }
             Phase::Talking => AgentBye::UserHungUp,
@@ -1356,9 +1494,18 @@ impl InboundFlow {
         if self.end_stay(core).is_some() {
             core.emit(Effect::Queue(QueueSignal::Leave));
         }
-        let ringing: Vec<LegIdx> = self.ringing(core).collect();
+        // (A callOut's agent leg hanging up by itself ends as it does.)
+        let ringing: Vec<LegIdx> = self
+            .ringing(core)
+            .filter(|&l| !self.is_call_out_agent(l) || core.legs[l].up())
+            .collect();
         for leg in ringing {
             self.mark_withdrawn(core, leg);
+        }
+        // A callOut's user still ringing is abandoned.
+        let user = self.user();
+        if let Some(l) = core.legs.get_mut(user).filter(|l| l.up() && !l.answered()) {
+            l.canceled = self.plan.call_out.is_some();
         }
         self.snapshot(core);
         core.end_call("NORMAL_CLEARING");
@@ -1423,7 +1570,9 @@ impl InboundFlow {
             .ok_or_else(|| Refusal::State("the agent has no leg in this call".into()))?;
         let connected = self.state.agent == Some(leg);
         let consulting = self.state.consult.is_some() || self.state.conference;
+        let waiting = self.state.phase == Phase::Waiting;
         match order {
+            AgentOrder::Hangup if self.dialing() => self.cancel_dialing(core),
             AgentOrder::Hangup if connected => {
                 if !self.agent_leaves_consult(core, leg) {
                     // A consult still ringing is canceled first (§7.1): it ends before
@@ -1443,7 +1592,7 @@ impl InboundFlow {
                 self.intercept(core, leg, interception)?
             }
             AgentOrder::Intercept(interception)
-                if self.ringing(core).any(|l| l == leg) && self.bridging.is_none() =>
+                if waiting && self.ringing(core).any(|l| l == leg) && self.bridging.is_none() =>
             {
                 self.intercept_offer(core, leg, interception)?
             }
@@ -1469,7 +1618,8 @@ impl InboundFlow {
                 core.hang_up(leg, "CALL_REJECTED");
             }
             AgentOrder::Bridge
-                if !connected
+                if waiting
+                    && !connected
                     && !self.is_consult_leg(leg)
                     && core.legs[leg].talking()
                     && self.bridging.is_none() =>
@@ -1481,6 +1631,11 @@ impl InboundFlow {
                 }
                 return Err(Refusal::State("the call could not be connected".into()));
             }
+            AgentOrder::Bridge if self.plan.call_out.is_some() && leg == CALL_OUT_AGENT => {
+                return Err(Refusal::State(
+                    "bridge connects an offer; a callOut connects by itself".into(),
+                ));
+            }
             AgentOrder::Bridge => {
                 return Err(Refusal::State(
                     "bridge needs an offer answered and not connected".into(),
@@ -1490,7 +1645,7 @@ impl InboundFlow {
                 // Toward the party the agent talks to: the consulted one, else the caller.
                 let to = match self.state.consult {
                     Some(c) if !self.state.conference && core.legs[c.leg].talking() => c.leg,
-                    _ => USER,
+                    _ => self.user(),
                 };
                 core.media(to, MediaCommand::SendDtmf(digits))
             }
@@ -1597,7 +1752,7 @@ impl InboundFlow {
     /// Dials a new leg for `offer`, ringing `timeout_secs` (a transfer's, after one was
     /// made).
     fn dial_offer(&mut self, core: &mut Core, offer: Offer, timeout_secs: u32) {
-        let leg = Self::leg_for(core, &offer);
+        let leg = self.leg_for(core, &offer);
         let dial = offer.dial(timeout_secs);
         let by = self.state.transferred_by.clone();
         self.push_offer(leg, offer, by, None);
@@ -1607,8 +1762,8 @@ impl InboundFlow {
 
     /// A new leg on the caller's node for `offer` (every leg of a conversation is on the
     /// caller's node: bridges, conferences and eavesdrop work within one media server).
-    fn leg_for(core: &mut Core, offer: &Offer) -> LegIdx {
-        let node = core.legs[USER].node.clone();
+    fn leg_for(&self, core: &mut Core, offer: &Offer) -> LegIdx {
+        let node = core.legs[self.user()].node.clone();
         let from = offer.shown.clone().unwrap_or_default();
         core.add_leg(node, from, offer.agent_number.clone())
     }
@@ -1689,7 +1844,7 @@ impl InboundFlow {
                     // A leg that refuses the re-INVITE (esl-transcripts 80): the bridge
                     // itself ends the music and joins the two again.
                     let agent = core.legs[leg].channel.clone();
-                    core.media(USER, MediaCommand::BridgeWith(agent));
+                    core.media(self.user(), MediaCommand::BridgeWith(agent));
                 }
                 Ok(())
             }
@@ -1713,17 +1868,23 @@ impl InboundFlow {
         }
     }
 
-    /// How leg `leg` ended.
+    /// How leg `leg` ended (maxCallDuration applies to the legs it cut).
     pub(super) fn leg_facts(&self, core: &Core, leg: LegIdx) -> LegFacts {
         let l = &core.legs[leg];
-        l.facts(l.end_kind())
+        match l.end_kind() {
+            _ if l.answered() && self.state.timed_out.contains(&leg) => {
+                l.facts(crate::cdr::LegEnd::MaxDuration)
+            }
+            end => l.facts(end),
+        }
     }
 
-    /// The byeType: decided, or a media failure (an abort, a lost node).
-    pub(super) fn cdr_kind(&self) -> CdrKind {
+    /// The byeType (decided, or a media failure: an abort, a lost node) and the
+    /// recording's length.
+    pub(super) fn cdr_kind(&self, core: &Core) -> CdrKind {
         CdrKind::Agent {
             bye: self.state.bye.unwrap_or(AgentBye::MediaFailure),
-            recording_ms: None,
+            recording_ms: self.recording_ms(core),
         }
     }
 }

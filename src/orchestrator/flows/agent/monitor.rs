@@ -9,10 +9,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{InboundFlow, Offer, OfferLeg, USER};
+use super::{AgentFlow, Offer, OfferLeg};
 use crate::domain::agent_call::MonitorMode;
 use crate::orchestrator::engine::{Core, Dial, Eavesdrop, LegIdx, MediaCommand, Refusal, Write};
-use crate::orchestrator::flows::agent_call::{Interception, Supervision};
+use crate::orchestrator::flows::orders::{Interception, Supervision};
 
 /// A supervisor's leg: whom it listens to, and how.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,7 +24,7 @@ pub struct Monitor {
     pub mode: MonitorMode,
 }
 
-impl InboundFlow {
+impl AgentFlow {
     /// The live leg of `supervisor` listening to agent leg `target` (`answered`: one that
     /// listens already, not one still ringing).
     fn listener(
@@ -53,7 +53,7 @@ impl InboundFlow {
         eavesdrop: Option<Eavesdrop>,
         mark: impl FnOnce(&mut OfferLeg),
     ) {
-        let leg = Self::leg_for(core, &offer);
+        let leg = self.leg_for(core, &offer);
         let dial = Dial {
             auto_answer: true,
             eavesdrop,
@@ -145,7 +145,7 @@ impl InboundFlow {
     }
 }
 
-impl InboundFlow {
+impl AgentFlow {
     /// The agent leg a supervisor's leg `leg` was dialled to take over, while it rings.
     pub(super) fn intercepting(&self, leg: LegIdx) -> Option<LegIdx> {
         self.offer(leg).and_then(|o| o.intercepts)
@@ -201,7 +201,7 @@ impl InboundFlow {
             core.media(target, MediaCommand::Hold(false));
         }
         let channel = core.legs[leg].channel.clone();
-        core.media(USER, MediaCommand::BridgeWith(channel));
+        core.media(self.user(), MediaCommand::BridgeWith(channel));
         for o in &mut self.state.offers {
             if o.leg == target {
                 o.intercepted = true;
@@ -219,7 +219,7 @@ impl InboundFlow {
     }
 }
 
-impl InboundFlow {
+impl AgentFlow {
     /// `intercept` of an agent whose offer `target` still rings (抢接): the offer is
     /// withdrawn (`failed (canceled)`, no pause) and the supervisor's device, answering by
     /// itself, is offered the caller instead, who keeps its music; if the supervisor
