@@ -223,21 +223,32 @@ impl Agents {
             entry.answered += usize::from(l.state == "answered");
         }
         for (id, c) in &mut conversations {
-            if let (Some(id), Some(StoredAgentConversation::Inbound { .. })) = (id, &c.call) {
+            if let Some(id) = id {
                 let snapshot = self.store().conversation_snapshot(id).await?;
                 c.state = snapshot.and_then(|s| serde_json::from_str(&s).ok());
             }
         }
+        // A callOut's user leg is its agent's while the agent's own (first) leg is on.
+        let placed_by_me = |cv: &Option<String>| {
+            legs.iter().any(|x| {
+                x.conversation_id == *cv
+                    && x.leg_seq == 0
+                    && x.agent_no.as_deref() == Some(agent_no)
+                    && x.end_at.is_none()
+            })
+        };
         Ok(legs
             .iter()
             .filter(|l| l.end_at.is_none())
-            // Its own legs, and the user's leg of a callOut (a dial-in's is not the agent's).
+            // Its own legs, and the user's leg of its callOut (a dial-in's is not the
+            // agent's).
             .filter(|l| match l.agent_no.as_deref() {
                 Some(other) => other == agent_no,
-                None => conversations[&l.conversation_id]
-                    .call
-                    .as_ref()
-                    .is_some_and(|c| c.call_type() == CallType::CallOut),
+                None => {
+                    let call = conversations[&l.conversation_id].call.as_ref();
+                    call.is_some_and(|c| c.call_type() == CallType::CallOut)
+                        && placed_by_me(&l.conversation_id)
+                }
             })
             .map(|l| {
                 let c = &conversations[&l.conversation_id];
@@ -283,6 +294,6 @@ struct Conversation {
     call: Option<StoredAgentConversation>,
     /// How many of its legs answered.
     answered: usize,
-    /// A dial-in's (or backend outbound's) last snapshot.
+    /// Its last snapshot.
     state: Option<crate::orchestrator::flows::agent::State>,
 }

@@ -4,7 +4,7 @@
 //! socket, the callOut's agent seeing its user's leg only while it is in the call, and the
 //! CDR's leg roles.
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::agent_calls::{CALL_OUT_CONNECTS, agent_cdr, ready, script};
 use crate::agent_sessions::{agent, command};
@@ -111,6 +111,15 @@ both_backends! {
         assert_eq!(r.status, 200, "{}", r.body);
         let (names, _) = script(&mut second, 1, 4).await;
         assert_eq!(names, ["held/3"]);
+        // getState: 1001 left the call; 1002 has its own leg, held (not the user's).
+        let calls = |body: Value| body["data"]["calls"].clone();
+        assert_eq!(calls(command(&app, "1001", "getState", json!({})).await.body), json!([]));
+        let mine = calls(command(&app, "1002", "getState", json!({})).await.body);
+        assert_eq!(
+            (mine.as_array().map(Vec::len), mine[0]["callSubtype"].as_str(), mine[0]["callState"].as_str(), mine[0]["callType"].as_str()),
+            (Some(1), Some("3"), Some("held"), Some("4")),
+            "{mine}"
+        );
         ok(&app, "1002", "hangup", json!({})).await;
         let cdr = agent_cdr(&app, &db, &cv).await;
         assert_eq!((cdr["callType"].as_str(), cdr["byeType"].as_str()), (Some("4"), Some("4")), "{cdr}");
