@@ -1257,14 +1257,15 @@ async fn eavesdrop_bugs_the_target_and_hears_keys() {
 #[tokio::test]
 async fn park_after_bridge_outlives_the_other_side() {
     let mut r = rig().await;
-    let device = |uuid: &str, number: &str| {
-        format!(
-            "originate {{origination_uuid={uuid},originate_timeout=20,sip_auto_answer=true,park_after_bridge=true}}user/{number}@voicepaas.local &park()"
-        )
-    };
     let (a, b) = (new_uuid(), new_uuid());
-    r.client.bgapi(&device(&a, "80000031")).await.unwrap();
-    r.client.bgapi(&device(&b, "80000032")).await.unwrap();
+    r.client
+        .bgapi(&parked_device(&a, "80000031"))
+        .await
+        .unwrap();
+    r.client
+        .bgapi(&parked_device(&b, "80000032"))
+        .await
+        .unwrap();
     bridge_when_answered(&mut r, &a, &b).await;
     r.client.api(&format!("uuid_kill {a}")).await.unwrap();
     loop {
@@ -1289,6 +1290,14 @@ async fn park_after_bridge_outlives_the_other_side() {
     r.client.api(&format!("uuid_kill {b}")).await.unwrap();
 }
 
+/// Originates SIP device `number` (answering by itself, parked after any bridge) into
+/// `&park()`, as `uuid`.
+fn parked_device(uuid: &str, number: &str) -> String {
+    format!(
+        "originate {{origination_uuid={uuid},originate_timeout=20,sip_auto_answer=true,park_after_bridge=true}}user/{number}@voicepaas.local &park()"
+    )
+}
+
 /// Once channels `a` and `b` (just originated) have both answered: `uuid_bridge a b`.
 async fn bridge_when_answered(r: &mut Rig, a: &str, b: &str) {
     let mut answered = 0;
@@ -1309,14 +1318,15 @@ async fn bridge_when_answered(r: &mut Rig, a: &str, b: &str) {
 #[tokio::test]
 async fn a_side_transferred_away_leaves_the_other_parked() {
     let mut r = rig().await;
-    let device = |uuid: &str, number: &str| {
-        format!(
-            "originate {{origination_uuid={uuid},originate_timeout=20,sip_auto_answer=true,park_after_bridge=true}}user/{number}@voicepaas.local &park()"
-        )
-    };
     let (a, b) = (new_uuid(), new_uuid());
-    r.client.bgapi(&device(&a, "80000041")).await.unwrap();
-    r.client.bgapi(&device(&b, "80000042")).await.unwrap();
+    r.client
+        .bgapi(&parked_device(&a, "80000041"))
+        .await
+        .unwrap();
+    r.client
+        .bgapi(&parked_device(&b, "80000042"))
+        .await
+        .unwrap();
     bridge_when_answered(&mut r, &a, &b).await;
     let moved = r
         .client
