@@ -71,6 +71,8 @@ struct World {
     cancel_asked: bool,
     violations: Vec<String>,
     seq: u64,
+    /// What the flow told its matchmaker, in order.
+    signals: Vec<crate::orchestrator::flows::agent::QueueSignal>,
 }
 
 /// How to build the call's flow again (a takeover).
@@ -229,7 +231,8 @@ impl Sim {
         for effect in effects {
             match effect {
                 Effect::Journal(writes) => self.write(writes),
-                Effect::Follow(_) | Effect::Queue(_) => {}
+                Effect::Follow(_) => {}
+                Effect::Queue(signal) => self.world.signals.push(signal),
                 Effect::Originate(leg, _) => {
                     if !self.written(leg) {
                         self.world
@@ -1251,5 +1254,52 @@ fn queued_calls_reach_every_outcome() {
     assert!(
         transferred >= 20 && consulted >= 10 && taken >= 100,
         "{transferred} {consulted} {taken} {byes:?}"
+    );
+}
+
+/// A supervisor's intercept of a ringing offer that it does not answer sends the caller
+/// back to the head of its queue (agents' contract §7.2), with its join time kept; both
+/// offers are over for the matchmaker.
+#[test]
+fn a_missed_intercept_puts_the_caller_at_the_head() {
+    use crate::acd::dispatch::Place;
+    use crate::orchestrator::flows::agent::QueueSignal;
+    let mut sim = Sim::new(INBOUNDS[0]);
+    sim.feed(Input::Start);
+    sim.world.chans.entry(0).or_default().answered = true;
+    sim.feed(Input::Media(0, MediaEvent::Answered { at: sim.now }));
+    let Some(QueueSignal::Join {
+        join_ms,
+        place: Place::InTurn,
+        ..
+    }) = sim.world.signals.last().cloned()
+    else {
+        panic!("no join: {:?}", sim.world.signals);
+    };
+    sim.command(inbound_command(0, Some("1001".into())));
+    sim.tick(500);
+    let intercept = AgentOrder::Intercept(Interception {
+        supervisor: "2001".into(),
+        offer: Some(supervisor_offer()),
+    });
+    sim.command(Command::Agent("1001".into(), intercept));
+    assert_eq!(sim.engine.core.legs.len(), 3, "{:?}", sim.world.violations);
+    sim.hang_up(2, "NO_ANSWER", true);
+    let n = sim.world.signals.len();
+    assert!(n >= 5, "{:?}", sim.world.signals);
+    assert_eq!(
+        sim.world.signals[n - 4..],
+        [
+            QueueSignal::Missed("2001".into()),
+            QueueSignal::Missed("1001".into()),
+            QueueSignal::Leave,
+            QueueSignal::Join {
+                target: Target::Queue("QU1".into()),
+                join_ms,
+                place: Place::Head,
+                join_type: crate::orchestrator::flows::agent::JoinType::Outbound,
+                resumed: false,
+            },
+        ]
     );
 }

@@ -1442,10 +1442,14 @@ impl AgentFlow {
         let agent_no = offer.map(|o| o.offer.agent_no.clone());
         // A supervisor's intercept missed: the offer it replaced is over too.
         let replaced = offer.and_then(|o| o.replaces.clone());
+        let intercept_missed = replaced.is_some();
         for agent_no in agent_no.into_iter().chain(replaced) {
             if !agent_no.is_empty() {
                 core.emit(Effect::Queue(QueueSignal::Missed(agent_no)));
             }
+        }
+        if intercept_missed {
+            self.back_to_head(core);
         }
         self.snapshot(core);
         if self.state.phase != Phase::Waiting || self.ringing(core).next().is_some() {
@@ -1462,6 +1466,24 @@ impl AgentFlow {
         if to_agent && (transfer || self.plan.outbound.is_none()) || stay.timed_out {
             self.leave(core, LeaveCause::Timeout);
         }
+    }
+
+    /// A waiting caller goes to the head of its line (a supervisor's intercept of its
+    /// offer missed: §7.2), keeping its join time.
+    fn back_to_head(&mut self, core: &mut Core) {
+        let Some(stay) = self.state.stay.as_mut().filter(|s| !s.head) else {
+            return;
+        };
+        stay.head = true;
+        let stay = stay.clone();
+        core.emit(Effect::Queue(QueueSignal::Leave));
+        core.emit(Effect::Queue(QueueSignal::Join {
+            target: stay.target,
+            join_ms: stay.join_ms,
+            place: Place::Head,
+            join_type: stay.join_type,
+            resumed: false,
+        }));
     }
 
     /// The caller hangs up: abandoned unless it talked or heard the hangup prompt.
