@@ -442,3 +442,96 @@ async fn a_blocking_api_holds_the_events_back_as_recorded() {
     let messages = decode_in_chunks(&got, Direction::FromServer, 4096);
     assert_eq!(shape(&messages), recorded);
 }
+
+/// The registration events among `events`: (subclass, from-user, contact, status,
+/// expires), with the headers both kinds carry.
+fn registrations(events: &[Event]) -> Vec<[String; 5]> {
+    events
+        .iter()
+        .filter(|e| e.name() == "CUSTOM")
+        .filter(|e| {
+            e.get("Event-Subclass")
+                .is_some_and(|s| s.starts_with("sofia::"))
+        })
+        .map(|e| {
+            [
+                "Event-Subclass",
+                "from-user",
+                "contact",
+                "status",
+                "expires",
+            ]
+            .map(|h| e.get(h).unwrap_or_default().to_string())
+        })
+        .collect()
+}
+
+/// Registrations as esl-transcripts 86 recorded them: a device registering gives
+/// `sofia::register` (status `Registered(UDP)`, its expiry), `sofia_contact` names it, an
+/// originate reaches it; unregistering gives `sofia::unregister` (expires 0) and
+/// `sofia_contact` answers `error/user_not_registered`. On the sandbox the device is made
+/// to register with `voicepaas_register`; a device that left cannot be dialled
+/// (USER_NOT_REGISTERED), and a registration not renewed lapses with `sofia::expire`.
+#[tokio::test]
+async fn the_sandbox_registers_devices_as_recorded() {
+    let Some(dir) = dir() else { return };
+    let recorded = registrations(&recorded_events(&dir, "86-sofia-register"));
+    assert_eq!(recorded.len(), 2, "{recorded:?}");
+    let mut r = super::rig().await;
+    let api = |cmd: String| {
+        let client = r.client.clone();
+        async move { client.api(&cmd).await.unwrap() }
+    };
+    assert_eq!(
+        api("sofia_contact 1000@voicepaas.local".into()).await,
+        "sofia/internal/sip:1000@127.0.0.1:5070"
+    );
+    assert_eq!(
+        api("voicepaas_register 1000@voicepaas.local 120".into())
+            .await
+            .trim(),
+        "+OK"
+    );
+    let dial = |uuid: &str| {
+        format!("originate {{origination_uuid={uuid}}}user/1000@voicepaas.local &park()")
+    };
+    let reached = super::new_uuid();
+    let answer = r.client.bgapi(&dial(&reached)).await.unwrap();
+    assert_eq!(answer.trim(), format!("+OK {reached}"));
+    api(format!("uuid_kill {reached}")).await;
+    assert_eq!(
+        api("voicepaas_register 1000@voicepaas.local 0".into())
+            .await
+            .trim(),
+        "+OK"
+    );
+    assert_eq!(
+        api("sofia_contact 1000@voicepaas.local".into()).await,
+        "error/user_not_registered"
+    );
+    let refused = r
+        .client
+        .bgapi(&dial(&super::new_uuid()))
+        .await
+        .unwrap_or_else(|e| e.to_string());
+    assert_eq!(refused.trim(), "-ERR USER_NOT_REGISTERED");
+    // 2 s of sandbox time: the registration lapses.
+    api("voicepaas_register 1000@voicepaas.local 2".into()).await;
+    let mut seen = Vec::new();
+    while registrations(&seen).len() < 4 {
+        if let Incoming::Event(e) = super::next(&mut r.incoming).await {
+            seen.push(e);
+        }
+    }
+    let got = registrations(&seen);
+    assert_eq!(got[..2], recorded[..]);
+    let tail: Vec<(&str, &str)> = got[2..]
+        .iter()
+        .map(|g| (g[0].as_str(), g[4].as_str()))
+        .collect();
+    assert_eq!(tail, [("sofia::register", "2"), ("sofia::expire", "0")]);
+    assert_eq!(
+        api("sofia_contact 1000@voicepaas.local".into()).await,
+        "error/user_not_registered"
+    );
+}

@@ -201,6 +201,10 @@ impl Channel {
             .is_some_and(|v| v == "true");
         let outcome = match &spawn.caller {
             Some(caller) => Outcome::for_caller(caller),
+            // A device that unregistered (esl-transcripts 86) cannot be reached.
+            None if spawn.dial.starts_with("user/") && !switch.registered(&spawn.number) => {
+                Outcome::unreachable("USER_NOT_REGISTERED")
+            }
             None if spawn.dial.starts_with("user/") || agent_leg => {
                 Outcome::for_agent_device(&spawn.number)
             }

@@ -8,6 +8,7 @@ mod channel;
 pub mod clock;
 mod conference;
 pub mod outcome;
+mod registrar;
 mod session;
 mod switch;
 

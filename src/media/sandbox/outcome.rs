@@ -76,6 +76,16 @@ impl Outcome {
         }
     }
 
+    /// A far end that cannot be reached: the originate fails at once with `cause`.
+    pub fn unreachable(cause: &'static str) -> Self {
+        Outcome {
+            fails_with: Some(cause),
+            rings_for: None,
+            presses: vec![],
+            hangs_up_after: None,
+        }
+    }
+
     /// The outcome for an agent's device (`user/…`): it rings 1 s, answers by itself and
     /// stays up until the platform hangs up, unless its number's suffix says otherwise
     /// (busy, never answers, fails, hangs up 2 s after answering, rings 10 s; 9993 and

@@ -12,6 +12,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use super::channel::{App, Channel, Command, Legs, Spawn};
 use super::clock::SandboxClock;
 use super::conference::Conferences;
+use super::registrar::{Change, Registrar};
 use crate::domain::PhoneNumber;
 use crate::esl::Event;
 
@@ -30,6 +31,7 @@ pub struct Switch {
     events: broadcast::Sender<Arc<Event>>,
     channels: Mutex<HashMap<String, mpsc::Sender<Command>>>,
     conferences: Mutex<Conferences>,
+    registrar: Mutex<Registrar>,
     /// Where relative recording paths go.
     pub recordings: PathBuf,
 }
@@ -51,6 +53,7 @@ impl Switch {
             events,
             channels: Mutex::new(HashMap::new()),
             conferences: Mutex::new(Conferences::default()),
+            registrar: Mutex::new(Registrar::default()),
             recordings,
         })
     }
@@ -194,6 +197,36 @@ impl Switch {
         channels.insert(uuid, sender);
     }
 
+    /// Whether device `user` can be reached (it did not unregister nor let its
+    /// registration lapse).
+    pub fn registered(&self, user: &str) -> bool {
+        !lock(&self.registrar).contact_of(user).starts_with("error/")
+    }
+
+    /// Device `user` of `domain` registers for `expires` seconds (0: unregisters); a
+    /// registration not renewed by then lapses with `sofia::expire`.
+    fn register(self: &Arc<Self>, user: &str, domain: &str, expires: u32) {
+        let now = self.clock.now_us();
+        let change = lock(&self.registrar).register(user, expires, now);
+        let base = self.base_event("CUSTOM");
+        self.publish(Registrar::event(change, user, domain, expires, base));
+        let Some(until) = lock(&self.registrar).until(user) else {
+            return;
+        };
+        let (switch, user, domain) = (self.clone(), user.to_string(), domain.to_string());
+        let deadline = self
+            .clock
+            .deadline(std::time::Duration::from_secs(u64::from(expires)));
+        tokio::spawn(async move {
+            tokio::time::sleep_until(deadline).await;
+            let now = switch.clock.now_us().max(until);
+            if lock(&switch.registrar).lapse(&user, until, now) {
+                let base = switch.base_event("CUSTOM");
+                switch.publish(Registrar::event(Change::Expire, &user, &domain, 0, base));
+            }
+        });
+    }
+
     /// Adds a channel (`uuid`, its channel name and caller number) to conference `room`
     /// (`name@profile`), with its maintenance events.
     pub fn join_conference(&self, room: &str, member: (&str, &str, &str)) {
@@ -323,11 +356,21 @@ impl Switch {
                 }
                 _ => "-ERR usage: voicepaas_inbound <from> <to> [callSid]\n".into(),
             },
-            // Every agent's device counts as registered (agents' contract §12).
+            // Every agent's device counts as registered (agents' contract §12) unless it
+            // was made to unregister or its registration lapsed.
             "sofia_contact" => {
                 let user = arg(0).split('@').next().unwrap_or_default();
-                format!("sofia/internal/sip:{user}@127.0.0.1:5070")
+                lock(&self.registrar).contact_of(user)
             }
+            // The sandbox's own: device `<user>@<domain>` registers for `expires` seconds
+            // (0: unregisters), with the sofia:: events of a real registration.
+            "voicepaas_register" => match (arg(0).split_once('@'), arg(1).parse::<u32>()) {
+                (Some((user, domain)), Ok(expires)) if !user.is_empty() => {
+                    self.register(user, domain, expires);
+                    "+OK\n".into()
+                }
+                _ => "-ERR usage: voicepaas_register <user>@<domain> <expires>\n".into(),
+            },
             "uuid_break" => told(arg(0), Command::Break, "+OK\n"),
             "uuid_hold" => match arg(0) {
                 "off" => told(arg(1), Command::Hold(false), "+OK Success\n"),
