@@ -34,6 +34,7 @@ const KEYS: &[(&str, Option<&str>)] = &[
     ("VOICEPAAS_CTI_SILENCE_SECONDS", Some("45")),
     ("VOICEPAAS_ALLOW_PRIVATE_WEBHOOKS", Some("false")),
     ("VOICEPAAS_ADMIN_TOKEN", None),
+    ("VOICEPAAS_FS_DIRECTORY_SECRET", None),
     ("VOICEPAAS_NODE_ID", Some("10000")),
     ("VOICEPAAS_TIMEZONE", Some("Asia/Shanghai")),
     ("VOICEPAAS_WEBHOOK_RETRY_SCALE", Some("1")),
@@ -182,6 +183,9 @@ pub struct Settings {
     pub allow_private_webhooks: bool,
     /// Bearer token of the operator API; the API is off when unset (`VOICEPAAS_ADMIN_TOKEN`).
     pub admin_token: Option<Secret>,
+    /// The password FreeSWITCH's mod_xml_curl gives (user `freeswitch`) to read the agents'
+    /// directory (`VOICEPAAS_FS_DIRECTORY_SECRET`; unset: no directory).
+    pub fs_directory_secret: Option<Secret>,
     /// Five-digit node id put into every id this process makes (`VOICEPAAS_NODE_ID`).
     pub node_id: u32,
     /// Time zone of times in callbacks, CDRs and queries (`VOICEPAAS_TIMEZONE`).
@@ -364,6 +368,9 @@ impl Settings {
                 &required("VOICEPAAS_ALLOW_PRIVATE_WEBHOOKS"),
             )?,
             admin_token: get("VOICEPAAS_ADMIN_TOKEN")
+                .filter(|t| !t.is_empty())
+                .map(Secret::new),
+            fs_directory_secret: get("VOICEPAAS_FS_DIRECTORY_SECRET")
                 .filter(|t| !t.is_empty())
                 .map(Secret::new),
             node_id,

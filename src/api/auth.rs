@@ -68,7 +68,15 @@ pub fn admin(state: &AppState, req: &HttpRequest) -> Result<(), AdminRefusal> {
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token.trim())
         .ok_or(AdminRefusal::BadToken)?;
-    // Compare MACs of both under a fresh key: constant time whatever the lengths.
+    match same_secret(expected.expose(), given) {
+        true => Ok(()),
+        false => Err(AdminRefusal::BadToken),
+    }
+}
+
+/// Whether `given` is `expected`, compared in constant time whatever the lengths (MACs of
+/// both under a fresh key).
+fn same_secret(expected: &str, given: &str) -> bool {
     let key = crate::domain::credentials::random_bytes::<32>();
     let mac = |s: &str| {
         let mut m = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key)
@@ -76,8 +84,30 @@ pub fn admin(state: &AppState, req: &HttpRequest) -> Result<(), AdminRefusal> {
         m.update(s.as_bytes());
         m
     };
-    let expected_tag = mac(expected.expose()).finalize().into_bytes();
-    mac(given)
-        .verify_slice(&expected_tag)
-        .map_err(|_| AdminRefusal::BadToken)
+    let expected_tag = mac(expected).finalize().into_bytes();
+    mac(given).verify_slice(&expected_tag).is_ok()
+}
+
+/// Why FreeSWITCH may not read the agents' directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DirectoryRefusal {
+    /// `VOICEPAAS_FS_DIRECTORY_SECRET` is unset: there is no directory (404).
+    Disabled,
+    /// Wrong or missing `freeswitch:<secret>` Basic credentials (401).
+    BadSecret,
+}
+
+/// Checks mod_xml_curl's `gateway-credentials` (`freeswitch:<secret>`, HTTP Basic).
+pub fn freeswitch(state: &AppState, req: &HttpRequest) -> Result<(), DirectoryRefusal> {
+    let expected = state
+        .settings
+        .fs_directory_secret
+        .as_ref()
+        .ok_or(DirectoryRefusal::Disabled)?;
+    match basic_credentials(req) {
+        Some((user, secret)) if user == "freeswitch" && same_secret(expected.expose(), &secret) => {
+            Ok(())
+        }
+        _ => Err(DirectoryRefusal::BadSecret),
+    }
 }

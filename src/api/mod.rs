@@ -14,6 +14,7 @@ mod console;
 mod conversations;
 pub mod cti;
 pub mod error;
+mod freeswitch;
 mod health;
 mod notices;
 pub mod observe;
@@ -251,6 +252,11 @@ fn route_table() -> Vec<(Method, &'static str, Route)> {
             Method::POST,
             "/admin/sandbox/inbound",
             post().to(admin_sandbox::inbound),
+        ),
+        (
+            Method::POST,
+            "/freeswitch/directory",
+            post().to(freeswitch::directory),
         ),
         (Method::GET, "/healthz", get().to(health::healthz)),
         (Method::GET, "/readyz", get().to(health::readyz)),

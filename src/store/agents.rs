@@ -366,6 +366,18 @@ impl Store {
             .await)?)
     }
 
+    /// The agent whose device is `sip_number` (sipNumbers are unique across applications).
+    pub async fn find_agent_by_sip_number(
+        &self,
+        sip_number: &str,
+    ) -> Result<Option<AgentRecord>, StoreError> {
+        let sql = format!("SELECT {AGENT_COLUMNS} FROM agents WHERE sip_number = $1 LIMIT 1");
+        Ok(on_pool!(self, |p| sqlx::query_as(&sql)
+            .bind(sip_number)
+            .fetch_optional(p)
+            .await)?)
+    }
+
     /// Agent `agent_no` of application `app_id`, with its memberships.
     pub async fn find_agent(
         &self,

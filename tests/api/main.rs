@@ -20,6 +20,7 @@ mod consults;
 mod conversation_calls;
 mod conversations;
 mod dial_in;
+mod directory;
 mod engine_faults;
 mod fair_delivery;
 mod full_day;
