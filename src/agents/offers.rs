@@ -54,9 +54,10 @@ impl Agents {
                 None => Err(CommandError::TargetNotFound),
             })
             .await?;
-        let (endpoint, number) = match phone_type {
-            PhoneType::Pstn => (Endpoint::Number, record.pstn_number.clone()),
-            PhoneType::Sip | PhoneType::WebPhone => (Endpoint::Device, record.sip_number.clone()),
+        let endpoint = Endpoint::for_phone(phone_type);
+        let number = match endpoint {
+            Endpoint::Number => record.pstn_number.clone(),
+            Endpoint::Device => record.sip_number.clone(),
         };
         // A device shows the caller (the DID when numbers are masked); a PSTN phone the DID.
         let shown = match (phone_type, app.cti.encrypt_number) {

@@ -1257,16 +1257,7 @@ async fn eavesdrop_bugs_the_target_and_hears_keys() {
 #[tokio::test]
 async fn park_after_bridge_outlives_the_other_side() {
     let mut r = rig().await;
-    let (a, b) = (new_uuid(), new_uuid());
-    r.client
-        .bgapi(&parked_device(&a, "80000031"))
-        .await
-        .unwrap();
-    r.client
-        .bgapi(&parked_device(&b, "80000032"))
-        .await
-        .unwrap();
-    bridge_when_answered(&mut r, &a, &b).await;
+    let (a, b) = bridged_devices(&mut r, "80000031", "80000032").await;
     r.client.api(&format!("uuid_kill {a}")).await.unwrap();
     loop {
         if let Incoming::Event(e) = next(&mut r.incoming).await
@@ -1290,12 +1281,18 @@ async fn park_after_bridge_outlives_the_other_side() {
     r.client.api(&format!("uuid_kill {b}")).await.unwrap();
 }
 
-/// Originates SIP device `number` (answering by itself, parked after any bridge) into
-/// `&park()`, as `uuid`.
-fn parked_device(uuid: &str, number: &str) -> String {
-    format!(
-        "originate {{origination_uuid={uuid},originate_timeout=20,sip_auto_answer=true,park_after_bridge=true}}user/{number}@voicepaas.local &park()"
-    )
+/// SIP devices `first` and `second` (answering by themselves, parked after any bridge)
+/// originated into `&park()` and, once both answered, bridged: their uuids.
+async fn bridged_devices(r: &mut Rig, first: &str, second: &str) -> (String, String) {
+    let (a, b) = (new_uuid(), new_uuid());
+    for (uuid, number) in [(&a, first), (&b, second)] {
+        let line = format!(
+            "originate {{origination_uuid={uuid},originate_timeout=20,sip_auto_answer=true,park_after_bridge=true}}user/{number}@voicepaas.local &park()"
+        );
+        r.client.bgapi(&line).await.unwrap();
+    }
+    bridge_when_answered(r, &a, &b).await;
+    (a, b)
 }
 
 /// Once channels `a` and `b` (just originated) have both answered: `uuid_bridge a b`.
@@ -1318,16 +1315,7 @@ async fn bridge_when_answered(r: &mut Rig, a: &str, b: &str) {
 #[tokio::test]
 async fn a_side_transferred_away_leaves_the_other_parked() {
     let mut r = rig().await;
-    let (a, b) = (new_uuid(), new_uuid());
-    r.client
-        .bgapi(&parked_device(&a, "80000041"))
-        .await
-        .unwrap();
-    r.client
-        .bgapi(&parked_device(&b, "80000042"))
-        .await
-        .unwrap();
-    bridge_when_answered(&mut r, &a, &b).await;
+    let (a, b) = bridged_devices(&mut r, "80000041", "80000042").await;
     let moved = r
         .client
         .api(&format!("uuid_transfer {a} park inline"))

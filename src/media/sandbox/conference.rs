@@ -122,12 +122,6 @@ impl Conferences {
         e
     }
 
-    /// The members of room `name`, newest first, if it exists.
-    pub fn members(&self, name: &str) -> Option<Vec<String>> {
-        let room = self.rooms.get(name)?;
-        Some(room.members.iter().rev().map(|m| m.uuid.clone()).collect())
-    }
-
     /// `conference <name> list`: a line per member, newest first (member id, channel,
     /// uuid, caller name, caller number, flags, volumes, energy).
     pub fn list(&self, name: &str) -> Option<String> {

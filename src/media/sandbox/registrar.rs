@@ -50,8 +50,9 @@ impl Change {
 }
 
 impl Registrar {
-    /// Device `user` registers for `expires` seconds at `now_us` (0: unregisters).
-    pub fn register(&mut self, user: &str, expires: u32, now_us: i64) -> Change {
+    /// Device `user` registers for `expires` seconds at `now_us` (0: unregisters); the
+    /// change, and when the registration ends unless renewed.
+    pub fn register(&mut self, user: &str, expires: u32, now_us: i64) -> (Change, Option<i64>) {
         let (standing, change) = match expires {
             0 => (Standing::Gone, Change::Unregister),
             secs => (
@@ -60,7 +61,11 @@ impl Registrar {
             ),
         };
         self.devices.insert(user.to_string(), standing);
-        change
+        let until = match standing {
+            Standing::Until(at) => Some(at),
+            Standing::Gone => None,
+        };
+        (change, until)
     }
 
     /// Whether `user`'s registration registered at `registered_until` lapsed by `now_us`
@@ -74,20 +79,17 @@ impl Registrar {
         lapsed
     }
 
-    /// When `user`'s current registration ends, if it registered with an expiry.
-    pub fn until(&self, user: &str) -> Option<i64> {
-        match self.devices.get(user) {
-            Some(Standing::Until(at)) => Some(*at),
-            _ => None,
-        }
+    /// Whether device `user` can be reached: it never left, or registered again since.
+    pub fn is_registered(&self, user: &str) -> bool {
+        self.devices.get(user) != Some(&Standing::Gone)
     }
 
     /// `sofia_contact <user>@<domain>`: the dial string of a registered device, else
     /// `error/user_not_registered` (no newline, as FreeSWITCH answers).
     pub fn contact_of(&self, user: &str) -> String {
-        match self.devices.get(user) {
-            Some(Standing::Gone) => "error/user_not_registered".into(),
-            _ => format!("sofia/internal/sip:{user}@127.0.0.1:5070"),
+        match self.is_registered(user) {
+            true => format!("sofia/internal/sip:{user}@127.0.0.1:5070"),
+            false => "error/user_not_registered".into(),
         }
     }
 

@@ -200,17 +200,17 @@ impl Switch {
     /// Whether device `user` can be reached (it did not unregister nor let its
     /// registration lapse).
     pub fn registered(&self, user: &str) -> bool {
-        !lock(&self.registrar).contact_of(user).starts_with("error/")
+        lock(&self.registrar).is_registered(user)
     }
 
     /// Device `user` of `domain` registers for `expires` seconds (0: unregisters); a
     /// registration not renewed by then lapses with `sofia::expire`.
     fn register(self: &Arc<Self>, user: &str, domain: &str, expires: u32) {
         let now = self.clock.now_us();
-        let change = lock(&self.registrar).register(user, expires, now);
+        let (change, until) = lock(&self.registrar).register(user, expires, now);
         let base = self.base_event("CUSTOM");
         self.publish(Registrar::event(change, user, domain, expires, base));
-        let Some(until) = lock(&self.registrar).until(user) else {
+        let Some(until) = until else {
             return;
         };
         let (switch, user, domain) = (self.clone(), user.to_string(), domain.to_string());
@@ -614,24 +614,25 @@ impl Switch {
             words.next().unwrap_or("list"),
             words.next().unwrap_or("list"),
         );
-        let conferences = lock(&self.conferences);
         if name == "list" {
-            return conferences.list_all();
+            return lock(&self.conferences).list_all();
         }
-        let (Some(list), Some(members)) = (conferences.list(name), conferences.members(name))
-        else {
+        let Some(list) = lock(&self.conferences).list(name) else {
             return format!("-ERR Conference {name} not found\n");
         };
-        drop(conferences);
         match (action, words.next()) {
             // The count alone, with no newline (esl-transcripts 83).
-            ("list", Some("count")) => members.len().to_string(),
+            ("list", Some("count")) => list.lines().count().to_string(),
             ("list", _) => list,
             ("kick" | "hup", target) => {
                 let target = target.unwrap_or("all");
-                for (line, uuid) in list.lines().zip(&members) {
-                    let id = line.split(';').next().unwrap_or_default();
-                    if target == "all" || target == id || target == uuid {
+                // Each line: member id;channel;uuid;…
+                for line in list.lines() {
+                    let mut fields = line.split(';');
+                    let (id, uuid) = (fields.next(), fields.nth(1));
+                    if let (Some(id), Some(uuid)) = (id, uuid)
+                        && (target == "all" || target == id || target == uuid)
+                    {
                         self.tell(uuid, Command::Hangup("NORMAL_CLEARING".into()));
                     }
                 }

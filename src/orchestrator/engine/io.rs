@@ -188,6 +188,19 @@ pub enum Endpoint {
     Device,
 }
 
+impl Endpoint {
+    /// What an agent on `phone` is dialled at: a PSTN phone by its number, a SIP phone or
+    /// WebPhone as a registered device.
+    pub fn for_phone(phone: crate::domain::agent::PhoneType) -> Self {
+        match phone {
+            crate::domain::agent::PhoneType::Pstn => Endpoint::Number,
+            crate::domain::agent::PhoneType::Sip | crate::domain::agent::PhoneType::WebPhone => {
+                Endpoint::Device
+            }
+        }
+    }
+}
+
 /// A channel variable set at dial time, or an argument of a dial.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Dial {

@@ -871,7 +871,7 @@ impl AgentFlow {
         }
         let user = self.user();
         let answered = happened == Happened::Answered;
-        let dialing = matches!(self.state.phase, Phase::DialAgent | Phase::DialUser);
+        let dialing = self.dialing();
         match (leg, happened) {
             (CALL_OUT_AGENT, Happened::Answered) if self.state.phase == Phase::DialAgent => {
                 self.dial_user(core)
@@ -1525,9 +1525,12 @@ impl AgentFlow {
             self.mark_withdrawn(core, leg);
         }
         // A callOut's user still ringing is abandoned.
-        let user = self.user();
-        if let Some(l) = core.legs.get_mut(user).filter(|l| l.up() && !l.answered()) {
-            l.canceled = self.plan.call_out.is_some();
+        if self.plan.call_out.is_some()
+            && let Some(l) = core.legs.get_mut(CALL_OUT_USER)
+            && l.up()
+            && !l.answered()
+        {
+            l.canceled = true;
         }
         self.snapshot(core);
         core.end_call("NORMAL_CLEARING");
@@ -1653,7 +1656,7 @@ impl AgentFlow {
                 }
                 return Err(Refusal::State("the call could not be connected".into()));
             }
-            AgentOrder::Bridge if self.plan.call_out.is_some() && leg == CALL_OUT_AGENT => {
+            AgentOrder::Bridge if self.is_call_out_agent(leg) => {
                 return Err(Refusal::State(
                     "bridge connects an offer; a callOut connects by itself".into(),
                 ));

@@ -6,9 +6,8 @@
 
 use super::{AgentFlow, CALL_OUT_AGENT, CALL_OUT_USER, Offer, Phase};
 use crate::cdr::MEDIA_LOST;
-use crate::domain::agent::PhoneType;
 use crate::domain::agent_call::AgentBye;
-use crate::orchestrator::engine::{Core, Dial, Endpoint, Write};
+use crate::orchestrator::engine::{Core, Dial, Endpoint, LegIdx, Write};
 
 impl AgentFlow {
     /// Dials the agent's device (its leg noted as the agent's first).
@@ -19,10 +18,7 @@ impl AgentFlow {
         let offer = Offer {
             agent_no: call.agent_no.clone(),
             agent_number: call.agent_number.clone(),
-            endpoint: match call.phone_type {
-                PhoneType::Pstn => Endpoint::Number,
-                PhoneType::Sip | PhoneType::WebPhone => Endpoint::Device,
-            },
+            endpoint: Endpoint::for_phone(call.phone_type),
             auto_answer: true,
             shown: call.shown_to_agent(),
             wrapup_time: call.wrapup_time,
@@ -87,7 +83,7 @@ impl AgentFlow {
     }
 
     /// A leg of a callOut still dialling hung up: the byeType says which (§10).
-    pub(super) fn dial_over(&mut self, core: &mut Core, leg: usize, cause: &str) {
+    pub(super) fn dial_over(&mut self, core: &mut Core, leg: LegIdx, cause: &str) {
         self.state.first_gone = Some(leg);
         let bye = match (leg, self.state.phase) {
             _ if cause == MEDIA_LOST => AgentBye::MediaFailure,
