@@ -12,6 +12,7 @@ pub mod events;
 pub mod machine;
 mod monitoring;
 mod offers;
+pub mod push;
 mod snapshots;
 mod supervision;
 mod timers;

@@ -5,6 +5,9 @@
 //! once. A number that no application routes (or that is granted to no account) is
 //! refused with `UNALLOCATED_NUMBER`, as FreeSWITCH refuses an unknown number.
 
+use crate::agents::events::{CallEvent, CallEventName, CallView};
+use crate::agents::push::{EventKind, EventPush, PushTarget, conversation_key};
+use crate::domain::agent_call::{CallSubtype, CallType};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -87,7 +90,7 @@ async fn open(ctx: Arc<Ctx>, call: ParkedCall, record: NumberRecord) {
     }
     let plan = plan_of(&ctx, &call, &record).await;
     let now = chrono::Utc::now();
-    let new = NewInbound {
+    let mut new = NewInbound {
         conversation_id: ctx.ids.conversation(now).to_string(),
         leg_id: call
             .call_sid
@@ -102,7 +105,12 @@ async fn open(ctx: Arc<Ctx>, call: ParkedCall, record: NumberRecord) {
         .unwrap_or_default(),
         epoch: ctx.epoch(),
         created_at: ctx.media.now_ms_on(&call.node),
+        arrival: None,
     };
+    let app = ctx.app(&record.account_sid, &record.app_id).await;
+    new.arrival = app
+        .and_then(|a| a.push_target())
+        .map(|target| arrival(target, &new, &call, ctx.settings.timezone));
     let claimed = retried(&call, "claim", || {
         ctx.store.open_inbound(&call, &ctx.instance, &new)
     })
@@ -126,6 +134,44 @@ async fn open(ctx: Arc<Ctx>, call: ParkedCall, record: NumberRecord) {
     }
     let built = ctx.inbound(new.user_leg(&call)).await;
     ctx.launch(built, vec![Input::Start], None);
+}
+
+/// The caller leg's `initiated` (callSubtype 1, no agent) for the application's
+/// `eventUrl`, written with the claim.
+fn arrival(
+    target: PushTarget,
+    new: &NewInbound,
+    call: &ParkedCall,
+    tz: chrono_tz::Tz,
+) -> EventPush {
+    let event = CallEvent {
+        name: CallEventName::Initiated,
+        call: CallView {
+            agent_no: "",
+            agent_number: "",
+            call_type: CallType::DialIn,
+            user_number: &call.caller,
+            queue_sid: "",
+            did_number: &call.did,
+        },
+        app_id: &new.app_id,
+        conversation_sid: &new.conversation_id,
+        call_sid: &new.leg_id,
+        subtype: CallSubtype::User,
+        bridged: false,
+        failed_cause: "",
+        completed_cause: "",
+        co_agent_no: "",
+        monitor_mode: "",
+        user_data: "",
+        at_ms: new.created_at,
+    };
+    EventPush {
+        target,
+        ordering_key: conversation_key(&new.conversation_id),
+        kind: EventKind::Call,
+        data: event.data(tz).to_string(),
+    }
 }
 
 /// Refuses a call to a number nobody routes.

@@ -97,6 +97,19 @@ impl ApplicationRecord {
     }
 }
 
+impl ApplicationRecord {
+    /// Where its agent events are pushed (agents' contract §5), if it has an `eventUrl`.
+    pub fn push_target(&self) -> Option<crate::agents::push::PushTarget> {
+        let url = self.cti.event_url.as_deref().filter(|u| !u.is_empty())?;
+        Some(crate::agents::push::PushTarget {
+            account_sid: self.account_sid.clone(),
+            app_id: self.app_id.clone(),
+            url: url.to_string(),
+            format: self.cti.event_format.0,
+        })
+    }
+}
+
 const APP_COLUMNS: &str = "app_id, account_sid, name, notify_url, status_url, cdr_url, cdr_feed_url, cdr_batch_size, \
                            cdr_batch_window_ms, allowed_caller_ids, signing_secret, created_at, updated_at, cti_event_url, \
                            cti_event_format, cti_encrypt_number, cti_record_agent_calls, cti_agent_ring_timeout, \

@@ -25,6 +25,18 @@ pub struct Delivery {
     pub attempts: i64,
     /// For a batch of the CDR feed: its id (the webhook-id), shared by its rows.
     pub batch_id: Option<String>,
+    /// What it is (`result`, `status`, `cdr`, `feed`, `event`, `event_form`).
+    pub kind: String,
+}
+
+impl Delivery {
+    /// The body's `content-type`: astercc messages are a form, everything else JSON.
+    pub fn content_type(&self) -> &'static str {
+        match self.kind.as_str() {
+            crate::agents::push::OUTBOX_FORM => "application/x-www-form-urlencoded; charset=utf-8",
+            _ => "application/json",
+        }
+    }
 }
 
 /// How one attempt went.
@@ -96,11 +108,12 @@ impl Store {
             "WITH picked AS (\
                    SELECT o.seq FROM outbox o WHERE o.state = 'pending' AND o.kind <> 'feed' AND o.target_host = $4 \
                    AND o.next_attempt_at <= $1 AND (o.claimed_until IS NULL OR o.claimed_until < $1) \
-                   AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.ordering_key = o.ordering_key AND p.state = 'pending' AND p.seq < o.seq) \
+                   AND (NOT EXISTS (SELECT 1 FROM outbox p WHERE p.ordering_key = o.ordering_key AND p.state = 'pending' AND p.seq < o.seq) \
+                        OR (o.kind IN ('event', 'event_form') AND o.created_at <= $1 - 60000)) \
                    ORDER BY o.next_attempt_at, o.seq LIMIT $3{lock}) \
                  UPDATE outbox SET claimed_until = $2 FROM picked WHERE outbox.seq = picked.seq \
                  AND outbox.state = 'pending' AND (outbox.claimed_until IS NULL OR outbox.claimed_until < $1) \
-                 RETURNING outbox.seq, outbox.webhook_id, outbox.account_sid, outbox.app_id, outbox.target_url, outbox.body, outbox.attempts, outbox.batch_id"
+                 RETURNING outbox.seq, outbox.webhook_id, outbox.account_sid, outbox.app_id, outbox.target_url, outbox.body, outbox.attempts, outbox.batch_id, outbox.kind"
         );
         let mut claimed: Vec<Delivery> = Vec::new();
         let first_after = "SELECT MIN(target_host) FROM outbox WHERE state = 'pending' AND kind <> 'feed' AND target_host > $1";
@@ -279,7 +292,7 @@ impl Store {
                 sqlx::query_as(
                 "UPDATE outbox SET claimed_until = $2 WHERE batch_id = $1 AND state = 'pending' \
                  AND (claimed_until IS NULL OR claimed_until < $3) \
-                 RETURNING seq, webhook_id, account_sid, app_id, target_url, body, attempts, batch_id"
+                 RETURNING seq, webhook_id, account_sid, app_id, target_url, body, attempts, batch_id, kind"
             )
             .bind(&batch)
             .bind(claim_until)

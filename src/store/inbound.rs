@@ -29,6 +29,8 @@ pub struct NewInbound {
     pub epoch: i64,
     /// Unix ms (the media server's clock).
     pub created_at: i64,
+    /// The caller leg's `initiated` for the application's `eventUrl`, if it has one.
+    pub arrival: Option<crate::agents::push::EventPush>,
 }
 
 impl NewInbound {

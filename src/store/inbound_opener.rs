@@ -207,6 +207,13 @@ async fn open_conversations(
         &legs,
     )
     .await?;
+    let arrivals: Vec<crate::agents::push::EventPush> = opened
+        .iter()
+        .filter_map(|(_, n)| n.arrival.clone())
+        .collect();
+    if let Some(first) = opened.first() {
+        super::event_push::insert_pushes(tx, &arrivals, first.1.created_at).await?;
+    }
     let mut per_account: BTreeMap<&str, i64> = BTreeMap::new();
     for (_, n) in opened {
         *per_account.entry(n.account_sid.as_str()).or_default() += 1;

@@ -20,6 +20,7 @@ pub mod cdrs;
 pub mod conversations;
 pub mod cti;
 pub mod deliveries;
+mod event_push;
 pub mod idempotency;
 pub mod inbound;
 mod inbound_opener;
@@ -198,7 +199,11 @@ impl Store {
         let accept = accept::AcceptQueue::start(writer, gate.clone());
         let outbox_written = Arc::new(tokio::sync::Notify::new());
         let journal = journal::Journal::start(pool.clone(), gate.clone(), outbox_written.clone());
-        let sessions = session_writer::SessionWriter::start(pool.clone(), gate.clone());
+        let sessions = session_writer::SessionWriter::start(
+            pool.clone(),
+            gate.clone(),
+            outbox_written.clone(),
+        );
         let opener = inbound_opener::InboundOpener::start(pool.clone(), gate.clone());
         Ok(Self {
             pool,

@@ -142,7 +142,20 @@ impl Store {
         }
         tx.commit().await?;
         let claims = self.purge_inbound_claims(now, PURGE_BATCH).await?;
-        Ok(failures + tokens + ended.len() as u64 + claims)
+        // A conversation's event counter, a day after its last event (an agent's stays:
+        // its receivers order by it).
+        let counters = on_write!(self, |p| {
+            sqlx::query(
+            "DELETE FROM event_push_seqs WHERE ordering_key IN \
+             (SELECT ordering_key FROM event_push_seqs WHERE updated_at < $1 AND ordering_key LIKE 'events:CV%' LIMIT $2)"
+        )
+        .bind(now - ENDED_SESSION_TTL_MS)
+        .bind(PURGE_BATCH)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected())
+        })?;
+        Ok(failures + tokens + ended.len() as u64 + claims + counters)
     }
 }
 

@@ -13,6 +13,7 @@ use super::agent_sessions::{
     AGENT_CHANNEL, Committed, KEPT_EVENTS, SessionWrite, StoredSession, TRIM_EVERY, events_notice,
 };
 use super::values::{self, Val};
+use crate::agents::push::{EventKind, EventPush, agent_key};
 
 /// A session as a batch leaves it.
 struct Row {
@@ -43,6 +44,8 @@ pub(crate) struct SessionRows {
     /// (session, the last seq to delete).
     trims: Vec<(String, i64)>,
     notices: Vec<String>,
+    /// (application, agent, kind, data) of every event, for the `eventUrl` push.
+    pushed: Vec<(String, String, EventKind, String)>,
 }
 
 impl SessionRows {
@@ -55,6 +58,7 @@ impl SessionRows {
             events: Vec::new(),
             trims: Vec::new(),
             notices: Vec::new(),
+            pushed: Vec::new(),
         }
     }
 
@@ -122,6 +126,12 @@ impl SessionRows {
                 (row.session_sid.clone(), row.last_seq + 1)
             }
         };
+        for (kind, data) in &write.events {
+            if let Some(kind) = EventKind::from_type(kind) {
+                let names = (app_id.to_string(), agent_no.to_string());
+                self.pushed.push((names.0, names.1, kind, data.clone()));
+            }
+        }
         let frames: Vec<(i64, String)> = write
             .events
             .iter()
@@ -168,9 +178,10 @@ impl SessionRows {
     }
 
     /// Writes everything added, in `tx`: sessions ended or changed before sessions
-    /// started (an agent's new session may follow its ended one), then events, trims and
-    /// notices (PostgreSQL; sent at commit, in order).
-    pub(crate) async fn write(self, tx: &mut Tx<'_>) -> Result<(), sqlx::Error> {
+    /// started (an agent's new session may follow its ended one), then events, trims,
+    /// notices (PostgreSQL; sent at commit, in order) and the events' push to their
+    /// applications' `eventUrl`. Whether it added callbacks to the outbox.
+    pub(crate) async fn write(self, tx: &mut Tx<'_>) -> Result<bool, sqlx::Error> {
         let now = self.now;
         let changed: Vec<Vec<Val<'_>>> = self
             .rows
@@ -284,6 +295,38 @@ impl SessionRows {
             )
             .await?;
         }
-        Ok(())
+        push_events(tx, &self.pushed, now).await
     }
+}
+
+/// The pushes of `events` (application, agent, kind, data) to their applications'
+/// `eventUrl`, keyed per agent; whether any was written.
+async fn push_events(
+    tx: &mut Tx<'_>,
+    events: &[(String, String, EventKind, String)],
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    if events.is_empty() {
+        return Ok(false);
+    }
+    let mut apps: Vec<&str> = events.iter().map(|e| e.0.as_str()).collect();
+    apps.sort_unstable();
+    apps.dedup();
+    let targets = super::event_push::push_targets(tx, &apps).await?;
+    if targets.is_empty() {
+        return Ok(false);
+    }
+    let pushes: Vec<EventPush> = events
+        .iter()
+        .filter_map(|(app_id, agent_no, kind, data)| {
+            Some(EventPush {
+                target: targets.get(app_id)?.clone(),
+                ordering_key: agent_key(app_id, agent_no),
+                kind: *kind,
+                data: data.clone(),
+            })
+        })
+        .collect();
+    super::event_push::insert_pushes(tx, &pushes, now).await?;
+    Ok(pushes.iter().any(EventPush::is_sent))
 }

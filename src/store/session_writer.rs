@@ -6,8 +6,9 @@
 //! again).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::domain::time::now_ms;
 
@@ -57,6 +58,15 @@ pub(crate) struct SessionWriter {
     tx: mpsc::Sender<Job>,
 }
 
+/// What a group of changes did.
+#[derive(Debug)]
+pub(crate) struct Applied {
+    /// What became of each change, in order.
+    pub outcomes: Vec<Outcome>,
+    /// Their events added callbacks to the outbox (an `eventUrl` push).
+    pub pushed: bool,
+}
+
 impl std::fmt::Debug for SessionWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("SessionWriter")
@@ -64,10 +74,10 @@ impl std::fmt::Debug for SessionWriter {
 }
 
 impl SessionWriter {
-    /// Starts the writer task(s).
-    pub(crate) fn start(pool: Pool, gate: WriteGate) -> Self {
+    /// Starts the writer task(s); `pushed` is told when events were pushed to the outbox.
+    pub(crate) fn start(pool: Pool, gate: WriteGate, pushed: Arc<Notify>) -> Self {
         let tx = super::start_writers(&pool, QUEUE_DEPTH, |rx| {
-            writer(pool.clone(), gate.clone(), rx)
+            writer(pool.clone(), gate.clone(), pushed.clone(), rx)
         });
         Self { tx }
     }
@@ -92,13 +102,17 @@ impl SessionWriter {
     }
 }
 
-async fn writer(pool: Pool, gate: WriteGate, rx: WriterQueue<Job>) {
+async fn writer(pool: Pool, gate: WriteGate, pushed: Arc<Notify>, rx: WriterQueue<Job>) {
     loop {
         let Some(batch) = super::next_batch(&mut *rx.lock().await, MAX_BATCH).await else {
             return;
         };
         match write(&pool, &gate, &batch).await {
-            Ok(outcomes) => {
+            Ok(applied) => {
+                if applied.pushed {
+                    pushed.notify_one();
+                }
+                let outcomes = applied.outcomes;
                 for (job, outcome) in batch.into_iter().zip(outcomes) {
                     let _ = job.reply.send(Ok(outcome));
                 }
@@ -108,7 +122,16 @@ async fn writer(pool: Pool, gate: WriteGate, rx: WriterQueue<Job>) {
             Err(sqlx::Error::Database(e)) => {
                 tracing::debug!(error = %e, batch = batch.len(), "session batch refused; retrying one by one");
                 for job in batch {
-                    let result = alone(&pool, &gate, &job).await;
+                    let result = alone(&pool, &gate, &job).await.map(|applied| {
+                        if applied.pushed {
+                            pushed.notify_one();
+                        }
+                        applied
+                            .outcomes
+                            .into_iter()
+                            .next()
+                            .unwrap_or(Outcome::Refused)
+                    });
                     let _ = job.reply.send(result);
                 }
             }
@@ -129,12 +152,12 @@ async fn writer(pool: Pool, gate: WriteGate, rx: WriterQueue<Job>) {
 
 /// One change in a transaction of its own, decided again if it met a concurrent first
 /// login.
-async fn alone(pool: &Pool, gate: &WriteGate, job: &Job) -> Result<Outcome, StoreError> {
+async fn alone(pool: &Pool, gate: &WriteGate, job: &Job) -> Result<Applied, StoreError> {
     let mut attempts = 0;
     loop {
         attempts += 1;
         match write(pool, gate, std::slice::from_ref(job)).await {
-            Ok(mut outcomes) => return Ok(outcomes.remove(0)),
+            Ok(applied) => return Ok(applied),
             Err(sqlx::Error::Database(db))
                 if db.is_unique_violation() && attempts < UNIQUE_RETRIES =>
             {
@@ -145,7 +168,7 @@ async fn alone(pool: &Pool, gate: &WriteGate, job: &Job) -> Result<Outcome, Stor
     }
 }
 
-async fn write(pool: &Pool, gate: &WriteGate, jobs: &[Job]) -> Result<Vec<Outcome>, sqlx::Error> {
+async fn write(pool: &Pool, gate: &WriteGate, jobs: &[Job]) -> Result<Applied, sqlx::Error> {
     let mut tx = super::journal::begin(pool, gate).await?;
     let changes: Vec<Change<'_>> = jobs
         .iter()
@@ -156,9 +179,9 @@ async fn write(pool: &Pool, gate: &WriteGate, jobs: &[Job]) -> Result<Vec<Outcom
             decide: &*job.decide,
         })
         .collect();
-    let outcomes = apply_changes(&mut tx, &changes).await?;
+    let applied = apply_changes(&mut tx, &changes).await?;
     tx.commit().await?;
-    Ok(outcomes)
+    Ok(applied)
 }
 
 /// One change of an agent's session, as a transaction applies it.
@@ -179,7 +202,7 @@ pub(crate) struct Change<'a> {
 pub(crate) async fn apply_changes(
     tx: &mut Tx<'_>,
     changes: &[Change<'_>],
-) -> Result<Vec<Outcome>, sqlx::Error> {
+) -> Result<Applied, sqlx::Error> {
     let mut agents: Vec<(&str, &str)> = changes.iter().map(|c| (c.app_id, c.agent_no)).collect();
     agents.sort_unstable();
     agents.dedup();
@@ -195,8 +218,8 @@ pub(crate) async fn apply_changes(
         }
         outcomes.push(outcome);
     }
-    rows.write(tx).await?;
-    Ok(outcomes)
+    let pushed = rows.write(tx).await?;
+    Ok(Applied { outcomes, pushed })
 }
 
 /// One change on `current`, its rows added to `rows`: what became of it, and the session

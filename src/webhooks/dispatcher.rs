@@ -359,7 +359,7 @@ impl Inner {
         let response = self
             .client
             .post(&d.target_url)
-            .header("content-type", "application/json")
+            .header("content-type", d.content_type())
             .header("webhook-id", &d.webhook_id)
             .header("webhook-timestamp", timestamp.to_string())
             .header("webhook-signature", signed)

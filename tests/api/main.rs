@@ -22,6 +22,7 @@ mod conversations;
 mod dial_in;
 mod directory;
 mod engine_faults;
+mod event_push;
 mod fair_delivery;
 mod full_day;
 mod hostile;

@@ -447,7 +447,7 @@ pub(super) fn agent_cdr(
 
 /// A leg's last event: `completed` once answered (`forced` when a supervisor ended the
 /// agent's call, `time-limit` when maxCallDuration cut it), else `failed` with its cause.
-fn end_event<'a>(mut e: CallEvent<'a>, facts: &LegFacts, forced: bool) -> CallEvent<'a> {
+pub(super) fn end_event<'a>(mut e: CallEvent<'a>, facts: &LegFacts, forced: bool) -> CallEvent<'a> {
     e.at_ms = facts.end_ms;
     if facts.answer_ms.is_some() {
         e.name = CallEventName::Completed;

@@ -8,6 +8,7 @@
 //! channels by the engine's timers, the whole driver by the lease (lost → it stops).
 
 mod agent_journal;
+mod event_push;
 pub mod journal;
 pub mod media;
 mod queue_events;
@@ -274,7 +275,13 @@ impl Driver {
         }
         let tz = self.ctx.settings.timezone;
         let moves = queue_events::queue_events(&self.unit, &self.engine, &writes, tz);
-        let write = journal::call_write(&self.unit, &self.engine, writes, tz);
+        let pushes = event_push::conversation_pushes(&self.unit, &self.engine, &writes, &moves, tz);
+        let mut write = journal::call_write(&self.unit, &self.engine, writes, tz);
+        if !pushes.is_empty() {
+            write
+                .entries
+                .push(crate::store::journal::Entry::Pushes(pushes));
+        }
         let mut delay = RETRY_FIRST;
         loop {
             match self.ctx.store.journal(write.clone()).await {

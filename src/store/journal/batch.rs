@@ -10,6 +10,7 @@ use super::{
     CallWrite, CdrRow, ConversationEnd, Entry, Job, LegFinal, LegState, NewLeg, OutboxRow,
     WaitingRow,
 };
+use crate::agents::push::EventPush;
 use crate::domain::time::now_ms;
 use crate::store::accounts::count_live;
 use crate::store::deliveries::{Attempt, Delivery, Outcome, write_attempts};
@@ -42,6 +43,7 @@ struct Additions<'a> {
     snapshots: Vec<(&'a str, &'a str, &'a str)>,
     cdrs: Vec<&'a CdrRow>,
     outbox: Vec<&'a OutboxRow>,
+    pushes: Vec<EventPush>,
     live: BTreeMap<&'a str, i64>,
 }
 
@@ -83,6 +85,7 @@ pub(super) async fn write(
                 Entry::NewLeg(..)
                 | Entry::Conversation { .. }
                 | Entry::Agent { .. }
+                | Entry::Pushes(_)
                 | Entry::Waiting { .. } => true,
             });
         }
@@ -94,13 +97,16 @@ pub(super) async fn write(
         calls.iter().filter(|(i, _)| applied[*i]).map(|(_, w)| *w),
     )
     .await?;
-    let notices = change_agents(
+    let (notices, pushed) = change_agents(
         &mut tx,
         calls.iter().filter(|(i, _)| applied[*i]).map(|(_, w)| *w),
     )
     .await?;
     insert_cdrs(&mut tx, &added.cdrs).await?;
     insert_outbox(&mut tx, &added.outbox).await?;
+    // The conversations' own pushes after their agents' (a conversation's end follows its
+    // agent's last event).
+    crate::store::event_push::insert_pushes(&mut tx, &added.pushes, now).await?;
     let attempts: Vec<&(Delivery, Attempt, Outcome)> = jobs
         .iter()
         .filter_map(|j| match j {
@@ -116,7 +122,10 @@ pub(super) async fn write(
     Ok(Written {
         applied,
         // New callbacks, or an attempt recorded (the next callback of its key may be due).
-        callbacks: !added.outbox.is_empty() || !attempts.is_empty(),
+        callbacks: !added.outbox.is_empty()
+            || !attempts.is_empty()
+            || pushed
+            || !added.pushes.is_empty(),
         notices,
     })
 }
@@ -210,7 +219,7 @@ async fn write_waiting<'a>(
 async fn change_agents<'a>(
     tx: &mut Tx<'_>,
     calls: impl Iterator<Item = &'a CallWrite>,
-) -> Result<Vec<String>, sqlx::Error> {
+) -> Result<(Vec<String>, bool), sqlx::Error> {
     let changes: Vec<Change<'_>> = calls
         .flat_map(|w| &w.entries)
         .filter_map(|entry| match entry {
@@ -229,16 +238,18 @@ async fn change_agents<'a>(
         })
         .collect();
     if changes.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), false));
     }
-    Ok(apply_changes(tx, &changes)
-        .await?
+    let applied = apply_changes(tx, &changes).await?;
+    let notices = applied
+        .outcomes
         .into_iter()
         .filter_map(|outcome| match outcome {
             session_writer::Outcome::Written(committed) => committed.notice,
             _ => None,
         })
-        .collect())
+        .collect();
+    Ok((notices, applied.pushed))
 }
 
 /// Conversations: their caller leg must still carry the writer's epoch (locked until the
@@ -567,6 +578,7 @@ fn additions<'a>(writes: impl Iterator<Item = &'a CallWrite>) -> Additions<'a> {
                     added.cdrs.push(&f.cdr);
                     added.outbox.extend(&f.callbacks);
                 }
+                Entry::Pushes(pushes) => added.pushes.extend(pushes.iter().cloned()),
                 Entry::Agent { .. } | Entry::Waiting { .. } => {}
             }
         }
@@ -674,6 +686,23 @@ pub(crate) async fn insert_outbox(
     tx: &mut Tx<'_>,
     outbox: &[&OutboxRow],
 ) -> Result<(), sqlx::Error> {
+    insert_rows(tx, outbox, "").await
+}
+
+/// Inserts `outbox` rows, leaving out those whose webhook id is already in the outbox
+/// (an event sent once per leg).
+pub(crate) async fn insert_outbox_once(
+    tx: &mut Tx<'_>,
+    outbox: &[&OutboxRow],
+) -> Result<(), sqlx::Error> {
+    insert_rows(tx, outbox, " ON CONFLICT (webhook_id) DO NOTHING").await
+}
+
+async fn insert_rows(
+    tx: &mut Tx<'_>,
+    outbox: &[&OutboxRow],
+    on_conflict: &str,
+) -> Result<(), sqlx::Error> {
     let rows: Vec<Vec<Val<'_>>> = outbox
         .iter()
         .map(|o| {
@@ -691,11 +720,10 @@ pub(crate) async fn insert_outbox(
             ]
         })
         .collect();
-    values::insert(
-        tx,
-        "outbox (webhook_id, account_sid, app_id, kind, target_url, target_host, body, ordering_key, next_attempt_at, created_at)",
-        10,
-        &rows,
-    )
-    .await
+    let into = "outbox (webhook_id, account_sid, app_id, kind, target_url, target_host, body, ordering_key, next_attempt_at, created_at)";
+    let sql =
+        |_: &[String], v: &str| format!("INSERT INTO {into} {}{on_conflict}", &v[1..v.len() - 1]);
+    values::run(tx, sql, &[], 10, &rows, None, false)
+        .await
+        .map(|_| ())
 }

@@ -6,8 +6,8 @@
 
 mod batch;
 
-pub(crate) use batch::insert_outbox;
 use batch::{Written, write};
+pub(crate) use batch::{insert_outbox, insert_outbox_once};
 
 use std::sync::Arc;
 
@@ -248,6 +248,9 @@ pub enum Entry {
         /// Where and since when, if it waits.
         row: Option<WaitingRow>,
     },
+    /// Events of the conversation for its application's `eventUrl` that are no agent's
+    /// (its caller's leg, numbers it dialled, queue moves, its end).
+    Pushes(Vec<crate::agents::push::EventPush>),
     /// A change of an agent's session the call causes (its callEvents, its state), applied
     /// under the session's lock in the same transaction.
     Agent {
