@@ -7,6 +7,7 @@
 pub mod bus;
 mod calls;
 pub mod commands;
+pub mod csta;
 pub mod error;
 pub mod events;
 pub mod machine;

@@ -18,9 +18,16 @@ use crate::receiver::{Received, Receiver};
 /// An app whose events go to `receiver` as `format`, a ready agent 1001 in a queue a DID
 /// routes to; a caller (hanging up 2 s after the answer) dials in. The agent's socket
 /// frames and the conversation's CDR.
-async fn one_dial_in(db: &TestDb, receiver: &Receiver, format: &str) -> (TestApp, Vec<Value>, Value) {
+async fn one_dial_in(
+    db: &TestDb,
+    receiver: &Receiver,
+    format: &str,
+) -> (TestApp, Vec<Value>, Value) {
     let app = db
-        .spawn(&[("VOICEPAAS_SANDBOX_SPEED", "20"), ("VOICEPAAS_ALLOW_PRIVATE_WEBHOOKS", "true")])
+        .spawn(&[
+            ("VOICEPAAS_SANDBOX_SPEED", "20"),
+            ("VOICEPAAS_ALLOW_PRIVATE_WEBHOOKS", "true"),
+        ])
         .await;
     let patch = app
         .cti(
@@ -31,16 +38,36 @@ async fn one_dial_in(db: &TestDb, receiver: &Receiver, format: &str) -> (TestApp
         .await;
     assert_eq!(patch.status, 200, "{}", patch.body);
     let queue = create_queue(&app, json!({"name": "sales"})).await;
-    agent(&app, "1001", json!({"wrapupTime": 0, "sipNumber": "80001001", "queues": [{"queueSid": queue}]})).await;
-    route(&app, "4008001000", json!({"route": {"type": "queue", "queueSid": queue}})).await;
+    agent(
+        &app,
+        "1001",
+        json!({"wrapupTime": 0, "sipNumber": "80001001", "queues": [{"queueSid": queue}]}),
+    )
+    .await;
+    route(
+        &app,
+        "4008001000",
+        json!({"route": {"type": "queue", "queueSid": queue}}),
+    )
+    .await;
     let mut socket = ready(&app, "1001").await;
     dial_in(&app, "13800139995", "4008001000").await;
     let (names, frames) = script(&mut socket, 6, 1).await;
     assert_eq!(
         names,
-        ["initiated/2", "ringing/2", "answered/2+", "completed/2", "st completed", "st autoReady"]
+        [
+            "initiated/2",
+            "ringing/2",
+            "answered/2+",
+            "completed/2",
+            "st completed",
+            "st autoReady"
+        ]
     );
-    let cv = frames[0]["data"]["conversationSid"].as_str().unwrap().to_string();
+    let cv = frames[0]["data"]["conversationSid"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let cdr = agent_cdr(&app, db, &cv).await;
     (app, frames, cdr)
 }
@@ -53,7 +80,11 @@ async fn received_until(receiver: &Receiver, done: impl Fn(&[Received]) -> bool)
         if done(&got) {
             return got;
         }
-        assert!(started.elapsed() < Duration::from_secs(20), "pushed so far: {:#?}", got.iter().map(|r| &r.body).collect::<Vec<_>>());
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "pushed so far: {:#?}",
+            got.iter().map(|r| &r.body).collect::<Vec<_>>()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

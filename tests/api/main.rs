@@ -19,6 +19,7 @@ mod console;
 mod consults;
 mod conversation_calls;
 mod conversations;
+mod csta;
 mod dial_in;
 mod directory;
 mod engine_faults;

@@ -15,6 +15,7 @@ use super::error::CtiError;
 use crate::agents::Agents;
 use crate::agents::bus::{Notice, Subscription, attached_payload};
 use crate::agents::commands::Origin;
+use crate::agents::csta::{AgentDevice, csta_frame};
 use crate::agents::error::CommandError;
 use crate::agents::events::mask_frame;
 use crate::agents::machine::{CommandName, Input};
@@ -80,13 +81,17 @@ pub async fn connect(
         let agent_no = crate::domain::agent::AgentNo::parse("agentNo", &agent_no)?
             .as_str()
             .to_string();
-        if let Some(events) = q.events.filter(|e| !e.is_empty()) {
-            return Err(ApiError::Param(format!(
-                "events={} is not served (this server sends the JSON events of the contract)",
-                crate::domain::phone::printable(&events)
-            ))
-            .into());
-        }
+        let csta = match q.events.as_deref().unwrap_or_default() {
+            "" => false,
+            "csta" => true,
+            other => {
+                return Err(ApiError::Param(format!(
+                    "events={} is not served (csta, or none for the contract's JSON events)",
+                    crate::domain::phone::printable(other)
+                ))
+                .into());
+            }
+        };
         let app = state
             .store
             .find_app_by_id(&app_id)
@@ -104,9 +109,9 @@ pub async fn connect(
         {
             return Err(CtiError::OriginRefused);
         }
-        Ok::<_, CtiError>((app, agent_no))
+        Ok::<_, CtiError>((app, agent_no, csta))
     };
-    let (app, agent_no) = match checked.await {
+    let (app, agent_no, csta) = match checked.await {
         Ok(found) => found,
         Err(e) => return e.response(),
     };
@@ -136,6 +141,7 @@ pub async fn connect(
             stream,
             socket_id: uuid::Uuid::new_v4().simple().to_string(),
             masked: false,
+            csta: csta.then(AgentDevice::default),
         };
         socket.run().await;
     });
@@ -153,6 +159,9 @@ struct Socket {
     socket_id: String,
     /// Users' numbers are masked in what this socket sends (§8.5).
     masked: bool,
+    /// Opened with `?events=csta`: call and status events go as cstaEvents (§8.6), for
+    /// this agent's device.
+    csta: Option<AgentDevice>,
 }
 
 /// A frame read: a request, or why the socket must close.
@@ -209,9 +218,14 @@ impl Socket {
     }
 
     async fn send(&mut self, text: String) -> bool {
-        let text = match self.masked {
-            true => mask_frame(text),
-            false => text,
+        let csta = self
+            .csta
+            .as_ref()
+            .and_then(|device| csta_frame(&text, device, self.masked));
+        let text = match (csta, self.masked) {
+            (Some(csta), _) => csta,
+            (None, true) => mask_frame(text),
+            (None, false) => text,
         };
         self.ws.text(text).await.is_ok()
     }
@@ -289,6 +303,10 @@ impl Socket {
             return Err(CommandError::AgentDisabled);
         }
         self.masked = self.app.cti.encrypt_number || text("encryptNumber") == Some("true");
+        if let Some(device) = self.csta.as_mut() {
+            device.sip_number = agent.sip_number.clone();
+            device.pstn_number = agent.pstn_number.clone();
+        }
         let subscription = self
             .agents
             .bus()
