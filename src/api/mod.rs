@@ -18,6 +18,7 @@ mod freeswitch;
 mod health;
 mod notices;
 pub mod observe;
+mod phonekit;
 mod placement;
 mod prompts;
 mod recordings;
@@ -202,6 +203,46 @@ fn route_table() -> Vec<(Method, &'static str, Route)> {
             get().to(cdrs::deliveries),
         ),
         (Method::GET, "/console", get().to(console::page)),
+        (
+            Method::GET,
+            "/PhoneKit/js/PhoneKit.js",
+            get().to(phonekit::sdk),
+        ),
+        (
+            Method::GET,
+            "/PhoneKit/js/jssip-3.3.6.min.js",
+            get().to(phonekit::jssip),
+        ),
+        (
+            Method::GET,
+            "/PhoneKit/template/template.html",
+            get().to(phonekit::template),
+        ),
+        (
+            Method::GET,
+            "/PhoneKit/res/ring.wav",
+            get().to(phonekit::ring),
+        ),
+        (
+            Method::GET,
+            "/PhoneKit/LICENSES.txt",
+            get().to(phonekit::licenses),
+        ),
+        (
+            Method::GET,
+            "/PhoneKit/demo.html",
+            get().to(phonekit::demo_page),
+        ),
+        (
+            Method::POST,
+            "/PhoneKit/demo/agent",
+            post().to(phonekit::demo::agent),
+        ),
+        (
+            Method::POST,
+            "/PhoneKit/demo/call",
+            post().to(phonekit::demo::call),
+        ),
         (
             Method::POST,
             "/admin/accounts",

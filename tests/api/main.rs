@@ -33,6 +33,7 @@ mod media_timers;
 mod notices;
 mod numbers;
 mod openapi;
+mod phonekit;
 mod operability;
 mod ops_tools;
 mod own_postgres;
