@@ -24,9 +24,15 @@ fn browser_ready() -> bool {
 
 /// `GET path` on `app`: status, content-type, body.
 async fn fetch(app: &TestApp, path: &str) -> (u16, String, Vec<u8>) {
-    let r = reqwest::get(format!("{}{path}", app.address)).await.expect("GET");
+    let r = reqwest::get(format!("{}{path}", app.address))
+        .await
+        .expect("GET");
     let status = r.status().as_u16();
-    let kind = r.headers().get("content-type").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+    let kind = r
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
     (status, kind, r.bytes().await.unwrap().to_vec())
 }
 
@@ -163,5 +169,47 @@ both_backends! {
             .collect();
         assert_eq!(stored[..names.len()], names, "the session's events");
         assert_eq!(stored.last().map(String::as_str), Some("logout"));
+    }
+}
+
+both_backends! {
+    /// The WebPhone (phoneType 3) against a fake SIP-over-WebSocket peer at `wsAddr`
+    /// (`tests/console/webphone.mjs`): JsSIP registers as the agent's sipNumber with the
+    /// sipPwd of its login, a plain INVITE rings (ring.wav) until the toolbar's Answer, one
+    /// asking for auto-answer is answered by itself, and logout unregisters.
+    async fn the_webphone_registers_rings_and_answers(db: TestDb) {
+        if !browser_ready() {
+            return;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let ws = format!("ws://127.0.0.1:{port}");
+        let app = db.spawn(&[("VOICEPAAS_WEBPHONE_WSS", ws.as_str())]).await;
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/console/webphone.mjs");
+        let shots = std::env::var("VOICEPAAS_SCREENSHOTS").unwrap_or_default();
+        let out = Command::new("node").arg(script).args([&app.address, &port.to_string(), &shots]).output().expect("run node");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        let shown: Value = serde_json::from_str(stdout.trim()).unwrap();
+        assert_eq!(shown["errors"], json!([]), "{shown}");
+        let agent = &shown["agent"];
+        assert_eq!(agent["phoneType"], "3");
+        assert_eq!(agent["wsAddr"], ws.as_str());
+        let sip = agent["sipNumber"].as_str().unwrap();
+        assert!(!agent["sipPwd"].as_str().unwrap().is_empty(), "{agent}");
+        let seen = &shown["seen"];
+        let registers = seen["registers"].as_array().unwrap();
+        assert_eq!(registers.len(), 2, "{seen}");
+        assert_eq!(registers[0]["uri"], "sip:voicepaas.local");
+        assert!(registers[0]["from"].as_str().unwrap().starts_with(&format!("<sip:{sip}@voicepaas.local>")), "{seen}");
+        assert_eq!(registers[0]["userAgent"], "JsSIP 3.3.6");
+        assert_eq!(registers[1]["expires"], "0", "unregistered at logout");
+        for invite in seen["invites"].as_array().unwrap() {
+            assert!(invite["provisional"].as_array().unwrap().contains(&json!(180)), "{seen}");
+        }
+        let answers = seen["answers"].as_array().unwrap();
+        assert_eq!(answers.len(), 2, "{seen}");
+        assert!(answers.iter().all(|a| a["sdp"] == true), "{seen}");
+        assert_eq!(seen["acks"], 2);
+        assert_eq!(shown["ringTone"], format!("{}/PhoneKit/res/ring.wav", app.address));
     }
 }
