@@ -107,6 +107,9 @@ pub struct EslNode {
     /// Most channels it should carry (`?capacity=N`); new calls go to the node with the
     /// most free capacity.
     pub capacity: usize,
+    /// Where its internal SIP profile listens (`?sip=host:port`, default the node's host
+    /// and 5060): other nodes reach devices registered here through it.
+    pub sip: String,
 }
 
 /// Which media servers calls go to.
@@ -529,17 +532,18 @@ fn parse_media(value: &str) -> Result<MediaSetting, ConfigError> {
             )
         };
         let rest = item.strip_prefix("esl://").ok_or_else(bad)?;
-        let (rest, capacity) = match rest.split_once('?') {
-            Some((rest, query)) => {
-                let n = query
-                    .strip_prefix("capacity=")
-                    .and_then(|n| n.parse::<usize>().ok())
-                    .filter(|n| *n > 0)
-                    .ok_or_else(bad)?;
-                (rest, n)
+        let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let mut capacity = DEFAULT_NODE_CAPACITY;
+        let mut sip = None;
+        for param in query.split('&').filter(|p| !p.is_empty()) {
+            match param.split_once('=') {
+                Some(("capacity", n)) => {
+                    capacity = n.parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(bad)?;
+                }
+                Some(("sip", addr)) if is_host_port(addr) => sip = Some(addr.to_string()),
+                _ => return Err(bad()),
             }
-            None => (rest, DEFAULT_NODE_CAPACITY),
-        };
+        }
         // No default password: FreeSWITCH's stock `ClueCon` on a reachable node is an
         // open door, so the operator must name the one the node uses.
         let (password, hostport) = rest
@@ -568,12 +572,24 @@ fn parse_media(value: &str) -> Result<MediaSetting, ConfigError> {
             port,
             password: Secret::new(password),
             capacity,
+            sip: sip.unwrap_or_else(|| format!("{host}:5060")),
         });
     }
     if nodes.is_empty() {
         return Err(ConfigError::new(VAR, "no media nodes given"));
     }
     Ok(MediaSetting::Nodes(nodes))
+}
+
+/// `host:port` with a port number and a host of address or name characters only.
+fn is_host_port(addr: &str) -> bool {
+    addr.rsplit_once(':').is_some_and(|(host, port)| {
+        !host.is_empty()
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'[' | b']' | b':'))
+            && port.parse::<u16>().is_ok_and(|p| p > 0)
+    })
 }
 
 #[cfg(test)]
@@ -656,7 +672,7 @@ mod tests {
     fn media_nodes_parse() {
         let s = with(&[(
             "VOICEPAAS_MEDIA",
-            "esl://:secret@fs1:8021?capacity=500, esl://:ClueCon@fs2",
+            "esl://:secret@fs1:8021?capacity=500&sip=10.0.0.1:5080, esl://:ClueCon@fs2",
         )])
         .unwrap();
         let MediaSetting::Nodes(nodes) = s.media else {
@@ -670,10 +686,16 @@ mod tests {
             "esl://fs1?capacity=x",
             "esl://fs1:8021",
             "esl://:@fs1:8021",
+            "esl://:pw@fs1?sip=nohost",
+            "esl://:pw@fs1?sip=a b:5060",
         ] {
             assert!(with(&[("VOICEPAAS_MEDIA", bad)]).is_err(), "{bad}");
         }
         assert_eq!(nodes[0].password.expose(), "secret");
+        assert_eq!(
+            (nodes[0].sip.as_str(), nodes[1].sip.as_str()),
+            ("10.0.0.1:5080", "fs2:5060")
+        );
         assert_eq!(
             (
                 nodes[1].host.as_str(),

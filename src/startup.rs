@@ -122,6 +122,11 @@ impl Application {
         )
         .await;
         agents.bus().watch(acd.clone());
+        tokio::spawn(crate::acd::devices::follow(
+            media.registrations().changes(),
+            store.clone(),
+            acd.clone(),
+        ));
         tokio::spawn(crate::acd::hub::run(
             (acd, acd_inputs),
             agents.clone(),

@@ -657,6 +657,17 @@ impl Hub {
         agent_no: &str,
         ready: Option<crate::store::acd::ReadyAgent>,
     ) {
+        // A WebPhone takes offers only while it is registered (§11.3).
+        let ready = match ready {
+            Some(agent) => match &agent.webphone {
+                Some(sip_number) => match self.orchestrator.registered(sip_number).await {
+                    Ok(true) => Some(agent),
+                    _ => None,
+                },
+                None => Some(agent),
+            },
+            None => None,
+        };
         let Some(app) = self.apps.get_mut(app_id) else {
             return;
         };

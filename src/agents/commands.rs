@@ -287,8 +287,7 @@ impl Agents {
         let Some(orchestrator) = self.orchestrator() else {
             return Ok(());
         };
-        let user = format!("{}@{}", agent.sip_number, self.settings.sip_domain);
-        match orchestrator.registered(&user).await {
+        match orchestrator.registered(&agent.sip_number).await {
             Ok(true) => Ok(()),
             Ok(false) => Err(CommandError::NotRegistered),
             Err(e) => Err(CommandError::NoMedia(format!(

@@ -2,4 +2,5 @@
 //! FreeSWITCH over the Event Socket).
 
 pub mod pool;
+pub mod registrations;
 pub mod sandbox;

@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 use crate::config::{DEFAULT_NODE_CAPACITY, MediaSetting, Settings};
 use crate::domain::time::now_ms;
 use crate::esl::{EslClient, EslOptions, Incoming};
+use crate::media::registrations::{Registrations, SUBCLASSES, Standing};
 use crate::orchestrator::driver::media::{channel_event, probe_command};
 use crate::orchestrator::engine::{LegIdx, MediaEvent};
 use crate::telemetry::metrics::metrics;
@@ -221,6 +222,9 @@ pub struct MediaNode {
     events: EslClient,
     /// Most channels it should carry (free capacity = this − live channels).
     pub capacity: usize,
+    /// Where its internal SIP profile listens (`?sip=`): devices registered here are
+    /// reached from other nodes through it.
+    pub sip: String,
     routes: Routes,
     /// The node's clock, from its latest event.
     clock: Arc<MediaClock>,
@@ -336,6 +340,7 @@ impl MediaNode {
 /// Every media server of this process.
 pub struct MediaPool {
     nodes: Vec<Arc<MediaNode>>,
+    registrations: Arc<Registrations>,
     parked: ParkedSink,
     /// How much faster than real time the media clock runs: the built-in sandbox's speed,
     /// else 1.
@@ -350,7 +355,7 @@ impl MediaPool {
     /// `sandbox_addr`), waiting briefly for each first connection, and subscribes to the
     /// channel events legs follow.
     pub async fn connect(settings: &Settings, sandbox_addr: Option<SocketAddr>) -> MediaPool {
-        let targets: Vec<(EslOptions, usize)> = match (&settings.media, sandbox_addr) {
+        let targets: Vec<(EslOptions, usize, String)> = match (&settings.media, sandbox_addr) {
             (MediaSetting::Sandbox, Some(addr)) => {
                 vec![(
                     EslOptions::new(
@@ -359,6 +364,7 @@ impl MediaPool {
                         settings.sandbox_password.expose(),
                     ),
                     DEFAULT_NODE_CAPACITY,
+                    format!("{}:5060", addr.ip()),
                 )]
             }
             (MediaSetting::Sandbox, None) => Vec::new(),
@@ -366,7 +372,7 @@ impl MediaPool {
                 .iter()
                 .map(|n| {
                     let options = EslOptions::new(n.host.clone(), n.port, n.password.expose());
-                    (options, n.capacity)
+                    (options, n.capacity, n.sip.clone())
                 })
                 .collect(),
         };
@@ -381,7 +387,8 @@ impl MediaPool {
         };
         let mut nodes = Vec::with_capacity(targets.len());
         let parked = ParkedSink::default();
-        for (options, capacity) in targets {
+        let registrations = Arc::new(Registrations::default());
+        for (options, capacity, sip) in targets {
             let name = format!("{}:{}", options.host, options.port);
             let router = Arc::new(Router {
                 name: name.clone(),
@@ -390,6 +397,7 @@ impl MediaPool {
                 connected: tokio::sync::Notify::new(),
                 sweep_now: Arc::default(),
                 parked: parked.clone(),
+                registrations: registrations.clone(),
             });
             let sink = router.clone();
             let events = EslClient::start_with_sink(
@@ -419,13 +427,27 @@ impl MediaPool {
                 ("Event-Name".to_string(), "DTMF".to_string()),
                 // DID channels park without the installation's variable (§11.1).
                 ("Event-Name".to_string(), "CHANNEL_PARK".to_string()),
-            ];
+            ]
+            .into_iter()
+            // Agents' devices coming and going (§11.3).
+            .chain(
+                SUBCLASSES
+                    .iter()
+                    .map(|s| ("Event-Subclass".to_string(), s.to_string())),
+            )
+            .collect::<Vec<_>>();
             for (header, value) in &filters {
                 if let Err(e) = events.filter(header, value).await {
                     tracing::debug!(node = %name, error = %e, "filter deferred to the connection");
                 }
             }
-            if let Err(e) = events.subscribe(LEG_EVENTS).await {
+            let followed: Vec<&str> = LEG_EVENTS
+                .iter()
+                .copied()
+                .chain(std::iter::once("CUSTOM"))
+                .chain(SUBCLASSES)
+                .collect();
+            if let Err(e) = events.subscribe(&followed).await {
                 tracing::debug!(node = %name, error = %e, "subscription deferred to the connection");
             }
             let node = Arc::new(MediaNode {
@@ -433,6 +455,7 @@ impl MediaPool {
                 client,
                 events,
                 capacity,
+                sip,
                 routes: router.routes.clone(),
                 clock: router.clock.clone(),
                 parked: parked.clone(),
@@ -442,6 +465,7 @@ impl MediaPool {
         }
         MediaPool {
             nodes,
+            registrations,
             parked,
             rate,
         }
@@ -487,23 +511,48 @@ impl MediaPool {
         most_free(&loads).map(|i| self.nodes[i].clone())
     }
 
-    /// Whether SIP user `user` (`sipNumber@domain`) is registered on any connected node,
-    /// asked of each (`sofia_contact`, on the command connection); an error when no node
-    /// could be asked.
-    pub async fn registered(&self, user: &str) -> Result<bool, crate::esl::EslError> {
+    /// The node device `user` (a sipNumber of `domain`) is registered on, if any: as the
+    /// nodes' `sofia::*` events said, else asked of each connected node (`sofia_contact`,
+    /// on the command connection) and remembered; an error when no node could be asked.
+    pub async fn device_node(
+        &self,
+        user: &str,
+        domain: &str,
+    ) -> Result<Option<String>, crate::esl::EslError> {
+        match self.registrations.standing(user) {
+            Some(Standing::On(node)) => return Ok(Some(node)),
+            Some(Standing::Off) => return Ok(None),
+            None => {}
+        }
         let mut last_error = None;
         for node in self.nodes.iter().filter(|n| n.is_connected()) {
-            match node.client.api(&format!("sofia_contact {user}")).await {
-                Ok(reply) if is_contact(&reply) => return Ok(true),
+            match node
+                .client
+                .api(&format!("sofia_contact {user}@{domain}"))
+                .await
+            {
+                Ok(reply) if is_contact(&reply) => {
+                    self.registrations
+                        .set(user, Standing::On(node.name.clone()));
+                    return Ok(Some(node.name.clone()));
+                }
                 Ok(_) => {}
                 Err(e) => last_error = Some(e),
             }
         }
         match (last_error, self.any_up()) {
             (Some(e), _) => Err(e),
-            (None, true) => Ok(false),
+            (None, true) => {
+                self.registrations.set(user, Standing::Off);
+                Ok(None)
+            }
             (None, false) => Err(crate::esl::EslError::NotConnected),
         }
+    }
+
+    /// The devices' registrations (their changes tell who may take offers again).
+    pub fn registrations(&self) -> &Arc<Registrations> {
+        &self.registrations
     }
 
     /// Has a connected node simulate caller `from` dialling DID `to`, with `call_sid` for
@@ -551,6 +600,8 @@ struct Router {
     sweep_now: Arc<tokio::sync::Notify>,
     /// Where DID channels parking on this node are told.
     parked: ParkedSink,
+    /// The devices' registrations, followed from this node's `sofia::*` events.
+    registrations: Arc<Registrations>,
 }
 
 impl Router {
@@ -559,6 +610,10 @@ impl Router {
             Incoming::Event(event) => {
                 if let Some(at) = event.timestamp_ms() {
                     self.clock.heard(at);
+                }
+                if event.name() == "CUSTOM" {
+                    self.registrations.heard(&self.name, &event);
+                    return;
                 }
                 let Some(uuid) = event.unique_id() else {
                     return;
@@ -591,6 +646,7 @@ impl Router {
             }
             Incoming::Connected | Incoming::Reconnected(_) => {
                 tracing::info!(node = %self.name, "media server up");
+                self.registrations.node_up(&self.name);
                 metrics().esl_node(&self.name, true);
                 self.connected.notify_one();
                 self.sweep_now.notify_one();

@@ -219,9 +219,16 @@ impl Orchestrator {
         self.0.queue_plans(app, queue).await
     }
 
-    /// Whether SIP user `user` (`sipNumber@domain`) is registered on a media server.
-    pub async fn registered(&self, user: &str) -> Result<bool, crate::esl::EslError> {
-        self.0.media.registered(user).await
+    /// Whether agent device `sip_number` (of `VOICEPAAS_SIP_DOMAIN`) is registered on a
+    /// media server.
+    pub async fn registered(&self, sip_number: &str) -> Result<bool, crate::esl::EslError> {
+        let domain = &self.0.settings.sip_domain;
+        Ok(self
+            .0
+            .media
+            .device_node(sip_number, domain)
+            .await?
+            .is_some())
     }
 
     /// An agent's command on its conversation `id`, wherever it is driven.

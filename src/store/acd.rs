@@ -15,17 +15,32 @@ pub struct ReadyAgent {
     pub idle_since_ms: i64,
     /// Its queues and skill levels there.
     pub queues: Vec<(String, u8)>,
+    /// Its sipNumber when it works with a WebPhone, which takes offers only while
+    /// registered (agents' contract §11.3).
+    pub webphone: Option<String>,
 }
 
-type Row = (String, i64, Option<String>, Option<i64>);
+/// What of a session's JSON says which phone it works with.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SessionPhone {
+    phone_type: crate::domain::agent::PhoneType,
+}
+
+type Row = (String, i64, Option<String>, Option<i64>, String, String);
 
 fn gather(rows: Vec<Row>) -> Vec<ReadyAgent> {
     let mut agents: BTreeMap<String, ReadyAgent> = BTreeMap::new();
-    for (agent_no, since, queue, skill) in rows {
-        let agent = agents.entry(agent_no.clone()).or_insert(ReadyAgent {
-            agent_no,
-            idle_since_ms: since,
-            queues: Vec::new(),
+    for (agent_no, since, queue, skill, session, sip_number) in rows {
+        let agent = agents.entry(agent_no.clone()).or_insert_with(|| {
+            let phone = serde_json::from_str::<SessionPhone>(&session).map(|s| s.phone_type);
+            ReadyAgent {
+                agent_no,
+                idle_since_ms: since,
+                queues: Vec::new(),
+                webphone: matches!(phone, Ok(crate::domain::agent::PhoneType::WebPhone))
+                    .then_some(sip_number),
+            }
         });
         if let (Some(queue), Some(skill)) = (queue, skill) {
             agent.queues.push((queue, skill.clamp(1, 10) as u8));
@@ -34,7 +49,8 @@ fn gather(rows: Vec<Row>) -> Vec<ReadyAgent> {
     agents.into_values().collect()
 }
 
-const READY: &str = "SELECT s.agent_no, s.state_since, q.queue_sid, q.skill_level FROM agent_sessions s \
+const READY: &str = "SELECT s.agent_no, s.state_since, q.queue_sid, q.skill_level, s.session, a.sip_number FROM agent_sessions s \
+     JOIN agents a ON a.app_id = s.app_id AND a.agent_no = s.agent_no \
      LEFT JOIN agent_queues q ON q.app_id = s.app_id AND q.agent_no = s.agent_no \
      WHERE s.app_id = $1 AND s.ended_at IS NULL AND s.agent_state = 'ready'";
 

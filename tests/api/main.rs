@@ -45,6 +45,7 @@ mod queue_strategies;
 mod queues;
 mod receiver;
 mod recovery;
+mod registrations;
 mod replicas;
 mod repository;
 mod retention;

@@ -349,7 +349,13 @@ impl Driver {
                 .push_back(Input::OriginateFailed(leg, crate::cdr::MEDIA_LOST.into()));
             return;
         };
-        let command = media::originate(&uuid, dial, &self.dialing());
+        let ctx = self.ctx.clone();
+        let route = device_route(&ctx, dial, &node.name).await;
+        let mut dialing = self.dialing();
+        if let Some(route) = &route {
+            dialing.device_template = route;
+        }
+        let command = media::originate(&uuid, dial, &dialing);
         let tx = self.signals_tx.clone();
         // The job's result comes straight from the node's connection; only a failure
         // matters (the channel's own events tell the rest).
@@ -381,7 +387,18 @@ impl Driver {
             }
             _ => None,
         };
-        let (name, arg) = media::application(app, target.as_deref(), &self.dialing());
+        let route = match (app, self.leg_node(leg).1) {
+            (super::engine::App::Bridge(_, dial), Some(node)) => {
+                let ctx = self.ctx.clone();
+                device_route(&ctx, dial, &node.name).await
+            }
+            _ => None,
+        };
+        let mut dialing = self.dialing();
+        if let Some(route) = &route {
+            dialing.device_template = route;
+        }
+        let (name, arg) = media::application(app, target.as_deref(), &dialing);
         let event_uuid = media::run_uuid(self.unit.generation, run);
         let (uuid, node) = self.leg_node(leg);
         let Some(node) = node else {
@@ -433,4 +450,21 @@ fn cause_of(body: &str) -> String {
     } else {
         cause.to_string()
     }
+}
+
+/// How node `from` reaches an agent's device registered on another node: through
+/// that node's internal profile (`sofia/internal/{sipNumber}@{its sip address}`, agents'
+/// contract §11.3). `None`: the agent dial string as configured (the device is on
+/// `from`, or nowhere known).
+async fn device_route(ctx: &super::Ctx, dial: &super::engine::Dial, from: &str) -> Option<String> {
+    if dial.endpoint != crate::orchestrator::engine::Endpoint::Device {
+        return None;
+    }
+    let domain = &ctx.settings.sip_domain;
+    let held = ctx.media.device_node(&dial.to, domain).await.ok()??;
+    if held == from {
+        return None;
+    }
+    let via = ctx.media.node(&held)?;
+    Some(format!("sofia/internal/{{sipNumber}}@{}", via.sip))
 }
