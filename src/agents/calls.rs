@@ -17,10 +17,11 @@ use crate::domain::agent_call::{
     AgentCall, CallSubtype, CallType, USER_DATA_RULE, valid_user_data,
 };
 use crate::domain::time::now_ms;
+use crate::media::pool::ParkedCall;
 use crate::orchestrator::Refused;
 use crate::orchestrator::flows::StoredAgentConversation;
 use crate::orchestrator::flows::orders::AgentOrder;
-use crate::store::agent_calls::{NewAgentCall, NotInPool};
+use crate::store::agent_calls::{NewAgentCall, NotInPool, PhoneLeg};
 use crate::store::agents::AgentRecord;
 
 /// A userData param: any text without control characters, at most 1024 bytes.
@@ -42,6 +43,47 @@ impl Agents {
         app_id: &str,
         agent: &AgentRecord,
         params: &Map<String, Value>,
+    ) -> Result<Value, CommandError> {
+        self.place(app_id, agent, params, None).await
+    }
+
+    /// The agent's own phone dialled out (§11.2), parked as `call`: written and driven as
+    /// the agent's call (callType 3) as a `callOut` would be, from the parked channel; an
+    /// agent that may not call now (not logged in, in a call) has it hung up with
+    /// `CALL_REJECTED`.
+    pub(super) async fn phone_dial(&self, call: ParkedCall) {
+        let Some((number, device)) = call.agent_dial.clone() else {
+            return;
+        };
+        let placed = async {
+            let agent = self
+                .store()
+                .find_agent_by_sip_number(&device)
+                .await?
+                .filter(|a| a.enabled)
+                .ok_or(CommandError::NotLoggedIn)?;
+            let params: Map<String, Value> = [("userNumber".to_string(), Value::String(number))]
+                .into_iter()
+                .collect();
+            self.place(&agent.app_id.clone(), &agent, &params, Some(call.clone()))
+                .await
+        }
+        .await;
+        if let Err(e) = placed {
+            tracing::info!(channel = %call.uuid, device, error = %e, "an agent's dial-out refused");
+            if let Some(orchestrator) = self.orchestrator() {
+                orchestrator.reject_parked(&call, "CALL_REJECTED").await;
+            }
+        }
+    }
+
+    /// A callOut, or (`phone`) the agent's own dial-out from that parked channel.
+    async fn place(
+        &self,
+        app_id: &str,
+        agent: &AgentRecord,
+        params: &Map<String, Value>,
+        phone: Option<ParkedCall>,
     ) -> Result<Value, CommandError> {
         // The state first: a command the state does not allow is refused as such, whatever
         // its params.
@@ -78,11 +120,17 @@ impl Agents {
             .ok_or_else(|| CommandError::NoMedia("this replica is stopping; retry".into()))?;
         let phone_type = session.as_ref().map_or(agent.phone_type, |s| s.phone_type);
         let call = AgentCall {
-            call_type: CallType::CallOut,
+            call_type: match phone {
+                Some(_) => CallType::PhoneDialOut,
+                None => CallType::CallOut,
+            },
             agent_no: agent.agent_no.clone(),
-            agent_number: match phone_type {
-                PhoneType::Pstn => agent.pstn_number.clone(),
-                PhoneType::Sip | PhoneType::WebPhone => agent.sip_number.clone(),
+            // The phone that dialled, or the device the agent works with.
+            agent_number: match (&phone, phone_type) {
+                (Some(_), _) | (None, PhoneType::Sip | PhoneType::WebPhone) => {
+                    agent.sip_number.clone()
+                }
+                (None, PhoneType::Pstn) => agent.pstn_number.clone(),
             },
             phone_type,
             user_number,
@@ -110,6 +158,10 @@ impl Agents {
             params: serde_json::to_string(&call).unwrap_or_default(),
             epoch,
             created_at: now_ms(),
+            phone: phone.as_ref().map(|p| PhoneLeg {
+                uuid: p.uuid.clone(),
+                node: p.node.clone(),
+            }),
         };
         let written = new.clone();
         self.change_with_call(app_id, &agent.agent_no, move |current| {
@@ -120,7 +172,10 @@ impl Agents {
             Ok((Some(Input::CallStarted), Some(written.clone()), ()))
         })
         .await?;
-        orchestrator.start_agent_call(new.first_leg());
+        match phone {
+            Some(parked) => orchestrator.start_phone_dial(parked, new.first_leg()),
+            None => orchestrator.start_agent_call(new.first_leg()),
+        }
         Ok(json!({"conversationSid": new.conversation_id, "callSid": new.leg_id}))
     }
 
@@ -246,8 +301,9 @@ impl Agents {
                 Some(other) => other == agent_no,
                 None => {
                     let call = conversations[&l.conversation_id].call.as_ref();
-                    call.is_some_and(|c| c.call_type() == CallType::CallOut)
-                        && placed_by_me(&l.conversation_id)
+                    call.is_some_and(|c| {
+                        matches!(c.call_type(), CallType::CallOut | CallType::PhoneDialOut)
+                    }) && placed_by_me(&l.conversation_id)
                 }
             })
             .map(|l| {

@@ -186,6 +186,16 @@ impl Agents {
         }
         tokio::spawn(timers::run(agents.clone(), stopped));
         tokio::spawn(snapshots::run(agents.clone()));
+        if let Some(orchestrator) = agents.orchestrator() {
+            let mut dials = orchestrator.phone_dials();
+            let dialer = agents.clone();
+            tokio::spawn(async move {
+                while let Some(call) = dials.recv().await {
+                    let dialer = dialer.clone();
+                    tokio::spawn(async move { dialer.phone_dial(call).await });
+                }
+            });
+        }
         let (moves, to_complete) = tokio::sync::mpsc::unbounded_channel();
         agents.bus.complete_moves_with(moves);
         tokio::spawn(monitoring::complete_moves(agents.clone(), to_complete));

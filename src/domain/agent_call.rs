@@ -14,6 +14,8 @@ pub enum CallType {
     DialIn,
     /// `2`: backend outbound (后台外呼): the platform dialled the user for a queue or agent.
     Outbound,
+    /// `3`: the agent dialled out from its own phone (拨号外呼, §11.2).
+    PhoneDialOut,
     /// `4`: click-to-call (`callOut`).
     CallOut,
 }
@@ -24,6 +26,7 @@ impl CallType {
         match self {
             Self::DialIn => "1",
             Self::Outbound => "2",
+            Self::PhoneDialOut => "3",
             Self::CallOut => "4",
         }
     }

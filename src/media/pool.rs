@@ -56,8 +56,11 @@ pub struct ParkedCall {
     pub node: String,
     /// The channel's uuid.
     pub uuid: String,
-    /// The number dialled (`voicepaas_did`).
+    /// The number dialled (`voicepaas_did`; `""` for an agent's own dial-out).
     pub did: String,
+    /// An agent's phone dialling out (§11.2): the number it dialled
+    /// (`voicepaas_agent_dial`) and the device that dialled (`user_name`, its sipNumber).
+    pub agent_dial: Option<(String, String)>,
     /// The caller's number.
     pub caller: String,
     /// The callSid the sandbox gave its simulated caller (`voicepaas_call_sid`), if any.
@@ -79,10 +82,20 @@ impl ParkedCall {
         if header("variable_voicepaas_conversation").is_some() {
             return None;
         }
+        let agent_dial = header("variable_voicepaas_agent_dial").map(|number| {
+            let device = header("variable_user_name").unwrap_or_default();
+            (number.to_string(), device.to_string())
+        });
+        let did = match (header("variable_voicepaas_did"), &agent_dial) {
+            (Some(did), _) => did,
+            (None, Some(_)) => "",
+            (None, None) => return None,
+        };
         Some(Self {
             node: node.to_string(),
             uuid: header("Unique-ID")?.to_string(),
-            did: header("variable_voicepaas_did")?.to_string(),
+            did: did.to_string(),
+            agent_dial,
             caller: header("Caller-Caller-ID-Number")
                 .unwrap_or_default()
                 .to_string(),

@@ -72,6 +72,9 @@ async fn handle(ctx: Arc<Ctx>, call: ParkedCall) {
     if ctx.placing_stopped.load(Ordering::Acquire) {
         return;
     }
+    if call.agent_dial.is_some() {
+        return phone_dial(ctx, call).await;
+    }
     let Some(route) = retried(&call, "route lookup", || ctx.store.did_route(&call.did)).await
     else {
         return;
@@ -119,19 +122,7 @@ async fn open(ctx: Arc<Ctx>, call: ParkedCall, record: NumberRecord) {
         return;
     }
     tracing::info!(channel = %call.uuid, did = %call.did, conversation = %new.conversation_id, "inbound call claimed");
-    // Marked as claimed (a later park opens nothing) and as this installation's, so its
-    // events pass the node's event filter from now on.
-    if let Some(node) = ctx.media.node(&call.node) {
-        for (name, value) in [
-            (CLAIMED_VAR, new.conversation_id.as_str()),
-            (INSTALL_VAR, ctx.settings.installation.as_str()),
-        ] {
-            let set = format!("uuid_setvar {} {name} {value}", call.uuid);
-            if let Err(e) = node.client.api(&set).await {
-                tracing::warn!(channel = %call.uuid, error = %e, "could not mark an inbound call");
-            }
-        }
-    }
+    mark(&ctx, &call, &new.conversation_id).await;
     let built = ctx.inbound(new.user_leg(&call)).await;
     ctx.launch(built, vec![Input::Start], None);
 }
@@ -174,6 +165,59 @@ fn arrival(
     }
 }
 
+/// An agent's phone dialling out (§11.2): claimed here, then written and driven as the
+/// agent's call by the agents' side (which hangs it up if the agent may not call now).
+async fn phone_dial(ctx: Arc<Ctx>, call: ParkedCall) {
+    if !ctx.lease.valid() {
+        return;
+    }
+    let claimed = retried(&call, "claim", || {
+        ctx.store.claim_inbound(&call, &ctx.instance)
+    })
+    .await;
+    if claimed != Some(true) {
+        return;
+    }
+    let sink = ctx.phone_dials.lock().ok().and_then(|s| s.clone());
+    match sink {
+        Some(sink) => {
+            if let Err(unsent) = sink.send(call) {
+                reject(&ctx, &unsent.0, "CALL_REJECTED").await;
+            }
+        }
+        None => reject(&ctx, &call, "CALL_REJECTED").await,
+    }
+}
+
+/// Marks claimed channel `call` as conversation `conversation`'s (a later park opens
+/// nothing) and as this installation's, so its events pass the node's event filter from
+/// now on.
+pub(super) async fn mark(ctx: &Ctx, call: &ParkedCall, conversation: &str) {
+    let Some(node) = ctx.media.node(&call.node) else {
+        return;
+    };
+    for (name, value) in [
+        (CLAIMED_VAR, conversation),
+        (INSTALL_VAR, ctx.settings.installation.as_str()),
+    ] {
+        let set = format!("uuid_setvar {} {name} {value}", call.uuid);
+        if let Err(e) = node.client.api(&set).await {
+            tracing::warn!(channel = %call.uuid, error = %e, "could not mark a claimed call");
+        }
+    }
+}
+
+/// Hangs up parked channel `call` with `cause`.
+pub(super) async fn reject(ctx: &Ctx, call: &ParkedCall, cause: &str) {
+    let Some(node) = ctx.media.node(&call.node) else {
+        return;
+    };
+    let kill = format!("uuid_kill {} {cause}", call.uuid);
+    if let Err(e) = node.client.api(&kill).await {
+        tracing::warn!(channel = %call.uuid, error = %e, cause, "could not hang up a parked call");
+    }
+}
+
 /// Refuses a call to a number nobody routes.
 async fn refuse(ctx: Arc<Ctx>, call: ParkedCall) {
     let claimed = retried(&call, "claim", || {
@@ -184,13 +228,7 @@ async fn refuse(ctx: Arc<Ctx>, call: ParkedCall) {
         return;
     }
     tracing::info!(channel = %call.uuid, did = %call.did, caller = %call.caller, "inbound call to a number without a route: refused");
-    let Some(node) = ctx.media.node(&call.node) else {
-        return;
-    };
-    let kill = format!("uuid_kill {} UNALLOCATED_NUMBER", call.uuid);
-    if let Err(e) = node.client.api(&kill).await {
-        tracing::warn!(channel = %call.uuid, error = %e, "could not refuse an inbound call");
-    }
+    reject(&ctx, &call, "UNALLOCATED_NUMBER").await;
 }
 
 /// The conversation's plan: the route with its prompts as files, and every queue it can

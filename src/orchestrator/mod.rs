@@ -15,6 +15,7 @@ mod recovery;
 mod scheduler;
 mod unit;
 
+use crate::media::pool::ParkedCall;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -90,6 +91,9 @@ pub(crate) struct Ctx {
     generations: AtomicU64,
     /// The matchmaker of this process's inbound callers.
     acd: crate::acd::hub::AcdHandle,
+    /// Where agents' own dial-outs this process claimed go (§11.2): the agents' side,
+    /// which writes them as the agent's call.
+    phone_dials: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedSender<ParkedCall>>>,
 }
 
 /// The orchestrator of this process.
@@ -127,6 +131,7 @@ impl Orchestrator {
             placing_stopped: AtomicBool::new(false),
             generations: AtomicU64::new(1),
             acd,
+            phone_dials: std::sync::Mutex::new(None),
         });
         recovery::start(ctx.clone()).await;
         tokio::spawn(scheduler::run(ctx.clone()));
@@ -217,6 +222,33 @@ impl Orchestrator {
         queue: &str,
     ) -> std::collections::BTreeMap<String, flows::agent::QueuePlan> {
         self.0.queue_plans(app, queue).await
+    }
+
+    /// The agents' own dial-outs this process claims from now on (agents' contract §11.2);
+    /// a later call replaces the earlier receiver.
+    pub fn phone_dials(&self) -> tokio::sync::mpsc::UnboundedReceiver<ParkedCall> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        if let Ok(mut sink) = self.0.phone_dials.lock() {
+            *sink = Some(tx);
+        }
+        rx
+    }
+
+    /// Hangs up a parked channel this process claimed, with `cause`.
+    pub async fn reject_parked(&self, call: &ParkedCall, cause: &str) {
+        inbound::reject(&self.0, call, cause).await;
+    }
+
+    /// Drives an agent's own dial-out (§11.2), parked as `call`, written as `record` (the
+    /// agent's leg).
+    pub fn start_phone_dial(&self, call: ParkedCall, record: crate::store::placing::CallRecord) {
+        let ctx = self.0.clone();
+        tokio::spawn(async move {
+            let conversation = record.conversation_id.clone().unwrap_or_default();
+            inbound::mark(&ctx, &call, &conversation).await;
+            let built = ctx.inbound(record).await;
+            ctx.launch(built, vec![engine::Input::Start], None);
+        });
     }
 
     /// Whether agent device `sip_number` (of `VOICEPAAS_SIP_DOMAIN`) is registered on a

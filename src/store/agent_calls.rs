@@ -33,6 +33,18 @@ pub struct NewAgentCall {
     pub epoch: i64,
     /// Unix ms.
     pub created_at: i64,
+    /// The agent's own phone dialled out (§11.2): its parked channel, which is the agent's
+    /// leg (not dialled).
+    pub phone: Option<PhoneLeg>,
+}
+
+/// An agent's phone's channel parked on a media node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhoneLeg {
+    /// The channel's uuid.
+    pub uuid: String,
+    /// The media node.
+    pub node: String,
 }
 
 impl NewAgentCall {
@@ -46,13 +58,19 @@ impl NewAgentCall {
             kind: crate::domain::CallKind::Agent.as_str().into(),
             conversation_id: Some(self.conversation_id.clone()),
             leg_seq: 0,
-            state: "placing".into(),
             to_number: self.agent_number.clone(),
             from_number: self.shown.clone(),
             userdata: self.userdata.clone(),
             params: self.params.clone(),
             created_at: self.created_at,
             agent_no: Some(self.agent_no.clone()),
+            state: match self.phone {
+                Some(_) => "initiated".into(),
+                None => "placing".into(),
+            },
+            node: self.phone.as_ref().map(|p| p.node.clone()),
+            channel_uuid: self.phone.as_ref().map(|p| p.uuid.clone()),
+            start_at: self.phone.as_ref().map(|_| self.created_at),
             ..CallRecord::default()
         }
     }
@@ -103,8 +121,8 @@ pub(crate) async fn insert_agent_call(
     on_tx!(tx, |c| {
         sqlx::query(
         "INSERT INTO calls (id, request_id, account_sid, app_id, kind, conversation_id, leg_seq, state, to_number, \
-         from_number, userdata, params, epoch, created_at, updated_at, agent_no) \
-         VALUES ($1, $2, $3, $4, 'agent', $5, 0, 'placing', $6, $7, $8, $9, $10, $11, $11, $12)"
+         from_number, userdata, params, epoch, created_at, updated_at, agent_no, node, channel_uuid, start_at) \
+         VALUES ($1, $2, $3, $4, 'agent', $5, 0, $13, $6, $7, $8, $9, $10, $11, $11, $12, $14, $15, $16)"
     )
     .bind(&call.leg_id)
     .bind(&call.request_id)
@@ -118,6 +136,10 @@ pub(crate) async fn insert_agent_call(
     .bind(call.epoch)
     .bind(call.created_at)
     .bind(&call.agent_no)
+    .bind(if call.phone.is_some() { "initiated" } else { "placing" })
+    .bind(call.phone.as_ref().map(|p| p.node.as_str()))
+    .bind(call.phone.as_ref().map(|p| p.uuid.as_str()))
+    .bind(call.phone.as_ref().map(|_| call.created_at))
     .execute(c)
     .await
     .map(|r| r.rows_affected())

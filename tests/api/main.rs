@@ -21,6 +21,7 @@ mod conversation_calls;
 mod conversations;
 mod csta;
 mod dial_in;
+mod dial_out;
 mod directory;
 mod engine_faults;
 mod event_push;

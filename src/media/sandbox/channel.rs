@@ -180,6 +180,9 @@ pub struct Channel {
     rx: mpsc::Receiver<Command>,
 }
 
+/// The context agents' phones dial from (the directory's `user_context`, §11.2).
+pub const AGENTS_CONTEXT: &str = "voicepaas_agents";
+
 /// How long a simulated caller waits unanswered before hanging up.
 const CALLER_GIVES_UP: Duration = Duration::from_secs(60);
 /// Seconds a prompt file plays in the sandbox (API.md §12).
@@ -424,8 +427,13 @@ impl Channel {
         self.emit("CHANNEL_CREATE", "CS_INIT", &[]);
         self.emit("CHANNEL_STATE", "CS_ROUTING", &[]);
         self.emit("CHANNEL_STATE", "CS_EXECUTE", &[]);
+        // An agent's phone dials in the agents' context (§11.2), a carrier's caller a DID.
+        let marker = match self.vars.get("user_context").map(String::as_str) {
+            Some(AGENTS_CONTEXT) => "voicepaas_agent_dial",
+            _ => "voicepaas_did",
+        };
         for (name, value) in [
-            ("voicepaas_did", self.number.clone()),
+            (marker, self.number.clone()),
             ("park_after_bridge", "true".into()),
         ] {
             let app = App {
@@ -959,6 +967,11 @@ impl Channel {
             Command::Record { start: true, path } => self.start_recording(path),
             Command::Record { start: false, .. } => self.stop_recording(),
             Command::Bridged(partner, report) => {
+                // `bridge` from a channel not yet answered (an agent's phone dialling
+                // out) answers it when the far end answers, as FreeSWITCH does.
+                if report && self.answered_us.is_none() && self.caller.is_some() {
+                    self.answer_media();
+                }
                 self.partner = Some(partner.clone());
                 // As FreeSWITCH keeps them (esl-transcripts 81): `bridge_to` while
                 // bridged, `last_bridge_to` after.

@@ -189,6 +189,32 @@ impl Switch {
         uuid
     }
 
+    /// Agent device `device` dials `number` from its phone: as FreeSWITCH runs it, the
+    /// directory's variables on the channel and the agents' context's extension parking
+    /// it; the channel's uuid.
+    pub fn agent_dial(self: &Arc<Self>, device: &str, number: &str) -> String {
+        let uuid = uuid::Uuid::new_v4().to_string();
+        let vars = [
+            ("user_name", device),
+            ("user_context", super::channel::AGENTS_CONTEXT),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        self.start_channel(Spawn {
+            uuid: uuid.clone(),
+            number: number.to_string(),
+            dial: format!("sofia/sandbox/{number}"),
+            vars,
+            first_app: None,
+            job: None,
+            result: None,
+            bridge_for: None,
+            caller: Some(device.to_string()),
+        });
+        uuid
+    }
+
     fn start_channel(self: &Arc<Self>, spawn: Spawn) {
         let uuid = spawn.uuid.clone();
         self.sessions_since_start.fetch_add(1, Ordering::Relaxed);
@@ -355,6 +381,20 @@ impl Switch {
                     )
                 }
                 _ => "-ERR usage: voicepaas_inbound <from> <to> [callSid]\n".into(),
+            },
+            // The sandbox's own: agent device `<sipNumber>` dials `<number>` from its
+            // phone (agents' contract §11.2): the channel parks in the agents' context.
+            "voicepaas_agent_dial" => match (
+                PhoneNumber::parse("device", arg(0)),
+                PhoneNumber::parse("number", arg(1)),
+            ) {
+                (Ok(device), Ok(number)) => {
+                    format!(
+                        "+OK {}\n",
+                        self.agent_dial(device.as_str(), number.as_str())
+                    )
+                }
+                _ => "-ERR usage: voicepaas_agent_dial <sipNumber> <number>\n".into(),
             },
             // Every agent's device counts as registered (agents' contract §12) unless it
             // was made to unregister or its registration lapsed.

@@ -755,8 +755,10 @@ impl AgentFlow {
     }
 
     pub(super) fn start(&mut self, core: &mut Core) {
-        if self.plan.call_out.is_some() {
-            return self.dial_agent(core);
+        match self.plan.call_out.as_deref().map(|c| c.call_type) {
+            Some(CallType::PhoneDialOut) => return self.phone_dialled(core),
+            Some(_) => return self.dial_agent(core),
+            None => {}
         }
         self.snapshot(core);
         if let Some(outbound) = &self.plan.outbound {

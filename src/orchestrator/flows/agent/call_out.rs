@@ -7,7 +7,7 @@
 use super::{AgentFlow, CALL_OUT_AGENT, CALL_OUT_USER, Offer, Phase};
 use crate::cdr::MEDIA_LOST;
 use crate::domain::agent_call::AgentBye;
-use crate::orchestrator::engine::{Core, Dial, Endpoint, LegIdx, Write};
+use crate::orchestrator::engine::{Core, Dial, Effect, Endpoint, LegIdx, Status, Write};
 
 impl AgentFlow {
     /// Dials the agent's device (its leg noted as the agent's first).
@@ -30,6 +30,33 @@ impl AgentFlow {
         }
         self.snapshot(core);
         core.originate(CALL_OUT_AGENT, dial, false);
+    }
+
+    /// The agent's own phone dialled out (§11.2): its parked channel, unanswered, is the
+    /// agent's leg, and the user is dialled from it at once (the phone hears the network's
+    /// ringback; FreeSWITCH answers it when the user answers).
+    pub(super) fn phone_dialled(&mut self, core: &mut Core) {
+        let Some(call) = self.call_out() else {
+            return;
+        };
+        let offer = Offer {
+            agent_no: call.agent_no.clone(),
+            agent_number: call.agent_number.clone(),
+            endpoint: Endpoint::Device,
+            auto_answer: false,
+            shown: None,
+            wrapup_time: call.wrapup_time,
+            queue: String::new(),
+        };
+        if self.offer(CALL_OUT_AGENT).is_none() {
+            self.push_offer(CALL_OUT_AGENT, offer, None, None);
+        }
+        core.emit(Effect::Follow(CALL_OUT_AGENT));
+        // It may have hung up before it was followed.
+        core.probe(CALL_OUT_AGENT);
+        let at = core.legs[CALL_OUT_AGENT].start_ms;
+        core.journal(Write::Status(CALL_OUT_AGENT, Status::Initiated, at));
+        self.dial_user(core);
     }
 
     /// The agent's device answered: the user is dialled from its channel.
