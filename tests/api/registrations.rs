@@ -49,3 +49,55 @@ both_backends! {
         socket.close().await;
     }
 }
+
+both_backends! {
+    /// Two media nodes: the caller arrives on the first, the agent's device is registered
+    /// on the second only, so the offer is dialled from the first through the second's
+    /// internal profile (its `?sip=` address) and the two talk.
+    async fn a_device_on_another_node_is_dialled_through_it(db: TestDb) {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (crate::processes::free_port(), crate::processes::free_port());
+        let _first = crate::processes::sandbox(a, "1", dir.path());
+        let _second = crate::processes::sandbox(b, "1", dir.path());
+        let media = format!("esl://:ClueCon@127.0.0.1:{a},esl://:ClueCon@127.0.0.1:{b}?sip=127.0.0.1:5999");
+        let (_server, address) =
+            crate::processes::server_with(&db, a, dir.path(), &[("VOICEPAAS_MEDIA", media.as_str())]).await;
+        let app = crate::processes::customer(&address, 10).await;
+        let queue = create_queue(&app, json!({"name": "sales"})).await;
+        agent(&app, "1001", json!({"wrapupTime": 0, "sipNumber": "80001001", "phoneType": "1", "queues": [{"queueSid": queue}]})).await;
+        app.admin(reqwest::Method::PUT, "/admin/numbers/4008001000", Some(json!({"accountSid": app.sid}))).await;
+        let r = app.cti(reqwest::Method::PUT, "Numbers/4008001000", Some(json!({"route": {"type": "queue", "queueSid": queue}}))).await;
+        assert!(r.status < 300, "{}", r.body);
+        let node = |port: u16| async move {
+            let (client, mut incoming) = EslClient::start(EslOptions::new("127.0.0.1", port, "ClueCon"));
+            assert_eq!(incoming.recv().await, Some(Incoming::Connected));
+            (client, incoming)
+        };
+        let (first, mut first_events) = node(a).await;
+        let (second, _) = node(b).await;
+        first.subscribe(&["CHANNEL_CREATE"]).await.unwrap();
+        assert!(first.api("voicepaas_register 80001001@voicepaas.local 0").await.unwrap().starts_with("+OK"));
+        assert!(second.api("voicepaas_register 80001001@voicepaas.local 120").await.unwrap().starts_with("+OK"));
+        // The platform hears both before the agent logs in (a SIP phone must be registered).
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let mut socket = ready(&app, "1001").await;
+        let r = first.api("voicepaas_inbound 13800138000 4008001000").await.unwrap();
+        assert!(r.starts_with("+OK"), "{r}");
+        let events = socket.take_events(3).await;
+        let names: Vec<&str> = events.iter().map(|e| e["data"]["eventName"].as_str().unwrap()).collect();
+        assert_eq!(names, ["initiated", "ringing", "answered"], "{events:?}");
+        assert_eq!(events[2]["data"]["isBridged"], "1");
+        // The agent's leg was created on the caller's node, dialled through the other.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        let dialled = loop {
+            let Ok(Some(Incoming::Event(e))) = tokio::time::timeout_at(deadline, first_events.recv()).await else {
+                panic!("no agent leg was created on the caller's node");
+            };
+            if let Some(dial) = e.get("variable_origination_dial_string").filter(|d| d.contains("80001001")) {
+                break dial.to_string();
+            }
+        };
+        assert_eq!(dialled, "sofia/internal/80001001@127.0.0.1:5999");
+        socket.close().await;
+    }
+}
