@@ -223,3 +223,46 @@ both_backends! {
         assert_eq!(messages.len(), 7, "no status or queue events, one answer per leg");
     }
 }
+
+both_backends! {
+    /// A caller transferred to an outside number: the number's leg has no agent, so its
+    /// events go to the eventUrl alone, under the conversation's key (callSubtype 3,
+    /// agentNo "", agentNumber the number), after the caller's own.
+    async fn a_transfer_to_a_number_is_pushed(db: TestDb) {
+        let receiver = Receiver::start().await;
+        let app = db
+            .spawn(&[("VOICEPAAS_SANDBOX_SPEED", "5"), ("VOICEPAAS_ALLOW_PRIVATE_WEBHOOKS", "true")])
+            .await;
+        let patch = app
+            .cti(Method::PATCH, "CtiSettings", Some(json!({"eventUrl": format!("{}/events", receiver.base)})))
+            .await;
+        assert_eq!(patch.status, 200, "{}", patch.body);
+        let (_socket, user, _) = crate::transfers::talking(&app, &db, 0).await;
+        let a = crate::agent_sessions::command(&app, "1001", "transfer", json!({"targetType": "number", "target": "13800139995"})).await;
+        assert_eq!(a.body["statusCode"], "00000", "{}", a.body);
+        let got = received_until(&receiver, |got| {
+            got.iter().filter(|r| r.json()["data"]["callSubtype"] == "1" && r.json()["data"]["eventName"] == "completed").count() == 1
+        })
+        .await;
+        let mut theirs: Vec<Value> = got
+            .iter()
+            .map(Received::json)
+            .filter(|b| b["type"] == "callEvent" && b["data"]["agentNo"] == "")
+            .collect();
+        theirs.sort_by_key(|b| b["seq"].as_i64().unwrap());
+        let names: Vec<String> = theirs
+            .iter()
+            .map(|b| format!("{}/{}", b["data"]["eventName"].as_str().unwrap(), b["data"]["callSubtype"].as_str().unwrap()))
+            .collect();
+        assert_eq!(names[..2], ["initiated/1", "answered/1"], "{names:?}");
+        let number: Vec<&Value> = theirs.iter().filter(|b| b["data"]["callSubtype"] == "3").collect();
+        let said: Vec<&str> = number.iter().map(|b| b["data"]["eventName"].as_str().unwrap()).collect();
+        assert_eq!(said.first(), Some(&"initiated"), "{said:?}");
+        assert!(said.contains(&"answered") && said.last() == Some(&"completed"), "{said:?}");
+        for b in &number {
+            assert_eq!(b["data"]["agentNumber"], "13800139995", "{b}");
+            assert_eq!(b["data"]["callType"], "1", "{b}");
+        }
+        assert_eq!(theirs.last().unwrap()["data"]["callSid"], user, "the caller's end comes last");
+    }
+}
