@@ -266,3 +266,36 @@ both_backends! {
         assert_eq!(theirs.last().unwrap()["data"]["callSid"], user, "the caller's end comes last");
     }
 }
+
+both_backends! {
+    /// An event whose predecessor under the same key is being retried waits behind it, but
+    /// at most 60 s from its creation; then it goes anyway (the receiver orders by seq).
+    async fn a_failing_event_holds_its_successors_back_at_most_60_s(db: TestDb) {
+        let receiver = Receiver::start().await;
+        receiver.answer_with(&[500]);
+        let app = db
+            .spawn(&[("VOICEPAAS_ALLOW_PRIVATE_WEBHOOKS", "true"), ("VOICEPAAS_WEBHOOK_RETRY_SCALE", "100")])
+            .await;
+        let patch = app
+            .cti(Method::PATCH, "CtiSettings", Some(json!({"eventUrl": format!("{}/events", receiver.base)})))
+            .await;
+        assert_eq!(patch.status, 200, "{}", patch.body);
+        agent(&app, "1001", json!({"sipNumber": "80001001"})).await;
+        let login = crate::agent_sessions::command(&app, "1001", "login", json!({})).await;
+        assert_eq!(login.body["statusCode"], "00000", "{}", login.body);
+        receiver.wait_for(1, Duration::from_secs(10)).await;
+        let pause = crate::agent_sessions::command(&app, "1001", "pause", json!({"pauseCause": "lunch"})).await;
+        assert_eq!(pause.body["statusCode"], "00000", "{}", pause.body);
+        // The login is refused (and will be retried in minutes): the pause waits.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(receiver.received().len(), 1, "held back behind the failing login");
+        // A minute on (its creation moved back), it goes without the login.
+        db.exec("UPDATE outbox SET created_at = created_at - 61000 WHERE kind = 'event' AND body LIKE '%\"pause\"%'").await;
+        let got = receiver.wait_for(2, Duration::from_secs(10)).await;
+        assert_eq!(got[0].json()["data"]["eventName"], "login");
+        assert_eq!(got[1].json()["data"]["eventName"], "pause");
+        assert_eq!((got[0].json()["seq"].as_i64(), got[1].json()["seq"].as_i64()), (Some(1), Some(2)));
+        let pending = db.text("SELECT state FROM outbox WHERE kind = 'event' AND body LIKE '%\"login\"%'").await;
+        assert_eq!(pending.as_deref(), Some("pending"), "the login is still being retried");
+    }
+}
