@@ -12,17 +12,9 @@ use serde_json::{Value, json};
 use crate::both_backends;
 use crate::helpers::*;
 
-fn browser_ready() -> bool {
-    let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/console");
-    let ready = here.join("node_modules/playwright-core").exists()
-        && Path::new("/usr/bin/chromium").exists()
-        && Command::new("node").arg("--version").output().is_ok();
-    tool_ready(ready, "node, playwright-core or chromium", "api::console")
-}
-
 both_backends! {
     async fn console_search_shows_the_rows(db: TestDb) {
-        if !browser_ready() {
+        if !browser_ready("api::console") {
             return;
         }
         let receiver = crate::receiver::Receiver::start().await;

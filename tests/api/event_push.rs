@@ -15,6 +15,23 @@ use crate::helpers::{TestApp, TestDb};
 use crate::queues::create_queue;
 use crate::receiver::{Received, Receiver};
 
+/// A server (`env` over the defaults, private callback addresses allowed) whose test
+/// application pushes its agent events to `receiver` as `format`.
+async fn pushing_to(
+    db: &TestDb,
+    receiver: &Receiver,
+    format: &str,
+    env: &[(&str, &str)],
+) -> TestApp {
+    let mut env = env.to_vec();
+    env.push(("VOICEPAAS_ALLOW_PRIVATE_WEBHOOKS", "true"));
+    let app = db.spawn(&env).await;
+    let settings = json!({"eventUrl": format!("{}/events", receiver.base), "eventFormat": format});
+    let patch = app.cti(Method::PATCH, "CtiSettings", Some(settings)).await;
+    assert_eq!(patch.status, 200, "{}", patch.body);
+    app
+}
+
 /// An app whose events go to `receiver` as `format`, a ready agent 1001 in a queue a DID
 /// routes to; a caller (hanging up 2 s after the answer) dials in. The agent's socket
 /// frames and the conversation's CDR.
@@ -23,20 +40,7 @@ async fn one_dial_in(
     receiver: &Receiver,
     format: &str,
 ) -> (TestApp, Vec<Value>, Value) {
-    let app = db
-        .spawn(&[
-            ("VOICEPAAS_SANDBOX_SPEED", "20"),
-            ("VOICEPAAS_ALLOW_PRIVATE_WEBHOOKS", "true"),
-        ])
-        .await;
-    let patch = app
-        .cti(
-            Method::PATCH,
-            "CtiSettings",
-            Some(json!({"eventUrl": format!("{}/events", receiver.base), "eventFormat": format})),
-        )
-        .await;
-    assert_eq!(patch.status, 200, "{}", patch.body);
+    let app = pushing_to(db, receiver, format, &[("VOICEPAAS_SANDBOX_SPEED", "20")]).await;
     let queue = create_queue(&app, json!({"name": "sales"})).await;
     agent(
         &app,
@@ -230,13 +234,7 @@ both_backends! {
     /// agentNo "", agentNumber the number), after the caller's own.
     async fn a_transfer_to_a_number_is_pushed(db: TestDb) {
         let receiver = Receiver::start().await;
-        let app = db
-            .spawn(&[("VOICEPAAS_SANDBOX_SPEED", "5"), ("VOICEPAAS_ALLOW_PRIVATE_WEBHOOKS", "true")])
-            .await;
-        let patch = app
-            .cti(Method::PATCH, "CtiSettings", Some(json!({"eventUrl": format!("{}/events", receiver.base)})))
-            .await;
-        assert_eq!(patch.status, 200, "{}", patch.body);
+        let app = pushing_to(&db, &receiver, "json", &[("VOICEPAAS_SANDBOX_SPEED", "5")]).await;
         let (_socket, user, _) = crate::transfers::talking(&app, &db, 0).await;
         let a = crate::agent_sessions::command(&app, "1001", "transfer", json!({"targetType": "number", "target": "13800139995"})).await;
         assert_eq!(a.body["statusCode"], "00000", "{}", a.body);
@@ -273,13 +271,7 @@ both_backends! {
     async fn a_failing_event_holds_its_successors_back_at_most_60_s(db: TestDb) {
         let receiver = Receiver::start().await;
         receiver.answer_with(&[500]);
-        let app = db
-            .spawn(&[("VOICEPAAS_ALLOW_PRIVATE_WEBHOOKS", "true"), ("VOICEPAAS_WEBHOOK_RETRY_SCALE", "100")])
-            .await;
-        let patch = app
-            .cti(Method::PATCH, "CtiSettings", Some(json!({"eventUrl": format!("{}/events", receiver.base)})))
-            .await;
-        assert_eq!(patch.status, 200, "{}", patch.body);
+        let app = pushing_to(&db, &receiver, "json", &[("VOICEPAAS_WEBHOOK_RETRY_SCALE", "100")]).await;
         agent(&app, "1001", json!({"sipNumber": "80001001"})).await;
         let login = crate::agent_sessions::command(&app, "1001", "login", json!({})).await;
         assert_eq!(login.body["statusCode"], "00000", "{}", login.body);

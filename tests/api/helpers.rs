@@ -66,6 +66,20 @@ pub fn tool_ready(ready: bool, what: &str, test: &str) -> bool {
     ready
 }
 
+/// Whether the browser tests can run here: `node` with `tests/console/node_modules`
+/// (playwright-core) and `/usr/bin/chromium` (`.ci/run` installs them); without them the
+/// test `test` prints SKIPPED, unless CI is set.
+pub fn browser_ready(test: &str) -> bool {
+    let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/console");
+    let ready = here.join("node_modules/playwright-core").exists()
+        && std::path::Path::new("/usr/bin/chromium").exists()
+        && std::process::Command::new("node")
+            .arg("--version")
+            .output()
+            .is_ok();
+    tool_ready(ready, "node, playwright-core or chromium", test)
+}
+
 impl TestDb {
     /// A temporary SQLite file.
     pub fn sqlite() -> Self {

@@ -14,14 +14,6 @@ use serde_json::{Value, json};
 use crate::both_backends;
 use crate::helpers::*;
 
-fn browser_ready() -> bool {
-    let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/console");
-    let ready = here.join("node_modules/playwright-core").exists()
-        && Path::new("/usr/bin/chromium").exists()
-        && Command::new("node").arg("--version").output().is_ok();
-    tool_ready(ready, "node, playwright-core or chromium", "api::phonekit")
-}
-
 /// `GET path` on `app`: status, content-type, body.
 async fn fetch(app: &TestApp, path: &str) -> (u16, String, Vec<u8>) {
     let r = reqwest::get(format!("{}{path}", app.address))
@@ -124,7 +116,7 @@ both_backends! {
     /// The toolbar as people use it (see the module's doc): every step's state and buttons
     /// in the browser, then the events the agent's page got against its session's own.
     async fn the_toolbar_serves_agents_and_supervisors(db: TestDb) {
-        if !browser_ready() {
+        if !browser_ready("api::phonekit") {
             return;
         }
         let app = db.spawn(&[("VOICEPAAS_SANDBOX_SPEED", "1")]).await;
@@ -178,7 +170,7 @@ both_backends! {
     /// sipPwd of its login, a plain INVITE rings (ring.wav) until the toolbar's Answer, one
     /// asking for auto-answer is answered by itself, and logout unregisters.
     async fn the_webphone_registers_rings_and_answers(db: TestDb) {
-        if !browser_ready() {
+        if !browser_ready("api::phonekit") {
             return;
         }
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();

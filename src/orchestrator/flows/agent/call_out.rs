@@ -6,7 +6,7 @@
 
 use super::{AgentFlow, CALL_OUT_AGENT, CALL_OUT_USER, Offer, Phase};
 use crate::cdr::MEDIA_LOST;
-use crate::domain::agent_call::AgentBye;
+use crate::domain::agent_call::{AgentBye, AgentCall};
 use crate::orchestrator::engine::{Core, Dial, Effect, Endpoint, LegIdx, Status, Write};
 
 impl AgentFlow {
@@ -15,15 +15,11 @@ impl AgentFlow {
         let Some(call) = self.call_out() else {
             return;
         };
-        let offer = Offer {
-            agent_no: call.agent_no.clone(),
-            agent_number: call.agent_number.clone(),
-            endpoint: Endpoint::for_phone(call.phone_type),
-            auto_answer: true,
-            shown: call.shown_to_agent(),
-            wrapup_time: call.wrapup_time,
-            queue: String::new(),
-        };
+        let offer = agent_leg(
+            call,
+            Endpoint::for_phone(call.phone_type),
+            Some(call.shown_to_agent()),
+        );
         let dial = offer.dial(call.agent_ring_timeout);
         if self.offer(CALL_OUT_AGENT).is_none() {
             self.push_offer(CALL_OUT_AGENT, offer, None, None);
@@ -39,15 +35,7 @@ impl AgentFlow {
         let Some(call) = self.call_out() else {
             return;
         };
-        let offer = Offer {
-            agent_no: call.agent_no.clone(),
-            agent_number: call.agent_number.clone(),
-            endpoint: Endpoint::Device,
-            auto_answer: false,
-            shown: None,
-            wrapup_time: call.wrapup_time,
-            queue: String::new(),
-        };
+        let offer = agent_leg(call, Endpoint::Device, None);
         if self.offer(CALL_OUT_AGENT).is_none() {
             self.push_offer(CALL_OUT_AGENT, offer, None, None);
         }
@@ -143,5 +131,19 @@ impl AgentFlow {
             }
             _ => {}
         }
+    }
+}
+
+/// The agent's own leg of `call`: dialled to `endpoint`, answering by itself and showing
+/// `shown` (a callOut), or (`shown` `None`) the agent's phone that dialled out itself.
+fn agent_leg(call: &AgentCall, endpoint: Endpoint, shown: Option<Option<String>>) -> Offer {
+    Offer {
+        agent_no: call.agent_no.clone(),
+        agent_number: call.agent_number.clone(),
+        endpoint,
+        auto_answer: shown.is_some(),
+        shown: shown.flatten(),
+        wrapup_time: call.wrapup_time,
+        queue: String::new(),
     }
 }
