@@ -123,7 +123,8 @@ impl Application {
         .await;
         agents.bus().watch(acd.clone());
         tokio::spawn(crate::acd::devices::follow(
-            media.registrations().changes(),
+            media.clone(),
+            settings.sip_domain.clone(),
             store.clone(),
             acd.clone(),
         ));

@@ -55,6 +55,18 @@ const READY: &str = "SELECT s.agent_no, s.state_since, q.queue_sid, q.skill_leve
      WHERE s.app_id = $1 AND s.ended_at IS NULL AND s.agent_state = 'ready'";
 
 impl Store {
+    /// The sipNumbers of every logged-in agent (of any application) with its appSid and
+    /// agentNo: the devices to ask about again when a media node comes back.
+    pub async fn logged_in_devices(&self) -> Result<Vec<(String, String, String)>, StoreError> {
+        Ok(on_pool!(self, |p| sqlx::query_as(
+            "SELECT a.sip_number, s.app_id, s.agent_no FROM agent_sessions s \
+             JOIN agents a ON a.app_id = s.app_id AND a.agent_no = s.agent_no \
+             WHERE s.ended_at IS NULL AND a.sip_number <> ''"
+        )
+        .fetch_all(p)
+        .await)?)
+    }
+
     /// Every agent of `app_id` that may take an offer now.
     pub async fn ready_agents(&self, app_id: &str) -> Result<Vec<ReadyAgent>, StoreError> {
         let rows: Vec<Row> = on_pool!(self, |p| sqlx::query_as(READY)
