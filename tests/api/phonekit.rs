@@ -145,6 +145,12 @@ both_backends! {
             ["login", "initiated/2", "ringing/2", "answered/2", "answered/2", "held/2", "retrieved/2", "held/2",
              "initiated/5", "ringing/5", "answered/5", "completed/5", "completed/2", "completed", "autoReady"]
         );
+        assert_eq!(shown["whileDown"]["statusCode"], "20114", "{shown}");
+        assert_eq!(shown["afterKick"], "kicked_out", "a kicked-out page stays out: {shown}");
+        let wrong = &shown["wrongPassword"];
+        assert_eq!(wrong["statusCode"], "20101", "{shown}");
+        assert_eq!(wrong["conn"], json!(["connected", "auth_fail"]), "no retry after auth_fail: {shown}");
+        assert_eq!(wrong["state"], "stopped", "{shown}");
         let sid = resumed["sessionSid"].as_str().unwrap();
         let store = db.store().await;
         let stored = store.session_events(sid, 0, 100).await.unwrap();

@@ -53,7 +53,7 @@ function fail(why) {
 
 try {
   // Agent 1001 signs in (the toolbar offers the login) and becomes ready.
-  const a = await person('1001');
+  let a = await person('1001');
   if (await a.bar.locator('#logout').isEnabled()) fail('logout enabled before login');
   if (await a.bar.locator('#hangup').isEnabled()) fail('hangup enabled with no call');
   await shot(a, 'signed-in');
@@ -127,6 +127,8 @@ try {
   await a.page.evaluate(() => window.__sockets[window.__sockets.length - 1].close());
   await a.bar.locator('#connText', { hasText: /reconnecting|cannot reach/ }).waitFor(WAIT);
   await shot(a, 'reconnecting');
+  // Commands while the socket is down are answered at once with 20114.
+  out.whileDown = await a.page.evaluate(() => new Promise((done) => PhoneKit.ready(done)));
   await a.page.waitForTimeout(12000);
   const during = await a.page.evaluate(() => window.demoEvents.length);
   if (during !== before) fail(`events arrived while disconnected: ${before} → ${during}`);
@@ -140,6 +142,33 @@ try {
     sessionSid: PhoneKit.state().sessionSid,
   }));
   out.eventsBeforeDrop = before;
+
+  // The same agent signed in on another page: this one is kicked out and stays out.
+  const again = await person('1001');
+  await a.bar.locator('#connText', { hasText: 'signed in elsewhere' }).waitFor(WAIT);
+  await a.page.waitForTimeout(2500);
+  out.afterKick = await a.page.evaluate(() => PhoneKit.state().conn);
+  await a.page.close();
+  a = again;
+
+  // A wrong password: auth_fail, and no retries.
+  const stranger = await browser.newPage();
+  await stranger.goto(`${base}/PhoneKit/template/template.html`);
+  out.wrongPassword = await stranger.evaluate(async (args) => {
+    await new Promise((loaded) => {
+      const s = document.createElement('script');
+      s.src = args.base + '/PhoneKit/js/PhoneKit.js';
+      s.onload = loaded;
+      document.head.appendChild(s);
+    });
+    const conn = [];
+    const resp = await new Promise((done) => PhoneKit.initial({
+      url: args.base, appSid: args.appSid, agentNo: '1002', pwd: 'not the password',
+      onConnEvent: (e) => conn.push(e),
+    }, done));
+    await new Promise((r) => setTimeout(r, 2500));
+    return { statusCode: resp.statusCode, conn, state: PhoneKit.state().conn };
+  }, { base, appSid: (await (await fetch(`${base}/PhoneKit/demo/agent`, { method: 'POST' })).json()).appSid });
 
   // Log out.
   await a.bar.locator('#logout').click();
