@@ -138,6 +138,9 @@ pub struct CallEvent<'a> {
     pub user_data: &'a str,
     /// When (Unix ms).
     pub at_ms: i64,
+    /// The leg's FreeSWITCH channel name (`""`: not known): astercc's `channel`, not part
+    /// of the event's `data`.
+    pub channel: &'a str,
 }
 
 impl CallEvent<'_> {

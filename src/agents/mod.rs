@@ -52,7 +52,7 @@ impl Stepped<'_> {
         &self,
         session: Option<Session>,
         input: Option<Input>,
-        call_events: Vec<String>,
+        call_events: Vec<(String, String)>,
     ) -> (SessionWrite, Option<Session>) {
         let outcome = match input {
             Some(input) => step(session, input, self.now),
@@ -64,11 +64,11 @@ impl Stepped<'_> {
         let status = outcome.events.iter().map(|e| {
             let data =
                 events::status_data(e, self.app_id, self.agent_no, self.sid, self.now, self.tz);
-            ("statusEvent", data.to_string())
+            ("statusEvent", data.to_string(), String::new())
         });
         let events = call_events
             .into_iter()
-            .map(|data| ("callEvent", data))
+            .map(|(data, channel)| ("callEvent", data, channel))
             .chain(status)
             .collect();
         let state = outcome.session.as_ref().map(|s| SessionState {
@@ -93,7 +93,7 @@ impl Stepped<'_> {
 pub fn call_change(
     app_id: String,
     agent_no: String,
-    call_events: Vec<String>,
+    call_events: Vec<(String, String)>,
     input: Option<Input>,
     tz: chrono_tz::Tz,
 ) -> SessionChange {

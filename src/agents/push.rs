@@ -65,6 +65,8 @@ pub struct EventPush {
     pub kind: EventKind,
     /// Its `data` (a JSON object, unmasked).
     pub data: String,
+    /// The leg's FreeSWITCH channel name (astercc's `channel`; `""`: none known).
+    pub channel: String,
 }
 
 /// The outbox kind of pushed JSON events.
@@ -143,7 +145,7 @@ impl EventPush {
                     )
                 });
                 Some(Rendered {
-                    body: astercc_body(&data, source, event, seq),
+                    body: astercc_body(&data, (source, event), &self.channel, seq),
                     outbox_kind: OUTBOX_FORM,
                     fixed_id,
                 })
@@ -188,8 +190,8 @@ fn astercc_event(data: &serde_json::Map<String, Value>) -> Option<(&'static str,
 /// The seed-004 message: its fields in its order, each `name=value&`.
 fn astercc_body(
     data: &serde_json::Map<String, Value>,
-    source: &str,
-    event: &str,
+    (source, event): (&str, &str),
+    channel: &str,
     eventid: i64,
 ) -> String {
     let user = text(data, "userNumber");
@@ -223,7 +225,7 @@ fn astercc_body(
         ("from", direction),
         ("modeltype", "Campaign"),
         ("model_id", queue),
-        ("channel", text(data, "channel")),
+        ("channel", channel),
         ("eventid", &eventid),
         ("agentno", text(data, "agentNo")),
     ];
@@ -303,6 +305,7 @@ mod tests {
             ordering_key: agent_key("AP1", "1001"),
             kind,
             data: data.to_string(),
+            channel: "sofia/internal/80000017@10.0.0.5:5060".into(),
         }
     }
 
@@ -322,7 +325,7 @@ mod tests {
             r.body,
             "calleridnum=0138888888888&didnumber=800888&activenum=041139735857&source=AGENT&event=ringing&\
              uniqueid=CA2&sessionid=CV1&eventTime=2010-01-01 11:11:07&AgentTeamId=AP1&AgentGroupId=QU1&\
-             calltype=dialin&from=dialin&modeltype=Campaign&model_id=QU1&channel=&eventid=7&agentno=1001&"
+             calltype=dialin&from=dialin&modeltype=Campaign&model_id=QU1&channel=sofia/internal/80000017@10.0.0.5:5060&eventid=7&agentno=1001&"
         );
         assert_eq!(r.outbox_kind, OUTBOX_FORM);
         assert_eq!(r.fixed_id, None);
@@ -422,7 +425,7 @@ mod tests {
             end.body,
             "calleridnum=0138888888888&didnumber=&activenum=041139735857&source=CONVERSATION&event=hangup&\
              uniqueid=0&sessionid=CV1&eventTime=2010-01-01 08:22:47&AgentTeamId=AP1&AgentGroupId=&\
-             calltype=dialout&from=dialout&modeltype=Campaign&model_id=&channel=&eventid=9&agentno=1001&"
+             calltype=dialout&from=dialout&modeltype=Campaign&model_id=&channel=sofia/internal/80000017@10.0.0.5:5060&eventid=9&agentno=1001&"
         );
         assert!(!push(EventFormat::Json, EventKind::ConversationEnd, d).is_sent());
     }

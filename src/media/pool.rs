@@ -65,6 +65,8 @@ pub struct ParkedCall {
     pub caller: String,
     /// The callSid the sandbox gave its simulated caller (`voicepaas_call_sid`), if any.
     pub call_sid: Option<String>,
+    /// Its `Channel-Name` (`""`: not given).
+    pub channel_name: String,
 }
 
 impl ParkedCall {
@@ -97,6 +99,10 @@ impl ParkedCall {
             did: did.to_string(),
             agent_dial,
             caller: header("Caller-Caller-ID-Number")
+                .unwrap_or_default()
+                .to_string(),
+            channel_name: header("Channel-Name")
+                .filter(|n| n.len() <= 256)
                 .unwrap_or_default()
                 .to_string(),
             call_sid: header("variable_voicepaas_call_sid")

@@ -123,7 +123,8 @@ async fn open(ctx: Arc<Ctx>, call: ParkedCall, record: NumberRecord) {
     }
     tracing::info!(channel = %call.uuid, did = %call.did, conversation = %new.conversation_id, "inbound call claimed");
     mark(&ctx, &call, &new.conversation_id).await;
-    let built = ctx.inbound(new.user_leg(&call)).await;
+    let mut built = ctx.inbound(new.user_leg(&call)).await;
+    built.engine.core.legs[0].channel_name = call.channel_name.clone();
     ctx.launch(built, vec![Input::Start], None);
 }
 
@@ -156,12 +157,14 @@ fn arrival(
         monitor_mode: "",
         user_data: "",
         at_ms: new.created_at,
+        channel: &call.channel_name,
     };
     EventPush {
         target,
         ordering_key: conversation_key(&new.conversation_id),
         kind: EventKind::Call,
         data: event.data(tz).to_string(),
+        channel: call.channel_name.clone(),
     }
 }
 

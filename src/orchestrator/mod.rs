@@ -246,7 +246,8 @@ impl Orchestrator {
         tokio::spawn(async move {
             let conversation = record.conversation_id.clone().unwrap_or_default();
             inbound::mark(&ctx, &call, &conversation).await;
-            let built = ctx.inbound(record).await;
+            let mut built = ctx.inbound(record).await;
+            built.engine.core.legs[0].channel_name = call.channel_name.clone();
             ctx.launch(built, vec![engine::Input::Start], None);
         });
     }

@@ -50,8 +50,9 @@ pub struct SessionState {
 pub struct SessionWrite {
     /// The session after the change; `None` ends it (or leaves the agent offline).
     pub session: Option<SessionState>,
-    /// Events to append: (type, data JSON object), in order.
-    pub events: Vec<(&'static str, String)>,
+    /// Events to append: (type, data JSON object, the leg's channel name for the
+    /// `eventUrl` push — `""` for status events), in order.
+    pub events: Vec<(&'static str, String, String)>,
     /// A conversation the change starts (callOut), written in the same transaction.
     pub call: Option<super::agent_calls::NewAgentCall>,
 }

@@ -44,8 +44,8 @@ pub(crate) struct SessionRows {
     /// (session, the last seq to delete).
     trims: Vec<(String, i64)>,
     notices: Vec<String>,
-    /// (application, agent, kind, data) of every event, for the `eventUrl` push.
-    pushed: Vec<(String, String, EventKind, String)>,
+    /// (application, agent, kind, data, channel) of every event, for the `eventUrl` push.
+    pushed: Vec<Pushed>,
 }
 
 impl SessionRows {
@@ -126,17 +126,22 @@ impl SessionRows {
                 (row.session_sid.clone(), row.last_seq + 1)
             }
         };
-        for (kind, data) in &write.events {
+        for (kind, data, channel) in &write.events {
             if let Some(kind) = EventKind::from_type(kind) {
-                let names = (app_id.to_string(), agent_no.to_string());
-                self.pushed.push((names.0, names.1, kind, data.clone()));
+                self.pushed.push(Pushed {
+                    app_id: app_id.to_string(),
+                    agent_no: agent_no.to_string(),
+                    kind,
+                    data: data.clone(),
+                    channel: channel.clone(),
+                });
             }
         }
         let frames: Vec<(i64, String)> = write
             .events
             .iter()
             .enumerate()
-            .map(|(i, (kind, data))| {
+            .map(|(i, (kind, data, _))| {
                 let seq = first_seq + i as i64;
                 (seq, super::agent_sessions::frame(kind, seq, data))
             })
@@ -299,17 +304,22 @@ impl SessionRows {
     }
 }
 
-/// The pushes of `events` (application, agent, kind, data) to their applications'
-/// `eventUrl`, keyed per agent; whether any was written.
-async fn push_events(
-    tx: &mut Tx<'_>,
-    events: &[(String, String, EventKind, String)],
-    now: i64,
-) -> Result<bool, sqlx::Error> {
+/// An agent's event for its application's `eventUrl`.
+struct Pushed {
+    app_id: String,
+    agent_no: String,
+    kind: EventKind,
+    data: String,
+    channel: String,
+}
+
+/// The pushes of `events` to their applications' `eventUrl`, keyed per agent; whether
+/// any was written.
+async fn push_events(tx: &mut Tx<'_>, events: &[Pushed], now: i64) -> Result<bool, sqlx::Error> {
     if events.is_empty() {
         return Ok(false);
     }
-    let mut apps: Vec<&str> = events.iter().map(|e| e.0.as_str()).collect();
+    let mut apps: Vec<&str> = events.iter().map(|e| e.app_id.as_str()).collect();
     apps.sort_unstable();
     apps.dedup();
     let targets = super::event_push::push_targets(tx, &apps).await?;
@@ -318,12 +328,13 @@ async fn push_events(
     }
     let pushes: Vec<EventPush> = events
         .iter()
-        .filter_map(|(app_id, agent_no, kind, data)| {
+        .filter_map(|e| {
             Some(EventPush {
-                target: targets.get(app_id)?.clone(),
-                ordering_key: agent_key(app_id, agent_no),
-                kind: *kind,
-                data: data.clone(),
+                target: targets.get(&e.app_id)?.clone(),
+                ordering_key: agent_key(&e.app_id, &e.agent_no),
+                kind: e.kind,
+                data: e.data.clone(),
+                channel: e.channel.clone(),
             })
         })
         .collect();

@@ -209,6 +209,7 @@ both_backends! {
         assert_eq!(field(ring, "calltype"), "dialin");
         assert_eq!(field(ring, "from"), "dialin");
         assert_eq!(field(ring, "modeltype"), "Campaign");
+        assert_eq!(field(ring, "channel"), "sofia/sandbox/80001001", "the leg's FreeSWITCH channel name");
         let t = field(ring, "eventTime");
         assert!(chrono::NaiveDateTime::parse_from_str(&t, "%Y-%m-%d %H:%M:%S").is_ok(), "{t}");
         let end = agent[3];
@@ -224,6 +225,10 @@ both_backends! {
         assert_eq!(said, ["incoming", "answer", "hangup"]);
         assert_eq!(field(caller[0], "activenum"), "13800139995");
         assert_eq!(field(caller[0], "agentno"), "");
+        for m in &caller {
+            assert_eq!(field(m, "channel"), "sofia/sandbox/13800139995", "{m:?}");
+        }
+        assert_eq!(field(agent[3], "channel"), "", "the conversation has no channel");
         assert_eq!(messages.len(), 7, "no status or queue events, one answer per leg");
     }
 }

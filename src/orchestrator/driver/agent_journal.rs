@@ -24,7 +24,8 @@ pub(super) fn agent_flow(engine: &Conversation) -> Option<&AgentFlow> {
 /// The events and the machine input of one agent in one step.
 struct AgentChange {
     agent_no: String,
-    events: Vec<String>,
+    /// (data, the leg's channel name).
+    events: Vec<(String, String)>,
     input: Option<Input>,
 }
 
@@ -133,6 +134,7 @@ pub(super) fn agent_entries(
             },
             user_data,
             at_ms,
+            channel: &legs[leg].channel_name,
         };
         if let (Some(facts), None) = (facts, own) {
             event = end_event(event, facts, false);
@@ -174,7 +176,7 @@ pub(super) fn agent_entries(
                 changes.last_mut().expect("just pushed")
             }
         };
-        change.events.push(data);
+        change.events.push((data, legs[leg].channel_name.clone()));
         if input.is_some() && view == View::Own {
             change.input = input;
         }

@@ -32,11 +32,12 @@ pub(super) fn conversation_pushes(
         return Vec::new();
     };
     let key = conversation_key(&unit.id);
-    let push = |kind: EventKind, data: String, key: &str| EventPush {
+    let push = |kind: EventKind, (data, channel): (String, String), key: &str| EventPush {
         target: target.clone(),
         ordering_key: key.to_string(),
         kind,
         data,
+        channel,
     };
     let mut out = Vec::new();
     let here = (unit, engine, flow);
@@ -85,7 +86,11 @@ pub(super) fn conversation_pushes(
             .as_str()
             .is_some_and(|n| sent.contains(&n))
         {
-            out.push(push(EventKind::Queue, data.to_string(), &key));
+            out.push(push(
+                EventKind::Queue,
+                (data.to_string(), String::new()),
+                &key,
+            ));
         }
     }
     if target.format == EventFormat::Astercc
@@ -97,12 +102,17 @@ pub(super) fn conversation_pushes(
             true => key.clone(),
             false => agent_key(&unit.first.app_id, &agent_no),
         };
-        out.push(push(EventKind::ConversationEnd, data.to_string(), &key));
+        out.push(push(
+            EventKind::ConversationEnd,
+            (data.to_string(), String::new()),
+            &key,
+        ));
     }
     out
 }
 
-/// The callEvent `data` of leg `leg` if no agent's session tells it: a dial-in's caller,
+/// The callEvent `data` (and the leg's channel name) of leg `leg` if no agent's session
+/// tells it: a dial-in's caller,
 /// or a number a transfer or consult dialled.
 fn unagented(
     (unit, engine, flow): (&Unit, &Conversation, &AgentFlow),
@@ -110,7 +120,7 @@ fn unagented(
     (name, bridged, at_ms): (CallEventName, bool, i64),
     facts: Option<&LegFacts>,
     tz: chrono_tz::Tz,
-) -> Option<String> {
+) -> Option<(String, String)> {
     let plan = flow.plan();
     let (number, subtype, queue) = match flow.offer(leg) {
         Some(o) if o.offer.agent_no.is_empty() => (
@@ -149,11 +159,13 @@ fn unagented(
         monitor_mode: "",
         user_data: &flow.state().user_data,
         at_ms,
+        channel: &engine.core.legs[leg].channel_name,
     };
     if let Some(facts) = facts {
         event = end_event(event, facts, false);
     }
-    Some(event.data(tz).to_string())
+    let channel = engine.core.legs[leg].channel_name.clone();
+    Some((event.data(tz).to_string(), channel))
 }
 
 /// astercc's `CONVERSATION` end (its callEvent-shaped data) and the agent it is keyed

@@ -31,7 +31,14 @@ pub fn channel_event(event: &Event, generation: u64) -> Option<MediaEvent> {
             .unwrap_or_else(crate::domain::time::now_ms)
     };
     Some(match event.name() {
-        "CHANNEL_CREATE" => MediaEvent::Created { at: at() },
+        "CHANNEL_CREATE" => MediaEvent::Created {
+            at: at(),
+            name: event
+                .get_exact("Channel-Name")
+                .filter(|n| n.len() <= 256)
+                .unwrap_or_default()
+                .to_string(),
+        },
         "CHANNEL_PROGRESS" | "CHANNEL_PROGRESS_MEDIA" => MediaEvent::Progress { at: at() },
         "CHANNEL_ANSWER" => MediaEvent::Answered { at: at() },
         "DTMF" => MediaEvent::Dtmf(

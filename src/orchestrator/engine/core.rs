@@ -404,8 +404,11 @@ impl Core {
             return;
         }
         match event {
-            MediaEvent::Created { at } => {
+            MediaEvent::Created { at, name } => {
                 let l = &mut self.legs[leg];
+                if !name.is_empty() {
+                    l.channel_name = name;
+                }
                 if !l.answered() && l.ring_ms.is_none() {
                     l.start_ms = at;
                 }

@@ -14,6 +14,8 @@ pub enum MediaEvent {
     Created {
         /// Unix ms on the media server's clock.
         at: i64,
+        /// Its `Channel-Name` (`sofia/internal/80000017@10.0.0.5:5060`; `""`: not given).
+        name: String,
     },
     /// First ringing or early media (CHANNEL_PROGRESS / CHANNEL_PROGRESS_MEDIA).
     Progress {

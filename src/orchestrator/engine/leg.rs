@@ -61,6 +61,9 @@ pub struct Leg {
     pub settled: Option<LegEnd>,
     /// Its originate failed with this cause; its own hangup events are awaited.
     pub originate_failed: Option<String>,
+    /// Its channel's `Channel-Name`, once its CHANNEL_CREATE was heard (`""` before, and
+    /// for a channel that existed before the platform followed it).
+    pub channel_name: String,
 }
 
 impl Leg {
@@ -87,6 +90,7 @@ impl Leg {
             unverified: false,
             originate_failed: None,
             settled: None,
+            channel_name: String::new(),
         }
     }
 

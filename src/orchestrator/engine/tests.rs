@@ -578,7 +578,10 @@ impl Sim {
                 MediaEvent::Answered { at: now }
             }
             3 => MediaEvent::Dtmf(['1', '2', '#'][usize::from(choice) % 3]),
-            4 => MediaEvent::Created { at: now },
+            4 => MediaEvent::Created {
+                at: now,
+                name: String::new(),
+            },
             _ => {
                 let cause = CAUSES[usize::from(choice / 7) % CAUSES.len()];
                 return self.hang_up(leg, cause, !choice.is_multiple_of(3));
