@@ -25,7 +25,7 @@ both_backends! {
         assert_eq!(auth["statusCode"], "00000", "{auth}");
         let login = socket.request("login", json!({})).await;
         assert_eq!(login["statusCode"], "00000", "{login}");
-        dial_in(&app, "13800139995", "4008001000").await;
+        dial_in(&app, "13800138000", "4008001000").await;
         let frames = socket.take_events(7).await;
         let names: Vec<&str> = frames.iter().map(|f| f["data"]["eventName"].as_str().unwrap()).collect();
         assert_eq!(
@@ -33,7 +33,7 @@ both_backends! {
             ["agentLoggedOn", "originated", "delivered", "established", "connectionCleared", "agentWorkingAfterCall", "agentReady"]
         );
         let device = format!("80001001@{}", app.app_id);
-        let user = format!("138****9995@{}", app.app_id);
+        let user = format!("138****8000@{}", app.app_id);
         for (i, f) in frames.iter().enumerate() {
             assert_eq!(f["type"], "cstaEvent", "{f}");
             assert_eq!(f["seq"], i as i64 + 1);
@@ -44,7 +44,7 @@ both_backends! {
             assert_eq!(d["agentId"], "1001");
             let t = d["eventTime"].as_str().unwrap();
             assert!(chrono::NaiveDateTime::parse_from_str(t, "%Y.%m.%d %H:%M:%S").is_ok(), "{t}");
-            assert!(!f.to_string().contains("13800139995"), "masked: {f}");
+            assert!(!f.to_string().contains("13800138000"), "masked: {f}");
         }
         assert_eq!(frames[0]["data"]["agentMode"], "Ready");
         assert_eq!(frames[0]["data"]["eventType"], "agent");
