@@ -17,7 +17,7 @@ use crate::domain::agent_call::{
     AgentCall, CallSubtype, CallType, USER_DATA_RULE, valid_user_data,
 };
 use crate::domain::time::now_ms;
-use crate::media::pool::ParkedCall;
+use crate::media::pool::{AgentDial, ParkedCall};
 use crate::orchestrator::Refused;
 use crate::orchestrator::flows::StoredAgentConversation;
 use crate::orchestrator::flows::orders::AgentOrder;
@@ -52,7 +52,7 @@ impl Agents {
     /// agent that may not call now (not logged in, in a call) has it hung up with
     /// `CALL_REJECTED`.
     pub(super) async fn phone_dial(&self, call: ParkedCall) {
-        let Some((number, device)) = call.agent_dial.clone() else {
+        let Some(AgentDial { number, device }) = call.agent_dial.clone() else {
             return;
         };
         let placed = async {

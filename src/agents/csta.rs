@@ -161,22 +161,16 @@ fn call_event(data: &Map<String, Value>, seq: i64, masked: bool) -> Value {
     let mut put = |field: &str, value: &str| {
         out.insert(field.into(), json!(value));
     };
+    // The call's two ends, on every event of its setting up.
+    if matches!(name, "originated" | "delivered" | "established") {
+        put("callingDevice", &calling);
+        put("calledDevice", &called);
+    }
     match name {
         "serviceInitiated" => put("initiatedDevice", &agent),
-        "originated" => {
-            put("callingDevice", &calling);
-            put("calledDevice", &called);
-        }
-        "delivered" => {
-            put("alertingDevice", &leg);
-            put("callingDevice", &calling);
-            put("calledDevice", &called);
-        }
-        "established" => {
-            put("answeringDevice", &leg);
-            put("callingDevice", &calling);
-            put("calledDevice", &called);
-        }
+        "originated" => {}
+        "delivered" => put("alertingDevice", &leg),
+        "established" => put("answeringDevice", &leg),
         "held" => put("holdingDevice", &agent),
         "retrieved" => put("retrievingDevice", &agent),
         "conferenced" => {

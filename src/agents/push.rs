@@ -98,58 +98,67 @@ pub struct Rendered {
 }
 
 impl EventPush {
-    /// Whether the target's format sends this event at all (astercc sends call events
-    /// and the conversation's end only, and not every call event).
-    pub fn is_sent(&self) -> bool {
-        match self.target.format {
-            EventFormat::Json => self.kind != EventKind::ConversationEnd,
-            EventFormat::Astercc => match self.kind {
-                EventKind::Call => parse(&self.data).is_some_and(|d| astercc_event(&d).is_some()),
-                EventKind::ConversationEnd => true,
-                EventKind::Status | EventKind::Queue => false,
-            },
-        }
-    }
-
-    /// The event as sent with number `seq` of its key (`None`: its format does not send it).
-    pub fn render(&self, seq: i64) -> Option<Rendered> {
-        let data = parse(&self.data)?;
-        match self.target.format {
-            EventFormat::Json => {
-                if self.kind == EventKind::ConversationEnd {
-                    return None;
-                }
-                // The frame's own shape and order; `data` as the event wrote it.
-                let body = format!(
-                    r#"{{"type":"{}","seq":{seq},"data":{}}}"#,
-                    self.kind.as_str(),
-                    self.data
-                );
-                Some(Rendered {
-                    body,
-                    outbox_kind: OUTBOX_JSON,
-                    fixed_id: None,
-                })
-            }
+    /// The event made ready to number and send, its data read once; `None`: its format
+    /// does not send it (astercc sends call events and the conversation's end only, and
+    /// not every call event).
+    pub fn prepare(&self) -> Option<Ready<'_>> {
+        let astercc = match self.target.format {
+            EventFormat::Json if self.kind == EventKind::ConversationEnd => return None,
+            EventFormat::Json => None,
             EventFormat::Astercc => {
+                let data = parse(&self.data)?;
                 let (source, event) = match self.kind {
                     EventKind::Call => astercc_event(&data)?,
                     EventKind::ConversationEnd => ("CONVERSATION", "hangup"),
                     EventKind::Status | EventKind::Queue => return None,
                 };
-                let fixed_id = (event == "answer").then(|| {
-                    let leg = text(&data, "callSid");
-                    format!(
-                        "msg_answer_{}",
-                        short_hash(&format!("{}|{leg}", self.ordering_key))
-                    )
-                });
-                Some(Rendered {
-                    body: astercc_body(&data, (source, event), &self.channel, seq),
-                    outbox_kind: OUTBOX_FORM,
-                    fixed_id,
-                })
+                Some((data, source, event))
             }
+        };
+        Some(Ready {
+            push: self,
+            astercc,
+        })
+    }
+}
+
+/// An event its format sends, ready to be numbered ([`EventPush::prepare`]).
+#[derive(Debug)]
+pub struct Ready<'a> {
+    push: &'a EventPush,
+    /// For astercc: the data read, and the message's `source` and `event`.
+    astercc: Option<(serde_json::Map<String, Value>, &'static str, &'static str)>,
+}
+
+impl Ready<'_> {
+    /// The event.
+    pub fn push(&self) -> &EventPush {
+        self.push
+    }
+
+    /// The event as sent with number `seq` of its key.
+    pub fn render(&self, seq: i64) -> Rendered {
+        let push = self.push;
+        match &self.astercc {
+            // The frame's own shape and order; `data` as the event wrote it.
+            None => Rendered {
+                body: format!(
+                    r#"{{"type":"{}","seq":{seq},"data":{}}}"#,
+                    push.kind.as_str(),
+                    push.data
+                ),
+                outbox_kind: OUTBOX_JSON,
+                fixed_id: None,
+            },
+            Some((data, source, event)) => Rendered {
+                body: astercc_body(data, (source, event), &push.channel, seq),
+                outbox_kind: OUTBOX_FORM,
+                fixed_id: (*event == "answer").then(|| {
+                    let leg = text(data, "callSid");
+                    let key = format!("{}|{leg}", push.ordering_key);
+                    format!("msg_answer_{}", short_hash(&key))
+                }),
+            },
         }
     }
 }
@@ -293,6 +302,16 @@ fn short_hash(s: &str) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    impl EventPush {
+        fn is_sent(&self) -> bool {
+            self.prepare().is_some()
+        }
+
+        fn render(&self, seq: i64) -> Option<Rendered> {
+            self.prepare().map(|ready| ready.render(seq))
+        }
+    }
 
     fn push(format: EventFormat, kind: EventKind, data: Value) -> EventPush {
         EventPush {

@@ -58,15 +58,23 @@ pub struct ParkedCall {
     pub uuid: String,
     /// The number dialled (`voicepaas_did`; `""` for an agent's own dial-out).
     pub did: String,
-    /// An agent's phone dialling out (§11.2): the number it dialled
-    /// (`voicepaas_agent_dial`) and the device that dialled (`user_name`, its sipNumber).
-    pub agent_dial: Option<(String, String)>,
+    /// An agent's phone dialling out (§11.2), if it is one.
+    pub agent_dial: Option<AgentDial>,
     /// The caller's number.
     pub caller: String,
     /// The callSid the sandbox gave its simulated caller (`voicepaas_call_sid`), if any.
     pub call_sid: Option<String>,
     /// Its `Channel-Name` (`""`: not given).
     pub channel_name: String,
+}
+
+/// What an agent's phone dialling out parks with (agents' contract §11.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentDial {
+    /// The number it dialled (`voicepaas_agent_dial`).
+    pub number: String,
+    /// The device that dialled (`user_name`: its sipNumber).
+    pub device: String,
 }
 
 impl ParkedCall {
@@ -84,9 +92,9 @@ impl ParkedCall {
         if header("variable_voicepaas_conversation").is_some() {
             return None;
         }
-        let agent_dial = header("variable_voicepaas_agent_dial").map(|number| {
-            let device = header("variable_user_name").unwrap_or_default();
-            (number.to_string(), device.to_string())
+        let agent_dial = header("variable_voicepaas_agent_dial").map(|number| AgentDial {
+            number: number.to_string(),
+            device: header("variable_user_name").unwrap_or_default().to_string(),
         });
         let did = match (header("variable_voicepaas_did"), &agent_dial) {
             (Some(did), _) => did,

@@ -91,7 +91,8 @@ async fn open(ctx: Arc<Ctx>, call: ParkedCall, record: NumberRecord) {
         // Without a lease this process may not drive calls: the others claim it.
         return;
     }
-    let plan = plan_of(&ctx, &call, &record).await;
+    let app = ctx.app(&record.account_sid, &record.app_id).await;
+    let plan = plan_of(&ctx, &call, &record, app.as_deref()).await;
     let now = chrono::Utc::now();
     let mut new = NewInbound {
         conversation_id: ctx.ids.conversation(now).to_string(),
@@ -110,7 +111,6 @@ async fn open(ctx: Arc<Ctx>, call: ParkedCall, record: NumberRecord) {
         created_at: ctx.media.now_ms_on(&call.node),
         arrival: None,
     };
-    let app = ctx.app(&record.account_sid, &record.app_id).await;
     new.arrival = app
         .and_then(|a| a.push_target())
         .map(|target| arrival(target, &new, &call, ctx.settings.timezone));
@@ -123,8 +123,7 @@ async fn open(ctx: Arc<Ctx>, call: ParkedCall, record: NumberRecord) {
     }
     tracing::info!(channel = %call.uuid, did = %call.did, conversation = %new.conversation_id, "inbound call claimed");
     mark(&ctx, &call, &new.conversation_id).await;
-    let mut built = ctx.inbound(new.user_leg(&call)).await;
-    built.engine.core.legs[0].channel_name = call.channel_name.clone();
+    let built = ctx.inbound(new.user_leg(&call), &call.channel_name).await;
     ctx.launch(built, vec![Input::Start], None);
 }
 
@@ -236,9 +235,13 @@ async fn refuse(ctx: Arc<Ctx>, call: ParkedCall) {
 
 /// The conversation's plan: the route with its prompts as files, and every queue it can
 /// reach (through menu keys, fallbacks and up to [`MAX_OVERFLOWS`] overflows).
-async fn plan_of(ctx: &Ctx, call: &ParkedCall, record: &NumberRecord) -> Plan {
-    let app = ctx.app(&record.account_sid, &record.app_id).await;
-    let resolver = Resolver::new(ctx, &record.app_id, app.as_deref());
+async fn plan_of(
+    ctx: &Ctx,
+    call: &ParkedCall,
+    record: &NumberRecord,
+    app: Option<&ApplicationRecord>,
+) -> Plan {
+    let resolver = Resolver::new(ctx, &record.app_id, app);
     let routing = &record.routing;
     let route = match &routing.route {
         DomainRoute::Step(step) => Route::Step(resolver.step(step).await),

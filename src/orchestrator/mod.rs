@@ -246,8 +246,7 @@ impl Orchestrator {
         tokio::spawn(async move {
             let conversation = record.conversation_id.clone().unwrap_or_default();
             inbound::mark(&ctx, &call, &conversation).await;
-            let mut built = ctx.inbound(record).await;
-            built.engine.core.legs[0].channel_name = call.channel_name.clone();
+            let built = ctx.inbound(record, &call.channel_name).await;
             ctx.launch(built, vec![engine::Input::Start], None);
         });
     }

@@ -85,13 +85,15 @@ impl Ctx {
         }
     }
 
-    /// An inbound conversation just opened on its caller's parked channel.
-    pub(crate) async fn inbound(&self, user: CallRecord) -> Built {
+    /// A conversation just opened on a parked channel (a caller's, or an agent phone's
+    /// dialling out) whose first leg is `first`, the channel named `channel_name`.
+    pub(crate) async fn inbound(&self, first: CallRecord, channel_name: &str) -> Built {
         let now = self
             .media
-            .now_ms_on(user.node.as_deref().unwrap_or_default());
-        let leg = leg_of(&user, now);
-        let (unit, flow) = self.unit_and_flow(user, 0, None).await;
+            .now_ms_on(first.node.as_deref().unwrap_or_default());
+        let mut leg = leg_of(&first, now);
+        leg.channel_name = channel_name.to_string();
+        let (unit, flow) = self.unit_and_flow(first, 0, None).await;
         let mut core = Core::new(unit.id.clone(), vec![leg], self.limits(), self.ids.clone());
         core.now = now;
         Built {

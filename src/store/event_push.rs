@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::agents::push::{EventPush, PushTarget};
+use crate::agents::push::{EventPush, PushTarget, Ready};
 use crate::domain::cti::EventFormat;
 
 use super::Tx;
@@ -62,19 +62,20 @@ struct Numbered {
 }
 
 /// Numbers `pushes` per ordering key (after what each key sent before) and writes their
-/// outbox rows, in order. Events their format does not send take no number.
+/// outbox rows, in order; whether there were any. Events their format does not send take
+/// no number.
 pub(crate) async fn insert_pushes(
     tx: &mut Tx<'_>,
     pushes: &[EventPush],
     now: i64,
-) -> Result<(), sqlx::Error> {
-    let sent: Vec<&EventPush> = pushes.iter().filter(|p| p.is_sent()).collect();
+) -> Result<bool, sqlx::Error> {
+    let sent: Vec<Ready<'_>> = pushes.iter().filter_map(EventPush::prepare).collect();
     if sent.is_empty() {
-        return Ok(());
+        return Ok(false);
     }
     let mut counts: BTreeMap<&str, i64> = BTreeMap::new();
     for p in &sent {
-        *counts.entry(p.ordering_key.as_str()).or_default() += 1;
+        *counts.entry(p.push().ordering_key.as_str()).or_default() += 1;
     }
     let rows: Vec<Vec<Val<'_>>> = counts
         .iter()
@@ -114,13 +115,12 @@ pub(crate) async fn insert_pushes(
         })
         .collect();
     let mut outbox = Vec::with_capacity(sent.len());
-    for p in sent {
+    for ready in &sent {
+        let p = ready.push();
         let Some(seq) = next.get_mut(p.ordering_key.as_str()) else {
             continue;
         };
-        let Some(rendered) = p.render(*seq) else {
-            continue;
-        };
+        let rendered = ready.render(*seq);
         *seq += 1;
         outbox.push(OutboxRow {
             webhook_id: rendered.fixed_id.unwrap_or_else(new_webhook_id),
@@ -136,5 +136,6 @@ pub(crate) async fn insert_pushes(
         });
     }
     let refs: Vec<&OutboxRow> = outbox.iter().collect();
-    super::journal::insert_outbox_once(tx, &refs).await
+    super::journal::insert_outbox_once(tx, &refs).await?;
+    Ok(true)
 }

@@ -338,6 +338,5 @@ async fn push_events(tx: &mut Tx<'_>, events: &[Pushed], now: i64) -> Result<boo
             })
         })
         .collect();
-    super::event_push::insert_pushes(tx, &pushes, now).await?;
-    Ok(pushes.iter().any(EventPush::is_sent))
+    super::event_push::insert_pushes(tx, &pushes, now).await
 }

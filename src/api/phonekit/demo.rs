@@ -113,7 +113,7 @@ async fn ensure(state: &AppState) -> Result<(String, String), DemoError> {
     {
         Some(a) => a.app_id,
         None => {
-            let settings = AppSettings::parse(Fields(obj(&json!({"name": DEMO_NAME}))), true)?;
+            let settings = AppSettings::parse(Fields(&fields(json!({"name": DEMO_NAME}))), true)?;
             store.create_app(&account, &settings).await?.app_id
         }
     };
@@ -144,7 +144,7 @@ async fn ensure(state: &AppState) -> Result<(String, String), DemoError> {
         };
         let body = json!({"agentNo": agent_no, "name": name, "role": role, "pwd": pwd, "wrapupTime": 10,
                           "autoAnswer": true, "queues": queues});
-        let new = NewAgent::parse(Fields(obj(&body)))?;
+        let new = NewAgent::parse(Fields(&fields(body)))?;
         let hash = hash_password(&pwd).map_err(|e| ParamError::new(e.to_string()))?;
         store
             .create_agent(&app, &new, &hash, state.settings.sip_number_base)
@@ -155,7 +155,7 @@ async fn ensure(state: &AppState) -> Result<(String, String), DemoError> {
     }
     if store.find_number(&app, DEMO_NUMBER).await?.is_none() {
         let routing = json!({"name": "demo line", "route": {"type": "queue", "queueSid": queue}});
-        let routing = NumberRouting::parse(Fields(obj(&routing)))?;
+        let routing = NumberRouting::parse(Fields(&fields(routing)))?;
         store
             .route_number(&account, &app, DEMO_NUMBER, &routing)
             .await?;
@@ -163,8 +163,12 @@ async fn ensure(state: &AppState) -> Result<(String, String), DemoError> {
     Ok((app, queue))
 }
 
-fn obj(v: &Value) -> &serde_json::Map<String, Value> {
-    v.as_object().expect("a JSON object literal")
+/// The fields of a body the demo writes itself (always an object).
+fn fields(v: Value) -> serde_json::Map<String, Value> {
+    match v {
+        Value::Object(map) => map,
+        _ => serde_json::Map::new(),
+    }
 }
 
 /// `POST /PhoneKit/demo/agent` `{"agentNo"}` (`1001`, `1002` or `9001`; default `1001`) →

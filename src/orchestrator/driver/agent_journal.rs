@@ -66,16 +66,7 @@ pub(super) fn agent_entries(
         .offers
         .iter()
         .any(|o| o.consulted_from.is_some());
-    // Leg `l`'s end, if it ends in this step.
-    let ending_now = |l: LegIdx| {
-        writes.iter().find_map(|w| match w {
-            Write::LegEnded(leg, facts) if *leg == l => Some(facts),
-            Write::Finish { ending, .. } => {
-                ending.iter().find(|(leg, _)| *leg == l).map(|(_, f)| f)
-            }
-            _ => None,
-        })
-    };
+    let ending_now = |l: LegIdx| ending_in(writes, l);
     let ends_now = |l: LegIdx| ending_now(l).is_some();
     let mut gone: Vec<LegIdx> = (0..legs.len())
         .filter(|l| (consulted || call_out_agent.is_some()) && !legs[*l].is_live() && !ends_now(*l))
@@ -391,6 +382,15 @@ pub(super) fn agent_entries(
             change: call_change(unit.first.app_id.clone(), c.agent_no, c.events, c.input, tz),
         })
         .collect()
+}
+
+/// Leg `leg`'s end among `writes`, if it ends in them.
+pub(super) fn ending_in(writes: &[Write], leg: LegIdx) -> Option<&LegFacts> {
+    writes.iter().find_map(|w| match w {
+        Write::LegEnded(l, facts) if *l == leg => Some(facts),
+        Write::Finish { ending, .. } => ending.iter().find(|(l, _)| *l == leg).map(|(_, f)| f),
+        _ => None,
+    })
 }
 
 /// The dial-in's agent CDR (§10).

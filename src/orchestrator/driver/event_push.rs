@@ -15,7 +15,7 @@ use crate::orchestrator::engine::{Conversation, LegIdx, Status, Write};
 use crate::orchestrator::flows::agent::AgentFlow;
 use crate::orchestrator::unit::Unit;
 
-use super::agent_journal::{agent_flow, end_event};
+use super::agent_journal::{agent_flow, end_event, ending_in};
 
 /// The pushes of one step's `writes`; `moves` are its queueEvents (queueSid, data).
 pub(super) fn conversation_pushes(
@@ -42,13 +42,6 @@ pub(super) fn conversation_pushes(
     let mut out = Vec::new();
     let here = (unit, engine, flow);
     let legs = &engine.core.legs;
-    let ends = |leg: LegIdx| -> Option<&LegFacts> {
-        writes.iter().find_map(|w| match w {
-            Write::LegEnded(l, facts) if *l == leg => Some(facts),
-            Write::Finish { ending, .. } => ending.iter().find(|(l, _)| *l == leg).map(|(_, f)| f),
-            _ => None,
-        })
-    };
     for write in writes {
         let (leg, name, bridged, at) = match write {
             Write::NewLeg(leg) => (*leg, CallEventName::Initiated, false, legs[*leg].start_ms),
@@ -73,7 +66,7 @@ pub(super) fn conversation_pushes(
             _ => continue,
         };
         let facts = match name {
-            CallEventName::Completed => ends(leg),
+            CallEventName::Completed => ending_in(writes, leg),
             _ => None,
         };
         if let Some(data) = unagented(here, leg, (name, bridged, at), facts, tz) {

@@ -106,7 +106,8 @@ pub(super) async fn write(
     insert_outbox(&mut tx, &added.outbox).await?;
     // The conversations' own pushes after their agents' (a conversation's end follows its
     // agent's last event).
-    crate::store::event_push::insert_pushes(&mut tx, &added.pushes, now).await?;
+    let conversations_pushed =
+        crate::store::event_push::insert_pushes(&mut tx, &added.pushes, now).await?;
     let attempts: Vec<&(Delivery, Attempt, Outcome)> = jobs
         .iter()
         .filter_map(|j| match j {
@@ -125,7 +126,7 @@ pub(super) async fn write(
         callbacks: !added.outbox.is_empty()
             || !attempts.is_empty()
             || pushed
-            || !added.pushes.is_empty(),
+            || conversations_pushed,
         notices,
     })
 }
