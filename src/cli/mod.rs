@@ -168,12 +168,17 @@ pub fn main(cli: Cli) -> ExitCode {
         }
     };
     crate::telemetry::init(&settings.log_filter, settings.log_json);
-    // Calls, the matchmaker, the journal and the Event Socket run on every core (the HTTP
-    // workers have their own threads).
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime_workers(&settings) {
+        1 => tokio::runtime::Builder::new_current_thread(),
+        n => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(n);
+            builder
+        }
+    }
+    .enable_all()
+    .build();
+    let runtime = match runtime {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("voicepaas: cannot start the async runtime: {e}");
@@ -186,6 +191,21 @@ pub fn main(cli: Cli) -> ExitCode {
             eprintln!("voicepaas: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// How many threads run calls, the matchmaker, the journal and the Event Socket (the HTTP
+/// workers have their own); one means a current-thread runtime on the main thread. On
+/// SQLite one: the database work runs on SQLite's own threads, and a second worker mostly
+/// wakes to steal a task the first would have run a moment later, which costs a quarter of
+/// a call's CPU. On PostgreSQL, whose protocol runs on these threads, one per core.
+/// `TOKIO_WORKER_THREADS` overrides both.
+fn runtime_workers(settings: &Settings) -> usize {
+    let cores = std::thread::available_parallelism().map_or(2, usize::from);
+    match std::env::var("TOKIO_WORKER_THREADS").map(|n| n.trim().parse::<usize>()) {
+        Ok(Ok(n)) if n > 0 => n,
+        _ if settings.uses_postgres() => cores,
+        _ => 1,
     }
 }
 
