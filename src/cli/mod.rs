@@ -168,7 +168,7 @@ pub fn main(cli: Cli) -> ExitCode {
         }
     };
     crate::telemetry::init(&settings.log_filter, settings.log_json);
-    let runtime = match runtime_workers(&settings) {
+    let runtime = match runtime_workers(&cli.command, &settings) {
         1 => tokio::runtime::Builder::new_current_thread(),
         n => {
             let mut builder = tokio::runtime::Builder::new_multi_thread();
@@ -194,18 +194,19 @@ pub fn main(cli: Cli) -> ExitCode {
     }
 }
 
-/// How many threads run calls, the matchmaker, the journal and the Event Socket (the HTTP
-/// workers have their own); one means a current-thread runtime on the main thread. On
-/// SQLite one: the database work runs on SQLite's own threads, and a second worker mostly
-/// wakes to steal a task the first would have run a moment later, which costs a quarter of
-/// a call's CPU. On PostgreSQL, whose protocol runs on these threads, one per core.
-/// `TOKIO_WORKER_THREADS` overrides both.
-fn runtime_workers(settings: &Settings) -> usize {
+/// How many threads the async runtime has; one means a current-thread runtime on the main
+/// thread. `serve` on SQLite: one for calls, the matchmaker, the journal and the Event
+/// Socket (the HTTP workers have their own threads, the database work runs on SQLite's),
+/// as a second worker mostly wakes to steal a task the first would have run a moment
+/// later, which costs a quarter of a call's CPU. `serve` on PostgreSQL, whose protocol runs
+/// on these threads, and every other command (the standalone sandbox plays every call of
+/// its media server): one per core. `TOKIO_WORKER_THREADS` overrides both.
+fn runtime_workers(command: &Command, settings: &Settings) -> usize {
     let cores = std::thread::available_parallelism().map_or(2, usize::from);
     match std::env::var("TOKIO_WORKER_THREADS").map(|n| n.trim().parse::<usize>()) {
         Ok(Ok(n)) if n > 0 => n,
-        _ if settings.uses_postgres() => cores,
-        _ => 1,
+        _ if matches!(command, Command::Serve) && !settings.uses_postgres() => 1,
+        _ => cores,
     }
 }
 
