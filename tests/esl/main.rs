@@ -325,6 +325,62 @@ async fn applications_run_for_their_sandbox_durations() {
     );
 }
 
+/// Applications sent one after another are queued and run in order; `uuid_break` stops
+/// the running one and the next starts, `uuid_break <uuid> all` also drops those queued
+/// behind it (FreeSWITCH flushes the channel's queued messages).
+#[tokio::test]
+async fn break_all_drops_the_queued_applications() {
+    let mut r = rig().await;
+    let uuid = r.call("13800001234").await;
+    let lock = |app, arg, id| Execute {
+        app,
+        arg,
+        event_lock: true,
+        event_uuid: Some(id),
+    };
+    for id in ["e1", "e2", "e3"] {
+        r.client
+            .execute(&uuid, lock("playback", "silence_stream://3600000", id))
+            .await
+            .unwrap();
+    }
+    // The next CHANNEL_EXECUTE[_COMPLETE] of the channel, as `<name> <Application-UUID>`.
+    async fn next_run(r: &mut Rig, uuid: &str) -> String {
+        loop {
+            if let Incoming::Event(e) = next(&mut r.incoming).await
+                && e.unique_id() == Some(uuid)
+                && let Some(id) = e.application_uuid()
+            {
+                return format!("{} {id}", e.name());
+            }
+        }
+    }
+    assert_eq!(next_run(&mut r, &uuid).await, "CHANNEL_EXECUTE e1");
+    assert_eq!(
+        r.client.api(&format!("uuid_break {uuid}")).await.unwrap(),
+        "+OK\n"
+    );
+    assert_eq!(next_run(&mut r, &uuid).await, "CHANNEL_EXECUTE_COMPLETE e1");
+    assert_eq!(next_run(&mut r, &uuid).await, "CHANNEL_EXECUTE e2");
+    let all = format!("uuid_break {uuid} all");
+    assert_eq!(r.client.api(&all).await.unwrap(), "+OK\n");
+    assert_eq!(next_run(&mut r, &uuid).await, "CHANNEL_EXECUTE_COMPLETE e2");
+    r.client
+        .execute(&uuid, lock("hangup", "", "e4"))
+        .await
+        .unwrap();
+    assert_eq!(next_run(&mut r, &uuid).await, "CHANNEL_EXECUTE e4");
+    let rest = life_of(&mut r.incoming, &uuid).await;
+    assert!(
+        rest.iter().all(|e| e.application_uuid() != Some("e3")),
+        "e3 ran after uuid_break all"
+    );
+    assert_eq!(
+        hangup_complete(&rest).hangup_cause(),
+        Some("NORMAL_CLEARING")
+    );
+}
+
 #[tokio::test]
 async fn play_and_get_digits_collects_the_far_ends_keys() {
     let mut r = rig().await;

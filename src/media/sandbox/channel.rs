@@ -24,8 +24,12 @@ pub enum Command {
     Hangup(String),
     /// Keys pressed by the far end (uuid_send_dtmf / uuid_recv_dtmf).
     Dtmf(String),
-    /// Stop the running application (uuid_break).
-    Break,
+    /// Stop the running application (uuid_break); `all` also drops the applications
+    /// queued behind it (`uuid_break <uuid> all`).
+    Break {
+        /// `all` was given.
+        all: bool,
+    },
     /// Hang up after this much sandbox time (sched_hangup).
     ScheduleHangup(Duration, String),
     /// Play a file after this much sandbox time (sched_broadcast) or now (uuid_broadcast),
@@ -873,6 +877,35 @@ impl Channel {
         self.next_app();
     }
 
+    /// uuid_break: the running application stops (what it means for each application).
+    fn break_running(&mut self) {
+        match self.running.as_ref().map(|r| r.app.name.as_str()) {
+            // endless_playback only restarts its file (esl-transcripts 82).
+            Some("endless_playback") => {
+                let file = self
+                    .running
+                    .as_ref()
+                    .and_then(|r| r.playing.clone())
+                    .unwrap_or_default();
+                self.emit(
+                    "PLAYBACK_STOP",
+                    "CS_EXECUTE",
+                    &[
+                        ("Playback-File-Path", file.clone()),
+                        ("Playback-Status", "break".into()),
+                    ],
+                );
+                self.emit(
+                    "PLAYBACK_START",
+                    "CS_EXECUTE",
+                    &[("Playback-File-Path", file)],
+                );
+            }
+            Some("park") | None => {}
+            Some(_) => self.end_app("FILE PLAYED", "break"),
+        }
+    }
+
     fn start_recording(&mut self, path: String) {
         self.stop_recording();
         self.emit(
@@ -937,31 +970,12 @@ impl Channel {
                 }
             }
             Command::Dtmf(digits) => digits.chars().for_each(|d| self.press(d)),
-            Command::Break => match self.running.as_ref().map(|r| r.app.name.as_str()) {
-                // endless_playback only restarts its file (esl-transcripts 82).
-                Some("endless_playback") => {
-                    let file = self
-                        .running
-                        .as_ref()
-                        .and_then(|r| r.playing.clone())
-                        .unwrap_or_default();
-                    self.emit(
-                        "PLAYBACK_STOP",
-                        "CS_EXECUTE",
-                        &[
-                            ("Playback-File-Path", file.clone()),
-                            ("Playback-Status", "break".into()),
-                        ],
-                    );
-                    self.emit(
-                        "PLAYBACK_START",
-                        "CS_EXECUTE",
-                        &[("Playback-File-Path", file)],
-                    );
+            Command::Break { all } => {
+                if all {
+                    self.queue.clear();
                 }
-                Some("park") | None => {}
-                Some(_) => self.end_app("FILE PLAYED", "break"),
-            },
+                self.break_running();
+            }
             Command::ScheduleHangup(delay, cause) => self.at(delay, Timer::Hangup(cause)),
             Command::Broadcast(delay, path, legs) => self.at(delay, Timer::Broadcast(path, legs)),
             Command::Record { start: true, path } => self.start_recording(path),

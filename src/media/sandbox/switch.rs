@@ -411,7 +411,14 @@ impl Switch {
                 }
                 _ => "-ERR usage: voicepaas_register <user>@<domain> <expires>\n".into(),
             },
-            "uuid_break" => told(arg(0), Command::Break, "+OK\n"),
+            // `uuid_break <uuid> [all]`: as FreeSWITCH, any flag naming `all`.
+            "uuid_break" => told(
+                arg(0),
+                Command::Break {
+                    all: arg(1).contains("all"),
+                },
+                "+OK\n",
+            ),
             "uuid_hold" => match arg(0) {
                 "off" => told(arg(1), Command::Hold(false), "+OK Success\n"),
                 uuid => told(uuid, Command::Hold(true), "+OK Success\n"),

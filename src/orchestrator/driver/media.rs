@@ -211,7 +211,7 @@ pub fn api(uuid: &str, command: &MediaCommand) -> String {
     };
     match command {
         MediaCommand::Kill(cause) => format!("uuid_kill {uuid} {cause}"),
-        MediaCommand::Break => format!("uuid_break {uuid}"),
+        MediaCommand::BreakAll => format!("uuid_break {uuid} all"),
         MediaCommand::Broadcast(file, h) => format!("uuid_broadcast {uuid} {file} {}", hears(h)),
         MediaCommand::HangupAfter(secs, cause) => format!("sched_hangup +{secs} {uuid} {cause}"),
         MediaCommand::BroadcastAfter(secs, file, h) => {

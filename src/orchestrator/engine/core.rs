@@ -92,8 +92,13 @@ pub struct Core {
     heard: std::collections::VecDeque<(LegIdx, Happened)>,
     next_run: u32,
     next_reply: ReplyToken,
-    /// Application runs not finished yet, and their legs.
+    /// Application runs not finished yet, and their legs. A leg runs its applications
+    /// one after another in the order they were sent; the oldest one of each leg has a
+    /// watchdog.
     runs: BTreeMap<u32, LegIdx>,
+    /// Legs whose queued applications were dropped (`uuid_break all`): every run of the
+    /// leg up to this one is over once the first of the leg's runs reports its end.
+    flushing: BTreeMap<LegIdx, u32>,
     ids: Arc<IdGenerator>,
 }
 
@@ -115,6 +120,7 @@ impl Core {
             next_run: 1,
             next_reply: 1,
             runs: BTreeMap::new(),
+            flushing: BTreeMap::new(),
             ids,
         }
     }
@@ -258,23 +264,60 @@ impl Core {
         self.emit(Effect::SetTimer(Timer::DialWatchdog(leg), watchdog));
     }
 
-    /// Runs an application on `leg` (if it is up); returns the run's number.
+    /// Runs an application on `leg` (if it is up) after those already sent to it;
+    /// returns the run's number.
     pub fn execute(&mut self, leg: LegIdx, app: App) -> Option<u32> {
         if !self.legs[leg].up() || !self.legs[leg].dialed {
             return None;
         }
         let run = self.next_run;
         self.next_run += 1;
+        let first = self.oldest_run(leg).is_none();
         self.runs.insert(run, leg);
         self.emit(Effect::Execute { leg, app, run });
-        let limit = self.limits.app_watchdog_ms;
-        self.emit(Effect::SetTimer(Timer::AppWatchdog(run), limit));
+        if first {
+            let limit = self.limits.app_watchdog_ms;
+            self.emit(Effect::SetTimer(Timer::AppWatchdog(run), limit));
+        }
         Some(run)
+    }
+
+    /// The oldest unfinished run of `leg`: the one its channel runs now.
+    fn oldest_run(&self, leg: LegIdx) -> Option<u32> {
+        self.runs.iter().find(|(_, l)| **l == leg).map(|(r, _)| *r)
+    }
+
+    /// Run `run` is over (done or refused); `None` if it was not running. Runs its leg
+    /// dropped with a `uuid_break all` are over with it, and the watchdog passes to the
+    /// leg's next run.
+    fn run_over(&mut self, run: u32) -> Option<LegIdx> {
+        let leg = *self.runs.get(&run)?;
+        let watched = self.oldest_run(leg);
+        self.runs.remove(&run);
+        if let Some(upto) = self.flushing.remove(&leg) {
+            self.runs.retain(|r, l| *l != leg || *r > upto);
+        }
+        let next = self.oldest_run(leg);
+        if watched != next {
+            if let Some(watched) = watched {
+                self.emit(Effect::CancelTimer(Timer::AppWatchdog(watched)));
+            }
+            if let Some(next) = next {
+                let limit = self.limits.app_watchdog_ms;
+                self.emit(Effect::SetTimer(Timer::AppWatchdog(next), limit));
+            }
+        }
+        Some(leg)
     }
 
     /// An API command on `leg`'s channel (if it is up).
     pub fn media(&mut self, leg: LegIdx, command: MediaCommand) {
         if self.legs[leg].up() && self.legs[leg].dialed {
+            if command == MediaCommand::BreakAll
+                && let Some(last) = self.runs.iter().rev().find(|(_, l)| **l == leg)
+            {
+                self.flushing.insert(leg, *last.0);
+            }
             self.emit(Effect::Media(leg, command, None));
         }
     }
@@ -394,6 +437,7 @@ impl Core {
             self.effects
                 .push(Effect::CancelTimer(Timer::AppWatchdog(run)));
         }
+        self.flushing.remove(&leg);
     }
 
     // ---- inputs --------------------------------------------------------------------
@@ -421,11 +465,10 @@ impl Core {
                 }
             }
             MediaEvent::AppDone { run } => {
-                if let Some(run) = run {
-                    if self.runs.remove(&run).is_none() {
-                        return;
-                    }
-                    self.emit(Effect::CancelTimer(Timer::AppWatchdog(run)));
+                if let Some(run) = run
+                    && self.run_over(run).is_none()
+                {
+                    return;
                 }
                 self.heard.push_back((leg, Happened::AppDone(run)));
             }
@@ -495,10 +538,9 @@ impl Core {
 
     /// Application run `run` was refused: it is over; the channel is asked about.
     pub fn on_refused(&mut self, leg: LegIdx, run: u32) {
-        if self.runs.remove(&run).is_none() {
+        if self.run_over(run).is_none() {
             return;
         }
-        self.emit(Effect::CancelTimer(Timer::AppWatchdog(run)));
         self.heard.push_back((leg, Happened::AppDone(Some(run))));
         if self.legs[leg].is_live() {
             self.probe(leg);

@@ -273,8 +273,8 @@ pub enum Hears {
 pub enum MediaCommand {
     /// `uuid_kill` with this cause.
     Kill(String),
-    /// `uuid_break`: stop the running application.
-    Break,
+    /// `uuid_break all`: stop the running application and drop those sent after it.
+    BreakAll,
     /// `uuid_broadcast` now.
     Broadcast(String, Hears),
     /// `sched_hangup +secs` with this cause.

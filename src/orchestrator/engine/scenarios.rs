@@ -1,6 +1,7 @@
 //! Conversations step by step, checking exactly what the engine asks for at the moments
 //! the contract cares about: recording (when it starts, a refused `uuid_record`, the
-//! caller leaving a conference), maxDuration on every talking leg, and who hung up first.
+//! caller leaving a conference), maxDuration on every talking leg, who hung up first, and
+//! a notice's script (queued on the channel at once, keys dropping what is left).
 
 use std::sync::Arc;
 
@@ -23,6 +24,11 @@ impl Call {
         let mut plan = super::tests::plan(record, max, false, false);
         plan.callee.callee_voice = None;
         plan.callee.caller_voice = None;
+        Call::start(Flow::Click2Call(Box::new(Click2CallFlow::new(plan))))
+    }
+
+    /// `flow` started, its first leg dialled at T0.
+    fn start(flow: Flow) -> Self {
         let leg = Leg::new(
             "CA0".into(),
             "n1".into(),
@@ -36,7 +42,7 @@ impl Call {
             Limits::default(),
             Arc::new(IdGenerator::new(1)),
         );
-        let engine = Conversation::new(core, Flow::Click2Call(Box::new(Click2CallFlow::new(plan))));
+        let engine = Conversation::new(core, flow);
         let mut call = Call {
             engine,
             now: T0,
@@ -319,5 +325,104 @@ fn a_command_after_the_end_is_refused() {
     assert_eq!(
         effects,
         vec![Effect::Reply(7, Err(Refusal::State(ENDED.into())))]
+    );
+}
+
+/// A notice: its passes' items as `(run, app)`, in the order sent, from `effects`.
+fn executes(effects: &[Effect]) -> Vec<(u32, App)> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Execute { leg: 0, app, run } => Some((*run, app.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The runs whose watchdog `effects` set.
+fn watched(effects: &[Effect]) -> Vec<u32> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::SetTimer(Timer::AppWatchdog(run), _) => Some(*run),
+            _ => None,
+        })
+        .collect()
+}
+
+fn kills(effects: &[Effect]) -> usize {
+    Call::media(effects)
+        .iter()
+        .filter(|(_, c)| matches!(c, MediaCommand::Kill(_)))
+        .count()
+}
+
+fn done(call: &mut Call, run: u32) -> Vec<Effect> {
+    call.event(0, MediaEvent::AppDone { run: Some(run) })
+        .to_vec()
+}
+
+#[test]
+fn a_notice_queues_its_whole_script_at_the_answer() {
+    let mut call = Call::start(super::tests::notice_flow(2, false));
+    let answered = call.at(2).answer(0).to_vec();
+    let say = App::Say("zh NUMBER ITERATED 1".into());
+    let play = App::Playback("a.wav".into());
+    assert_eq!(
+        executes(&answered),
+        [(1, say.clone()), (2, play.clone()), (3, say), (4, play)]
+    );
+    // One watchdog, on the run playing; it moves on as runs end.
+    assert_eq!(watched(&answered), [1]);
+    for run in 1..4 {
+        let effects = done(&mut call, run);
+        assert_eq!(watched(&effects), [run + 1]);
+        assert!(executes(&effects).is_empty() && kills(&effects) == 0);
+    }
+    assert_eq!(kills(&done(&mut call, 4)), 1);
+}
+
+#[test]
+fn the_repeat_key_drops_the_rest_and_queues_the_pass_playing_again() {
+    let mut call = Call::start(super::tests::notice_flow(2, true));
+    call.at(2).answer(0);
+    done(&mut call, 1);
+    done(&mut call, 2);
+    // Run 3 (the second pass's first item) plays: the key restarts the second pass.
+    let key = call.at(5).event(0, MediaEvent::Dtmf('1')).to_vec();
+    assert_eq!(Call::media(&key), [(0, MediaCommand::BreakAll)]);
+    assert_eq!(
+        executes(&key).iter().map(|(r, _)| *r).collect::<Vec<_>>(),
+        [5, 6]
+    );
+    // Run 3 ends broken; run 4 was dropped (never reported); the new ones play.
+    let broken = done(&mut call, 3);
+    assert_eq!(watched(&broken), [5]);
+    assert_eq!(kills(&broken), 0);
+    assert!(done(&mut call, 4).is_empty(), "a dropped run is unknown");
+    assert_eq!(kills(&done(&mut call, 5)), 0);
+    assert_eq!(kills(&done(&mut call, 6)), 1);
+}
+
+#[test]
+fn the_finish_key_plays_finishvoice_then_hangs_up() {
+    let mut call = Call::start(super::tests::notice_flow(3, true));
+    call.at(2).answer(0);
+    let key = call.at(3).event(0, MediaEvent::Dtmf('#')).to_vec();
+    assert_eq!(Call::media(&key), [(0, MediaCommand::BreakAll)]);
+    assert_eq!(executes(&key), [(7, App::Playback("bye.wav".into()))]);
+    // The broken run's end is not the script's end.
+    assert_eq!(kills(&done(&mut call, 1)), 0);
+    // Keys during finishvoice only count as the last key.
+    assert!(Call::media(call.event(0, MediaEvent::Dtmf('1'))).is_empty());
+    let end = done(&mut call, 7);
+    assert_eq!(kills(&end), 1);
+    call.hang_up(0, "NORMAL_CLEARING");
+    let cdr = Call::finish(&call.effects).map(|(_, kind)| kind);
+    assert_eq!(
+        cdr,
+        Some(CdrKind::Notice {
+            inputkey: Some('1')
+        })
     );
 }

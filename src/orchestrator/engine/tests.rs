@@ -253,6 +253,13 @@ impl Sim {
                     self.world.chans.entry(leg).or_default().runs.push(run);
                 }
                 Effect::Media(leg, command, token) => {
+                    if command == MediaCommand::BreakAll {
+                        // The running application (the oldest) ends; those queued behind
+                        // it are dropped without a word.
+                        let chan = self.world.chans.entry(leg).or_default();
+                        chan.runs.sort_unstable();
+                        chan.runs.truncate(1);
+                    }
                     if let MediaCommand::Kill(cause) = &command {
                         let chan = self.world.chans.entry(leg).or_default();
                         if chan.killed.is_none() {
@@ -1056,7 +1063,9 @@ const AGENT_CALLS: [Recipe; 3] = [
     |s| agent_call(5, PhoneType::Pstn, s),
 ];
 
-fn notice_flow(times: u8, keys: bool) -> Flow {
+/// A notice of two items played `times` times; with `keys`, `#` finishes (then
+/// `bye.wav`) and `1` repeats.
+pub(super) fn notice_flow(times: u8, keys: bool) -> Flow {
     let items = vec![
         App::Say("zh NUMBER ITERATED 1".into()),
         App::Playback("a.wav".into()),

@@ -48,12 +48,14 @@ pub struct Script {
 enum State {
     /// Waiting for the answer.
     Dialing,
-    /// Playing item `item` of pass `pass` as run `run`; a key stopped it.
+    /// The script from the first item of pass `pass` on is queued on the channel as runs
+    /// `first..=last`, one per item of each pass left, played one after another; `now`
+    /// is the run playing (the one after the last that ended).
     Playing {
         pass: u8,
-        item: usize,
-        run: u32,
-        stopped_by: Option<char>,
+        first: u32,
+        last: u32,
+        now: u32,
     },
     /// Playing `finishvoice`.
     Finishing(u32),
@@ -96,13 +98,15 @@ impl IvrFlow {
         core.originate(LEG, self.dial.clone(), false);
     }
 
-    /// Taken over: an answered leg hears the script again from the top.
+    /// Taken over: an answered leg hears the script again from the top (what the
+    /// process before queued on the channel is dropped first).
     pub(super) fn restored(&mut self, core: &mut Core) {
         if core.ending.is_some() {
             return;
         }
         if core.legs[LEG].talking() {
-            self.play(core, 0, 0);
+            core.media(LEG, MediaCommand::BreakAll);
+            self.play(core, 0);
         } else if !core.legs[LEG].up() {
             core.end_call("NORMAL_CLEARING");
         }
@@ -110,7 +114,7 @@ impl IvrFlow {
 
     pub(super) fn on_leg(&mut self, core: &mut Core, _leg: LegIdx, happened: Happened) {
         match happened {
-            Happened::Answered if self.state == State::Dialing => self.play(core, 0, 0),
+            Happened::Answered if self.state == State::Dialing => self.play(core, 0),
             Happened::AppDone(Some(done)) => self.on_done(core, done),
             Happened::Key(key) => self.on_key(core, key),
             Happened::HangingUp(_) | Happened::Ended => {
@@ -121,26 +125,30 @@ impl IvrFlow {
         }
     }
 
-    fn play(&mut self, core: &mut Core, pass: u8, item: usize) {
+    /// Sends the script from the first item of pass `pass` to the end to the channel at
+    /// once: it plays the items one after another without waiting for the platform
+    /// between them (a key drops what is left with `uuid_break all`).
+    fn play(&mut self, core: &mut Core, pass: u8) {
         let Some(items) = &self.script.items else {
             self.state = State::Over;
             return core.abort();
         };
-        let (pass, item) = if item >= items.len() {
-            (pass + 1, 0)
-        } else {
-            (pass, item)
-        };
-        if pass >= self.script.times || items.is_empty() {
-            return self.hang_up(core);
+        let mut runs = None;
+        for _ in pass..self.script.times {
+            for item in items {
+                let Some(run) = core.execute(LEG, item.clone()) else {
+                    return self.hang_up(core);
+                };
+                runs = Some(runs.map_or((run, run), |(first, _)| (first, run)));
+            }
         }
-        match core.execute(LEG, items[item].clone()) {
-            Some(run) => {
+        match runs {
+            Some((first, last)) => {
                 self.state = State::Playing {
                     pass,
-                    item,
-                    run,
-                    stopped_by: None,
+                    first,
+                    last,
+                    now: first,
                 }
             }
             None => self.hang_up(core),
@@ -153,33 +161,19 @@ impl IvrFlow {
     }
 
     fn on_done(&mut self, core: &mut Core, done: u32) {
-        match self.state {
+        match &mut self.state {
+            // Runs before `first` were dropped by a key.
             State::Playing {
-                pass,
-                item,
-                run,
-                stopped_by,
-            } if run == done => match stopped_by {
-                None => self.play(core, pass, item + 1),
-                Some(key) if self.is_finish(key) => self.finish(core),
-                Some(_) => {
-                    self.repeats += 1;
-                    self.play(core, pass, 0);
+                first, last, now, ..
+            } if (*first..=*last).contains(&done) => {
+                if done == *last {
+                    self.hang_up(core);
+                } else {
+                    *now = done + 1;
                 }
-            },
-            State::Finishing(run) if run == done => self.hang_up(core),
+            }
+            State::Finishing(run) if *run == done => self.hang_up(core),
             _ => {}
-        }
-    }
-
-    fn finish(&mut self, core: &mut Core) {
-        let voice = match &self.kind {
-            IvrKind::Notice(keys) => keys.finishvoice.clone(),
-            IvrKind::Captcha => None,
-        };
-        match voice.and_then(|v| core.execute(LEG, App::Playback(v))) {
-            Some(run) => self.state = State::Finishing(run),
-            None => self.hang_up(core),
         }
     }
 
@@ -188,20 +182,32 @@ impl IvrFlow {
             return;
         };
         self.last_key = Some(key);
-        let repeat = self.repeats < MAX_REPEATS && hits(keys.repeat, key);
-        if let State::Playing {
-            stopped_by: stopped_by @ None,
-            ..
-        } = &mut self.state
-            && (hits(keys.finish, key) || repeat)
-        {
-            *stopped_by = Some(key);
-            core.media(LEG, MediaCommand::Break);
+        let State::Playing {
+            pass, first, now, ..
+        } = self.state
+        else {
+            return;
+        };
+        if hits(keys.finish, key) {
+            match keys.finishvoice.clone() {
+                Some(voice) => {
+                    core.media(LEG, MediaCommand::BreakAll);
+                    match core.execute(LEG, App::Playback(voice)) {
+                        Some(run) => self.state = State::Finishing(run),
+                        None => self.hang_up(core),
+                    }
+                }
+                None => self.hang_up(core),
+            }
+        } else if self.repeats < MAX_REPEATS && hits(keys.repeat, key) {
+            self.repeats += 1;
+            // The pass playing now starts again, with the passes after it.
+            let len = self.script.items.as_ref().map_or(1, |i| i.len().max(1));
+            let played = usize::try_from(now - first).unwrap_or(0) / len;
+            let pass_now = pass.saturating_add(u8::try_from(played).unwrap_or(u8::MAX));
+            core.media(LEG, MediaCommand::BreakAll);
+            self.play(core, pass_now.min(self.script.times.saturating_sub(1)));
         }
-    }
-
-    fn is_finish(&self, key: char) -> bool {
-        matches!(&self.kind, IvrKind::Notice(keys) if hits(keys.finish, key))
     }
 
     pub(super) fn on_command(&mut self, core: &mut Core, token: CommandToken, _command: Command) {
