@@ -5,7 +5,8 @@
 //! request is answered only after the commit that holds it, and the per-commit cost
 //! (an fsync) is shared by the whole batch.
 //!
-//! SQLite has one writer task with its own connection (SQLite has one writer anyway).
+//! SQLite has one writer task, writing at the [`WriteGate`] like every writer of the
+//! process (SQLite has one writer anyway).
 //! PostgreSQL has a few writer tasks on the pool, and replicas may write concurrently, so
 //! the account's queue count is kept exact optimistically: a batch reads the count, inserts,
 //! and adds its calls with an `UPDATE … WHERE queued_calls + n <= limit` just before the
@@ -19,15 +20,14 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use serde::Serialize;
-use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{Connection, PgPool, SqliteConnection};
+use sqlx::PgPool;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::bulk::{Table, bulk_insert};
 use super::idempotency::{IdempotencyClaim, Replay, stored_replay};
 use super::text;
 use super::values::{self, Val};
-use super::{StoreError, Tx, WriteGate, on_tx};
+use super::{Pool, StoreError, Tx, WriteGate, on_tx};
 use crate::config::CaptchaLimits;
 use crate::domain::time::now_ms;
 
@@ -124,14 +124,6 @@ type Job = (
     oneshot::Sender<Result<AcceptOutcome, StoreError>>,
 );
 
-/// How the writer reaches its database.
-pub enum WriterBackend {
-    /// Its own SQLite connection with these options.
-    Sqlite(Box<SqliteConnectOptions>),
-    /// Connections from the PostgreSQL pool.
-    Postgres(PgPool),
-}
-
 /// The handle handlers submit acceptances to.
 #[derive(Clone, Debug)]
 pub struct AcceptQueue {
@@ -140,13 +132,13 @@ pub struct AcceptQueue {
 
 impl AcceptQueue {
     /// Starts the writer task(s) for `backend`.
-    pub(crate) fn start(backend: WriterBackend, gate: WriteGate) -> Self {
+    pub(crate) fn start(pool: &Pool, gate: WriteGate) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
-        match backend {
-            WriterBackend::Sqlite(options) => {
-                tokio::spawn(sqlite_writer(options, gate, rx));
+        match pool {
+            Pool::Sqlite(_) => {
+                tokio::spawn(sqlite_writer(gate, rx));
             }
-            WriterBackend::Postgres(pool) => {
+            Pool::Postgres(pool) => {
                 let rx = Arc::new(Mutex::new(rx));
                 for _ in 0..POSTGRES_WRITERS {
                     tokio::spawn(postgres_writer(pool.clone(), rx.clone()));
@@ -173,12 +165,8 @@ async fn next_batch(rx: &mut mpsc::Receiver<Job>) -> Option<Vec<Job>> {
     super::next_batch(rx, MAX_BATCH).await
 }
 
-async fn sqlite_writer(
-    options: Box<SqliteConnectOptions>,
-    gate: WriteGate,
-    mut rx: mpsc::Receiver<Job>,
-) {
-    let mut writer = Writer::Sqlite(None, options, gate);
+async fn sqlite_writer(gate: WriteGate, mut rx: mpsc::Receiver<Job>) {
+    let mut writer = Writer::Sqlite(gate);
     while let Some(batch) = next_batch(&mut rx).await {
         writer.process(batch).await;
     }
@@ -195,33 +183,23 @@ async fn postgres_writer(pool: PgPool, rx: Arc<Mutex<mpsc::Receiver<Job>>>) {
 
 /// One writer task's way to the database.
 enum Writer {
-    /// A dedicated connection, opened on first use and reopened after a failure.
-    Sqlite(
-        Option<SqliteConnection>,
-        Box<SqliteConnectOptions>,
-        WriteGate,
-    ),
+    /// The writers' connection, at the gate.
+    Sqlite(WriteGate),
     Postgres(PgPool),
 }
 
 impl Writer {
     async fn begin(&mut self) -> Result<Tx<'_>, sqlx::Error> {
         match self {
-            Writer::Sqlite(conn, options, gate) => {
+            Writer::Sqlite(gate) => {
                 let turn = gate.turn().await;
-                let c = match conn.take() {
-                    Some(c) => conn.insert(c),
-                    None => conn.insert(SqliteConnection::connect_with(options).await?),
-                };
-                Ok(Tx::Sqlite(c.begin_with("BEGIN IMMEDIATE").await?, turn))
+                let writer = gate.writer().ok_or(sqlx::Error::PoolClosed)?;
+                Ok(Tx::Sqlite(
+                    writer.begin_with("BEGIN IMMEDIATE").await?,
+                    turn,
+                ))
             }
             Writer::Postgres(pool) => Ok(Tx::Postgres(pool.begin().await?)),
-        }
-    }
-
-    fn forget_connection(&mut self) {
-        if let Writer::Sqlite(conn, ..) = self {
-            *conn = None;
         }
     }
 
@@ -257,7 +235,6 @@ impl Writer {
                 }
             }
             Err(e) => {
-                self.forget_connection();
                 tracing::warn!(error = %e, batch = jobs.len(), "accept batch failed; retrying one by one");
                 for (job, reply) in jobs.iter().zip(replies) {
                     // Alone and in a fresh transaction: a race lost to another writer (the
@@ -268,7 +245,6 @@ impl Writer {
                         }),
                         Err(e) => {
                             tracing::error!(error = %e, request = %job.request.id, "could not write an accepted request");
-                            self.forget_connection();
                             Err(StoreError::Db(e))
                         }
                     };

@@ -262,8 +262,7 @@ impl Store {
              ON CONFLICT (app_id, agent_no) DO UPDATE SET socket_id = excluded.socket_id, holder = excluded.holder";
         if self.postgres_pool().is_none() {
             // SQLite: one statement, no transaction around it (nobody else listens).
-            let _turn = self.gate.turn().await;
-            on_pool!(self, |p| sqlx::query(UPSERT)
+            on_write!(self, |p| sqlx::query(UPSERT)
                 .bind(app_id)
                 .bind(agent_no)
                 .bind(socket_id)

@@ -131,12 +131,14 @@ pub(crate) use on_pool;
 
 /// [`on_pool!`] for a statement that writes: on SQLite it waits for this process's turn
 /// at the [`WriteGate`] first, so it queues behind the other writers instead of meeting
-/// the database's lock and sleeping in SQLite's busy handler.
+/// the database's lock and sleeping in SQLite's busy handler, and runs on the gate's
+/// connection.
 macro_rules! on_write {
     ($store:expr, |$pool:ident| $body:expr) => {
         match &$store.pool {
-            $crate::store::Pool::Sqlite($pool) => {
+            $crate::store::Pool::Sqlite(readers) => {
                 let _turn = $store.gate.turn().await;
+                let $pool = $store.gate.writer().unwrap_or(readers);
                 $body
             }
             $crate::store::Pool::Postgres($pool) => $body,
@@ -164,27 +166,44 @@ pub struct Store {
 
 /// SQLite has one writer at a time: the writers of this process (the accept writer, the
 /// journal, claims, cancels) take turns here, in order, instead of meeting SQLite's
-/// busy handler, which sleeps. PostgreSQL needs no gate.
+/// busy handler, which sleeps, and write through the gate's one connection. Only that
+/// connection writes, so its page cache stays valid from one transaction to the next
+/// (SQLite drops a connection's whole cache when another connection has written since).
+/// PostgreSQL needs no gate.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct WriteGate(Option<Arc<tokio::sync::Mutex<()>>>);
+pub(crate) struct WriteGate(Option<SqliteGate>);
+
+/// The turns and the connection of SQLite's writers.
+#[derive(Clone, Debug)]
+struct SqliteGate {
+    turns: Arc<tokio::sync::Mutex<()>>,
+    writer: sqlx::SqlitePool,
+}
 
 /// A writer's turn at the gate; the next writer goes when it is dropped.
 pub(crate) type WriteTurn = tokio::sync::OwnedMutexGuard<()>;
 
 impl WriteGate {
-    fn for_pool(pool: &Pool) -> Self {
-        match pool {
-            Pool::Sqlite(_) => Self(Some(Arc::new(tokio::sync::Mutex::new(())))),
-            Pool::Postgres(_) => Self(None),
-        }
+    /// The gate of SQLite's writers, writing through `writer` (a pool of one connection).
+    pub(crate) fn sqlite(writer: sqlx::SqlitePool) -> Self {
+        Self(Some(SqliteGate {
+            turns: Arc::new(tokio::sync::Mutex::new(())),
+            writer,
+        }))
     }
 
     /// Waits for this writer's turn (at once on PostgreSQL).
     pub(crate) async fn turn(&self) -> Option<WriteTurn> {
         match &self.0 {
-            Some(m) => Some(m.clone().lock_owned().await),
+            Some(g) => Some(g.turns.clone().lock_owned().await),
             None => None,
         }
+    }
+
+    /// The connection SQLite's writers use (`None` on PostgreSQL); to be used during a
+    /// [`WriteGate::turn`].
+    pub(crate) fn writer(&self) -> Option<&sqlx::SqlitePool> {
+        self.0.as_ref().map(|g| &g.writer)
     }
 }
 
@@ -192,11 +211,10 @@ impl Store {
     /// Connects to `database_url`, applies pending migrations and starts the accept writer.
     pub async fn open(database_url: &str) -> Result<Self, StoreError> {
         let stopping = Arc::new(AtomicBool::new(false));
-        let (pool, writer) = open::connect(database_url, stopping.clone()).await?;
+        let (pool, gate) = open::connect(database_url, stopping.clone()).await?;
         open::migrate(&pool).await?;
         let hasher = TokenHasher::new(&open::token_key(&pool).await?);
-        let gate = WriteGate::for_pool(&pool);
-        let accept = accept::AcceptQueue::start(writer, gate.clone());
+        let accept = accept::AcceptQueue::start(&pool, gate.clone());
         let outbox_written = Arc::new(tokio::sync::Notify::new());
         let journal = journal::Journal::start(pool.clone(), gate.clone(), outbox_written.clone());
         let sessions = session_writer::SessionWriter::start(
@@ -357,6 +375,7 @@ impl Store {
         Ok(match &self.pool {
             Pool::Sqlite(p) => {
                 let turn = self.gate.turn().await;
+                let p = self.gate.writer().unwrap_or(p);
                 Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?, turn)
             }
             Pool::Postgres(p) => Tx::Postgres(p.begin().await?),

@@ -8,14 +8,14 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-use super::accept::WriterBackend;
-use super::{Pool, StoreError, on_pool};
+use super::{Pool, StoreError, WriteGate, on_pool};
 use crate::domain::credentials::{hex, random_bytes};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
-/// Read connections of the SQLite pool (the accept writer has its own).
+/// Read connections of the SQLite pool (the writers share one of their own, at the
+/// [`WriteGate`]).
 const SQLITE_READERS: u32 = 4;
 /// How long a PostgreSQL connection may sit idle in the pool and still be used without
 /// checking it first.
@@ -23,12 +23,12 @@ const IDLE_CHECK: Duration = Duration::from_secs(1);
 /// Connections of the PostgreSQL pool.
 const POSTGRES_CONNECTIONS: u32 = 16;
 
-/// Opens the pool and the accept writer's backend for `url`. Once `stopping` is set,
-/// every PostgreSQL connection is checked before use (see [`super::Store::stopping`]).
-pub async fn connect(
+/// Opens the pool and the writers' gate for `url`. Once `stopping` is set, every
+/// PostgreSQL connection is checked before use (see [`super::Store::stopping`]).
+pub(super) async fn connect(
     url: &str,
     stopping: Arc<AtomicBool>,
-) -> Result<(Pool, WriterBackend), StoreError> {
+) -> Result<(Pool, WriteGate), StoreError> {
     if url.starts_with("sqlite:") {
         prepare_sqlite_dir(url)?;
         // FULL makes every commit durable on disk; group commit pays it once per batch.
@@ -38,11 +38,20 @@ pub async fn connect(
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
+        // A SQLite connection is a file handle on this machine: nothing can close it
+        // behind the pool's back, so it is not pinged (a round trip to its thread) as it
+        // is taken.
         let pool = SqlitePoolOptions::new()
             .max_connections(SQLITE_READERS)
+            .test_before_acquire(false)
             .connect_with(options.clone())
             .await?;
-        Ok((Pool::Sqlite(pool), WriterBackend::Sqlite(Box::new(options))))
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .test_before_acquire(false)
+            .connect_with(options)
+            .await?;
+        Ok((Pool::Sqlite(pool), WriteGate::sqlite(writer)))
     } else {
         let options = PgConnectOptions::from_str(url)?;
         let pool = PgPoolOptions::new()
@@ -65,7 +74,7 @@ pub async fn connect(
             })
             .connect_with(options)
             .await?;
-        Ok((Pool::Postgres(pool.clone()), WriterBackend::Postgres(pool)))
+        Ok((Pool::Postgres(pool), WriteGate::default()))
     }
 }
 

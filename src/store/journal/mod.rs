@@ -493,6 +493,7 @@ pub(super) async fn begin(pool: &Pool, gate: &WriteGate) -> Result<Tx<'static>, 
     Ok(match pool {
         Pool::Sqlite(p) => {
             let turn = gate.turn().await;
+            let p = gate.writer().unwrap_or(p);
             Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?, turn)
         }
         Pool::Postgres(p) => Tx::Postgres(p.begin().await?),
