@@ -242,26 +242,20 @@ async fn answered_calls_follow_the_suffix_table() {
 async fn applications_run_for_their_sandbox_durations() {
     let mut r = rig().await;
     let uuid = r.call("13800001234").await;
-    let lock = |app, arg, id| Execute {
-        app,
-        arg,
-        event_lock: true,
-        event_uuid: Some(id),
-    };
     r.client
-        .execute(&uuid, lock("playback", "/prompts/hello.wav", "e1"))
+        .execute(&uuid, locked("playback", "/prompts/hello.wav", "e1"))
         .await
         .unwrap();
     r.client
-        .execute(&uuid, lock("say", "zh NUMBER ITERATED 123", "e2"))
+        .execute(&uuid, locked("say", "zh NUMBER ITERATED 123", "e2"))
         .await
         .unwrap();
     r.client
-        .execute(&uuid, lock("say", "en NAME_SPELLED ITERATED A1B2", "e3"))
+        .execute(&uuid, locked("say", "en NAME_SPELLED ITERATED A1B2", "e3"))
         .await
         .unwrap();
     r.client
-        .execute(&uuid, lock("hangup", "", "e4"))
+        .execute(&uuid, locked("hangup", "", "e4"))
         .await
         .unwrap();
     let events = life_of(&mut r.incoming, &uuid).await;
@@ -332,15 +326,9 @@ async fn applications_run_for_their_sandbox_durations() {
 async fn break_all_drops_the_queued_applications() {
     let mut r = rig().await;
     let uuid = r.call("13800001234").await;
-    let lock = |app, arg, id| Execute {
-        app,
-        arg,
-        event_lock: true,
-        event_uuid: Some(id),
-    };
     for id in ["e1", "e2", "e3"] {
         r.client
-            .execute(&uuid, lock("playback", "silence_stream://3600000", id))
+            .execute(&uuid, locked("playback", "silence_stream://3600000", id))
             .await
             .unwrap();
     }
@@ -366,7 +354,7 @@ async fn break_all_drops_the_queued_applications() {
     assert_eq!(r.client.api(&all).await.unwrap(), "+OK\n");
     assert_eq!(next_run(&mut r, &uuid).await, "CHANNEL_EXECUTE_COMPLETE e2");
     r.client
-        .execute(&uuid, lock("hangup", "", "e4"))
+        .execute(&uuid, locked("hangup", "", "e4"))
         .await
         .unwrap();
     assert_eq!(next_run(&mut r, &uuid).await, "CHANNEL_EXECUTE e4");
