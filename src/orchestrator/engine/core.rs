@@ -92,10 +92,11 @@ pub struct Core {
     heard: std::collections::VecDeque<(LegIdx, Happened)>,
     next_run: u32,
     next_reply: ReplyToken,
-    /// Application runs not finished yet, and their legs. A leg runs its applications
-    /// one after another in the order they were sent; the oldest one of each leg has a
-    /// watchdog.
-    runs: BTreeMap<u32, LegIdx>,
+    /// Application runs not finished yet: their legs, and whether they end by themselves
+    /// ([`App::ends_by_itself`]). A leg runs its applications one after another in the
+    /// order they were sent; the oldest one of each leg has a watchdog if it ends by
+    /// itself.
+    runs: BTreeMap<u32, (LegIdx, bool)>,
     /// Legs whose queued applications were dropped (`uuid_break all`): every run of the
     /// leg up to this one is over once the first of the leg's runs reports its end.
     flushing: BTreeMap<LegIdx, u32>,
@@ -272,37 +273,41 @@ impl Core {
         }
         let run = self.next_run;
         self.next_run += 1;
-        let first = self.oldest_run(leg).is_none();
-        self.runs.insert(run, leg);
+        let watched = self.oldest_run(leg).is_none() && app.ends_by_itself();
+        self.runs.insert(run, (leg, app.ends_by_itself()));
         self.emit(Effect::Execute { leg, app, run });
-        if first {
+        if watched {
             let limit = self.limits.app_watchdog_ms;
             self.emit(Effect::SetTimer(Timer::AppWatchdog(run), limit));
         }
         Some(run)
     }
 
-    /// The oldest unfinished run of `leg`: the one its channel runs now.
-    fn oldest_run(&self, leg: LegIdx) -> Option<u32> {
-        self.runs.iter().find(|(_, l)| **l == leg).map(|(r, _)| *r)
+    /// The oldest unfinished run of `leg` (the one its channel runs now), and whether it
+    /// ends by itself.
+    fn oldest_run(&self, leg: LegIdx) -> Option<(u32, bool)> {
+        self.runs
+            .iter()
+            .find(|(_, (l, _))| *l == leg)
+            .map(|(r, (_, ends))| (*r, *ends))
     }
 
     /// Run `run` is over (done or refused); `None` if it was not running. Runs its leg
     /// dropped with a `uuid_break all` are over with it, and the watchdog passes to the
     /// leg's next run.
     fn run_over(&mut self, run: u32) -> Option<LegIdx> {
-        let leg = *self.runs.get(&run)?;
+        let (leg, _) = *self.runs.get(&run)?;
         let watched = self.oldest_run(leg);
         self.runs.remove(&run);
         if let Some(upto) = self.flushing.remove(&leg) {
-            self.runs.retain(|r, l| *l != leg || *r > upto);
+            self.runs.retain(|r, (l, _)| *l != leg || *r > upto);
         }
         let next = self.oldest_run(leg);
         if watched != next {
-            if let Some(watched) = watched {
+            if let Some((watched, true)) = watched {
                 self.emit(Effect::CancelTimer(Timer::AppWatchdog(watched)));
             }
-            if let Some(next) = next {
+            if let Some((next, true)) = next {
                 let limit = self.limits.app_watchdog_ms;
                 self.emit(Effect::SetTimer(Timer::AppWatchdog(next), limit));
             }
@@ -314,7 +319,7 @@ impl Core {
     pub fn media(&mut self, leg: LegIdx, command: MediaCommand) {
         if self.legs[leg].up() && self.legs[leg].dialed {
             if command == MediaCommand::BreakAll
-                && let Some(last) = self.runs.iter().rev().find(|(_, l)| **l == leg)
+                && let Some(last) = self.runs.iter().rev().find(|(_, (l, _))| *l == leg)
             {
                 self.flushing.insert(leg, *last.0);
             }
@@ -429,7 +434,7 @@ impl Core {
         let runs: Vec<u32> = self
             .runs
             .iter()
-            .filter(|(_, l)| **l == leg)
+            .filter(|(_, (l, _))| *l == leg)
             .map(|(r, _)| *r)
             .collect();
         for run in runs {

@@ -259,6 +259,15 @@ pub enum App {
     OneKey(String, u32),
 }
 
+impl App {
+    /// Whether it ends by itself within minutes, so one running far longer means a stuck
+    /// media server. `bridge` and `conference` last as long as the call (its maxDuration
+    /// and the channel's ceiling bound them).
+    pub fn ends_by_itself(&self) -> bool {
+        !matches!(self, App::Bridge(..) | App::Conference(_))
+    }
+}
+
 /// Which channels a broadcast plays to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Hears {

@@ -17,6 +17,8 @@ struct Call {
     engine: Conversation,
     now: i64,
     effects: Vec<Effect>,
+    /// The timers set and not cancelled, and when they fire.
+    timers: std::collections::BTreeMap<Timer, i64>,
 }
 
 impl Call {
@@ -47,6 +49,7 @@ impl Call {
             engine,
             now: T0,
             effects: Vec::new(),
+            timers: Default::default(),
         };
         call.feed(Input::Start);
         call
@@ -54,7 +57,28 @@ impl Call {
 
     fn feed(&mut self, input: Input) -> &[Effect] {
         self.effects = self.engine.step(self.now, input);
+        for effect in &self.effects {
+            match effect {
+                Effect::SetTimer(timer, ms) => {
+                    self.timers.insert(*timer, self.now + ms);
+                }
+                Effect::CancelTimer(timer) => {
+                    self.timers.remove(timer);
+                }
+                _ => {}
+            }
+        }
         &self.effects
+    }
+
+    /// Fires every timer due by now; returns what they caused.
+    fn fire_due(&mut self) -> Vec<Effect> {
+        let mut all = Vec::new();
+        while let Some((&timer, _)) = self.timers.iter().find(|(_, at)| **at <= self.now) {
+            self.timers.remove(&timer);
+            all.extend(self.feed(Input::Timer(timer)).to_vec());
+        }
+        all
     }
 
     fn at(&mut self, secs: i64) -> &mut Self {
@@ -425,4 +449,14 @@ fn the_finish_key_plays_finishvoice_then_hangs_up() {
             inputkey: Some('1')
         })
     );
+}
+
+#[test]
+fn a_long_conversation_is_not_taken_for_a_stuck_application() {
+    // The caller's channel runs `bridge` for as long as the two talk: no watchdog may
+    // end a conversation of hours (maxDuration and the channel's ceiling bound it).
+    let mut call = Call::bridged(RecordMode::Off, None);
+    let hours = call.at(3 * 3600).fire_due();
+    assert!(Call::media(&hours).is_empty(), "{hours:?}");
+    assert!(Call::finish(&hours).is_none());
 }
