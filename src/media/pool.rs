@@ -123,8 +123,9 @@ impl ParkedCall {
 /// What a call hears from a node about its legs.
 #[derive(Debug)]
 pub enum LegSignal {
-    /// An event of the channel of leg `LegIdx`.
-    Event(LegIdx, MediaEvent),
+    /// An event of the channel of leg `LegIdx` (boxed: a call's channel keeps room for 32
+    /// signals from its start, so a signal is kept small).
+    Event(LegIdx, Box<MediaEvent>),
     /// The node's connection was lost.
     NodeDown(String),
     /// The node is connected again (events in between may be missing).
@@ -653,7 +654,7 @@ impl Router {
                 match target {
                     Some((tx, leg, generation)) => {
                         if let Some(typed) = channel_event(&event, generation) {
-                            let _ = tx.send(LegSignal::Event(leg, typed));
+                            let _ = tx.send(LegSignal::Event(leg, Box::new(typed)));
                         }
                     }
                     None => {

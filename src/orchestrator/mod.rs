@@ -33,9 +33,10 @@ use prompts::Prompts;
 
 pub use commands::Refused;
 
-/// An API command for a call's driver, with where its verdict goes.
+/// An API command for a call's driver, with where its verdict goes. The command is boxed:
+/// a channel keeps room for 32 orders per call from its start, and commands are rare.
 pub(crate) struct Order {
-    command: Command,
+    command: Box<Command>,
     reply: oneshot::Sender<Result<(), Refusal>>,
 }
 
@@ -367,7 +368,10 @@ impl Ctx {
         let (orders, rx) = mpsc::unbounded_channel();
         let verdict = order.map(|command| {
             let (reply, verdict) = oneshot::channel();
-            let _ = orders.send(Order { command, reply });
+            let _ = orders.send(Order {
+                command: Box::new(command),
+                reply,
+            });
             verdict
         });
         let (go, ready) = oneshot::channel::<()>();
@@ -452,7 +456,12 @@ impl Ctx {
         let calls = self.calls.lock().ok()?;
         let live = calls.get(id)?;
         let (reply, verdict) = oneshot::channel();
-        live.orders.send(Order { command, reply }).ok()?;
+        live.orders
+            .send(Order {
+                command: Box::new(command),
+                reply,
+            })
+            .ok()?;
         Some(verdict)
     }
 }

@@ -97,14 +97,16 @@ pub(crate) async fn drive(
             }
             let now = d.now();
             let effects = d.engine.step(now, input);
-            if let Some(outcome) = d.run(effects).await {
+            // Boxed: carrying out effects takes many states (journal writes, lookups) that
+            // a call spends a moment in; the waiting call keeps only its own.
+            if let Some(outcome) = Box::pin(d.run(effects)).await {
                 return outcome;
             }
         }
         let next_timer = d.timers.keys().next().map(|(at, _)| *at);
         tokio::select! {
             Some(signal) = signals.recv() => d.inputs.push_back(match signal {
-                LegSignal::Event(leg, event) => Input::Media(leg, event),
+                LegSignal::Event(leg, event) => Input::Media(leg, *event),
                 LegSignal::NodeDown(node) => Input::NodeDown(node),
                 LegSignal::NodeUp(node) => Input::NodeUp(node),
                 LegSignal::Unlisted(leg) => Input::Unlisted(leg),
@@ -115,7 +117,7 @@ pub(crate) async fn drive(
                 let token = d.next_order;
                 d.next_order += 1;
                 d.replies.insert(token, order.reply);
-                d.inputs.push_back(Input::Command(token, order.command));
+                d.inputs.push_back(Input::Command(token, *order.command));
             }
             Some(input) = d.pending.next(), if !d.pending.is_empty() => {
                 d.inputs.extend(input);
