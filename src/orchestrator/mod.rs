@@ -40,6 +40,15 @@ pub(crate) struct Order {
     reply: oneshot::Sender<Result<(), Refusal>>,
 }
 
+impl Order {
+    /// An order of `command`, and where its verdict will come.
+    fn new(command: Command) -> (Self, oneshot::Receiver<Result<(), Refusal>>) {
+        let (reply, verdict) = oneshot::channel();
+        let command = Box::new(command);
+        (Order { command, reply }, verdict)
+    }
+}
+
 /// A call driven by this process.
 struct Live {
     orders: mpsc::UnboundedSender<Order>,
@@ -367,11 +376,8 @@ impl Ctx {
         let waiting = built.unit.kind.is_conversation().then(|| id.clone());
         let (orders, rx) = mpsc::unbounded_channel();
         let verdict = order.map(|command| {
-            let (reply, verdict) = oneshot::channel();
-            let _ = orders.send(Order {
-                command: Box::new(command),
-                reply,
-            });
+            let (order, verdict) = Order::new(command);
+            let _ = orders.send(order);
             verdict
         });
         let (go, ready) = oneshot::channel::<()>();
@@ -455,13 +461,8 @@ impl Ctx {
     fn order(&self, id: &str, command: Command) -> Option<oneshot::Receiver<Result<(), Refusal>>> {
         let calls = self.calls.lock().ok()?;
         let live = calls.get(id)?;
-        let (reply, verdict) = oneshot::channel();
-        live.orders
-            .send(Order {
-                command: Box::new(command),
-                reply,
-            })
-            .ok()?;
+        let (order, verdict) = Order::new(command);
+        live.orders.send(order).ok()?;
         Some(verdict)
     }
 }

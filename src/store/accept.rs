@@ -17,11 +17,9 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 
 use serde::Serialize;
-use sqlx::PgPool;
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
 use super::bulk::{Table, bulk_insert};
 use super::idempotency::{IdempotencyClaim, Replay, stored_replay};
@@ -35,8 +33,6 @@ use crate::domain::time::now_ms;
 const MAX_BATCH: usize = 512;
 /// Acceptances waiting for the writer before submitters wait for room.
 const QUEUE_DEPTH: usize = 16_384;
-/// Concurrent writer tasks on PostgreSQL.
-const POSTGRES_WRITERS: usize = 2;
 const DAY_MS: i64 = 24 * 3600 * 1000;
 
 /// What every call leg of an accepted request carries (request id, caller id, userdata, script).
@@ -131,20 +127,17 @@ pub struct AcceptQueue {
 }
 
 impl AcceptQueue {
-    /// Starts the writer task(s) for `backend`.
+    /// Starts the writer task(s) ([`super::start_writers`]).
     pub(crate) fn start(pool: &Pool, gate: WriteGate) -> Self {
-        let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
-        match pool {
-            Pool::Sqlite(_) => {
-                tokio::spawn(sqlite_writer(gate, rx));
-            }
-            Pool::Postgres(pool) => {
-                let rx = Arc::new(Mutex::new(rx));
-                for _ in 0..POSTGRES_WRITERS {
-                    tokio::spawn(postgres_writer(pool.clone(), rx.clone()));
-                }
-            }
-        }
+        let tx = super::start_writers(pool, QUEUE_DEPTH, |rx| {
+            writer_task(
+                Writer {
+                    pool: pool.clone(),
+                    gate: gate.clone(),
+                },
+                rx,
+            )
+        });
         Self { tx }
     }
 
@@ -161,52 +154,25 @@ impl super::Store {
     }
 }
 
-async fn next_batch(rx: &mut mpsc::Receiver<Job>) -> Option<Vec<Job>> {
-    super::next_batch(rx, MAX_BATCH).await
-}
-
-async fn sqlite_writer(gate: WriteGate, mut rx: mpsc::Receiver<Job>) {
-    let mut writer = Writer::Sqlite(gate);
-    while let Some(batch) = next_batch(&mut rx).await {
-        writer.process(batch).await;
-    }
-}
-
-async fn postgres_writer(pool: PgPool, rx: Arc<Mutex<mpsc::Receiver<Job>>>) {
-    let mut writer = Writer::Postgres(pool);
+async fn writer_task(mut writer: Writer, rx: super::WriterQueue<Job>) {
     loop {
-        let batch = next_batch(&mut *rx.lock().await).await;
+        let batch = super::next_batch(&mut *rx.lock().await, MAX_BATCH).await;
         let Some(batch) = batch else { break };
         writer.process(batch).await;
     }
 }
 
 /// One writer task's way to the database.
-enum Writer {
-    /// The writers' connection, at the gate.
-    Sqlite(WriteGate),
-    Postgres(PgPool),
+struct Writer {
+    pool: Pool,
+    gate: WriteGate,
 }
 
 impl Writer {
-    async fn begin(&mut self) -> Result<Tx<'_>, sqlx::Error> {
-        match self {
-            Writer::Sqlite(gate) => {
-                let turn = gate.turn().await;
-                let writer = gate.writer().ok_or(sqlx::Error::PoolClosed)?;
-                Ok(Tx::Sqlite(
-                    writer.begin_with("BEGIN IMMEDIATE").await?,
-                    turn,
-                ))
-            }
-            Writer::Postgres(pool) => Ok(Tx::Postgres(pool.begin().await?)),
-        }
-    }
-
     async fn write(&mut self, jobs: &[Acceptance]) -> Result<Vec<AcceptOutcome>, sqlx::Error> {
         let mut locking = jobs.iter().any(|j| j.captcha_limits.is_some());
         loop {
-            let mut tx = self.begin().await?;
+            let mut tx = self.gate.begin(&self.pool).await?;
             match write_batch(&mut tx, jobs, locking).await? {
                 Some(outcomes) => {
                     tx.commit().await?;

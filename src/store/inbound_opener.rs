@@ -89,7 +89,7 @@ async fn write(
     gate: &WriteGate,
     openings: &[&Opening],
 ) -> Result<Vec<bool>, sqlx::Error> {
-    let mut tx = super::journal::begin(pool, gate).await?;
+    let mut tx = gate.begin(pool).await?;
     let mut first: HashMap<&str, usize> = HashMap::new();
     for (i, o) in openings.iter().enumerate() {
         first.entry(o.call.uuid.as_str()).or_insert(i);

@@ -205,6 +205,20 @@ impl WriteGate {
     pub(crate) fn writer(&self) -> Option<&sqlx::SqlitePool> {
         self.0.as_ref().map(|g| &g.writer)
     }
+
+    /// Begins a write transaction on `pool`: on SQLite at this writer's turn, on the
+    /// gate's connection, with `BEGIN IMMEDIATE` (so a read-then-write transaction never
+    /// fails to upgrade its lock).
+    pub(crate) async fn begin(&self, pool: &Pool) -> Result<Tx<'static>, sqlx::Error> {
+        Ok(match pool {
+            Pool::Sqlite(p) => {
+                let turn = self.turn().await;
+                let p = self.writer().unwrap_or(p);
+                Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?, turn)
+            }
+            Pool::Postgres(p) => Tx::Postgres(p.begin().await?),
+        })
+    }
 }
 
 impl Store {
@@ -372,14 +386,7 @@ impl Store {
     /// Begins a write transaction (`BEGIN IMMEDIATE` on SQLite, so a read-then-write
     /// transaction never fails to upgrade its lock).
     pub(crate) async fn begin_write(&self) -> Result<Tx<'static>, sqlx::Error> {
-        Ok(match &self.pool {
-            Pool::Sqlite(p) => {
-                let turn = self.gate.turn().await;
-                let p = self.gate.writer().unwrap_or(p);
-                Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?, turn)
-            }
-            Pool::Postgres(p) => Tx::Postgres(p.begin().await?),
-        })
+        self.gate.begin(&self.pool).await
     }
 }
 

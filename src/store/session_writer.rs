@@ -169,7 +169,7 @@ async fn alone(pool: &Pool, gate: &WriteGate, job: &Job) -> Result<Applied, Stor
 }
 
 async fn write(pool: &Pool, gate: &WriteGate, jobs: &[Job]) -> Result<Applied, sqlx::Error> {
-    let mut tx = super::journal::begin(pool, gate).await?;
+    let mut tx = gate.begin(pool).await?;
     let changes: Vec<Change<'_>> = jobs
         .iter()
         .map(|job| Change {

@@ -273,8 +273,9 @@ impl Core {
         }
         let run = self.next_run;
         self.next_run += 1;
-        let watched = self.oldest_run(leg).is_none() && app.ends_by_itself();
-        self.runs.insert(run, (leg, app.ends_by_itself()));
+        let ends = app.ends_by_itself();
+        let watched = ends && self.oldest_run(leg).is_none();
+        self.runs.insert(run, (leg, ends));
         self.emit(Effect::Execute { leg, app, run });
         if watched {
             let limit = self.limits.app_watchdog_ms;

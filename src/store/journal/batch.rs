@@ -53,7 +53,7 @@ pub(super) async fn write(
     gate: &WriteGate,
     jobs: &[Job],
 ) -> Result<Written, sqlx::Error> {
-    let mut tx = super::begin(pool, gate).await?;
+    let mut tx = gate.begin(pool).await?;
     let now = now_ms();
     let calls: Vec<(usize, &CallWrite)> = jobs
         .iter()

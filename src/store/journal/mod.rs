@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::deliveries::{Attempt, Delivery, Outcome};
 use super::session_writer::DecideFn;
-use super::{Pool, StoreError, Tx, WriteGate};
+use super::{Pool, StoreError, WriteGate};
 use crate::domain::time::now_ms;
 
 /// Most journal entries committed in one transaction.
@@ -487,15 +487,4 @@ async fn writer(
             }
         }
     }
-}
-
-pub(super) async fn begin(pool: &Pool, gate: &WriteGate) -> Result<Tx<'static>, sqlx::Error> {
-    Ok(match pool {
-        Pool::Sqlite(p) => {
-            let turn = gate.turn().await;
-            let p = gate.writer().unwrap_or(p);
-            Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?, turn)
-        }
-        Pool::Postgres(p) => Tx::Postgres(p.begin().await?),
-    })
 }
