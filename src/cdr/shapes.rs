@@ -1,17 +1,37 @@
 //! The JSON shapes of the callbacks and CDRs: every value a string (API.md conventions),
 //! times `YYYYMMDDHHmmss` in the platform time zone.
 
-use chrono::TimeZone;
+use chrono::{Datelike, TimeZone, Timelike};
 use serde_json::{Map, Value, json};
 
 use super::causes::{LegEnd, call_cause, notice_outcome};
 
 /// `YYYYMMDDHHmmss` of a Unix-millisecond instant in `tz`.
 pub fn format_time(ms: i64, tz: chrono_tz::Tz) -> String {
-    match tz.timestamp_millis_opt(ms).single() {
-        Some(t) => t.format("%Y%m%d%H%M%S").to_string(),
-        None => String::new(),
+    let Some(t) = tz.timestamp_millis_opt(ms).single() else {
+        return String::new();
+    };
+    let t = t.naive_local();
+    let Ok(year @ 0..=9999) = u32::try_from(t.year()) else {
+        // Years without four digits, as chrono writes them.
+        return t.format("%Y%m%d%H%M%S").to_string();
+    };
+    // Digit by digit: a CDR formats several times, and chrono's formatter reads its
+    // pattern every time.
+    let mut out = String::with_capacity(14);
+    for (value, width) in [
+        (year, 4),
+        (t.month(), 2),
+        (t.day(), 2),
+        (t.hour(), 2),
+        (t.minute(), 2),
+        (t.second(), 2),
+    ] {
+        for place in (0..width).rev() {
+            out.push(char::from(b'0' + (value / 10u32.pow(place) % 10) as u8));
+        }
     }
+    out
 }
 
 fn opt_time(ms: Option<i64>, tz: chrono_tz::Tz) -> String {
@@ -214,6 +234,15 @@ pub(super) fn leg_fields(seq: usize, leg: &LegFacts, tz: chrono_tz::Tz) -> Map<S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        #[test]
+        fn times_read_as_chrono_writes_them(ms in -70_000_000_000_000i64..300_000_000_000_000, zone in 0usize..3) {
+            let tz = [chrono_tz::Asia::Shanghai, chrono_tz::UTC, chrono_tz::America::St_Johns][zone];
+            let want = tz.timestamp_millis_opt(ms).single().map(|t| t.format("%Y%m%d%H%M%S").to_string()).unwrap_or_default();
+            proptest::prop_assert_eq!(format_time(ms, tz), want);
+        }
+    }
 
     fn leg(end: LegEnd, answer: Option<i64>) -> LegFacts {
         LegFacts {

@@ -605,7 +605,8 @@ fn wire(line: &str, headers: &[(&str, &str)]) -> Vec<u8> {
     let mut out = Vec::with_capacity(size);
     // A newline inside a command would start another command: cut it off.
     fn first_line(s: &str) -> &[u8] {
-        s.split(['\n', '\r']).next().unwrap_or_default().as_bytes()
+        let bytes = s.as_bytes();
+        &bytes[..memchr::memchr2(b'\n', b'\r', bytes).unwrap_or(bytes.len())]
     }
     out.extend_from_slice(first_line(line));
     out.push(b'\n');

@@ -212,7 +212,11 @@ impl Decoder {
     }
 
     fn parse_head(&self, head: &[u8]) -> Result<Message, CodecError> {
-        let text = String::from_utf8_lossy(head);
+        // Valid UTF-8 (every message FreeSWITCH sends) is checked in one fast pass.
+        let text = match std::str::from_utf8(head) {
+            Ok(text) => std::borrow::Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(head),
+        };
         let mut lines = text.split('\n').map(|l| l.trim_end_matches('\r'));
         let command = match self.direction {
             Direction::FromClient => lines.next().map(|l| l.trim().to_string()),

@@ -1,12 +1,57 @@
 //! Events (`text/event-plain` bodies, ESL.md §3): url-decoded headers, an optional body,
 //! and typed access to what the orchestrator needs.
 
-use std::sync::OnceLock;
+use std::sync::{LazyLock, OnceLock};
 
 use super::codec::{decode_into, url_encode};
 
+/// A header name the hot paths look up, with its searcher for `\n<name>:` made once
+/// (declared with [`known`]).
+pub struct Known {
+    name: &'static str,
+    line: LazyLock<memchr::memmem::Finder<'static>>,
+}
+
+/// Declares a [`Known`] header.
+macro_rules! known {
+    ($name:literal) => {
+        Known {
+            name: $name,
+            line: LazyLock::new(|| {
+                memchr::memmem::Finder::new(concat!("\n", $name, ":").as_bytes())
+            }),
+        }
+    };
+}
+
+/// `Event-Name`.
+pub static EVENT_NAME: Known = known!("Event-Name");
+/// `Unique-ID`.
+pub static UNIQUE_ID: Known = known!("Unique-ID");
+/// `Job-UUID`.
+pub static JOB_UUID: Known = known!("Job-UUID");
+/// `Hangup-Cause`.
+pub static HANGUP_CAUSE: Known = known!("Hangup-Cause");
+/// `DTMF-Digit`.
+pub static DTMF_DIGIT: Known = known!("DTMF-Digit");
+/// `Application-UUID`.
+pub static APPLICATION_UUID: Known = known!("Application-UUID");
+/// `Event-Date-Timestamp`.
+pub static EVENT_DATE_TIMESTAMP: Known = known!("Event-Date-Timestamp");
+/// `Event-Sequence`.
+pub static EVENT_SEQUENCE: Known = known!("Event-Sequence");
+/// `Channel-Name`.
+pub static CHANNEL_NAME: Known = known!("Channel-Name");
+/// `variable_answer_uepoch`.
+pub static ANSWER_UEPOCH: Known = known!("variable_answer_uepoch");
+/// `variable_sip_term_status`.
+pub static SIP_TERM_STATUS: Known = known!("variable_sip_term_status");
+/// `variable_proto_specific_hangup_cause`.
+pub static PROTO_HANGUP_CAUSE: Known = known!("variable_proto_specific_hangup_cause");
+
 /// One event. It keeps its header block as received (url-encoded, `Name: value` lines):
-/// [`get`](Self::get) finds a header with one SIMD search and hands out the value itself
+/// [`get_exact`](Self::get_exact) finds a [`Known`] header with one SIMD search and
+/// [`get`](Self::get) any header by walking the lines; both hand out the value itself
 /// when it has no `%XX` escapes, which is what the orchestrator's lookups (event name,
 /// uuid, cause, digits, …) meet. The full decoded index is built only when something needs
 /// it (an escaped value, a case-insensitive lookup, iterating every header).
@@ -201,14 +246,30 @@ impl Event {
         out.into_bytes()
     }
 
-    /// A header's decoded value, its name written exactly as FreeSWITCH writes it (the
-    /// quick lookup of the hot paths: no second search in other cases).
-    pub fn get_exact(&self, name: &str) -> Option<&str> {
-        match self.find_raw(name) {
+    /// A known header's decoded value (the quick lookup of the hot paths: one SIMD search
+    /// for its line, no second search unless the value has escapes).
+    pub fn get_exact(&self, header: &Known) -> Option<&str> {
+        match self.find_known(header) {
             Some(value) if !value.contains('%') => Some(value),
-            Some(_) => self.get(name),
+            Some(_) => self.get(header.name),
             None => None,
         }
+    }
+
+    /// The raw (still encoded) value of the first line named exactly `header`.
+    fn find_known(&self, header: &Known) -> Option<&str> {
+        let raw = self.raw.as_bytes();
+        let name = header.name.as_bytes();
+        let after_colon = if raw.starts_with(name) && raw.get(name.len()) == Some(&b':') {
+            name.len() + 1
+        } else {
+            // The match starts at the line's `\n`; values never hold a raw one.
+            header.line.find(raw)? + 1 + name.len() + 1
+        };
+        let start = after_colon + usize::from(raw.get(after_colon) == Some(&b' '));
+        let start = start.min(raw.len());
+        let end = memchr::memchr(b'\n', &raw[start..]).map_or(raw.len(), |i| start + i);
+        Some(&self.raw[start..end])
     }
 
     /// A header's decoded value. Names match as FreeSWITCH writes them; a name in another
@@ -262,22 +323,22 @@ impl Event {
 
     /// `Event-Name`.
     pub fn name(&self) -> &str {
-        self.get_exact("Event-Name").unwrap_or_default()
+        self.get_exact(&EVENT_NAME).unwrap_or_default()
     }
 
     /// `Unique-ID` of the channel (channel events).
     pub fn unique_id(&self) -> Option<&str> {
-        self.get_exact("Unique-ID")
+        self.get_exact(&UNIQUE_ID)
     }
 
     /// `Job-UUID` (BACKGROUND_JOB).
     pub fn job_uuid(&self) -> Option<&str> {
-        self.get_exact("Job-UUID")
+        self.get_exact(&JOB_UUID)
     }
 
     /// `Hangup-Cause`.
     pub fn hangup_cause(&self) -> Option<&str> {
-        self.get_exact("Hangup-Cause")
+        self.get_exact(&HANGUP_CAUSE)
     }
 
     /// `Answer-State` (ringing, early, answered, hangup).
@@ -287,7 +348,7 @@ impl Event {
 
     /// `DTMF-Digit` (DTMF).
     pub fn dtmf_digit(&self) -> Option<&str> {
-        self.get_exact("DTMF-Digit")
+        self.get_exact(&DTMF_DIGIT)
     }
 
     /// `Application` (CHANNEL_EXECUTE[_COMPLETE]).
@@ -302,7 +363,7 @@ impl Event {
 
     /// `Application-UUID`: the `event-uuid` a sendmsg set.
     pub fn application_uuid(&self) -> Option<&str> {
-        self.get_exact("Application-UUID")
+        self.get_exact(&APPLICATION_UUID)
     }
 
     /// A channel variable (`variable_<name>`).
@@ -317,15 +378,14 @@ impl Event {
 
     /// `Event-Date-Timestamp` (the media server's clock) in Unix milliseconds.
     pub fn timestamp_ms(&self) -> Option<i64> {
-        self.get_exact("Event-Date-Timestamp")
+        self.get_exact(&EVENT_DATE_TIMESTAMP)
             .and_then(|v| v.parse::<i64>().ok())
             .map(|us| us / 1000)
     }
 
     /// `Event-Sequence`, the authoritative order of events.
     pub fn sequence(&self) -> Option<u64> {
-        self.get_exact("Event-Sequence")
-            .and_then(|v| v.parse().ok())
+        self.get_exact(&EVENT_SEQUENCE).and_then(|v| v.parse().ok())
     }
 }
 
@@ -362,6 +422,20 @@ mod tests {
             Some("+OK cedb5c30-5f61-49e8-b05a-edc33dd336c8\n")
         );
         assert_eq!(Event::parse_plain(&e.encode_plain()), e);
+    }
+
+    #[test]
+    fn known_headers_are_found_on_their_own_line_only() {
+        let e = Event::parse_plain(b"Event-Name: CHANNEL_EXECUTE_COMPLETE\nOther-Unique-ID: no\nUnique-IDs: no\nUnique-ID:  two-spaces\nUnique-ID: second\nApplication-UUID: g1r2\nvariable_sip_term_status: 4%30%34\nChannel-Name:\n\n");
+        assert_eq!(e.name(), "CHANNEL_EXECUTE_COMPLETE");
+        assert_eq!(e.unique_id(), Some(" two-spaces"));
+        assert_eq!(e.application_uuid(), Some("g1r2"));
+        assert_eq!(e.get_exact(&SIP_TERM_STATUS), Some("404"));
+        assert_eq!(e.get_exact(&CHANNEL_NAME), Some(""));
+        assert_eq!(e.job_uuid(), None);
+        let last = Event::parse_plain(b"Event-Name: DTMF\nDTMF-Digit: 5");
+        assert_eq!(last.dtmf_digit(), Some("5"));
+        assert_eq!(Event::parse_plain(b"").name(), "");
     }
 
     #[test]

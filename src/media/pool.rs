@@ -636,7 +636,8 @@ impl Router {
     fn route(&self, incoming: Incoming) {
         match incoming {
             Incoming::Event(event) => {
-                if let Some(at) = event.timestamp_ms() {
+                let stamp = event.timestamp_ms();
+                if let Some(at) = stamp {
                     self.clock.heard(at);
                 }
                 if event.name() == "CUSTOM" {
@@ -653,7 +654,7 @@ impl Router {
                     .and_then(|r| r.get(uuid).map(|r| (r.tx.clone(), r.leg, r.generation)));
                 match target {
                     Some((tx, leg, generation)) => {
-                        if let Some(typed) = channel_event(&event, generation) {
+                        if let Some(typed) = channel_event(&event, generation, stamp) {
                             let _ = tx.send(LegSignal::Event(leg, Box::new(typed)));
                         }
                     }

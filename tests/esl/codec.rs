@@ -2,8 +2,8 @@
 //! same messages however it is split into reads.
 
 use proptest::prelude::*;
-use voicepaas::esl::Event;
 use voicepaas::esl::codec::{Decoder, Direction, Headers, Message, url_decode, url_encode};
+use voicepaas::esl::{Event, event};
 
 fn message() -> impl Strategy<Value = Message> {
     let name = "[A-Za-z][A-Za-z0-9-]{0,20}";
@@ -41,7 +41,10 @@ proptest! {
             }
         }
         let joined: Vec<u8> = chunks.concat();
-        let _ = Event::parse_plain(&joined);
+        let event = Event::parse_plain(&joined);
+        let _ = (event.name(), event.unique_id(), event.job_uuid(), event.application_uuid());
+        let _ = (event.timestamp_ms(), event.sequence(), event.hangup_cause(), event.dtmf_digit());
+        let _ = event.get_exact(&event::PROTO_HANGUP_CAUSE);
         let _ = url_decode(&String::from_utf8_lossy(&joined));
     }
 
@@ -67,6 +70,20 @@ proptest! {
                 prop_assert_eq!(g.headers.get(name), m.headers.get(name).or(Some(value)));
             }
         }
+    }
+
+    #[test]
+    fn known_headers_read_as_the_full_index_does(lines in proptest::collection::vec((0usize..5, "[ -~]{0,30}"), 0..12)) {
+        const NAMES: [&str; 5] = ["Event-Name", "Unique-ID", "Unique-IDs", "Other-Unique-ID", "Application-UUID"];
+        let mut raw = String::new();
+        for (name, value) in &lines {
+            raw.push_str(&format!("{}: {}\n", NAMES[*name], url_encode(value)));
+        }
+        let event = Event::parse_plain(raw.as_bytes());
+        let first = |name: &str| event.headers().find(|(n, _)| *n == name).map(|(_, v)| v.to_string());
+        prop_assert_eq!(event.get_exact(&event::EVENT_NAME).map(str::to_string), first("Event-Name"));
+        prop_assert_eq!(event.unique_id().map(str::to_string), first("Unique-ID"));
+        prop_assert_eq!(event.application_uuid().map(str::to_string), first("Application-UUID"));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! answers as the engine's inputs. Every ESL string the orchestrator sends is made here.
 
 use crate::esl::Event;
+use crate::esl::event;
 use crate::media::pool::INSTALL_VAR;
 use crate::orchestrator::engine::{
     App, Dial, Endpoint, Hears, MediaCommand, MediaEvent, Probe, Signalling,
@@ -23,18 +24,15 @@ fn run_of(app_uuid: &str, generation: u64) -> Option<u32> {
 }
 
 /// The engine's view of a channel event (for the channel's leg, in driver generation
-/// `generation`); `None` for events the engine does not follow.
-pub fn channel_event(event: &Event, generation: u64) -> Option<MediaEvent> {
-    let at = || {
-        event
-            .timestamp_ms()
-            .unwrap_or_else(crate::domain::time::now_ms)
-    };
+/// `generation`), `stamp` being its `Event-Date-Timestamp` as the caller read it; `None`
+/// for events the engine does not follow.
+pub fn channel_event(event: &Event, generation: u64, stamp: Option<i64>) -> Option<MediaEvent> {
+    let at = || stamp.unwrap_or_else(crate::domain::time::now_ms);
     Some(match event.name() {
         "CHANNEL_CREATE" => MediaEvent::Created {
             at: at(),
             name: event
-                .get_exact("Channel-Name")
+                .get_exact(&event::CHANNEL_NAME)
                 .filter(|n| n.len() <= 256)
                 .unwrap_or_default()
                 .to_string(),
@@ -61,7 +59,7 @@ pub fn channel_event(event: &Event, generation: u64) -> Option<MediaEvent> {
             at: at(),
             cause: cause(event),
             answered_at: event
-                .get_exact("variable_answer_uepoch")
+                .get_exact(&event::ANSWER_UEPOCH)
                 .and_then(|v| v.parse::<i64>().ok())
                 .filter(|us| *us > 0)
                 .map(|us| us / 1000),
@@ -77,11 +75,11 @@ pub fn channel_event(event: &Event, generation: u64) -> Option<MediaEvent> {
 fn signalling(event: &Event) -> Signalling {
     Signalling {
         sip_status: event
-            .get_exact("variable_sip_term_status")
+            .get_exact(&event::SIP_TERM_STATUS)
             .filter(|s| (1..=3).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit()))
             .map(str::to_string),
         proto_cause: event
-            .get_exact("variable_proto_specific_hangup_cause")
+            .get_exact(&event::PROTO_HANGUP_CAUSE)
             .filter(|s| {
                 (1..=32).contains(&s.len())
                     && s.bytes().all(|b| {
@@ -307,7 +305,7 @@ mod tests {
                 )
                 .as_bytes(),
             );
-            match channel_event(&e, 1) {
+            match channel_event(&e, 1, e.timestamp_ms()) {
                 Some(MediaEvent::HangupComplete { signalling, .. }) => signalling,
                 other => panic!("{other:?}"),
             }
