@@ -22,35 +22,48 @@ pub enum CodecError {
     BadLength(String),
 }
 
-/// Headers in arrival order; names compare case-insensitively; duplicates are kept.
+/// Headers in arrival order; names compare case-insensitively; duplicates are kept. They
+/// share one text (a message's few headers are two allocations, not two per header).
 #[derive(Clone, Default, PartialEq, Eq)]
-pub struct Headers(pub Vec<(String, String)>);
+pub struct Headers {
+    text: String,
+    /// `(name start, value start, value end)` in `text`; a name ends where its value starts.
+    fields: Vec<(u32, u32, u32)>,
+}
 
 impl Headers {
     /// The first value of `name`.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
+        self.iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v)
     }
 
     /// Appends a header.
-    pub fn push(&mut self, name: impl Into<String>, value: impl Into<String>) {
-        self.0.push((name.into(), value.into()));
+    pub fn push(&mut self, name: impl AsRef<str>, value: impl AsRef<str>) {
+        let at = |text: &String| u32::try_from(text.len()).unwrap_or(u32::MAX);
+        let start = at(&self.text);
+        self.text.push_str(name.as_ref());
+        let middle = at(&self.text);
+        self.text.push_str(value.as_ref());
+        self.fields.push((start, middle, at(&self.text)));
     }
 
     /// Headers as (name, value) pairs.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+        self.fields.iter().map(|&(start, middle, end)| {
+            let part = |from: u32, to: u32| self.text.get(from as usize..to as usize);
+            (
+                part(start, middle).unwrap_or_default(),
+                part(middle, end).unwrap_or_default(),
+            )
+        })
     }
 }
 
 impl fmt::Debug for Headers {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_map()
-            .entries(self.0.iter().map(|(n, v)| (n, v)))
-            .finish()
+        f.debug_map().entries(self.iter()).finish()
     }
 }
 
@@ -222,7 +235,10 @@ impl Decoder {
             Direction::FromClient => lines.next().map(|l| l.trim().to_string()),
             Direction::FromServer => None,
         };
-        let mut headers = Headers::default();
+        let mut headers = Headers {
+            text: String::with_capacity(head.len()),
+            fields: Vec::with_capacity(4),
+        };
         for line in lines.filter(|l| !l.is_empty()) {
             let (name, value) = line.split_once(':').unwrap_or((line, ""));
             headers.push(name.trim(), value.strip_prefix(' ').unwrap_or(value));

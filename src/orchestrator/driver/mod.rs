@@ -190,9 +190,8 @@ impl Driver {
                 Effect::Originate(leg, dial) => self.originate(leg, &dial).await,
                 Effect::Execute { leg, app, run } => self.execute(leg, &app, run).await,
                 Effect::Media(leg, command, None) => {
-                    let (uuid, node) = self.leg_node(leg);
-                    if let Some(node) = node {
-                        let line = media::api(&uuid, &command);
+                    if let Some(node) = self.leg_node(leg) {
+                        let line = media::api(&self.engine.core.legs[leg].channel, &command);
                         let sent = node.client.send_api_detached(&line, |e| {
                             tracing::debug!(error = %e, "media command failed");
                         });
@@ -324,14 +323,14 @@ impl Driver {
         }
     }
 
-    /// The channel uuid of leg `leg` and its node, if the node is known.
-    fn leg_node(&mut self, leg: usize) -> (String, Option<Arc<MediaNode>>) {
-        let (uuid, node) = {
-            let l = &self.engine.core.legs[leg];
-            (l.channel.clone(), l.node.clone())
-        };
-        let node = self.node(&node);
-        (uuid, node)
+    /// Leg `leg`'s node, if it is known (its name copied only the first time).
+    fn leg_node(&mut self, leg: usize) -> Option<Arc<MediaNode>> {
+        let name = &self.engine.core.legs[leg].node;
+        if let Some(node) = self.nodes.get(name) {
+            return Some(node.clone());
+        }
+        let name = name.clone();
+        self.node(&name)
     }
 
     fn dialing(&self) -> media::Dialing<'_> {
@@ -345,8 +344,7 @@ impl Driver {
     }
 
     async fn originate(&mut self, leg: usize, dial: &super::engine::Dial) {
-        let (uuid, node) = self.leg_node(leg);
-        let Some(node) = node else {
+        let Some(node) = self.leg_node(leg) else {
             self.inputs
                 .push_back(Input::OriginateFailed(leg, crate::cdr::MEDIA_LOST.into()));
             return;
@@ -357,13 +355,14 @@ impl Driver {
         if let Some(route) = &route {
             dialing.device_template = route;
         }
-        let command = media::originate(&uuid, dial, &dialing);
+        let uuid = &self.engine.core.legs[leg].channel;
+        let command = media::originate(uuid, dial, &dialing);
         let tx = self.signals_tx.clone();
         // The job's result comes straight from the node's connection; only a failure
         // matters (the channel's own events tell the rest).
         let sent = node
             .client
-            .send_bgapi_with(&command, &uuid, move |result| {
+            .send_bgapi_with(&command, uuid, move |result| {
                 let cause = match result {
                     Ok(out) if out.starts_with("+OK") => return,
                     Ok(out) | Err(EslError::Refused(out)) => cause_of(&out),
@@ -389,7 +388,8 @@ impl Driver {
             }
             _ => None,
         };
-        let route = match (app, self.leg_node(leg).1) {
+        let node = self.leg_node(leg);
+        let route = match (app, &node) {
             (super::engine::App::Bridge(_, dial), Some(node)) => {
                 let ctx = self.ctx.clone();
                 device_route(&ctx, dial, &node.name).await
@@ -402,7 +402,6 @@ impl Driver {
         }
         let (name, arg) = media::application(app, target.as_deref(), &dialing);
         let event_uuid = media::run_uuid(self.unit.generation, run);
-        let (uuid, node) = self.leg_node(leg);
         let Some(node) = node else {
             self.inputs.push_back(Input::Refused(leg, run));
             return;
@@ -416,7 +415,7 @@ impl Driver {
         let tx = self.signals_tx.clone();
         let sent = node
             .client
-            .send_execute_detached(&uuid, exec, move |_| {
+            .send_execute_detached(&self.engine.core.legs[leg].channel, exec, move |_| {
                 let _ = tx.send(LegSignal::Refused(leg, run));
             })
             .await;
