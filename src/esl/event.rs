@@ -5,49 +5,40 @@ use std::sync::{LazyLock, OnceLock};
 
 use super::codec::{decode_into, url_encode};
 
-/// A header name the hot paths look up, with its searcher for `\n<name>:` made once
-/// (declared with [`known`]).
+/// A header name the hot paths look up, with its searcher for `\n<name>:` made once (the
+/// statics below).
 pub struct Known {
     name: &'static str,
     line: LazyLock<memchr::memmem::Finder<'static>>,
 }
 
-/// Declares a [`Known`] header.
+/// Declares each `STATIC = "Header-Name";` as a [`Known`] header.
 macro_rules! known {
-    ($name:literal) => {
-        Known {
+    ($($header:ident = $name:literal;)*) => {$(
+        #[doc = concat!("`", $name, "`.")]
+        pub static $header: Known = Known {
             name: $name,
             line: LazyLock::new(|| {
                 memchr::memmem::Finder::new(concat!("\n", $name, ":").as_bytes())
             }),
-        }
-    };
+        };
+    )*};
 }
 
-/// `Event-Name`.
-pub static EVENT_NAME: Known = known!("Event-Name");
-/// `Unique-ID`.
-pub static UNIQUE_ID: Known = known!("Unique-ID");
-/// `Job-UUID`.
-pub static JOB_UUID: Known = known!("Job-UUID");
-/// `Hangup-Cause`.
-pub static HANGUP_CAUSE: Known = known!("Hangup-Cause");
-/// `DTMF-Digit`.
-pub static DTMF_DIGIT: Known = known!("DTMF-Digit");
-/// `Application-UUID`.
-pub static APPLICATION_UUID: Known = known!("Application-UUID");
-/// `Event-Date-Timestamp`.
-pub static EVENT_DATE_TIMESTAMP: Known = known!("Event-Date-Timestamp");
-/// `Event-Sequence`.
-pub static EVENT_SEQUENCE: Known = known!("Event-Sequence");
-/// `Channel-Name`.
-pub static CHANNEL_NAME: Known = known!("Channel-Name");
-/// `variable_answer_uepoch`.
-pub static ANSWER_UEPOCH: Known = known!("variable_answer_uepoch");
-/// `variable_sip_term_status`.
-pub static SIP_TERM_STATUS: Known = known!("variable_sip_term_status");
-/// `variable_proto_specific_hangup_cause`.
-pub static PROTO_HANGUP_CAUSE: Known = known!("variable_proto_specific_hangup_cause");
+known! {
+    EVENT_NAME = "Event-Name";
+    UNIQUE_ID = "Unique-ID";
+    JOB_UUID = "Job-UUID";
+    HANGUP_CAUSE = "Hangup-Cause";
+    DTMF_DIGIT = "DTMF-Digit";
+    APPLICATION_UUID = "Application-UUID";
+    EVENT_DATE_TIMESTAMP = "Event-Date-Timestamp";
+    EVENT_SEQUENCE = "Event-Sequence";
+    CHANNEL_NAME = "Channel-Name";
+    ANSWER_UEPOCH = "variable_answer_uepoch";
+    SIP_TERM_STATUS = "variable_sip_term_status";
+    PROTO_HANGUP_CAUSE = "variable_proto_specific_hangup_cause";
+}
 
 /// One event. It keeps its header block as received (url-encoded, `Name: value` lines):
 /// [`get_exact`](Self::get_exact) finds a [`Known`] header with one SIMD search and
@@ -266,10 +257,16 @@ impl Event {
             // The match starts at the line's `\n`; values never hold a raw one.
             header.line.find(raw)? + 1 + name.len() + 1
         };
-        let start = after_colon + usize::from(raw.get(after_colon) == Some(&b' '));
-        let start = start.min(raw.len());
+        Some(self.value_from(after_colon))
+    }
+
+    /// The raw value of the line whose name and `:` end at `after_colon`: one leading
+    /// space skipped, up to the end of the line.
+    fn value_from(&self, after_colon: usize) -> &str {
+        let raw = self.raw.as_bytes();
+        let start = (after_colon + usize::from(raw.get(after_colon) == Some(&b' '))).min(raw.len());
         let end = memchr::memchr(b'\n', &raw[start..]).map_or(raw.len(), |i| start + i);
-        Some(&self.raw[start..end])
+        &self.raw[start..end]
     }
 
     /// A header's decoded value. Names match as FreeSWITCH writes them; a name in another
@@ -310,11 +307,7 @@ impl Event {
                 && line[needle.len()] == b':'
                 && line.starts_with(needle)
             {
-                let mut start = at + needle.len() + 1;
-                if raw.get(start) == Some(&b' ') {
-                    start += 1;
-                }
-                return Some(&self.raw[start.min(end)..end]);
+                return Some(self.value_from(at + needle.len() + 1));
             }
             at = end + 1;
         }
