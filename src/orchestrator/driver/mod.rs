@@ -158,15 +158,6 @@ impl Driver {
         self.ctx.media.now_ms_on(node)
     }
 
-    fn node(&mut self, name: &str) -> Option<Arc<MediaNode>> {
-        if let Some(node) = self.nodes.get(name) {
-            return Some(node.clone());
-        }
-        let node = self.ctx.media.node(name)?;
-        self.nodes.insert(name.to_string(), node.clone());
-        Some(node)
-    }
-
     /// Carries out one step's effects in order; `Some` when the driver is done.
     async fn run(&mut self, effects: Vec<Effect>) -> Option<Outcome> {
         for effect in effects {
@@ -313,24 +304,22 @@ impl Driver {
     }
 
     fn follow(&mut self, leg: usize) {
-        let (uuid, node) = {
-            let l = &self.engine.core.legs[leg];
-            (l.channel.clone(), l.node.clone())
-        };
-        if let Some(node) = self.node(&node) {
-            let reg = node.register(&uuid, leg, self.unit.generation, self.signals_tx.clone());
+        if let Some(node) = self.leg_node(leg) {
+            let uuid = &self.engine.core.legs[leg].channel;
+            let reg = node.register(uuid, leg, self.unit.generation, self.signals_tx.clone());
             self.follows.push(reg);
         }
     }
 
-    /// Leg `leg`'s node, if it is known (its name copied only the first time).
+    /// Leg `leg`'s node, if it is known (looked up in the pool once per driver).
     fn leg_node(&mut self, leg: usize) -> Option<Arc<MediaNode>> {
         let name = &self.engine.core.legs[leg].node;
         if let Some(node) = self.nodes.get(name) {
             return Some(node.clone());
         }
-        let name = name.clone();
-        self.node(&name)
+        let node = self.ctx.media.node(name)?;
+        self.nodes.insert(name.clone(), node.clone());
+        Some(node)
     }
 
     fn dialing(&self) -> media::Dialing<'_> {
@@ -431,8 +420,7 @@ impl Driver {
         line: String,
         then: impl FnOnce(Result<String, EslError>) -> Option<Input> + Send + 'static,
     ) {
-        let node = self.engine.core.legs[leg].node.clone();
-        let Some(node) = self.node(&node) else {
+        let Some(node) = self.leg_node(leg) else {
             self.inputs.extend(then(Err(EslError::NotConnected)));
             return;
         };
