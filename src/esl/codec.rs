@@ -272,15 +272,45 @@ fn find_blank_line(buf: &[u8]) -> Option<(usize, usize)> {
 /// `` #%&+:;<=>?@[\]^`{|}" `` become `%XX` (upper-case hex); `/ , ( ) ' ! * . _ -` pass.
 pub fn url_encode(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
-    for b in value.bytes() {
-        if !(0x20..=0x7e).contains(&b) || b" #%&+:;<=>?@[\\]^`{|}\"".contains(&b) {
-            out.push_str(&format!("%{b:02X}"));
-        } else {
-            out.push(b as char);
-        }
-    }
+    url_encode_into(value, &mut out);
     out
 }
+
+/// [`url_encode`] appended to `out` (the sandbox writes every header of every event this
+/// way): the runs that need no escape are copied whole.
+pub fn url_encode_into(value: &str, out: &mut String) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut rest = value;
+    while let Some(i) = rest.bytes().position(|b| ESCAPED[usize::from(b)]) {
+        out.push_str(&rest[..i]);
+        // A multi-byte character is escaped byte by byte.
+        let len = rest[i..].chars().next().map_or(1, char::len_utf8);
+        for b in rest[i..i + len].bytes() {
+            out.push('%');
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0xf)]));
+        }
+        rest = &rest[i + len..];
+    }
+    out.push_str(rest);
+}
+
+/// The bytes [`url_encode`] escapes.
+const ESCAPED: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = b < 0x20 || b > 0x7e;
+        b += 1;
+    }
+    let specials = b" #%&+:;<=>?@[\\]^`{|}\"";
+    let mut i = 0;
+    while i < specials.len() {
+        table[specials[i] as usize] = true;
+        i += 1;
+    }
+    table
+};
 
 /// Decodes `%XX` sequences (only those: `+` stays `+`); malformed escapes stay as they are.
 pub fn url_decode(value: &str) -> String {
@@ -388,5 +418,26 @@ mod tests {
         assert_eq!(url_encode("中"), "%E4%B8%AD");
         assert_eq!(url_decode("%E4%B8%AD+a%2"), "中+a%2");
         assert_eq!(url_decode(&url_encode("a b+c:%\n\"中")), "a b+c:%\n\"中");
+    }
+
+    #[test]
+    fn url_encoding_escapes_exactly_freeswitchs_bytes() {
+        let passes = |b: u8| (0x20..=0x7e).contains(&b) && !b" #%&+:;<=>?@[\\]^`{|}\"".contains(&b);
+        for b in 0u8..=0x7f {
+            let text = char::from(b).to_string();
+            let want = if passes(b) {
+                text.clone()
+            } else {
+                format!("%{b:02X}")
+            };
+            assert_eq!(
+                url_encode(&format!("a{text}b{text}")),
+                format!("a{want}b{want}")
+            );
+        }
+        assert_eq!(url_encode("é/中 x"), "%C3%A9/%E4%B8%AD%20x");
+        let mut out = String::from("Name: ");
+        url_encode_into("a:b", &mut out);
+        assert_eq!(out, "Name: a%3Ab");
     }
 }

@@ -3,7 +3,7 @@
 
 use std::sync::{LazyLock, OnceLock};
 
-use super::codec::{decode_into, url_encode};
+use super::codec::{decode_into, url_encode_into};
 
 /// A header name the hot paths look up, with its searcher for `\n<name>:` made once (the
 /// statics below).
@@ -138,6 +138,14 @@ impl Event {
         }
     }
 
+    /// An empty event with room for `bytes` of headers (the sandbox's events are a few KB).
+    pub fn with_capacity(bytes: usize) -> Self {
+        Event {
+            raw: String::with_capacity(bytes),
+            ..Event::default()
+        }
+    }
+
     /// Appends a header (the sandbox builds events with this); empty values are left out,
     /// as FreeSWITCH leaves them out.
     pub fn push(&mut self, name: impl AsRef<str>, value: impl AsRef<str>) {
@@ -147,7 +155,7 @@ impl Event {
         }
         self.raw.push_str(name.as_ref());
         self.raw.push_str(": ");
-        self.raw.push_str(&url_encode(value));
+        url_encode_into(value, &mut self.raw);
         self.raw.push('\n');
         self.index = OnceLock::new();
     }

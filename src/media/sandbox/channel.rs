@@ -378,7 +378,11 @@ impl Channel {
     }
 
     fn emit(&self, name: &str, state: &str, extra: &[(&str, String)]) {
-        self.switch.publish(self.event(name, state, extra));
+        if self.switch.wanted(name) {
+            self.switch.publish(self.event(name, state, extra));
+        } else {
+            self.switch.fire_unheard();
+        }
     }
 
     fn emit_callstate(&self, state: &str, original: &str) {

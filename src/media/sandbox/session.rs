@@ -20,28 +20,50 @@ use crate::esl::codec::{Decoder, Direction, Headers, Message};
 const AUTH_TIMEOUT: Duration = Duration::from_secs(25);
 const GOODBYE: &str = "Disconnected, goodbye.\nSee you at ClueCon! http://www.cluecon.com/\n";
 
-/// What this connection listens to.
-#[derive(Default)]
+/// What this connection listens to. Its subscriptions are counted in the switch's
+/// interest while it lives, so channels build the events it will receive.
 struct Listening {
+    switch: Arc<Switch>,
     all: bool,
     names: HashSet<String>,
     filters: Vec<(String, String)>,
 }
 
 impl Listening {
+    fn new(switch: Arc<Switch>) -> Self {
+        Listening {
+            switch,
+            all: false,
+            names: HashSet::new(),
+            filters: Vec::new(),
+        }
+    }
+
+    /// Changes the subscriptions (`all`, `names`), keeping the switch's count in step.
+    fn subscribe(&mut self, change: impl FnOnce(&mut bool, &mut HashSet<String>)) {
+        self.switch.count_interest(self.all, &self.names, false);
+        change(&mut self.all, &mut self.names);
+        self.switch.count_interest(self.all, &self.names, true);
+    }
+
     fn wants(&self, event: &Event) -> bool {
         // A CUSTOM event by its subclass (`event plain CUSTOM conference::maintenance`).
         let name = match event.name() {
             "CUSTOM" => event.get("Event-Subclass").unwrap_or_default(),
             name => name,
         };
-        let named = self.all || self.names.contains(name);
-        let filtered = self.filters.is_empty()
-            || self
-                .filters
-                .iter()
-                .any(|(h, v)| event.get(h).is_some_and(|x| x.eq_ignore_ascii_case(v)));
-        named && filtered
+        (self.all || self.names.contains(name))
+            && (self.filters.is_empty()
+                || self
+                    .filters
+                    .iter()
+                    .any(|(h, v)| event.get(h).is_some_and(|x| x.eq_ignore_ascii_case(v))))
+    }
+}
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        self.switch.count_interest(self.all, &self.names, false);
     }
 }
 
@@ -82,7 +104,7 @@ pub async fn serve(
     let _ = stream.set_nodelay(true);
     let mut events = switch.listen();
     let mut decoder = Decoder::new(Direction::FromClient);
-    let mut listening = Listening::default();
+    let mut listening = Listening::new(switch.clone());
     let mut authed = false;
     let auth_deadline = tokio::time::Instant::now() + AUTH_TIMEOUT;
     let mut buf = vec![0u8; 16 * 1024];
@@ -229,29 +251,33 @@ async fn handle(
             if names.is_empty() {
                 return ok("-ERR no keywords supplied".into());
             }
-            for name in names {
-                if name.eq_ignore_ascii_case("ALL") {
-                    listening.all = true;
-                } else {
-                    listening.names.insert(name.to_string());
+            listening.subscribe(|all, subscribed| {
+                for name in names {
+                    if name.eq_ignore_ascii_case("ALL") {
+                        *all = true;
+                    } else {
+                        subscribed.insert(name.to_string());
+                    }
                 }
-            }
+            });
             ok("+OK event listener enabled plain".into())
         }
         "nixevent" => {
-            for name in args.split_whitespace() {
-                if name.eq_ignore_ascii_case("ALL") {
-                    listening.all = false;
+            listening.subscribe(|all, subscribed| {
+                for name in args.split_whitespace() {
+                    if name.eq_ignore_ascii_case("ALL") {
+                        *all = false;
+                    }
+                    subscribed.remove(name);
                 }
-                listening.names.remove(name);
-            }
+            });
             ok("+OK events nixed".into())
         }
         "noevents" => {
-            *listening = Listening {
-                filters: std::mem::take(&mut listening.filters),
-                ..Listening::default()
-            };
+            listening.subscribe(|all, subscribed| {
+                *all = false;
+                subscribed.clear();
+            });
             ok("+OK no longer listening for events".into())
         }
         "filter" => {
@@ -279,7 +305,7 @@ async fn handle(
             }
         }
         "myevents" => {
-            listening.all = true;
+            listening.subscribe(|all, _| *all = true);
             listening
                 .filters
                 .push(("Unique-ID".into(), args.to_string()));

@@ -1,7 +1,7 @@
 //! The sandbox's core, shared by every ESL connection: the channels, the event bus, the
 //! conferences, and the API commands (`originate`, `uuid_*`, `status`, …).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -20,6 +20,38 @@ use crate::esl::Event;
 /// that fall too far behind as well).
 const EVENT_BUFFER: usize = 100_000;
 
+/// Room for one event's headers: a channel event with its variables is 2–3 KB.
+const EVENT_BYTES: usize = 4096;
+
+/// How many connections subscribe to every event, and to each event name.
+#[derive(Default)]
+struct Interest {
+    all: usize,
+    names: HashMap<String, usize>,
+}
+
+/// The two date headers of the events of one second, formatted once for all of them.
+#[derive(Default)]
+struct EventDates {
+    second: Option<i64>,
+    local: String,
+    gmt: String,
+}
+
+impl EventDates {
+    /// The dates of the second holding `now_us`.
+    fn at(&mut self, now_us: i64) -> &Self {
+        let second = now_us.div_euclid(1_000_000);
+        if self.second != Some(second) {
+            let at = chrono::DateTime::<chrono::Utc>::from_timestamp(second, 0).unwrap_or_default();
+            self.local = at.format("%Y-%m-%d %H:%M:%S").to_string();
+            self.gmt = at.format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+            self.second = Some(second);
+        }
+        self
+    }
+}
+
 /// The simulated FreeSWITCH.
 pub struct Switch {
     /// The sandbox clock.
@@ -29,6 +61,8 @@ pub struct Switch {
     started_us: i64,
     sessions_since_start: AtomicU64,
     events: broadcast::Sender<Arc<Event>>,
+    interest: Mutex<Interest>,
+    dates: Mutex<EventDates>,
     channels: Mutex<HashMap<String, mpsc::Sender<Command>>>,
     conferences: Mutex<Conferences>,
     registrar: Mutex<Registrar>,
@@ -51,6 +85,8 @@ impl Switch {
             sequence: AtomicU64::new(1),
             sessions_since_start: AtomicU64::new(0),
             events,
+            interest: Mutex::new(Interest::default()),
+            dates: Mutex::new(EventDates::default()),
             channels: Mutex::new(HashMap::new()),
             conferences: Mutex::new(Conferences::default()),
             registrar: Mutex::new(Registrar::default()),
@@ -66,23 +102,20 @@ impl Switch {
     /// An event with the headers every FreeSWITCH event starts with.
     pub fn base_event(&self, name: &str) -> Event {
         let now = self.clock.now_us();
-        let at = chrono::DateTime::<chrono::Utc>::from_timestamp_micros(now).unwrap_or_default();
-        let mut e = Event::default();
+        let mut e = Event::with_capacity(EVENT_BYTES);
         let h = &mut e;
         h.push("Event-Name", name);
-        h.push("Core-UUID", self.core_uuid.clone());
+        h.push("Core-UUID", &self.core_uuid);
         h.push("FreeSWITCH-Hostname", "voicepaas-sandbox");
         h.push("FreeSWITCH-Switchname", "voicepaas-sandbox");
         h.push("FreeSWITCH-IPv4", "127.0.0.1");
         h.push("FreeSWITCH-IPv6", "::1");
-        h.push(
-            "Event-Date-Local",
-            at.format("%Y-%m-%d %H:%M:%S").to_string(),
-        );
-        h.push(
-            "Event-Date-GMT",
-            at.format("%a, %d %b %Y %H:%M:%S GMT").to_string(),
-        );
+        {
+            let mut dates = lock(&self.dates);
+            let dates = dates.at(now);
+            h.push("Event-Date-Local", &dates.local);
+            h.push("Event-Date-GMT", &dates.gmt);
+        }
         h.push("Event-Date-Timestamp", now.to_string());
         h.push("Event-Calling-File", "sandbox.rs");
         h.push("Event-Calling-Function", "sandbox");
@@ -92,6 +125,42 @@ impl Switch {
             self.sequence.fetch_add(1, Ordering::Relaxed).to_string(),
         );
         e
+    }
+
+    /// Whether some connection subscribes to events named `name` (or to all of them): a
+    /// channel builds only the events somebody will receive.
+    pub fn wanted(&self, name: &str) -> bool {
+        let interest = lock(&self.interest);
+        interest.all > 0 || interest.names.contains_key(name)
+    }
+
+    /// Takes the sequence number of an event fired for no listener, so the numbers
+    /// listeners see keep FreeSWITCH's gaps.
+    pub fn fire_unheard(&self) {
+        self.sequence.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one connection's subscriptions (`all`, `names`) in what channels build
+    /// (`add`), or out of it.
+    pub fn count_interest(&self, all: bool, names: &HashSet<String>, add: bool) {
+        let mut interest = lock(&self.interest);
+        if all {
+            interest.all = if add {
+                interest.all + 1
+            } else {
+                interest.all.saturating_sub(1)
+            };
+        }
+        for name in names {
+            if add {
+                *interest.names.entry(name.clone()).or_default() += 1;
+            } else if let Some(count) = interest.names.get_mut(name) {
+                *count -= 1;
+                if *count == 0 {
+                    interest.names.remove(name);
+                }
+            }
+        }
     }
 
     /// Sends an event to every listener.
@@ -802,6 +871,40 @@ fn split_unescaped(s: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn channels_build_the_events_some_connection_subscribes_to() {
+        let switch = Switch::new(SandboxClock::new(1.0), PathBuf::from("/tmp"));
+        let names = |list: &[&str]| list.iter().map(|n| n.to_string()).collect::<HashSet<_>>();
+        assert!(!switch.wanted("CHANNEL_ANSWER"));
+        switch.count_interest(false, &names(&["CHANNEL_ANSWER", "DTMF"]), true);
+        switch.count_interest(false, &names(&["CHANNEL_ANSWER"]), true);
+        assert!(switch.wanted("CHANNEL_ANSWER") && switch.wanted("DTMF"));
+        assert!(!switch.wanted("CHANNEL_STATE"));
+        switch.count_interest(false, &names(&["CHANNEL_ANSWER", "DTMF"]), false);
+        assert!(switch.wanted("CHANNEL_ANSWER") && !switch.wanted("DTMF"));
+        switch.count_interest(true, &HashSet::new(), true);
+        assert!(switch.wanted("CHANNEL_STATE"));
+        switch.count_interest(true, &HashSet::new(), false);
+        switch.count_interest(false, &names(&["CHANNEL_ANSWER"]), false);
+        assert!(!switch.wanted("CHANNEL_ANSWER") && !switch.wanted("CHANNEL_STATE"));
+        // An event fired for nobody still takes its sequence number.
+        let seq = |e: &Event| e.get("Event-Sequence").unwrap().parse::<u64>().unwrap();
+        let first = seq(&switch.base_event("CHANNEL_ANSWER"));
+        switch.fire_unheard();
+        assert_eq!(seq(&switch.base_event("CHANNEL_ANSWER")), first + 2);
+    }
+
+    #[test]
+    fn event_dates_are_those_of_the_events_second() {
+        let mut dates = EventDates::default();
+        let at = dates.at(1_764_646_304_999_999);
+        assert_eq!(
+            (at.local.as_str(), at.gmt.as_str()),
+            ("2025-12-02 03:31:44", "Tue, 02 Dec 2025 03:31:44 GMT")
+        );
+        assert_eq!(dates.at(1_764_646_305_000_000).local, "2025-12-02 03:31:45");
+    }
 
     #[test]
     fn originate_parts() {
