@@ -1,14 +1,16 @@
 //! Complete calls through `voicepaas serve` and a `voicepaas sandbox` (separate processes)
 //! at full speed: sustained calls per second, concurrent calls, time from originate to
 //! CDR, the server's peak RSS, and the server's CPU: per orchestrated call, and per second
-//! while idle before the load.
+//! while idle before the load. The sandbox's CPU per call is printed beside the server's:
+//! the media side of the same calls, measured in the same run (these machines differ by
+//! up to 3× from one to the next).
 //!
 //! `cargo bench --bench calls_load` (env: LOAD_KIND notice|captcha|click2call, default
 //! notice; LOAD_CALLS, default 30000; LOAD_RATE calls per second offered, default 1000;
 //! LOAD_CALL_SECS, sandbox seconds per notice, default 10; LOAD_IDLE_SECS, seconds of idle
 //! measured first, default 10; DATABASE_URL, default a temporary SQLite file;
 //! VOICEPAAS_BIN, the server binary, default this build's — to run another build's
-//! server under the same load).
+//! server under the same load; SANDBOX_BIN, the same for the sandbox).
 //!
 //! `LOAD_SIZE=1` (notices only) also measures the database: every call's result callback
 //! goes to a local receiver; once all are delivered the size of the database is reported,
@@ -189,7 +191,8 @@ async fn main() {
         .unwrap_or_else(|_| format!("sqlite://{}/load.db", dir.path().display()));
     // The sandbox and the server run as processes of their own, so the server's memory
     // and CPU are measured alone.
-    let (_sandbox, media_port) = start_sandbox(dir.path(), None);
+    let (sandbox, media_port) = start_sandbox(dir.path(), None);
+    let sandbox_pid = sandbox.0.id();
     let (server, base) = start_server(&bin, &url, media_port, dir.path(), &[]).await;
     let pid = server.0.id();
     let client = reqwest::Client::new();
@@ -218,6 +221,7 @@ async fn main() {
     let per_tick = (rate / 10) as usize;
     let started = Instant::now();
     let cpu_from = cpu_secs(pid);
+    let sandbox_cpu_from = cpu_secs(sandbox_pid);
     let threads_from = cpu_by_thread(pid);
     let sampler_db = db.clone();
     let sampler = tokio::spawn(async move {
@@ -274,6 +278,7 @@ async fn main() {
     let samples = sampler.await.expect("sampler");
     let total_secs = started.elapsed().as_secs_f64();
     let cpu_per_call_ms = (cpu_secs(pid) - cpu_from) * 1000.0 / calls as f64;
+    let sandbox_per_call_ms = (cpu_secs(sandbox_pid) - sandbox_cpu_from) * 1000.0 / calls as f64;
     let threads: Vec<String> = cpu_by_thread(pid)
         .into_iter()
         .map(|(name, secs)| {
@@ -306,6 +311,10 @@ async fn main() {
     println!("idle: {idle_ms_per_sec:.1} ms of CPU per second");
     println!("CPU: {cpu_per_call_ms:.3} ms per call (server process, accepting included)");
     println!("CPU by thread (ms per call): {}", threads.join(", "));
+    println!(
+        "sandbox CPU: {sandbox_per_call_ms:.3} ms per call (the media server's side of the same calls); server ÷ sandbox: {:.2}",
+        cpu_per_call_ms / sandbox_per_call_ms.max(0.001)
+    );
     println!("sustained: {sustained:.0} calls/s completed (from 10 % to 90 % of the calls done)");
     println!("concurrent: peak {peak_live} live legs");
     println!(

@@ -63,10 +63,13 @@ pub fn free_port() -> u16 {
 }
 
 /// A standalone `voicepaas sandbox` on a free port, its recordings under `dir`, its clock
-/// at `speed` (the default when `None`): the process and its Event Socket port.
+/// at `speed` (the default when `None`): the process and its Event Socket port. The
+/// binary is this build's, or `SANDBOX_BIN` (to measure another build's sandbox).
 pub fn start_sandbox(dir: &std::path::Path, speed: Option<u64>) -> (Proc, u16) {
     let port = free_port();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_voicepaas"));
+    let bin =
+        std::env::var("SANDBOX_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_voicepaas").into());
+    let mut command = Command::new(bin);
     command
         .args(["sandbox", "--listen", &format!("127.0.0.1:{port}")])
         .env("VOICEPAAS_RECORDINGS_DIR", dir.join("recordings"));
