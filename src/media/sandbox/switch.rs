@@ -20,7 +20,7 @@ use crate::esl::Event;
 /// that fall too far behind as well).
 const EVENT_BUFFER: usize = 100_000;
 
-/// Room for one event's headers: a channel event with its variables is 2–3 KB.
+/// Room for one event's headers: a channel event with its variables is 1–3 KB.
 const EVENT_BYTES: usize = 4096;
 
 /// How many connections subscribe to every event, and to each event name.
