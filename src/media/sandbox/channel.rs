@@ -378,11 +378,7 @@ impl Channel {
     }
 
     fn emit(&self, name: &str, state: &str, extra: &[(&str, String)]) {
-        if self.switch.wanted(name) {
-            self.switch.publish(self.event(name, state, extra));
-        } else {
-            self.switch.fire_unheard();
-        }
+        self.switch.fire(name, || self.event(name, state, extra));
     }
 
     fn emit_callstate(&self, state: &str, original: &str) {

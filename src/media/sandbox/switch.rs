@@ -127,17 +127,21 @@ impl Switch {
         e
     }
 
-    /// Whether some connection subscribes to events named `name` (or to all of them): a
-    /// channel builds only the events somebody will receive.
-    pub fn wanted(&self, name: &str) -> bool {
-        let interest = lock(&self.interest);
-        interest.all > 0 || interest.names.contains_key(name)
+    /// Fires event `name`: built by `build` and published when some connection subscribes
+    /// to it (by name or to all), otherwise only numbered — it takes its sequence number,
+    /// so the numbers listeners see keep FreeSWITCH's gaps, but nobody formats it.
+    pub fn fire(&self, name: &str, build: impl FnOnce() -> Event) {
+        if self.wanted(name) {
+            self.publish(build());
+        } else {
+            self.sequence.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
-    /// Takes the sequence number of an event fired for no listener, so the numbers
-    /// listeners see keep FreeSWITCH's gaps.
-    pub fn fire_unheard(&self) {
-        self.sequence.fetch_add(1, Ordering::Relaxed);
+    /// Whether some connection subscribes to events named `name` (or to all of them).
+    fn wanted(&self, name: &str) -> bool {
+        let interest = lock(&self.interest);
+        interest.all > 0 || interest.names.contains_key(name)
     }
 
     /// Counts one connection's subscriptions (`all`, `names`) in what channels build
@@ -891,7 +895,7 @@ mod tests {
         // An event fired for nobody still takes its sequence number.
         let seq = |e: &Event| e.get("Event-Sequence").unwrap().parse::<u64>().unwrap();
         let first = seq(&switch.base_event("CHANNEL_ANSWER"));
-        switch.fire_unheard();
+        switch.fire("CHANNEL_STATE", || unreachable!("nobody subscribes to it"));
         assert_eq!(seq(&switch.base_event("CHANNEL_ANSWER")), first + 2);
     }
 
